@@ -1,0 +1,54 @@
+"""create_app: wiring only (configuration, program, database, blueprints, CLI)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from flask import Flask, jsonify
+from sqlalchemy import text
+
+from bot.cli import register_cli
+from bot.config import Config
+from bot.db import make_engine, make_sessionmaker
+from bot.program import load_program
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the Flask app; raises ProgramError if the program file is unusable."""
+    config = config or Config.from_env()
+    program = load_program(config.program_path)
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(SECRET_KEY=config.secret_key, MAX_CONTENT_LENGTH=1024 * 1024)
+    engine = make_engine(config.database_url)
+    app.extensions["loyalty"] = {
+        "config": config, "program": program, "engine": engine,
+        "sessions": make_sessionmaker(engine),
+    }
+    _logging(app)
+    _health(app)
+    register_cli(app)
+    return app
+
+
+def _logging(app: Flask) -> None:
+    """Log to stdout, where a PaaS collects it."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("bot")
+    if not root.handlers:
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def _health(app: Flask) -> None:
+    @app.get("/healthz")
+    def healthz():
+        """200 when the database answers, 503 when it does not."""
+        try:
+            with app.extensions["loyalty"]["engine"].connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception:  # any failure to reach the database means "not healthy"
+            logging.getLogger("bot").exception("health check: database unreachable")
+            return jsonify(status="database unavailable"), 503
+        return jsonify(status="ok")

@@ -1,0 +1,144 @@
+"""Owner and deploy commands: `flask --app bot db|program|points|members|expire ...`."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import click
+from flask import Flask, current_app
+
+from bot import migrate
+from bot.db import transaction
+from bot.loyalty.coupons import expire_due_coupons
+from bot.loyalty.errors import LoyaltyError
+from bot.loyalty.ledger import expire_due_points
+from bot.loyalty.members import adjust_points, find_by_code
+from bot.loyalty.summary import member_summary
+from bot.loyalty.timeutil import utcnow
+
+
+def _ctx() -> dict:
+    return current_app.extensions["loyalty"]
+
+
+def _parse_now(value: str | None) -> dt.datetime:
+    if not value:
+        return utcnow()
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO-8601 time like 2026-12-01T09:00+08:00") from None
+    if moment.tzinfo is None:  # a bare time means the shop's local time
+        moment = moment.replace(tzinfo=_ctx()["program"].timezone)
+    return moment.astimezone(dt.UTC)
+
+
+@click.group("db")
+def db_group() -> None:
+    """Create, upgrade or inspect the database schema."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Create or upgrade the database to the latest schema (or REVISION)."""
+    migrate.upgrade(_ctx()["config"].database_url, revision)
+    click.echo(f"database at {migrate.current_revision(_ctx()['config'].database_url)}")
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Step the schema back to REVISION (use with care: data in dropped tables is lost)."""
+    migrate.downgrade(_ctx()["config"].database_url, revision)
+
+
+@db_group.command("current")
+def db_current() -> None:
+    """Print the schema revision the database is at."""
+    click.echo(migrate.current_revision(_ctx()["config"].database_url) or "empty database")
+
+
+@click.group("program")
+def program_group() -> None:
+    """Inspect the loyalty program file."""
+
+
+@program_group.command("check")
+def program_check() -> None:
+    """Validate the program file (the app refuses to start with a broken one)."""
+    program = _ctx()["program"]
+    click.echo(f"{program.path}: OK — {program.shop_name}, {len(program.coupons)} coupons, "
+               f"{len(program.rewards)} rewards, {len(program.tiers)} tiers")
+
+
+@click.group("points")
+def points_group() -> None:
+    """Manage members' points by hand."""
+
+
+@points_group.command("adjust", context_settings={"ignore_unknown_options": True})
+@click.argument("member_code")
+@click.argument("delta", type=int)
+@click.option("--reason", required=True, help="Why; kept in the audit trail.")
+@click.option("--by", "actor", default="owner", show_default=True, help="Who is adjusting.")
+def points_adjust(member_code: str, delta: int, reason: str, actor: str) -> None:
+    """Add (+N) or remove (-N) points for MEMBER_CODE, with a reason."""
+    ctx, now = _ctx(), utcnow()
+    try:
+        with transaction(ctx["sessions"]) as session:
+            member = find_by_code(session, member_code)
+            adjust_points(session, ctx["program"], member.id, delta, now, reason=reason,
+                          actor=f"cli:{actor}")
+            balance = member.points_balance
+    except LoyaltyError as exc:
+        raise click.ClickException(exc.message("en")) from None
+    click.echo(f"{member_code}: {delta:+d} points, balance now {balance}")
+
+
+@click.group("members")
+def members_group() -> None:
+    """Look up members."""
+
+
+@members_group.command("show")
+@click.argument("member_code")
+def members_show(member_code: str) -> None:
+    """Show a member's balance, expiring points, tier, stamp card and wallet."""
+    ctx, now = _ctx(), utcnow()
+    try:
+        with transaction(ctx["sessions"]) as session:
+            s = member_summary(session, ctx["program"], find_by_code(session, member_code), now)
+    except LoyaltyError as exc:
+        raise click.ClickException(exc.message("en")) from None
+    click.echo(f"{s.member.display_name or '(no name)'} [{member_code}] tier {s.tier.name_en}")
+    click.echo(f"points: {s.balance}" + "".join(f"; {e.points} expire after {e.date}"
+                                                for e in s.expiring))
+    if s.next_tier:
+        click.echo(f"spend {s.spend}; {s.spend_to_next} more for {s.next_tier.name_en}")
+    click.echo(f"stamps: {s.stamps}/{s.stamp_goal}")
+    for view in s.wallet:
+        click.echo(f"coupon {view.display_code}: {view.template.title_en}")
+
+
+@click.command("expire")
+@click.option("--now", "when", help="Act as of this ISO-8601 time (default: now).")
+def expire_command(when: str | None) -> None:
+    """Expire points and coupons that are past their validity, in small transactions."""
+    ctx, now = _ctx(), _parse_now(when)
+    members = points = coupons = 0
+    while True:
+        with transaction(ctx["sessions"]) as session:
+            batch_members, batch_points = expire_due_points(session, now)
+            batch_coupons = expire_due_coupons(session, now)
+        members, points, coupons = (members + batch_members, points + batch_points,
+                                    coupons + batch_coupons)
+        if not (batch_members or batch_coupons):
+            break
+    click.echo(f"expired {points} points of {members} members and {coupons} coupons")
+
+
+def register_cli(app: Flask) -> None:
+    for command in (db_group, program_group, points_group, members_group, expire_command):
+        app.cli.add_command(command)

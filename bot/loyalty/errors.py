@@ -1,0 +1,129 @@
+"""Exceptions named after the rule that was broken.
+
+Each has a stable machine `code` (for the API and logs) and a human message in zh-TW and
+English; `message(lang)` picks one.
+"""
+
+from __future__ import annotations
+
+
+class LoyaltyError(Exception):
+    code = "loyalty_error"
+    zh = "無法完成這個操作。"
+    en = "This can't be done."
+
+    def __init__(self, **context):
+        self.context = context
+        super().__init__(self.message("en"))
+
+    def message(self, lang: str = "zh-TW") -> str:
+        template = self.en if lang.lower().startswith("en") else self.zh
+        return template.format(**self.context)
+
+
+class UnknownCode(LoyaltyError):
+    code = "unknown_code"
+    zh = "查無此代碼，請確認後再試一次。"
+    en = "No such code. Please check it and try again."
+
+
+class UnknownMember(LoyaltyError):
+    code = "not_found"
+    zh = "找不到這位會員。"
+    en = "No such member."
+
+
+class MemberBlocked(LoyaltyError):
+    code = "member_blocked"
+    zh = "這位會員目前已停用。"
+    en = "This membership is not active."
+
+
+class CouponAlreadyRedeemed(LoyaltyError):
+    code = "already_redeemed"
+    zh = "這張優惠券已經使用過了。"
+    en = "This coupon has already been used."
+
+
+class CouponExpired(LoyaltyError):
+    code = "expired"
+    zh = "這張優惠券已過期（{until}）。"
+    en = "This coupon expired on {until}."
+
+
+class CouponNotYetValid(LoyaltyError):
+    code = "not_yet_valid"
+    zh = "這張優惠券從 {since} 起才能使用。"
+    en = "This coupon can be used from {since}."
+
+
+class CouponNotYours(LoyaltyError):
+    code = "not_yours"
+    zh = "這張優惠券不屬於這位會員。"
+    en = "This coupon belongs to another member."
+
+
+class MinimumSpendNotMet(LoyaltyError):
+    code = "minimum_spend_not_met"
+    zh = "消費滿 {currency}{minimum} 才能使用（本次 {currency}{amount}）。"
+    en = "Needs a spend of {currency}{minimum} or more (this order: {currency}{amount})."
+
+
+class CapReached(LoyaltyError):
+    code = "quantity_exceeded"
+    zh = "「{title}」已經發送完畢或已達領取上限。"
+    en = "No more \"{title}\" coupons can be given out."
+
+
+class CouponWindowClosed(LoyaltyError):
+    code = "campaign_ended"
+    zh = "「{title}」的發送期間已結束。"
+    en = "\"{title}\" is no longer being given out."
+
+
+class InsufficientPoints(LoyaltyError):
+    code = "insufficient_points"
+    zh = "點數不足：需要 {needed} 點，目前有 {balance} 點。"
+    en = "Not enough points: {needed} needed, {balance} available."
+
+
+class UnknownReward(LoyaltyError):
+    code = "unknown_reward"
+    zh = "沒有這個兌換項目。"
+    en = "No such reward."
+
+
+class InvalidAmount(LoyaltyError):
+    code = "invalid_amount"
+    zh = "金額或數量不正確：{detail}"
+    en = "Invalid amount: {detail}"
+
+
+class RefundExceedsPurchase(LoyaltyError):
+    code = "refund_exceeds_purchase"
+    zh = "退款金額超過訂單剩餘金額（最多 {currency}{left}）。"
+    en = "The refund is more than what is left on the order ({currency}{left} at most)."
+
+
+class UnknownOrder(LoyaltyError):
+    code = "not_found"
+    zh = "找不到這筆訂單。"
+    en = "No such order."
+
+
+class OrderConflict(LoyaltyError):
+    code = "order_conflict"
+    zh = "這個訂單編號已用於另一筆不同的消費。"
+    en = "This order id was already recorded with different details."
+
+
+class BirthdayAlreadySet(LoyaltyError):
+    code = "birthday_already_set"
+    zh = "生日已經設定過了；如需更改請洽店家。"
+    en = "Your birthday is already set; please ask the shop to change it."
+
+
+class InvalidBirthday(LoyaltyError):
+    code = "invalid_birthday"
+    zh = "生日日期不正確。"
+    en = "That birthday is not a valid date."

@@ -1,0 +1,154 @@
+"""The points ledger: append-only entries, earnings as lots drawn earliest-expiry-first.
+
+Invariant (tested as a property): a member's cached balance equals the sum of their lots'
+remainders and the sum of all their entries, and is never negative.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from bot.loyalty import audit
+from bot.loyalty.errors import InsufficientPoints, UnknownMember
+from bot.loyalty.timeutil import add_months, end_of_day, local_date, month_end
+from bot.models import Member, PointDraw, PointEntry
+from bot.program import Program
+
+
+def lock_member(session: Session, member_id: int) -> Member:
+    """Load a member for a balance change, holding its row lock on PostgreSQL.
+
+    (On SQLite the transaction's BEGIN IMMEDIATE already serializes writers.)
+    """
+    member = session.execute(
+        select(Member).where(Member.id == member_id).with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if member is None:
+        raise UnknownMember()
+    return member
+
+
+def lot_expiry(program: Program, member: Member, now: dt.datetime) -> dt.datetime:
+    """When points earned now expire, decided in the program's timezone."""
+    if program.expiry_mode == "rolling":
+        anchor = local_date(member.last_purchase_at or now, program.timezone)
+        return end_of_day(add_months(anchor, program.expiry_months), program.timezone)
+    last_day = add_months(local_date(now, program.timezone), program.expiry_months)
+    if program.expiry_end_of_month:
+        last_day = month_end(last_day)
+    return end_of_day(last_day, program.timezone)
+
+
+def credit(session: Session, program: Program, member: Member, points: int, kind: str,
+           now: dt.datetime, *, actor: str, reason: str = "", purchase_id: int | None = None
+           ) -> PointEntry:
+    """Add a lot of `points` (> 0) to a locked member."""
+    lot = PointEntry(member_id=member.id, kind=kind, points=points, remaining=points,
+                     expires_at=lot_expiry(program, member, now), created_at=now,
+                     purchase_id=purchase_id, reason=reason, actor=actor)
+    session.add(lot)
+    member.points_balance += points
+    session.flush()
+    audit.record(session, f"points.{kind}", member_id=member.id, actor=actor, at=now,
+                 points_delta=points, reason=reason, entry_id=lot.id)
+    return lot
+
+
+def open_lots(session: Session, member_id: int, *, first_lot_id: int | None = None
+              ) -> list[PointEntry]:
+    """Lots with points left, in the order draws consume them."""
+    lots = session.scalars(
+        select(PointEntry).where(PointEntry.member_id == member_id, PointEntry.remaining > 0)
+        .order_by(PointEntry.expires_at.is_(None), PointEntry.expires_at, PointEntry.id)
+        .execution_options(populate_existing=True)
+    ).all()
+    if first_lot_id is not None:
+        lots = sorted(lots, key=lambda lot: lot.id != first_lot_id)
+    return list(lots)
+
+
+def debit(session: Session, member: Member, points: int, kind: str, now: dt.datetime, *,
+          actor: str, reason: str = "", lots: list[PointEntry] | None = None,
+          partial: bool = False, **links: int | None) -> PointEntry | None:
+    """Take `points` (> 0) from a locked member's lots, earliest expiry first.
+
+    Raises InsufficientPoints unless `partial`, in which case it takes what there is
+    (possibly nothing, returning None).
+    """
+    if points > member.points_balance and not partial:
+        raise InsufficientPoints(needed=points, balance=member.points_balance)
+    points = min(points, member.points_balance)
+    if points <= 0:
+        return None
+    entry = PointEntry(member_id=member.id, kind=kind, points=-points, created_at=now,
+                       reason=reason, actor=actor, **links)
+    session.add(entry)
+    session.flush()
+    left = points
+    for lot in lots if lots is not None else open_lots(session, member.id):
+        take = min(left, lot.remaining)
+        if take <= 0:
+            continue
+        lot.remaining -= take
+        session.add(PointDraw(entry_id=entry.id, lot_id=lot.id, points=take))
+        left -= take
+        if left == 0:
+            break
+    if left:  # the cached balance and the lots disagree: never paper over that
+        raise RuntimeError(f"ledger out of balance for member {member.id}")
+    member.points_balance -= points
+    audit.record(session, f"points.{kind}", member_id=member.id, actor=actor, at=now,
+                 points_delta=-points, reason=reason, entry_id=entry.id)
+    return entry
+
+
+def settle_expired(session: Session, member: Member, now: dt.datetime) -> int:
+    """Expire a locked member's lots whose time has come; returns the points expired."""
+    due = [lot for lot in open_lots(session, member.id)
+           if lot.expires_at is not None and lot.expires_at <= now]
+    total = sum(lot.remaining for lot in due)
+    if total:
+        debit(session, member, total, "expire", now, actor="system", lots=due,
+              reason="points reached their expiry date")
+    return total
+
+
+def extend_rolling_expiry(session: Session, program: Program, member: Member,
+                          now: dt.datetime) -> None:
+    """Rolling expiry: activity pushes the whole balance's expiry out again."""
+    if program.expiry_mode != "rolling":
+        return
+    session.execute(
+        update(PointEntry)
+        .where(PointEntry.member_id == member.id, PointEntry.remaining > 0)
+        .values(expires_at=lot_expiry(program, member, now))
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+def members_with_due_lots(session: Session, now: dt.datetime, limit: int) -> list[int]:
+    return list(session.scalars(
+        select(PointEntry.member_id)
+        .where(PointEntry.remaining > 0, PointEntry.expires_at <= now)
+        .group_by(PointEntry.member_id).order_by(PointEntry.member_id).limit(limit)
+    ))
+
+
+def expire_due_points(session: Session, now: dt.datetime, limit: int = 200) -> tuple[int, int]:
+    """Expire due lots for up to `limit` members; returns (members, points).
+
+    Call repeatedly, one transaction per call, until it returns (0, 0): a large backlog then
+    never holds long locks nor loads everything at once.
+    """
+    member_ids = members_with_due_lots(session, now, limit)
+    points = sum(settle_expired(session, lock_member(session, mid), now) for mid in member_ids)
+    return len(member_ids), points
+
+
+def lots_total(session: Session, member_id: int) -> int:
+    return session.scalar(select(func.coalesce(func.sum(PointEntry.remaining), 0))
+                          .where(PointEntry.member_id == member_id)) or 0

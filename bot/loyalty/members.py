@@ -1,0 +1,144 @@
+"""Members: join (or come back), find by any handle, birthdays, manual point adjustments."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.loyalty import audit
+from bot.loyalty.codes import new_code, normalize_code
+from bot.loyalty.coupons import issue_coupon
+from bot.loyalty.errors import (
+    BirthdayAlreadySet,
+    CapReached,
+    CouponWindowClosed,
+    InvalidAmount,
+    InvalidBirthday,
+    UnknownMember,
+)
+from bot.loyalty.ledger import credit, debit, lock_member, settle_expired
+from bot.models import Coupon, Member
+from bot.program import Program
+
+
+@dataclass(frozen=True)
+class Registration:
+    member: Member
+    created: bool
+    reactivated: bool
+    welcome_coupon: Coupon | None
+
+
+def register_member(session: Session, program: Program, line_user_id: str, now: dt.datetime,
+                    *, display_name: str = "", language: str = "zh-TW") -> Registration:
+    """Join a LINE user, or reactivate them; the welcome coupon comes once per member, ever."""
+    member = session.scalar(select(Member).where(Member.line_user_id == line_user_id))
+    created = member is None
+    if created:
+        try:
+            with session.begin_nested():
+                member = Member(line_user_id=line_user_id, member_code=_unused_member_code(session),
+                                display_name=display_name[:200], language=language,
+                                tier=program.tiers[0].key, tier_since=now, joined_at=now,
+                                last_activity_at=now)
+                session.add(member)
+        except IntegrityError:  # the same user joined in a concurrent request
+            created = False
+            member = session.scalar(select(Member).where(Member.line_user_id == line_user_id))
+    member = lock_member(session, member.id)
+    reactivated = not created and member.status != "active"
+    member.status, member.last_activity_at = "active", now
+    if display_name:
+        member.display_name = display_name[:200]
+    if language:
+        member.language = language
+    if created or reactivated:
+        audit.record(session, "member.join" if created else "member.rejoin", member_id=member.id,
+                     actor=line_user_id, at=now)
+    return Registration(member, created, reactivated, _welcome(session, program, member, now))
+
+
+def _welcome(session: Session, program: Program, member: Member, now: dt.datetime
+             ) -> Coupon | None:
+    if member.welcome_given_at is not None or not program.welcome_coupon:
+        return None
+    member.welcome_given_at = now
+    try:
+        return issue_coupon(session, program, member.id, program.welcome_coupon, now,
+                            reason="welcome", issue_key=f"welcome:{member.id}")
+    except (CapReached, CouponWindowClosed) as exc:
+        audit.record(session, "coupon.not_issued", member_id=member.id, actor="system", at=now,
+                     reason=exc.code, template=program.welcome_coupon)
+        return None
+
+
+def _unused_member_code(session: Session) -> str:
+    while True:
+        code = new_code()
+        if session.scalar(select(Member.id).where(Member.member_code == code)) is None:
+            return code
+
+
+def unfollow(session: Session, line_user_id: str, now: dt.datetime) -> Member | None:
+    """The user blocked the account: stop messaging them, keep everything they own."""
+    member = session.scalar(select(Member).where(Member.line_user_id == line_user_id))
+    if member is None or member.status == "blocked":
+        return member
+    member.status = "blocked"
+    audit.record(session, "member.leave", member_id=member.id, actor=line_user_id, at=now)
+    return member
+
+
+def find_by_code(session: Session, text: str) -> Member:
+    code = normalize_code(text)
+    member = code and session.scalar(select(Member).where(Member.member_code == code))
+    if not member:
+        raise UnknownMember()
+    return member
+
+
+def find_by_line_user(session: Session, line_user_id: str) -> Member:
+    member = session.scalar(select(Member).where(Member.line_user_id == line_user_id))
+    if member is None:
+        raise UnknownMember()
+    return member
+
+
+def set_birthday(session: Session, member_id: int, birthday: dt.date | str, now: dt.datetime,
+                 *, actor: str, by_owner: bool = False) -> Member:
+    """A customer sets their birthday once; only the owner can change it afterwards."""
+    if isinstance(birthday, str):
+        try:
+            birthday = dt.date.fromisoformat(birthday)
+        except ValueError:
+            raise InvalidBirthday() from None
+    if not dt.date(1900, 1, 1) <= birthday <= now.date():
+        raise InvalidBirthday()
+    member = lock_member(session, member_id)
+    if member.birthday is not None and not by_owner:
+        raise BirthdayAlreadySet()
+    previous, member.birthday, member.birthday_set_at = member.birthday, birthday, now
+    audit.record(session, "member.birthday", member_id=member.id, actor=actor, at=now,
+                 birthday=birthday.isoformat(),
+                 previous=previous.isoformat() if previous else None)
+    return member
+
+
+def adjust_points(session: Session, program: Program, member_id: int, delta: int, now: dt.datetime,
+                  *, reason: str, actor: str) -> Member:
+    """A manual correction, always as a new ledger entry with its reason."""
+    if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0:
+        raise InvalidAmount(detail="the adjustment must be a non-zero whole number of points")
+    if not reason.strip():
+        raise InvalidAmount(detail="a reason is required")
+    member = lock_member(session, member_id)
+    settle_expired(session, member, now)
+    if delta > 0:
+        credit(session, program, member, delta, "adjust", now, actor=actor, reason=reason)
+    else:
+        debit(session, member, -delta, "adjust", now, actor=actor, reason=reason)
+    return member

@@ -1,0 +1,208 @@
+"""Purchases earn points and stamps; refunds take them back in proportion."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.loyalty import audit
+from bot.loyalty.errors import InvalidAmount, OrderConflict, RefundExceedsPurchase, UnknownOrder
+from bot.loyalty.ledger import (
+    credit,
+    debit,
+    extend_rolling_expiry,
+    lock_member,
+    open_lots,
+    settle_expired,
+)
+from bot.loyalty.stamps import add_stamps, stamps_for, take_back_stamps
+from bot.loyalty.tiers import TierChange, evaluate_tier
+from bot.loyalty.timeutil import local_date
+from bot.models import Coupon, PointEntry, Purchase, Refund
+from bot.program import Program
+
+MAX_AMOUNT = 100_000_000
+
+
+@dataclass
+class PurchaseResult:
+    purchase: Purchase
+    points: int
+    stamps: int
+    coupons: list[Coupon] = field(default_factory=list)
+    tier_change: TierChange | None = None
+    duplicate: bool = False
+
+
+@dataclass
+class RefundResult:
+    refund: Refund
+    duplicate: bool = False
+
+
+def _check_amount(value: object, what: str, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_AMOUNT:
+        raise InvalidAmount(detail=f"{what} must be a whole number from {minimum} "
+                                   f"to {MAX_AMOUNT}, not {value!r}")
+    return value
+
+
+def _check_categories(categories: dict | None, amount: int) -> dict[str, int]:
+    categories = dict(categories or {})
+    for name, value in categories.items():
+        if not isinstance(name, str) or not name:
+            raise InvalidAmount(detail="category names must be text")
+        _check_amount(value, f"the amount for category {name!r}")
+    if sum(categories.values()) > amount:
+        raise InvalidAmount(detail="the category amounts add up to more than the purchase")
+    return categories
+
+
+def _check_ref(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 128:
+        raise InvalidAmount(detail=f"{what} must be 1 to 128 characters")
+    return value.strip()
+
+
+def points_for(program: Program, amount: int, categories: dict[str, int], tier_key: str,
+               now: dt.datetime) -> int:
+    """Points for a purchase: categories, then tier and campaign multipliers, rounded once."""
+    weighted = Fraction(amount - sum(categories.values()))
+    for name, part in categories.items():
+        weighted += part * program.category_multipliers.get(name, Fraction(1))
+    today = local_date(now, program.timezone)
+    campaign = max((c.multiplier for c in program.campaigns if c.starts <= today <= c.ends),
+                   default=Fraction(1))
+    exact = weighted / program.amount_per_point * program.tier(tier_key).multiplier * campaign
+    if program.rounding == "ceil":
+        return math.ceil(exact)
+    if program.rounding == "round":
+        return math.floor(exact + Fraction(1, 2))
+    return math.floor(exact)
+
+
+def record_purchase(session: Session, program: Program, member_id: int, amount: int,
+                    now: dt.datetime, *, source: str, order_id: str,
+                    categories: dict[str, int] | None = None, staff_id: int | None = None,
+                    actor: str) -> PurchaseResult:
+    """Record a purchase once per (source, order id); a repeat returns the first result."""
+    amount = _check_amount(amount, "the amount")
+    categories = _check_categories(categories, amount)
+    source, order_id = _check_ref(source, "the source"), _check_ref(order_id, "the order id")
+    member = lock_member(session, member_id)
+    if (existing := _find_purchase(session, source, order_id)) is not None:
+        return _repeat(existing, member.id, amount)
+    settle_expired(session, member, now)
+    first = not session.scalar(select(func.count()).select_from(Purchase)
+                               .where(Purchase.member_id == member.id))
+    points = points_for(program, amount, categories, member.tier, now)
+    stamps = stamps_for(program, session, member, amount, now)
+    try:
+        with session.begin_nested():
+            purchase = Purchase(member_id=member.id, source=source, external_order_id=order_id,
+                                amount=amount, categories=categories, points_earned=points,
+                                stamps_earned=stamps, staff_id=staff_id, created_at=now)
+            session.add(purchase)
+    except IntegrityError:  # another member's request took this order id first
+        return _repeat(_find_purchase(session, source, order_id), member.id, amount)
+    member.last_purchase_at = member.last_activity_at = now
+    extend_rolling_expiry(session, program, member, now)
+    if points:
+        credit(session, program, member, points, "earn", now, actor=actor,
+               reason=f"purchase {source}:{order_id}", purchase_id=purchase.id)
+    result = PurchaseResult(purchase, points, stamps)
+    outcome = add_stamps(session, program, member, stamps, "purchase", now, purchase)
+    starter = program.stamps.starter_stamps if first else 0
+    bonus = add_stamps(session, program, member, starter, "starter", now, purchase)
+    result.stamps += bonus.added
+    purchase.stamps_earned = result.stamps
+    result.coupons = outcome.coupons + bonus.coupons
+    result.tier_change = evaluate_tier(session, program, member, now)
+    audit.record(session, "purchase", member_id=member.id, actor=actor, at=now,
+                 purchase_id=purchase.id, amount=amount, points=points, stamps=result.stamps)
+    return result
+
+
+def _find_purchase(session: Session, source: str, order_id: str) -> Purchase | None:
+    return session.scalar(select(Purchase).where(Purchase.source == source,
+                                                 Purchase.external_order_id == order_id)
+                          .execution_options(populate_existing=True))
+
+
+def _repeat(existing: Purchase, member_id: int, amount: int) -> PurchaseResult:
+    if existing.member_id != member_id or existing.amount != amount:
+        raise OrderConflict()
+    return PurchaseResult(existing, existing.points_earned, existing.stamps_earned,
+                          duplicate=True)
+
+
+def refund_order(session: Session, program: Program, amount: int, now: dt.datetime, *,
+                 source: str, order_id: str, refund_id: str, actor: str) -> RefundResult:
+    """Take back the points and stamps of the refunded share of an order, once per refund id.
+
+    Points already spent cannot be taken back without a negative balance: what cannot be
+    recovered is recorded on the refund (and in the audit trail), never silently dropped.
+    """
+    amount = _check_amount(amount, "the refund amount", minimum=1)
+    source, order_id = _check_ref(source, "the source"), _check_ref(order_id, "the order id")
+    refund_id = _check_ref(refund_id, "the refund id")
+    purchase = _find_purchase(session, source, order_id)
+    if purchase is None:
+        raise UnknownOrder()
+    member = lock_member(session, purchase.member_id)
+    done = session.scalar(select(Refund).where(Refund.source == source,
+                                               Refund.refund_id == refund_id))
+    if done is not None:
+        return RefundResult(done, duplicate=True)
+    purchase = _find_purchase(session, source, order_id)
+    left = purchase.amount - purchase.refunded_amount
+    if amount > left:
+        raise RefundExceedsPurchase(left=left, currency=program.currency + " ")
+    settle_expired(session, member, now)
+    points_due = _share(purchase.points_earned, purchase, amount, session, "points")
+    stamps_due = _share(purchase.stamps_earned, purchase, amount, session, "stamps")
+    purchase.refunded_amount += amount
+    refund = Refund(purchase_id=purchase.id, source=source, refund_id=refund_id, amount=amount,
+                    created_at=now)
+    session.add(refund)
+    session.flush()
+    entry = debit(session, member, points_due, "reverse", now, actor=actor, partial=True,
+                  reason=f"refund {source}:{refund_id}", refund_id=refund.id,
+                  purchase_id=purchase.id, lots=_lots_purchase_first(session, member.id, purchase))
+    refund.points_reversed = -entry.points if entry else 0
+    refund.points_unrecovered = points_due - refund.points_reversed
+    refund.stamps_reversed = take_back_stamps(session, program, member, stamps_due, now, purchase)
+    refund.stamps_unrecovered = stamps_due - refund.stamps_reversed
+    evaluate_tier(session, program, member, now)
+    audit.record(session, "refund", member_id=member.id, actor=actor, at=now,
+                 refund_id=refund.id, amount=amount, points_reversed=refund.points_reversed,
+                 points_unrecovered=refund.points_unrecovered,
+                 stamps_reversed=refund.stamps_reversed,
+                 stamps_unrecovered=refund.stamps_unrecovered)
+    return RefundResult(refund)
+
+
+def _share(earned: int, purchase: Purchase, amount: int, session: Session, what: str) -> int:
+    """This refund's share of what the order earned, so partial refunds add up exactly."""
+    refunded_after = purchase.refunded_amount + amount
+    target = earned if refunded_after == purchase.amount else \
+        earned * refunded_after // purchase.amount
+    column = Refund.points_reversed + Refund.points_unrecovered if what == "points" else \
+        Refund.stamps_reversed + Refund.stamps_unrecovered
+    already = session.scalar(select(func.coalesce(func.sum(column), 0))
+                             .where(Refund.purchase_id == purchase.id)) or 0
+    return max(0, target - already)
+
+
+def _lots_purchase_first(session: Session, member_id: int, purchase: Purchase
+                         ) -> list[PointEntry]:
+    """A refund takes back the order's own lot first, then the soonest-expiring others."""
+    own = session.scalar(select(PointEntry.id).where(PointEntry.purchase_id == purchase.id,
+                                                     PointEntry.kind == "earn"))
+    return open_lots(session, member_id, first_lot_id=own)

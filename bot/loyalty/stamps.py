@@ -1,0 +1,116 @@
+"""Stamp cards: stamps per visit or per amount, milestones, completion and a fresh card."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.loyalty import audit
+from bot.loyalty.coupons import issue_coupon
+from bot.loyalty.errors import CapReached, CouponWindowClosed
+from bot.loyalty.timeutil import end_of_day, local_date
+from bot.models import Coupon, Member, Purchase, Stamp, StampCard
+from bot.program import Program
+
+
+@dataclass
+class StampOutcome:
+    added: int = 0
+    coupons: list[Coupon] = field(default_factory=list)
+    cards_completed: int = 0
+
+
+def active_card(session: Session, program: Program, member_id: int, now: dt.datetime
+                ) -> StampCard:
+    """The member's current card; an out-of-date one is closed and a new one started."""
+    card = session.scalar(select(StampCard).where(StampCard.member_id == member_id,
+                                                  StampCard.status == "active")
+                          .order_by(StampCard.id.desc()))
+    if card and card.expires_at is not None and card.expires_at <= now:
+        card.status = "expired"
+        card = None
+    if card is None:
+        days = program.stamps.card_valid_days
+        expires = (end_of_day(local_date(now, program.timezone) + dt.timedelta(days=days - 1),
+                              program.timezone) if days else None)
+        card = StampCard(member_id=member_id, goal=program.stamps.goal, stamps=0,
+                         started_at=now, expires_at=expires)
+        session.add(card)
+        session.flush()
+    return card
+
+
+def stamps_for(program: Program, session: Session, member: Member, amount: int,
+               now: dt.datetime) -> int:
+    """Stamps a purchase of `amount` earns, before starter stamps."""
+    rules = program.stamps
+    if amount < rules.min_amount:
+        return 0
+    count = 1 if rules.per == "visit" else amount // rules.amount_per_stamp
+    if rules.one_per_day and count:
+        today = local_date(now, program.timezone)
+        earned_today = session.scalar(
+            select(func.coalesce(func.sum(Stamp.count), 0))
+            .where(Stamp.member_id == member.id, Stamp.local_day == today,
+                   Stamp.reason == "purchase")) or 0
+        count = max(0, min(count, 1 - earned_today))
+    return count
+
+
+def add_stamps(session: Session, program: Program, member: Member, count: int, reason: str,
+               now: dt.datetime, purchase: Purchase | None = None) -> StampOutcome:
+    """Put `count` stamps on a locked member's cards, issuing milestone and completion coupons."""
+    outcome = StampOutcome()
+    today = local_date(now, program.timezone)
+    while count > 0:
+        card = active_card(session, program, member.id, now)
+        put = min(count, card.goal - card.stamps)
+        before, card.stamps = card.stamps, card.stamps + put
+        session.add(Stamp(card_id=card.id, member_id=member.id, count=put, local_day=today,
+                          reason=reason, created_at=now,
+                          purchase_id=purchase.id if purchase else None))
+        for milestone in program.stamps.milestones:
+            if before < milestone.at <= card.stamps:
+                _reward(session, program, member, milestone.reward, now,
+                        f"stampcard:{card.id}:at:{milestone.at}", outcome)
+        if card.stamps >= card.goal:
+            card.status, card.completed_at = "completed", now
+            outcome.cards_completed += 1
+            if program.stamps.completion_reward:
+                _reward(session, program, member, program.stamps.completion_reward, now,
+                        f"stampcard:{card.id}:complete", outcome)
+        outcome.added += put
+        count -= put
+        session.flush()
+    return outcome
+
+
+def _reward(session: Session, program: Program, member: Member, template: str,
+            now: dt.datetime, key: str, outcome: StampOutcome) -> None:
+    """Issue a card reward; a reward that has run out must not undo the purchase."""
+    try:
+        outcome.coupons.append(issue_coupon(session, program, member.id, template, now,
+                                            reason="stamp_card", issue_key=key))
+    except (CapReached, CouponWindowClosed) as exc:
+        audit.record(session, "coupon.not_issued", member_id=member.id, actor="system", at=now,
+                     reason=exc.code, template=template, issue_key=key)
+
+
+def take_back_stamps(session: Session, program: Program, member: Member, count: int,
+                     now: dt.datetime, purchase: Purchase) -> int:
+    """Remove up to `count` stamps from the current card (a completed card stays completed).
+
+    Returns how many were removed; the caller records the rest as not recovered.
+    """
+    card = active_card(session, program, member.id, now)
+    taken = min(count, card.stamps)
+    if taken:
+        card.stamps -= taken
+        session.add(Stamp(card_id=card.id, member_id=member.id, count=-taken,
+                          local_day=local_date(now, program.timezone), reason="refund",
+                          created_at=now, purchase_id=purchase.id))
+        session.flush()
+    return taken

@@ -1,0 +1,68 @@
+"""Everything a member sees about themselves, read in one place."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.loyalty.coupons import CouponView, wallet
+from bot.loyalty.stamps import active_card
+from bot.loyalty.tiers import next_tier, window_spend
+from bot.loyalty.timeutil import local_date
+from bot.models import Member, PointEntry
+from bot.program import Program, Tier
+
+
+@dataclass(frozen=True)
+class Expiring:
+    date: dt.date  # the last local day the points can be used
+    points: int
+
+
+@dataclass(frozen=True)
+class MemberSummary:
+    member: Member
+    balance: int
+    expiring: list[Expiring]
+    tier: Tier
+    next_tier: Tier | None
+    spend: int
+    spend_to_next: int | None
+    stamps: int
+    stamp_goal: int
+    stamps_to_next_reward: int
+    wallet: list[CouponView]
+
+
+def member_summary(session: Session, program: Program, member: Member, now: dt.datetime,
+                   soon_days: int = 30) -> MemberSummary:
+    """Balance (net of anything already past its expiry), expiring points, tier, card, wallet."""
+    tz = program.timezone
+    rows = session.execute(
+        select(PointEntry.expires_at, func.sum(PointEntry.remaining))
+        .where(PointEntry.member_id == member.id, PointEntry.remaining > 0,
+               PointEntry.expires_at.is_not(None))
+        .group_by(PointEntry.expires_at).order_by(PointEntry.expires_at)).all()
+    lapsed = sum(points for at, points in rows if at <= now)
+    horizon = now + dt.timedelta(days=soon_days)
+    by_day: dict[dt.date, int] = {}
+    for at, points in rows:
+        if now < at <= horizon:
+            day = local_date(at - dt.timedelta(microseconds=1), tz)
+            by_day[day] = by_day.get(day, 0) + points
+    tier = program.tier(member.tier)
+    upcoming = next_tier(program, tier)
+    spend = window_spend(session, program, member.id, now)
+    card = active_card(session, program, member.id, now)
+    targets = [m.at for m in program.stamps.milestones if m.at > card.stamps] + [card.goal]
+    return MemberSummary(
+        member=member, balance=member.points_balance - lapsed,
+        expiring=[Expiring(day, points) for day, points in sorted(by_day.items())],
+        tier=tier, next_tier=upcoming, spend=spend,
+        spend_to_next=max(0, upcoming.threshold - spend) if upcoming else None,
+        stamps=card.stamps, stamp_goal=card.goal,
+        stamps_to_next_reward=min(targets) - card.stamps,
+        wallet=wallet(session, program, member.id, now))

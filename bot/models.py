@@ -1,0 +1,302 @@
+"""Typed SQLAlchemy 2.0 models. Constraints carry the invariants the services rely on."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator):
+    """Stored as naive UTC on every database; always read back as an aware UTC datetime."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; the program stores aware UTC datetimes only")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        return None if value is None else value.replace(tzinfo=dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dt.datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+Id = Mapped[int]
+
+
+def pk() -> Any:
+    return mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+
+
+def ref(target: str, nullable: bool = False) -> Any:
+    return mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                         ForeignKey(target), nullable=nullable, index=True)
+
+
+class Member(Base):
+    __tablename__ = "members"
+    __table_args__ = (
+        CheckConstraint("points_balance >= 0", name="balance_not_negative"),
+        CheckConstraint("status IN ('active', 'blocked')", name="status_known"),
+    )
+
+    id: Id = pk()
+    line_user_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    phone: Mapped[str | None] = mapped_column(String(32), unique=True)
+    external_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    member_code: Mapped[str] = mapped_column(String(16), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    language: Mapped[str] = mapped_column(String(16), default="zh-TW")
+    birthday: Mapped[dt.date | None] = mapped_column(Date)
+    birthday_set_at: Mapped[dt.datetime | None]
+    tier: Mapped[str] = mapped_column(String(32))
+    tier_since: Mapped[dt.datetime]
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    points_balance: Mapped[int] = mapped_column(Integer, default=0)
+    welcome_given_at: Mapped[dt.datetime | None]
+    joined_at: Mapped[dt.datetime]
+    last_activity_at: Mapped[dt.datetime]
+    last_purchase_at: Mapped[dt.datetime | None]
+
+
+class PointEntry(Base):
+    """One line of the append-only ledger. Positive entries are lots that later draws consume."""
+
+    __tablename__ = "point_entries"
+    __table_args__ = (
+        CheckConstraint("kind IN ('earn', 'spend', 'expire', 'reverse', 'adjust')",
+                        name="kind_known"),
+        CheckConstraint("points <> 0", name="points_not_zero"),
+        CheckConstraint("remaining IS NULL OR (remaining >= 0 AND remaining <= points)",
+                        name="remaining_within_lot"),
+        Index("ix_point_entries_open_lots", "member_id", "expires_at",
+              postgresql_where=text("remaining > 0"), sqlite_where=text("remaining > 0")),
+    )
+
+    id: Id = pk()
+    member_id: Mapped[int] = ref("members.id")
+    kind: Mapped[str] = mapped_column(String(16))
+    points: Mapped[int] = mapped_column(Integer)
+    remaining: Mapped[int | None] = mapped_column(Integer)
+    expires_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime]
+    purchase_id: Mapped[int | None] = ref("purchases.id", nullable=True)
+    refund_id: Mapped[int | None] = ref("refunds.id", nullable=True)
+    coupon_id: Mapped[int | None] = ref("coupons.id", nullable=True)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    actor: Mapped[str] = mapped_column(String(100), default="system")
+
+
+class PointDraw(Base):
+    """Which lots a negative entry consumed, and how much of each."""
+
+    __tablename__ = "point_draws"
+    __table_args__ = (CheckConstraint("points > 0", name="points_positive"),)
+
+    id: Id = pk()
+    entry_id: Mapped[int] = ref("point_entries.id")
+    lot_id: Mapped[int] = ref("point_entries.id")
+    points: Mapped[int] = mapped_column(Integer)
+
+
+class Purchase(Base):
+    __tablename__ = "purchases"
+    __table_args__ = (
+        UniqueConstraint("source", "external_order_id", name="uq_purchases_source_order"),
+        CheckConstraint("amount >= 0", name="amount_not_negative"),
+        CheckConstraint("refunded_amount >= 0 AND refunded_amount <= amount",
+                        name="refund_within_amount"),
+        Index("ix_purchases_member_created", "member_id", "created_at"),
+    )
+
+    id: Id = pk()
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    source: Mapped[str] = mapped_column(String(32))
+    external_order_id: Mapped[str] = mapped_column(String(128))
+    amount: Mapped[int] = mapped_column(Integer)
+    categories: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    points_earned: Mapped[int] = mapped_column(Integer, default=0)
+    stamps_earned: Mapped[int] = mapped_column(Integer, default=0)
+    refunded_amount: Mapped[int] = mapped_column(Integer, default=0)
+    staff_id: Mapped[int | None] = ref("staff.id", nullable=True)
+    created_at: Mapped[dt.datetime]
+
+
+class Refund(Base):
+    __tablename__ = "refunds"
+    __table_args__ = (
+        UniqueConstraint("source", "refund_id", name="uq_refunds_source_refund"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+    id: Id = pk()
+    purchase_id: Mapped[int] = ref("purchases.id")
+    source: Mapped[str] = mapped_column(String(32))
+    refund_id: Mapped[str] = mapped_column(String(128))
+    amount: Mapped[int] = mapped_column(Integer)
+    points_reversed: Mapped[int] = mapped_column(Integer, default=0)
+    points_unrecovered: Mapped[int] = mapped_column(Integer, default=0)
+    stamps_reversed: Mapped[int] = mapped_column(Integer, default=0)
+    stamps_unrecovered: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime]
+
+
+class StampCard(Base):
+    __tablename__ = "stamp_cards"
+    __table_args__ = (
+        CheckConstraint("stamps >= 0 AND stamps <= goal", name="stamps_within_goal"),
+        CheckConstraint("status IN ('active', 'completed', 'expired')", name="status_known"),
+    )
+
+    id: Id = pk()
+    member_id: Mapped[int] = ref("members.id")
+    goal: Mapped[int] = mapped_column(Integer)
+    stamps: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    started_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime | None]
+    completed_at: Mapped[dt.datetime | None]
+
+
+class Stamp(Base):
+    """Stamps added to (positive count) or taken off (negative count) a card."""
+
+    __tablename__ = "stamps"
+    __table_args__ = (CheckConstraint("count <> 0", name="count_not_zero"),)
+
+    id: Id = pk()
+    card_id: Mapped[int] = ref("stamp_cards.id")
+    member_id: Mapped[int] = ref("members.id")
+    purchase_id: Mapped[int | None] = ref("purchases.id", nullable=True)
+    count: Mapped[int] = mapped_column(Integer)
+    local_day: Mapped[dt.date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(String(32), default="visit")
+    created_at: Mapped[dt.datetime]
+
+
+class CouponTemplateRow(Base):
+    """The program's coupon templates, mirrored so caps can be counted atomically."""
+
+    __tablename__ = "coupon_templates"
+    __table_args__ = (
+        CheckConstraint("total_cap IS NULL OR issued_count <= total_cap", name="within_cap"),
+    )
+
+    id: Id = pk()
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    total_cap: Mapped[int | None] = mapped_column(Integer)
+    issued_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Coupon(Base):
+    __tablename__ = "coupons"
+    __table_args__ = (
+        CheckConstraint("status IN ('issued', 'redeemed', 'expired', 'void')",
+                        name="status_known"),
+        Index("ix_coupons_status_valid_until", "status", "valid_until"),
+    )
+
+    id: Id = pk()
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    template_id: Mapped[int] = ref("coupon_templates.id")
+    member_id: Mapped[int] = ref("members.id")
+    status: Mapped[str] = mapped_column(String(16), default="issued")
+    valid_from: Mapped[dt.datetime]
+    valid_until: Mapped[dt.datetime]
+    issued_at: Mapped[dt.datetime]
+    reason: Mapped[str] = mapped_column(String(64))
+    # Makes an automatic grant (welcome, milestone, birthday ...) happen at most once, ever.
+    issue_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    redeemed_at: Mapped[dt.datetime | None]
+
+
+class Redemption(Base):
+    __tablename__ = "redemptions"
+
+    id: Id = pk()
+    coupon_id: Mapped[int] = mapped_column(ForeignKey("coupons.id"), unique=True)
+    member_id: Mapped[int] = ref("members.id")
+    staff_id: Mapped[int | None] = ref("staff.id", nullable=True)
+    purchase_id: Mapped[int | None] = ref("purchases.id", nullable=True)
+    order_amount: Mapped[int | None] = mapped_column(Integer)
+    discount: Mapped[int] = mapped_column(Integer, default=0)
+    channel: Mapped[str] = mapped_column(String(32), default="staff")
+    redeemed_at: Mapped[dt.datetime]
+
+
+class Staff(Base):
+    __tablename__ = "staff"
+
+    id: Id = pk()
+    line_user_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16), default="staff")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime]
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+
+    id: Id = pk()
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    automatic: Mapped[bool] = mapped_column(default=False)
+
+
+class MemberTag(Base):
+    __tablename__ = "member_tags"
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id"), primary_key=True)
+    tagged_at: Mapped[dt.datetime]
+
+
+class AuditLog(Base):
+    """Who changed what and why: every balance change and every redemption."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_member_at", "member_id", "at"),)
+
+    id: Id = pk()
+    at: Mapped[dt.datetime]
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(64))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    points_delta: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -1,0 +1,419 @@
+"""Load and validate the shop's TOML program into frozen dataclasses.
+
+Every mistake becomes one ProgramError naming the file, the key and (where it can be
+found) the line, so an owner never sees a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+COUPON_KINDS = ("amount_off", "percent_off", "free_shipping", "free_gift")
+ROUNDING = ("floor", "round", "ceil")
+EXPIRY_MODES = ("lot", "rolling")
+DOWNGRADE_RULES = ("never", "rolling", "grace")
+
+
+class ProgramError(Exception):
+    """The program file is unusable; str() is the one message shown to the owner."""
+
+    def __init__(self, path: str, key: str, message: str, line: int | None = None):
+        self.path, self.key, self.line = path, key, line
+        where = f"{path}, line {line}" if line else path
+        label = f"[{key}] " if key else ""
+        super().__init__(f"Program file error in {where}: {label}{message}")
+
+
+@dataclass(frozen=True)
+class Campaign:
+    name: str
+    name_en: str
+    starts: dt.date
+    ends: dt.date
+    multiplier: Fraction
+
+
+@dataclass(frozen=True)
+class CouponTemplate:
+    key: str
+    title: str
+    title_en: str
+    kind: str
+    amount: int = 0
+    percent: int = 0
+    max_discount: int | None = None
+    min_spend: int = 0
+    gift: str = ""
+    valid_days: int | None = None
+    valid_from: dt.date | None = None
+    valid_until: dt.date | None = None
+    total_cap: int | None = None
+    per_member_cap: int | None = None
+
+
+@dataclass(frozen=True)
+class Milestone:
+    at: int
+    reward: str
+
+
+@dataclass(frozen=True)
+class StampRules:
+    per: str
+    amount_per_stamp: int
+    min_amount: int
+    goal: int
+    starter_stamps: int
+    one_per_day: bool
+    card_valid_days: int
+    completion_reward: str | None
+    milestones: tuple[Milestone, ...]
+
+
+@dataclass(frozen=True)
+class Reward:
+    id: int
+    points: int
+    coupon: str
+
+
+@dataclass(frozen=True)
+class Tier:
+    key: str
+    name: str
+    name_en: str
+    threshold: int
+    multiplier: Fraction
+    birthday_coupon: str | None
+
+
+@dataclass(frozen=True)
+class Program:
+    path: str
+    shop_name: str
+    shop_name_en: str
+    timezone: ZoneInfo
+    currency: str
+    amount_per_point: int
+    rounding: str
+    category_multipliers: dict[str, Fraction]
+    campaigns: tuple[Campaign, ...]
+    expiry_mode: str
+    expiry_months: int
+    expiry_end_of_month: bool
+    stamps: StampRules
+    coupons: dict[str, CouponTemplate]
+    rewards: tuple[Reward, ...]
+    tier_window_months: int
+    downgrade: str
+    grace_months: int
+    tiers: tuple[Tier, ...]
+    welcome_coupon: str | None
+    birthday_when: str
+    winback_after_days: int | None
+    winback_coupon: str | None
+    confirm_above: int | None
+
+    def tier(self, key: str) -> Tier:
+        """The tier with this key, or the lowest tier for an unknown key."""
+        return next((t for t in self.tiers if t.key == key), self.tiers[0])
+
+    def reward(self, reward_id: int) -> Reward | None:
+        return next((r for r in self.rewards if r.id == reward_id), None)
+
+
+def load_program(path: str | Path) -> Program:
+    """Read and validate a program file; raise ProgramError on the first mistake."""
+    path = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProgramError(path, "", f"cannot read the file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ProgramError(path, "", "the file is not UTF-8 text") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        line = int(match.group(1)) if match else None
+        raise ProgramError(path, "", f"not valid TOML: {exc}", line) from None
+    return _Reader(path, text).program(data)
+
+
+class _Reader:
+    """Walks the parsed TOML, remembering where each value came from."""
+
+    def __init__(self, path: str, text: str):
+        self.path, self.lines = path, text.splitlines()
+
+    def fail(self, key: str, message: str) -> ProgramError:
+        return ProgramError(self.path, key, message, self._locate(key))
+
+    def _locate(self, key: str) -> int | None:
+        """Best-effort line of a dotted key such as `tiers[2].threshold`."""
+        parts = key.split(".")
+        start = 0
+        if len(parts) > 1:
+            table, index = re.fullmatch(r"([^\[]+)(?:\[(\d+)\])?", ".".join(parts[:-1])).groups()
+            header = re.compile(rf"^\s*\[\[?\s*{re.escape(table)}\s*\]\]?")
+            hits = [n for n, line in enumerate(self.lines) if header.match(line)]
+            if not hits:
+                return None
+            start = hits[min(int(index or 0), len(hits) - 1)]
+        name = re.compile(rf"^\s*\"?{re.escape(parts[-1].split('[')[0])}\"?\s*=")
+        for n in range(start, len(self.lines)):
+            if n > start and len(parts) > 1 and self.lines[n].lstrip().startswith("["):
+                break
+            if name.match(self.lines[n]):
+                return n + 1
+        return start + 1 if len(parts) > 1 else None
+
+    # -- typed getters -------------------------------------------------------------
+    def table(self, data: dict, key: str, path: str, required: bool = True) -> dict:
+        value = data.get(key)
+        if value is None and not required:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(path, "missing table" if value is None else "must be a table")
+        return value
+
+    def integer(self, data: dict, key: str, path: str, *, default: Any = ..., minimum: int = 0
+                ) -> Any:
+        if key not in data:
+            if default is ...:
+                raise self.fail(path, "is required")
+            return default
+        value = data[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(path, f"must be a whole number, not {value!r}")
+        if value < minimum:
+            raise self.fail(path, f"must be at least {minimum}, not {value}")
+        return value
+
+    def text(self, data: dict, key: str, path: str, *, default: Any = ..., choices=None) -> Any:
+        if key not in data:
+            if default is ...:
+                raise self.fail(path, "is required")
+            return default
+        value = data[key]
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(path, "must be non-empty text")
+        if choices and value not in choices:
+            raise self.fail(path, f"must be one of {', '.join(choices)}, not {value!r}")
+        return value
+
+    def flag(self, data: dict, key: str, path: str, default: bool) -> bool:
+        value = data.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(path, "must be true or false")
+        return value
+
+    def multiplier(self, value: Any, path: str) -> Fraction:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 100:
+            raise self.fail(path, f"must be a number above 0 (like 1.5), not {value!r}")
+        return Fraction(str(value))
+
+    def date(self, data: dict, key: str, path: str, required: bool = False) -> dt.date | None:
+        value = data.get(key)
+        if value is None and not required:
+            return None
+        if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
+            raise self.fail(path, "must be a date like 2026-12-31 (no quotes)")
+        return value
+
+    def tables(self, items: Any, path: str) -> list[dict]:
+        """An array of tables such as [[tiers]]; each entry must itself be a table."""
+        if items is None:
+            return []
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise self.fail(path, f"must be a list of [[{path}]] tables")
+        return items
+
+    def coupon_ref(self, value: Any, path: str, coupons: dict) -> Any:
+        if value is not None and value not in coupons:
+            raise self.fail(path, f"names coupon {value!r}, which is not defined under [coupons]")
+        return value
+
+    # -- sections ----------------------------------------------------------------
+    def program(self, data: dict) -> Program:
+        shop = self.table(data, "shop", "shop")
+        tz_name = self.text(shop, "timezone", "shop.timezone", default="Asia/Taipei")
+        try:
+            timezone = ZoneInfo(tz_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise self.fail("shop.timezone", f"unknown time zone {tz_name!r}") from None
+        coupons = self.coupons(self.table(data, "coupons", "coupons"))
+        earning = self.table(data, "earning", "earning")
+        expiry = self.table(data, "expiry", "expiry")
+        rules = self.table(data, "tier_rules", "tier_rules", required=False)
+        welcome = self.table(data, "welcome", "welcome", required=False)
+        birthday = self.table(data, "birthday", "birthday", required=False)
+        winback = self.table(data, "winback", "winback", required=False)
+        staff = self.table(data, "staff", "staff", required=False)
+        return Program(
+            path=self.path,
+            shop_name=self.text(shop, "name", "shop.name"),
+            shop_name_en=self.text(shop, "name_en", "shop.name_en", default=None)
+            or shop["name"],
+            timezone=timezone,
+            currency=self.text(shop, "currency", "shop.currency", default="TWD"),
+            amount_per_point=self.integer(earning, "amount_per_point", "earning.amount_per_point",
+                                          minimum=1),
+            rounding=self.text(earning, "rounding", "earning.rounding", default="floor",
+                               choices=ROUNDING),
+            category_multipliers={
+                str(name): self.multiplier(value, f"earning.category_multipliers.{name}")
+                for name, value in self.table(earning, "category_multipliers",
+                                              "earning.category_multipliers",
+                                              required=False).items()
+            },
+            campaigns=self.campaigns(earning.get("campaigns", [])),
+            expiry_mode=self.text(expiry, "mode", "expiry.mode", choices=EXPIRY_MODES),
+            expiry_months=self.integer(expiry, "months", "expiry.months", minimum=1),
+            expiry_end_of_month=self.flag(expiry, "end_of_month", "expiry.end_of_month", False),
+            stamps=self.stamps(self.table(data, "stamps", "stamps"), coupons),
+            coupons=coupons,
+            rewards=self.rewards(data.get("rewards", []), coupons),
+            tier_window_months=self.integer(rules, "window_months", "tier_rules.window_months",
+                                            default=12, minimum=1),
+            downgrade=self.text(rules, "downgrade", "tier_rules.downgrade", default="grace",
+                                choices=DOWNGRADE_RULES),
+            grace_months=self.integer(rules, "grace_months", "tier_rules.grace_months",
+                                      default=12, minimum=0),
+            tiers=self.tiers(data.get("tiers"), coupons),
+            welcome_coupon=self.coupon_ref(welcome.get("coupon"), "welcome.coupon", coupons),
+            birthday_when=self.text(birthday, "when", "birthday.when", default="day",
+                                    choices=("day", "month")),
+            winback_after_days=self.integer(winback, "after_days", "winback.after_days",
+                                            default=None, minimum=1),
+            winback_coupon=self.coupon_ref(winback.get("coupon"), "winback.coupon", coupons),
+            confirm_above=self.integer(staff, "confirm_above", "staff.confirm_above",
+                                       default=None, minimum=1),
+        )
+
+    def campaigns(self, items: Any) -> tuple[Campaign, ...]:
+        result = []
+        for i, item in enumerate(self.tables(items, "earning.campaigns")):
+            at = f"earning.campaigns[{i}]"
+            starts = self.date(item, "starts", f"{at}.starts", required=True)
+            ends = self.date(item, "ends", f"{at}.ends", required=True)
+            if ends < starts:
+                raise self.fail(f"{at}.ends", "must not be before starts")
+            name = self.text(item, "name", f"{at}.name")
+            result.append(Campaign(name, item.get("name_en") or name, starts, ends,
+                                   self.multiplier(item.get("multiplier"), f"{at}.multiplier")))
+        return tuple(result)
+
+    def coupons(self, table: dict) -> dict[str, CouponTemplate]:
+        if not table:
+            raise self.fail("coupons", "define at least one coupon template")
+        return {key: self.coupon(key, value) for key, value in table.items()}
+
+    def coupon(self, key: str, data: Any) -> CouponTemplate:
+        at = f"coupons.{key}"
+        if not isinstance(data, dict):
+            raise self.fail(at, "must be a table")
+        kind = self.text(data, "kind", f"{at}.kind", choices=COUPON_KINDS)
+        title = self.text(data, "title", f"{at}.title")
+        amount = self.integer(data, "amount", f"{at}.amount", default=0, minimum=1)
+        percent = self.integer(data, "percent", f"{at}.percent", default=0, minimum=1)
+        if kind == "amount_off" and not amount:
+            raise self.fail(f"{at}.amount", "is required for kind amount_off")
+        if kind == "percent_off" and not 0 < percent < 100:
+            raise self.fail(f"{at}.percent", "must be between 1 and 99 for kind percent_off")
+        valid_days = self.integer(data, "valid_days", f"{at}.valid_days", default=None, minimum=1)
+        valid_from = self.date(data, "valid_from", f"{at}.valid_from")
+        valid_until = self.date(data, "valid_until", f"{at}.valid_until")
+        if (valid_days is None) == (valid_until is None):
+            raise self.fail(f"{at}.valid_days", "set either valid_days or valid_until (not both)")
+        if valid_from and valid_until and valid_until < valid_from:
+            raise self.fail(f"{at}.valid_until", "must not be before valid_from")
+        return CouponTemplate(
+            key=key, title=title, title_en=data.get("title_en") or title, kind=kind,
+            amount=amount, percent=percent,
+            max_discount=self.integer(data, "max_discount", f"{at}.max_discount", default=None,
+                                      minimum=1),
+            min_spend=self.integer(data, "min_spend", f"{at}.min_spend", default=0),
+            gift=self.text(data, "gift", f"{at}.gift", default=""),
+            valid_days=valid_days, valid_from=valid_from, valid_until=valid_until,
+            total_cap=self.integer(data, "total_cap", f"{at}.total_cap", default=None, minimum=1),
+            per_member_cap=self.integer(data, "per_member_cap", f"{at}.per_member_cap",
+                                        default=None, minimum=1),
+        )
+
+    def stamps(self, data: dict, coupons: dict) -> StampRules:
+        per = self.text(data, "per", "stamps.per", choices=("visit", "amount"))
+        amount_per_stamp = self.integer(data, "amount_per_stamp", "stamps.amount_per_stamp",
+                                        default=0, minimum=1)
+        if per == "amount" and not amount_per_stamp:
+            raise self.fail("stamps.amount_per_stamp", "is required when per = \"amount\"")
+        goal = self.integer(data, "goal", "stamps.goal", minimum=1)
+        if goal > 50:
+            raise self.fail("stamps.goal", f"must be at most 50 stamps, not {goal}")
+        milestones = []
+        for i, item in enumerate(self.tables(data.get("milestones"), "stamps.milestones")):
+            at = self.integer(item, "at", f"stamps.milestones[{i}].at", minimum=1)
+            if at >= goal:
+                raise self.fail(f"stamps.milestones[{i}].at",
+                                f"must be below the goal ({goal}); use completion_reward for it")
+            reward = self.coupon_ref(item.get("reward"), f"stamps.milestones[{i}].reward", coupons)
+            if reward is None:
+                raise self.fail(f"stamps.milestones[{i}].reward", "is required")
+            milestones.append(Milestone(at, reward))
+        if len({m.at for m in milestones}) != len(milestones):
+            raise self.fail("stamps.milestones", "two milestones share the same `at`")
+        starter = self.integer(data, "starter_stamps", "stamps.starter_stamps", default=0)
+        if starter >= goal:
+            raise self.fail("stamps.starter_stamps", "must be below the goal")
+        return StampRules(
+            per=per, amount_per_stamp=amount_per_stamp,
+            min_amount=self.integer(data, "min_amount", "stamps.min_amount", default=0),
+            goal=goal, starter_stamps=starter,
+            one_per_day=self.flag(data, "one_per_day", "stamps.one_per_day", False),
+            card_valid_days=self.integer(data, "card_valid_days", "stamps.card_valid_days",
+                                         default=0),
+            completion_reward=self.coupon_ref(data.get("completion_reward"),
+                                              "stamps.completion_reward", coupons),
+            milestones=tuple(sorted(milestones, key=lambda m: m.at)),
+        )
+
+    def rewards(self, items: Any, coupons: dict) -> tuple[Reward, ...]:
+        result = []
+        for i, item in enumerate(self.tables(items, "rewards")):
+            points = self.integer(item, "points", f"rewards[{i}].points", minimum=1)
+            coupon = self.coupon_ref(item.get("coupon"), f"rewards[{i}].coupon", coupons)
+            if coupon is None:
+                raise self.fail(f"rewards[{i}].coupon", "is required")
+            result.append(Reward(i + 1, points, coupon))
+        return tuple(result)
+
+    def tiers(self, items: Any, coupons: dict) -> tuple[Tier, ...]:
+        if not self.tables(items, "tiers"):
+            raise self.fail("tiers", "define at least one [[tiers]] table")
+        result = []
+        for i, item in enumerate(items):
+            at = f"tiers[{i}]"
+            name = self.text(item, "name", f"{at}.name")
+            result.append(Tier(
+                key=self.text(item, "key", f"{at}.key"), name=name,
+                name_en=item.get("name_en") or name,
+                threshold=self.integer(item, "threshold", f"{at}.threshold"),
+                multiplier=self.multiplier(item.get("multiplier", 1), f"{at}.multiplier"),
+                birthday_coupon=self.coupon_ref(item.get("birthday_coupon"),
+                                                f"{at}.birthday_coupon", coupons),
+            ))
+        if result[0].threshold != 0:
+            raise self.fail("tiers[0].threshold", "the first tier must start at 0")
+        for i in range(1, len(result)):
+            if result[i].threshold <= result[i - 1].threshold:
+                raise self.fail(f"tiers[{i}].threshold", "thresholds must increase tier by tier")
+        if len({t.key for t in result}) != len(result):
+            raise self.fail("tiers", "two tiers share the same key")
+        return tuple(result)
