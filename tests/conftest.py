@@ -1,0 +1,100 @@
+"""Fixtures: a migrated database per test, on SQLite always and PostgreSQL when configured.
+
+`TEST_DATABASE_URL` (for example postgresql://postgres@127.0.0.1:5432/test) adds the
+PostgreSQL run; if it is set but unreachable, those tests error out instead of skipping.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from bot import migrate
+from bot.config import DEFAULT_PROGRAM, normalize_database_url
+from bot.db import make_engine, make_sessionmaker
+from bot.models import Base
+from bot.program import Program, load_program
+
+PG_URL = os.environ.get("TEST_DATABASE_URL")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def example_program() -> Program:
+    return load_program(DEFAULT_PROGRAM)
+
+
+@pytest.fixture
+def program(example_program: Program) -> Program:
+    return example_program
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file; each test gets a copy (migrating per test is slow)."""
+    path = tmp_path_factory.mktemp("template") / "loyalty.db"
+    migrate.upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    if not PG_URL:
+        pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL half skipped")
+    url = normalize_database_url(PG_URL)
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:  # unreachable -> the error fails these tests loudly
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    finally:
+        engine.dispose()
+    migrate.upgrade(url)
+    return url
+
+
+def _truncate_all(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of an empty, fully migrated database."""
+    if request.param == "sqlite":
+        path = tmp_path / "loyalty.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+    else:
+        url = request.getfixturevalue("pg_url")
+        _truncate_all(url)
+        yield url
+
+
+@pytest.fixture
+def engine(db_url: str):
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine):
+    return make_sessionmaker(engine)
+
+
+@pytest.fixture
+def now() -> dt.datetime:
+    """A fixed moment: 2026-11-22 10:00 in Taipei."""
+    return dt.datetime(2026, 11, 22, 2, 0, tzinfo=dt.UTC)
