@@ -44,19 +44,25 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pg_url() -> str:
+def pg_url() -> Iterator[str]:
+    """A migrated schema of this test run's own, so parallel runs never share tables."""
     if not PG_URL:
         pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL half skipped")
-    url = normalize_database_url(PG_URL)
-    engine = make_engine(url)
+    base = normalize_database_url(PG_URL)
+    schema = f"test_run_{os.getpid()}"
+    admin = make_engine(base)
     try:
-        with engine.begin() as conn:  # unreachable -> the error fails these tests loudly
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
+        with admin.begin() as conn:  # unreachable -> the error fails these tests loudly
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        separator = "&" if "?" in base else "?"
+        url = f"{base}{separator}options=-csearch_path%3D{schema}"
+        migrate.upgrade(url)
+        yield url
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     finally:
-        engine.dispose()
-    migrate.upgrade(url)
-    return url
+        admin.dispose()
 
 
 def _truncate_all(url: str) -> None:
