@@ -82,6 +82,7 @@ def add_stamps(session: Session, program: Program, member: Member, count: int, r
             if program.stamps.completion_reward:
                 _reward(session, program, member, program.stamps.completion_reward, now,
                         f"stampcard:{card.id}:complete", outcome)
+            active_card(session, program, member.id, now)  # the next card starts at once
         outcome.added += put
         count -= put
         session.flush()
