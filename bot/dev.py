@@ -1,0 +1,65 @@
+"""Quick start on a fresh clone, with nothing but Python 3.11+.
+
+    python3 -m bot.dev serve   # make .venv, migrate a SQLite database, start the bot
+    python3 -m bot.dev test    # make .venv, run the whole test suite (extra args go to pytest)
+
+Standard library only: this runs before any dependency is installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+
+
+def ensure_venv() -> None:
+    """Create .venv and install the project with its test tools, again only when they change."""
+    stamp = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    marker = VENV / f".installed-{stamp}"
+    if marker.exists():
+        return
+    if not (BIN / "python").exists():
+        print("creating .venv ...", flush=True)
+        venv.create(VENV, with_pip=True)
+    print("installing dependencies into .venv ...", flush=True)
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "-e", f"{ROOT}[test]"], check=True)
+    for old in VENV.glob(".installed-*"):
+        old.unlink()
+    marker.touch()
+
+
+def run(*args: str) -> int:
+    return subprocess.run([str(BIN / args[0]), *args[1:]], cwd=ROOT).returncode
+
+
+def serve() -> int:
+    code = run("flask", "--app", "bot", "db", "upgrade")
+    if code:
+        return code
+    port = os.environ.get("PORT", "5000")
+    print(f"the bot is starting on http://127.0.0.1:{port} (health: /healthz); Ctrl-C stops it")
+    return run("flask", "--app", "bot", "run", "--port", port)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("serve", "test"):
+        print(__doc__)
+        return 2
+    ensure_venv()
+    if argv[0] == "serve":
+        return serve()
+    return run("python", "-m", "pytest", *argv[1:])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
