@@ -12,7 +12,7 @@ from bot.db import transaction
 from bot.loyalty.coupons import expire_due_coupons
 from bot.loyalty.errors import LoyaltyError
 from bot.loyalty.ledger import expire_due_points
-from bot.loyalty.members import adjust_points, find_by_code
+from bot.loyalty.members import adjust_points, find_by_code, set_birthday
 from bot.loyalty.summary import member_summary
 from bot.loyalty.timeutil import utcnow
 
@@ -120,6 +120,21 @@ def members_show(member_code: str) -> None:
     click.echo(f"stamps: {s.stamps}/{s.stamp_goal}")
     for view in s.wallet:
         click.echo(f"coupon {view.display_code}: {view.template.title_en}")
+
+
+@members_group.command("birthday")
+@click.argument("member_code")
+@click.argument("birthday")
+def members_birthday(member_code: str, birthday: str) -> None:
+    """Set or correct MEMBER_CODE's BIRTHDAY (YYYY-MM-DD); customers can set theirs only once."""
+    ctx, now = _ctx(), utcnow()
+    try:
+        with transaction(ctx["sessions"]) as session:
+            member = find_by_code(session, member_code)
+            set_birthday(session, member.id, birthday, now, actor="cli:owner", by_owner=True)
+    except LoyaltyError as exc:
+        raise click.ClickException(exc.message("en")) from None
+    click.echo(f"{member_code}: birthday set to {birthday}")
 
 
 @click.command("expire")

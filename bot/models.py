@@ -208,12 +208,13 @@ class Stamp(Base):
 
 
 class CouponTemplateRow(Base):
-    """The program's coupon templates, mirrored so caps can be counted atomically."""
+    """The program's coupon templates, mirrored so caps can be counted atomically.
+
+    No CHECK on issued_count <= total_cap: an owner may lower a cap below what was already
+    given out; the conditional UPDATE in issue_coupon is what stops new issues.
+    """
 
     __tablename__ = "coupon_templates"
-    __table_args__ = (
-        CheckConstraint("total_cap IS NULL OR issued_count <= total_cap", name="within_cap"),
-    )
 
     id: Id = pk()
     key: Mapped[str] = mapped_column(String(64), unique=True)

@@ -201,3 +201,27 @@ def test_a_reward_without_enough_points_changes_nothing(sessions, program, now):
     assert balance(sessions, member) == 99
     with sessions() as session:
         assert len(wallet(session, program, member, now)) == 1  # just the welcome coupon
+
+
+def test_an_owner_may_lower_a_cap_below_what_was_already_given(sessions, program, now):
+    members = [join(sessions, program, now, user=f"U-{i}") for i in range(3)]
+    for member in members[:2]:
+        issue(sessions, program, member, "cake_set", now)
+    template = dataclasses.replace(program.coupons["cake_set"], total_cap=1)
+    lowered = dataclasses.replace(program, coupons={**program.coupons, "cake_set": template})
+    with pytest.raises(CapReached):
+        issue(sessions, lowered, members[2], "cake_set", now)
+
+
+def test_a_redemption_against_an_order_is_linked_to_that_purchase(sessions, program, now):
+    from tests.helpers import buy
+
+    member = join(sessions, program, now)
+    coupon = issue(sessions, program, member, "nt50", now)
+    purchase = buy(sessions, program, member, 450, now).purchase
+    redeem(sessions, program, coupon.code, now, order_amount=450, purchase_id=purchase.id,
+           member_id=member)
+    with sessions() as session:
+        redemption = session.scalars(select(Redemption)).one()
+    assert (redemption.purchase_id, redemption.order_amount, redemption.discount) == (
+        purchase.id, 450, 50)

@@ -23,7 +23,6 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=32), nullable=False),
     sa.Column('total_cap', sa.Integer(), nullable=True),
     sa.Column('issued_count', sa.Integer(), nullable=False),
-    sa.CheckConstraint('total_cap IS NULL OR issued_count <= total_cap', name=op.f('ck_coupon_templates_within_cap')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_coupon_templates')),
     sa.UniqueConstraint('key', name=op.f('uq_coupon_templates_key'))
     )
