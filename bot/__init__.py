@@ -13,12 +13,13 @@ if TYPE_CHECKING:
 
 
 def create_app(config: Any = None) -> Flask:
-    """Build the app; a broken program file ends the process with its one clear message."""
+    """Build the app; a broken program file or setting ends the process with one clear message."""
     from bot.app import create_app as build
+    from bot.config import ConfigError
     from bot.program import ProgramError
 
     try:
         return build(config)
-    except ProgramError as exc:
+    except (ProgramError, ConfigError) as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(1) from None

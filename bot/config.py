@@ -11,6 +11,18 @@ DEFAULT_PROGRAM = ROOT / "program.example.toml"
 DEFAULT_SQLITE = ROOT / "instance" / "loyalty.db"
 
 
+class ConfigError(Exception):
+    """An environment variable holds a value the app cannot use."""
+
+
+def _positive_int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name) or str(default)
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"Configuration error: {name} must be a positive whole number, "
+                          f"not {raw!r}")
+    return int(raw)
+
+
 def normalize_database_url(url: str) -> str:
     """Accept the `postgres://` scheme PaaS providers hand out and pick the psycopg 3 driver."""
     for prefix in ("postgres://", "postgresql://"):
@@ -35,6 +47,6 @@ class Config:
                 env.get("DATABASE_URL") or f"sqlite:///{DEFAULT_SQLITE}"),
             program_path=env.get("LOYALTY_PROGRAM") or str(DEFAULT_PROGRAM),
             secret_key=env.get("SECRET_KEY") or "dev-only-insecure-secret",
-            port=int(env.get("PORT") or 5000),
-            web_concurrency=int(env.get("WEB_CONCURRENCY") or 2),
+            port=_positive_int(env, "PORT", 5000),
+            web_concurrency=_positive_int(env, "WEB_CONCURRENCY", 2),
         )

@@ -1,24 +1,31 @@
 """Gunicorn settings for the `web` process.
 
-The program file is validated in the master before any worker forks: gunicorn would
-otherwise respawn workers that fail to boot, forever, hiding the one clear message.
+Settings and the program file are validated in the master before any worker forks:
+gunicorn would otherwise respawn workers that fail to boot, forever, hiding the one
+clear message.
 """
 
-import os
 import sys
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY") or 2)
+from bot.config import Config, ConfigError
+
+try:
+    _config = Config.from_env()
+except ConfigError as exc:
+    print(exc, file=sys.stderr, flush=True)
+    sys.exit(1)
+
+bind = f"0.0.0.0:{_config.port}"
+workers = _config.web_concurrency
 accesslog = "-"
 errorlog = "-"
 
 
 def on_starting(server) -> None:
-    from bot.config import Config
     from bot.program import ProgramError, load_program
 
     try:
-        load_program(Config.from_env().program_path)
+        load_program(_config.program_path)
     except ProgramError as exc:
         print(exc, file=sys.stderr, flush=True)
         sys.exit(1)
