@@ -133,7 +133,7 @@ def load_program(path: str | Path) -> Program:
     """Read and validate a program file; raise ProgramError on the first mistake."""
     path = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # tolerate Notepad's BOM
     except OSError as exc:
         raise ProgramError(path, "", f"cannot read the file ({exc.strerror})") from None
     except UnicodeDecodeError:
@@ -161,7 +161,10 @@ class _Reader:
         parts = key.split(".")
         start = 0
         if len(parts) > 1:
-            table, index = re.fullmatch(r"([^\[]+)(?:\[(\d+)\])?", ".".join(parts[:-1])).groups()
+            found = re.fullmatch(r"([^\[]+)(?:\[(\d+)\])?", ".".join(parts[:-1]))
+            if found is None:
+                return None
+            table, index = found.groups()
             header = re.compile(rf"^\s*\[\[?\s*{re.escape(table)}\s*\]\]?")
             hits = [n for n, line in enumerate(self.lines) if header.match(line)]
             if not hits:
@@ -237,7 +240,7 @@ class _Reader:
         return items
 
     def coupon_ref(self, value: Any, path: str, coupons: dict) -> Any:
-        if value is not None and value not in coupons:
+        if value is not None and (not isinstance(value, str) or value not in coupons):
             raise self.fail(path, f"names coupon {value!r}, which is not defined under [coupons]")
         return value
 
