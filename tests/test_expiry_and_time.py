@@ -55,15 +55,14 @@ def test_a_lot_lasts_through_the_end_of_the_month_twelve_months_on(sessions, pro
 
 
 def test_points_earned_just_after_local_midnight_belong_to_that_local_day(program):
-    member = Member(last_purchase_at=None)
     # 2026-03-31 23:30 UTC is already April 1st in Taipei
-    expires = lot_expiry(program, member, dt.datetime(2026, 3, 31, 23, 30, tzinfo=dt.UTC))
+    expires = lot_expiry(program, dt.datetime(2026, 3, 31, 23, 30, tzinfo=dt.UTC))
     assert expires == at(2027, 5, 1, 0, 0)
 
 
 def test_lot_expiry_without_month_end_is_the_same_day_n_months_later(program):
     exact = dataclasses.replace(program, expiry_end_of_month=False)
-    expires = lot_expiry(exact, Member(last_purchase_at=None), at(2026, 3, 5, 10))
+    expires = lot_expiry(exact, at(2026, 3, 5, 10))
     assert expires == at(2027, 3, 6, 0, 0)
 
 
@@ -122,4 +121,17 @@ def test_rolling_expiry_is_pushed_out_by_every_purchase(sessions, program):
     expire(sessions, at(2027, 1, 20, 0))  # 12 months after the first, not after the last
     assert balance(sessions, member) == 20
     expire(sessions, at(2027, 11, 11, 0, 0))
+    assert balance(sessions, member) == 0
+
+
+def test_in_rolling_mode_points_given_by_hand_also_renew_the_balance(sessions, program):
+    rolling = dataclasses.replace(program, expiry_mode="rolling")
+    member = join(sessions, rolling, at(2026, 1, 10, 12))
+    buy(sessions, rolling, member, 300, at(2026, 1, 10, 12))
+    with transaction(sessions) as session:
+        adjust_points(session, rolling, member, 5, at(2026, 12, 1, 12), reason="sorry",
+                      actor="owner")
+    expire(sessions, at(2027, 6, 1, 0))
+    assert balance(sessions, member) == 15
+    expire(sessions, at(2027, 12, 2, 0))
     assert balance(sessions, member) == 0

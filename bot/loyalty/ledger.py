@@ -32,10 +32,10 @@ def lock_member(session: Session, member_id: int) -> Member:
     return member
 
 
-def lot_expiry(program: Program, member: Member, now: dt.datetime) -> dt.datetime:
+def lot_expiry(program: Program, now: dt.datetime) -> dt.datetime:
     """When points earned now expire, decided in the program's timezone."""
-    if program.expiry_mode == "rolling":
-        anchor = local_date(member.last_purchase_at or now, program.timezone)
+    if program.expiry_mode == "rolling":  # points are only ever added at a moment of activity
+        anchor = local_date(now, program.timezone)
         return end_of_day(add_months(anchor, program.expiry_months), program.timezone)
     last_day = add_months(local_date(now, program.timezone), program.expiry_months)
     if program.expiry_end_of_month:
@@ -46,9 +46,10 @@ def lot_expiry(program: Program, member: Member, now: dt.datetime) -> dt.datetim
 def credit(session: Session, program: Program, member: Member, points: int, kind: str,
            now: dt.datetime, *, actor: str, reason: str = "", purchase_id: int | None = None
            ) -> PointEntry:
-    """Add a lot of `points` (> 0) to a locked member."""
+    """Add a lot of `points` (> 0) to a locked member (in rolling mode, renewing them all)."""
+    extend_rolling_expiry(session, program, member, now)
     lot = PointEntry(member_id=member.id, kind=kind, points=points, remaining=points,
-                     expires_at=lot_expiry(program, member, now), created_at=now,
+                     expires_at=lot_expiry(program, now), created_at=now,
                      purchase_id=purchase_id, reason=reason, actor=actor)
     session.add(lot)
     member.points_balance += points
@@ -119,13 +120,13 @@ def settle_expired(session: Session, member: Member, now: dt.datetime) -> int:
 
 def extend_rolling_expiry(session: Session, program: Program, member: Member,
                           now: dt.datetime) -> None:
-    """Rolling expiry: activity pushes the whole balance's expiry out again."""
+    """Rolling expiry: a purchase or an earning pushes the whole balance's expiry out again."""
     if program.expiry_mode != "rolling":
         return
     session.execute(
         update(PointEntry)
         .where(PointEntry.member_id == member.id, PointEntry.remaining > 0)
-        .values(expires_at=lot_expiry(program, member, now))
+        .values(expires_at=lot_expiry(program, now))
         .execution_options(synchronize_session="fetch")
     )
 

@@ -112,10 +112,11 @@ def record_purchase(session: Session, program: Program, member_id: int, amount: 
     except IntegrityError:  # another member's request took this order id first
         return _repeat(_find_purchase(session, source, order_id), member.id, amount)
     member.last_purchase_at = member.last_activity_at = now
-    extend_rolling_expiry(session, program, member, now)
     if points:
         credit(session, program, member, points, "earn", now, actor=actor,
                reason=f"purchase {source}:{order_id}", purchase_id=purchase.id)
+    else:  # a purchase that earns nothing still counts as activity
+        extend_rolling_expiry(session, program, member, now)
     result = PurchaseResult(purchase, points, stamps)
     outcome = add_stamps(session, program, member, stamps, "purchase", now, purchase)
     starter = program.stamps.starter_stamps if first else 0
