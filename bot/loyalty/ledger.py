@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.loyalty import audit
@@ -149,7 +149,3 @@ def expire_due_points(session: Session, now: dt.datetime, limit: int = 200) -> t
     points = sum(settle_expired(session, lock_member(session, mid), now) for mid in member_ids)
     return len(member_ids), points
 
-
-def lots_total(session: Session, member_id: int) -> int:
-    return session.scalar(select(func.coalesce(func.sum(PointEntry.remaining), 0))
-                          .where(PointEntry.member_id == member_id)) or 0

@@ -192,10 +192,11 @@ def refund_order(session: Session, program: Program, amount: int, now: dt.dateti
 def _share(earned: int, purchase: Purchase, amount: int, session: Session, what: str) -> int:
     """This refund's share of what the order earned, so partial refunds add up exactly."""
     refunded_after = purchase.refunded_amount + amount
-    target = earned if refunded_after == purchase.amount else \
-        earned * refunded_after // purchase.amount
-    column = Refund.points_reversed + Refund.points_unrecovered if what == "points" else \
-        Refund.stamps_reversed + Refund.stamps_unrecovered
+    target = earned * refunded_after // purchase.amount  # all of it once fully refunded
+    if what == "points":
+        column = Refund.points_reversed + Refund.points_unrecovered
+    else:
+        column = Refund.stamps_reversed + Refund.stamps_unrecovered
     already = session.scalar(select(func.coalesce(func.sum(column), 0))
                              .where(Refund.purchase_id == purchase.id)) or 0
     return max(0, target - already)
