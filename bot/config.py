@@ -38,6 +38,15 @@ class Config:
     secret_key: str
     port: int = 5000
     web_concurrency: int = 2
+    line_channel_secret: str = ""
+    line_channel_access_token: str = ""
+    line_oa_basic_id: str = ""  # e.g. @123abcde; QR codes then open the chat with text typed
+    public_base_url: str = "http://127.0.0.1:5000"  # where LINE fetches QR images from
+    line_api_base_url: str = ""  # tests only: send every LINE API call to this host
+
+    @property
+    def line_configured(self) -> bool:
+        return bool(self.line_channel_secret and self.line_channel_access_token)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Config:
@@ -49,4 +58,10 @@ class Config:
             secret_key=env.get("SECRET_KEY") or "dev-only-insecure-secret",
             port=_positive_int(env, "PORT", 5000),
             web_concurrency=_positive_int(env, "WEB_CONCURRENCY", 2),
+            line_channel_secret=env.get("LINE_CHANNEL_SECRET", ""),
+            line_channel_access_token=env.get("LINE_CHANNEL_ACCESS_TOKEN", ""),
+            line_oa_basic_id=env.get("LINE_OA_BASIC_ID", ""),
+            public_base_url=(env.get("PUBLIC_BASE_URL")
+                             or f"http://127.0.0.1:{_positive_int(env, 'PORT', 5000)}").rstrip("/"),
+            line_api_base_url=env.get("LINE_API_BASE_URL", "").rstrip("/"),
         )
