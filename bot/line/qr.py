@@ -1,0 +1,57 @@
+"""QR codes: what they hold, and PNGs served under unguessable signed tokens."""
+
+from __future__ import annotations
+
+import io
+from urllib.parse import quote
+
+import qrcode
+from flask import Blueprint, Response, abort, current_app
+from itsdangerous import BadSignature, URLSafeSerializer
+
+bp = Blueprint("qr", __name__)
+SALT = "qr-image"
+
+
+def chat_payload(basic_id: str, text: str) -> str:
+    """A LINE URL that opens the chat with the shop with `text` typed; without an OA id, the text."""
+    if not basic_id:
+        return text.strip()
+    return f"https://line.me/R/oaMessage/{quote(basic_id, safe='')}/?{quote(text, safe='')}"
+
+
+def coupon_payload(basic_id: str, code: str) -> str:
+    """Staff scan it with LINE's camera and tap send: `核銷 CODE`."""
+    return chat_payload(basic_id, f"核銷 {code}")
+
+
+def member_payload(basic_id: str, member_code: str) -> str:
+    """Staff scan it and type the amount after the prefilled `集點 MEMBERCODE `."""
+    return chat_payload(basic_id, f"集點 {member_code} ")
+
+
+def qr_url(secret_key: str, public_base_url: str, payload: str) -> str:
+    token = URLSafeSerializer(secret_key, salt=SALT).dumps(payload)
+    return f"{public_base_url}/qr/{token}.png"
+
+
+def png(payload: str, box_size: int = 10) -> bytes:
+    image = qrcode.make(payload, box_size=box_size, border=2)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@bp.get("/qr/<token>.png")
+def qr_image(token: str) -> Response:
+    """The QR PNG for a signed token; anything forged or altered is a plain 404."""
+    serializer = URLSafeSerializer(current_app.config["SECRET_KEY"], salt=SALT)
+    try:
+        payload = serializer.loads(token)
+    except BadSignature:
+        abort(404)
+    if not isinstance(payload, str) or len(payload) > 1000:
+        abort(404)
+    response = Response(png(payload), mimetype="image/png")
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response
