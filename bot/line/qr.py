@@ -14,7 +14,7 @@ SALT = "qr-image"
 
 
 def chat_payload(basic_id: str, text: str) -> str:
-    """A LINE URL that opens the chat with the shop with `text` typed; without an OA id, the text."""
+    """A LINE URL opening the chat with the shop, `text` typed in; without an OA id, the text."""
     if not basic_id:
         return text.strip()
     return f"https://line.me/R/oaMessage/{quote(basic_id, safe='')}/?{quote(text, safe='')}"
