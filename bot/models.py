@@ -301,3 +301,71 @@ class AuditLog(Base):
     points_delta: Mapped[int] = mapped_column(Integer, default=0)
     reason: Mapped[str] = mapped_column(Text, default="")
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ProcessedEvent(Base):
+    """A webhook event already handled: redelivery of the same webhookEventId does nothing."""
+
+    __tablename__ = "processed_events"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(32))
+    processed_at: Mapped[dt.datetime]
+
+
+class OutboxMessage(Base):
+    """A push waiting for delivery, written in the same transaction as the change it reports.
+
+    `retry_key` is sent as X-Line-Retry-Key on every attempt, so a retry after a timeout is
+    never delivered twice (LINE answers 409 to a key it already accepted).
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'sent', 'failed', 'skipped')",
+                        name="status_known"),
+        Index("ix_outbox_status_id", "status", "id"),
+    )
+
+    id: Id = pk()
+    member_id: Mapped[int | None] = ref("members.id", nullable=True)
+    line_user_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    retry_key: Mapped[str] = mapped_column(String(36), unique=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime]
+    first_attempt_at: Mapped[dt.datetime | None]
+    sent_at: Mapped[dt.datetime | None]
+
+
+class PendingAction(Base):
+    """A staff action waiting for a confirm tap (a purchase above the confirmation amount)."""
+
+    __tablename__ = "pending_actions"
+
+    id: Id = pk()
+    token: Mapped[str] = mapped_column(String(32), unique=True)
+    staff_id: Mapped[int] = ref("staff.id")
+    member_id: Mapped[int] = ref("members.id")
+    amount: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+
+
+class StaffInvite(Base):
+    """A one-time code a new staff member sends to the bot to become staff."""
+
+    __tablename__ = "staff_invites"
+
+    id: Id = pk()
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    used_by: Mapped[str | None] = mapped_column(String(64))
+    used_at: Mapped[dt.datetime | None]

@@ -120,6 +120,7 @@ class Program:
     winback_after_days: int | None
     winback_coupon: str | None
     confirm_above: int | None
+    receipts: bool = True
 
     def tier(self, key: str) -> Tier:
         """The tier with this key, or the lowest tier for an unknown key."""
@@ -260,6 +261,7 @@ class _Reader:
         birthday = self.table(data, "birthday", "birthday", required=False)
         winback = self.table(data, "winback", "winback", required=False)
         staff = self.table(data, "staff", "staff", required=False)
+        messaging = self.table(data, "messaging", "messaging", required=False)
         return Program(
             path=self.path,
             shop_name=self.text(shop, "name", "shop.name"),
@@ -299,6 +301,7 @@ class _Reader:
             winback_coupon=self.coupon_ref(winback.get("coupon"), "winback.coupon", coupons),
             confirm_above=self.integer(staff, "confirm_above", "staff.confirm_above",
                                        default=None, minimum=1),
+            receipts=self.flag(messaging, "receipts", "messaging.receipts", True),
         )
 
     def campaigns(self, items: Any) -> tuple[Campaign, ...]:

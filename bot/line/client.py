@@ -1,0 +1,91 @@
+"""The LINE Messaging API client: the only place that talks to LINE over HTTP."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from linebot.v3.messaging import (
+    ApiClient,
+    ApiException,
+    Configuration,
+    MessagingApi,
+    MessagingApiBlob,
+    PushMessageRequest,
+    ReplyMessageRequest,
+)
+
+from bot.config import Config
+
+log = logging.getLogger("bot.line")
+TIMEOUT = (3.05, 10)  # connect, read (seconds)
+
+
+@dataclass(frozen=True)
+class Profile:
+    display_name: str
+    language: str
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """delivered: LINE has it (200, or 409 for a retry key it already accepted).
+    retry: a timeout, 429 or 5xx; try again later with the same retry key."""
+
+    delivered: bool
+    retry: bool = False
+    error: str = ""
+
+
+def configuration(config: Config) -> Configuration:
+    """With LINE_API_BASE_URL every call (uploads too) goes there; otherwise the SDK's hosts."""
+    if config.line_api_base_url:
+        return Configuration(host=config.line_api_base_url,
+                             access_token=config.line_channel_access_token)
+    return Configuration(access_token=config.line_channel_access_token)
+
+
+class LineClient:
+    def __init__(self, config: Config):
+        self._api_client = ApiClient(configuration(config))
+        self.api = MessagingApi(self._api_client)
+        self.blob = MessagingApiBlob(self._api_client)
+
+    def reply(self, reply_token: str, messages: list[dict]) -> bool:
+        request = ReplyMessageRequest.from_dict({"replyToken": reply_token,
+                                                 "messages": messages})
+        try:
+            self.api.reply_message(request, _request_timeout=TIMEOUT)
+        except Exception as exc:  # a lost reply must not undo the committed event
+            log.warning("reply failed: %s", _describe(exc))
+            return False
+        return True
+
+    def push(self, user_id: str, messages: list[dict], retry_key: str) -> SendResult:
+        request = PushMessageRequest.from_dict({"to": user_id, "messages": messages})
+        try:
+            self.api.push_message(request, x_line_retry_key=retry_key,
+                                  _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            if exc.status == 409:  # this retry key was accepted before: delivered
+                return SendResult(delivered=True)
+            return SendResult(False, retry=exc.status == 429 or exc.status >= 500,
+                              error=_describe(exc))
+        except Exception as exc:  # timeout or connection error: fate unknown, retry same key
+            return SendResult(False, retry=True, error=_describe(exc))
+        return SendResult(delivered=True)
+
+    def profile(self, user_id: str) -> Profile | None:
+        try:
+            found = self.api.get_profile(user_id, _request_timeout=TIMEOUT)
+        except Exception as exc:  # the profile is a nicety; joining works without it
+            log.info("profile of %s unavailable: %s", user_id, _describe(exc))
+            return None
+        return Profile(found.display_name or "", found.language or "")
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ApiException):
+        body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else exc.body
+        return f"HTTP {exc.status}: {(body or '')[:300]}"
+    return f"{type(exc).__name__}: {exc}"[:300]

@@ -1,0 +1,36 @@
+"""What every handler gets (Env) and gives back (Outcome)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from bot.config import Config
+from bot.line.messages import RenderContext
+from bot.line.qr import qr_url
+from bot.program import Program
+
+
+@dataclass
+class Env:
+    program: Program
+    config: Config
+    now: dt.datetime
+    user_id: str
+    event_id: str
+    prefetched: Any = None
+
+    def render(self, language: str) -> RenderContext:
+        """Messages in English for an English LINE profile, else in zh-TW."""
+        lang = "en" if (language or "").lower().startswith("en") else "zh-TW"
+        return RenderContext(
+            program=self.program, lang=lang, oa_basic_id=self.config.line_oa_basic_id,
+            qr_url=partial(qr_url, self.config.secret_key, self.config.public_base_url))
+
+
+@dataclass
+class Outcome:
+    replies: list[dict] = field(default_factory=list)
+    outbox_ids: list[int] = field(default_factory=list)

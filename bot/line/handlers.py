@@ -1,0 +1,193 @@
+"""Event handlers: turn a LINE event into loyalty verbs and the replies to send.
+
+Each handler runs inside the event's transaction and returns an Outcome; the webhook sends
+the replies and delivers the queued pushes after the commit.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+from sqlalchemy.orm import Session
+
+from bot.line import messages, staff
+from bot.line.client import LineClient, Profile
+from bot.line.context import Env, Outcome
+from bot.loyalty.coupons import CouponView, find_coupon, wallet
+from bot.loyalty.errors import LoyaltyError, UnknownReward
+from bot.loyalty.members import find_by_line_user, register_member, set_birthday, unfollow
+from bot.loyalty.rewards import redeem_reward
+from bot.loyalty.summary import member_summary
+from bot.models import Member
+
+
+def prefetch(kind: str, event: Any, client: LineClient) -> Profile | None:
+    """Network calls happen before the transaction opens, so no lock waits on LINE."""
+    if kind == "follow":
+        return client.profile(event.source.user_id)
+    return None
+
+
+def on_follow(session: Session, env: Env, event: Any) -> Outcome:
+    profile: Profile | None = env.prefetched
+    joined = register_member(session, env.program, env.user_id, env.now,
+                             display_name=profile.display_name if profile else "",
+                             language=profile.language if profile else "")
+    ctx = env.render(joined.member.language)
+    coupon = _view(session, env, joined.welcome_coupon.code) if joined.welcome_coupon else None
+    return Outcome(messages.welcome(ctx, joined.member, coupon))
+
+
+def on_unfollow(session: Session, env: Env, event: Any) -> Outcome:
+    unfollow(session, env.user_id, env.now)
+    return Outcome()
+
+
+def on_message(session: Session, env: Env, event: Any) -> Outcome:
+    member = _member(session, env)
+    text = getattr(event.message, "text", None)
+    if text is None:  # stickers, photos ...: a pointer to the menu
+        return Outcome(messages.text(env.render(member.language), "menu_pointer"))
+    words = normalize(text).split()
+    if words and (command := staff.COMMANDS.get(words[0].lower())):
+        lang = "en" if words[0].lower() in staff.ENGLISH else "zh-TW"
+        return staff.run(session, env, member, command, words[1:], lang)
+    action = KEYWORDS.get(" ".join(words).lower())
+    if action is None:
+        return Outcome(messages.text(env.render(member.language), "menu_pointer"))
+    return CUSTOMER_ACTIONS[action](session, env, member, {})
+
+
+def on_postback(session: Session, env: Env, event: Any) -> Outcome:
+    member = _member(session, env)
+    data = {k: v[0] for k, v in parse_qs(event.postback.data or "").items()}
+    params = event.postback.params or {}
+    action = data.get("action", "")
+    if action in staff.POSTBACKS:
+        return staff.postback(session, env, member, action, data)
+    handler = CUSTOMER_ACTIONS.get(action)
+    if handler is None:
+        return Outcome(messages.text(env.render(member.language), "menu_pointer"))
+    return handler(session, env, member, {**data, **params})
+
+
+def normalize(text: str) -> str:
+    """Full-width letters, digits and spaces folded to half-width (NFKC), trimmed."""
+    return unicodedata.normalize("NFKC", text).strip()
+
+
+def _member(session: Session, env: Env) -> Member:
+    """The sender's member record; someone who never followed (old chats) joins now."""
+    try:
+        return find_by_line_user(session, env.user_id)
+    except LoyaltyError:
+        return register_member(session, env.program, env.user_id, env.now).member
+
+
+def _view(session: Session, env: Env, code: str) -> CouponView:
+    return find_coupon(session, env.program, code)
+
+
+# -- customer actions: (session, env, member, data) -> Outcome ---------------------------------
+def show_points(session: Session, env: Env, member: Member, data: dict) -> Outcome:
+    summary = member_summary(session, env.program, member, env.now)
+    return Outcome(messages.points_card(env.render(member.language), summary))
+
+
+def show_stamps(session: Session, env: Env, member: Member, data: dict) -> Outcome:
+    summary = member_summary(session, env.program, member, env.now)
+    return Outcome(messages.stamp_card(env.render(member.language), summary))
+
+
+def show_wallet(session: Session, env: Env, member: Member, data: dict) -> Outcome:
+    page = int(data["page"]) if str(data.get("page", "")).isdigit() else 1
+    views = wallet(session, env.program, member.id, env.now)
+    return Outcome(messages.wallet(env.render(member.language), views, max(page, 1)))
+
+
+def show_coupon(session: Session, env: Env, member: Member, data: dict) -> Outcome:
+    ctx = env.render(member.language)
+    mine = {str(v.coupon.id): v for v in wallet(session, env.program, member.id, env.now)}
+    view = mine.get(str(data.get("id")))
+    if view is None:
+        return Outcome(messages.text(ctx, "coupon_gone"))
+    return Outcome(messages.coupon_detail(ctx, view))
+
+
+def show_card(session: Session, env: Env, member: Member, data: dict) -> Outcome:
+    summary = member_summary(session, env.program, member, env.now)
+    return Outcome(messages.member_card(env.render(member.language), member, summary))
+
+
+def show_rewards(session: Session, env: Env, member: Member, data: dict) -> Outcome:
+    summary = member_summary(session, env.program, member, env.now)
+    return Outcome(messages.rewards_catalog(env.render(member.language), summary.balance))
+
+
+def ask_reward(session: Session, env: Env, member: Member, data: dict) -> Outcome:
+    ctx = env.render(member.language)
+    reward = env.program.reward(_int(data.get("id")))
+    if reward is None:
+        return Outcome(messages.error(ctx, UnknownReward()))
+    summary = member_summary(session, env.program, member, env.now)
+    return Outcome(messages.reward_confirm(ctx, reward, summary.balance))
+
+
+def take_reward(session: Session, env: Env, member: Member, data: dict) -> Outcome:
+    ctx = env.render(member.language)
+    try:
+        with session.begin_nested():
+            coupon = redeem_reward(session, env.program, member.id, _int(data.get("id")),
+                                   env.now, actor=f"line:{env.user_id}")
+    except LoyaltyError as exc:
+        return Outcome(messages.error(ctx, exc))
+    return Outcome(messages.reward_issued(ctx, _view(session, env, coupon.code),
+                                          member.points_balance))
+
+
+def save_birthday(session: Session, env: Env, member: Member, data: dict) -> Outcome:
+    ctx = env.render(member.language)
+    try:
+        with session.begin_nested():
+            set_birthday(session, member.id, str(data.get("date", "")), env.now,
+                         actor=f"line:{env.user_id}")
+    except LoyaltyError as exc:
+        return Outcome(messages.error(ctx, exc))
+    return Outcome(messages.text(ctx, "birthday_saved", date=str(data.get("date"))))
+
+
+def show_help(session: Session, env: Env, member: Member, data: dict) -> Outcome:
+    return Outcome(messages.text(env.render(member.language), "help"))
+
+
+def cancel(session: Session, env: Env, member: Member, data: dict) -> Outcome:
+    return Outcome(messages.text(env.render(member.language), "cancelled"))
+
+
+def _int(value: Any) -> int:
+    return int(value) if str(value).isdigit() else -1
+
+
+CUSTOMER_ACTIONS: dict[str, Callable[[Session, Env, Member, dict], Outcome]] = {
+    "points": show_points, "stamps": show_stamps, "wallet": show_wallet, "coupon": show_coupon,
+    "card": show_card, "rewards": show_rewards, "reward": ask_reward,
+    "reward_confirm": take_reward, "birthday": save_birthday, "help": show_help,
+    "cancel": cancel,
+}
+
+KEYWORDS = {
+    "點數": "points", "我的點數": "points", "points": "points", "point": "points",
+    "集點卡": "stamps", "stamps": "stamps", "stamp card": "stamps", "stamp": "stamps",
+    "優惠券": "wallet", "coupons": "wallet", "coupon": "wallet", "wallet": "wallet",
+    "會員卡": "card", "card": "card", "member card": "card",
+    "兌換": "rewards", "兌換好禮": "rewards", "rewards": "rewards",
+    "說明": "help", "help": "help", "?": "help", "？": "help",
+}
+
+HANDLERS: dict[str, Callable[[Session, Env, Any], Outcome]] = {
+    "follow": on_follow, "unfollow": on_unfollow, "message": on_message,
+    "postback": on_postback,
+}

@@ -1,0 +1,242 @@
+"""Staff by chat: verify coupons, record purchases, void the last action, join with an invite.
+
+Only active staff can run these; a customer who tries is politely refused and nothing
+changes. Failed verifications are counted in the audit trail (so across workers) and
+throttled per staff member.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.line import messages
+from bot.line.context import Env, Outcome
+from bot.line.messages import RenderContext
+from bot.loyalty import audit
+from bot.loyalty.coupons import CouponView, check_coupon, find_coupon, redeem_coupon
+from bot.loyalty.errors import CouponAlreadyRedeemed, InvalidAmount, LoyaltyError
+from bot.loyalty.members import find_by_code
+from bot.loyalty.purchases import record_purchase, refund_order
+from bot.models import (
+    AuditLog,
+    Coupon,
+    Member,
+    PendingAction,
+    Purchase,
+    Redemption,
+    Staff,
+    StaffInvite,
+)
+from bot.outbox import enqueue
+
+COMMANDS = {"核銷": "verify", "verify": "verify", "集點": "earn", "earn": "earn",
+            "撤銷": "void", "void": "void", "員工": "join", "staff": "join"}
+ENGLISH = {"verify", "earn", "void", "staff"}
+POSTBACKS = {"earn_confirm", "staff_help"}
+FAILED_LIMIT, FAILED_WINDOW = 10, dt.timedelta(minutes=10)
+VOID_WINDOW = dt.timedelta(minutes=15)
+CONFIRM_WINDOW = dt.timedelta(minutes=10)
+
+
+def run(session: Session, env: Env, member: Member, command: str, args: list[str],
+        lang: str) -> Outcome:
+    """Run a staff command typed in `lang` (replies follow the language of the command)."""
+    if command == "join":
+        return join(session, env, member, args)
+    ctx = env.render(lang)
+    worker = _staff(session, env.user_id)
+    if worker is None:
+        return Outcome(messages.text(env.render(member.language), "staff_only"))
+    if command == "verify":
+        return verify(session, env, ctx, worker, args)
+    if command == "earn":
+        return earn(session, env, ctx, worker, args)
+    return void(session, env, ctx, worker)
+
+
+def _staff(session: Session, user_id: str) -> Staff | None:
+    return session.scalar(select(Staff).where(Staff.line_user_id == user_id, Staff.active))
+
+
+def _actor(worker: Staff) -> str:
+    return f"staff:{worker.id}"
+
+
+def verify(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: list[str]
+           ) -> Outcome:
+    if not args or len(args) > 2 or (len(args) == 2 and not args[1].isdigit()):
+        return Outcome(messages.text(ctx, "verify_usage"))
+    if _recent_failures(session, worker, env.now) >= FAILED_LIMIT:
+        return Outcome(messages.text(ctx, "too_many_failures"))
+    amount = int(args[1]) if len(args) == 2 else None
+    try:
+        with session.begin_nested():
+            view, purchase = _redeem(session, env, worker, args[0], amount)
+    except LoyaltyError as exc:
+        audit.record(session, "staff.verify_failed", member_id=None, actor=_actor(worker),
+                     at=env.now, reason=exc.code, code=args[0][:32])
+        return Outcome(messages.staff_redemption_failed(ctx, exc, _why(session, env, exc,
+                                                                         args[0])))
+    owner = session.get(Member, view.coupon.member_id)
+    outcome = Outcome(messages.staff_redemption_ok(ctx, view, owner, amount))
+    if env.program.receipts:
+        customer = env.render(owner.language)
+        _push(session, env, owner, "coupon_used", f"coupon-used:{view.coupon.id}",
+              messages.customer_coupon_used(customer, view), outcome)
+    return outcome
+
+
+def _redeem(session: Session, env: Env, worker: Staff, code: str, amount: int | None
+            ) -> tuple[CouponView, Purchase | None]:
+    """Check, record the discounted purchase (with an amount), then redeem: all or nothing."""
+    purchase = None
+    if amount is not None:
+        view = check_coupon(session, env.program, code, env.now, order_amount=amount)
+        purchase = record_purchase(session, env.program, view.coupon.member_id,
+                                   amount - view.discount, env.now, source="line",
+                                   order_id=f"verify:{env.event_id or secrets.token_hex(8)}",
+                                   staff_id=worker.id, actor=_actor(worker)).purchase
+    view = redeem_coupon(session, env.program, code, env.now, actor=_actor(worker),
+                         order_amount=amount, staff_id=worker.id,
+                         purchase_id=purchase.id if purchase else None)
+    return view, purchase
+
+
+def _why(session: Session, env: Env, exc: LoyaltyError, code: str) -> str:
+    """For an already-used coupon: when and by whom, so staff can answer the customer."""
+    if not isinstance(exc, CouponAlreadyRedeemed):
+        return ""
+    view = find_coupon(session, env.program, code)
+    used = session.scalar(select(Redemption).where(Redemption.coupon_id == view.coupon.id))
+    if used is None:
+        return ""
+    who = session.get(Staff, used.staff_id).name if used.staff_id else "—"
+    when = used.redeemed_at.astimezone(env.program.timezone).strftime("%Y-%m-%d %H:%M")
+    return f"{when} · {who}"
+
+
+def _recent_failures(session: Session, worker: Staff, now: dt.datetime) -> int:
+    return session.scalar(select(func.count()).select_from(AuditLog).where(
+        AuditLog.action == "staff.verify_failed", AuditLog.actor == _actor(worker),
+        AuditLog.at > now - FAILED_WINDOW)) or 0
+
+
+def earn(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: list[str]
+         ) -> Outcome:
+    if len(args) != 2 or not args[1].isdigit():
+        return Outcome(messages.text(ctx, "earn_usage"))
+    try:
+        member = find_by_code(session, args[0])
+        amount = int(args[1])
+        if amount <= 0:
+            raise InvalidAmount(detail=args[1])
+    except LoyaltyError as exc:
+        return Outcome(messages.error(ctx, exc))
+    limit = env.program.confirm_above
+    if limit is not None and amount > limit:
+        token = secrets.token_urlsafe(12)
+        session.add(PendingAction(token=token, staff_id=worker.id, member_id=member.id,
+                                  amount=amount, created_at=env.now,
+                                  expires_at=env.now + CONFIRM_WINDOW))
+        return Outcome(messages.staff_confirm_purchase(ctx, member, amount, token))
+    return _record(session, env, ctx, worker, member, amount, f"earn:{env.event_id}")
+
+
+def _record(session: Session, env: Env, ctx: RenderContext, worker: Staff, member: Member,
+            amount: int, order_id: str) -> Outcome:
+    try:
+        with session.begin_nested():
+            result = record_purchase(session, env.program, member.id, amount, env.now,
+                                     source="line", order_id=order_id, staff_id=worker.id,
+                                     actor=_actor(worker))
+    except LoyaltyError as exc:
+        return Outcome(messages.error(ctx, exc))
+    outcome = Outcome(messages.staff_purchase_recorded(ctx, member, result))
+    if env.program.receipts and not result.duplicate:
+        coupons = [find_coupon(session, env.program, c.code) for c in result.coupons]
+        _push(session, env, member, "receipt", f"receipt:{result.purchase.id}",
+              messages.purchase_receipt(env.render(member.language), result,
+                                        member.points_balance, coupons), outcome)
+    return outcome
+
+
+def postback(session: Session, env: Env, member: Member, action: str, data: dict) -> Outcome:
+    ctx = env.render(member.language)
+    worker = _staff(session, env.user_id)
+    if worker is None:
+        return Outcome(messages.text(ctx, "staff_only"))
+    if action == "staff_help":
+        return Outcome(messages.text(ctx, f"staff_help_{data.get('topic', 'verify')}"))
+    pending = session.scalar(select(PendingAction).where(
+        PendingAction.token == data.get("token", ""), PendingAction.staff_id == worker.id)
+        .with_for_update())
+    if pending is None or pending.status != "pending" or pending.expires_at <= env.now:
+        return Outcome(messages.text(ctx, "confirm_expired"))
+    pending.status = "done"
+    target = session.get(Member, pending.member_id)
+    return _record(session, env, ctx, worker, target, pending.amount,
+                   f"confirm:{pending.token}")
+
+
+def void(session: Session, env: Env, ctx: RenderContext, worker: Staff) -> Outcome:
+    """Undo this staff member's last purchase or redemption, if it is recent."""
+    since = env.now - VOID_WINDOW
+    purchase = session.scalar(select(Purchase).where(
+        Purchase.staff_id == worker.id, Purchase.created_at > since,
+        Purchase.refunded_amount == 0).order_by(Purchase.created_at.desc(), Purchase.id.desc()))
+    redemption = session.scalar(select(Redemption).where(
+        Redemption.staff_id == worker.id, Redemption.redeemed_at > since)
+        .order_by(Redemption.redeemed_at.desc(), Redemption.id.desc()))
+    if redemption and (purchase is None or redemption.redeemed_at >= purchase.created_at):
+        _unredeem(session, env, worker, redemption)
+        purchase = session.get(Purchase, redemption.purchase_id) if redemption.purchase_id \
+            else None
+        if purchase is None:
+            return Outcome(messages.text(ctx, "voided_redemption"))
+    if purchase is None:
+        return Outcome(messages.text(ctx, "nothing_to_void"))
+    refund_order(session, env.program, purchase.amount, env.now, source=purchase.source,
+                 order_id=purchase.external_order_id, refund_id=f"void:{purchase.id}",
+                 actor=_actor(worker))
+    return Outcome(messages.text(ctx, "voided_purchase", amount=purchase.amount))
+
+
+def _unredeem(session: Session, env: Env, worker: Staff, redemption: Redemption) -> None:
+    coupon = session.get(Coupon, redemption.coupon_id)
+    coupon.status, coupon.redeemed_at = "issued", None
+    audit.record(session, "coupon.void_redemption", member_id=coupon.member_id,
+                 actor=_actor(worker), at=env.now, coupon_id=coupon.id,
+                 redeemed_at=redemption.redeemed_at.isoformat())
+    session.delete(redemption)
+    session.flush()
+
+
+def join(session: Session, env: Env, member: Member, args: list[str]) -> Outcome:
+    """A new staff member sends the one-time invite code the owner created."""
+    ctx = env.render(member.language)
+    invite = session.scalar(select(StaffInvite).where(
+        StaffInvite.code == (args[0].upper() if args else ""), StaffInvite.used_by.is_(None),
+        StaffInvite.expires_at > env.now).with_for_update())
+    if invite is None:
+        return Outcome(messages.text(ctx, "invite_invalid"))
+    invite.used_by, invite.used_at = env.user_id, env.now
+    worker = session.scalar(select(Staff).where(Staff.line_user_id == env.user_id))
+    if worker is None:
+        worker = Staff(line_user_id=env.user_id, name=invite.name or member.display_name,
+                       created_at=env.now)
+        session.add(worker)
+    worker.active = True
+    audit.record(session, "staff.join", member_id=member.id, actor=env.user_id, at=env.now)
+    return Outcome(messages.text(ctx, "staff_welcome", name=worker.name))
+
+
+def _push(session: Session, env: Env, member: Member, kind: str, key: str,
+          payload: list[dict], outcome: Outcome) -> None:
+    row = enqueue(session, member, kind, key, payload, env.now)
+    if row is not None:
+        session.flush()
+        outcome.outbox_ids.append(row.id)

@@ -1,0 +1,119 @@
+"""POST /callback: verify LINE's signature, then handle each event on its own.
+
+The SDK's WebhookParser gives up on the first malformed event and loses the rest, so the
+body is read here and every event gets its own try, its own transaction and its own
+once-only claim on its webhookEventId. Replies go out only after the commit.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, request
+from linebot.v3.webhooks import Event
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.db import transaction
+from bot.line.client import LineClient
+from bot.line.handlers import HANDLERS, Env, prefetch
+from bot.loyalty.timeutil import utcnow
+from bot.models import ProcessedEvent
+from bot.outbox import deliver
+
+bp = Blueprint("line", __name__)
+log = logging.getLogger("bot.line")
+
+
+def valid_signature(secret: str, body: bytes, signature: str) -> bool:
+    expected = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest())
+    return hmac.compare_digest(expected, signature.encode("ascii", "replace"))
+
+
+@bp.post("/callback")
+def callback() -> tuple[str, int]:
+    """LINE's webhook: 400 for a bad signature or body, 200 once every event was tried."""
+    state = current_app.extensions["loyalty"]
+    config = state["config"]
+    if not config.line_configured:
+        return "LINE channel not configured", 503
+    body = request.get_data(cache=False)
+    if not valid_signature(config.line_channel_secret, body,
+                           request.headers.get("X-Line-Signature", "")):
+        return "invalid signature", 400
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        return "body is not JSON", 400
+    if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
+        return "not a LINE webhook body", 400
+    for raw in payload["events"]:
+        try:
+            handle_event(state, raw)
+        except Exception:  # one failing event must not lose the others
+            log.exception("event failed: %s", _summary(raw))
+    return "OK", 200
+
+
+def handle_event(state: dict[str, Any], raw: Any) -> None:
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    if kind not in HANDLERS:
+        log.info("ignored event: %s", _summary(raw))
+        return
+    try:
+        event = Event.from_dict(raw)
+    except Exception as exc:  # malformed: the SDK raises KeyError, TypeError, ValueError ...
+        log.warning("malformed %s event skipped: %s", kind, exc)
+        return
+    user_id = getattr(event.source, "user_id", None)
+    if not user_id:
+        log.info("event without a user ignored: %s", _summary(raw))
+        return
+    client: LineClient = state["line"]
+    env = Env(program=state["program"], config=state["config"], now=utcnow(), user_id=user_id,
+              event_id=raw.get("webhookEventId") or "", prefetched=prefetch(kind, event, client))
+    with transaction(state["sessions"]) as session:
+        if env.event_id and not _claim(session, env.event_id, kind, env):
+            log.info("event %s already handled", env.event_id)
+            return
+        outcome = HANDLERS[kind](session, env, event)
+    token = getattr(event, "reply_token", None)
+    if outcome.replies and token:
+        client.reply(token, outcome.replies)
+    if outcome.outbox_ids:
+        deliver(state["sessions"], client, outcome.outbox_ids, env.now)
+
+
+def _claim(session: Session, event_id: str, kind: str, env: Env) -> bool:
+    try:
+        with session.begin_nested():
+            session.add(ProcessedEvent(event_id=event_id[:64], event_type=kind,
+                                       processed_at=env.now))
+    except IntegrityError:
+        return False
+    return True
+
+
+def _summary(raw: Any) -> str:
+    if not isinstance(raw, dict):
+        return type(raw).__name__
+    return f"type={raw.get('type')!r} id={raw.get('webhookEventId')!r}"
+
+
+def init_app(app: Flask) -> None:
+    """Register /callback and the LINE client (or say once what is missing)."""
+    state = app.extensions["loyalty"]
+    config = state["config"]
+    state["line"] = LineClient(config)
+    if not config.line_configured:
+        missing = [name for name, value in (("LINE_CHANNEL_SECRET", config.line_channel_secret),
+                                            ("LINE_CHANNEL_ACCESS_TOKEN",
+                                             config.line_channel_access_token)) if not value]
+        log.warning("LINE is not configured (%s missing): /callback answers 503",
+                    ", ".join(missing))
+    app.register_blueprint(bp)
