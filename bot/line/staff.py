@@ -17,6 +17,7 @@ from bot.line import messages
 from bot.line.context import Env, Outcome
 from bot.line.messages import RenderContext
 from bot.loyalty import audit
+from bot.loyalty.codes import normalize_code
 from bot.loyalty.coupons import CouponView, check_coupon, find_coupon, redeem_coupon
 from bot.loyalty.errors import CouponAlreadyRedeemed, InvalidAmount, LoyaltyError
 from bot.loyalty.members import find_by_code
@@ -218,8 +219,9 @@ def _unredeem(session: Session, env: Env, worker: Staff, redemption: Redemption)
 def join(session: Session, env: Env, member: Member, args: list[str]) -> Outcome:
     """A new staff member sends the one-time invite code the owner created."""
     ctx = env.render(member.language)
+    code = (normalize_code(args[0]) if args else None) or ""
     invite = session.scalar(select(StaffInvite).where(
-        StaffInvite.code == (args[0].upper() if args else ""), StaffInvite.used_by.is_(None),
+        StaffInvite.code == code, StaffInvite.used_by.is_(None),
         StaffInvite.expires_at > env.now).with_for_update())
     if invite is None:
         return Outcome(messages.text(ctx, "invite_invalid"))
