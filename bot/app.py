@@ -27,13 +27,32 @@ def create_app(config: Config | None = None) -> Flask:
     }
     _logging(app)
     _health(app)
+    from bot.line import qr, webhook  # the LINE adapter loads only with the app
+
+    webhook.init_app(app)
+    app.register_blueprint(qr.bp)
+    _errors(app)
     register_cli(app)
     return app
 
 
+def _errors(app: Flask) -> None:
+    """No request, however malformed, gets a traceback; errors answer in plain words."""
+    from werkzeug.exceptions import HTTPException
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        return jsonify(status=exc.code, error=exc.name), exc.code
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        logging.getLogger("bot").exception("unhandled error")
+        return jsonify(status=500, error="Internal Server Error"), 500
+
+
 def _logging(app: Flask) -> None:
-    """Log to stdout, where a PaaS collects it."""
-    handler = logging.StreamHandler(sys.stdout)
+    """Log to stderr: a PaaS collects it, and CLI output on stdout stays clean for scripts."""
+    handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("bot")
     if not root.handlers:

@@ -9,6 +9,8 @@ from flask import Flask, current_app
 
 from bot import migrate
 from bot.db import transaction
+from bot.loyalty import staff
+from bot.loyalty.codes import format_code
 from bot.loyalty.coupons import expire_due_coupons
 from bot.loyalty.errors import LoyaltyError
 from bot.loyalty.ledger import expire_due_points
@@ -154,6 +156,71 @@ def expire_command(when: str | None) -> None:
     click.echo(f"expired {points} points of {members} members and {coupons} coupons")
 
 
+@click.group("staff")
+def staff_group() -> None:
+    """Manage who may verify coupons and record purchases by chat."""
+
+
+@staff_group.command("add")
+@click.argument("line_user_id")
+@click.option("--name", default="", help="How the staff member is shown to colleagues.")
+def staff_add(line_user_id: str, name: str) -> None:
+    """Make LINE_USER_ID (U followed by 32 characters) a staff member."""
+    ctx = _ctx()
+    try:
+        with transaction(ctx["sessions"]) as session:
+            worker = staff.add_staff(session, line_user_id, utcnow(), name=name,
+                                     actor="cli:owner")
+            shown = worker.name
+    except LoyaltyError as exc:
+        raise click.ClickException(exc.message("en")) from None
+    click.echo(f"{shown} ({line_user_id}) is staff; run `richmenu deploy` to give them "
+               "the staff menu")
+
+
+@staff_group.command("remove")
+@click.argument("line_user_id")
+def staff_remove(line_user_id: str) -> None:
+    """End LINE_USER_ID's staff rights at once and unlink the staff menu."""
+    ctx = _ctx()
+    try:
+        with transaction(ctx["sessions"]) as session:
+            staff.remove_staff(session, line_user_id, utcnow(), actor="cli:owner")
+    except LoyaltyError as exc:
+        raise click.ClickException(exc.message("en")) from None
+    click.echo(f"{line_user_id} is no longer staff")
+    if ctx["config"].line_configured:
+        from bot.line.client import LineClient
+        from bot.line.richmenu import unlink_staff
+
+        unlink_staff(LineClient(ctx["config"]).api, line_user_id)
+        click.echo("staff menu unlinked")
+
+
+@staff_group.command("list")
+def staff_list() -> None:
+    """List the active staff."""
+    with _ctx()["sessions"]() as session:
+        workers = staff.active_staff(session)
+    for worker in workers:
+        click.echo(f"{worker.line_user_id}  {worker.name}")
+    if not workers:
+        click.echo("no staff yet: `flask --app bot staff add U...` or `staff invite`")
+
+
+@staff_group.command("invite")
+@click.option("--name", default="", help="The new staff member's name.")
+def staff_invite(name: str) -> None:
+    """Create a one-time invite code; the new staff member sends `員工 CODE` to the bot."""
+    with transaction(_ctx()["sessions"]) as session:
+        code = staff.create_invite(session, utcnow(), name=name, actor="cli:owner")
+    click.echo(f"send this to the bot from the new staff member's LINE within 3 days:\n"
+               f"員工 {format_code(code)}")
+
+
 def register_cli(app: Flask) -> None:
-    for command in (db_group, program_group, points_group, members_group, expire_command):
+    from bot.line.richmenu import richmenu_group
+
+    for command in (db_group, program_group, points_group, members_group, expire_command,
+                    staff_group, richmenu_group):
         app.cli.add_command(command)

@@ -104,3 +104,43 @@ def sessions(engine):
 def now() -> dt.datetime:
     """A fixed moment: 2026-11-22 10:00 in Taipei."""
     return dt.datetime(2026, 11, 22, 2, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="session")
+def fake_line_server():
+    from tests.fake_line import FakeLine
+
+    with FakeLine() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_line(fake_line_server):
+    fake_line_server.reset()
+    return fake_line_server
+
+
+@pytest.fixture
+def line_config(db_url: str, fake_line):
+    from bot.config import Config
+    from tests.line_helpers import CHANNEL_SECRET
+
+    return Config(database_url=db_url, program_path=str(DEFAULT_PROGRAM), secret_key="test-key",
+                  line_channel_secret=CHANNEL_SECRET,
+                  line_channel_access_token=fake_line.access_token,
+                  line_oa_basic_id="@mountainmist", public_base_url="https://cafe.example",
+                  line_api_base_url=fake_line.base_url)
+
+
+@pytest.fixture
+def app(line_config):
+    from bot.app import create_app
+
+    app = create_app(line_config)
+    yield app
+    app.extensions["loyalty"]["engine"].dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()

@@ -16,6 +16,7 @@ from linebot.v3.messaging import (
 )
 
 from bot.config import Config
+from bot.line.limits import MessageLimitError, check_messages
 
 log = logging.getLogger("bot.line")
 TIMEOUT = (3.05, 10)  # connect, read (seconds)
@@ -52,6 +53,7 @@ class LineClient:
         self.blob = MessagingApiBlob(self._api_client)
 
     def reply(self, reply_token: str, messages: list[dict]) -> bool:
+        check_messages(messages, "reply")
         request = ReplyMessageRequest.from_dict({"replyToken": reply_token,
                                                  "messages": messages})
         try:
@@ -62,6 +64,10 @@ class LineClient:
         return True
 
     def push(self, user_id: str, messages: list[dict], retry_key: str) -> SendResult:
+        try:
+            check_messages(messages, "push")
+        except MessageLimitError as exc:  # resending cannot fix it: record, never retry
+            return SendResult(False, error=str(exc))
         request = PushMessageRequest.from_dict({"to": user_id, "messages": messages})
         try:
             self.api.push_message(request, x_line_retry_key=retry_key,

@@ -171,7 +171,8 @@ def postback(session: Session, env: Env, member: Member, action: str, data: dict
     if worker is None:
         return Outcome(messages.text(ctx, "staff_only"))
     if action == "staff_help":
-        return Outcome(messages.text(ctx, f"staff_help_{data.get('topic', 'verify')}"))
+        topic = "earn" if data.get("topic") == "earn" else "verify"
+        return Outcome(messages.text(ctx, f"staff_help_{topic}"))
     pending = session.scalar(select(PendingAction).where(
         PendingAction.token == data.get("token", ""), PendingAction.staff_id == worker.id)
         .with_for_update())

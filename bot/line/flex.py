@@ -1,0 +1,182 @@
+"""Flex templates and the strings table: JSON designed in LINE's Flex Message Simulator,
+filled by walking the parsed structure, never by pasting text into raw JSON.
+
+A template may mark an object (the markers are removed from the output):
+
+  "$each": "name"   repeat the object once per item of the list `name` (only inside an array);
+                    each copy sees the item's fields on top of the outer fields
+  "$if": "name"     keep the object only when the field `name` is truthy
+  "$unless": "name" keep the object only when the field `name` is falsy
+
+In string values `{{name}}` becomes a field's value and `{{@key}}` the strings-table entry
+`key` formatted (str.format) with the fields. A replacement is never scanned again, so a
+display name holding quotes, emoji or `{{x}}` stays literal text and cannot break a message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections import ChainMap
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "flex_templates"
+LANGUAGES = ("zh-TW", "en")
+MARKERS = ("$each", "$if", "$unless")
+ELLIPSIS = "…"
+_PLACEHOLDER = re.compile(r"\{\{\s*(@?[A-Za-z_][\w.]*)\s*\}\}")
+
+Fields = Mapping[str, Any]
+
+
+class TemplateError(Exception):
+    """A template or strings-table mistake: a missing field, key or list."""
+
+
+def language(lang: str) -> str:
+    """English for any `en*` language tag, otherwise zh-TW."""
+    return "en" if (lang or "").lower().startswith("en") else "zh-TW"
+
+
+@cache
+def template(name: str) -> Any:
+    """The parsed template `flex_templates/<name>.json` (shared: never mutate it)."""
+    with (TEMPLATE_DIR / f"{name}.json").open(encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+@cache
+def strings_table(lang: str) -> dict[str, str]:
+    with (TEMPLATE_DIR / f"strings.{language(lang)}.json").open(encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def render(name: str, fields: Fields, strings: Mapping[str, str]) -> Any:
+    """A filled copy of template `name`."""
+    return fill(template(name), fields, strings)
+
+
+def fill(node: Any, fields: Fields, strings: Mapping[str, str]) -> Any:
+    """A filled copy of a parsed template `node`; the node itself is left untouched."""
+    return _Filler(strings).value(node, ChainMap(dict(fields)))
+
+
+class _Filler:
+    def __init__(self, strings: Mapping[str, str]):
+        self.strings = strings
+
+    def value(self, node: Any, scope: ChainMap) -> Any:
+        if isinstance(node, str):
+            return _PLACEHOLDER.sub(lambda match: self.field(match.group(1), scope), node)
+        if isinstance(node, list):
+            return self.array(node, scope)
+        if isinstance(node, dict):
+            if "$each" in node:
+                raise TemplateError(f"$each {node['$each']!r} outside an array")
+            return self.object(node, scope)
+        return node
+
+    def array(self, items: list, scope: ChainMap) -> list:
+        result = []
+        for item in items:
+            if isinstance(item, dict) and "$each" in item:
+                for entry in self.lookup(item["$each"], scope, list):
+                    if not isinstance(entry, Mapping):
+                        raise TemplateError(f"items of {item['$each']!r} must be objects")
+                    inner = scope.new_child(dict(entry))
+                    if self.kept(item, inner):
+                        result.append(self.object(item, inner))
+            elif not isinstance(item, dict) or self.kept(item, scope):
+                result.append(self.value(item, scope))
+        return result
+
+    def object(self, node: dict, scope: ChainMap) -> dict:
+        return {key: self.value(child, scope) for key, child in node.items()
+                if key not in MARKERS and (not isinstance(child, dict) or self.kept(child, scope))}
+
+    def kept(self, node: dict, scope: ChainMap) -> bool:
+        if "$if" in node and not self.lookup(node["$if"], scope, object):
+            return False
+        return not ("$unless" in node and self.lookup(node["$unless"], scope, object))
+
+    def lookup(self, name: str, scope: ChainMap, kind: type) -> Any:
+        if name not in scope:
+            raise TemplateError(f"no field {name!r}")
+        found = scope[name]
+        if not isinstance(found, kind):
+            raise TemplateError(f"field {name!r} must be a {kind.__name__}")
+        return found
+
+    def field(self, name: str, scope: ChainMap) -> str:
+        if name.startswith("@"):
+            return format_string(self.strings, name[1:], scope)
+        found = self.lookup(name, scope, object)
+        if isinstance(found, bool) or not isinstance(found, str | int):
+            raise TemplateError(f"field {name!r} is not text: {found!r}")
+        return str(found)
+
+
+def format_string(strings: Mapping[str, str], key: str, fields: Fields) -> str:
+    """The strings-table entry `key`, its `{name}` fields filled from `fields`."""
+    if key not in strings:
+        raise TemplateError(f"no string {key!r}")
+    try:
+        return strings[key].format_map(fields)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise TemplateError(f"string {key!r} cannot be filled: {exc!r}") from None
+
+
+class Strings:
+    """One language's strings and number, money and date formats."""
+
+    def __init__(self, lang: str):
+        self.lang = language(lang)
+        self.table = strings_table(self.lang)
+
+    @property
+    def english(self) -> bool:
+        return self.lang == "en"
+
+    def __call__(self, key: str, **fields: Any) -> str:
+        return format_string(self.table, key, fields)
+
+    def count(self, key: str, n: int, **fields: Any) -> str:
+        """Entry `key`, or `key.one` when n is 1 (English singulars)."""
+        return self(f"{key}.one" if n == 1 else key, n=self.number(n), **fields)
+
+    def number(self, n: int) -> str:
+        return f"{n:,}"
+
+    def money(self, amount: int, currency: str) -> str:
+        symbol = self.table.get(f"currency.{currency}", f"{currency} ")
+        return self("money", symbol=symbol, amount=self.number(amount))
+
+    def date(self, day: dt.date) -> str:
+        return self("date", year=day.year, month=day.month, day=day.day,
+                    mon=self(f"month.{day.month}"))
+
+    def datetime(self, instant: dt.datetime) -> str:
+        return self("datetime", date=self.date(instant.date()), hour=instant.hour,
+                    minute=instant.minute)
+
+
+def units(text: str) -> int:
+    """Length as LINE counts it: UTF-16 code units (most emoji count 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` UTF-16 units, marked with an ellipsis when cut."""
+    if units(text) <= limit:
+        return text
+    kept, used = [], units(ELLIPSIS)
+    for char in text:
+        used += units(char)
+        if used > limit:
+            break
+        kept.append(char)
+    return "".join(kept).rstrip() + ELLIPSIS

@@ -1,0 +1,138 @@
+"""Loyalty objects as template fields (names, money, dates, coupons) in the reader's language."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.line.flex import Strings, clip
+from bot.line.qr import coupon_payload
+from bot.loyalty.coupons import CouponView
+from bot.loyalty.purchases import PurchaseResult
+from bot.loyalty.timeutil import local_date
+from bot.models import Member
+from bot.program import CouponTemplate, Program, Tier
+
+TITLE_LIMIT = 80  # program titles are free text: keep 12 bubbles well under 50 KB
+ECHO_LIMIT = 30  # a title repeated in a button's displayText (the user's side of the chat)
+NAME_LIMIT = 400  # UTF-16 units: all of a 200-character Member.display_name
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """What every message needs: the program, the reader's language and QR image URLs."""
+
+    program: Program
+    lang: str
+    qr_url: Callable[[str], str]  # QR payload -> https URL of its PNG
+    oa_basic_id: str = ""
+
+    @property
+    def strings(self) -> Strings:
+        return Strings(self.lang)
+
+
+def shop(ctx: RenderContext) -> str:
+    program = ctx.program
+    return program.shop_name_en if ctx.strings.english else program.shop_name
+
+
+def tier(ctx: RenderContext, level: Tier) -> str:
+    return level.name_en if ctx.strings.english else level.name
+
+
+def title(ctx: RenderContext, template: CouponTemplate, limit: int = TITLE_LIMIT) -> str:
+    return clip(template.title_en if ctx.strings.english else template.title, limit)
+
+
+def name(ctx: RenderContext, member: Member | None) -> str:
+    given = (member.display_name or "").strip() if member else ""
+    return clip(given, NAME_LIMIT) if given else ctx.strings("name.anonymous")
+
+
+def money(ctx: RenderContext, amount: int) -> str:
+    return ctx.strings.money(amount, ctx.program.currency)
+
+
+def coupon_until(ctx: RenderContext, view: CouponView) -> str:
+    """The last local day a coupon can be used (valid_until is the first instant after it)."""
+    last = view.coupon.valid_until - dt.timedelta(microseconds=1)
+    return ctx.strings.date(local_date(last, ctx.program.timezone))
+
+
+def coupon(ctx: RenderContext, view: CouponView) -> dict[str, Any]:
+    """The fields every coupon layout uses, its QR image included."""
+    s, row, template = ctx.strings, view.coupon, view.template
+    since = local_date(row.valid_from, ctx.program.timezone)
+    return {
+        "id": row.id, "code": view.display_code, "title": title(ctx, template),
+        "kind": s(f"kind.{template.kind}"), "value": value(ctx, template),
+        "conditions": [{"text": line} for line in conditions(ctx, template)],
+        "until": coupon_until(ctx, view), "since": s.date(since),
+        "not_yet": since > local_date(row.issued_at, ctx.program.timezone),
+        "qr": ctx.qr_url(coupon_payload(ctx.oa_basic_id, row.code)),
+    }
+
+
+def value(ctx: RenderContext, template: CouponTemplate) -> str:
+    """What a coupon is worth, in a few words."""
+    s = ctx.strings
+    if template.kind == "amount_off":
+        return s("value.amount_off", amount=money(ctx, template.amount))
+    if template.kind == "percent_off":
+        pay = 100 - template.percent  # Taiwan says 10% off as "9折", 15% off as "85折"
+        zhe = str(pay // 10) if pay % 10 == 0 else (str(pay) if pay >= 10 else f"0.{pay}")
+        return s("value.percent_off", percent=template.percent, zhe=zhe)
+    if template.kind == "free_shipping":
+        return s("value.free_shipping")
+    return clip(template.gift, TITLE_LIMIT) if template.gift else s("value.free_gift")
+
+
+def conditions(ctx: RenderContext, template: CouponTemplate) -> list[str]:
+    s, lines = ctx.strings, []
+    if template.min_spend:
+        lines.append(s("condition.min_spend", amount=money(ctx, template.min_spend)))
+    if template.kind == "percent_off" and template.max_discount:
+        lines.append(s("condition.max_discount", amount=money(ctx, template.max_discount)))
+    return lines or [s("condition.none")]
+
+
+def purchase(ctx: RenderContext, result: PurchaseResult) -> dict[str, Any]:
+    s, change = ctx.strings, result.tier_change
+    return {"amount": money(ctx, result.purchase.amount), "points": s.number(result.points),
+            "stamps": s.number(result.stamps), "tier_up": bool(change and change.upgraded),
+            "tier": tier(ctx, change.new) if change else ""}
+
+
+def progress(current: Tier, upcoming: Tier | None, spend: int) -> int:
+    """Percent of the way from this tier's threshold to the next one's."""
+    if upcoming is None:
+        return 100
+    span = upcoming.threshold - current.threshold
+    return max(0, min(100, (spend - current.threshold) * 100 // span))
+
+
+def stamp_rows(stamps: int, goal: int, markers: set[int], per_row: int = 5) -> list[dict]:
+    """Grid cells: filled, a reward marker, or plain; the last row padded with blanks."""
+    cells = [{"filled": n <= stamps, "marker": n > stamps and n in markers,
+              "plain": n > stamps and n not in markers, "blank": False, "n": str(n)}
+             for n in range(1, goal + 1)]
+    cells += [{"filled": False, "marker": False, "plain": False, "blank": True, "n": ""}
+              ] * (-goal % per_row)
+    return [{"cells": cells[i:i + per_row]} for i in range(0, len(cells), per_row)]
+
+
+def stamps_to_go(ctx: RenderContext, stamps: int, goal: int, to_next: int,
+                 rewards: dict[int, str]) -> str:
+    """The line under the grid: stamps to the next reward, or that the card is full."""
+    s = ctx.strings
+    if stamps >= goal:
+        return s("stamps.full")
+    remaining = to_next if 0 < to_next <= goal - stamps else goal - stamps
+    reward = rewards.get(stamps + remaining)
+    if reward is None:
+        return s.count("stamps.to_go", remaining)
+    return s.count("stamps.to_go_reward", remaining,
+                   reward=title(ctx, ctx.program.coupons[reward]))

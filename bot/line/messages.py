@@ -1,0 +1,264 @@
+"""Every message the bot sends, as LINE message dicts ready for the Messaging API.
+
+Each function gathers data from the loyalty domain into fields and fills a Flex template
+(flex_templates/<name>.json); the words come from the strings tables, in zh-TW or English.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+from urllib.parse import quote
+
+from bot.line import formatting as fmt
+from bot.line.flex import clip, render
+from bot.line.formatting import ECHO_LIMIT, TITLE_LIMIT, RenderContext
+from bot.line.limits import MAX_ALT_TEXT, MAX_BUBBLES, MAX_TEXT
+from bot.line.qr import member_payload
+from bot.loyalty.codes import format_code
+from bot.loyalty.coupons import CouponView
+from bot.loyalty.errors import LoyaltyError
+from bot.loyalty.purchases import PurchaseResult
+from bot.loyalty.summary import MemberSummary
+from bot.models import Member
+from bot.program import Reward
+
+WALLET_PAGE = 11  # coupon bubbles on a page that has more after it (+1 "more" bubble)
+REWARDS_PER_BUBBLE = 5
+REWARD_BUBBLES = 10  # 50 rewards; with the longest titles the carousel stays under 50 KB
+ROWS = 5  # expiring lots or coupons listed before "and more"
+DETAIL_LIMIT = 500
+
+Messages = list[dict[str, Any]]
+
+
+# -- customer messages ----------------------------------------------------------------------
+def welcome(ctx: RenderContext, member: Member, coupon: CouponView | None) -> Messages:
+    s = ctx.strings
+    named = bool((member.display_name or "").strip())
+    greeting = s("welcome.greeting", name=fmt.name(ctx, member)) if named else s("welcome.hello")
+    fields = {"greeting": greeting, "has_coupon": coupon is not None,
+              **(fmt.coupon(ctx, coupon) if coupon else {})}
+    return _flex(ctx, "welcome", s("alt.welcome", shop=fmt.shop(ctx)), fields)
+
+
+def points_card(ctx: RenderContext, summary: MemberSummary) -> Messages:
+    s, upcoming = ctx.strings, summary.next_tier
+    progress = fmt.progress(summary.tier, upcoming, summary.spend)
+    hidden = summary.expiring[ROWS:]
+    fields = {
+        "balance": s.number(summary.balance), "tier": fmt.tier(ctx, summary.tier),
+        "has_next": upcoming is not None,
+        "next_tier": fmt.tier(ctx, upcoming) if upcoming else "",
+        "to_next": fmt.money(ctx, summary.spend_to_next or 0),
+        "spend": fmt.money(ctx, summary.spend), "months": ctx.program.tier_window_months,
+        "progress": f"{progress}%", "has_progress": progress > 0,
+        "expiring": [{"date": s.date(e.date), "points": s.number(e.points)}
+                     for e in summary.expiring[:ROWS]],
+        "has_expiring": bool(summary.expiring), "more_expiring": bool(hidden),
+        "more_points": s.number(sum(e.points for e in hidden)),
+    }
+    alt = s("alt.points_card", balance=fields["balance"], tier=fields["tier"])
+    return _flex(ctx, "points_card", alt, fields)
+
+
+def stamp_card(ctx: RenderContext, summary: MemberSummary) -> Messages:
+    s, rules, coupons = ctx.strings, ctx.program.stamps, ctx.program.coupons
+    goal = summary.stamp_goal
+    stamps = min(summary.stamps, goal)
+    milestones = {m.at: m.reward for m in rules.milestones if m.at < goal}
+    rewards = dict(milestones)
+    if rules.completion_reward:
+        rewards[goal] = rules.completion_reward
+    legend = [{"text": s("stamps.milestone", at=at, title=fmt.title(ctx, coupons[key]))}
+              for at, key in sorted(rewards.items())]
+    fields = {"stamps": str(stamps), "goal": str(goal), "legend": legend,
+              "has_legend": bool(legend),
+              "rows": fmt.stamp_rows(stamps, goal, {*milestones, goal}),
+              "to_go": fmt.stamps_to_go(ctx, stamps, goal, summary.stamps_to_next_reward,
+                                        rewards)}
+    return _flex(ctx, "stamp_card", s("alt.stamp_card", stamps=stamps, goal=goal), fields)
+
+
+def wallet(ctx: RenderContext, views: list[CouponView], page: int = 1) -> Messages:
+    """One bubble per coupon; past 12, pages of 11 and a bubble posting back the next page."""
+    s, total = ctx.strings, len(views)
+    last = 1 + max(0, math.ceil((total - MAX_BUBBLES) / WALLET_PAGE))
+    page = min(max(page, 1), last)
+    start = (page - 1) * WALLET_PAGE
+    rest = views[start:]
+    shown = rest if len(rest) <= MAX_BUBBLES else rest[:WALLET_PAGE]
+    coupons = [{**fmt.coupon(ctx, view), "position": f"{start + i} / {total}"}
+               for i, view in enumerate(shown, start=1)]
+    more = len(rest) - len(shown)
+    fields = {"coupons": coupons, "more": more > 0, "remaining": s.number(more),
+              "next_page": page + 1, "empty": not views}
+    alt = s("alt.wallet", count=s.number(total)) if views else s("wallet.empty_title")
+    return _flex(ctx, "wallet", alt, fields)
+
+
+def coupon_detail(ctx: RenderContext, view: CouponView) -> Messages:
+    fields = fmt.coupon(ctx, view)
+    alt = ctx.strings("alt.coupon", title=fields["title"], code=fields["code"])
+    return _flex(ctx, "coupon_detail", alt, fields)
+
+
+def member_card(ctx: RenderContext, member: Member, summary: MemberSummary) -> Messages:
+    s = ctx.strings
+    fields = {"name": fmt.name(ctx, member), "code": format_code(member.member_code),
+              "tier": fmt.tier(ctx, summary.tier), "balance": s.number(summary.balance),
+              "stamps": s.number(summary.stamps), "goal": s.number(summary.stamp_goal),
+              "coupons": s.number(len(summary.wallet)),
+              "qr": ctx.qr_url(member_payload(ctx.oa_basic_id, member.member_code))}
+    return _flex(ctx, "member_card", s("alt.member_card", code=fields["code"]), fields)
+
+
+def rewards_catalog(ctx: RenderContext, balance: int) -> Messages:
+    s, program = ctx.strings, ctx.program
+    items = [{"id": r.id, "title": fmt.title(ctx, program.coupons[r.coupon]),
+              "echo": fmt.title(ctx, program.coupons[r.coupon], ECHO_LIMIT),
+              "points": s.number(r.points), "affordable": balance >= r.points,
+              "missing": s.number(max(0, r.points - balance))} for r in program.rewards]
+    pages = [{"rewards": items[i:i + REWARDS_PER_BUBBLE]}
+             for i in range(0, len(items), REWARDS_PER_BUBBLE)][:REWARD_BUBBLES]
+    fields = {"pages": pages, "empty": not items, "balance": s.number(balance)}
+    return _flex(ctx, "rewards_catalog", s("alt.rewards", balance=fields["balance"]), fields)
+
+
+def reward_confirm(ctx: RenderContext, reward: Reward, balance: int) -> Messages:
+    s, template = ctx.strings, ctx.program.coupons[reward.coupon]
+    fields = {"id": reward.id, "title": fmt.title(ctx, template),
+              "echo": fmt.title(ctx, template, ECHO_LIMIT), "value": fmt.value(ctx, template),
+              "points": s.number(reward.points), "balance": s.number(balance),
+              "after": s.number(balance - reward.points), "affordable": balance >= reward.points,
+              "missing": s.number(max(0, reward.points - balance))}
+    return _flex(ctx, "reward_confirm", s("alt.reward_confirm", title=fields["title"]), fields)
+
+
+def reward_issued(ctx: RenderContext, view: CouponView, balance: int) -> Messages:
+    fields = {**fmt.coupon(ctx, view), "balance": ctx.strings.number(balance)}
+    return _flex(ctx, "reward_issued", ctx.strings("alt.reward_issued", title=fields["title"]),
+                 fields)
+
+
+def purchase_receipt(ctx: RenderContext, result: PurchaseResult, balance: int,
+                     coupons: list[CouponView]) -> Messages:
+    s = ctx.strings
+    fields = {**fmt.purchase(ctx, result), "balance": s.number(balance),
+              "has_coupons": bool(coupons), "more_coupons": len(coupons) > ROWS,
+              "more_count": s.number(len(coupons) - ROWS),
+              "coupons": [{"title": fmt.title(ctx, v.template)} for v in coupons[:ROWS]]}
+    alt = s("alt.receipt", points=fields["points"], balance=fields["balance"])
+    return _flex(ctx, "purchase_receipt", alt, fields)
+
+
+def customer_coupon_used(ctx: RenderContext, view: CouponView) -> Messages:
+    used = view.coupon.redeemed_at
+    when = ctx.strings.datetime(used.astimezone(ctx.program.timezone)) if used else ""
+    fields = {**fmt.coupon(ctx, view), "used_at": when}
+    return _flex(ctx, "customer_coupon_used", ctx.strings("alt.used", title=fields["title"]),
+                 fields)
+
+
+def birthday_gift(ctx: RenderContext, member: Member, view: CouponView) -> Messages:
+    fields = {**fmt.coupon(ctx, view), "name": fmt.name(ctx, member)}
+    return _flex(ctx, "birthday_gift", ctx.strings("alt.birthday", name=fields["name"]), fields)
+
+
+def nudge(ctx: RenderContext, member: Member, what: str, remaining: int,
+          reward_title: str) -> Messages:
+    """A near-goal nudge; `what` is "stamps" or "points", `reward_title` in the member's
+    language."""
+    if what not in ("stamps", "points"):
+        raise ValueError(f"nudge is about 'stamps' or 'points', not {what!r}")
+    s = ctx.strings
+    headline = s.count(f"nudge.{what}", remaining, reward=clip(reward_title, TITLE_LIMIT))
+    fields = {"headline": headline, "points": what == "points",
+              "detail": s(f"nudge.{what}_detail", name=fmt.name(ctx, member))}
+    return _flex(ctx, "nudge", headline, fields)
+
+
+def expiry_warning(ctx: RenderContext, member: Member, points: list[tuple[dt.date, int]],
+                   coupons: list[CouponView]) -> Messages:
+    """Points and coupons about to expire; nothing to warn about means no message ([])."""
+    if not points and not coupons:
+        return []
+    s = ctx.strings
+    later = points[ROWS:]
+    fields = {
+        "name": fmt.name(ctx, member),
+        "has_points": bool(points), "more_points": bool(later),
+        "points": [{"date": s.date(day), "points": s.number(n)} for day, n in points[:ROWS]],
+        "later_points": s.number(sum(n for _, n in later)),
+        "has_coupons": bool(coupons), "more_coupons": len(coupons) > ROWS,
+        "more_count": s.number(len(coupons) - ROWS),
+        "coupons": [{"title": fmt.title(ctx, v.template), "until": fmt.coupon_until(ctx, v)}
+                    for v in coupons[:ROWS]],
+    }
+    alt = s("alt.expiry", points=s.number(sum(n for _, n in points)),
+            coupons=s.number(len(coupons)))
+    return _flex(ctx, "expiry_warning", alt, fields)
+
+
+# -- staff messages -------------------------------------------------------------------------
+def staff_purchase_recorded(ctx: RenderContext, member: Member,
+                            result: PurchaseResult) -> Messages:
+    s = ctx.strings
+    fields = {**fmt.purchase(ctx, result), "name": fmt.name(ctx, member),
+              "member_code": format_code(member.member_code), "duplicate": result.duplicate,
+              "has_coupons": bool(result.coupons), "count": s.number(len(result.coupons))}
+    alt = s("alt.recorded", amount=fields["amount"], name=fields["name"])
+    return _flex(ctx, "staff_purchase_recorded", alt, fields)
+
+
+def staff_confirm_purchase(ctx: RenderContext, member: Member, amount: int,
+                           token: str) -> Messages:
+    s = ctx.strings
+    fields = {"amount": fmt.money(ctx, amount), "name": fmt.name(ctx, member),
+              "member_code": format_code(member.member_code), "token": quote(token, safe="")}
+    alt = s("alt.confirm_purchase", amount=fields["amount"], name=fields["name"])
+    return _flex(ctx, "staff_confirm_purchase", alt, fields)
+
+
+def staff_redemption_ok(ctx: RenderContext, view: CouponView, member: Member | None,
+                        order_amount: int | None) -> Messages:
+    s, template = ctx.strings, view.template
+    has_order = order_amount is not None
+    if has_order and view.discount:
+        benefit = s("staff.benefit_discount", amount=fmt.money(ctx, view.discount))
+    else:
+        benefit = fmt.value(ctx, template)
+    fields = {**fmt.coupon(ctx, view), "benefit": benefit, "has_order": has_order,
+              "name": fmt.name(ctx, member), "order": fmt.money(ctx, order_amount or 0),
+              "discount": fmt.money(ctx, view.discount),
+              "to_pay": fmt.money(ctx, max(0, (order_amount or 0) - view.discount))}
+    return _flex(ctx, "staff_redemption_ok", s("alt.redeemed", benefit=benefit), fields)
+
+
+def staff_redemption_failed(ctx: RenderContext, error: LoyaltyError,
+                            detail: str = "") -> Messages:
+    reason = error.message(ctx.strings.lang)
+    fields = {"reason": reason, "detail": clip(detail, DETAIL_LIMIT)}
+    return _flex(ctx, "staff_redemption_failed", ctx.strings("alt.failed", reason=reason),
+                 fields)
+
+
+# -- plain text -----------------------------------------------------------------------------
+def text(ctx: RenderContext, key: str, **fields: Any) -> Messages:
+    """The strings-table entry `text.<key>`; whole-number fields get thousands separators."""
+    s = ctx.strings
+    shown = {name: s.number(value) if isinstance(value, int) and not isinstance(value, bool)
+             else value for name, value in fields.items()}
+    return [{"type": "text", "text": clip(s(f"text.{key}", **shown), MAX_TEXT)}]
+
+
+def error(ctx: RenderContext, exc: LoyaltyError) -> Messages:
+    """A domain error in the reader's language."""
+    return text(ctx, "error", message=exc.message(ctx.strings.lang))
+
+
+# -- helpers --------------------------------------------------------------------------------
+def _flex(ctx: RenderContext, template: str, alt: str, fields: dict[str, Any]) -> Messages:
+    contents = render(template, {"shop": fmt.shop(ctx), **fields}, ctx.strings.table)
+    return [{"type": "flex", "altText": clip(alt, MAX_ALT_TEXT), "contents": contents}]

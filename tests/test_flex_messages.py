@@ -1,0 +1,377 @@
+"""Every message renders in both languages, with normal and extreme data, within LINE's limits."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import inspect
+import json
+import re
+import string
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from linebot.v3.messaging import FlexContainer, FlexMessage, TextMessage
+
+from bot.line import messages as m
+from bot.line.flex import TEMPLATE_DIR, TemplateError, fill, strings_table, template
+from bot.line.limits import MessageLimitError, check_messages, json_bytes
+from bot.line.qr import qr_url
+from bot.loyalty.codes import ALPHABET
+from bot.loyalty.coupons import CouponView
+from bot.loyalty.errors import (
+    CapReached,
+    CouponAlreadyRedeemed,
+    CouponExpired,
+    MinimumSpendNotMet,
+)
+from bot.loyalty.purchases import PurchaseResult
+from bot.loyalty.summary import Expiring, MemberSummary
+from bot.loyalty.tiers import TierChange, next_tier
+from bot.models import Coupon, Member, Purchase
+from bot.program import Milestone, Program, Reward
+
+NOW = dt.datetime(2026, 11, 22, 2, 0, tzinfo=dt.UTC)
+TODAY = dt.date(2026, 11, 22)
+WEIRD = ('{{x}} "Mei" \'O\'Brien\' \\n 😀🎉👩‍👩‍👧 <b>&amp; ' * 6)[:200]
+LONG_TITLE = '{{y}} "Grand" ' + "超級豪華手沖咖啡與蛋糕組合😀" * 12
+LONG_TITLE_EN = '{{y}} "Grand" ' + "mega deluxe coffee set 😀 " * 12
+LITERALS = ("{{x}}", "{{y}}")  # placeholders inside user data: they must come out as they are
+PLACEHOLDER = re.compile(r"\{\{\s*@?[A-Za-z_][\w.]*\s*\}\}")
+CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]")
+TEXT_FIELDS = {"date": "1990-05-17", "amount": 3200, "name": WEIRD}
+
+
+def code(n: int) -> str:
+    return "".join(ALPHABET[(n * 7 + i * 3) % len(ALPHABET)] for i in range(9))
+
+
+def member(name: str = "小美", tier: str = "silver") -> Member:
+    return Member(id=7, line_user_id="U7", member_code=code(999), display_name=name,
+                  language="zh-TW", tier=tier, tier_since=NOW, status="active",
+                  points_balance=1234, joined_at=NOW, last_activity_at=NOW)
+
+
+def view(program: Program, key: str = "welcome", n: int = 1, title: str | None = None,
+         days: int = 30, **coupon: Any) -> CouponView:
+    template = program.coupons[key]
+    if title:
+        template = dataclasses.replace(template, title=title, title_en=LONG_TITLE_EN,
+                                       gift=LONG_TITLE_EN)
+    row = Coupon(id=n, code=code(n), template_id=1, member_id=7, valid_from=NOW,
+                 valid_until=NOW + dt.timedelta(days=days), issued_at=NOW, reason="test",
+                 **{"status": "issued", **coupon})
+    return CouponView(row, template, 0)
+
+
+def summary(program: Program, who: Member, *, balance: int = 1234, spend: int = 8000,
+            stamps: int = 3, goal: int = 10, to_next: int = 2, lots: int = 2,
+            wallet: list[CouponView] = ()) -> MemberSummary:
+    tier = program.tier(who.tier)
+    upcoming = next_tier(program, tier)
+    return MemberSummary(
+        member=who, balance=balance, tier=tier, next_tier=upcoming, spend=spend,
+        expiring=[Expiring(TODAY + dt.timedelta(days=i), 10 + i) for i in range(lots)],
+        spend_to_next=max(0, upcoming.threshold - spend) if upcoming else None,
+        stamps=stamps, stamp_goal=goal, stamps_to_next_reward=to_next, wallet=list(wallet))
+
+
+def purchase(program: Program, coupons: int = 1, tier_up: bool = True) -> PurchaseResult:
+    row = Purchase(id=3, member_id=7, source="line", external_order_id="o-3", amount=3500,
+                   points_earned=116, stamps_earned=1, created_at=NOW)
+    change = TierChange(program.tier("silver"), program.tier("gold")) if tier_up else None
+    won = [view(program, "free_drink", n).coupon for n in range(coupons)]
+    return PurchaseResult(row, 116, 1, won, change)
+
+
+def context(program: Program, lang: str) -> m.RenderContext:
+    return m.RenderContext(program=program, lang=lang, oa_basic_id="@mountainmist",
+                           qr_url=lambda payload: qr_url("test-key", "https://cafe.example",
+                                                         payload))
+
+
+def normal(program: Program, lang: str) -> Iterator[tuple[str, list[dict]]]:
+    ctx, who = context(program, lang), member()
+    coupon = view(program)
+    used = view(program, "pct10", 2, redeemed_at=NOW, status="redeemed")
+    yield "welcome", m.welcome(ctx, who, coupon)
+    yield "welcome without gift or name", m.welcome(ctx, member(""), None)
+    yield "points_card", m.points_card(ctx, summary(program, who))
+    yield "stamp_card", m.stamp_card(ctx, summary(program, who))
+    yield "wallet", m.wallet(ctx, [view(program, k, i) for i, k in enumerate(program.coupons)])
+    yield "coupon_detail", m.coupon_detail(ctx, view(program, "xmas_beans", 3))
+    yield "member_card", m.member_card(ctx, who, summary(program, who, wallet=[coupon]))
+    yield "rewards_catalog", m.rewards_catalog(ctx, 600)
+    yield "reward_confirm", m.reward_confirm(ctx, program.rewards[0], 600)
+    yield "reward_confirm short", m.reward_confirm(ctx, program.rewards[2], 50)
+    yield "reward_issued", m.reward_issued(ctx, view(program, "nt50", 4), 500)
+    yield "purchase_receipt", m.purchase_receipt(ctx, purchase(program), 1350, [coupon])
+    yield "staff_purchase_recorded", m.staff_purchase_recorded(ctx, who, purchase(program))
+    yield "staff_confirm_purchase", m.staff_confirm_purchase(ctx, who, 4200, "tok-123_x")
+    yield "staff_redemption_ok", m.staff_redemption_ok(
+        ctx, dataclasses.replace(used, discount=50), who, 500)
+    yield "staff_redemption_ok gift", m.staff_redemption_ok(ctx, view(program, "free_drink"),
+                                                            None, None)
+    yield "staff_redemption_failed", m.staff_redemption_failed(
+        ctx, CouponAlreadyRedeemed(), "2026-11-20 14:05 · Amy")
+    yield "customer_coupon_used", m.customer_coupon_used(ctx, used)
+    yield "birthday_gift", m.birthday_gift(ctx, who, view(program, "bday_member", 5))
+    yield "nudge", m.nudge(ctx, who, "stamps", 2, "Any drink, on us")
+    yield "nudge one point", m.nudge(ctx, who, "points", 1, "NT$50 off")
+    yield "expiry_warning", m.expiry_warning(ctx, who, [(TODAY, 40)], [coupon])
+    for key in sorted(k[5:] for k in strings_table(lang) if k.startswith("text.")):
+        yield f"text {key}", m.text(ctx, key, **TEXT_FIELDS, message="x")
+    yield "error", m.error(ctx, MinimumSpendNotMet(minimum=150, amount=90, currency="TWD "))
+
+
+def extreme(program: Program, lang: str) -> Iterator[tuple[str, list[dict]]]:
+    rewards = tuple(Reward(i, 100 * i, key) for i, key in enumerate(program.coupons, 1)) * 8
+    program = dataclasses.replace(program, rewards=rewards, coupons={
+        key: dataclasses.replace(t, title=LONG_TITLE, title_en=LONG_TITLE_EN)
+        for key, t in program.coupons.items()})
+    ctx, who, top = context(program, lang), member(WEIRD), member(WEIRD, "gold")
+    local_title = LONG_TITLE_EN if lang == "en" else LONG_TITLE  # as callers pass titles
+    many = [view(program, "pct10", n, LONG_TITLE) for n in range(100)]
+    big_card = dataclasses.replace(program, stamps=dataclasses.replace(
+        program.stamps, goal=50, milestones=(Milestone(10, "pct10"), Milestone(25, "nt50"))))
+    yield "welcome", m.welcome(ctx, who, many[0])
+    yield "points_card zero", m.points_card(ctx, summary(program, member(WEIRD, "member"),
+                                                         balance=0, spend=0, lots=0))
+    yield "points_card many lots", m.points_card(ctx, summary(program, top, lots=30))
+    yield "stamp_card empty", m.stamp_card(ctx, summary(program, who, stamps=0, to_next=5))
+    yield "stamp_card full", m.stamp_card(ctx, summary(program, who, stamps=10, to_next=0))
+    yield "stamp_card goal 50", m.stamp_card(context(big_card, lang), summary(
+        big_card, who, stamps=23, goal=50, to_next=2))
+    for page in (1, 2, 9, 99):
+        yield f"wallet page {page}", m.wallet(ctx, many, page)
+    yield "wallet empty", m.wallet(ctx, [])
+    yield "coupon_detail", m.coupon_detail(ctx, many[5])
+    yield "member_card", m.member_card(ctx, who, summary(program, who, wallet=many))
+    yield "rewards_catalog", m.rewards_catalog(ctx, 0)
+    yield "rewards_catalog empty", m.rewards_catalog(
+        context(dataclasses.replace(program, rewards=()), lang), 10**9)
+    yield "reward_confirm", m.reward_confirm(ctx, rewards[-1], 0)
+    yield "reward_issued", m.reward_issued(ctx, many[1], 0)
+    yield "purchase_receipt", m.purchase_receipt(ctx, purchase(program, 20), 10**7, many[:20])
+    yield "staff_purchase_recorded", m.staff_purchase_recorded(
+        ctx, who, dataclasses.replace(purchase(program, 20, False), duplicate=True))
+    yield "staff_confirm_purchase", m.staff_confirm_purchase(ctx, who, 10**8, "a&b=c/+?%{{x}}")
+    yield "staff_redemption_ok", m.staff_redemption_ok(ctx, many[2], who, 10**8)
+    yield "staff_redemption_failed", m.staff_redemption_failed(
+        ctx, CouponExpired(until="2026-01-01"), WEIRD * 10)
+    yield "customer_coupon_used", m.customer_coupon_used(ctx, many[3])
+    yield "birthday_gift", m.birthday_gift(ctx, who, many[4])
+    yield "nudge", m.nudge(ctx, who, "stamps", 48, local_title)
+    yield "expiry_warning", m.expiry_warning(
+        ctx, who, [(TODAY + dt.timedelta(days=i), 5) for i in range(30)], many[:40])
+    yield "text staff_welcome", m.text(ctx, "staff_welcome", name=WEIRD * 40)
+    yield "error", m.error(ctx, CapReached(title=local_title * 40))
+
+
+def rendered(program: Program) -> Iterator[tuple[str, str, str, list[dict]]]:
+    for lang in ("zh-TW", "en"):
+        for kind, scenarios in (("normal", normal), ("extreme", extreme)):
+            for name, batch in scenarios(program, lang):
+                yield lang, kind, name, batch
+
+
+def texts(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict | list):
+        for child in node.values() if isinstance(node, dict) else node:
+            yield from texts(child)
+
+
+@pytest.fixture(scope="module")
+def everything(example_program: Program) -> list[tuple[str, str, str, list[dict]]]:
+    return list(rendered(example_program))
+
+
+def test_every_message_keeps_within_lines_limits_and_validates_with_the_sdk(everything):
+    for lang, kind, name, batch in everything:
+        where = f"{lang} {kind} {name}"
+        check_messages(batch)
+        for message in batch:
+            if message["type"] == "text":
+                TextMessage.from_dict(message)
+                continue
+            FlexMessage.from_dict(message)
+            container = FlexContainer.from_dict(message["contents"])
+            # the SDK silently drops a misspelt property: everything must survive a round trip
+            assert _survives(message["contents"], container.to_dict()), where
+
+
+def _survives(ours: Any, theirs: Any) -> bool:
+    """`ours` is inside `theirs` (which may add SDK defaults such as animated=false)."""
+    if isinstance(ours, dict):
+        return isinstance(theirs, dict) and all(
+            key in theirs and _survives(value, theirs[key]) for key, value in ours.items())
+    if isinstance(ours, list):
+        return isinstance(theirs, list) and len(ours) == len(theirs) and all(
+            _survives(a, b) for a, b in zip(ours, theirs, strict=True))
+    return ours == theirs
+
+
+def test_every_message_function_is_rendered_with_normal_and_extreme_data(everything):
+    public = {name for name, value in vars(m).items() if inspect.isfunction(value)
+              and value.__module__ == m.__name__ and not name.startswith("_")}
+    for kind in ("normal", "extreme"):
+        for lang in ("zh-TW", "en"):
+            seen = {name.split()[0] for lg, k, name, _ in everything if (lg, k) == (lang, kind)}
+            assert public <= seen, public - seen
+
+
+def test_names_with_braces_stay_literal_and_no_placeholder_is_left(everything):
+    for lang, _kind, name, batch in everything:
+        left = set(PLACEHOLDER.findall("\n".join(texts(batch))))
+        assert left <= set(LITERALS), f"{lang} {name}: {left}"
+    welcome = next(b for lang, k, n, b in everything if k == "extreme" and n == "welcome")
+    assert any(WEIRD in text for text in texts(welcome))
+
+
+def test_english_messages_carry_no_chinese_except_the_programs_own_names(everything,
+                                                                         example_program):
+    allowed = [WEIRD, member().display_name, *(t.gift for t in example_program.coupons.values())]
+    for lang, kind, name, batch in everything:
+        if lang != "en":
+            continue
+        for text in texts(batch):
+            for value in allowed:
+                text = text.replace(value, "")
+            assert not CJK.search(text), f"{kind} {name}: {text!r}"
+
+
+def test_the_wallet_pages_eleven_coupons_and_a_more_bubble(example_program):
+    ctx = context(example_program, "en")
+    coupons = [view(example_program, "nt50", n) for n in range(100)]
+    seen = []
+    page, pages = 1, 0
+    while page:
+        carousel = m.wallet(ctx, coupons, page)[0]["contents"]
+        bubbles = carousel["contents"]
+        assert len(bubbles) <= 12
+        buttons = [b["body"]["contents"][-1]["action"] for b in bubbles if "hero" not in b]
+        seen += [b["hero"]["action"]["data"] for b in bubbles if "hero" in b]
+        assert len(buttons) <= 1
+        page = int(buttons[0]["data"].split("page=")[1]) if buttons else 0
+        assert not buttons or (buttons[0]["data"] == f"action=wallet&page={pages + 2}"
+                               and len(bubbles) == 12)
+        pages += 1
+    assert pages == 9
+    assert seen == [f"action=coupon&id={n}" for n in range(100)]
+    assert len(m.wallet(ctx, coupons[:12])[0]["contents"]["contents"]) == 12
+
+
+def test_expiry_warning_with_nothing_expiring_sends_nothing(example_program):
+    ctx = context(example_program, "zh-TW")
+    assert m.expiry_warning(ctx, member(), [], []) == []
+
+
+def test_nudge_knows_only_stamps_and_points(example_program):
+    with pytest.raises(ValueError):
+        m.nudge(context(example_program, "en"), member(), "visits", 2, "x")
+
+
+def test_largest_carousels_stay_well_under_the_50_kb_limit(everything):
+    sizes = [json_bytes(message["contents"]) for _, _, _, batch in everything
+             for message in batch if message["type"] == "flex"]
+    assert max(sizes) < 45 * 1024
+
+
+# -- the template filler ----------------------------------------------------------------------
+STRINGS = {"hello": "Hi {name}, {n} left", "bare": "plain"}
+
+
+def test_a_value_holding_a_placeholder_is_not_expanded():
+    node = {"type": "text", "text": "{{a}} / {{@hello}}"}
+    out = fill(node, {"a": "{{b}}", "b": "boom", "name": "{{b}} {n}", "n": 3}, STRINGS)
+    assert out == {"type": "text", "text": "{{b}} / Hi {{b}} {n}, 3 left"}
+    assert node == {"type": "text", "text": "{{a}} / {{@hello}}"}  # the template is untouched
+
+
+def test_each_repeats_and_if_unless_drop_parts():
+    node = {"contents": [
+        {"$each": "rows", "$unless": "hidden", "text": "{{label}} of {{total}}"},
+        {"$if": "more", "text": "{{@bare}}"},
+        {"$unless": "more", "text": "none"}],
+        "footer": {"$if": "more", "text": "x"}}
+    rows = [{"label": "a", "hidden": False}, {"label": "b", "hidden": True},
+            {"label": "c", "hidden": False}]
+    out = fill(node, {"rows": rows, "total": 3, "more": False}, STRINGS)
+    assert out == {"contents": [{"text": "a of 3"}, {"text": "c of 3"}, {"text": "none"}]}
+
+
+@pytest.mark.parametrize("node, fields", [
+    ({"text": "{{missing}}"}, {}),
+    ({"text": "{{@nope}}"}, {}),
+    ({"text": "{{@hello}}"}, {"name": "x"}),
+    ({"hero": {"$each": "rows"}}, {"rows": []}),
+    ({"contents": [{"$each": "rows"}]}, {"rows": "not a list"}),
+    ({"text": "{{flag}}"}, {"flag": True}),
+])
+def test_template_mistakes_fail_loudly(node, fields):
+    with pytest.raises(TemplateError):
+        fill(node, fields, STRINGS)
+
+
+def test_both_strings_tables_have_the_same_keys_and_fields():
+    zh, en = strings_table("zh-TW"), strings_table("en")
+    assert zh.keys() == en.keys()
+    # by design: "2026/11/22" vs "Nov 22, 2026", and 15% off is "85 折" in Taiwan
+    for key in zh.keys() - {"date", "value.percent_off"}:
+        assert _fields(zh[key]) == _fields(en[key]), key
+
+
+def test_every_string_a_template_names_exists():
+    for path in TEMPLATE_DIR.glob("*.json"):
+        if path.name.startswith("strings."):
+            continue
+        for key in re.findall(r"\{\{@([\w.]+)\}\}", json.dumps(template(path.stem))):
+            assert key in strings_table("zh-TW"), f"{path.name}: {key}"
+
+
+def _fields(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+# -- the limits themselves --------------------------------------------------------------------
+def _bubble(*contents: dict) -> dict:
+    return {"type": "bubble", "body": {"type": "box", "layout": "vertical",
+                                       "contents": list(contents) or [{"type": "filler"}]}}
+
+
+def _flex(contents: dict, alt: str = "alt") -> dict:
+    return {"type": "flex", "altText": alt, "contents": contents}
+
+
+def _postback(data: str, label: str = "Go") -> dict:
+    return {"type": "button", "action": {"type": "postback", "label": label, "data": data}}
+
+
+@pytest.mark.parametrize("batch, problem", [
+    ([], "no messages"),
+    ([{"type": "text", "text": "hi"}] * 6, "at most 5"),
+    ([{"type": "text", "text": "x" * 5001}], "at most 5000"),
+    ([{"type": "text", "text": "😀" * 2501}], "at most 5000"),
+    ([_flex(_bubble(), "a" * 1501)], "at most 1500"),
+    ([_flex({"type": "carousel", "contents": [_bubble()] * 13})], "13 bubbles"),
+    ([_flex(_bubble({"type": "text", "text": "x" * 31000}))], "bytes of JSON"),
+    ([_flex(_bubble(_postback("d" * 301)))], "at most 300"),
+    ([_flex(_bubble(_postback("ok", "L" * 41)))], "at most 40"),
+    ([_flex(_bubble({"type": "text", "text": ""}))], "non-empty"),
+    ([_flex(_bubble({"type": "image", "url": "http://x.example/a.png"}))], "https://"),
+    ([{"type": "text", "text": "hi", "quickReply": {"items": [
+        {"type": "action", "action": {"type": "message", "label": "a", "text": "a"}}] * 14}}],
+     "1 to 13"),
+])
+def test_check_messages_refuses_what_line_would_refuse(batch, problem):
+    with pytest.raises(MessageLimitError, match=re.escape(problem)):
+        check_messages(batch, "push")
+
+
+def test_check_messages_accepts_a_full_carousel_and_knows_its_send_kinds():
+    check_messages([_flex({"type": "carousel", "contents": [_bubble()] * 12})] * 5)
+    with pytest.raises(ValueError):
+        check_messages([{"type": "text", "text": "hi"}], "telepathy")

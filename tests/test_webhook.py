@@ -1,0 +1,168 @@
+"""The webhook end to end: signed bodies in, the real SDK out to a fake LINE server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.models import Coupon, Member, ProcessedEvent
+from tests.line_helpers import flat, follow, post, postback, sticker, text, unfollow, user_id
+
+ALICE, BOB = user_id(1), user_id(2)
+
+
+def replies_to(fake, n=None):
+    bodies = fake.replies()
+    return bodies if n is None else bodies[n]["messages"]
+
+
+def count(app, model, *where) -> int:
+    with app.extensions["loyalty"]["sessions"]() as session:
+        return session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def test_a_missing_or_wrong_signature_is_refused_and_changes_nothing(client, app):
+    assert post(client, [follow(ALICE)], signature="").status_code == 400
+    assert post(client, [follow(ALICE)], signature="bm9wZQ==").status_code == 400
+    assert post(client, [follow(ALICE)], secret="another-secret").status_code == 400
+    assert count(app, Member) == 0
+
+
+@pytest.mark.parametrize("body", [b"", b"not json", b"[]", b'{"events": {}}', b"\xff\xfe",
+                                  b'{"destination": "x"}'])
+def test_a_body_that_is_not_a_line_webhook_is_a_400(client, body):
+    assert post(client, [], body=body).status_code == 400
+
+
+def test_lines_verification_request_with_no_events_is_a_200(client, fake_line):
+    assert post(client, []).status_code == 200
+    assert fake_line.calls == []
+
+
+def test_a_body_over_one_megabyte_is_a_413(client):
+    body = json.dumps({"events": [], "pad": "x" * 1_100_000}).encode()
+    assert post(client, [], body=body).status_code == 413
+
+
+def test_following_joins_with_the_profile_name_and_replies_with_a_welcome(client, app,
+                                                                         fake_line):
+    fake_line.add_profile(ALICE, "小美 \"Mei\" {{x}} 🌸", "zh-TW")
+    assert post(client, [follow(ALICE)]).status_code == 200
+    [reply] = fake_line.replies()
+    assert reply["messages"][0]["type"] == "flex"
+    assert "小美" in flat(reply["messages"])
+    with app.extensions["loyalty"]["sessions"]() as session:
+        member = session.scalars(select(Member)).one()
+        assert member.display_name == "小美 \"Mei\" {{x}} 🌸"
+        assert session.scalar(select(func.count()).select_from(Coupon)) == 1
+
+
+def test_an_english_profile_gets_english_messages(client, fake_line):
+    fake_line.add_profile(BOB, "Bob", "en")
+    post(client, [follow(BOB)])
+    text_of_reply = flat(fake_line.replies()[0]["messages"])
+    assert "Welcome" in text_of_reply or "welcome" in text_of_reply
+
+
+def test_leaving_and_rejoining_gives_no_second_welcome_coupon(client, app, fake_line):
+    post(client, [follow(ALICE)])
+    post(client, [unfollow(ALICE)])
+    with app.extensions["loyalty"]["sessions"]() as session:
+        assert session.scalars(select(Member)).one().status == "blocked"
+    post(client, [follow(ALICE)])
+    assert count(app, Coupon) == 1
+    assert len(fake_line.replies()) == 2
+
+
+def test_a_redelivered_event_has_no_second_effect_and_no_second_reply(client, app, fake_line):
+    event = follow(ALICE)
+    post(client, [event])
+    again = dict(event, replyToken="another-token", deliveryContext={"isRedelivery": True})
+    assert post(client, [again]).status_code == 200
+    assert len(fake_line.replies()) == 1
+    assert count(app, ProcessedEvent) == 1 and count(app, Member) == 1
+
+
+def test_a_malformed_event_does_not_lose_the_others_in_the_same_body(client, app, fake_line):
+    broken = {"type": "message", "source": {"type": "user", "userId": BOB},
+              "webhookEventId": "X1", "message": {"type": "text"}}  # no id, no text
+    events = [broken, 42, {"type": "beacon"}, follow(ALICE), text(ALICE, "點數")]
+    assert post(client, events).status_code == 200
+    assert len(fake_line.replies()) == 2
+    assert count(app, Member) == 1
+
+
+@pytest.mark.parametrize(("data", "needle"), [
+    ("action=points", "flex"), ("action=stamps", "flex"), ("action=wallet", "flex"),
+    ("action=card", "flex"), ("action=rewards", "flex")])
+def test_every_rich_menu_area_answers_with_its_card(client, fake_line, data, needle):
+    post(client, [follow(ALICE)])
+    post(client, [postback(ALICE, data)])
+    messages = fake_line.replies()[-1]["messages"]
+    assert messages[0]["type"] == needle
+    assert fake_line.rejections == []
+
+
+def test_the_birthday_picker_sets_the_birthday_once(client, app, fake_line):
+    post(client, [follow(ALICE)])
+    post(client, [postback(ALICE, "action=birthday", {"date": "1990-02-28"})])
+    post(client, [postback(ALICE, "action=birthday", {"date": "1991-03-01"})])
+    with app.extensions["loyalty"]["sessions"]() as session:
+        assert str(session.scalars(select(Member)).one().birthday) == "1990-02-28"
+    assert "1990-02-28" in flat(fake_line.replies()[1]["messages"])
+    second = flat(fake_line.replies()[2]["messages"])
+    assert "已經設定" in second
+
+
+@pytest.mark.parametrize("words", ["點數", "ＰＯＩＮＴＳ", "points", " 集點卡 ", "優惠券", "會員卡",
+                                   "說明", "help"])
+def test_customer_keywords_in_any_width_or_case_answer(client, fake_line, words):
+    post(client, [follow(ALICE)])
+    post(client, [text(ALICE, words)])
+    assert len(fake_line.replies()) == 2
+    assert fake_line.rejections == []
+
+
+def test_anything_else_gets_a_friendly_pointer_to_the_menu(client, fake_line):
+    post(client, [follow(ALICE)])
+    post(client, [text(ALICE, "你好")])
+    post(client, [sticker(ALICE)])
+    first, second = fake_line.replies()[1:]
+    assert first["messages"] == second["messages"]
+    assert first["messages"][0]["type"] == "text"
+
+
+def test_a_points_reward_asks_for_confirmation_before_spending(client, app, fake_line):
+    post(client, [follow(ALICE)])
+    from bot.db import transaction
+    from bot.loyalty.members import adjust_points
+    from bot.loyalty.timeutil import utcnow
+
+    state = app.extensions["loyalty"]
+    with transaction(state["sessions"]) as session:
+        member = session.scalars(select(Member)).one()
+        adjust_points(session, state["program"], member.id, 150, utcnow(), reason="t",
+                      actor="t")
+    post(client, [postback(ALICE, "action=reward&id=1")])
+    assert "action=reward_confirm&id=1" in flat(fake_line.replies()[-1]["messages"])
+    with state["sessions"]() as session:
+        assert session.scalars(select(Member)).one().points_balance == 150
+    post(client, [postback(ALICE, "action=reward_confirm&id=1")])
+    with state["sessions"]() as session:
+        assert session.scalars(select(Member)).one().points_balance == 50
+    post(client, [postback(ALICE, "action=reward_confirm&id=1")])
+    with state["sessions"]() as session:
+        assert session.scalars(select(Member)).one().points_balance == 50
+    assert "100" in flat(fake_line.replies()[-1]["messages"])  # "100 needed"
+
+
+def test_without_a_channel_configured_callback_answers_503(db_url):
+    from bot.app import create_app
+    from bot.config import DEFAULT_PROGRAM, Config
+
+    app = create_app(Config(database_url=db_url, program_path=str(DEFAULT_PROGRAM),
+                            secret_key="k"))
+    assert post(app.test_client(), [follow(ALICE)]).status_code == 503
+    assert app.test_client().get("/healthz").status_code == 200
