@@ -19,7 +19,7 @@ from bot.line.messages import RenderContext
 from bot.loyalty import audit
 from bot.loyalty.codes import normalize_code
 from bot.loyalty.coupons import CouponView, check_coupon, find_coupon, redeem_coupon
-from bot.loyalty.errors import CouponAlreadyRedeemed, InvalidAmount, LoyaltyError
+from bot.loyalty.errors import CouponAlreadyRedeemed, InvalidAmount, LoyaltyError, UnknownCode
 from bot.loyalty.members import find_by_code
 from bot.loyalty.purchases import record_purchase, refund_order
 from bot.models import (
@@ -121,9 +121,10 @@ def _why(session: Session, env: Env, exc: LoyaltyError, code: str) -> str:
 
 
 def _recent_failures(session: Session, worker: Staff, now: dt.datetime) -> int:
+    """Unknown codes only: guessing is what the limit stops; a used coupon is a real code."""
     return session.scalar(select(func.count()).select_from(AuditLog).where(
         AuditLog.action == "staff.verify_failed", AuditLog.actor == _actor(worker),
-        AuditLog.at > now - FAILED_WINDOW)) or 0
+        AuditLog.reason == UnknownCode.code, AuditLog.at > now - FAILED_WINDOW)) or 0
 
 
 def earn(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: list[str]
