@@ -6,6 +6,7 @@ import datetime as dt
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
 
 from bot import migrate
 from bot.db import transaction
@@ -36,7 +37,7 @@ def _parse_now(value: str | None) -> dt.datetime:
     return moment.astimezone(dt.UTC)
 
 
-@click.group("db")
+@click.group("db", cls=AppGroup)
 def db_group() -> None:
     """Create, upgrade or inspect the database schema."""
 
@@ -62,7 +63,7 @@ def db_current() -> None:
     click.echo(migrate.current_revision(_ctx()["config"].database_url) or "empty database")
 
 
-@click.group("program")
+@click.group("program", cls=AppGroup)
 def program_group() -> None:
     """Inspect the loyalty program file."""
 
@@ -75,7 +76,7 @@ def program_check() -> None:
                f"{len(program.rewards)} rewards, {len(program.tiers)} tiers")
 
 
-@click.group("points")
+@click.group("points", cls=AppGroup)
 def points_group() -> None:
     """Manage members' points by hand."""
 
@@ -99,7 +100,7 @@ def points_adjust(member_code: str, delta: int, reason: str, actor: str) -> None
     click.echo(f"{member_code}: {delta:+d} points, balance now {balance}")
 
 
-@click.group("members")
+@click.group("members", cls=AppGroup)
 def members_group() -> None:
     """Look up members."""
 
@@ -140,6 +141,7 @@ def members_birthday(member_code: str, birthday: str) -> None:
 
 
 @click.command("expire")
+@with_appcontext
 @click.option("--now", "when", help="Act as of this ISO-8601 time (default: now).")
 def expire_command(when: str | None) -> None:
     """Expire points and coupons that are past their validity, in small transactions."""
@@ -156,7 +158,7 @@ def expire_command(when: str | None) -> None:
     click.echo(f"expired {points} points of {members} members and {coupons} coupons")
 
 
-@click.group("staff")
+@click.group("staff", cls=AppGroup)
 def staff_group() -> None:
     """Manage who may verify coupons and record purchases by chat."""
 

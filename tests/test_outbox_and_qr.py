@@ -1,0 +1,133 @@
+"""Pushes are delivered once, whatever LINE answers; QR images are served only when signed."""
+
+from __future__ import annotations
+
+import io
+from urllib.parse import unquote
+
+from PIL import Image
+from sqlalchemy import select
+
+from bot.db import transaction
+from bot.line.client import LineClient
+from bot.line.qr import coupon_payload, member_payload, qr_url
+from bot.loyalty.members import register_member, unfollow
+from bot.loyalty.timeutil import utcnow
+from bot.models import OutboxMessage
+from bot.outbox import deliver, enqueue
+from tests.line_helpers import user_id
+
+ALICE = user_id(1)
+HELLO = [{"type": "text", "text": "謝謝光臨"}]
+
+
+def queue(app, key="receipt:1"):
+    state = app.extensions["loyalty"]
+    with transaction(state["sessions"]) as session:
+        member = register_member(session, state["program"], ALICE, utcnow()).member
+        row = enqueue(session, member, "receipt", key, HELLO, utcnow())
+        session.flush()
+        return row.id if row else None
+
+
+def send(app, row_id):
+    state = app.extensions["loyalty"]
+    return deliver(state["sessions"], LineClient(state["config"]), [row_id], utcnow())
+
+
+def status(app, row_id):
+    with app.extensions["loyalty"]["sessions"]() as session:
+        row = session.get(OutboxMessage, row_id)
+        return row.status, row.attempts
+
+
+def test_a_push_is_queued_once_per_dedupe_key(app):
+    assert queue(app) is not None
+    assert queue(app) is None
+
+
+def test_a_push_is_delivered_with_its_retry_key(app, fake_line):
+    row = queue(app)
+    assert send(app, row) == 1
+    [call] = fake_line.calls_to("/message/push")
+    with app.extensions["loyalty"]["sessions"]() as session:
+        assert call.headers["X-Line-Retry-Key"] == session.get(OutboxMessage, row).retry_key
+    assert status(app, row) == ("sent", 1)
+    assert send(app, row) == 0 and len(fake_line.pushes()) == 1
+
+
+def test_a_server_error_is_retried_later_with_the_same_key_and_delivered_once(app, fake_line):
+    row = queue(app)
+    fake_line.fail_next("/message/push", 500)
+    assert send(app, row) == 0
+    assert status(app, row) == ("pending", 1)
+    assert send(app, row) == 1
+    assert len(fake_line.messages_to(ALICE)) == 1
+    keys = {c.headers["X-Line-Retry-Key"] for c in fake_line.calls_to("/message/push")}
+    assert len(keys) == 1
+
+
+def test_a_timeout_after_line_accepted_is_not_delivered_twice(app, fake_line):
+    import bot.line.client as client_module
+
+    row = queue(app)
+    fake_line.delay_next("/message/push", 0.5)
+    original = client_module.TIMEOUT
+    client_module.TIMEOUT = (1, 0.2)
+    try:
+        assert send(app, row) == 0  # timed out: fate unknown
+    finally:
+        client_module.TIMEOUT = original
+    fake_line.wait_for(lambda: fake_line.messages_to(ALICE))
+    assert send(app, row) == 1  # 409 for the same key: counted as delivered
+    assert len(fake_line.messages_to(ALICE)) == 1
+    assert status(app, row)[0] == "sent"
+
+
+def test_a_client_error_is_recorded_as_failed_and_not_retried(app, fake_line):
+    row = queue(app)
+    fake_line.fail_next("/message/push", 400)
+    send(app, row)
+    assert status(app, row) == ("failed", 1)
+
+
+def test_a_member_who_blocked_the_account_is_skipped(app, fake_line):
+    row = queue(app)
+    with transaction(app.extensions["loyalty"]["sessions"]) as session:
+        unfollow(session, ALICE, utcnow())
+    send(app, row)
+    assert status(app, row)[0] == "skipped" and fake_line.pushes() == []
+
+
+def test_qr_payloads_open_the_chat_with_the_command_typed():
+    assert coupon_payload("@cafe", "7KQ2M9XHF") == \
+        "https://line.me/R/oaMessage/%40cafe/?%E6%A0%B8%E9%8A%B7%207KQ2M9XHF"
+    assert unquote(member_payload("@cafe", "ABC").split("?")[1]) == "集點 ABC "
+    assert coupon_payload("", "7KQ2M9XHF") == "核銷 7KQ2M9XHF"
+
+
+def test_a_signed_qr_url_serves_a_cacheable_png_and_a_forged_one_is_404(client, app):
+    url = qr_url("test-key", "https://cafe.example", "核銷 7KQ2M9XHF")
+    path = url.removeprefix("https://cafe.example")
+    response = client.get(path)
+    assert response.status_code == 200 and response.mimetype == "image/png"
+    assert "max-age" in response.headers["Cache-Control"]
+    assert Image.open(io.BytesIO(response.data)).size[0] > 100
+    assert client.get(path.replace(".png", "x.png")).status_code == 404
+    forged = qr_url("another-key", "https://cafe.example", "核銷 7KQ2M9XHF")
+    assert client.get(forged.removeprefix("https://cafe.example")).status_code == 404
+
+
+def test_staff_commands_in_the_cli_add_list_invite_and_remove(app, fake_line):
+    runner = app.test_cli_runner()
+    clerk = user_id(9)
+    assert runner.invoke(args=["staff", "add", "not-an-id"]).exit_code != 0
+    assert runner.invoke(args=["staff", "add", clerk, "--name", "阿明"]).exit_code == 0
+    assert "阿明" in runner.invoke(args=["staff", "list"]).output
+    assert "員工" in runner.invoke(args=["staff", "invite", "--name", "小華"]).output
+    result = runner.invoke(args=["staff", "remove", clerk])
+    assert result.exit_code == 0, result.output
+    assert "no staff yet" in runner.invoke(args=["staff", "list"]).output
+    assert fake_line.calls_to(f"/user/{clerk}/richmenu", "DELETE")
+    with app.extensions["loyalty"]["sessions"]() as session:
+        assert session.scalars(select(OutboxMessage)).all() == []
