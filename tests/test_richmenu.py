@@ -27,19 +27,19 @@ from PIL import Image, ImageChops, ImageStat
 
 from bot.config import DEFAULT_PROGRAM, Config
 from bot.db import make_engine, make_sessionmaker, transaction
-from bot.line import richmenu
+from bot.line import richmenu_art
 from bot.line.client import configuration
 from bot.line.richmenu import (
     MENUS_DIR,
     RichMenuError,
     check_menu,
     deploy,
-    find_fonts,
     render_image,
     richmenu_group,
     unlink_staff,
     versioned_name,
 )
+from bot.line.richmenu_art import Tile, find_fonts
 from bot.models import Staff
 from tests.fake_line import FakeLine
 
@@ -131,12 +131,12 @@ def test_committed_images_match_their_json(role: str) -> None:
 def test_labels_change_the_picture() -> None:
     data = menu("staff")
     plain = render_image(data)
-    relabelled = render_image(data, {"撤銷": richmenu.Tile("取消", "Cancel", "undo")})
+    relabelled = render_image(data, {"撤銷": Tile("取消", "Cancel", "undo")})
     assert plain != relabelled
 
 
 def test_missing_font_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(richmenu, "FONT_CANDIDATES", [("/nowhere/a.ttc", "/nowhere/b.ttc")])
+    monkeypatch.setattr(richmenu_art, "FONT_CANDIDATES", [("/nowhere/a.ttc", "/nowhere/b.ttc")])
     with pytest.raises(RichMenuError, match="fonts-noto-cjk"):
         render_image(menu("staff"))
 
