@@ -1,4 +1,4 @@
-"""Owner and deploy commands: `flask --app bot db|program|points|members|expire ...`."""
+"""Owner and deploy commands: `flask --app bot db|program|points|members|staff|jobs ...`."""
 
 from __future__ import annotations
 
@@ -6,15 +6,14 @@ import datetime as dt
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup, with_appcontext
+from flask.cli import AppGroup
+from sqlalchemy import select
 
 from bot import migrate
 from bot.db import transaction
 from bot.loyalty import staff
 from bot.loyalty.codes import format_code
-from bot.loyalty.coupons import expire_due_coupons
 from bot.loyalty.errors import LoyaltyError
-from bot.loyalty.ledger import expire_due_points
 from bot.loyalty.members import adjust_points, find_by_code, set_birthday
 from bot.loyalty.summary import member_summary
 from bot.loyalty.timeutil import utcnow
@@ -140,24 +139,6 @@ def members_birthday(member_code: str, birthday: str) -> None:
     click.echo(f"{member_code}: birthday set to {birthday}")
 
 
-@click.command("expire")
-@with_appcontext
-@click.option("--now", "when", help="Act as of this ISO-8601 time (default: now).")
-def expire_command(when: str | None) -> None:
-    """Expire points and coupons that are past their validity, in small transactions."""
-    ctx, now = _ctx(), _parse_now(when)
-    members = points = coupons = 0
-    while True:
-        with transaction(ctx["sessions"]) as session:
-            batch_members, batch_points = expire_due_points(session, now)
-            batch_coupons = expire_due_coupons(session, now)
-        members, points, coupons = (members + batch_members, points + batch_points,
-                                    coupons + batch_coupons)
-        if not (batch_members or batch_coupons):
-            break
-    click.echo(f"expired {points} points of {members} members and {coupons} coupons")
-
-
 @click.group("staff", cls=AppGroup)
 def staff_group() -> None:
     """Manage who may verify coupons and record purchases by chat."""
@@ -220,9 +201,44 @@ def staff_invite(name: str) -> None:
                f"員工 {format_code(code)}")
 
 
+@click.group("jobs", cls=AppGroup)
+def jobs_group() -> None:
+    """List the scheduled jobs or run one by hand."""
+
+
+@jobs_group.command("list")
+def jobs_list() -> None:
+    """Every job with its schedule (shop time) and its last run."""
+    from bot.jobs import JOBS
+    from bot.models import JobRun
+
+    with _ctx()["sessions"]() as session:
+        runs = {row.name: row for row in session.scalars(select(JobRun))}
+    for job in JOBS.values():
+        row = runs.get(job.name)
+        when = row.last_completed_at.isoformat() if row and row.last_completed_at else "never"
+        cron = " ".join(f"{k}={v}" for k, v in job.cron.items())
+        click.echo(f"{job.name:<16} {cron:<20} last {when}  {job.description}")
+        if row and row.last_summary:
+            click.echo(f"{'':<16} {row.last_summary}")
+
+
+@jobs_group.command("run")
+@click.argument("name")
+@click.option("--now", "when", help="Act as of this ISO-8601 time (default: now).")
+def jobs_run(name: str, when: str | None) -> None:
+    """Run job NAME once, as of --now."""
+    from bot.jobs import JOBS, run_job
+    from bot.scheduler import runtime
+
+    if name not in JOBS:
+        raise click.ClickException(f"no job {name!r}; jobs: {', '.join(JOBS)}")
+    click.echo(run_job(runtime(_ctx()), JOBS[name], _parse_now(when)))
+
+
 def register_cli(app: Flask) -> None:
     from bot.line.richmenu import richmenu_group
 
-    for command in (db_group, program_group, points_group, members_group, expire_command,
-                    staff_group, richmenu_group):
+    for command in (db_group, program_group, points_group, members_group, staff_group,
+                    richmenu_group, jobs_group):
         app.cli.add_command(command)

@@ -90,6 +90,8 @@ class Member(Base):
     joined_at: Mapped[dt.datetime]
     last_activity_at: Mapped[dt.datetime]
     last_purchase_at: Mapped[dt.datetime | None]
+    winback_sent_at: Mapped[dt.datetime | None]  # the current dormant spell got its coupon
+    bonus_multiplier: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class PointEntry(Base):
@@ -369,3 +371,25 @@ class StaffInvite(Base):
     expires_at: Mapped[dt.datetime]
     used_by: Mapped[str | None] = mapped_column(String(64))
     used_at: Mapped[dt.datetime | None]
+
+
+class JobRun(Base):
+    """When each scheduled job last completed: a restarted clock catches up from here."""
+
+    __tablename__ = "job_runs"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_started_at: Mapped[dt.datetime | None]
+    last_completed_at: Mapped[dt.datetime | None]
+    last_summary: Mapped[str] = mapped_column(Text, default="")
+
+
+class Notice(Base):
+    """A reminder already given (an expiry warning for a lot at a horizon, a nudge for a
+    crossing): the unique key is what makes each one happen once, even with two clocks."""
+
+    __tablename__ = "notices"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    member_id: Mapped[int] = ref("members.id")
+    created_at: Mapped[dt.datetime]

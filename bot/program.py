@@ -121,6 +121,12 @@ class Program:
     winback_coupon: str | None
     confirm_above: int | None
     receipts: bool = True
+    quiet_hours: tuple[dt.time, dt.time] | None = None  # scheduled pushes wait outside these
+    monthly_push_budget: int | None = None
+    expiry_warning_days: tuple[int, ...] = (30, 7, 1)
+    coupon_warning_days: int = 3
+    nudge_stamps: int = 2
+    nudge_points: int = 50
 
     def tier(self, key: str) -> Tier:
         """The tier with this key, or the lowest tier for an unknown key."""
@@ -262,6 +268,7 @@ class _Reader:
         winback = self.table(data, "winback", "winback", required=False)
         staff = self.table(data, "staff", "staff", required=False)
         messaging = self.table(data, "messaging", "messaging", required=False)
+        reminders = self.table(data, "reminders", "reminders", required=False)
         return Program(
             path=self.path,
             shop_name=self.text(shop, "name", "shop.name"),
@@ -302,7 +309,35 @@ class _Reader:
             confirm_above=self.integer(staff, "confirm_above", "staff.confirm_above",
                                        default=None, minimum=1),
             receipts=self.flag(messaging, "receipts", "messaging.receipts", True),
+            quiet_hours=self.quiet_hours(messaging.get("quiet_hours")),
+            monthly_push_budget=self.integer(messaging, "monthly_push_budget",
+                                             "messaging.monthly_push_budget", default=None),
+            expiry_warning_days=self.days(reminders.get("points_expiry_days", [30, 7, 1])),
+            coupon_warning_days=self.integer(reminders, "coupon_expiry_days",
+                                             "reminders.coupon_expiry_days", default=3),
+            nudge_stamps=self.integer(reminders, "nudge_stamps", "reminders.nudge_stamps",
+                                      default=2),
+            nudge_points=self.integer(reminders, "nudge_points", "reminders.nudge_points",
+                                      default=50),
         )
+
+    def quiet_hours(self, value: Any) -> tuple[dt.time, dt.time] | None:
+        if value is None:
+            return None
+        match = isinstance(value, str) and re.fullmatch(
+            r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)", value.strip())
+        if not match:
+            raise self.fail("messaging.quiet_hours",
+                            f"must look like \"21:00-09:00\", not {value!r}")
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        return dt.time(h1, m1), dt.time(h2, m2)
+
+    def days(self, value: Any) -> tuple[int, ...]:
+        if not isinstance(value, list) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 365 for v in value):
+            raise self.fail("reminders.points_expiry_days",
+                            "must be a list of days such as [30, 7, 1]")
+        return tuple(sorted(set(value), reverse=True))
 
     def campaigns(self, items: Any) -> tuple[Campaign, ...]:
         result = []

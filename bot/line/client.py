@@ -81,6 +81,19 @@ class LineClient:
             return SendResult(False, retry=True, error=_describe(exc))
         return SendResult(delivered=True)
 
+    def pushes_left(self) -> int | None:
+        """This month's pushes LINE still allows without extra charge; None if unknown or
+        unlimited."""
+        try:
+            quota = self.api.get_message_quota(_request_timeout=TIMEOUT)
+            if quota.type != "limited" or quota.value is None:
+                return None
+            used = self.api.get_message_quota_consumption(_request_timeout=TIMEOUT)
+        except Exception as exc:  # unknown: the program's own budget still applies
+            log.warning("push quota unavailable: %s", _describe(exc))
+            return None
+        return max(0, quota.value - (used.total_usage or 0))
+
     def profile(self, user_id: str) -> Profile | None:
         try:
             found = self.api.get_profile(user_id, _request_timeout=TIMEOUT)

@@ -13,6 +13,13 @@ from bot.line.qr import qr_url
 from bot.program import Program
 
 
+def render_context(config: Config, program: Program, language: str) -> RenderContext:
+    """Messages in English for an English LINE profile, else in zh-TW."""
+    lang = "en" if (language or "").lower().startswith("en") else "zh-TW"
+    return RenderContext(program=program, lang=lang, oa_basic_id=config.line_oa_basic_id,
+                         qr_url=partial(qr_url, config.secret_key, config.public_base_url))
+
+
 @dataclass
 class Env:
     program: Program
@@ -23,11 +30,7 @@ class Env:
     prefetched: Any = None
 
     def render(self, language: str) -> RenderContext:
-        """Messages in English for an English LINE profile, else in zh-TW."""
-        lang = "en" if (language or "").lower().startswith("en") else "zh-TW"
-        return RenderContext(
-            program=self.program, lang=lang, oa_basic_id=self.config.line_oa_basic_id,
-            qr_url=partial(qr_url, self.config.secret_key, self.config.public_base_url))
+        return render_context(self.config, self.program, language)
 
 
 @dataclass

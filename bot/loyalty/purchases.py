@@ -101,7 +101,8 @@ def record_purchase(session: Session, program: Program, member_id: int, amount: 
     settle_expired(session, member, now)
     first = not session.scalar(select(func.count()).select_from(Purchase)
                                .where(Purchase.member_id == member.id))
-    points = points_for(program, amount, categories, member.tier, now)
+    points = points_for(program, amount, categories, member.tier, now) * member.bonus_multiplier
+    member.bonus_multiplier = 1  # a win-back bonus is for one purchase
     stamps = stamps_for(program, session, member, amount, now)
     try:
         with session.begin_nested():

@@ -1,0 +1,68 @@
+"""The outbox sender: most important pushes first, within quiet hours and the push budget."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.line.client import LineClient
+from bot.loyalty.timeutil import local_date, start_of_day
+from bot.models import OutboxMessage
+from bot.outbox import deliver
+from bot.program import Program
+
+log = logging.getLogger("bot.sender")
+# Lower goes first when pushes are scarce: receipts and confirmations, then warnings ...
+PRIORITY = {"receipt": 0, "coupon_used": 0, "expiry_warning": 1, "birthday": 2, "tier": 2,
+            "nudge": 3, "winback": 4}
+SCHEDULED = {"expiry_warning", "birthday", "tier", "nudge", "winback"}  # wait out quiet hours
+BATCH = 1000
+
+
+def in_quiet_hours(program: Program, now: dt.datetime) -> bool:
+    if program.quiet_hours is None:
+        return False
+    start, end = program.quiet_hours
+    local = now.astimezone(program.timezone).time()
+    return start <= local or local < end if start > end else start <= local < end
+
+
+def month_sent(session: Session, program: Program, now: dt.datetime) -> int:
+    first = local_date(now, program.timezone).replace(day=1)
+    return session.scalar(select(func.count()).select_from(OutboxMessage).where(
+        OutboxMessage.status == "sent",
+        OutboxMessage.sent_at >= start_of_day(first, program.timezone))) or 0
+
+
+def send_pending(sessions: sessionmaker[Session], client: LineClient, program: Program,
+                 now: dt.datetime) -> str:
+    """Deliver what may go now; report what was held back for quiet hours or the budget."""
+    quiet = in_quiet_hours(program, now)
+    with sessions() as session:
+        rows = session.execute(select(OutboxMessage.id, OutboxMessage.kind)
+                               .where(OutboxMessage.status == "pending")
+                               .order_by(OutboxMessage.id).limit(BATCH)).all()
+        budget = (program.monthly_push_budget - month_sent(session, program, now)
+                  if program.monthly_push_budget is not None else None)
+    if not rows:
+        return "nothing to send"
+    quota = client.pushes_left()
+    left = min(x for x in (budget, quota) if x is not None) if (budget, quota) != (None, None) \
+        else None
+    chosen, held_quiet, held_budget = [], 0, 0
+    for row_id, kind in sorted(rows, key=lambda r: (PRIORITY.get(r.kind, 0), r.id)):
+        if quiet and kind in SCHEDULED:
+            held_quiet += 1
+        elif left is not None and len(chosen) >= left:
+            held_budget += 1
+        else:
+            chosen.append(row_id)
+    delivered = deliver(sessions, client, chosen, now)
+    if held_quiet or held_budget:
+        log.info("held back %d pushes for quiet hours and %d for the push budget",
+                 held_quiet, held_budget)
+    return (f"{delivered} of {len(chosen)} delivered; held {held_quiet} for quiet hours, "
+            f"{held_budget} for the budget")

@@ -1,0 +1,225 @@
+"""Scheduled jobs: each message once, whatever the clock does (twice, late, or two at once)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import threading
+from functools import partial
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.config import Config
+from bot.db import transaction
+from bot.jobs import JOBS, Runtime, run_job
+from bot.line.client import LineClient
+from bot.line.context import render_context
+from bot.line.sender import send_pending
+from bot.loyalty.members import register_member, set_birthday, unfollow
+from bot.models import Coupon, CouponTemplateRow, Member, OutboxMessage
+from tests.helpers import buy
+from tests.line_helpers import user_id
+
+TAIPEI = ZoneInfo("Asia/Taipei")
+
+
+def at(*args) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=TAIPEI)
+
+
+@pytest.fixture
+def rt(sessions, program, line_config):
+    return make_runtime(sessions, program, line_config)
+
+
+def make_runtime(sessions, program, config: Config) -> Runtime:
+    return Runtime(program=program, sessions=sessions,
+                   render=partial(render_context, config, program),
+                   deliver=partial(send_pending, sessions, LineClient(config), program))
+
+
+JOINED = at(2026, 1, 1, 12)
+
+
+def member_born(sessions, program, n: int, born: str, joined=JOINED) -> int:
+    with transaction(sessions) as session:
+        member = register_member(session, program, user_id(n), joined).member
+        set_birthday(session, member.id, born, joined, actor="test")
+        return member.id
+
+
+def queued(sessions, kind: str | None = None) -> list[OutboxMessage]:
+    with sessions() as session:
+        query = select(OutboxMessage).order_by(OutboxMessage.id)
+        if kind:
+            query = query.where(OutboxMessage.kind == kind)
+        return list(session.scalars(query))
+
+
+def coupons_of(sessions, member_id: int, key: str) -> int:
+    with sessions() as session:
+        return session.scalar(select(func.count()).select_from(Coupon).join(CouponTemplateRow)
+                              .where(Coupon.member_id == member_id,
+                                     CouponTemplateRow.key == key))
+
+
+def run(rt, name, now):
+    return run_job(rt, JOBS[name], now)
+
+
+def test_a_birthday_gets_the_tier_coupon_and_a_card_once_even_if_run_twice(rt, sessions,
+                                                                            program):
+    member = member_born(sessions, program, 1, "1990-12-01")
+    member_born(sessions, program, 2, "1990-12-02")
+    run(rt, "birthday", at(2026, 12, 1, 9))
+    run(rt, "birthday", at(2026, 12, 1, 9, 30))
+    assert coupons_of(sessions, member, "bday_member") == 1
+    [row] = queued(sessions, "birthday")
+    assert row.member_id == member
+
+
+def test_a_feb_29_birthday_is_celebrated_on_feb_28_in_other_years(rt, sessions, program):
+    leapling = member_born(sessions, program, 1, "2000-02-29")
+    run(rt, "birthday", at(2027, 2, 28, 9))
+    assert coupons_of(sessions, leapling, "bday_member") == 1
+    run(rt, "birthday", at(2028, 2, 28, 9))
+    run(rt, "birthday", at(2028, 2, 29, 9))
+    assert coupons_of(sessions, leapling, "bday_member") == 2  # 2027 and 2028, once each
+
+
+def test_a_clock_that_was_down_for_a_day_catches_up_without_duplicates(rt, sessions,
+                                                                       program):
+    first = member_born(sessions, program, 1, "1990-12-01")
+    second = member_born(sessions, program, 2, "1990-12-02")
+    run(rt, "birthday", at(2026, 11, 30, 9))
+    run(rt, "birthday", at(2026, 12, 2, 9))  # the clock missed Dec 1
+    run(rt, "birthday", at(2026, 12, 2, 9, 5))
+    assert coupons_of(sessions, first, "bday_member") == 1
+    assert coupons_of(sessions, second, "bday_member") == 1
+    assert len(queued(sessions, "birthday")) == 2
+
+
+def test_birthdays_are_days_in_the_shop_timezone(rt, sessions, program):
+    member = member_born(sessions, program, 1, "1990-12-01")
+    run(rt, "birthday", dt.datetime(2026, 11, 30, 16, 30, tzinfo=dt.UTC))  # Dec 1, 00:30 Taipei
+    assert coupons_of(sessions, member, "bday_member") == 1
+
+
+def test_month_mode_celebrates_on_the_first_of_the_birth_month(sessions, program, line_config):
+    monthly = dataclasses.replace(program, birthday_when="month")
+    rt = make_runtime(sessions, monthly, line_config)
+    member = member_born(sessions, monthly, 1, "1990-12-20")
+    run(rt, "birthday", at(2026, 12, 1, 9))
+    assert coupons_of(sessions, member, "bday_member") == 1
+
+
+def test_a_member_who_blocked_the_account_gets_no_birthday_message(rt, sessions, program):
+    member_born(sessions, program, 1, "1990-12-01")
+    with transaction(sessions) as session:
+        unfollow(session, user_id(1), at(2026, 6, 1, 12))
+    run(rt, "birthday", at(2026, 12, 1, 9))
+    assert queued(sessions, "birthday") == []
+
+
+def test_two_clocks_at_once_send_nothing_twice(rt, sessions, program):
+    members = [member_born(sessions, program, n, "1990-12-01") for n in range(1, 6)]
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def clock():
+        barrier.wait()
+        try:
+            run(rt, "birthday", at(2026, 12, 1, 9))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=clock) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert len(queued(sessions, "birthday")) == 5
+    assert all(coupons_of(sessions, m, "bday_member") == 1 for m in members)
+
+
+def test_expiry_warnings_come_once_per_lot_and_horizon(rt, sessions, program):
+    with transaction(sessions) as session:
+        member = register_member(session, program, user_id(1), at(2025, 11, 10, 12)).member.id
+    buy(sessions, program, member, 300, at(2025, 11, 10, 12))  # expires after 2026-11-30
+    run(rt, "expiry-warnings", at(2026, 11, 5, 10))   # 25 days left: the 30-day horizon
+    run(rt, "expiry-warnings", at(2026, 11, 6, 10))
+    assert len(queued(sessions, "expiry_warning")) == 1
+    run(rt, "expiry-warnings", at(2026, 11, 24, 10))  # 6 days left: the 7-day horizon
+    assert len(queued(sessions, "expiry_warning")) == 2
+
+
+def test_a_nudge_comes_once_per_crossing(rt, sessions, program):
+    with transaction(sessions) as session:
+        member = register_member(session, program, user_id(1), at(2026, 11, 1, 12)).member.id
+    for day in range(2):  # 1 starter + 2 visits = 3 stamps: 2 short of the 5th
+        buy(sessions, program, member, 100, at(2026, 11, 1 + day, 12))
+    run(rt, "nudges", at(2026, 11, 3, 11))
+    run(rt, "nudges", at(2026, 11, 4, 11))
+    assert len(queued(sessions, "nudge")) == 1
+
+
+def test_a_dormant_member_gets_one_comeback_coupon_and_double_points(rt, sessions, program):
+    with transaction(sessions) as session:
+        member = register_member(session, program, user_id(1), at(2026, 1, 1, 12)).member.id
+    buy(sessions, program, member, 300, at(2026, 1, 1, 12))
+    run(rt, "winback", at(2026, 3, 10, 15))
+    run(rt, "winback", at(2026, 3, 11, 15))
+    assert coupons_of(sessions, member, "comeback") == 1
+    assert buy(sessions, program, member, 300, at(2026, 3, 12, 12)).points == 20
+    assert buy(sessions, program, member, 300, at(2026, 3, 13, 12)).points == 10
+    run(rt, "winback", at(2026, 6, 1, 15))  # a new dormant spell
+    assert coupons_of(sessions, member, "comeback") == 2
+
+
+def test_quiet_hours_hold_scheduled_messages_but_not_receipts(rt, sessions, program, fake_line):
+    member_born(sessions, program, 1, "1990-12-01")
+    run(rt, "birthday", at(2026, 12, 1, 0, 30))  # queued in the night
+    with transaction(sessions) as session:
+        from bot.outbox import enqueue
+
+        member = session.scalars(select(Member)).one()
+        enqueue(session, member, "receipt", "receipt:x", [{"type": "text", "text": "hi"}],
+                at(2026, 12, 1, 0, 30))
+    run(rt, "send", at(2026, 12, 1, 0, 31))
+    assert [m["text"] for m in fake_line.messages_to(user_id(1))] == ["hi"]
+    run(rt, "send", at(2026, 12, 1, 9, 1))
+    assert len(fake_line.messages_to(user_id(1))) == 2
+    assert {row.status for row in queued(sessions)} == {"sent"}
+
+
+def test_the_budget_sends_the_most_important_kinds_first(sessions, program, line_config,
+                                                         fake_line):
+    tight = dataclasses.replace(program, monthly_push_budget=2, quiet_hours=None)
+    rt = make_runtime(sessions, tight, line_config)
+    with transaction(sessions) as session:
+        member = register_member(session, tight, user_id(1), at(2026, 12, 1, 9)).member
+        from bot.outbox import enqueue
+
+        for kind in ("winback", "nudge", "receipt", "birthday"):
+            enqueue(session, member, kind, f"{kind}:1", [{"type": "text", "text": kind}],
+                    at(2026, 12, 1, 9))
+    run(rt, "send", at(2026, 12, 1, 10))
+    assert [m["text"] for m in fake_line.messages_to(user_id(1))] == ["receipt", "birthday"]
+
+
+def test_a_429_is_retried_on_the_next_run_and_delivered_once(rt, sessions, program, fake_line):
+    with transaction(sessions) as session:
+        member = register_member(session, program, user_id(1), at(2026, 12, 1, 9)).member
+        from bot.outbox import enqueue
+
+        enqueue(session, member, "receipt", "r:1", [{"type": "text", "text": "hi"}],
+                at(2026, 12, 1, 9))
+    fake_line.fail_next("/message/push", 429)
+    run(rt, "send", at(2026, 12, 1, 10))
+    assert fake_line.messages_to(user_id(1)) == []
+    run(rt, "send", at(2026, 12, 1, 10, 1))
+    run(rt, "send", at(2026, 12, 1, 10, 2))
+    assert len(fake_line.messages_to(user_id(1))) == 1
