@@ -40,7 +40,8 @@ LONG_TITLE_EN = '{{y}} "Grand" ' + "mega deluxe coffee set 😀 " * 12
 LITERALS = ("{{x}}", "{{y}}")  # placeholders inside user data: they must come out as they are
 PLACEHOLDER = re.compile(r"\{\{\s*@?[A-Za-z_][\w.]*\s*\}\}")
 CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]")
-TEXT_FIELDS = {"date": "1990-05-17", "amount": 3200, "name": WEIRD}
+TEXT_FIELDS = {"date": "1990-05-17", "amount": 3200, "name": WEIRD, "tier": "Gold",
+               "title": "NT$80 off"}
 
 
 def code(n: int) -> str:
