@@ -223,3 +223,57 @@ def test_a_429_is_retried_on_the_next_run_and_delivered_once(rt, sessions, progr
     run(rt, "send", at(2026, 12, 1, 10, 1))
     run(rt, "send", at(2026, 12, 1, 10, 2))
     assert len(fake_line.messages_to(user_id(1))) == 1
+
+
+def test_a_sender_that_crashes_mid_batch_resumes_without_duplicates_or_losses(
+        rt, sessions, program, line_config, fake_line):
+    from bot.outbox import deliver, enqueue
+
+    with transaction(sessions) as session:
+        member = register_member(session, program, user_id(1), at(2026, 12, 1, 9)).member
+        ids = []
+        for n in range(5):
+            row = enqueue(session, member, "receipt", f"r:{n}",
+                          [{"type": "text", "text": f"receipt {n}"}], at(2026, 12, 1, 9))
+            session.flush()
+            ids.append(row.id)
+    real = LineClient(line_config)
+
+    class CrashAfterSecondPush:
+        calls = 0
+
+        def push(self, user, messages, key):
+            outcome = real.push(user, messages, key)
+            self.calls += 1
+            if self.calls == 2:  # LINE has it, but the process dies before recording it
+                raise RuntimeError("killed")
+            return outcome
+
+    with pytest.raises(RuntimeError):
+        deliver(sessions, CrashAfterSecondPush(), ids, at(2026, 12, 1, 10))
+    run(rt, "send", at(2026, 12, 1, 10, 1))
+    texts = [m["text"] for m in fake_line.messages_to(user_id(1))]
+    assert texts == [f"receipt {n}" for n in range(5)]
+    assert {row.status for row in queued(sessions)} == {"sent"}
+
+
+def test_the_expire_job_expires_points_and_coupons_as_of_its_time(rt, sessions, program):
+    with transaction(sessions) as session:
+        member = register_member(session, program, user_id(1), at(2025, 1, 5, 12)).member.id
+    buy(sessions, program, member, 300, at(2025, 1, 5, 12))
+    summary = run(rt, "expire", at(2026, 2, 1, 0, 5))
+    assert summary == "expired 10 points of 1 members and 1 coupons"
+    assert run(rt, "expire", at(2026, 2, 2, 0, 5)).startswith("expired 0 points")
+
+
+def test_the_tiers_job_downgrades_after_the_grace_and_tells_the_member(rt, sessions, program):
+    with transaction(sessions) as session:
+        member = register_member(session, program, user_id(1), at(2025, 1, 5, 12)).member.id
+    buy(sessions, program, member, 6000, at(2025, 1, 5, 12))
+    run(rt, "tiers", at(2025, 6, 1, 3))
+    assert queued(sessions, "tier") == []  # still silver: spend is inside the window
+    run(rt, "tiers", at(2026, 1, 6, 3))
+    run(rt, "tiers", at(2026, 1, 7, 3))
+    with sessions() as session:
+        assert session.get(Member, member).tier == "member"
+    assert len(queued(sessions, "tier")) == 1
