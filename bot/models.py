@@ -342,6 +342,28 @@ class OutboxMessage(Base):
     created_at: Mapped[dt.datetime]
     first_attempt_at: Mapped[dt.datetime | None]
     sent_at: Mapped[dt.datetime | None]
+    batch_id: Mapped[int | None] = ref("outbox_batches.id", nullable=True)
+
+
+class OutboxBatch(Base):
+    """Identical pushes to many members sent as one multicast. Its recipients and retry key
+    are fixed when it is made, so a retry repeats exactly the same request."""
+
+    __tablename__ = "outbox_batches"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'sent', 'failed')", name="status_known"),
+    )
+
+    id: Id = pk()
+    recipients: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"to": [user ids]}
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    retry_key: Mapped[str] = mapped_column(String(36), unique=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime]
+    first_attempt_at: Mapped[dt.datetime | None]
+    sent_at: Mapped[dt.datetime | None]
 
 
 class PendingAction(Base):

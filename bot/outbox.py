@@ -7,20 +7,22 @@ never shown twice (LINE answers 409 to a key it already accepted, which means de
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import uuid
 from collections.abc import Iterable
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db import transaction
-from bot.models import Member, OutboxMessage
+from bot.models import Member, OutboxBatch, OutboxMessage
 
 log = logging.getLogger("bot.outbox")
 RETRY_KEY_LIFETIME = dt.timedelta(hours=24)  # LINE forgets a retry key after a day
+MULTICAST_MAX = 500
 
 
 class Outcome(Protocol):
@@ -31,6 +33,9 @@ class Outcome(Protocol):
 
 class Sender(Protocol):
     def push(self, user_id: str, messages: list[dict], retry_key: str) -> Outcome: ...
+
+    def multicast(self, user_ids: list[str], messages: list[dict], retry_key: str
+                  ) -> Outcome: ...
 
 
 def enqueue(session: Session, member: Member, kind: str, dedupe_key: str,
@@ -91,3 +96,64 @@ def _finish(sessions: sessionmaker[Session], row_id: int, now: dt.datetime, *, s
             row.last_error = f"undelivered for 24 hours, not resent: {error}"
         if row.status == "failed":
             log.warning("push %s to %s failed: %s", row.kind, row.line_user_id, row.last_error)
+
+
+def make_batches(sessions: sessionmaker[Session], ids: list[int], now: dt.datetime
+                 ) -> list[int]:
+    """Group rows with identical messages (2 or more) into multicast batches of <= 500.
+
+    Returns the ids of rows left to push one by one. A batch's recipients and retry key are
+    fixed here, so resending it after a crash or timeout repeats the very same request.
+    """
+    with transaction(sessions) as session:
+        rows = session.execute(
+            select(OutboxMessage).join(Member, Member.id == OutboxMessage.member_id)
+            .where(OutboxMessage.id.in_(ids), OutboxMessage.status == "pending",
+                   OutboxMessage.batch_id.is_(None), Member.status == "active")
+            .order_by(OutboxMessage.id).with_for_update()
+            .execution_options(populate_existing=True)).scalars().all()
+        groups: dict[str, list[OutboxMessage]] = {}
+        for row in rows:
+            groups.setdefault(json.dumps(row.payload, sort_keys=True), []).append(row)
+        batched = set()
+        for group in groups.values():
+            if len(group) < 2:
+                continue
+            for start in range(0, len(group), MULTICAST_MAX):
+                chunk = group[start:start + MULTICAST_MAX]
+                batch = OutboxBatch(recipients={"to": [r.line_user_id for r in chunk]},
+                                    payload=chunk[0].payload, retry_key=str(uuid.uuid4()),
+                                    created_at=now)
+                session.add(batch)
+                session.flush()
+                for row in chunk:
+                    row.batch_id = batch.id
+                    batched.add(row.id)
+    return [row_id for row_id in ids if row_id not in batched]
+
+
+def deliver_batches(sessions: sessionmaker[Session], sender: Sender, now: dt.datetime) -> int:
+    """Send every pending batch (new or left over from a crash); returns recipients reached."""
+    with sessions() as session:
+        batches = session.execute(select(OutboxBatch.id, OutboxBatch.recipients,
+                                         OutboxBatch.payload, OutboxBatch.retry_key)
+                                  .where(OutboxBatch.status == "pending")
+                                  .order_by(OutboxBatch.id)).all()
+    reached = 0
+    for batch_id, recipients, payload, key in batches:
+        outcome = sender.multicast(recipients["to"], payload["messages"], key)
+        status = "sent" if outcome.delivered else "pending" if outcome.retry else "failed"
+        with transaction(sessions) as session:
+            batch = session.get(OutboxBatch, batch_id)
+            batch.attempts += 1
+            batch.first_attempt_at = batch.first_attempt_at or now
+            if status == "pending" and now - batch.first_attempt_at > RETRY_KEY_LIFETIME:
+                status = "failed"
+            batch.status, batch.last_error = status, outcome.error
+            batch.sent_at = now if status == "sent" else None
+            if status != "pending":
+                session.execute(update(OutboxMessage).where(OutboxMessage.batch_id == batch_id)
+                                .values(status=status, sent_at=batch.sent_at,
+                                        last_error=outcome.error))
+        reached += len(recipients["to"]) if status == "sent" else 0
+    return reached

@@ -277,3 +277,32 @@ def test_the_tiers_job_downgrades_after_the_grace_and_tells_the_member(rt, sessi
     with sessions() as session:
         assert session.get(Member, member).tier == "member"
     assert len(queued(sessions, "tier")) == 1
+
+
+def test_identical_messages_go_as_one_multicast_and_a_crash_never_doubles_them(
+        rt, sessions, program, line_config, fake_line):
+    from bot.outbox import deliver_batches, enqueue, make_batches
+
+    same = [{"type": "text", "text": "聖誕快樂"}]
+    with transaction(sessions) as session:
+        ids = []
+        for n in range(1, 4):
+            member = register_member(session, program, user_id(n), at(2026, 12, 1, 9)).member
+            row = enqueue(session, member, "receipt", f"xmas:{n}", same, at(2026, 12, 1, 9))
+            session.flush()
+            ids.append(row.id)
+    assert make_batches(sessions, ids, at(2026, 12, 1, 10)) == []
+    real = LineClient(line_config)
+
+    class DiesAfterSending:
+        def multicast(self, users, messages, key):
+            real.multicast(users, messages, key)
+            raise RuntimeError("killed before recording")
+
+    with pytest.raises(RuntimeError):
+        deliver_batches(sessions, DiesAfterSending(), at(2026, 12, 1, 10))
+    run(rt, "send", at(2026, 12, 1, 10, 1))  # resumes the stored batch: 409 = delivered
+    [multicast] = fake_line.multicasts()
+    assert sorted(multicast["to"]) == sorted(user_id(n) for n in range(1, 4))
+    assert all(len(fake_line.messages_to(user_id(n))) == 1 for n in range(1, 4))
+    assert {row.status for row in queued(sessions)} == {"sent"}

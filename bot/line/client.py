@@ -11,6 +11,7 @@ from linebot.v3.messaging import (
     Configuration,
     MessagingApi,
     MessagingApiBlob,
+    MulticastRequest,
     PushMessageRequest,
     ReplyMessageRequest,
 )
@@ -74,6 +75,24 @@ class LineClient:
                                   _request_timeout=TIMEOUT)
         except ApiException as exc:
             if exc.status == 409:  # this retry key was accepted before: delivered
+                return SendResult(delivered=True)
+            return SendResult(False, retry=exc.status == 429 or exc.status >= 500,
+                              error=_describe(exc))
+        except Exception as exc:  # timeout or connection error: fate unknown, retry same key
+            return SendResult(False, retry=True, error=_describe(exc))
+        return SendResult(delivered=True)
+
+    def multicast(self, user_ids: list[str], messages: list[dict], retry_key: str
+                  ) -> SendResult:
+        try:
+            check_messages(messages, "multicast")
+            request = MulticastRequest.from_dict({"to": user_ids, "messages": messages})
+        except (MessageLimitError, ValueError) as exc:
+            return SendResult(False, error=str(exc))
+        try:
+            self.api.multicast(request, x_line_retry_key=retry_key, _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            if exc.status == 409:
                 return SendResult(delivered=True)
             return SendResult(False, retry=exc.status == 429 or exc.status >= 500,
                               error=_describe(exc))

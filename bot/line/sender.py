@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.line.client import LineClient
 from bot.loyalty.timeutil import local_date, start_of_day
 from bot.models import OutboxMessage
-from bot.outbox import deliver
+from bot.outbox import deliver, deliver_batches, make_batches
 from bot.program import Program
 
 log = logging.getLogger("bot.sender")
@@ -43,12 +43,14 @@ def send_pending(sessions: sessionmaker[Session], client: LineClient, program: P
     quiet = in_quiet_hours(program, now)
     with sessions() as session:
         rows = session.execute(select(OutboxMessage.id, OutboxMessage.kind)
-                               .where(OutboxMessage.status == "pending")
+                               .where(OutboxMessage.status == "pending",
+                                      OutboxMessage.batch_id.is_(None))
                                .order_by(OutboxMessage.id).limit(BATCH)).all()
         budget = (program.monthly_push_budget - month_sent(session, program, now)
                   if program.monthly_push_budget is not None else None)
+    leftover = deliver_batches(sessions, client, now)  # batches a crash left unconfirmed
     if not rows:
-        return "nothing to send"
+        return f"{leftover} delivered from earlier batches" if leftover else "nothing to send"
     quota = client.pushes_left()
     left = min(x for x in (budget, quota) if x is not None) if (budget, quota) != (None, None) \
         else None
@@ -60,7 +62,8 @@ def send_pending(sessions: sessionmaker[Session], client: LineClient, program: P
             held_budget += 1
         else:
             chosen.append(row_id)
-    delivered = deliver(sessions, client, chosen, now)
+    singles = make_batches(sessions, chosen, now)
+    delivered = deliver_batches(sessions, client, now) + deliver(sessions, client, singles, now)
     if held_quiet or held_budget:
         log.info("held back %d pushes for quiet hours and %d for the push budget",
                  held_quiet, held_budget)
