@@ -21,7 +21,7 @@ from bot.loyalty.codes import normalize_code
 from bot.loyalty.coupons import CouponView, check_coupon, find_coupon, redeem_coupon
 from bot.loyalty.errors import CouponAlreadyRedeemed, InvalidAmount, LoyaltyError, UnknownCode
 from bot.loyalty.members import find_by_code
-from bot.loyalty.purchases import record_purchase, refund_order
+from bot.loyalty.purchases import PurchaseResult, record_purchase, refund_order
 from bot.models import (
     AuditLog,
     Coupon,
@@ -76,7 +76,7 @@ def verify(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: 
     amount = int(args[1]) if len(args) == 2 else None
     try:
         with session.begin_nested():
-            view, purchase = _redeem(session, env, worker, args[0], amount)
+            view, result = _redeem(session, env, worker, args[0], amount)
     except LoyaltyError as exc:
         audit.record(session, "staff.verify_failed", member_id=None, actor=_actor(worker),
                      at=env.now, reason=exc.code, code=args[0][:32])
@@ -88,23 +88,25 @@ def verify(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: 
         customer = env.render(owner.language)
         _push(session, env, owner, "coupon_used", f"coupon-used:{view.coupon.id}",
               messages.customer_coupon_used(customer, view), outcome)
+        if result is not None:
+            _receipt(session, env, owner, result, outcome)
     return outcome
 
 
 def _redeem(session: Session, env: Env, worker: Staff, code: str, amount: int | None
-            ) -> tuple[CouponView, Purchase | None]:
+            ) -> tuple[CouponView, PurchaseResult | None]:
     """Check, record the discounted purchase (with an amount), then redeem: all or nothing."""
-    purchase = None
+    result = None
     if amount is not None:
         view = check_coupon(session, env.program, code, env.now, order_amount=amount)
-        purchase = record_purchase(session, env.program, view.coupon.member_id,
-                                   amount - view.discount, env.now, source="line",
-                                   order_id=f"verify:{env.event_id or secrets.token_hex(8)}",
-                                   staff_id=worker.id, actor=_actor(worker)).purchase
+        result = record_purchase(session, env.program, view.coupon.member_id,
+                                 amount - view.discount, env.now, source="line",
+                                 order_id=f"verify:{env.event_id or secrets.token_hex(8)}",
+                                 staff_id=worker.id, actor=_actor(worker))
     view = redeem_coupon(session, env.program, code, env.now, actor=_actor(worker),
                          order_amount=amount, staff_id=worker.id,
-                         purchase_id=purchase.id if purchase else None)
-    return view, purchase
+                         purchase_id=result.purchase.id if result else None)
+    return view, result
 
 
 def _why(session: Session, env: Env, exc: LoyaltyError, code: str) -> str:
@@ -159,11 +161,17 @@ def _record(session: Session, env: Env, ctx: RenderContext, worker: Staff, membe
         return Outcome(messages.error(ctx, exc))
     outcome = Outcome(messages.staff_purchase_recorded(ctx, member, result))
     if env.program.receipts and not result.duplicate:
-        coupons = [find_coupon(session, env.program, c.code) for c in result.coupons]
-        _push(session, env, member, "receipt", f"receipt:{result.purchase.id}",
-              messages.purchase_receipt(env.render(member.language), result,
-                                        member.points_balance, coupons), outcome)
+        _receipt(session, env, member, result, outcome)
     return outcome
+
+
+def _receipt(session: Session, env: Env, member: Member, result: PurchaseResult,
+             outcome: Outcome) -> None:
+    """Tell the customer what the purchase earned, with any coupons it won."""
+    coupons = [find_coupon(session, env.program, c.code) for c in result.coupons]
+    _push(session, env, member, "receipt", f"receipt:{result.purchase.id}",
+          messages.purchase_receipt(env.render(member.language), result,
+                                    member.points_balance, coupons), outcome)
 
 
 def postback(session: Session, env: Env, member: Member, action: str, data: dict) -> Outcome:
