@@ -157,8 +157,15 @@ def staff_add(line_user_id: str, name: str) -> None:
             shown = worker.name
     except LoyaltyError as exc:
         raise click.ClickException(exc.message("en")) from None
-    click.echo(f"{shown} ({line_user_id}) is staff; run `richmenu deploy` to give them "
-               "the staff menu")
+    click.echo(f"{shown} ({line_user_id}) is staff")
+    if ctx["config"].line_configured:
+        from bot.line.client import LineClient
+        from bot.line.richmenu import link_staff
+
+        if link_staff(LineClient(ctx["config"]).api, line_user_id):
+            click.echo("staff menu linked")
+        else:
+            click.echo("run `flask --app bot richmenu deploy` to publish the staff menu")
 
 
 @staff_group.command("remove")

@@ -122,12 +122,17 @@ def test_staff_commands_in_the_cli_add_list_invite_and_remove(app, fake_line):
     runner = app.test_cli_runner()
     clerk = user_id(9)
     assert runner.invoke(args=["staff", "add", "not-an-id"]).exit_code != 0
-    assert runner.invoke(args=["staff", "add", clerk, "--name", "阿明"]).exit_code == 0
+    added = runner.invoke(args=["staff", "add", clerk, "--name", "阿明"])
+    assert added.exit_code == 0 and "richmenu deploy" in added.output  # no menu live yet
+    assert runner.invoke(args=["richmenu", "deploy"]).exit_code == 0
+    assert runner.invoke(args=["staff", "add", user_id(8)]).output.endswith("linked\n")
+    assert fake_line.user_rich_menus[user_id(8)]
     assert "阿明" in runner.invoke(args=["staff", "list"]).output
     assert "員工" in runner.invoke(args=["staff", "invite", "--name", "小華"]).output
     result = runner.invoke(args=["staff", "remove", clerk])
     assert result.exit_code == 0, result.output
-    assert "no staff yet" in runner.invoke(args=["staff", "list"]).output
+    listed = runner.invoke(args=["staff", "list"]).output
+    assert clerk not in listed and user_id(8) in listed
     assert fake_line.calls_to(f"/user/{clerk}/richmenu", "DELETE")
     with app.extensions["loyalty"]["sessions"]() as session:
         assert session.scalars(select(OutboxMessage)).all() == []

@@ -184,6 +184,18 @@ def _delete(api: MessagingApi, menu_id: str) -> None:
             raise
 
 
+def link_staff(api: MessagingApi, user_id: str, menus_dir: Path = MENUS_DIR) -> bool:
+    """Give one new staff member the live staff menu; False if it was never deployed."""
+    menu, image = load_menus(menus_dir)["staff"]
+    name = versioned_name(menu, image)
+    live = next((m.rich_menu_id for m in api.get_rich_menu_list(_request_timeout=TIMEOUT)
+                 .richmenus if m.name == name), None)
+    if live is None:
+        return False
+    api.link_rich_menu_id_to_user(user_id, live, _request_timeout=TIMEOUT)
+    return True
+
+
 def unlink_staff(api: MessagingApi, user_id: str) -> None:
     """Give a former staff member the default (customer) menu again."""
     try:
