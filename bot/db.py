@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+INSERT_CHUNK = 500  # rows per multi-row INSERT: well under SQLite's 32,766 parameters
 
 
 def make_engine(url: str, **kwargs) -> Engine:
@@ -53,3 +56,22 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """The entrypoint's unit of work: commit on success, roll back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+def insert_new(session: Session, table: Table, rows: list[dict[str, Any]], key: str) -> set:
+    """Insert the rows whose unique `key` is not taken yet; returns the keys this call added.
+
+    One statement for the lot (INSERT ... ON CONFLICT DO NOTHING RETURNING): a row another
+    transaction holds is waited for, then skipped, so two processes never both add a key.
+    """
+    if not rows:
+        return set()
+    dialect = session.get_bind().dialect.name
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+    added: set = set()
+    for start in range(0, len(rows), INSERT_CHUNK):
+        statement = (insert(table).values(rows[start:start + INSERT_CHUNK])
+                     .on_conflict_do_nothing(index_elements=[key])
+                     .returning(table.c[key]))
+        added.update(session.execute(statement).scalars())
+    return added

@@ -19,16 +19,16 @@ from sqlalchemy import extract, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.db import transaction
+from bot.db import insert_new, transaction
 from bot.line import messages
 from bot.line.formatting import RenderContext
-from bot.loyalty.coupons import expire_due_coupons, find_coupon, issue_coupon
-from bot.loyalty.errors import CapReached, CouponWindowClosed
-from bot.loyalty.ledger import expire_due_points, lock_member
-from bot.loyalty.tiers import evaluate_tier
+from bot.loyalty.coupons import CouponView, expire_due_coupons, issue_coupons, template_for
+from bot.loyalty.errors import CouponWindowClosed
+from bot.loyalty.ledger import expire_due_points, lock_members
+from bot.loyalty.tiers import evaluate_tier, window_spends
 from bot.loyalty.timeutil import local_date
-from bot.models import Coupon, JobRun, Member, Notice, PointEntry, StampCard
-from bot.outbox import enqueue
+from bot.models import Coupon, CouponTemplateRow, JobRun, Member, Notice, PointEntry, StampCard
+from bot.outbox import enqueue_many
 from bot.program import Program
 
 log = logging.getLogger("bot.jobs")
@@ -88,10 +88,26 @@ def local_days(program: Program, since: dt.datetime, now: dt.datetime) -> Iterat
         yield day
 
 
-def _push(session: Session, rt: Runtime, member: Member, kind: str, key: str,
-          build: Callable[[RenderContext], list[dict]], now: dt.datetime) -> bool:
-    payload = build(rt.render(member.language))
-    return bool(payload) and enqueue(session, member, kind, key, payload, now) is not None
+def _chunks(items: list, size: int = CHUNK) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _issue_to(session: Session, rt: Runtime, members: list[Member], template: str,
+              now: dt.datetime, reason: str, keys: list[str]) -> list[Coupon | None]:
+    """One template to locked members at once; a closed window or a cap is logged, not raised."""
+    try:
+        coupons = issue_coupons(session, rt.program, list(zip([m.id for m in members], keys,
+                                                          strict=True)),
+                                template, now, reason=reason)
+    except CouponWindowClosed:
+        log.warning("%s coupon %s not issued to %d members: its window has closed",
+                    reason, template, len(members))
+        return [None] * len(members)
+    if capped := sum(coupon is None for coupon in coupons):
+        log.warning("%s coupon %s not issued to %d members: cap reached", reason, template,
+                    capped)
+    return coupons
 
 
 # -- birthday ----------------------------------------------------------------------------------
@@ -122,36 +138,38 @@ def birthday(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
     for day in local_days(rt.program, since, now):
         with rt.sessions() as session:
             ids = birthday_members(session, rt.program, day)
-        for member_id in ids:
+        for chunk in _chunks(ids):
             with transaction(rt.sessions) as session:
-                sent += _birthday_gift(session, rt, member_id, day.year, now)
+                sent += _birthday_gifts(session, rt, chunk, day.year, now)
     return f"{sent} birthday messages queued"
 
 
-def _birthday_gift(session: Session, rt: Runtime, member_id: int, year: int,
-                   now: dt.datetime) -> int:
-    member = lock_member(session, member_id)
-    template = rt.program.tier(member.tier).birthday_coupon
-    if template is None:
-        return 0
-    try:
-        coupon = issue_coupon(session, rt.program, member.id, template, now, reason="birthday",
-                              issue_key=f"birthday:{member.id}:{year}")
-    except (CapReached, CouponWindowClosed) as exc:
-        log.warning("birthday coupon for member %s not issued: %s", member.id, exc.code)
-        return 0
-    view = find_coupon(session, rt.program, coupon.code)
-    return int(_push(session, rt, member, "birthday", f"birthday:{member.id}:{year}",
-                     lambda ctx: messages.birthday_gift(ctx, member, view), now))
+def _birthday_gifts(session: Session, rt: Runtime, ids: list[int], year: int,
+                    now: dt.datetime) -> int:
+    by_template: dict[str, list[Member]] = {}
+    for member in lock_members(session, ids):
+        template = rt.program.tier(member.tier).birthday_coupon
+        if template is not None and member.status == "active":
+            by_template.setdefault(template, []).append(member)
+    pushes = []
+    for template, members in by_template.items():
+        keys = [f"birthday:{m.id}:{year}" for m in members]
+        for member, key, coupon in zip(members, keys, _issue_to(
+                session, rt, members, template, now, "birthday", keys), strict=True):
+            if coupon is not None:
+                view = CouponView(coupon, rt.program.coupons[template])
+                pushes.append((member, "birthday", key, messages.birthday_gift(
+                    rt.render(member.language), member, view)))
+    return enqueue_many(session, pushes, now)
 
 
 # -- expiry ------------------------------------------------------------------------------------
 def expire(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
-    """Expire due points and coupons in small transactions, so no lock is held for long."""
+    """Expire due points and coupons in chunks, so no lock is held for long."""
     members = points = coupons = 0
     while True:
         with transaction(rt.sessions) as session:
-            batch_members, batch_points = expire_due_points(session, now, limit=CHUNK // 5)
+            batch_members, batch_points = expire_due_points(session, now, limit=CHUNK)
             batch_coupons = expire_due_coupons(session, now, limit=CHUNK)
         members, points, coupons = (members + batch_members, points + batch_points,
                                     coupons + batch_coupons)
@@ -159,15 +177,15 @@ def expire(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
             return f"expired {points} points of {members} members and {coupons} coupons"
 
 
-def _notice(session: Session, member_id: int, keys: list[str], now: dt.datetime) -> bool:
-    """Claim these notices for a member; False if any was already given (maybe just now)."""
-    try:
-        with session.begin_nested():
-            session.add_all([Notice(key=key, member_id=member_id, created_at=now)
-                             for key in keys])
-    except IntegrityError:
-        return False
-    return True
+def _claim(session: Session, wanted: list[tuple[str, int]], now: dt.datetime) -> set[str]:
+    """Claim these (notice key, member id); returns the keys not given before (nor meanwhile)."""
+    rows = [{"key": key, "member_id": member_id, "created_at": now} for key, member_id in wanted]
+    return insert_new(session, Notice.__table__, rows, "key")
+
+
+def _active(session: Session, ids: list[int]) -> dict[int, Member]:
+    return {m.id: m for m in session.scalars(select(Member).where(
+        Member.id.in_(ids), Member.status == "active"))}
 
 
 def expiry_warnings(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
@@ -189,31 +207,37 @@ def expiry_warnings(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
                     Coupon.valid_until <= horizon)):
             due.setdefault(member_id, {})[f"coupon:{coupon_id}"] = coupon_id
     sent = 0
-    for member_id, items in due.items():
+    for chunk in _chunks(sorted(due)):
         with transaction(rt.sessions) as session:
-            sent += _warn(session, rt, member_id, items, now)
+            sent += _warn(session, rt, {member_id: due[member_id] for member_id in chunk}, now)
     return f"{sent} expiry warnings queued"
 
 
-def _warn(session: Session, rt: Runtime, member_id: int, items: dict, now: dt.datetime) -> int:
-    given = set(session.scalars(select(Notice.key).where(Notice.key.in_(list(items)))))
-    fresh = {key: value for key, value in items.items() if key not in given}
-    if not fresh or not _notice(session, member_id, sorted(fresh), now):
-        return 0
-    member = session.get(Member, member_id)
-    if member.status != "active":
-        return 0
-    tz, by_day = rt.program.timezone, {}
-    for key, value in fresh.items():
-        if key.startswith("lot:"):
-            day = local_date(value[0] - dt.timedelta(microseconds=1), tz)
-            by_day[day] = by_day.get(day, 0) + value[1]
-    coupons = [find_coupon(session, rt.program, session.get(Coupon, cid).code)
-               for key, cid in fresh.items() if key.startswith("coupon:")]
-    digest = hashlib.sha256("|".join(sorted(fresh)).encode()).hexdigest()[:16]
-    return int(_push(session, rt, member, "expiry_warning", f"expiry:{member_id}:{digest}",
-                     lambda ctx: messages.expiry_warning(ctx, member, sorted(by_day.items()),
-                                                         coupons), now))
+def _warn(session: Session, rt: Runtime, due: dict[int, dict], now: dt.datetime) -> int:
+    fresh = _claim(session, [(key, member_id) for member_id, items in due.items()
+                             for key in items], now)
+    members = _active(session, [m for m, items in due.items() if fresh & items.keys()])
+    coupon_ids = [cid for m in members for key, cid in due[m].items()
+                  if key in fresh and key.startswith("coupon:")]
+    views = {coupon.id: CouponView(coupon, template_for(rt.program, row))
+             for coupon, row in session.execute(
+                 select(Coupon, CouponTemplateRow).join(CouponTemplateRow)
+                 .where(Coupon.id.in_(coupon_ids)))} if coupon_ids else {}
+    tz, pushes = rt.program.timezone, []
+    for member_id, member in members.items():
+        items = {key: value for key, value in due[member_id].items() if key in fresh}
+        by_day: dict[dt.date, int] = {}
+        for key, value in items.items():
+            if key.startswith("lot:"):
+                day = local_date(value[0] - dt.timedelta(microseconds=1), tz)
+                by_day[day] = by_day.get(day, 0) + value[1]
+        coupons = sorted((views[cid] for key, cid in items.items() if key.startswith("coupon:")),
+                         key=lambda v: (v.coupon.valid_until, v.coupon.id))
+        digest = hashlib.sha256("|".join(sorted(items)).encode()).hexdigest()[:16]
+        pushes.append((member, "expiry_warning", f"expiry:{member_id}:{digest}",
+                       messages.expiry_warning(rt.render(member.language), member,
+                                               sorted(by_day.items()), coupons)))
+    return enqueue_many(session, pushes, now)
 
 
 # -- nudges ------------------------------------------------------------------------------------
@@ -221,32 +245,37 @@ def nudges(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
     """'2 more stamps for a free drink!': one nudge per crossing, not one every day."""
     program, sent = rt.program, 0
     targets = sorted({m.at for m in program.stamps.milestones} | {program.stamps.goal})
+    rewards = sorted(program.rewards, key=lambda r: r.points)
     with rt.sessions() as session:
         cards = session.execute(
             select(StampCard.id, StampCard.member_id, StampCard.stamps)
             .join(Member, Member.id == StampCard.member_id)
             .where(StampCard.status == "active", Member.status == "active",
                    or_(*[StampCard.stamps.between(t - program.nudge_stamps, t - 1)
-                         for t in targets]))).all()
-        rewards = sorted(program.rewards, key=lambda r: r.points)
+                         for t in targets]))
+            .order_by(StampCard.member_id)).all()
         near = session.execute(select(Member.id, Member.points_balance).where(
             Member.status == "active", or_(*[Member.points_balance.between(
-                r.points - program.nudge_points, r.points - 1) for r in rewards]))).all() \
-            if rewards else []
+                r.points - program.nudge_points, r.points - 1) for r in rewards]))
+            .order_by(Member.id)).all() if rewards else []
+    wanted = []  # (notice key, member id, 'stamps' or 'points', how many to go, coupon template)
     for card_id, member_id, stamps in cards:
         target = next(t for t in targets if t > stamps)
-        reward = _card_reward(program, target)
+        wanted.append((f"nudge:card:{card_id}:{target}", member_id, "stamps", target - stamps,
+                       _card_reward(program, target)))
+    for chunk in _chunks(near):
+        with rt.sessions() as session:  # a new crossing after every points redemption
+            spends = dict(session.execute(
+                select(PointEntry.member_id, func.count()).where(
+                    PointEntry.member_id.in_([m for m, _ in chunk]), PointEntry.kind == "spend")
+                .group_by(PointEntry.member_id)).all())
+        for member_id, balance in chunk:
+            reward = next(r for r in rewards if r.points > balance)
+            wanted.append((f"nudge:points:{member_id}:{reward.id}:{spends.get(member_id, 0)}",
+                           member_id, "points", reward.points - balance, reward.coupon))
+    for chunk in _chunks([w for w in wanted if w[4]]):
         with transaction(rt.sessions) as session:
-            sent += _nudge(session, rt, member_id, f"nudge:card:{card_id}:{target}", "stamps",
-                           target - stamps, reward, now)
-    for member_id, balance in near:
-        reward = next(r for r in rewards if r.points > balance)
-        with transaction(rt.sessions) as session:
-            spends = session.scalar(select(func.count()).select_from(PointEntry).where(
-                PointEntry.member_id == member_id, PointEntry.kind == "spend"))
-            sent += _nudge(session, rt, member_id,
-                           f"nudge:points:{member_id}:{reward.id}:{spends}", "points",
-                           reward.points - balance, reward.coupon, now)
+            sent += _nudge(session, rt, chunk, now)
     return f"{sent} nudges queued"
 
 
@@ -255,17 +284,17 @@ def _card_reward(program: Program, target: int) -> str:
     return milestone.reward if milestone else program.stamps.completion_reward or ""
 
 
-def _nudge(session: Session, rt: Runtime, member_id: int, key: str, what: str, remaining: int,
-           template: str, now: dt.datetime) -> int:
-    if not template or not _notice(session, member_id, [key], now):
-        return 0
-    member = session.get(Member, member_id)
-    coupon = rt.program.coupons[template]
-
-    def build(ctx: RenderContext) -> list[dict]:
-        title = coupon.title_en if ctx.lang == "en" else coupon.title
-        return messages.nudge(ctx, member, what, remaining, title)
-    return int(_push(session, rt, member, "nudge", key, build, now))
+def _nudge(session: Session, rt: Runtime, wanted: list[tuple], now: dt.datetime) -> int:
+    fresh = _claim(session, [(key, member_id) for key, member_id, *_ in wanted], now)
+    members = _active(session, [member_id for key, member_id, *_ in wanted if key in fresh])
+    pushes = []
+    for key, member_id, what, remaining, template in wanted:
+        if key in fresh and (member := members.get(member_id)):
+            ctx, coupon = rt.render(member.language), rt.program.coupons[template]
+            title = coupon.title_en if ctx.lang == "en" else coupon.title
+            pushes.append((member, "nudge", key,
+                           messages.nudge(ctx, member, what, remaining, title)))
+    return enqueue_many(session, pushes, now)
 
 
 # -- win-back and tiers ------------------------------------------------------------------------
@@ -274,56 +303,67 @@ def winback(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
     program = rt.program
     if not program.winback_after_days or not program.winback_coupon:
         return "win-back is off"
-    last_seen = func.coalesce(Member.last_purchase_at, Member.joined_at)
     with rt.sessions() as session:
         ids = list(session.scalars(select(Member.id).where(
-            Member.status == "active", Member.line_user_id.is_not(None),
-            last_seen <= now - dt.timedelta(days=program.winback_after_days),
-            or_(Member.winback_sent_at.is_(None), Member.winback_sent_at < last_seen))))
+            Member.status == "active", Member.line_user_id.is_not(None), *_dormant(program, now))
+            .order_by(Member.id)))
     sent = 0
-    for member_id in ids:
+    for chunk in _chunks(ids):
         with transaction(rt.sessions) as session:
-            sent += _win_back(session, rt, member_id, now)
+            sent += _win_back(session, rt, chunk, now)
     return f"{sent} win-back messages queued"
 
 
-def _win_back(session: Session, rt: Runtime, member_id: int, now: dt.datetime) -> int:
-    member = lock_member(session, member_id)
-    spell = (member.last_purchase_at or member.joined_at).isoformat()
-    try:
-        issue_coupon(session, rt.program, member.id, rt.program.winback_coupon, now,
-                     reason="winback", issue_key=f"winback:{member.id}:{spell}")
-    except (CapReached, CouponWindowClosed) as exc:
-        log.warning("win-back coupon for member %s not issued: %s", member.id, exc.code)
-        return 0
-    member.winback_sent_at, member.bonus_multiplier = now, 2
-    template = rt.program.coupons[rt.program.winback_coupon]
+def _dormant(program: Program, now: dt.datetime) -> tuple:
+    last_seen = func.coalesce(Member.last_purchase_at, Member.joined_at)
+    return (last_seen <= now - dt.timedelta(days=program.winback_after_days),
+            or_(Member.winback_sent_at.is_(None), Member.winback_sent_at < last_seen))
 
-    def build(ctx: RenderContext) -> list[dict]:
+
+def _win_back(session: Session, rt: Runtime, ids: list[int], now: dt.datetime) -> int:
+    template = rt.program.coupons[rt.program.winback_coupon]
+    members = [m for m in lock_members(session, ids) if m.status == "active"]
+    keys = [f"winback:{m.id}:{(m.last_purchase_at or m.joined_at).isoformat()}"
+            for m in members]
+    pushes = []
+    for member, key, coupon in zip(members, keys, _issue_to(
+            session, rt, members, template.key, now, "winback", keys), strict=True):
+        if coupon is None:
+            continue
+        member.winback_sent_at, member.bonus_multiplier = now, 2
+        ctx = rt.render(member.language)
         title = template.title_en if ctx.lang == "en" else template.title
-        return messages.text(ctx, "winback", title=title)
-    return int(_push(session, rt, member, "winback", f"winback:{member.id}:{spell}", build, now))
+        pushes.append((member, "winback", key, messages.text(ctx, "winback", title=title)))
+    return enqueue_many(session, pushes, now)
 
 
 def tiers(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
     """Re-evaluate members above the first tier (downgrades); tell those who changed."""
     base = rt.program.tiers[0].key
     with rt.sessions() as session:
-        ids = list(session.scalars(select(Member.id).where(Member.tier != base)))
+        ids = list(session.scalars(select(Member.id).where(Member.tier != base)
+                                   .order_by(Member.id)))
     changed = 0
-    for member_id in ids:
+    for chunk in _chunks(ids):
         with transaction(rt.sessions) as session:
-            member = lock_member(session, member_id)
-            change = evaluate_tier(session, rt.program, member, now)
-            if change is None:
-                continue
-            changed += 1
-            tier = change.new
-            key = "tier_up" if change.upgraded else "tier_down"
-            _push(session, rt, member, "tier", f"tier:{member.id}:{now.date()}:{tier.key}",
-                  lambda ctx, t=tier, k=key: messages.text(
-                      ctx, k, tier=t.name_en if ctx.lang == "en" else t.name), now)
+            changed += _retier(session, rt, chunk, now)
     return f"{changed} tier changes"
+
+
+def _retier(session: Session, rt: Runtime, ids: list[int], now: dt.datetime) -> int:
+    members = lock_members(session, ids)
+    spends = window_spends(session, rt.program, ids, now)
+    pushes = []
+    for member in members:
+        change = evaluate_tier(session, rt.program, member, now, spends.get(member.id, 0))
+        if change is None:
+            continue
+        tier, ctx = change.new, rt.render(member.language)
+        pushes.append((member, "tier", f"tier:{member.id}:{now.date()}:{tier.key}",
+                       messages.text(ctx, "tier_up" if change.upgraded else "tier_down",
+                                     tier=tier.name_en if ctx.lang == "en" else tier.name)))
+    enqueue_many(session, pushes, now)
+    return len(pushes)
 
 
 def send(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:

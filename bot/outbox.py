@@ -11,18 +11,20 @@ import json
 import logging
 import uuid
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.db import transaction
+from bot.db import insert_new, transaction
 from bot.models import Member, OutboxBatch, OutboxMessage
 
 log = logging.getLogger("bot.outbox")
 RETRY_KEY_LIFETIME = dt.timedelta(hours=24)  # LINE forgets a retry key after a day
 MULTICAST_MAX = 500
+DELIVER_CHUNK = 100  # rows read, pushed and recorded together
 
 
 class Outcome(Protocol):
@@ -54,48 +56,89 @@ def enqueue(session: Session, member: Member, kind: str, dedupe_key: str,
     return row
 
 
+def enqueue_many(session: Session, pushes: list[tuple[Member, str, str, list[dict]]],
+                 now: dt.datetime) -> int:
+    """Queue many (member, kind, dedupe key, messages) at once, each at most once per dedupe
+    key; returns how many were new. Members without a LINE user id are left out."""
+    rows = [{"member_id": member.id, "line_user_id": member.line_user_id, "kind": kind,
+             "dedupe_key": key, "payload": {"messages": messages},
+             "retry_key": str(uuid.uuid4()), "created_at": now, "status": "pending",
+             "attempts": 0, "last_error": ""}
+            for member, kind, key, messages in pushes if member.line_user_id and messages]
+    return len(insert_new(session, OutboxMessage.__table__, rows, "dedupe_key"))
+
+
 def deliver(sessions: sessionmaker[Session], sender: Sender, ids: Iterable[int],
-            now: dt.datetime) -> int:
-    """Try to deliver these pending rows now; returns how many LINE has accepted."""
-    delivered = 0
-    for row_id in ids:
-        with sessions() as session:
-            row = session.get(OutboxMessage, row_id)
-            member = row and row.member_id and session.get(Member, row.member_id)
-            if row is None or row.status != "pending":
-                continue
-            blocked = member is not None and member.status == "blocked"
-            user, messages, key = row.line_user_id, row.payload["messages"], row.retry_key
-        if blocked:
-            _finish(sessions, row_id, now, status="skipped", error="member blocked the account")
-            continue
-        outcome = sender.push(user, messages, key)  # no transaction held during the call
-        if outcome.delivered:
-            delivered += 1
-            _finish(sessions, row_id, now, status="sent")
-        else:
-            _finish(sessions, row_id, now, status="pending" if outcome.retry else "failed",
-                    error=outcome.error)
+            now: dt.datetime, *, threads: int = 1) -> int:
+    """Try to deliver these pending rows now; returns how many LINE has accepted.
+
+    Rows are read and their outcomes written a chunk at a time, and no transaction is held
+    while LINE is called. A crash before the outcomes are written leaves the rows pending:
+    the next attempt repeats each push with its own retry key, which LINE answers with 409
+    (already delivered), so nothing reaches a customer twice. With `threads` > 1 the pushes
+    of a chunk go out concurrently, each customer's still in order.
+    """
+    ids, delivered = list(ids), 0
+    pool = ThreadPoolExecutor(threads) if threads > 1 and len(ids) > 1 else None
+    try:
+        for start in range(0, len(ids), DELIVER_CHUNK):
+            with sessions() as session:
+                rows = session.execute(
+                    select(OutboxMessage.id, OutboxMessage.line_user_id, OutboxMessage.payload,
+                           OutboxMessage.retry_key, Member.status)
+                    .outerjoin(Member, Member.id == OutboxMessage.member_id)
+                    .where(OutboxMessage.id.in_(ids[start:start + DELIVER_CHUNK]),
+                           OutboxMessage.status == "pending")
+                    .order_by(OutboxMessage.id)).all()
+            blocked = [row.id for row in rows if row.status == "blocked"]
+            sending = [row for row in rows if row.status != "blocked"]
+
+            by_user: dict[str, list] = {}  # one customer's pushes stay in order
+            for row in sending:
+                by_user.setdefault(row.line_user_id, []).append(row)
+
+            def push_all(rows: list) -> list[tuple[int, Outcome]]:
+                return [(row.id, sender.push(row.line_user_id, row.payload["messages"],
+                                             row.retry_key)) for row in rows]
+            groups = list(by_user.values())
+            outcomes = [pair for done in (pool.map(push_all, groups) if pool
+                                          else map(push_all, groups)) for pair in done]
+            delivered += sum(outcome.delivered for _, outcome in outcomes)
+            _finish(sessions, now, [(row_id, "skipped", "member blocked the account")
+                                    for row_id in blocked]
+                    + [(row_id, "sent" if o.delivered else "pending" if o.retry else "failed",
+                        o.error) for row_id, o in outcomes])
+    finally:
+        if pool:
+            pool.shutdown()
     return delivered
 
 
-def _finish(sessions: sessionmaker[Session], row_id: int, now: dt.datetime, *, status: str,
-            error: str = "") -> None:
+def _finish(sessions: sessionmaker[Session], now: dt.datetime,
+            results: list[tuple[int, str, str]]) -> None:
+    """Record (row id, status, error) for attempted rows, in one transaction."""
+    if not results:
+        return
     with transaction(sessions) as session:
-        row = session.execute(select(OutboxMessage).where(OutboxMessage.id == row_id)
-                              .with_for_update()).scalar_one()
-        if row.status == "sent":
-            return
-        row.attempts += 1
-        row.first_attempt_at = row.first_attempt_at or now
-        row.status, row.last_error = status, error
-        if status == "sent":
-            row.sent_at = now
-        if status == "pending" and now - row.first_attempt_at > RETRY_KEY_LIFETIME:
-            row.status = "failed"  # the key has lapsed: resending could deliver twice
-            row.last_error = f"undelivered for 24 hours, not resent: {error}"
-        if row.status == "failed":
-            log.warning("push %s to %s failed: %s", row.kind, row.line_user_id, row.last_error)
+        rows = {row.id: row for row in session.execute(
+            select(OutboxMessage).where(OutboxMessage.id.in_([r[0] for r in results]))
+            .order_by(OutboxMessage.id).with_for_update()
+            .execution_options(populate_existing=True)).scalars()}
+        for row_id, status, error in results:
+            row = rows[row_id]
+            if row.status == "sent":
+                continue
+            row.attempts += 1
+            row.first_attempt_at = row.first_attempt_at or now
+            row.status, row.last_error = status, error
+            if status == "sent":
+                row.sent_at = now
+            if status == "pending" and now - row.first_attempt_at > RETRY_KEY_LIFETIME:
+                row.status = "failed"  # the key has lapsed: resending could deliver twice
+                row.last_error = f"undelivered for 24 hours, not resent: {error}"
+            if row.status == "failed":
+                log.warning("push %s to %s failed: %s", row.kind, row.line_user_id,
+                            row.last_error)
 
 
 def make_batches(sessions: sessionmaker[Session], ids: list[int], now: dt.datetime

@@ -322,7 +322,7 @@ def test_the_web_process_serves_healthz_with_a_good_program(tmp_path, start_web,
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as reply:
                 assert (reply.status, json.load(reply)) == (200, {"status": "ok"})
                 return
-        except (urllib.error.URLError, ConnectionError) as exc:
+        except OSError as exc:  # refused, reset, or slow to answer on a busy machine
             last = exc
             time.sleep(0.1)
     pytest.fail(f"gunicorn did not answer /healthz within 15 s: {last}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,7 +20,9 @@ log = logging.getLogger("bot.sender")
 PRIORITY = {"receipt": 0, "coupon_used": 0, "expiry_warning": 1, "birthday": 2, "tier": 2,
             "nudge": 3, "winback": 4}
 SCHEDULED = {"expiry_warning", "birthday", "tier", "nudge", "winback"}  # wait out quiet hours
-BATCH = 1000
+BATCH = 1000  # pending rows looked at together
+THREADS = 8  # pushes in flight at once: LINE is a network round trip away
+RUN_SECONDS = 45  # a run stops taking new pages before the next minute's run is due
 
 
 def in_quiet_hours(program: Program, now: dt.datetime) -> bool:
@@ -39,33 +42,51 @@ def month_sent(session: Session, program: Program, now: dt.datetime) -> int:
 
 def send_pending(sessions: sessionmaker[Session], client: LineClient, program: Program,
                  now: dt.datetime) -> str:
-    """Deliver what may go now; report what was held back for quiet hours or the budget."""
-    quiet = in_quiet_hours(program, now)
+    """Deliver what may go now; report what was held back for quiet hours or the budget.
+
+    Works through the queue a page at a time (most important kinds first within a page) for
+    up to RUN_SECONDS, so one run a minute keeps up with a large morning of messages.
+    """
+    quiet, deadline = in_quiet_hours(program, now), time.monotonic() + RUN_SECONDS
     with sessions() as session:
-        rows = session.execute(select(OutboxMessage.id, OutboxMessage.kind)
-                               .where(OutboxMessage.status == "pending",
-                                      OutboxMessage.batch_id.is_(None))
-                               .order_by(OutboxMessage.id).limit(BATCH)).all()
         budget = (program.monthly_push_budget - month_sent(session, program, now)
                   if program.monthly_push_budget is not None else None)
-    leftover = deliver_batches(sessions, client, now)  # batches a crash left unconfirmed
-    if not rows:
+    delivered = deliver_batches(sessions, client, now)  # batches a crash left unconfirmed
+    leftover, after, left, pages = delivered, 0, None, 0
+    chosen_total = held_quiet = held_budget = 0
+    while time.monotonic() < deadline:
+        with sessions() as session:
+            rows = session.execute(select(OutboxMessage.id, OutboxMessage.kind)
+                                   .where(OutboxMessage.status == "pending",
+                                          OutboxMessage.batch_id.is_(None),
+                                          OutboxMessage.id > after)
+                                   .order_by(OutboxMessage.id).limit(BATCH)).all()
+        if not rows:
+            break
+        after = rows[-1].id
+        if pages == 0:
+            quota = client.pushes_left()
+            limits = [x for x in (budget, quota) if x is not None]
+            left = min(limits) if limits else None
+        pages += 1
+        chosen = []
+        for row_id, kind in sorted(rows, key=lambda r: (PRIORITY.get(r.kind, 0), r.id)):
+            if quiet and kind in SCHEDULED:
+                held_quiet += 1
+            elif left is not None and len(chosen) >= left:
+                held_budget += 1
+            else:
+                chosen.append(row_id)
+        if left is not None:
+            left -= len(chosen)
+        chosen_total += len(chosen)
+        singles = make_batches(sessions, chosen, now)
+        delivered += (deliver_batches(sessions, client, now)
+                      + deliver(sessions, client, singles, now, threads=THREADS))
+    if not pages:
         return f"{leftover} delivered from earlier batches" if leftover else "nothing to send"
-    quota = client.pushes_left()
-    left = min(x for x in (budget, quota) if x is not None) if (budget, quota) != (None, None) \
-        else None
-    chosen, held_quiet, held_budget = [], 0, 0
-    for row_id, kind in sorted(rows, key=lambda r: (PRIORITY.get(r.kind, 0), r.id)):
-        if quiet and kind in SCHEDULED:
-            held_quiet += 1
-        elif left is not None and len(chosen) >= left:
-            held_budget += 1
-        else:
-            chosen.append(row_id)
-    singles = make_batches(sessions, chosen, now)
-    delivered = deliver_batches(sessions, client, now) + deliver(sessions, client, singles, now)
     if held_quiet or held_budget:
         log.info("held back %d pushes for quiet hours and %d for the push budget",
                  held_quiet, held_budget)
-    return (f"{delivered} of {len(chosen)} delivered; held {held_quiet} for quiet hours, "
+    return (f"{delivered} of {chosen_total} delivered; held {held_quiet} for quiet hours, "
             f"{held_budget} for the budget")

@@ -76,43 +76,74 @@ def issue_coupon(session: Session, program: Program, member_id: int, template_ke
     With an `issue_key`, the same grant (a welcome gift, a card's milestone) happens at most
     once ever: asking again returns the coupon already given.
     """
-    template = program.coupons[template_key]
     member = lock_member(session, member_id)  # serializes grants, so the checks below hold
-    if issue_key and (given := session.scalar(select(Coupon).where(Coupon.issue_key == issue_key))):
-        return given
-    valid_from, valid_until = validity(program, template, now)
-    if valid_until <= now:
-        raise CouponWindowClosed(title=template.title)
-    row = template_row(session, template)
-    if template.per_member_cap is not None:
-        held = session.scalar(select(func.count()).select_from(Coupon).where(
-            Coupon.member_id == member.id, Coupon.template_id == row.id))
-        if held >= template.per_member_cap:
-            raise CapReached(title=template.title)
-    counted = session.execute(
-        update(CouponTemplateRow)
-        .where(CouponTemplateRow.id == row.id,
-               (CouponTemplateRow.total_cap.is_(None))
-               | (CouponTemplateRow.issued_count < CouponTemplateRow.total_cap))
-        .values(issued_count=CouponTemplateRow.issued_count + 1)
-        .execution_options(synchronize_session=False))
-    if counted.rowcount != 1:
-        raise CapReached(title=template.title)
-    coupon = Coupon(code=_unused_code(session), template_id=row.id, member_id=member.id,
-                    valid_from=valid_from, valid_until=valid_until, issued_at=now,
-                    reason=reason, issue_key=issue_key)
-    session.add(coupon)
-    session.flush()
-    audit.record(session, "coupon.issue", member_id=member.id, actor=actor, at=now,
-                 reason=reason, coupon_id=coupon.id, template=template.key)
+    coupon = issue_coupons(session, program, [(member.id, issue_key)], template_key, now,
+                           reason=reason, actor=actor)[0]
+    if coupon is None:
+        raise CapReached(title=program.coupons[template_key].title)
     return coupon
 
 
-def _unused_code(session: Session) -> str:
-    while True:  # 31**9 codes: a clash is a once-in-ages event, but never reuse one
-        code = new_code()
-        if session.scalar(select(Coupon.id).where(Coupon.code == code)) is None:
-            return code
+def issue_coupons(session: Session, program: Program, grants: list[tuple[int, str | None]],
+                  template_key: str, now: dt.datetime, *, reason: str, actor: str = "system"
+                  ) -> list[Coupon | None]:
+    """Issue one template to many members at once: a handful of statements, not a few per member.
+
+    `grants` are (member id, issue key or None) for distinct members the caller has locked.
+    Returns, in the same order, each member's coupon (the one given before for a known issue
+    key) or None where a cap stops it; members earlier in the list come first under the total
+    cap. Raises CouponWindowClosed if the template can no longer be issued at all.
+    """
+    template = program.coupons[template_key]
+    keys = [key for _, key in grants if key]
+    given = {c.issue_key: c for c in session.scalars(
+        select(Coupon).where(Coupon.issue_key.in_(keys)))} if keys else {}
+    valid_from, valid_until = validity(program, template, now)
+    new = [(i, member_id, key) for i, (member_id, key) in enumerate(grants) if key not in given]
+    if new and valid_until <= now:
+        raise CouponWindowClosed(title=template.title)
+    result: list[Coupon | None] = [given.get(key) if key else None for _, key in grants]
+    if not new:
+        return result
+    row = template_row(session, template)
+    if template.per_member_cap is not None:
+        held = dict(session.execute(
+            select(Coupon.member_id, func.count()).where(
+                Coupon.template_id == row.id, Coupon.member_id.in_([m for _, m, _ in new]))
+            .group_by(Coupon.member_id)).all())
+        new = [g for g in new if held.get(g[1], 0) < template.per_member_cap]
+    if template.total_cap is not None and new:  # concurrent issuers count one after another
+        issued = session.scalar(select(CouponTemplateRow.issued_count)
+                                .where(CouponTemplateRow.id == row.id).with_for_update())
+        new = new[:max(0, template.total_cap - issued)]
+    if not new:
+        return result
+    session.execute(update(CouponTemplateRow).where(CouponTemplateRow.id == row.id)
+                    .values(issued_count=CouponTemplateRow.issued_count + len(new))
+                    .execution_options(synchronize_session=False))
+    coupons = [Coupon(code=code, template_id=row.id, member_id=member_id,
+                      valid_from=valid_from, valid_until=valid_until, issued_at=now,
+                      reason=reason, issue_key=key)
+               for (_, member_id, key), code in zip(new, _unused_codes(session, len(new)),
+                                                         strict=True)]
+    session.add_all(coupons)
+    session.flush()
+    for (i, _, _), coupon in zip(new, coupons, strict=True):
+        result[i] = coupon
+        audit.record(session, "coupon.issue", member_id=coupon.member_id, actor=actor, at=now,
+                     reason=reason, coupon_id=coupon.id, template=template.key)
+    return result
+
+
+def _unused_codes(session: Session, count: int) -> list[str]:
+    """`count` distinct codes no coupon has: 31**9 codes make a clash a once-in-ages event,
+    but a code is never reused."""
+    codes: set[str] = set()
+    while len(codes) < count:
+        fresh = {new_code() for _ in range(count - len(codes))} - codes
+        taken = set(session.scalars(select(Coupon.code).where(Coupon.code.in_(fresh))))
+        codes |= fresh - taken
+    return list(codes)
 
 
 def find_coupon(session: Session, program: Program, text: str) -> CouponView:
@@ -122,10 +153,10 @@ def find_coupon(session: Session, program: Program, text: str) -> CouponView:
     if not coupon:
         raise UnknownCode()
     row = session.get(CouponTemplateRow, coupon.template_id)
-    return CouponView(coupon, _template_for(program, row))
+    return CouponView(coupon, template_for(program, row))
 
 
-def _template_for(program: Program, row: CouponTemplateRow) -> CouponTemplate:
+def template_for(program: Program, row: CouponTemplateRow) -> CouponTemplate:
     """The program's template; a retired one is shown from its stored title."""
     return program.coupons.get(row.key) or CouponTemplate(
         key=row.key, title=row.title, title_en=row.title, kind=row.kind, valid_days=1)
@@ -198,21 +229,21 @@ def wallet(session: Session, program: Program, member_id: int, now: dt.datetime
         .where(Coupon.member_id == member_id, Coupon.status == "issued",
                Coupon.valid_until > now)
         .order_by(Coupon.valid_until, Coupon.id)).all()
-    return [CouponView(coupon, _template_for(program, row)) for coupon, row in rows]
+    return [CouponView(coupon, template_for(program, row)) for coupon, row in rows]
 
 
 def expire_due_coupons(session: Session, now: dt.datetime, limit: int = 500) -> int:
-    """Mark up to `limit` coupons past their validity as expired; returns how many."""
-    due = session.execute(
-        select(Coupon.id, Coupon.member_id)
-        .where(Coupon.status == "issued", Coupon.valid_until <= now)
-        .order_by(Coupon.id).limit(limit)).all()
-    for coupon_id, member_id in due:
-        expired = session.execute(
-            update(Coupon).where(Coupon.id == coupon_id, Coupon.status == "issued")
-            .values(status="expired").execution_options(synchronize_session=False))
-        if expired.rowcount:
-            audit.record(session, "coupon.expire", member_id=member_id, actor="system", at=now,
-                         coupon_id=coupon_id)
+    """Mark up to `limit` coupons past their validity as expired; returns how many were due."""
+    due = list(session.scalars(
+        select(Coupon.id).where(Coupon.status == "issued", Coupon.valid_until <= now)
+        .order_by(Coupon.id).limit(limit)))
+    if not due:
+        return 0
+    expired = session.execute(  # the status condition again: a concurrent redemption wins
+        update(Coupon).where(Coupon.id.in_(due), Coupon.status == "issued")
+        .values(status="expired").returning(Coupon.id, Coupon.member_id)
+        .execution_options(synchronize_session=False)).all()
+    for coupon_id, member_id in sorted(expired):
+        audit.record(session, "coupon.expire", member_id=member_id, actor="system", at=now,
+                     coupon_id=coupon_id)
     return len(due)
-

@@ -17,6 +17,8 @@ from bot.loyalty.timeutil import add_months, end_of_day, local_date, month_end
 from bot.models import Member, PointDraw, PointEntry
 from bot.program import Program
 
+EXPIRED = "points reached their expiry date"
+
 
 def lock_member(session: Session, member_id: int) -> Member:
     """Load a member for a balance change, holding its row lock on PostgreSQL.
@@ -57,6 +59,15 @@ def credit(session: Session, program: Program, member: Member, points: int, kind
     audit.record(session, f"points.{kind}", member_id=member.id, actor=actor, at=now,
                  points_delta=points, reason=reason, entry_id=lot.id)
     return lot
+
+
+def lock_members(session: Session, member_ids: list[int]) -> list[Member]:
+    """lock_member for many members, locked in id order (so two callers cannot deadlock)."""
+    if not member_ids:
+        return []
+    return list(session.scalars(
+        select(Member).where(Member.id.in_(member_ids)).order_by(Member.id).with_for_update()
+        .execution_options(populate_existing=True)))
 
 
 def open_lots(session: Session, member_id: int, *, first_lot_id: int | None = None
@@ -143,9 +154,34 @@ def expire_due_points(session: Session, now: dt.datetime, limit: int = 200) -> t
     """Expire due lots for up to `limit` members; returns (members, points).
 
     Call repeatedly, one transaction per call, until it returns (0, 0): a large backlog then
-    never holds long locks nor loads everything at once.
+    never holds long locks nor loads everything at once. The members' rows are locked and
+    their due lots settled with a few statements for the whole group.
     """
-    member_ids = members_with_due_lots(session, now, limit)
-    points = sum(settle_expired(session, lock_member(session, mid), now) for mid in member_ids)
-    return len(member_ids), points
-
+    members = lock_members(session, members_with_due_lots(session, now, limit))
+    lots = session.scalars(
+        select(PointEntry).where(PointEntry.member_id.in_([m.id for m in members]),
+                                 PointEntry.remaining > 0, PointEntry.expires_at <= now)
+        .order_by(PointEntry.member_id, PointEntry.expires_at, PointEntry.id)
+        .execution_options(populate_existing=True)).all()
+    due: dict[int, list[PointEntry]] = {}
+    for lot in lots:
+        due.setdefault(lot.member_id, []).append(lot)
+    entries = {member.id: PointEntry(member_id=member.id, kind="expire", created_at=now,
+                                     points=-sum(lot.remaining for lot in due[member.id]),
+                                     reason=EXPIRED, actor="system")
+               for member in members if member.id in due}
+    session.add_all(entries.values())
+    session.flush()
+    for member in members:
+        entry = entries.get(member.id)
+        if entry is None:  # settled meanwhile by a purchase or another run
+            continue
+        if -entry.points > member.points_balance:  # never paper over a broken ledger
+            raise RuntimeError(f"ledger out of balance for member {member.id}")
+        for lot in due[member.id]:
+            session.add(PointDraw(entry_id=entry.id, lot_id=lot.id, points=lot.remaining))
+            lot.remaining = 0
+        member.points_balance += entry.points
+        audit.record(session, "points.expire", member_id=member.id, actor="system", at=now,
+                     points_delta=entry.points, reason=EXPIRED, entry_id=entry.id)
+    return len(members), -sum(entry.points for entry in entries.values())

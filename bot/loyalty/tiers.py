@@ -26,11 +26,9 @@ class TierChange:
 
 def window_spend(session: Session, program: Program, member_id: int, now: dt.datetime) -> int:
     """Net spend (after refunds) over the program's rolling window, up to now."""
-    tz = program.timezone
-    since = start_of_day(add_months(local_date(now, tz), -program.tier_window_months), tz)
     return session.scalar(
         select(func.coalesce(func.sum(Purchase.amount - Purchase.refunded_amount), 0))
-        .where(Purchase.member_id == member_id, Purchase.created_at > since,
+        .where(Purchase.member_id == member_id, Purchase.created_at > _window_start(program, now),
                Purchase.created_at <= now)) or 0
 
 
@@ -43,11 +41,30 @@ def next_tier(program: Program, tier: Tier) -> Tier | None:
     return higher[0] if higher else None
 
 
-def evaluate_tier(session: Session, program: Program, member: Member, now: dt.datetime
-                  ) -> TierChange | None:
-    """Move a locked member to the tier their spend earns; downgrades follow the program rule."""
+def window_spends(session: Session, program: Program, member_ids: list[int],
+                  now: dt.datetime) -> dict[int, int]:
+    """window_spend for many members in one query (members without purchases are left out)."""
+    return dict(session.execute(
+        select(Purchase.member_id, func.sum(Purchase.amount - Purchase.refunded_amount))
+        .where(Purchase.member_id.in_(member_ids),
+               Purchase.created_at > _window_start(program, now), Purchase.created_at <= now)
+        .group_by(Purchase.member_id)).all())
+
+
+def _window_start(program: Program, now: dt.datetime) -> dt.datetime:
+    tz = program.timezone
+    return start_of_day(add_months(local_date(now, tz), -program.tier_window_months), tz)
+
+
+def evaluate_tier(session: Session, program: Program, member: Member, now: dt.datetime,
+                  spend: int | None = None) -> TierChange | None:
+    """Move a locked member to the tier their spend earns; downgrades follow the program rule.
+
+    `spend` is their window spend when the caller has it already (window_spends)."""
     current = program.tier(member.tier)
-    earned = tier_for_spend(program, window_spend(session, program, member.id, now))
+    if spend is None:
+        spend = window_spend(session, program, member.id, now)
+    earned = tier_for_spend(program, spend)
     if earned.threshold == current.threshold or not _may_change(program, member, current,
                                                                  earned, now):
         return None
