@@ -11,10 +11,10 @@ import json
 import logging
 import uuid
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,7 +24,7 @@ from bot.models import Member, OutboxBatch, OutboxMessage
 log = logging.getLogger("bot.outbox")
 RETRY_KEY_LIFETIME = dt.timedelta(hours=24)  # LINE forgets a retry key after a day
 MULTICAST_MAX = 500
-DELIVER_CHUNK = 100  # rows read, pushed and recorded together
+DELIVER_PAGE, DELIVER_CHUNK = 1000, 100  # rows read together; outcomes recorded together
 
 
 class Outcome(Protocol):
@@ -72,45 +72,51 @@ def deliver(sessions: sessionmaker[Session], sender: Sender, ids: Iterable[int],
             now: dt.datetime, *, threads: int = 1) -> int:
     """Try to deliver these pending rows now; returns how many LINE has accepted.
 
-    Rows are read and their outcomes written a chunk at a time, and no transaction is held
-    while LINE is called. A crash before the outcomes are written leaves the rows pending:
-    the next attempt repeats each push with its own retry key, which LINE answers with 409
-    (already delivered), so nothing reaches a customer twice. With `threads` > 1 the pushes
-    of a chunk go out concurrently, each customer's still in order.
+    Rows are read a page at a time and their outcomes written as they come in, a chunk per
+    transaction; no transaction is held while LINE is called. A crash before an outcome is
+    written leaves the row pending: the next attempt repeats the push with the row's own
+    retry key, which LINE answers with 409 (already delivered), so nothing reaches a
+    customer twice. With `threads` > 1 pushes go out concurrently, each customer's in order.
     """
     ids, delivered = list(ids), 0
     pool = ThreadPoolExecutor(threads) if threads > 1 and len(ids) > 1 else None
+
+    def push_all(rows: list) -> list[tuple[int, Outcome]]:
+        return [(row.id, sender.push(row.line_user_id, row.payload["messages"], row.retry_key))
+                for row in rows]
     try:
-        for start in range(0, len(ids), DELIVER_CHUNK):
+        for start in range(0, len(ids), DELIVER_PAGE):
             with sessions() as session:
                 rows = session.execute(
                     select(OutboxMessage.id, OutboxMessage.line_user_id, OutboxMessage.payload,
                            OutboxMessage.retry_key, Member.status)
                     .outerjoin(Member, Member.id == OutboxMessage.member_id)
-                    .where(OutboxMessage.id.in_(ids[start:start + DELIVER_CHUNK]),
+                    .where(OutboxMessage.id.in_(ids[start:start + DELIVER_PAGE]),
                            OutboxMessage.status == "pending")
                     .order_by(OutboxMessage.id)).all()
-            blocked = [row.id for row in rows if row.status == "blocked"]
-            sending = [row for row in rows if row.status != "blocked"]
-
+            done: list[tuple[int, str, str]] = [
+                (row.id, "skipped", "member blocked the account") for row in rows
+                if row.status == "blocked"]
             by_user: dict[str, list] = {}  # one customer's pushes stay in order
-            for row in sending:
-                by_user.setdefault(row.line_user_id, []).append(row)
-
-            def push_all(rows: list) -> list[tuple[int, Outcome]]:
-                return [(row.id, sender.push(row.line_user_id, row.payload["messages"],
-                                             row.retry_key)) for row in rows]
+            for row in rows:
+                if row.status != "blocked":
+                    by_user.setdefault(row.line_user_id, []).append(row)
             groups = list(by_user.values())
-            outcomes = [pair for done in (pool.map(push_all, groups) if pool
-                                          else map(push_all, groups)) for pair in done]
-            delivered += sum(outcome.delivered for _, outcome in outcomes)
-            _finish(sessions, now, [(row_id, "skipped", "member blocked the account")
-                                    for row_id in blocked]
-                    + [(row_id, "sent" if o.delivered else "pending" if o.retry else "failed",
-                        o.error) for row_id, o in outcomes])
+            results = (future.result() for future in as_completed(
+                [pool.submit(push_all, group) for group in groups])) if pool \
+                else map(push_all, groups)
+            for outcomes in results:
+                for row_id, outcome in outcomes:
+                    delivered += outcome.delivered
+                    done.append((row_id, "sent" if outcome.delivered else
+                                 "pending" if outcome.retry else "failed", outcome.error))
+                if len(done) >= DELIVER_CHUNK:
+                    _finish(sessions, now, done)
+                    done = []
+            _finish(sessions, now, done)
     finally:
         if pool:
-            pool.shutdown()
+            pool.shutdown(cancel_futures=True)
     return delivered
 
 
@@ -119,20 +125,30 @@ def _finish(sessions: sessionmaker[Session], now: dt.datetime,
     """Record (row id, status, error) for attempted rows, in one transaction."""
     if not results:
         return
+    sent = [row_id for row_id, status, _ in results if status == "sent"]
+    others = [result for result in results if result[1] != "sent"]
     with transaction(sessions) as session:
+        if sent:  # the common case, in one statement
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(sent), OutboxMessage.status != "sent")
+                .values(status="sent", sent_at=now, last_error="",
+                        attempts=OutboxMessage.attempts + 1,
+                        first_attempt_at=func.coalesce(OutboxMessage.first_attempt_at, now))
+                .execution_options(synchronize_session=False))
+        if not others:
+            return
         rows = {row.id: row for row in session.execute(
-            select(OutboxMessage).where(OutboxMessage.id.in_([r[0] for r in results]))
+            select(OutboxMessage).where(OutboxMessage.id.in_([r[0] for r in others]))
             .order_by(OutboxMessage.id).with_for_update()
             .execution_options(populate_existing=True)).scalars()}
-        for row_id, status, error in results:
+        for row_id, status, error in others:
             row = rows[row_id]
             if row.status == "sent":
                 continue
             row.attempts += 1
             row.first_attempt_at = row.first_attempt_at or now
             row.status, row.last_error = status, error
-            if status == "sent":
-                row.sent_at = now
             if status == "pending" and now - row.first_attempt_at > RETRY_KEY_LIFETIME:
                 row.status = "failed"  # the key has lapsed: resending could deliver twice
                 row.last_error = f"undelivered for 24 hours, not resent: {error}"
