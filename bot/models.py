@@ -106,6 +106,8 @@ class PointEntry(Base):
                         name="remaining_within_lot"),
         Index("ix_point_entries_open_lots", "member_id", "expires_at",
               postgresql_where=text("remaining > 0"), sqlite_where=text("remaining > 0")),
+        Index("ix_point_entries_due", "expires_at",  # the expiry jobs' way in
+              postgresql_where=text("remaining > 0"), sqlite_where=text("remaining > 0")),
     )
 
     id: Id = pk()

@@ -143,11 +143,9 @@ def extend_rolling_expiry(session: Session, program: Program, member: Member,
 
 
 def members_with_due_lots(session: Session, now: dt.datetime, limit: int) -> list[int]:
-    return list(session.scalars(
-        select(PointEntry.member_id)
-        .where(PointEntry.remaining > 0, PointEntry.expires_at <= now)
-        .group_by(PointEntry.member_id).order_by(PointEntry.member_id).limit(limit)
-    ))
+    due = (select(PointEntry.member_id)  # through ix_point_entries_due: only due lots are read
+           .where(PointEntry.remaining > 0, PointEntry.expires_at <= now).distinct().subquery())
+    return list(session.scalars(select(due.c.member_id).order_by(due.c.member_id).limit(limit)))
 
 
 def expire_due_points(session: Session, now: dt.datetime, limit: int = 200) -> tuple[int, int]:
