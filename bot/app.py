@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from sqlalchemy import text
 
 from bot.cli import register_cli
@@ -31,6 +31,9 @@ def create_app(config: Config | None = None) -> Flask:
 
     webhook.init_app(app)
     app.register_blueprint(qr.bp)
+    from bot import api
+
+    api.init_app(app)
     _errors(app)
     register_cli(app)
     return app
@@ -42,6 +45,11 @@ def _errors(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
+        if request.path.startswith("/api/"):  # unknown API paths and methods: problem JSON
+            from bot.api import problem
+
+            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.code, "invalid_request")
+            return problem(exc.code or 400, code, exc.description or exc.name)
         return jsonify(status=exc.code, error=exc.name), exc.code
 
     @app.errorhandler(Exception)

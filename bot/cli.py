@@ -244,8 +244,9 @@ def jobs_run(name: str, when: str | None) -> None:
 
 
 def register_cli(app: Flask) -> None:
+    from bot.api.cli import api_token_group
     from bot.line.richmenu import richmenu_group
 
     for command in (db_group, program_group, points_group, members_group, staff_group,
-                    richmenu_group, jobs_group):
+                    richmenu_group, jobs_group, api_token_group):
         app.cli.add_command(command)

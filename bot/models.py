@@ -417,3 +417,33 @@ class Notice(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     member_id: Mapped[int] = ref("members.id")
     created_at: Mapped[dt.datetime]
+
+
+class ApiToken(Base):
+    """A bearer token for the REST API. Only its SHA-256 is stored; the token is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Id = pk()
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))  # to tell tokens apart in lists
+    scopes: Mapped[str] = mapped_column(Text)  # space-separated
+    created_at: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime | None]
+    last_used_at: Mapped[dt.datetime | None]
+
+
+class IdempotencyRecord(Base):
+    """The first response to an Idempotency-Key, per token: a retry gets it back verbatim.
+
+    Claimed in the same transaction as the change, so concurrent requests with one key make
+    one change: the others wait on the key's row, then answer from it."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)  # "<token id>:<header>"
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer, default=0)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime]

@@ -96,7 +96,7 @@ def record_purchase(session: Session, program: Program, member_id: int, amount: 
     categories = _check_categories(categories, amount)
     source, order_id = _check_ref(source, "the source"), _check_ref(order_id, "the order id")
     member = lock_member(session, member_id)
-    if (existing := _find_purchase(session, source, order_id)) is not None:
+    if (existing := find_purchase(session, source, order_id)) is not None:
         return _repeat(existing, member.id, amount)
     settle_expired(session, member, now)
     first = not session.scalar(select(func.count()).select_from(Purchase)
@@ -111,7 +111,7 @@ def record_purchase(session: Session, program: Program, member_id: int, amount: 
                                 stamps_earned=stamps, staff_id=staff_id, created_at=now)
             session.add(purchase)
     except IntegrityError:  # another member's request took this order id first
-        return _repeat(_find_purchase(session, source, order_id), member.id, amount)
+        return _repeat(find_purchase(session, source, order_id), member.id, amount)
     member.last_purchase_at = member.last_activity_at = now
     if points:
         credit(session, program, member, points, "earn", now, actor=actor,
@@ -131,7 +131,8 @@ def record_purchase(session: Session, program: Program, member_id: int, amount: 
     return result
 
 
-def _find_purchase(session: Session, source: str, order_id: str) -> Purchase | None:
+def find_purchase(session: Session, source: str, order_id: str) -> Purchase | None:
+    """The purchase recorded for (source, order id), if any."""
     return session.scalar(select(Purchase).where(Purchase.source == source,
                                                  Purchase.external_order_id == order_id)
                           .execution_options(populate_existing=True))
@@ -154,7 +155,7 @@ def refund_order(session: Session, program: Program, amount: int, now: dt.dateti
     amount = _check_amount(amount, "the refund amount", minimum=1)
     source, order_id = _check_ref(source, "the source"), _check_ref(order_id, "the order id")
     refund_id = _check_ref(refund_id, "the refund id")
-    purchase = _find_purchase(session, source, order_id)
+    purchase = find_purchase(session, source, order_id)
     if purchase is None:
         raise UnknownOrder()
     member = lock_member(session, purchase.member_id)
@@ -162,7 +163,7 @@ def refund_order(session: Session, program: Program, amount: int, now: dt.dateti
                                                Refund.refund_id == refund_id))
     if done is not None:
         return RefundResult(done, duplicate=True)
-    purchase = _find_purchase(session, source, order_id)
+    purchase = find_purchase(session, source, order_id)
     left = purchase.amount - purchase.refunded_amount
     if amount > left:
         raise RefundExceedsPurchase(left=left, currency=program.currency + " ")

@@ -1,0 +1,191 @@
+"""The REST API under /api/v1 for a shop's POS or web shop: JSON in, JSON out.
+
+Every request carries a bearer token with scopes; bodies are checked against the OpenAPI
+document's schemas; rule failures are problem details with a stable code; a POST with an
+Idempotency-Key is done once and its first response is kept for retries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, request
+from jsonschema import Draft202012Validator
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
+
+from bot.api import openapi, views
+from bot.api.tokens import authenticate
+from bot.db import insert_new, transaction
+from bot.loyalty.errors import LoyaltyError
+from bot.loyalty.timeutil import utcnow
+from bot.models import ApiToken, IdempotencyRecord
+
+log = logging.getLogger("bot.api")
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+STATUS = {  # loyalty rule codes -> HTTP status; anything else broken by a rule is 422
+    "not_found": 404, "unknown_code": 404, "unknown_reward": 404, "unknown_template": 404,
+    "already_redeemed": 409, "order_conflict": 409, "idempotency_key_reused": 409,
+    "invalid_amount": 400, "invalid_birthday": 400,
+}
+KEY_HEADER = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+@dataclass
+class Call:
+    """What a handler gets: the session, the program, the time, the caller and the body."""
+
+    session: Session
+    state: dict[str, Any]
+    now: dt.datetime
+    token: ApiToken
+    body: dict[str, Any]
+    outbox_ids: list[int]
+
+    @property
+    def program(self):
+        return self.state["program"]
+
+    @property
+    def actor(self) -> str:
+        return f"api:{self.token.id}"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, detail: str, errors: list[str] | None = None):
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.errors = status, code, detail, errors
+
+
+def problem(status: int, code: str, detail: str, errors: list[str] | None = None) -> Response:
+    body = {"type": f"https://loyalty-bot.example/problems/{code}",
+            "title": code.replace("_", " ").capitalize(), "status": status, "detail": detail,
+            "code": code}
+    if errors:
+        body["errors"] = errors
+    return Response(json.dumps(body, ensure_ascii=False), status=status,
+                    mimetype="application/problem+json")
+
+
+def _json(status: int, payload: Any) -> Response:
+    return Response(json.dumps(payload, ensure_ascii=False), status=status,
+                    mimetype="application/json")
+
+
+_validators: dict[str, Draft202012Validator] = {}
+
+
+def _validator(schema: str) -> Draft202012Validator:
+    if schema not in _validators:
+        doc = {"$defs": openapi.SCHEMAS, **openapi.SCHEMAS[schema]}
+        text = json.dumps(doc).replace("#/components/schemas/", "#/$defs/")
+        _validators[schema] = Draft202012Validator(json.loads(text))
+    return _validators[schema]
+
+
+def _body(schema: str | None) -> dict[str, Any]:
+    if schema is None:
+        return {}
+    raw = request.get_data(cache=True)
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_request", "the body is not JSON") from None
+    errors = sorted(_validator(schema).iter_errors(data), key=lambda e: list(e.path))
+    if errors:
+        described = [f"{'/'.join(map(str, e.path)) or '(body)'}: {e.message}"[:300]
+                     for e in errors[:10]]
+        raise ApiError(400, "invalid_request", "the body does not match the schema",
+                       described)
+    return data
+
+
+def _token(session: Session, scope: str) -> ApiToken:
+    header = request.headers.get("Authorization", "")
+    kind, _, presented = header.partition(" ")
+    token = authenticate(session, presented.strip()) if kind.lower() == "bearer" else None
+    if token is None:
+        raise ApiError(401, "unauthorized", "a valid bearer token is required")
+    if scope not in token.scopes.split():
+        raise ApiError(403, "forbidden", f"this token lacks the {scope} scope")
+    return token
+
+
+def endpoint(scope: str, body: str | None = None, idempotent: bool = False) -> Callable:
+    """Authenticate, check the body, run the handler in one transaction, answer in JSON."""
+    def wrap(handler: Callable[..., tuple[int, Any]]) -> Callable:
+        @wraps(handler)
+        def view(**path: str) -> Response:
+            state, now = current_app.extensions["loyalty"], utcnow()
+            outbox: list[int] = []
+            try:
+                with transaction(state["sessions"]) as session:
+                    token = _token(session, scope)
+                    token.last_used_at = now
+                    call = Call(session, state, now, token, _body(body), outbox)
+                    stored = _idempotency(call) if idempotent else None
+                    if stored is not None:
+                        return _json(*stored)
+                    status, payload = handler(call, **path)
+                    if idempotent and request.headers.get("Idempotency-Key"):
+                        session.execute(update(IdempotencyRecord).where(
+                            IdempotencyRecord.key == _key(token)).values(
+                            status_code=status, response=payload))
+            except ApiError as exc:
+                return problem(exc.status, exc.code, exc.detail, exc.errors)
+            except LoyaltyError as exc:
+                return problem(STATUS.get(exc.code, 422), exc.code, exc.message("en"))
+            views.deliver_after_commit(state, outbox, now)
+            return _json(status, payload)
+        return view
+    return wrap
+
+
+def _key(token: ApiToken) -> str:
+    return f"{token.id}:{request.headers['Idempotency-Key']}"
+
+
+def _idempotency(call: Call) -> tuple[int, Any] | None:
+    """Claim the key (waiting for a concurrent holder); a repeat returns the stored answer."""
+    header = request.headers.get("Idempotency-Key")
+    if header is None:
+        return None
+    if not KEY_HEADER.fullmatch(header):
+        raise ApiError(400, "invalid_request", "Idempotency-Key must be 1 to 255 visible "
+                                               "ASCII characters")
+    fingerprint = hashlib.sha256(request.method.encode() + b" " + request.path.encode() + b" "
+                                 + json.dumps(call.body, sort_keys=True).encode()).hexdigest()
+    key = _key(call.token)
+    if insert_new(call.session, IdempotencyRecord.__table__,
+                  [{"key": key, "request_hash": fingerprint, "status_code": 0,
+                    "response": None, "created_at": call.now}], "key"):
+        return None
+    stored = call.session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == key))
+    if stored.request_hash != fingerprint:
+        raise ApiError(409, "idempotency_key_reused",
+                       "this Idempotency-Key was used with a different request")
+    return stored.status_code, stored.response
+
+
+@bp.errorhandler(Exception)
+def _unexpected(exc: Exception) -> Response:
+    if isinstance(exc, HTTPException):  # a 413 or 405 inside a handler: say what it was
+        return problem(exc.code or 400, {405: "method_not_allowed", 413: "too_large"}.get(
+            exc.code or 400, "invalid_request"), exc.description or exc.name)
+    log.exception("unhandled API error")
+    return problem(500, "internal_error", "something went wrong on our side")
+
+
+def init_app(app: Flask) -> None:
+    from bot.api import routes  # noqa: F401  (registers the handlers on bp)
+
+    app.register_blueprint(bp)

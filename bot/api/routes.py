@@ -1,0 +1,177 @@
+"""The API's endpoints: each finds what it needs, calls the loyalty core, shows the result."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+from flask import Response, current_app, request
+from sqlalchemy import select
+
+from bot.api import ApiError, Call, bp, endpoint, views
+from bot.api.openapi import document
+from bot.line import messages
+from bot.loyalty.coupons import (
+    CouponView,
+    check_coupon,
+    issue_coupon,
+    redeem_coupon,
+    template_for,
+)
+from bot.loyalty.errors import UnknownMember, UnknownOrder
+from bot.loyalty.members import find_by_code, find_by_line_user
+from bot.loyalty.purchases import find_purchase, record_purchase, refund_order
+from bot.loyalty.rewards import redeem_reward
+from bot.loyalty.summary import member_summary
+from bot.models import CouponTemplateRow, Member
+
+DEFAULT_SOURCE = "api"
+
+
+def normalize_phone(text: str) -> str | None:
+    """A Taiwanese phone as stored (0912345678): +886 / 886, spaces, dashes, full width."""
+    digits = "".join(ch for ch in unicodedata.normalize("NFKC", text)
+                     if ch.isdigit() or ch == "+")
+    if digits.startswith("+886"):
+        digits = "0" + digits[4:]
+    return digits if digits.isdigit() and 8 <= len(digits) <= 15 else None
+
+
+def find_member(call: Call, ref: dict[str, str]) -> Member:
+    """By exactly one of member_code, line_user_id, phone (the schema ensures one)."""
+    if "member_code" in ref:
+        return find_by_code(call.session, ref["member_code"])
+    if "line_user_id" in ref:
+        return find_by_line_user(call.session, ref["line_user_id"])
+    phone = normalize_phone(ref["phone"])
+    found = phone and call.session.scalar(select(Member).where(Member.phone == phone))
+    if not found:
+        raise UnknownMember()
+    return found
+
+
+def _view(call: Call, coupon) -> CouponView:
+    return CouponView(coupon, template_for(call.program,
+                                           call.session.get(CouponTemplateRow,
+                                                            coupon.template_id)))
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> Response:
+    return current_app.json.response(document())
+
+
+@bp.post("/purchases")
+@endpoint("purchases:write", body="PurchaseRequest", idempotent=True)
+def purchase(call: Call) -> tuple[int, Any]:
+    body = call.body
+    owner = find_member(call, body["member"])
+    result = record_purchase(call.session, call.program, owner.id, body["amount"], call.now,
+                             source=body.get("source", DEFAULT_SOURCE), order_id=body["order_id"],
+                             categories=body.get("categories"), actor=call.actor)
+    won = [_view(call, c) for c in result.coupons]
+    if not result.duplicate:
+        views.notify(call.session, call.state, owner, "receipt",
+                     f"receipt:{result.purchase.id}",
+                     lambda ctx: messages.purchase_receipt(ctx, result, owner.points_balance,
+                                                           won), call.now, call.outbox_ids)
+    p = result.purchase
+    return (200 if result.duplicate else 201), {
+        "purchase_id": p.id, "order_id": p.external_order_id, "source": p.source,
+        "member_code": owner.member_code, "amount": p.amount, "points_earned": result.points,
+        "stamps_earned": result.stamps, "coupons_issued": [views.coupon(v) for v in won],
+        "balance": owner.points_balance, "tier": owner.tier, "duplicate": result.duplicate}
+
+
+@bp.post("/refunds")
+@endpoint("purchases:write", body="RefundRequest", idempotent=True)
+def refund(call: Call) -> tuple[int, Any]:
+    body = call.body
+    result = refund_order(call.session, call.program, body["amount"], call.now,
+                          source=body.get("source", DEFAULT_SOURCE), order_id=body["order_id"],
+                          refund_id=body["refund_id"], actor=call.actor)
+    r = result.refund
+    return (200 if result.duplicate else 201), {
+        "refund_id": r.refund_id, "order_id": body["order_id"], "amount": r.amount,
+        "points_reversed": r.points_reversed, "points_unrecovered": r.points_unrecovered,
+        "stamps_reversed": r.stamps_reversed, "stamps_unrecovered": r.stamps_unrecovered,
+        "duplicate": result.duplicate}
+
+
+@bp.get("/members")
+@endpoint("members:read")
+def lookup(call: Call) -> tuple[int, Any]:
+    given = {k: v for k, v in request.args.items()
+             if k in ("member_code", "line_user_id", "phone")}
+    if len(given) != 1 or "\x00" in next(iter(given.values())):
+        raise ApiError(400, "invalid_request",
+                       "give exactly one of member_code, line_user_id, phone")
+    return 200, views.member(find_member(call, given))
+
+
+@bp.get("/members/<member_code>/summary")
+@endpoint("members:read")
+def summary(call: Call, member_code: str) -> tuple[int, Any]:
+    owner = find_by_code(call.session, member_code)
+    return 200, views.summary(member_summary(call.session, call.program, owner, call.now))
+
+
+@bp.post("/members/<member_code>/rewards")
+@endpoint("points:redeem", body="RewardRequest", idempotent=True)
+def reward(call: Call, member_code: str) -> tuple[int, Any]:
+    owner = find_by_code(call.session, member_code)
+    coupon = redeem_reward(call.session, call.program, owner.id, call.body["reward_id"],
+                           call.now, actor=call.actor)
+    return 201, {"coupon": views.coupon(_view(call, coupon), owner),
+                 "balance": owner.points_balance}
+
+
+@bp.post("/members/<member_code>/coupons")
+@endpoint("coupons:issue", body="IssueRequest", idempotent=True)
+def issue(call: Call, member_code: str) -> tuple[int, Any]:
+    owner = find_by_code(call.session, member_code)
+    template = call.body["template"]
+    if template not in call.program.coupons:
+        raise ApiError(404, "unknown_template", f"the program has no coupon template "
+                                                f"{template!r}; it has: "
+                                                f"{', '.join(call.program.coupons)}")
+    coupon = issue_coupon(call.session, call.program, owner.id, template, call.now,
+                          reason="api", actor=call.actor)
+    return 201, views.coupon(_view(call, coupon), owner)
+
+
+@bp.post("/coupons/validate")
+@endpoint("coupons:redeem", body="CouponCheckRequest")
+def validate(call: Call) -> tuple[int, Any]:
+    body = call.body
+    member_id = find_by_code(call.session, body["member_code"]).id \
+        if "member_code" in body else None
+    view = check_coupon(call.session, call.program, body["code"], call.now,
+                        member_id=member_id, order_amount=body.get("order_amount"))
+    return 200, {"valid": True, "discount": view.discount,
+                 "coupon": views.coupon(view, call.session.get(Member, view.coupon.member_id))}
+
+
+@bp.post("/coupons/redeem")
+@endpoint("coupons:redeem", body="CouponRedeemRequest", idempotent=True)
+def redeem(call: Call) -> tuple[int, Any]:
+    body, purchase = call.body, None
+    member_id = find_by_code(call.session, body["member_code"]).id \
+        if "member_code" in body else None
+    if "order_id" in body:
+        purchase = find_purchase(call.session, body.get("source", DEFAULT_SOURCE),
+                                 body["order_id"])
+        if purchase is None:
+            raise UnknownOrder()
+        member_id = purchase.member_id if member_id is None else member_id
+    view = redeem_coupon(call.session, call.program, body["code"], call.now, actor=call.actor,
+                         member_id=member_id, order_amount=body.get("order_amount"),
+                         purchase_id=purchase.id if purchase else None, channel="api")
+    owner = call.session.get(Member, view.coupon.member_id)
+    views.notify(call.session, call.state, owner, "coupon_used",
+                 f"coupon-used:{view.coupon.id}",
+                 lambda ctx: messages.customer_coupon_used(ctx, view), call.now, call.outbox_ids)
+    return 200, {"coupon": views.coupon(view, owner), "discount": view.discount,
+                 "purchase_id": purchase.id if purchase else None,
+                 "redeemed_at": views.iso(view.coupon.redeemed_at)}
+

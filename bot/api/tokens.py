@@ -1,0 +1,75 @@
+"""REST API bearer tokens: created with scopes, stored hashed, revoked by the owner."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.models import ApiToken
+
+SCOPES = {
+    "purchases:write": "record purchases and refunds",
+    "coupons:redeem": "validate and redeem coupons",
+    "coupons:issue": "give a member a coupon",
+    "points:redeem": "exchange a member's points for a reward",
+    "members:read": "look up members and their summaries",
+    "reports:read": "read the analytics report",
+}
+PREFIX = "lbt_"
+
+
+class TokenError(ValueError):
+    """A token command that cannot be done, in words for the owner."""
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(session: Session, name: str, scopes: list[str], now: dt.datetime
+                 ) -> tuple[ApiToken, str]:
+    """A new token; the secret is returned once and only its hash is kept."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise TokenError("give the token a name of 1 to 100 characters")
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown or not scopes:
+        raise TokenError(f"unknown scopes: {', '.join(unknown)}; choose from: "
+                         f"{', '.join(SCOPES)}" if unknown else "give at least one scope")
+    secret = PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(name=name, token_hash=digest(secret), prefix=secret[:12],
+                   scopes=" ".join(sorted(set(scopes))), created_at=now)
+    session.add(row)
+    session.flush()
+    return row, secret
+
+
+def revoke_token(session: Session, which: str, now: dt.datetime) -> ApiToken:
+    """Revoke by id or by the prefix shown in `api-token list`; works at once."""
+    query = select(ApiToken).where(ApiToken.id == int(which)) if which.isdigit() \
+        else select(ApiToken).where(ApiToken.prefix == which)
+    row = session.scalar(query)
+    if row is None:
+        raise TokenError(f"no token {which!r}; `api-token list` shows them")
+    row.revoked_at = row.revoked_at or now
+    return row
+
+
+def authenticate(session: Session, presented: str) -> ApiToken | None:
+    """The live token matching `presented`, or None. The lookup is by SHA-256 (a database
+    index never sees the secret) and the final comparison is constant-time."""
+    wanted = digest(presented)
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == wanted))
+    if row is None or row.revoked_at is not None or not hmac.compare_digest(row.token_hash,
+                                                                            wanted):
+        return None
+    return row
+
+
+def list_tokens(session: Session) -> list[ApiToken]:
+    return list(session.scalars(select(ApiToken).order_by(ApiToken.id)))

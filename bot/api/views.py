@@ -1,0 +1,75 @@
+"""How the API shows domain objects as JSON, and tells customers in LINE what happened."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from bot.loyalty.coupons import CouponView
+from bot.loyalty.summary import MemberSummary
+from bot.models import Member
+
+log = logging.getLogger("bot.api")
+
+
+def iso(moment: dt.datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def member(m: Member) -> dict[str, Any]:
+    return {"member_code": m.member_code, "display_name": m.display_name, "tier": m.tier,
+            "status": m.status, "points_balance": m.points_balance,
+            "line_linked": m.line_user_id is not None, "phone": m.phone,
+            "external_id": m.external_id,
+            "birthday": m.birthday.isoformat() if m.birthday else None,
+            "joined_at": iso(m.joined_at)}
+
+
+def coupon(view: CouponView, owner: Member | None = None) -> dict[str, Any]:
+    c, t = view.coupon, view.template
+    shown = {"code": c.code, "template": t.key, "title": t.title, "kind": t.kind,
+             "status": c.status, "valid_from": iso(c.valid_from),
+             "valid_until": iso(c.valid_until), "min_spend": t.min_spend}
+    if owner is not None:
+        shown["member_code"] = owner.member_code
+    return shown
+
+
+def summary(s: MemberSummary) -> dict[str, Any]:
+    return {"member": member(s.member), "balance": s.balance,
+            "expiring": [{"date": e.date.isoformat(), "points": e.points} for e in s.expiring],
+            "tier": s.tier.key, "next_tier": s.next_tier.key if s.next_tier else None,
+            "spend": s.spend, "spend_to_next": s.spend_to_next, "stamps": s.stamps,
+            "stamp_goal": s.stamp_goal, "stamps_to_next_reward": s.stamps_to_next_reward,
+            "coupons": [coupon(v) for v in s.wallet]}
+
+
+def notify(session: Session, state: dict[str, Any], owner: Member, kind: str, key: str,
+           build, now: dt.datetime, outbox: list[int]) -> None:
+    """Queue a push to the customer (a receipt, a redemption) when the program sends them."""
+    if not state["program"].receipts or not owner.line_user_id:
+        return
+    from bot.line.context import render_context
+    from bot.outbox import enqueue
+
+    row = enqueue(session, owner, kind, key,
+                  build(render_context(state["config"], state["program"], owner.language)), now)
+    if row is not None:
+        session.flush()
+        outbox.append(row.id)
+
+
+def deliver_after_commit(state: dict[str, Any], outbox: list[int], now: dt.datetime) -> None:
+    """Push right away when LINE is set up; otherwise the clock's sender will."""
+    client = state.get("line")
+    if not outbox or client is None or not state["config"].line_configured:
+        return
+    from bot.outbox import deliver
+
+    try:
+        deliver(state["sessions"], client, outbox, now)
+    except Exception:  # the change is committed; the sender retries the push later
+        log.exception("push after an API call failed; the sender will retry")
