@@ -72,17 +72,17 @@ def problem_code(reply) -> str:
 
 # -- tokens ------------------------------------------------------------------------------------
 def test_no_token_a_wrong_token_and_a_revoked_token_are_refused(pos, client, state):
-    assert problem_code(pos.call("GET", f"/members?member_code={pos.member_code}",
+    assert problem_code(pos.call("GET", f"/members/{pos.member_code}",
                                  auth="nonsense")) == "unauthorized"
-    reply = client.get(f"/api/v1/members?member_code={pos.member_code}")
+    reply = client.get(f"/api/v1/members/{pos.member_code}")
     assert reply.status_code == 401
     assert reply.content_type == "application/problem+json"
     secret = token(state, ["members:read"], "reader")
-    assert pos.call("GET", f"/members?member_code={pos.member_code}", auth=secret)[0] == 200
+    assert pos.call("GET", f"/members/{pos.member_code}", auth=secret)[0] == 200
     with transaction(state["sessions"]) as session:
         session.scalars(select(ApiToken).where(ApiToken.name == "reader")).one().revoked_at = \
             utcnow()
-    assert pos.call("GET", f"/members?member_code={pos.member_code}", auth=secret)[0] == 401
+    assert pos.call("GET", f"/members/{pos.member_code}", auth=secret)[0] == 401
 
 
 def test_a_token_works_only_within_its_scopes(pos, state):
@@ -188,14 +188,14 @@ def test_a_refund_takes_the_points_back_once(pos, state):
 
 # -- members -----------------------------------------------------------------------------------
 def test_a_member_is_found_by_code_line_user_or_phone(pos):
-    for query in (f"member_code={pos.member_code}", f"line_user_id={CUSTOMER}",
-                  "phone=0912-345-678"):
-        status, body = pos.call("GET", f"/members?{query}")
-        assert status == 200 and body["member_code"] == pos.member_code, query
+    for path in (pos.member_code, f"by-line-user/{CUSTOMER}", "by-phone/0912-345-678",
+                 "by-phone/%2B886%20912%20345%20678"):
+        status, body = pos.call("GET", f"/members/{path}")
+        assert status == 200 and body["member_code"] == pos.member_code, path
         assert body["line_linked"] is True and body["display_name"] == "王小明"
-    assert pos.call("GET", "/members?member_code=ZZZZZZZZZ")[0] == 404
-    assert problem_code(pos.call("GET", f"/members?member_code={pos.member_code}&phone=0912")
-                        ) == "invalid_request"
+    for path in ("ZZZZZZZZZ", "by-phone/0987654321", f"by-line-user/{user_id(2)}"):
+        assert problem_code(pos.call("GET", f"/members/{path}")) == "not_found"
+    assert problem_code(pos.call("GET", "/members/by-line-user/U%00")) == "invalid_request"
 
 
 def test_the_summary_shows_balance_card_and_wallet(pos):

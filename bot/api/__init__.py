@@ -106,7 +106,18 @@ def _body(schema: str | None) -> dict[str, Any]:
                      for e in errors[:10]]
         raise ApiError(400, "invalid_request", "the body does not match the schema",
                        described)
-    return data
+    return _whole(data)
+
+
+def _whole(value: Any) -> Any:
+    """JSON has one number type: 320.0 is the integer 320 (the schema already said so)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole(v) for v in value]
+    return value
 
 
 def _token(session: Session, scope: str) -> ApiToken:
@@ -128,6 +139,8 @@ def endpoint(scope: str, body: str | None = None, idempotent: bool = False) -> C
             state, now = current_app.extensions["loyalty"], utcnow()
             outbox: list[int] = []
             try:
+                if any("\x00" in value for value in [*path.values(), *request.args.values()]):
+                    raise ApiError(400, "invalid_request", "NUL characters are not allowed")
                 with transaction(state["sessions"]) as session:
                     token = _token(session, scope)
                     token.last_used_at = now

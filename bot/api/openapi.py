@@ -121,7 +121,6 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     }, ["coupon", "discount", "redeemed_at"]),
     "RewardResult": obj({"coupon": ref("Coupon"), "balance": {"type": "integer"}},
                         ["coupon", "balance"]),
-    "Report": {"type": "object", "description": "See README: Analytics."},
 }
 
 PROBLEM = {"application/problem+json": {"schema": ref("Problem")}}
@@ -170,11 +169,18 @@ PATHS: dict[str, dict[str, Any]] = {
         "Refund (part of) an order by refund id; points and stamps taken back in proportion",
         "purchases:write", ("201", "RefundResult"), body="RefundRequest", idempotent=True,
         fails={"404": "No such order", "409": "Idempotency-Key reused", "422": RULES})},
-    "/members": {"get": _op(
-        "Look a member up by exactly one of member_code, line_user_id, phone",
-        "members:read", ("200", "Member"), fails={"404": "No such member"},
-        params=[{"name": n, "in": "query", "required": False, "schema": text(m)}
-                for n, m in (("member_code", 20), ("line_user_id", 64), ("phone", 20))])},
+    "/members/{member_code}": {"get": _op(
+        "Find a member by the member code on their card", "members:read", ("200", "Member"),
+        params=[CODE_PARAM], fails={"404": "No such member"})},
+    "/members/by-line-user/{line_user_id}": {"get": _op(
+        "Find a member by LINE user id", "members:read", ("200", "Member"),
+        params=[{"name": "line_user_id", "in": "path", "required": True, "schema": text(64)}],
+        fails={"404": "No such member"})},
+    "/members/by-phone/{phone}": {"get": _op(
+        "Find a member by phone (0912-345-678, +886 912 345 678, ...)", "members:read",
+        ("200", "Member"),
+        params=[{"name": "phone", "in": "path", "required": True, "schema": text(20)}],
+        fails={"404": "No such member"})},
     "/members/{member_code}/summary": {"get": _op(
         "Balance, expiring points, tier, stamp card and coupon wallet",
         "members:read", ("200", "MemberSummary"), params=[CODE_PARAM],
@@ -198,11 +204,6 @@ PATHS: dict[str, dict[str, Any]] = {
         ("200", "Redemption"), body="CouponRedeemRequest", idempotent=True,
         fails={"404": "No such coupon or order", "409": "Already redeemed, or "
                "Idempotency-Key reused", "422": RULES})},
-    "/reports/summary": {"get": _op(
-        "The analytics report for a period (default: the last 30 days)", "reports:read",
-        ("200", "Report"),
-        params=[{"name": "from", "in": "query", "required": False, "schema": DATE},
-                {"name": "to", "in": "query", "required": False, "schema": DATE}])},
 }
 
 

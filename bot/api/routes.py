@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import Response, current_app
 from sqlalchemy import select
 
 from bot.api import ApiError, Call, bp, endpoint, views
@@ -98,15 +98,22 @@ def refund(call: Call) -> tuple[int, Any]:
         "duplicate": result.duplicate}
 
 
-@bp.get("/members")
+@bp.get("/members/<member_code>")
 @endpoint("members:read")
-def lookup(call: Call) -> tuple[int, Any]:
-    given = {k: v for k, v in request.args.items()
-             if k in ("member_code", "line_user_id", "phone")}
-    if len(given) != 1 or "\x00" in next(iter(given.values())):
-        raise ApiError(400, "invalid_request",
-                       "give exactly one of member_code, line_user_id, phone")
-    return 200, views.member(find_member(call, given))
+def by_code(call: Call, member_code: str) -> tuple[int, Any]:
+    return 200, views.member(find_member(call, {"member_code": member_code}))
+
+
+@bp.get("/members/by-line-user/<line_user_id>")
+@endpoint("members:read")
+def by_line_user(call: Call, line_user_id: str) -> tuple[int, Any]:
+    return 200, views.member(find_member(call, {"line_user_id": line_user_id}))
+
+
+@bp.get("/members/by-phone/<phone>")
+@endpoint("members:read")
+def by_phone(call: Call, phone: str) -> tuple[int, Any]:
+    return 200, views.member(find_member(call, {"phone": phone}))
 
 
 @bp.get("/members/<member_code>/summary")
