@@ -243,10 +243,37 @@ def jobs_run(name: str, when: str | None) -> None:
     click.echo(run_job(runtime(_ctx()), JOBS[name], _parse_now(when)))
 
 
+@click.command("report")
+@click.option("--from", "first", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="First local day (default: 29 days before --to).")
+@click.option("--to", "last", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Last local day, included (default: today).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text")
+def report_command(first, last, fmt: str) -> None:
+    """How the program is doing: members, repurchase, coupons, points, stamps, tiers, pushes."""
+    import json
+
+    from bot.loyalty.report import build_report, render_csv, render_text, report_period
+
+    ctx, now = _ctx(), utcnow()
+    program = ctx["program"]
+    try:
+        start, end = report_period(program, first and first.date(), last and last.date(), now)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    with ctx["sessions"]() as session:
+        report = build_report(session, program, start, end, now,
+                              quota=program.monthly_push_budget)
+    if fmt == "json":
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(render_csv(report) if fmt == "csv" else render_text(report), nl=fmt == "text")
+
+
 def register_cli(app: Flask) -> None:
     from bot.api.cli import api_token_group
     from bot.line.richmenu import richmenu_group
 
     for command in (db_group, program_group, points_group, members_group, staff_group,
-                    richmenu_group, jobs_group, api_token_group):
+                    richmenu_group, jobs_group, api_token_group, report_command):
         app.cli.add_command(command)

@@ -305,3 +305,19 @@ def test_api_token_create_list_and_revoke_from_the_command_line(tmp_path, db_url
     gone = flask(tmp_path, "api-token", "revoke", "1", DATABASE_URL=db_url)
     assert gone.returncode == 0 and "revoked" in gone.stdout
     assert "revoked" in flask(tmp_path, "api-token", "list", DATABASE_URL=db_url).stdout
+
+
+# -- the report --------------------------------------------------------------------------------
+def test_the_report_endpoint_counts_what_happened(pos, state):
+    pos.buy(300, "RP-1")
+    pos.buy(600, "RP-2")
+    status, body = pos.call("GET", "/reports/summary")
+    assert status == 200
+    assert body["sales"]["purchases"] == 2 and body["sales"]["revenue"] == 900
+    assert body["sales"]["repurchase_rate"] == 100.0 and body["members"]["new"] == 1
+    assert pos.call("GET", "/reports/summary?from=2020-01-01&to=2020-01-31")[1]["sales"][
+        "purchases"] == 0
+    assert problem_code(pos.call("GET", "/reports/summary?from=2026-02-30")) == \
+        "invalid_request"
+    assert problem_code(pos.call("GET", "/reports/summary?from=2026-03-02&to=2026-03-01")) == \
+        "invalid_request"

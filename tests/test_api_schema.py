@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from bot.api.tokens import SCOPES, create_token
 from bot.db import transaction
@@ -27,6 +28,12 @@ def bearer(app) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
 
 
+def excluded(case) -> list:
+    """The report's from/to must be in order and in a sane range: a rule between two query
+    parameters that OpenAPI cannot state, so schema-valid pairs may rightly get a 400."""
+    return [positive_data_acceptance] if case.path == "/reports/summary" else []
+
+
 def test_no_request_breaks_the_api_or_its_document(app, bearer):
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
@@ -37,5 +44,6 @@ def test_no_request_breaks_the_api_or_its_document(app, bearer):
         @settings(max_examples=25, deadline=None, derandomize=True, database=None,
                   suppress_health_check=list(HealthCheck))
         def check(case) -> None:
-            case.call_and_validate(headers={**(case.headers or {}), **bearer})
+            case.call_and_validate(headers={**(case.headers or {}), **bearer},
+                                   excluded_checks=excluded(case))
         check()

@@ -119,6 +119,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "coupon": ref("Coupon"), "discount": {"type": "integer"},
         "purchase_id": {"type": ["integer", "null"]}, "redeemed_at": TIME,
     }, ["coupon", "discount", "redeemed_at"]),
+    "Report": {"type": "object", "required": [
+        "shop", "first_day", "last_day", "members", "sales", "coupons", "points", "stamps",
+        "tiers", "pushes", "lifetime_value"],
+        "description": "Definitions: README, Analytics."},
     "RewardResult": obj({"coupon": ref("Coupon"), "balance": {"type": "integer"}},
                         ["coupon", "balance"]),
 }
@@ -204,6 +208,11 @@ PATHS: dict[str, dict[str, Any]] = {
         ("200", "Redemption"), body="CouponRedeemRequest", idempotent=True,
         fails={"404": "No such coupon or order", "409": "Already redeemed, or "
                "Idempotency-Key reused", "422": RULES})},
+    "/reports/summary": {"get": _op(
+        "The analytics report for local days from..to (default: the last 30 days)",
+        "reports:read", ("200", "Report"),
+        params=[{"name": "from", "in": "query", "required": False, "schema": DATE},
+                {"name": "to", "in": "query", "required": False, "schema": DATE}])},
 }
 
 

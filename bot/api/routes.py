@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import unicodedata
 from typing import Any
 
-from flask import Response, current_app
+from flask import Response, current_app, request
 from sqlalchemy import select
 
 from bot.api import ApiError, Call, bp, endpoint, views
@@ -182,3 +183,19 @@ def redeem(call: Call) -> tuple[int, Any]:
                  "purchase_id": purchase.id if purchase else None,
                  "redeemed_at": views.iso(view.coupon.redeemed_at)}
 
+
+
+@bp.get("/reports/summary")
+@endpoint("reports:read")
+def report(call: Call) -> tuple[int, Any]:
+    from bot.loyalty.report import build_report, report_period
+
+    try:
+        days = [dt.date.fromisoformat(request.args[k]) if request.args.get(k) else None
+                for k in ("from", "to")]
+        start, end = report_period(call.program, days[0], days[1], call.now)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_request", f"from and to are dates like 2026-11-01: {exc}"
+                       ) from None
+    return 200, build_report(call.session, call.program, start, end, call.now,
+                             quota=call.program.monthly_push_budget).to_dict()
