@@ -272,8 +272,10 @@ def report_command(first, last, fmt: str) -> None:
 
 def register_cli(app: Flask) -> None:
     from bot.api.cli import api_token_group
+    from bot.campaign_cli import campaign_group, tags_group
     from bot.line.richmenu import richmenu_group
 
     for command in (db_group, program_group, points_group, members_group, staff_group,
-                    richmenu_group, jobs_group, api_token_group, report_command):
+                    richmenu_group, jobs_group, api_token_group, report_command, tags_group,
+                    campaign_group):
         app.cli.add_command(command)

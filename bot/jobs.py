@@ -22,9 +22,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.db import insert_new, transaction
 from bot.line import messages
 from bot.line.formatting import RenderContext
+from bot.loyalty.campaigns import CampaignError, audience, find_campaign
 from bot.loyalty.coupons import CouponView, expire_due_coupons, issue_coupons, template_for
 from bot.loyalty.errors import CouponWindowClosed
 from bot.loyalty.ledger import expire_due_points, lock_members
+from bot.loyalty.segments import refresh_automatic_tags
 from bot.loyalty.tiers import evaluate_tier, window_spends
 from bot.loyalty.timeutil import local_date
 from bot.models import Coupon, CouponTemplateRow, JobRun, Member, Notice, PointEntry, StampCard
@@ -366,6 +368,47 @@ def _retier(session: Session, rt: Runtime, ids: list[int], now: dt.datetime) -> 
     return len(pushes)
 
 
+def tags(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
+    """Recompute the automatic tags (new, active, dormant, vip, birthday_month)."""
+    with transaction(rt.sessions) as session:
+        counts = refresh_automatic_tags(session, rt.program, now)
+    return ", ".join(f"{name} {count}" for name, count in counts.items())
+
+
+def send_campaign(rt: Runtime, key: str, now: dt.datetime) -> str:
+    """Give an issue campaign's coupon to its segment, a chunk per transaction, and queue
+    one identical text per language (so the sender multicasts it). Safe to run again: a
+    member who has the coupon is skipped, and nobody is messaged twice."""
+    with rt.sessions() as session:
+        campaign = find_campaign(session, key)
+        if campaign.mode != "issue":
+            raise CampaignError(detail=f"{key} is a claim campaign: open it instead")
+        ids = list(session.scalars(audience(session, campaign)))
+    template = rt.program.coupons[campaign.template]
+    given = sent = 0
+    for chunk in _chunks(ids):
+        with transaction(rt.sessions) as session:
+            members = [m for m in lock_members(session, chunk) if m.status == "active"]
+            keys = [f"campaign:{key}:{m.id}" for m in members]
+            coupons = _issue_to(session, rt, members, template.key, now, f"campaign:{key}",
+                                keys)
+            given += sum(c is not None for c in coupons)
+            if campaign.push:
+                pushes = []
+                for member, issue_key, coupon in zip(members, keys, coupons, strict=True):
+                    if coupon is not None:
+                        ctx = rt.render(member.language)
+                        title = template.title_en if ctx.lang == "en" else template.title
+                        pushes.append((member, "campaign", issue_key, messages.text(
+                            ctx, "campaign_gift", name=campaign.name, title=title)))
+                sent += enqueue_many(session, pushes, now)
+    with transaction(rt.sessions) as session:
+        campaign = find_campaign(session, key, lock=True)
+        if campaign.status == "draft":
+            campaign.status, campaign.sent_at = "sent", now
+    return f"{key}: {given} of {len(ids)} members have the coupon; {sent} messages queued"
+
+
 def send(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
     """Deliver pending pushes (bot.line.sender); a no-op without a LINE channel."""
     if rt.deliver is None:
@@ -382,4 +425,5 @@ JOBS: dict[str, Job] = {job.name: job for job in (
     Job("nudges", {"hour": 11, "minute": 0}, nudges, "near a stamp or points reward"),
     Job("winback", {"hour": 15, "minute": 0}, winback, "comeback coupon for dormant members"),
     Job("tiers", {"hour": 3, "minute": 0}, tiers, "re-evaluate tiers and downgrades"),
+    Job("tags", {"hour": 2, "minute": 30}, tags, "recompute automatic tags for segments"),
 )}

@@ -447,3 +447,29 @@ class IdempotencyRecord(Base):
     status_code: Mapped[int] = mapped_column(Integer, default=0)
     response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime]
+
+
+class Campaign(Base):
+    """A coupon given to a segment at once (mode 'issue'), or claimed by keyword or button
+    until its cap is reached (mode 'claim'). Each member gets it at most once."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        CheckConstraint("mode IN ('issue', 'claim')", name="mode_known"),
+        CheckConstraint("status IN ('draft', 'sent', 'open', 'closed')", name="status_known"),
+        CheckConstraint("cap IS NULL OR claimed <= cap", name="claims_within_cap"),
+    )
+
+    id: Id = pk()
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    template: Mapped[str] = mapped_column(String(64))
+    segment: Mapped[str] = mapped_column(Text, default="")  # a tag expression; "" = everyone
+    mode: Mapped[str] = mapped_column(String(8))
+    keyword: Mapped[str | None] = mapped_column(String(64), unique=True)
+    cap: Mapped[int | None] = mapped_column(Integer)
+    claimed: Mapped[int] = mapped_column(Integer, default=0)
+    push: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    created_at: Mapped[dt.datetime]
+    sent_at: Mapped[dt.datetime | None]

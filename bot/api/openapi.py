@@ -32,6 +32,9 @@ def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+TAG = {"type": "string", "pattern": "^[A-Za-z0-9_\\-\u3400-\u9fff]{1,64}$",
+       "description": "letters, digits, _ and -; new, active, dormant, vip and "
+                      "birthday_month are automatic and cannot be set by hand"}
 NULLABLE_TEXT = {"type": ["string", "null"]}
 DATE = {"type": "string", "format": "date"}
 TIME = {"type": "string", "format": "date-time"}
@@ -73,6 +76,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "RewardRequest": obj({"reward_id": {"type": "integer", "minimum": 1,
                                         "maximum": 2 ** 31 - 1}}, ["reward_id"]),
     "IssueRequest": obj({"template": text(64)}, ["template"]),
+    "TagRequest": obj({"tag": TAG}, ["tag"]),
+    "Tags": obj({"member_code": {"type": "string"},
+                 "tags": {"type": "array", "items": {"type": "string"}}},
+                ["member_code", "tags"]),
     "Coupon": obj({
         "code": {"type": "string"}, "template": {"type": "string"},
         "title": {"type": "string"}, "kind": {"type": "string"},
@@ -199,6 +206,14 @@ PATHS: dict[str, dict[str, Any]] = {
         body="IssueRequest", params=[CODE_PARAM], idempotent=True,
         fails={"404": "No such member or template", "409": "Idempotency-Key reused",
                "422": RULES})},
+    "/members/{member_code}/tags": {"post": _op(
+        "Tag a member (for campaign segments)", "members:write", ("200", "Tags"),
+        body="TagRequest", params=[CODE_PARAM],
+        fails={"404": "No such member", "422": "An automatic tag"})},
+    "/members/{member_code}/tags/{tag}": {"delete": _op(
+        "Untag a member", "members:write", ("200", "Tags"),
+        params=[CODE_PARAM, {"name": "tag", "in": "path", "required": True, "schema": TAG}],
+        fails={"404": "No such member", "422": "An automatic tag"})},
     "/coupons/validate": {"post": _op(
         "Check a coupon for an order, changing nothing", "coupons:redeem",
         ("200", "CouponCheck"), body="CouponCheckRequest",

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from bot.api import ApiError, Call, bp, endpoint, views
 from bot.api.openapi import document
 from bot.line import messages
+from bot.loyalty import segments
 from bot.loyalty.coupons import (
     CouponView,
     check_coupon,
@@ -146,6 +147,24 @@ def issue(call: Call, member_code: str) -> tuple[int, Any]:
     coupon = issue_coupon(call.session, call.program, owner.id, template, call.now,
                           reason="api", actor=call.actor)
     return 201, views.coupon(_view(call, coupon), owner)
+
+
+@bp.post("/members/<member_code>/tags")
+@endpoint("members:write", body="TagRequest")
+def tag(call: Call, member_code: str) -> tuple[int, Any]:
+    owner = find_by_code(call.session, member_code)
+    segments.add_tag(call.session, owner, call.body["tag"], call.now, actor=call.actor)
+    return 200, {"member_code": owner.member_code,
+                 "tags": segments.member_tags(call.session, owner.id)}
+
+
+@bp.delete("/members/<member_code>/tags/<tag>")
+@endpoint("members:write")
+def untag(call: Call, member_code: str, tag: str) -> tuple[int, Any]:
+    owner = find_by_code(call.session, member_code)
+    segments.remove_tag(call.session, owner, tag, call.now, actor=call.actor)
+    return 200, {"member_code": owner.member_code,
+                 "tags": segments.member_tags(call.session, owner.id)}
 
 
 @bp.post("/coupons/validate")

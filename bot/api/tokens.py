@@ -18,6 +18,7 @@ SCOPES = {
     "coupons:issue": "give a member a coupon",
     "points:redeem": "exchange a member's points for a reward",
     "members:read": "look up members and their summaries",
+    "members:write": "tag and untag members",
     "reports:read": "read the analytics report",
 }
 PREFIX = "lbt_"

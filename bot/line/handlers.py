@@ -13,9 +13,11 @@ from urllib.parse import parse_qs
 
 from sqlalchemy.orm import Session
 
+from bot.line import formatting as fmt
 from bot.line import messages, staff
 from bot.line.client import LineClient, Profile
 from bot.line.context import Env, Outcome
+from bot.loyalty.campaigns import claim, find_by_keyword, find_campaign
 from bot.loyalty.coupons import CouponView, find_coupon, wallet
 from bot.loyalty.errors import LoyaltyError, UnknownReward
 from bot.loyalty.members import find_by_line_user, register_member, set_birthday, unfollow
@@ -57,6 +59,8 @@ def on_message(session: Session, env: Env, event: Any) -> Outcome:
         return staff.run(session, env, member, command, words[1:], lang)
     action = KEYWORDS.get(" ".join(words).lower())
     if action is None:
+        if len(words) == 1 and (campaign := find_by_keyword(session, words[0])):
+            return claim_campaign(session, env, member, {"campaign": campaign.key})
         return Outcome(messages.text(env.render(member.language), "menu_pointer"))
     return CUSTOMER_ACTIONS[action](session, env, member, {})
 
@@ -159,6 +163,21 @@ def save_birthday(session: Session, env: Env, member: Member, data: dict) -> Out
     return Outcome(messages.text(ctx, "birthday_saved", date=str(data.get("date"))))
 
 
+def claim_campaign(session: Session, env: Env, member: Member, data: dict) -> Outcome:
+    """A claim campaign's keyword or button: the coupon, or why not (gone, already yours)."""
+    ctx = env.render(member.language)
+    try:
+        with session.begin_nested():
+            campaign = find_campaign(session, str(data.get("campaign", ""))[:64])
+            coupon = claim(session, env.program, campaign, member.id, env.now,
+                           actor=f"line:{env.user_id}")
+    except LoyaltyError as exc:
+        return Outcome(messages.error(ctx, exc))
+    view = _view(session, env, coupon.code)
+    return Outcome(messages.text(ctx, "claim_ok", title=fmt.title(ctx, view.template))
+                   + messages.coupon_detail(ctx, view))
+
+
 def show_help(session: Session, env: Env, member: Member, data: dict) -> Outcome:
     return Outcome(messages.text(env.render(member.language), "help"))
 
@@ -175,7 +194,7 @@ CUSTOMER_ACTIONS: dict[str, Callable[[Session, Env, Member, dict], Outcome]] = {
     "points": show_points, "stamps": show_stamps, "wallet": show_wallet, "coupon": show_coupon,
     "card": show_card, "rewards": show_rewards, "reward": ask_reward,
     "reward_confirm": take_reward, "birthday": save_birthday, "help": show_help,
-    "cancel": cancel,
+    "cancel": cancel, "claim": claim_campaign,
 }
 
 KEYWORDS = {

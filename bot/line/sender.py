@@ -18,8 +18,9 @@ from bot.program import Program
 log = logging.getLogger("bot.sender")
 # Lower goes first when pushes are scarce: receipts and confirmations, then warnings ...
 PRIORITY = {"receipt": 0, "coupon_used": 0, "expiry_warning": 1, "birthday": 2, "tier": 2,
-            "nudge": 3, "winback": 4}
-SCHEDULED = {"expiry_warning", "birthday", "tier", "nudge", "winback"}  # wait out quiet hours
+            "nudge": 3, "winback": 4, "campaign": 5}
+# these wait out quiet hours
+SCHEDULED = {"expiry_warning", "birthday", "tier", "nudge", "winback", "campaign"}
 BATCH = 1000  # pending rows looked at together
 THREADS = 8  # pushes in flight at once: LINE is a network round trip away
 RUN_SECONDS = 45  # a run stops taking new pages before the next minute's run is due
