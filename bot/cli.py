@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 
 import click
 from flask import Flask, current_app
@@ -101,7 +102,7 @@ def points_adjust(member_code: str, delta: int, reason: str, actor: str) -> None
 
 @click.group("members", cls=AppGroup)
 def members_group() -> None:
-    """Look up members."""
+    """Look up, import, export and erase members."""
 
 
 @members_group.command("show")
@@ -137,6 +138,85 @@ def members_birthday(member_code: str, birthday: str) -> None:
     except LoyaltyError as exc:
         raise click.ClickException(exc.message("en")) from None
     click.echo(f"{member_code}: birthday set to {birthday}")
+
+
+@members_group.command("import")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
+def members_import(csv_file: str) -> None:
+    """Import a POS export: columns phone, name, birthday, points, external_id.
+
+    Every bad row is reported with its line and reason; rows already imported (by
+    external_id) are skipped, so the import is safe to run again."""
+    from bot.loyalty import member_data
+
+    ctx = _ctx()
+    try:
+        with open(csv_file, encoding="utf-8-sig", newline="") as stream:
+            rows = member_data.read_csv(stream)
+    except (LoyaltyError, UnicodeDecodeError) as exc:
+        reason = exc.message("en") if isinstance(exc, LoyaltyError) else \
+            f"not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8 CSV"
+        raise click.ClickException(f"{csv_file}: {reason}") from None
+    with click.progressbar(length=len(rows), label="importing", file=click.get_text_stream(
+            "stderr")) as bar:
+        done = 0
+
+        def progress(count: int, _total: int | None) -> None:
+            nonlocal done
+            bar.update(count - done)
+            done = count
+        result = member_data.import_members(ctx["sessions"], ctx["program"], rows, utcnow(),
+                                            progress=progress, actor="cli:owner")
+    for line, reason in result.errors:
+        click.echo(f"{csv_file}:{line}: {reason}", err=True)
+    click.echo(f"{result.imported} imported ({result.points:,} opening points), "
+               f"{result.skipped} already imported, {len(result.errors)} with errors")
+    if result.errors:
+        raise SystemExit(1)
+
+
+@members_group.command("export")
+@click.argument("csv_file", type=click.Path(dir_okay=False, writable=True), default="-")
+def members_export(csv_file: str) -> None:
+    """Write every member as CSV to CSV_FILE (default: standard output)."""
+    from bot.loyalty import member_data
+
+    ctx = _ctx()
+    with ctx["sessions"]() as session:
+        if csv_file == "-":
+            member_data.export_members(session, sys.stdout, tz=ctx["program"].timezone)
+            return
+        try:
+            with open(csv_file, "w", encoding="utf-8", newline="") as stream:
+                count = member_data.export_members(session, stream,
+                                                   tz=ctx["program"].timezone)
+        except OSError as exc:
+            raise click.ClickException(f"{csv_file}: {exc.strerror}") from None
+    if csv_file != "-":
+        click.echo(f"{count} members written to {csv_file}")
+
+
+@members_group.command("erase")
+@click.argument("member")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def members_erase(member: str, yes: bool) -> None:
+    """Erase MEMBER's personal data (LINE user id or member code) on their request.
+
+    Name, phone, birthday and LINE id are removed; the points ledger, purchases and coupons
+    stay, anonymised, for the accounts."""
+    from bot.loyalty import member_data
+
+    if not yes:
+        click.confirm(f"Erase the personal data of {member}? This cannot be undone",
+                      abort=True)
+    try:
+        with transaction(_ctx()["sessions"]) as session:
+            result = member_data.erase_member(session, member, utcnow(), actor="cli:owner")
+    except LoyaltyError as exc:
+        raise click.ClickException(exc.message("en")) from None
+    click.echo(f"{result.member_code}: " + ("already erased" if result.already_erased else
+               f"personal data erased ({result.tags} tags, {result.outbox_deleted} queued "
+               f"messages removed)"))
 
 
 @click.group("staff", cls=AppGroup)

@@ -41,7 +41,8 @@ LITERALS = ("{{x}}", "{{y}}")  # placeholders inside user data: they must come o
 PLACEHOLDER = re.compile(r"\{\{\s*@?[A-Za-z_][\w.]*\s*\}\}")
 CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]")
 TEXT_FIELDS = {"date": "1990-05-17", "amount": 3200, "name": WEIRD, "tier": "Gold",
-               "title": "NT$80 off"}
+               "title": "NT$80 off", "points": 1_250_000, "balance": 9_999_999,
+               "purchases": 120, "coupons": 15}
 
 
 def code(n: int) -> str:

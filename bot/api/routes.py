@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import unicodedata
 from typing import Any
 
 from flask import Response, current_app, request
@@ -21,6 +20,7 @@ from bot.loyalty.coupons import (
     template_for,
 )
 from bot.loyalty.errors import UnknownMember, UnknownOrder
+from bot.loyalty.member_data import normalize_phone
 from bot.loyalty.members import find_by_code, find_by_line_user
 from bot.loyalty.purchases import find_purchase, record_purchase, refund_order
 from bot.loyalty.rewards import redeem_reward
@@ -30,22 +30,13 @@ from bot.models import CouponTemplateRow, Member
 DEFAULT_SOURCE = "api"
 
 
-def normalize_phone(text: str) -> str | None:
-    """A Taiwanese phone as stored (0912345678): +886 / 886, spaces, dashes, full width."""
-    digits = "".join(ch for ch in unicodedata.normalize("NFKC", text)
-                     if ch.isdigit() or ch == "+")
-    if digits.startswith("+886"):
-        digits = "0" + digits[4:]
-    return digits if digits.isdigit() and 8 <= len(digits) <= 15 else None
-
-
 def find_member(call: Call, ref: dict[str, str]) -> Member:
     """By exactly one of member_code, line_user_id, phone (the schema ensures one)."""
     if "member_code" in ref:
         return find_by_code(call.session, ref["member_code"])
     if "line_user_id" in ref:
         return find_by_line_user(call.session, ref["line_user_id"])
-    phone = normalize_phone(ref["phone"])
+    phone = normalize_phone(ref["phone"])  # the same rules as the POS import
     found = phone and call.session.scalar(select(Member).where(Member.phone == phone))
     if not found:
         raise UnknownMember()

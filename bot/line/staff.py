@@ -20,6 +20,7 @@ from bot.loyalty import audit
 from bot.loyalty.codes import normalize_code
 from bot.loyalty.coupons import CouponView, check_coupon, find_coupon, redeem_coupon
 from bot.loyalty.errors import CouponAlreadyRedeemed, InvalidAmount, LoyaltyError, UnknownCode
+from bot.loyalty.member_data import link_by_phone
 from bot.loyalty.members import find_by_code
 from bot.loyalty.purchases import PurchaseResult, record_purchase, refund_order
 from bot.models import (
@@ -35,8 +36,9 @@ from bot.models import (
 from bot.outbox import enqueue
 
 COMMANDS = {"核銷": "verify", "verify": "verify", "集點": "earn", "earn": "earn",
-            "撤銷": "void", "void": "void", "員工": "join", "staff": "join"}
-ENGLISH = {"verify", "earn", "void", "staff"}
+            "撤銷": "void", "void": "void", "員工": "join", "staff": "join",
+            "綁定": "link", "link": "link"}
+ENGLISH = {"verify", "earn", "void", "staff", "link"}
 POSTBACKS = {"earn_confirm", "staff_help"}
 FAILED_LIMIT, FAILED_WINDOW = 10, dt.timedelta(minutes=10)
 VOID_WINDOW = dt.timedelta(minutes=15)
@@ -56,6 +58,8 @@ def run(session: Session, env: Env, member: Member, command: str, args: list[str
         return verify(session, env, ctx, worker, args)
     if command == "earn":
         return earn(session, env, ctx, worker, args)
+    if command == "link":
+        return link(session, env, ctx, worker, args)
     return void(session, env, ctx, worker)
 
 
@@ -224,6 +228,28 @@ def _unredeem(session: Session, env: Env, worker: Staff, redemption: Redemption)
                  redeemed_at=redemption.redeemed_at.isoformat())
     session.delete(redemption)
     session.flush()
+
+
+def link(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: list[str]
+         ) -> Outcome:
+    """`綁定 MEMBERCODE PHONE`: after checking the person, merge the POS record imported with
+    that phone into the LINE member whose card shows MEMBERCODE, once."""
+    if len(args) < 2:
+        return Outcome(messages.text(ctx, "link_usage"))
+    try:
+        with session.begin_nested():
+            result = link_by_phone(session, env.program, args[0], "".join(args[1:]), env.now,
+                                   actor=_actor(worker))
+    except LoyaltyError as exc:
+        return Outcome(messages.error(ctx, exc))
+    customer = result.member
+    outcome = Outcome(messages.text(ctx, "link_done", name=customer.display_name or "—",
+                                    points=result.points, purchases=result.purchases,
+                                    coupons=result.coupons))
+    _push(session, env, customer, "receipt", f"link:{result.record.id}",
+          messages.text(env.render(customer.language), "linked",
+                        points=result.points, balance=customer.points_balance), outcome)
+    return outcome
 
 
 def join(session: Session, env: Env, member: Member, args: list[str]) -> Outcome:

@@ -1,0 +1,769 @@
+"""Member data in bulk: import a POS export, export CSV, link an imported record, erase.
+
+Import. A POS export (phone, name, birthday, opening points, external id) becomes members
+without a LINE account (line_user_id NULL, status 'active'). The POS's external id is the
+re-run key: a row whose external id is already in the database is skipped as "already
+imported". A member row and its opening-points lot (ledger.credit, kind 'adjust') are always
+written in the same transaction (one per batch of rows), so after a crash a member either
+exists with exactly its opening points or not at all, and a re-run credits nothing twice; the
+unique external id makes two imports running at once skip each other's rows the same way.
+Every row that is not imported is reported with its line number and the reason.
+
+Link. A LINE member claims an imported record (its member code and matching phone). The
+record's ledger rows are moved, not copied: every point entry (lots with their remainders
+and expiries, draws, expiries), purchase, refund, coupon, redemption, stamp card, tag and
+notice of the record becomes the LINE member's, and the record's cached balance is added to
+the LINE member's. Because all of the record's entries move together, the ledger invariant
+(cached balance == sum of lot remainders == sum of entries) holds for both members after the
+merge (the record ends with 0 == 0 == 0), each lot keeps its own expiry, and a later refund of
+a moved purchase finds its own lot on the member who now owns the purchase. The audit trail
+is not rewritten: "member.merged" (-points) on the record and "member.link" (+points) on the
+LINE member record the move. The record is then closed (status 'blocked'); the
+"member.merged" audit row is what marks it merged (the members.status CHECK allows only
+'active' and 'blocked'), and a second link of it is refused.
+
+Erase. A member's personal data is removed on request; the ledger, purchases, coupons and
+redemptions stay for the accounts, referencing only the member id.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import itertools
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping, Sized
+from dataclasses import dataclass, field
+from typing import TextIO
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import String, cast, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.db import transaction
+from bot.loyalty import audit
+from bot.loyalty.codes import new_code, normalize_code
+from bot.loyalty.errors import LoyaltyError, MemberBlocked, UnknownMember
+from bot.loyalty.ledger import credit, lock_members, settle_expired
+from bot.loyalty.stamps import add_stamps
+from bot.loyalty.tiers import TierChange, evaluate_tier
+from bot.loyalty.timeutil import local_date
+from bot.models import (
+    AuditLog,
+    Coupon,
+    Member,
+    MemberTag,
+    Notice,
+    OutboxBatch,
+    OutboxMessage,
+    PendingAction,
+    PointEntry,
+    Purchase,
+    Redemption,
+    Stamp,
+    StampCard,
+)
+from bot.program import Program
+
+IMPORT_COLUMNS = ("phone", "name", "birthday", "points", "external_id")
+EXPORT_COLUMNS = ("member_code", "external_id", "line_linked", "phone", "name", "birthday",
+                  "tier", "points_balance", "status", "joined_at")
+OPENING_REASON = "opening balance (import)"
+MAX_OPENING_POINTS = 10_000_000
+BATCH_SIZE = 500
+DEFAULT_TIMEZONE = ZoneInfo("Asia/Taipei")  # the program file's default shop timezone
+
+# Audit actions; "member.merged" and "member.erase" also mark a record's state.
+IMPORTED, LINKED, MERGED, ERASED = "member.import", "member.link", "member.merged", "member.erase"
+ERASED_ACTOR = "erased-member"
+
+
+# -- errors ------------------------------------------------------------------------------------
+class ImportFileError(LoyaltyError):
+    code = "import_bad_file"
+    zh = "匯入檔案無法使用：{detail}"
+    en = "The import file can't be used: {detail}"
+
+
+class InvalidPhone(LoyaltyError):
+    code = "invalid_phone"
+    zh = "手機號碼格式不正確（請輸入 09 開頭的 10 碼手機號碼）。"
+    en = "That is not a Taiwan mobile number (10 digits starting with 09)."
+
+
+class LinkUnknownRecord(LoyaltyError):
+    code = "link_unknown_record"
+    zh = "查無此會員編號，請確認後再試一次。"
+    en = "No member record has this member code. Please check it and try again."
+
+
+class LinkNoRecordForPhone(LoyaltyError):
+    code = "link_unknown_record"
+    zh = "沒有用這支電話匯入的會員資料，請確認號碼。"
+    en = "No imported member record has this phone number. Please check it."
+
+
+class LinkPhoneMismatch(LoyaltyError):
+    code = "link_phone_mismatch"
+    zh = "手機號碼與這筆會員資料不符。"
+    en = "The phone number does not match this member record."
+
+
+class LinkNotImported(LoyaltyError):
+    code = "link_not_imported"
+    zh = "這個會員編號屬於已加入 LINE 的會員，不是待綁定的匯入資料。"
+    en = "This member code belongs to a LINE member, not to an imported record."
+
+
+class LinkAlreadyLinked(LoyaltyError):
+    code = "link_already_linked"
+    zh = "這筆會員資料已經綁定過了。"
+    en = "This member record has already been linked."
+
+
+class LinkRecordClosed(LoyaltyError):
+    code = "link_record_closed"
+    zh = "這筆會員資料已停用或已刪除，無法綁定。"
+    en = "This member record is closed or erased and can't be linked."
+
+
+class LinkToSelf(LoyaltyError):
+    code = "link_to_self"
+    zh = "不能把會員資料綁定到自己。"
+    en = "A member record can't be linked to itself."
+
+
+class LinkNeedsLineMember(LoyaltyError):
+    code = "link_not_line_member"
+    zh = "只能綁定到已加入 LINE 的會員。"
+    en = "A record can only be linked to a member who joined on LINE."
+
+
+# -- values ------------------------------------------------------------------------------------
+_PHONE_NOISE = re.compile(r"[\s\-‐‑‒–—―ー.()]")
+_DATE = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})")
+_INTEGER = re.compile(r"\d+|\d{1,3}(,\d{3})+")
+
+
+def normalize_phone(text: str | None) -> str | None:
+    """A Taiwan mobile number as stored (0912345678), or None if it is not one.
+
+    Accepts spaces, dashes, dots and brackets anywhere, full-width digits, +886 / 00886 / 886
+    prefixes (with or without the trunk 0), and the 9 digits a spreadsheet leaves when it
+    drops the leading zero (912345678).
+    """
+    digits = _PHONE_NOISE.sub("", unicodedata.normalize("NFKC", text or ""))
+    for prefix in ("+886", "00886", "886"):
+        if digits.startswith(prefix) and len(digits) - len(prefix) in (9, 10):
+            digits = "0" + digits[len(prefix):].removeprefix("0")
+            break
+    if len(digits) == 9 and digits.startswith("9"):
+        digits = "0" + digits
+    return digits if len(digits) == 10 and digits.startswith("09") and digits.isascii() \
+        and digits.isdigit() else None
+
+
+def _parse_birthday(text: str, today: dt.date) -> tuple[dt.date | None, str | None]:
+    folded = unicodedata.normalize("NFKC", text).strip()
+    if not folded:
+        return None, None
+    match = _DATE.fullmatch(folded)
+    try:
+        day = dt.date(*map(int, match.groups())) if match else None
+    except ValueError:
+        day = None
+    if day is None:
+        return None, f"bad birthday {text!r}: not a date as YYYY-MM-DD or YYYY/MM/DD"
+    if not dt.date(1900, 1, 1) <= day <= today:
+        return None, f"bad birthday {text!r}: not between 1900-01-01 and today"
+    return day, None
+
+
+def _parse_points(text: str) -> tuple[int, str | None]:
+    folded = unicodedata.normalize("NFKC", text).strip()
+    if not folded:
+        return 0, None
+    if folded.startswith("-") and _INTEGER.fullmatch(folded[1:]) and int(
+            folded[1:].replace(",", "")):
+        return 0, f"bad points {text!r}: opening points must not be negative"
+    if not _INTEGER.fullmatch(folded.removeprefix("+")):
+        return 0, f"bad points {text!r}: not a whole number"
+    points = int(folded.removeprefix("+").replace(",", ""))
+    if points > MAX_OPENING_POINTS:
+        return 0, f"bad points {text!r}: more than {MAX_OPENING_POINTS:,}"
+    return points, None
+
+
+# -- import ------------------------------------------------------------------------------------
+@dataclass
+class ImportResult:
+    imported: int = 0
+    skipped: int = 0  # already imported (their external id or member code is known)
+    errors: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
+    points: int = 0  # opening points credited by this run
+
+    @property
+    def rows(self) -> int:
+        """Every data row read: each is imported, skipped or an error, none is dropped."""
+        return self.imported + self.skipped + len(self.errors)
+
+
+@dataclass(frozen=True)
+class _Row:
+    line: int
+    external_id: str
+    phone: str | None
+    name: str
+    birthday: dt.date | None
+    points: int
+    member_code: str | None  # rows of an exported file carry one
+
+
+def read_csv(stream: TextIO) -> list[tuple[int, dict[str, str | None]]]:
+    """Read a whole CSV file as (line number, row) pairs, checking its header first.
+
+    The header must name the import columns (phone, name, birthday, points, external_id, in
+    any order) or be a file written by export_members (its points_balance is then the opening
+    points, member_code also identifies a row already imported, its other columns are
+    ignored). Header names are matched without regard to case or surrounding spaces, and a
+    UTF-8 byte order mark is dropped. Anything else raises ImportFileError, as does a file the
+    csv module cannot read; either way before anything is imported.
+
+    Line numbers are the file's lines (the header is line 1; a quoted value spanning lines
+    counts them all); empty lines are passed over. A row with too many fields has them under
+    the key None and one with too few has None values, as csv.DictReader does.
+    """
+    reader = csv.reader(stream)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise ImportFileError(detail="the file is empty (no header line)")
+        columns = _check_header(header)
+        rows: list[tuple[int, dict[str, str | None]]] = []
+        last = reader.line_num
+        for fields in reader:
+            line, last = last + 1, reader.line_num
+            if not any(value.strip() for value in fields):
+                continue
+            row: dict[str | None, str | None] = dict(
+                itertools.zip_longest(columns, fields[:len(columns)]))
+            if len(fields) > len(columns):
+                row[None] = fields[len(columns):]
+            rows.append((line, row))
+        return rows
+    except csv.Error as exc:
+        raise ImportFileError(detail=f"line {reader.line_num}: {exc}") from None
+
+
+def _check_header(header: list[str]) -> list[str]:
+    names = [name.removeprefix("\ufeff").strip().lower() for name in header]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise ImportFileError(detail=f"column(s) named twice: {', '.join(twice)}; the "
+                              f"columns are {', '.join(IMPORT_COLUMNS)}")
+    known = set(IMPORT_COLUMNS) | set(EXPORT_COLUMNS)
+    unknown = [n or "(blank)" for n in names if n not in known]
+    if "points" not in names and "points_balance" in names:  # an exported file
+        names = ["points" if n == "points_balance" else n for n in names]
+    missing = [n for n in IMPORT_COLUMNS if n not in names]
+    if unknown or missing:
+        parts = ([f"unknown column(s): {', '.join(unknown)}"] if unknown else []) + \
+                ([f"missing column(s): {', '.join(missing)}"] if missing else [])
+        raise ImportFileError(detail="; ".join(parts) + "; the columns are "
+                              + ", ".join(IMPORT_COLUMNS))
+    return names
+
+
+def import_members(sessions: sessionmaker[Session], program: Program,
+                   rows: Iterable[tuple[int, Mapping[str | None, object]]], now: dt.datetime, *,
+                   progress: Callable[[int, int | None], None] | None = None,
+                   total: int | None = None, actor: str = "import",
+                   batch_size: int = BATCH_SIZE) -> ImportResult:
+    """Import (line number, row) pairs (see read_csv) as members without a LINE account.
+
+    Each batch of rows is one transaction (if another writer takes one of its keys
+    meanwhile, the batch is redone a row at a time); `progress(done, total)` is called after
+    each batch is committed (`total` is len(rows) if it has one, else None).
+    Safe to re-run and to run twice at once: a row whose external_id (or, in an exported
+    file, member_code) is already in the database is skipped, and its opening points are
+    never credited again. Imported members get a member code, no line_user_id, status
+    'active', joined_at = now, language zh-TW, the lowest tier, and their opening points as
+    one 'adjust' lot (reason "opening balance (import)") that expires like points earned now.
+    """
+    if total is None and isinstance(rows, Sized):
+        total = len(rows)
+    result = ImportResult()
+    seen_ids: dict[str, int] = {}
+    seen_phones: dict[str, int] = {}
+    today = local_date(now, program.timezone)
+    done = 0
+    pairs = iter(rows)
+    while chunk := list(itertools.islice(pairs, batch_size)):
+        valid = []
+        for line, raw in chunk:
+            row, reasons = _parse_row(line, raw, today, seen_ids, seen_phones)
+            if reasons:
+                result.errors.append((line, "; ".join(reasons)))
+            else:
+                valid.append(row)
+        if valid:
+            with transaction(sessions) as session:
+                _store(session, program, valid, now, actor, result)
+        done += len(chunk)
+        if progress is not None:
+            progress(done, total)
+    result.errors.sort(key=lambda error: error[0])
+    if result.rows:
+        with transaction(sessions) as session:
+            audit.record(session, "members.import", member_id=None, actor=actor, at=now,
+                         opening_points=result.points, imported=result.imported,
+                         skipped=result.skipped, errors=len(result.errors))
+    return result
+
+
+def _parse_row(line: int, raw: Mapping[str | None, object], today: dt.date,
+               seen_ids: dict[str, int], seen_phones: dict[str, int]
+               ) -> tuple[_Row | None, list[str]]:
+    """The row's values, or None with every reason it cannot be imported.
+
+    An external id or phone seen on an earlier line (even one with other problems) makes
+    this row a duplicate: the file does not say which of the two is right."""
+    extra = raw.get(None)
+    if extra or any(value is None for key, value in raw.items() if key is not None):
+        found = sum(1 for k, v in raw.items() if k is not None and v is not None)
+        found += len(extra) if isinstance(extra, list | tuple) else 0
+        return None, [f"{found} fields, but the header has {len(raw) - (None in raw)}"]
+    values = {key: str(raw.get(key) or "").strip() for key in (*IMPORT_COLUMNS, "member_code")}
+    if any("\x00" in value for value in values.values()):
+        return None, ["contains a NUL character"]
+    reasons = []
+    external_id = unicodedata.normalize("NFKC", values["external_id"])
+    member_code = normalize_code(values["member_code"])
+    if not external_id:
+        if not member_code:  # else known by its member code (checked when stored) or missing
+            reasons.append("missing external_id")
+    elif len(external_id) > 128:
+        reasons.append("external_id is longer than 128 characters")
+    elif (first := seen_ids.setdefault(external_id, line)) != line:
+        reasons.append(f"duplicate external_id {external_id!r} (first on line {first})")
+    phone = normalize_phone(values["phone"]) if values["phone"] else None
+    if values["phone"] and phone is None:
+        reasons.append(f"bad phone {values['phone']!r}: not a Taiwan mobile number (09xxxxxxxx)")
+    elif phone and (first := seen_phones.setdefault(phone, line)) != line:
+        reasons.append(f"phone {phone} is also on line {first}")
+    name = values["name"]
+    if len(name) > 200:
+        reasons.append("name is longer than 200 characters")
+    birthday, problem = _parse_birthday(values["birthday"], today)
+    points, problem_points = _parse_points(values["points"])
+    reasons += [p for p in (problem, problem_points) if p]
+    if reasons:
+        return None, reasons
+    return _Row(line, external_id, phone, name, birthday, points, member_code), []
+
+
+def _store(session: Session, program: Program, rows: list[_Row], now: dt.datetime, actor: str,
+           result: ImportResult) -> None:
+    known_ids = set(session.scalars(select(Member.external_id).where(
+        Member.external_id.in_([row.external_id for row in rows if row.external_id]))))
+    codes = [row.member_code for row in rows if row.member_code]
+    known_codes = set(session.scalars(select(Member.member_code).where(
+        Member.member_code.in_(codes)))) if codes else set()
+    phones = [row.phone for row in rows if row.phone]
+    owners: dict[str, str] = {phone: code for phone, code in session.execute(
+        select(Member.phone, Member.member_code).where(Member.phone.in_(phones)))
+    } if phones else {}
+    new = []
+    for row in rows:
+        if row.external_id in known_ids or row.member_code in known_codes:
+            result.skipped += 1
+        elif row.phone in owners:
+            result.errors.append((row.line, f"phone {row.phone} already belongs to member "
+                                             f"{owners[row.phone]}"))
+        elif not row.external_id:  # a row of an exported file, of a member not in this database
+            result.errors.append((row.line, "missing external_id"))
+        else:
+            new.append(row)
+    if not new:
+        return
+    try:
+        with session.begin_nested():  # the usual case: the whole batch at once
+            _add_members(session, program, new, _unused_member_codes(session, len(new)), now,
+                         actor)
+    except IntegrityError:  # a concurrent import or member took a key: one row at a time
+        for row in new:
+            _insert(session, program, row, now, actor, result)
+        return
+    result.imported += len(new)
+    result.points += sum(row.points for row in new)
+
+
+def _add_members(session: Session, program: Program, rows: list[_Row], codes: list[str],
+                 now: dt.datetime, actor: str) -> None:
+    """New members (one INSERT for them all), each with its opening points as a ledger lot."""
+    members = [Member(member_code=code, external_id=row.external_id, phone=row.phone,
+                      display_name=row.name, birthday=row.birthday,
+                      birthday_set_at=now if row.birthday else None, language="zh-TW",
+                      status="active", points_balance=0, tier=program.tiers[0].key,
+                      tier_since=now, joined_at=now, last_activity_at=now)
+               for row, code in zip(rows, codes, strict=True)]
+    session.add_all(members)
+    session.flush()
+    for row, member in zip(rows, members, strict=True):
+        if row.points:  # the member is new: its row is this transaction's alone
+            credit(session, program, member, row.points, "adjust", now, actor=actor,
+                   reason=OPENING_REASON)
+        audit.record(session, IMPORTED, member_id=member.id, actor=actor, at=now,
+                     line=row.line, opening_points=row.points)
+    session.flush()
+
+
+def _insert(session: Session, program: Program, row: _Row, now: dt.datetime, actor: str,
+            result: ImportResult) -> None:
+    """One row in its own savepoint, telling apart what another writer took meanwhile."""
+    for _ in range(3):
+        try:
+            with session.begin_nested():
+                _add_members(session, program, [row], _unused_member_codes(session, 1), now,
+                             actor)
+        except IntegrityError:
+            if session.scalar(select(Member.id).where(Member.external_id == row.external_id)):
+                result.skipped += 1
+                return
+            owner = row.phone and session.scalar(select(Member.member_code)
+                                                 .where(Member.phone == row.phone))
+            if owner:
+                result.errors.append((row.line, f"phone {row.phone} already belongs to "
+                                                f"member {owner}"))
+                return
+            continue  # the member code was taken meanwhile: another one
+        result.imported += 1
+        result.points += row.points
+        return
+    raise RuntimeError(f"line {row.line}: could not store the member")
+
+
+def _unused_member_codes(session: Session, count: int) -> list[str]:
+    codes: set[str] = set()
+    while len(codes) < count:
+        fresh = {new_code() for _ in range(count - len(codes))} - codes
+        taken = set(session.scalars(select(Member.member_code)
+                                    .where(Member.member_code.in_(fresh))))
+        codes |= fresh - taken
+    return list(codes)
+
+
+# -- export ------------------------------------------------------------------------------------
+def export_members(session: Session, stream: TextIO, *, tz: ZoneInfo | None = None) -> int:
+    """Write every member as CSV (EXPORT_COLUMNS) to `stream`; returns the rows written.
+
+    Rows are streamed from the database (yield_per), never all loaded. joined_at is local ISO
+    time in `tz` (pass program.timezone; Asia/Taipei by default). A name that a spreadsheet
+    would run as a formula (= + - @ at its start) is written with a leading apostrophe.
+    Open the file with newline="" (and encoding "utf-8-sig" for Excel).
+    """
+    tz = tz or DEFAULT_TIMEZONE
+    writer = csv.writer(stream)
+    writer.writerow(EXPORT_COLUMNS)
+    rows = session.execute(
+        select(Member.member_code, Member.external_id, Member.line_user_id, Member.phone,
+               Member.display_name, Member.birthday, Member.tier, Member.points_balance,
+               Member.status, Member.joined_at)
+        .order_by(Member.id).execution_options(yield_per=1000))
+    written = 0
+    for row in rows:
+        name = row.display_name or ""
+        if name[:1] in ("=", "+", "-", "@", "\t", "\r"):
+            name = "'" + name
+        writer.writerow([row.member_code, row.external_id or "",
+                         "yes" if row.line_user_id else "no", row.phone or "", name,
+                         row.birthday.isoformat() if row.birthday else "", row.tier,
+                         row.points_balance, row.status,
+                         row.joined_at.astimezone(tz).isoformat(timespec="seconds")])
+        written += 1
+    return written
+
+
+# -- link --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LinkResult:
+    member: Member  # the LINE member, now holding the record's points and history
+    record: Member  # the imported record, now closed
+    points: int  # points moved
+    lots: int  # lots with points left that moved, each with its own expiry
+    purchases: int
+    coupons: int
+    stamp_cards: int
+    stamps_carried: int  # stamps moved onto the LINE member's current card
+    filled: tuple[str, ...]  # the LINE member's empty fields filled from the record
+    tier_change: TierChange | None
+
+
+def link_member(session: Session, program: Program, line_member_id: int, member_code: str,
+                phone: str, now: dt.datetime, *, actor: str) -> LinkResult:
+    """Merge the imported record with this member code and phone into a LINE member, once.
+
+    Refused: an unknown code (LinkUnknownRecord), the LINE member's own code (LinkToSelf),
+    another LINE member's code (LinkNotImported), a record already merged
+    (LinkAlreadyLinked) or closed/erased (LinkRecordClosed), a phone that is not a mobile
+    number (InvalidPhone) or not the record's (LinkPhoneMismatch), a target that is not a
+    LINE member (LinkNeedsLineMember) or not active (MemberBlocked). Both rows are locked in
+    id order. See the module docstring for what moves and why the ledger stays balanced.
+    """
+    code = normalize_code(member_code)
+    record_id = code and session.scalar(select(Member.id).where(Member.member_code == code))
+    if not record_id:
+        raise LinkUnknownRecord()
+    if record_id == line_member_id:
+        raise LinkToSelf()
+    locked = {m.id: m for m in lock_members(session, [line_member_id, record_id])}
+    member, record = locked.get(line_member_id), locked[record_id]
+    if member is None:
+        raise UnknownMember()
+    if member.line_user_id is None:
+        raise LinkNeedsLineMember()
+    if member.status != "active":
+        raise MemberBlocked()
+    if record.line_user_id is not None:
+        raise LinkNotImported()
+    if _has_audit(session, record.id, MERGED):
+        raise LinkAlreadyLinked()
+    if record.status != "active":
+        raise LinkRecordClosed()
+    wanted = normalize_phone(phone)
+    if wanted is None:
+        raise InvalidPhone()
+    if record.phone != wanted:
+        raise LinkPhoneMismatch()
+
+    settle_expired(session, record, now)
+    settle_expired(session, member, now)
+    points = record.points_balance
+    lots = session.scalar(select(func.count()).select_from(PointEntry)
+                          .where(PointEntry.member_id == record.id, PointEntry.remaining > 0))
+    own_card, their_card = _current_card(session, member.id, now), \
+        _current_card(session, record.id, now)
+    moved = {model.__tablename__: _move(session, model, record.id, member.id)
+             for model in (PointEntry, Purchase, Coupon, Redemption, StampCard, Stamp, Notice,
+                           PendingAction)}
+    _move_tags(session, record.id, member.id)
+    carried = _carry_stamps(session, program, member, own_card, their_card, now)
+    member.points_balance += points
+    record.points_balance = 0
+    filled = _fill_in(session, member, record, now)
+    record.status = "blocked"
+    if record.last_purchase_at and (member.last_purchase_at is None
+                                    or record.last_purchase_at > member.last_purchase_at):
+        member.last_purchase_at = record.last_purchase_at
+    member.last_activity_at = now
+    counts = dict(lots=lots, purchases=moved["purchases"], coupons=moved["coupons"],
+                  stamp_cards=moved["stamp_cards"])
+    audit.record(session, MERGED, member_id=record.id, actor=actor, at=now, points_delta=-points,
+                 reason=f"merged into member {member.member_code}", into_member_id=member.id,
+                 **counts)
+    audit.record(session, LINKED, member_id=member.id, actor=actor, at=now, points_delta=points,
+                 reason=f"linked imported record {record.member_code}", record_id=record.id,
+                 stamps_carried=carried, filled=list(filled), **counts)
+    tier_change = evaluate_tier(session, program, member, now)  # the record's purchases count
+    session.flush()
+    return LinkResult(member, record, points, lots, moved["purchases"], moved["coupons"],
+                      moved["stamp_cards"], carried, filled, tier_change)
+
+
+def link_by_phone(session: Session, program: Program, line_member_code: str, phone: str,
+                  now: dt.datetime, *, actor: str) -> LinkResult:
+    """Staff's `綁定 MEMBERCODE PHONE`: the customer shows their LINE member card (its code)
+    and gives the phone their POS record was imported with; after checking the person,
+    the record with that phone merges into their LINE membership (link_member's rules)."""
+    wanted = normalize_phone(phone)
+    if wanted is None:
+        raise InvalidPhone()
+    code = normalize_code(line_member_code)
+    member = code and session.scalar(select(Member).where(Member.member_code == code))
+    if not member:
+        raise UnknownMember()
+    record = session.scalar(select(Member).where(Member.phone == wanted))
+    if record is not None and record.id == member.id:  # the phone came with a linked record
+        raise LinkAlreadyLinked()
+    if record is None:
+        raise LinkNoRecordForPhone()
+    return link_member(session, program, member.id, record.member_code, wanted, now,
+                       actor=actor)
+
+
+def _has_audit(session: Session, member_id: int, action: str) -> bool:
+    return session.scalar(select(AuditLog.id).where(AuditLog.member_id == member_id,
+                                                    AuditLog.action == action).limit(1)) is not None
+
+
+def _move(session: Session, model: type, from_id: int, to_id: int) -> int:
+    return session.execute(update(model).where(model.member_id == from_id)
+                           .values(member_id=to_id)
+                           .execution_options(synchronize_session="fetch")).rowcount
+
+
+def _move_tags(session: Session, from_id: int, to_id: int) -> None:
+    has = select(MemberTag.tag_id).where(MemberTag.member_id == to_id)
+    session.execute(update(MemberTag).where(MemberTag.member_id == from_id,
+                                            MemberTag.tag_id.not_in(has))
+                    .values(member_id=to_id).execution_options(synchronize_session=False))
+    session.execute(delete(MemberTag).where(MemberTag.member_id == from_id)
+                    .execution_options(synchronize_session=False))
+
+
+def _current_card(session: Session, member_id: int, now: dt.datetime) -> StampCard | None:
+    """The card stamps would go on now (as stamps.active_card picks it), if there is one."""
+    card = session.scalar(select(StampCard).where(StampCard.member_id == member_id,
+                                                  StampCard.status == "active")
+                          .order_by(StampCard.id.desc()))
+    return None if card is None or (card.expires_at is not None and card.expires_at <= now) \
+        else card
+
+
+def _carry_stamps(session: Session, program: Program, member: Member,
+                  own: StampCard | None, theirs: StampCard | None, now: dt.datetime) -> int:
+    """Both had a current card: the record's (now moved) card is closed and its stamps go on
+    the LINE member's card, with the usual milestone and completion coupons."""
+    if own is None or theirs is None:
+        return 0  # the record's current card (if any) simply became the member's
+    carried, theirs.stamps, theirs.status = theirs.stamps, 0, "expired"
+    if carried:
+        session.add(Stamp(card_id=theirs.id, member_id=member.id, count=-carried,
+                          local_day=local_date(now, program.timezone), reason="merge",
+                          created_at=now))
+        session.flush()
+        add_stamps(session, program, member, carried, "merge", now)
+    return carried
+
+
+def _fill_in(session: Session, member: Member, record: Member, now: dt.datetime
+             ) -> tuple[str, ...]:
+    """Move the record's phone, birthday and external id to the member where theirs is empty."""
+    filled = tuple(name for name in ("phone", "birthday", "external_id")
+                   if getattr(member, name) is None and getattr(record, name) is not None)
+    values = {name: getattr(record, name) for name in filled}
+    for name in filled:
+        setattr(record, name, None)
+    session.flush()  # the unique phone and external id leave the record first
+    for name, value in values.items():
+        setattr(member, name, value)
+    if "birthday" in filled:
+        member.birthday_set_at = record.birthday_set_at or now
+        record.birthday_set_at = None
+    return filled
+
+
+# -- erase -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EraseResult:
+    member_id: int
+    member_code: str
+    already_erased: bool
+    records: tuple[int, ...] = ()  # imported records once merged into the member, erased too
+    tags: int = 0
+    pending_actions: int = 0
+    outbox_deleted: int = 0  # pending pushes
+    outbox_scrubbed: int = 0  # pushes already made: their recipient and content blanked
+
+
+def find_member(session: Session, handle: int | str) -> Member:
+    """A member by id (int), LINE user id or member code (any case, dashes allowed)."""
+    if isinstance(handle, int) and not isinstance(handle, bool):
+        found = session.get(Member, handle)
+    else:
+        text = str(handle).strip()
+        found = text and session.scalar(select(Member).where(Member.line_user_id == text))
+        code = not found and normalize_code(text)
+        if code:
+            found = session.scalar(select(Member).where(Member.member_code == code))
+    if not found:
+        raise UnknownMember()
+    return found
+
+
+def erase_member(session: Session, member_id_or_code: int | str, now: dt.datetime, *,
+                 actor: str) -> EraseResult:
+    """Remove a member's personal data on request; keep an anonymised ledger for the accounts.
+
+    `member_id_or_code` is a member id (int), LINE user id or member code. Name, phone,
+    birthday, external id and LINE user id are blanked and the member is closed (status
+    'blocked'; the audit row "member.erase" marks it erased), and so are the imported records
+    once merged into it. Points, purchases, coupons and redemptions stay, referencing the
+    member id only. Tags, pending staff actions and pending pushes are deleted; pushes
+    already made lose their recipient and content; the LINE user id is replaced in audit and
+    ledger actors, and birthdays in the audit trail are removed. The audit rows carry no
+    personal data. Idempotent: erasing again changes nothing (by LINE user id it reports
+    UnknownMember: that id is no longer stored).
+    """
+    person = find_member(session, member_id_or_code)
+    records = tuple(sorted(
+        details["record_id"] for details in session.scalars(
+            select(AuditLog.details).where(AuditLog.member_id == person.id,
+                                           AuditLog.action == LINKED))
+        if isinstance(details, dict) and isinstance(details.get("record_id"), int)))
+    locked = lock_members(session, [person.id, *records])
+    already = _has_audit(session, person.id, ERASED)
+    totals = dict.fromkeys(("tags", "pending_actions", "outbox_deleted", "outbox_scrubbed"), 0)
+    for member in locked:
+        counts = _erase_one(session, member)
+        if not _has_audit(session, member.id, ERASED):
+            merged = {"merged_into": person.id} if member.id != person.id else {}
+            audit.record(session, ERASED, member_id=member.id, actor=actor, at=now, **merged,
+                         **counts)
+        for key, value in counts.items():
+            totals[key] += value
+    session.flush()
+    return EraseResult(person.id, person.member_code, already, records, **totals)
+
+
+def _erase_one(session: Session, member: Member) -> dict[str, int]:
+    uid = member.line_user_id
+    member.display_name, member.phone, member.external_id, member.line_user_id = \
+        "", None, None, None
+    member.birthday = member.birthday_set_at = None
+    member.status = "blocked"
+    counts = {
+        "tags": session.execute(delete(MemberTag).where(MemberTag.member_id == member.id)
+                                .execution_options(synchronize_session=False)).rowcount,
+        "pending_actions": session.execute(
+            delete(PendingAction).where(PendingAction.member_id == member.id)
+            .execution_options(synchronize_session=False)).rowcount,
+        "outbox_deleted": session.execute(
+            delete(OutboxMessage).where(OutboxMessage.member_id == member.id,
+                                        OutboxMessage.status == "pending")
+            .execution_options(synchronize_session=False)).rowcount,
+        "outbox_scrubbed": session.execute(
+            update(OutboxMessage).where(OutboxMessage.member_id == member.id,
+                                        OutboxMessage.line_user_id != "")
+            .values(line_user_id="", payload={"messages": [], "erased": True})
+            .execution_options(synchronize_session=False)).rowcount,
+    }
+    session.execute(update(AuditLog).where(AuditLog.member_id == member.id,
+                                           AuditLog.action == "member.birthday")
+                    .values(details={}).execution_options(synchronize_session=False))
+    if uid:
+        actors = [uid, f"line:{uid}"]
+        for model in (AuditLog, PointEntry):
+            session.execute(update(model).where(model.actor.in_(actors))
+                            .values(actor=ERASED_ACTOR)
+                            .execution_options(synchronize_session=False))
+        _drop_from_batches(session, uid)
+    return counts
+
+
+def _drop_from_batches(session: Session, uid: str) -> None:
+    """Take the user id out of multicast recipient lists: sent ones (history) and pending ones
+    never attempted. A pending batch already attempted keeps its list: its retry must repeat
+    the same request under the same retry key."""
+    batches = session.scalars(select(OutboxBatch).where(
+        cast(OutboxBatch.recipients, String).contains(uid)).with_for_update()).all()
+    for batch in batches:
+        recipients = list(batch.recipients.get("to", []))
+        if uid not in recipients or (batch.status == "pending" and batch.attempts):
+            continue
+        recipients = [r for r in recipients if r != uid]
+        batch.recipients = {**batch.recipients, "to": recipients}
+        if batch.status == "pending" and not recipients:
+            batch.status, batch.last_error = "failed", "every recipient was erased"
