@@ -358,10 +358,15 @@ def job_child(conn, url: str, name: str, now: dt.datetime, line: tuple[str, str]
     def _before(conn_, cursor, statement, parameters, context, executemany):
         conn_.info["began"] = time.perf_counter()
 
+    slowest: dict[str, float] = {}
+
     @event.listens_for(engine, "after_cursor_execute")
     def _after(conn_, cursor, statement, parameters, context, executemany):
+        took = time.perf_counter() - conn_.info.pop("began")
         sql["statements"] += 1
-        sql["seconds"] += time.perf_counter() - conn_.info.pop("began")
+        sql["seconds"] += took
+        shape = " ".join(statement.split())[:110]
+        slowest[shape] = slowest.get(shape, 0.0) + took
 
     @event.listens_for(engine, "commit")
     def _commit(conn_):
@@ -398,8 +403,10 @@ def job_child(conn, url: str, name: str, now: dt.datetime, line: tuple[str, str]
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(30)
         top = f"cProfile of {name} (saved to {path}):\n" + out.getvalue()
+    heaviest = sorted(slowest.items(), key=lambda item: -item[1])[:3]
     conn.send({"wall": wall, "rss": rss_mb(), "base_rss": base, "heap": heap, "runs": runs,
-               "summary": summary, "profile": top, **{f"sql_{k}": v for k, v in sql.items()}})
+               "summary": summary, "profile": top, "heaviest": heaviest,
+               **{f"sql_{k}": v for k, v in sql.items()}})
     engine.dispose()
 
 
@@ -529,6 +536,8 @@ def report_one(r: dict) -> None:
     if "sql_statements" in r:
         print(f"  {r['sql_statements']:,} SQL statements taking {r['sql_seconds']:.1f} s, "
               f"{r['sql_commits']:,} commits; outbox now {r['outbox']}")
+    for shape, seconds in r.get("heaviest", []):
+        print(f"    {seconds:6.1f} s in: {shape}")
     if r.get("line"):
         line = r["line"]
         print(f"  FakeLine: {line['push']:,} pushes, {line['multicast']:,} multicasts, "

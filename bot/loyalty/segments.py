@@ -119,9 +119,9 @@ def refresh_automatic_tags(session: Session, program: Program, now: dt.datetime
     counts = {}
     for name, rule in _automatic_rules(program, now).items():
         tag = _tag(session, name, automatic=True)
-        wanted = select(Member.id).where(rule, Member.status == "active")
-        session.execute(delete(MemberTag).where(MemberTag.tag_id == tag.id,
-                                                MemberTag.member_id.not_in(wanted)))
+        session.execute(delete(MemberTag).where(  # an anti-join, never NOT IN (a subquery)
+            MemberTag.tag_id == tag.id, ~exists().where(
+                Member.id == MemberTag.member_id, rule, Member.status == "active")))
         session.execute(insert(MemberTag).from_select(
             ["member_id", "tag_id", "tagged_at"],
             select(Member.id, literal(tag.id), literal(now, MemberTag.tagged_at.type))
