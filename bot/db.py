@@ -58,6 +58,12 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
+def dialect_insert(session: Session, table: Any) -> Any:
+    """INSERT with ON CONFLICT support for the session's database (PostgreSQL or SQLite)."""
+    dialect = session.get_bind().dialect.name
+    return {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect](table)
+
+
 def insert_new(session: Session, table: Table, rows: list[dict[str, Any]], key: str) -> set:
     """Insert the rows whose unique `key` is not taken yet; returns the keys this call added.
 
@@ -66,11 +72,9 @@ def insert_new(session: Session, table: Table, rows: list[dict[str, Any]], key: 
     """
     if not rows:
         return set()
-    dialect = session.get_bind().dialect.name
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
     added: set = set()
     for start in range(0, len(rows), INSERT_CHUNK):
-        statement = (insert(table).values(rows[start:start + INSERT_CHUNK])
+        statement = (dialect_insert(session, table).values(rows[start:start + INSERT_CHUNK])
                      .on_conflict_do_nothing(index_elements=[key])
                      .returning(table.c[key]))
         added.update(session.execute(statement).scalars())

@@ -16,10 +16,9 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
 from linebot.v3.webhooks import Event
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.db import transaction
+from bot.db import insert_new, transaction
 from bot.line.client import LineClient
 from bot.line.handlers import HANDLERS, Env, prefetch
 from bot.loyalty.timeutil import utcnow
@@ -90,13 +89,9 @@ def handle_event(state: dict[str, Any], raw: Any) -> None:
 
 
 def _claim(session: Session, event_id: str, kind: str, env: Env) -> bool:
-    try:
-        with session.begin_nested():
-            session.add(ProcessedEvent(event_id=event_id[:64], event_type=kind,
-                                       processed_at=env.now))
-    except IntegrityError:
-        return False
-    return True
+    """Mark the event handled (one statement); False if it was handled before."""
+    return bool(insert_new(session, ProcessedEvent.__table__, [
+        {"event_id": event_id[:64], "event_type": kind, "processed_at": env.now}], "event_id"))
 
 
 def _summary(raw: Any) -> str:

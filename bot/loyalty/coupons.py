@@ -234,9 +234,9 @@ def wallet(session: Session, program: Program, member_id: int, now: dt.datetime
 
 def expire_due_coupons(session: Session, now: dt.datetime, limit: int = 500) -> int:
     """Mark up to `limit` coupons past their validity as expired; returns how many were due."""
-    due = list(session.scalars(
+    due = list(session.scalars(  # in ix_coupons_status_valid_until order: only due rows read
         select(Coupon.id).where(Coupon.status == "issued", Coupon.valid_until <= now)
-        .order_by(Coupon.id).limit(limit)))
+        .order_by(Coupon.valid_until, Coupon.id).limit(limit)))
     if not due:
         return 0
     expired = session.execute(  # the status condition again: a concurrent redemption wins

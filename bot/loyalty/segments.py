@@ -17,9 +17,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from sqlalchemy import ColumnElement, delete, exists, extract, func, insert, literal, select
+from sqlalchemy import ColumnElement, delete, exists, extract, func, literal, select
 from sqlalchemy.orm import Session
 
+from bot.db import dialect_insert
 from bot.loyalty import audit
 from bot.loyalty.errors import LoyaltyError
 from bot.loyalty.timeutil import add_months, local_date, start_of_day
@@ -122,11 +123,13 @@ def refresh_automatic_tags(session: Session, program: Program, now: dt.datetime
         session.execute(delete(MemberTag).where(  # an anti-join, never NOT IN (a subquery)
             MemberTag.tag_id == tag.id, ~exists().where(
                 Member.id == MemberTag.member_id, rule, Member.status == "active")))
-        session.execute(insert(MemberTag).from_select(
+        # ON CONFLICT, not NOT EXISTS: an INSERT whose SELECT reads the table it fills can
+        # get a plan that rescans every row it has just added (quadratic at a million)
+        session.execute(dialect_insert(session, MemberTag).from_select(
             ["member_id", "tag_id", "tagged_at"],
             select(Member.id, literal(tag.id), literal(now, MemberTag.tagged_at.type))
-            .where(rule, Member.status == "active", ~exists().where(
-                MemberTag.member_id == Member.id, MemberTag.tag_id == tag.id))))
+            .where(rule, Member.status == "active"))
+            .on_conflict_do_nothing(index_elements=["member_id", "tag_id"]))
         counts[name] = session.scalar(select(func.count()).select_from(MemberTag).where(
             MemberTag.tag_id == tag.id))
     return counts
