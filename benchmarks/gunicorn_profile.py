@@ -1,0 +1,109 @@
+"""bot/gunicorn_conf.py plus measurements in every worker, for benchmarks/webhook.py only.
+
+BENCH_PROFILE_MODE=cprofile: each worker runs cProfile during the measured requests (not
+while booting or warming up), on the thread's CPU clock so that waiting on PostgreSQL or
+LINE and being preempted are left out, and writes
+$BENCH_PROFILE_DIR/$BENCH_PROFILE_LABEL-<pid>.pstats when gunicorn stops it.
+
+BENCH_PROFILE_MODE=timers: each worker times every request (wall and CPU) and, inside it, SQL
+statements, commits and pool pings, and the LINE calls (whole LineClient.reply/push, and the
+HTTP exchange alone), per event kind (the X-Bench-Kind header the benchmark sends), and
+writes $BENCH_PROFILE_DIR/$BENCH_PROFILE_LABEL-<pid>.json. Only wrappers: no bot code changes.
+"""
+
+import cProfile
+import json
+import os
+import time
+from collections import defaultdict
+
+from bot.gunicorn_conf import accesslog, bind, errorlog, on_starting, workers  # noqa: F401
+
+MODE = os.environ.get("BENCH_PROFILE_MODE", "cprofile")
+_profiler: cProfile.Profile | None = None
+_current: dict[str, float] = defaultdict(float)
+_totals: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+
+
+def _timed(owner: type, name: str, key: str) -> None:
+    original = getattr(owner, name)
+
+    def wrapper(*args, **kwargs):
+        began = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            _current[key + "_ms"] += (time.perf_counter() - began) * 1000
+            _current[key + "_n"] += 1
+
+    setattr(owner, name, wrapper)
+
+
+def _install_timers() -> None:
+    from linebot.v3.messaging.rest import RESTClientObject
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine.default import DefaultDialect
+
+    from bot.line.client import LineClient
+
+    @event.listens_for(Engine, "before_cursor_execute")
+    def _before(conn, cursor, statement, parameters, context, executemany):
+        conn.info["bench_began"] = time.perf_counter()
+
+    @event.listens_for(Engine, "after_cursor_execute")
+    def _after(conn, cursor, statement, parameters, context, executemany):
+        _current["sql_ms"] += (time.perf_counter() - conn.info.pop("bench_began")) * 1000
+        _current["sql_n"] += 1
+
+    _timed(DefaultDialect, "do_commit", "commit")
+    _timed(DefaultDialect, "_do_ping_w_event", "ping")
+    _timed(LineClient, "reply", "reply")
+    _timed(LineClient, "push", "push")
+    _timed(RESTClientObject, "request", "line_http")
+
+
+def post_fork(server, worker) -> None:
+    global _profiler
+    if MODE == "timers":
+        _install_timers()
+    else:
+        _profiler = cProfile.Profile(time.thread_time)
+
+
+def _kind(req) -> str:
+    return next((v for k, v in req.headers if k.upper() == "X-BENCH-KIND"), "other")
+
+
+def pre_request(worker, req) -> None:
+    _current.clear()
+    if _profiler is not None and not _kind(req).startswith("warm-up"):
+        _profiler.enable()
+    _current["began"] = time.perf_counter()
+    _current["cpu"] = time.thread_time()
+
+
+def post_request(worker, req, environ, resp) -> None:
+    if _profiler is not None:
+        _profiler.disable()
+    if MODE != "timers" or "began" not in _current:
+        return
+    kind = _kind(req)
+    totals = _totals[kind]
+    totals["n"] += 1
+    totals["wall_ms"] += (time.perf_counter() - _current.pop("began")) * 1000
+    totals["cpu_ms"] += (time.thread_time() - _current.pop("cpu")) * 1000
+    for key, value in _current.items():
+        totals[key] += value
+    _current.clear()
+
+
+def worker_exit(server, worker) -> None:
+    label = os.environ.get("BENCH_PROFILE_LABEL", "worker")
+    path = os.path.join(os.environ["BENCH_PROFILE_DIR"], f"{label}-{os.getpid()}")
+    if _profiler is not None:
+        _profiler.disable()
+        _profiler.dump_stats(path + ".pstats")
+    elif MODE == "timers":
+        with open(path + ".json", "w") as out:
+            json.dump(_totals, out)
