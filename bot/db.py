@@ -18,7 +18,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-INSERT_CHUNK = 500  # rows per multi-row INSERT: well under SQLite's 32,766 parameters
 
 
 def make_engine(url: str, **kwargs) -> Engine:
@@ -67,15 +66,14 @@ def dialect_insert(session: Session, table: Any) -> Any:
 def insert_new(session: Session, table: Table, rows: list[dict[str, Any]], key: str) -> set:
     """Insert the rows whose unique `key` is not taken yet; returns the keys this call added.
 
-    One statement for the lot (INSERT ... ON CONFLICT DO NOTHING RETURNING): a row another
+    INSERT ... ON CONFLICT DO NOTHING RETURNING, executed for all rows at once (batched
+    into multi-row statements by SQLAlchemy, and compiled once per table): a row another
     transaction holds is waited for, then skipped, so two processes never both add a key.
     """
     if not rows:
         return set()
-    added: set = set()
-    for start in range(0, len(rows), INSERT_CHUNK):
-        statement = (dialect_insert(session, table).values(rows[start:start + INSERT_CHUNK])
-                     .on_conflict_do_nothing(index_elements=[key])
-                     .returning(table.c[key]))
-        added.update(session.execute(statement).scalars())
-    return added
+    statement = (dialect_insert(session, table).on_conflict_do_nothing(index_elements=[key])
+                 .returning(table.c[key]))
+    if len(rows) == 1:
+        return set(session.execute(statement, rows[0]).scalars())
+    return set(session.execute(statement, rows).scalars())
