@@ -46,10 +46,9 @@ def _errors(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         if request.path.startswith("/api/"):  # unknown API paths and methods: problem JSON
-            from bot.api import problem
+            from bot.api import http_problem
 
-            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.code, "invalid_request")
-            return problem(exc.code or 400, code, exc.description or exc.name)
+            return http_problem(exc)
         return jsonify(status=exc.code, error=exc.name), exc.code
 
     @app.errorhandler(Exception)

@@ -189,11 +189,18 @@ def _idempotency(call: Call) -> tuple[int, Any] | None:
     return stored.status_code, stored.response
 
 
+def http_problem(exc: HTTPException) -> Response:
+    """An HTTP error (unknown path, wrong method, too large) as problem details."""
+    status = exc.code or 400
+    code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+        status, "invalid_request")
+    return problem(status, code, exc.description or exc.name)
+
+
 @bp.errorhandler(Exception)
 def _unexpected(exc: Exception) -> Response:
-    if isinstance(exc, HTTPException):  # a 413 or 405 inside a handler: say what it was
-        return problem(exc.code or 400, {405: "method_not_allowed", 413: "too_large"}.get(
-            exc.code or 400, "invalid_request"), exc.description or exc.name)
+    if isinstance(exc, HTTPException):
+        return http_problem(exc)
     log.exception("unhandled API error")
     return problem(500, "internal_error", "something went wrong on our side")
 
