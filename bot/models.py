@@ -215,7 +215,7 @@ class CouponTemplateRow(Base):
     """The program's coupon templates, mirrored so caps can be counted atomically.
 
     No CHECK on issued_count <= total_cap: an owner may lower a cap below what was already
-    given out; the conditional UPDATE in issue_coupon is what stops new issues.
+    given out; issue_coupons reads the count under a row lock and stops new issues.
     """
 
     __tablename__ = "coupon_templates"
