@@ -8,6 +8,7 @@ import sys
 from flask import Flask, jsonify, request
 from sqlalchemy import text
 
+from bot import simulator
 from bot.cli import register_cli
 from bot.config import Config
 from bot.db import make_engine, make_sessionmaker
@@ -16,7 +17,7 @@ from bot.program import load_program
 
 def create_app(config: Config | None = None) -> Flask:
     """Build the Flask app; raises ProgramError if the program file is unusable."""
-    config = config or Config.from_env()
+    config = simulator.configure(config or Config.from_env())
     program = load_program(config.program_path)
     app = Flask(__name__, instance_relative_config=True)
     app.config.update(SECRET_KEY=config.secret_key, MAX_CONTENT_LENGTH=1024 * 1024)
@@ -34,6 +35,7 @@ def create_app(config: Config | None = None) -> Flask:
     from bot import api
 
     api.init_app(app)
+    simulator.init_app(app)
     _errors(app)
     register_cli(app)
     return app

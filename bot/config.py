@@ -23,6 +23,16 @@ def _positive_int(env: dict[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
+def _switch(env: dict[str, str], name: str) -> str:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "auto"):
+        return "auto"
+    if raw in ("1", "0"):
+        return raw
+    raise ConfigError(f"Configuration error: {name} must be 1 (on), 0 (off) or unset, "
+                      f"not {env.get(name)!r}")
+
+
 def normalize_database_url(url: str) -> str:
     """Accept the `postgres://` scheme PaaS providers hand out and pick the psycopg 3 driver."""
     for prefix in ("postgres://", "postgresql://"):
@@ -43,10 +53,18 @@ class Config:
     line_oa_basic_id: str = ""  # e.g. @123abcde; QR codes then open the chat with text typed
     public_base_url: str = "http://127.0.0.1:5000"  # where LINE fetches QR images from
     line_api_base_url: str = ""  # tests only: send every LINE API call to this host
+    # "1" on, "0" off, "auto": on while no LINE channel is configured; bot.simulator turns
+    # "auto" into "local" (on, for requests from this machine only) when it takes over
+    simulator: str = "auto"
 
     @property
     def line_configured(self) -> bool:
         return bool(self.line_channel_secret and self.line_channel_access_token)
+
+    @property
+    def simulator_on(self) -> bool:
+        return self.simulator in ("1", "local") or (self.simulator == "auto"
+                                                    and not self.line_configured)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Config:
@@ -64,4 +82,5 @@ class Config:
             public_base_url=(env.get("PUBLIC_BASE_URL")
                              or f"http://127.0.0.1:{_positive_int(env, 'PORT', 5000)}").rstrip("/"),
             line_api_base_url=env.get("LINE_API_BASE_URL", "").rstrip("/"),
+            simulator=_switch(env, "SIMULATOR"),
         )

@@ -14,7 +14,7 @@ from linebot.v3.messaging import (
 )
 
 from bot.config import Config
-from bot.line.limits import MessageLimitError, check_messages
+from bot.line.limits import IMAGE_SCHEMES, MessageLimitError, check_messages
 
 log = logging.getLogger("bot.line")
 TIMEOUT = (3.05, 10)  # connect, read (seconds)
@@ -52,9 +52,13 @@ class LineClient:
         self._api_client = ApiClient(configuration(config))
         self.api = MessagingApi(self._api_client)
         self.blob = MessagingApiBlob(self._api_client)
+        # LINE fetches images over https only; the local simulator shows the app's own QR
+        # images from its plain http address
+        self.image_schemes = (IMAGE_SCHEMES + (f"{config.public_base_url}/",)
+                              if config.simulator_on else IMAGE_SCHEMES)
 
     def reply(self, reply_token: str, messages: list[dict]) -> bool:
-        check_messages(messages, "reply")
+        check_messages(messages, "reply", self.image_schemes)
         try:
             self._post(REPLY, {"replyToken": reply_token, "messages": messages})
         except Exception as exc:  # a lost reply must not undo the committed event
@@ -64,7 +68,7 @@ class LineClient:
 
     def push(self, user_id: str, messages: list[dict], retry_key: str) -> SendResult:
         try:
-            check_messages(messages, "push")
+            check_messages(messages, "push", self.image_schemes)
         except MessageLimitError as exc:  # resending cannot fix it: record, never retry
             return SendResult(False, error=str(exc))
         return self._send(PUSH, {"to": user_id, "messages": messages}, retry_key)
@@ -72,7 +76,7 @@ class LineClient:
     def multicast(self, user_ids: list[str], messages: list[dict], retry_key: str
                   ) -> SendResult:
         try:
-            check_messages(messages, "multicast")
+            check_messages(messages, "multicast", self.image_schemes)
         except MessageLimitError as exc:
             return SendResult(False, error=str(exc))
         if not 1 <= len(user_ids) <= MULTICAST_MAX:

@@ -27,6 +27,7 @@ MAX_QUICK_REPLY_ITEMS = 13
 MAX_QUICK_REPLY_LABEL = 20
 MAX_URI = 1000
 MAX_IMAGE_URL = 2000
+IMAGE_SCHEMES = ("https://",)
 URI_SCHEMES = ("https://", "http://", "line://", "tel:", "mailto:")
 
 
@@ -42,8 +43,12 @@ def json_bytes(value: Any) -> int:
     return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
 
 
-def check_messages(messages: list[dict], kind: str = "reply") -> None:
-    """Raise MessageLimitError if LINE would refuse this batch of messages."""
+def check_messages(messages: list[dict], kind: str = "reply",
+                   image_schemes: tuple[str, ...] = IMAGE_SCHEMES) -> None:
+    """Raise MessageLimitError if LINE would refuse this batch of messages.
+
+    `image_schemes`: how image URLs may start (LINE takes https only; the local simulator
+    also takes the app's own http address)."""
     if kind not in KINDS:
         raise ValueError(f"unknown send kind {kind!r}; one of {', '.join(KINDS)}")
     if not messages:
@@ -51,10 +56,10 @@ def check_messages(messages: list[dict], kind: str = "reply") -> None:
     if len(messages) > MAX_MESSAGES:
         raise MessageLimitError(kind, f"{len(messages)} messages; at most {MAX_MESSAGES}")
     for i, message in enumerate(messages):
-        _check_message(message, f"{kind} messages[{i}]")
+        _check_message(message, f"{kind} messages[{i}]", image_schemes)
 
 
-def _check_message(message: dict, where: str) -> None:
+def _check_message(message: dict, where: str, image_schemes: tuple[str, ...]) -> None:
     if not isinstance(message, dict):
         raise MessageLimitError(where, "a message must be an object")
     kind = message.get("type")
@@ -66,7 +71,7 @@ def _check_message(message: dict, where: str) -> None:
     if "quickReply" in message:
         _check_quick_reply(message["quickReply"], f"{where}.quickReply")
     for path, node in _walk(message, where):
-        _check_node(node, path)
+        _check_node(node, path, image_schemes)
 
 
 def _check_container(container: Any, where: str) -> None:
@@ -93,7 +98,7 @@ def _check_quick_reply(quick_reply: Any, where: str) -> None:
         _length(label, MAX_QUICK_REPLY_LABEL, f"{where}.items[{i}].action.label", required=True)
 
 
-def _check_node(node: dict, where: str) -> None:
+def _check_node(node: dict, where: str, image_schemes: tuple[str, ...]) -> None:
     kind = node.get("type")
     if kind in ("postback", "datetimepicker", "richmenuswitch"):
         _length(node.get("data"), MAX_POSTBACK_DATA, f"{where}.data", required=True)
@@ -107,7 +112,7 @@ def _check_node(node: dict, where: str) -> None:
         label = action.get("label") if isinstance(action, dict) else None
         _length(label, MAX_FLEX_LABEL, f"{where}.action.label", required=True)
     elif kind in ("image", "icon"):
-        _url(node.get("url"), MAX_IMAGE_URL, f"{where}.url", ("https://",))
+        _url(node.get("url"), MAX_IMAGE_URL, f"{where}.url", image_schemes)
     elif kind in ("text", "span") and not node.get("contents"):
         # LINE refuses a flex text or span whose text is empty or missing
         _length(node.get("text"), None, f"{where}.text", required=True)

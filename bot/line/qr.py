@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 import qrcode
 from flask import Blueprint, Response, abort, current_app
@@ -33,6 +33,26 @@ def member_payload(basic_id: str, member_code: str) -> str:
 def qr_url(secret_key: str, public_base_url: str, payload: str) -> str:
     token = URLSafeSerializer(secret_key, salt=SALT).dumps(payload)
     return f"{public_base_url}/qr/{token}.png"
+
+
+def payload_of(secret_key: str, public_base_url: str, url: str) -> str | None:
+    """What the QR image at `url` holds, if it is one of ours with a valid signature."""
+    prefix = f"{public_base_url}/qr/"
+    if not (url.startswith(prefix) and url.endswith(".png")):
+        return None
+    try:
+        payload = URLSafeSerializer(secret_key, salt=SALT).loads(url[len(prefix):-4])
+    except BadSignature:
+        return None
+    return payload if isinstance(payload, str) else None
+
+
+def typed_text(payload: str) -> str:
+    """What scanning the payload with LINE leaves typed in the chat box."""
+    parts = urlsplit(payload)
+    if parts.scheme == "https" and parts.netloc == "line.me" and "/oaMessage/" in parts.path:
+        return unquote(parts.query)
+    return payload
 
 
 def png(payload: str, box_size: int = 10) -> bytes:

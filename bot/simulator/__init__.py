@@ -1,0 +1,61 @@
+"""A LINE simulator in the browser: try the whole bot without a LINE channel or a phone.
+
+While it is on, the app's LINE client talks to the simulator's own Messaging API endpoints
+(bot.simulator.line_api) instead of LINE, and the simulator page sends real signed webhook
+events to the app's /callback: the same code paths as production.
+
+It is on when SIMULATOR=1, or when SIMULATOR is unset and no LINE channel is configured; in
+that second case it answers only requests made on this machine, so an app deployed without
+its channel settings does not open a playground to the internet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import logging
+
+from flask import Flask
+
+from bot.config import Config
+
+log = logging.getLogger("bot.simulator")
+
+
+def _derived(config: Config, purpose: str) -> str:
+    """Channel credentials for the simulated channel, the same in every worker process."""
+    return hmac.new(config.secret_key.encode(), f"simulator {purpose}".encode(),
+                    hashlib.sha256).hexdigest()
+
+
+def local_base_url(config: Config) -> str:
+    return f"http://127.0.0.1:{config.port}"
+
+
+def configure(config: Config) -> Config:
+    """The configuration the app runs with: with the simulator on, its channel replaces LINE."""
+    if not config.simulator_on:
+        return config
+    if config.line_configured:
+        log.warning("SIMULATOR=1: LINE messages go to the simulator, not to the configured "
+                    "channel; never set it in production")
+    return dataclasses.replace(
+        config, simulator="1" if config.simulator == "1" else "local",
+        line_channel_secret=_derived(config, "channel secret"),
+        line_channel_access_token=_derived(config, "access token"),
+        line_api_base_url=f"{local_base_url(config)}/simulator/line")
+
+
+def init_app(app: Flask) -> None:
+    """Register the simulator page and its Messaging API, when the simulator is on."""
+    config = app.extensions["loyalty"]["config"]
+    if not config.simulator_on:
+        return
+    from bot.simulator import line_api, views
+    from bot.simulator.store import Store
+
+    app.extensions["simulator"] = Store()
+    app.register_blueprint(line_api.bp)
+    app.register_blueprint(views.bp)
+    log.info("LINE simulator on: open %s/simulator", config.public_base_url)

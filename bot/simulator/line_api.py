@@ -1,0 +1,104 @@
+"""The part of LINE's Messaging API the bot calls, answered by the simulator.
+
+The app's LINE client is pointed here (instead of api.line.me) while the simulator is on, so
+replies and pushes travel the same code path as in production, over HTTP.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+
+from bot.simulator.store import ReplyTokenError, Store
+
+bp = Blueprint("simulator_line", __name__, url_prefix="/simulator/line/v2/bot")
+
+
+def _store() -> Store:
+    return current_app.extensions["simulator"]
+
+
+def _error(status: int, message: str):
+    return jsonify(message=message), status
+
+
+@bp.before_request
+def authorize():
+    """Bearer token of the simulated channel, as LINE checks the channel access token."""
+    token = current_app.extensions["loyalty"]["config"].line_channel_access_token
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return _error(401, "Authentication failed. Confirm that the access token in the "
+                           "authorization header is valid.")
+    return None
+
+
+def _messages(body: Any) -> list[dict] | None:
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if not isinstance(messages, list) or not 1 <= len(messages) <= 5:
+        return None
+    return [m for m in messages if isinstance(m, dict)] or None
+
+
+@bp.post("/message/reply")
+def reply():
+    """Show the messages in the chat of the user the reply token was issued for."""
+    body = request.get_json(silent=True)
+    messages = _messages(body)
+    if messages is None:
+        return _error(400, "The request body has 1 error(s): messages must hold 1 to 5")
+    try:
+        user_id = _store().use_reply_token(str(body.get("replyToken", "")))
+    except ReplyTokenError as exc:
+        return _error(400, str(exc))
+    for message in messages:
+        _store().add(user_id, "bot", "reply", message)
+    return jsonify(sentMessages=[{"id": "0"} for _ in messages])
+
+
+def _deliver(via: str, recipients: list[str]):
+    body = request.get_json(silent=True)
+    messages = _messages(body)
+    if messages is None:
+        return _error(400, "The request body has 1 error(s): messages must hold 1 to 5")
+    retry_key = request.headers.get("X-Line-Retry-Key")
+    if retry_key and not _store().first_use_of(retry_key):
+        return _error(409, "The retry key is already accepted")
+    for user_id in recipients:
+        for message in messages:
+            _store().add(user_id, "bot", via, message)
+    return jsonify(sentMessages=[{"id": "0"} for _ in messages])
+
+
+@bp.post("/message/push")
+def push():
+    body = request.get_json(silent=True) or {}
+    return _deliver("push", [str(body.get("to", ""))])
+
+
+@bp.post("/message/multicast")
+def multicast():
+    body = request.get_json(silent=True) or {}
+    to = body.get("to")
+    return _deliver("multicast", [str(u) for u in to] if isinstance(to, list) else [])
+
+
+@bp.get("/profile/<user_id>")
+def profile(user_id: str):
+    persona = _store().persona_of(user_id)
+    if persona is None:
+        return _error(404, "Not found")
+    return jsonify(userId=user_id, displayName=persona.display_name,
+                   language=persona.language)
+
+
+@bp.get("/message/quota")
+def quota():
+    return jsonify(type="none")
+
+
+@bp.get("/message/quota/consumption")
+def consumption():
+    return jsonify(totalUsage=0)

@@ -1,0 +1,114 @@
+"""Sample data for every message: the simulator's template gallery and the message tests.
+
+Each builder makes the domain objects a message function takes (a member, a coupon, a
+summary, a purchase) without a database; `flex_samples` renders every Flex template once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any
+
+from bot.line import messages as m
+from bot.line.formatting import RenderContext
+from bot.line.qr import qr_url
+from bot.loyalty.codes import ALPHABET
+from bot.loyalty.coupons import CouponView
+from bot.loyalty.errors import CouponAlreadyRedeemed
+from bot.loyalty.purchases import PurchaseResult
+from bot.loyalty.summary import Expiring, MemberSummary
+from bot.loyalty.tiers import TierChange, next_tier
+from bot.models import Coupon, Member, Purchase
+from bot.program import Program
+
+NOW = dt.datetime(2026, 11, 22, 2, 0, tzinfo=dt.UTC)
+TODAY = dt.date(2026, 11, 22)
+Samples = Iterator[tuple[str, list[dict]]]
+
+
+def code(n: int) -> str:
+    return "".join(ALPHABET[(n * 7 + i * 3) % len(ALPHABET)] for i in range(9))
+
+
+def member(name: str = "小美", tier: str = "silver") -> Member:
+    return Member(id=7, line_user_id="U7", member_code=code(999), display_name=name,
+                  language="zh-TW", tier=tier, tier_since=NOW, status="active",
+                  points_balance=1234, joined_at=NOW, last_activity_at=NOW)
+
+
+def view(program: Program, key: str = "welcome", n: int = 1, title: str | None = None,
+         title_en: str | None = None, days: int = 30, **coupon: Any) -> CouponView:
+    template = program.coupons[key]
+    if title:
+        template = dataclasses.replace(template, title=title, title_en=title_en or title,
+                                       gift=title_en or title)
+    row = Coupon(id=n, code=code(n), template_id=1, member_id=7, valid_from=NOW,
+                 valid_until=NOW + dt.timedelta(days=days), issued_at=NOW, reason="test",
+                 **{"status": "issued", **coupon})
+    return CouponView(row, template, 0)
+
+
+def summary(program: Program, who: Member, *, balance: int = 1234, spend: int = 8000,
+            stamps: int = 3, goal: int = 10, to_next: int = 2, lots: int = 2,
+            wallet: list[CouponView] = ()) -> MemberSummary:
+    tier = program.tier(who.tier)
+    upcoming = next_tier(program, tier)
+    return MemberSummary(
+        member=who, balance=balance, tier=tier, next_tier=upcoming, spend=spend,
+        expiring=[Expiring(TODAY + dt.timedelta(days=i), 10 + i) for i in range(lots)],
+        spend_to_next=max(0, upcoming.threshold - spend) if upcoming else None,
+        stamps=stamps, stamp_goal=goal, stamps_to_next_reward=to_next, wallet=list(wallet))
+
+
+def purchase(program: Program, coupons: int = 1, tier_up: bool = True) -> PurchaseResult:
+    row = Purchase(id=3, member_id=7, source="line", external_order_id="o-3", amount=3500,
+                   points_earned=116, stamps_earned=1, created_at=NOW)
+    change = TierChange(program.tier("silver"), program.tier("gold")) if tier_up else None
+    won = [view(program, "free_drink", n).coupon for n in range(coupons)]
+    return PurchaseResult(row, 116, 1, won, change)
+
+
+def context(program: Program, lang: str, qr: Callable[[str], str] | None = None
+            ) -> RenderContext:
+    """Render in `lang`; QR images from `qr` (payload -> URL), else from a sample address."""
+    return RenderContext(program=program, lang=lang, oa_basic_id="@mountainmist",
+                         qr_url=qr or partial(qr_url, "sample-key", "https://cafe.example"))
+
+
+def flex_samples(program: Program, ctx: RenderContext) -> Samples:
+    """(name, messages) for every Flex template, some twice (with and without a gift ...)."""
+    who = member()
+    coupon = view(program)
+    used = view(program, "pct10", 2, redeemed_at=NOW, status="redeemed")
+    yield "welcome", m.welcome(ctx, who, coupon)
+    yield "welcome without gift or name", m.welcome(ctx, member(""), None)
+    yield "points_card", m.points_card(ctx, summary(program, who))
+    yield "stamp_card", m.stamp_card(ctx, summary(program, who))
+    yield "wallet", m.wallet(ctx, [view(program, k, i) for i, k in enumerate(program.coupons)])
+    yield "coupon_detail", m.coupon_detail(ctx, view(program, "xmas_beans", 3))
+    yield "member_card", m.member_card(ctx, who, summary(program, who, wallet=[coupon]))
+    yield "rewards_catalog", m.rewards_catalog(ctx, 600)
+    yield "reward_confirm", m.reward_confirm(ctx, program.rewards[0], 600)
+    yield "reward_confirm short", m.reward_confirm(ctx, program.rewards[2], 50)
+    yield "reward_issued", m.reward_issued(ctx, view(program, "nt50", 4), 500)
+    yield "purchase_receipt", m.purchase_receipt(ctx, purchase(program), 1350, [coupon])
+    yield "staff_purchase_recorded", m.staff_purchase_recorded(ctx, who, purchase(program))
+    yield "staff_confirm_purchase", m.staff_confirm_purchase(ctx, who, 4200, "tok-123_x")
+    yield "staff_redemption_ok", m.staff_redemption_ok(
+        ctx, dataclasses.replace(used, discount=50), who, 500)
+    yield "staff_redemption_ok gift", m.staff_redemption_ok(ctx, view(program, "free_drink"),
+                                                            None, None)
+    yield "staff_redemption_failed", m.staff_redemption_failed(
+        ctx, CouponAlreadyRedeemed(), "2026-11-20 14:05 · Amy")
+    yield "customer_coupon_used", m.customer_coupon_used(ctx, used)
+    yield "birthday_gift", m.birthday_gift(ctx, who, view(program, "bday_member", 5))
+    yield "nudge", m.nudge(ctx, who, "stamps", 2, "Any drink, on us")
+    yield "nudge one point", m.nudge(ctx, who, "points", 1, "NT$50 off")
+    yield "expiry_warning", m.expiry_warning(ctx, who, [(TODAY, 40)], [coupon])
+
+
+def gallery_samples(program: Program, lang: str, qr: Callable[[str], str]) -> Samples:
+    return flex_samples(program, context(program, lang, qr))

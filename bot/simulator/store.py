@@ -1,0 +1,114 @@
+"""The simulator's memory: personas, their conversations, reply tokens and retry keys.
+
+It lives in the web process (the simulator runs on one process: `python3 -m bot.dev serve`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def line_user_id(name: str) -> str:
+    """A stable, LINE-shaped user id (U + 32 hex digits) for a persona."""
+    return "U" + hashlib.sha256(f"simulator:{name}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Persona:
+    key: str
+    display_name: str
+    language: str
+    staff: bool = False
+
+    @property
+    def user_id(self) -> str:
+        return line_user_id(self.key)
+
+    @property
+    def menu(self) -> str:
+        return "staff" if self.staff else "customer"
+
+
+PERSONAS = (
+    Persona("mei", "小美", "zh-TW"),
+    Persona("jie", "阿傑", "zh-Hant"),
+    Persona("emma", "Emma", "en"),
+    Persona("kai", "店員 Kai", "zh-TW", staff=True),
+)
+
+
+@dataclass
+class Entry:
+    """One line in a conversation: from the persona ("user") or from the bot ("bot")."""
+
+    seq: int
+    user_id: str
+    sender: str
+    via: str  # what carried it: text, postback, reply, push, multicast, follow, ...
+    message: dict[str, Any]
+    at: float = field(default_factory=time.time)
+
+
+class ReplyTokenError(Exception):
+    """A reply token the simulator never issued, or one already used."""
+
+
+class Store:
+    def __init__(self, personas: tuple[Persona, ...] = PERSONAS) -> None:
+        self.personas = {p.key: p for p in personas}
+        self._by_user = {p.user_id: p for p in personas}
+        self._lock = threading.Lock()
+        self._seq = itertools.count(1)
+        self._entries: list[Entry] = []
+        self._tokens: dict[str, str] = {}  # reply token -> user id, until used
+        self._retry_keys: set[str] = set()
+
+    def persona_of(self, user_id: str) -> Persona | None:
+        return self._by_user.get(user_id)
+
+    def add(self, user_id: str, sender: str, via: str, message: dict[str, Any]) -> Entry:
+        with self._lock:
+            entry = Entry(next(self._seq), user_id, sender, via, message)
+            self._entries.append(entry)
+            return entry
+
+    def since(self, user_id: str | None, after: int) -> list[Entry]:
+        with self._lock:
+            return [e for e in self._entries
+                    if e.seq > after and (user_id is None or e.user_id == user_id)]
+
+    @property
+    def last_seq(self) -> int:
+        with self._lock:
+            return self._entries[-1].seq if self._entries else 0
+
+    def clear(self, user_id: str) -> None:
+        with self._lock:
+            self._entries = [e for e in self._entries if e.user_id != user_id]
+
+    def new_reply_token(self, user_id: str) -> str:
+        token = hashlib.sha256(f"{user_id}:{time.time_ns()}:{id(self)}".encode()).hexdigest()
+        with self._lock:
+            self._tokens[token] = user_id
+        return token
+
+    def use_reply_token(self, token: str) -> str:
+        """The user a reply token was issued for; each token works once, as on LINE."""
+        with self._lock:
+            user_id = self._tokens.pop(token, None)
+        if user_id is None:
+            raise ReplyTokenError("Invalid reply token")
+        return user_id
+
+    def first_use_of(self, retry_key: str) -> bool:
+        """False when this X-Line-Retry-Key was accepted before (LINE answers 409)."""
+        with self._lock:
+            if retry_key in self._retry_keys:
+                return False
+            self._retry_keys.add(retry_key)
+            return True

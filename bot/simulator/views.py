@@ -1,0 +1,204 @@
+"""The simulator page and the browser's API: personas, chats, the clock panel, the gallery."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from functools import partial
+from typing import Any
+
+from flask import Blueprint, abort, current_app, jsonify, render_template, request, send_file
+from sqlalchemy import select
+
+from bot.config import ROOT
+from bot.db import transaction
+from bot.jobs import JOBS, run_job
+from bot.line.qr import payload_of, qr_url, typed_text
+from bot.loyalty.staff import add_staff
+from bot.loyalty.timeutil import utcnow
+from bot.models import Member, Staff
+from bot.simulator import events, local_base_url
+from bot.simulator.flex_html import render_message
+from bot.simulator.store import Entry, Persona, Store
+
+bp = Blueprint("simulator", __name__, url_prefix="/simulator", template_folder="templates",
+               static_folder="static")
+log = logging.getLogger("bot.simulator")
+MENUS = ("customer", "staff")
+MAX_TEXT = 5000  # LINE's limit on a text message a user can send
+
+
+class SimulatorError(Exception):
+    """A request the simulator cannot act on; the message says why."""
+
+
+def _state() -> dict[str, Any]:
+    return current_app.extensions["loyalty"]
+
+
+def _store() -> Store:
+    return current_app.extensions["simulator"]
+
+
+@bp.before_request
+def only_here():
+    """Started on its own (no LINE channel), the simulator answers this machine only."""
+    local = request.remote_addr in ("127.0.0.1", "::1") and "X-Forwarded-For" not in request.headers
+    if _state()["config"].simulator == "local" and not local:
+        abort(404)
+
+
+@bp.errorhandler(SimulatorError)
+def refused(exc: SimulatorError):
+    return jsonify(error=str(exc)), 400
+
+
+@bp.get("")
+def page():
+    """The phone: personas, their chats, the rich menu, the clock panel."""
+    state = _state()
+    menus = {name: json.loads((ROOT / "richmenu" / f"{name}.json").read_text("utf-8"))
+             for name in MENUS}
+    now = utcnow().astimezone(state["program"].timezone)
+    return render_template("simulator/index.html", personas=list(_store().personas.values()),
+                           menus=menus, jobs=JOBS, shop=state["program"].shop_name,
+                           now=now.strftime("%Y-%m-%dT%H:%M"), tz=state["program"].timezone.key)
+
+
+@bp.get("/richmenu/<name>.png")
+def richmenu_image(name: str):
+    if name not in MENUS:
+        abort(404)
+    return send_file(ROOT / "richmenu" / f"{name}.png", mimetype="image/png", max_age=60)
+
+
+def _persona(key: str) -> Persona:
+    persona = _store().personas.get(key)
+    if persona is None:
+        abort(404)
+    return persona
+
+
+def _followed(user_ids: list[str]) -> set[str]:
+    with _state()["sessions"]() as session:
+        return set(session.scalars(select(Member.line_user_id).where(
+            Member.line_user_id.in_(user_ids), Member.status == "active")))
+
+
+def _entry_json(entry: Entry) -> dict[str, Any]:
+    config = _state()["config"]
+
+    def scan(url: str) -> str | None:
+        payload = payload_of(config.secret_key, config.public_base_url, url)
+        return typed_text(payload) if payload is not None else None
+
+    persona = _store().persona_of(entry.user_id)
+    return {"seq": entry.seq, "persona": persona.key if persona else None,
+            "sender": entry.sender, "via": entry.via,
+            "html": render_message(entry.message, qr_payload=scan)}
+
+
+@bp.get("/api/chats")
+def chats():
+    """Every conversation entry after `after`, and who follows the shop now."""
+    after = request.args.get("after", "0")
+    entries = _store().since(None, int(after) if after.isdigit() else 0)
+    personas = list(_store().personas.values())
+    followed = _followed([p.user_id for p in personas])
+    return jsonify(entries=[_entry_json(e) for e in entries if e.user_id in
+                            {p.user_id for p in personas}],
+                   followed=[p.key for p in personas if p.user_id in followed])
+
+
+@bp.post("/api/chats/<key>")
+def act(key: str):
+    """The persona does something in LINE: types, taps a button, follows or blocks."""
+    persona = _persona(key)
+    _ensure_staff()
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise SimulatorError("send a JSON object")
+    status = events.deliver(f"{local_base_url(_state()['config'])}/callback",
+                            _state()["config"].line_channel_secret, [_event(persona, body)])
+    if status != 200:
+        raise SimulatorError(f"/callback answered {status}")
+    return jsonify(status=status)
+
+
+def _event(persona: Persona, body: dict[str, Any]) -> dict[str, Any]:
+    kind, user, store = body.get("type"), persona.user_id, _store()
+    if kind == "text":
+        words = body.get("text")
+        if not isinstance(words, str) or not words.strip() or len(words) > MAX_TEXT:
+            raise SimulatorError(f"type a message of 1 to {MAX_TEXT} characters")
+        store.add(user, "user", "text", {"type": "text", "text": words})
+        return events.text_event(user, store.new_reply_token(user), words)
+    if kind == "postback":
+        data, shown, params = body.get("data"), body.get("displayText"), body.get("params")
+        if not isinstance(data, str) or not data:
+            raise SimulatorError("a postback needs its data")
+        if isinstance(shown, str) and shown:
+            store.add(user, "user", "postback", {"type": "text", "text": shown})
+        params = ({k: str(v) for k, v in params.items() if k in ("date", "time", "datetime")}
+                  if isinstance(params, dict) else None)
+        return events.postback_event(user, store.new_reply_token(user), data, params)
+    if kind == "follow":
+        return events.follow_event(user, store.new_reply_token(user),
+                                   unblocked=bool(body.get("unblocked")))
+    if kind == "unfollow":
+        return events.unfollow_event(user)
+    raise SimulatorError("type must be text, postback, follow or unfollow")
+
+
+def _ensure_staff() -> None:
+    """The staff persona works as staff, as after `flask --app bot staff add`."""
+    staff = [p for p in _store().personas.values() if p.staff]
+    with transaction(_state()["sessions"]) as session:
+        have = set(session.scalars(select(Staff.line_user_id).where(Staff.active.is_(True))))
+        for persona in staff:
+            if persona.user_id not in have:
+                add_staff(session, persona.user_id, utcnow(), name=persona.display_name,
+                          actor="simulator")
+
+
+@bp.post("/api/clock")
+def clock():
+    """Run a scheduled job as of a chosen local time, then the sender; show what it pushed."""
+    from bot.scheduler import runtime
+
+    body = request.get_json(silent=True) or {}
+    job, at = JOBS.get(str(body.get("job"))), _local_time(body.get("at"))
+    if job is None:
+        raise SimulatorError(f"job must be one of: {', '.join(JOBS)}")
+    rt, before = runtime(_state()), _store().last_seq
+    summaries = {job.name: run_job(rt, job, at)}
+    if job.name != "send":
+        summaries["send"] = run_job(rt, JOBS["send"], at)
+    pushed = [e for e in _store().since(None, before) if e.sender == "bot"]
+    return jsonify(summaries=summaries, pushes=[
+        {"persona": getattr(_store().persona_of(e.user_id), "key", None), "user": e.user_id,
+         "alt": e.message.get("altText") or e.message.get("text", "")} for e in pushed])
+
+
+def _local_time(raw: Any) -> dt.datetime:
+    """`2026-12-24T09:00` in the program's timezone, as UTC."""
+    try:
+        local = dt.datetime.strptime(str(raw), "%Y-%m-%dT%H:%M")
+    except ValueError:
+        raise SimulatorError("at must be a local date and time: YYYY-MM-DDTHH:MM") from None
+    return local.replace(tzinfo=_state()["program"].timezone).astimezone(dt.UTC)
+
+
+@bp.get("/gallery")
+def gallery():
+    """Every Flex template with sample data, in zh-TW and English."""
+    from bot.simulator.samples import gallery_samples
+
+    program, config = _state()["program"], _state()["config"]
+    qr = partial(qr_url, config.secret_key, config.public_base_url)
+    sections = [(lang, [(name, [render_message(m) for m in batch])
+                        for name, batch in gallery_samples(program, lang, qr)])
+                for lang in ("zh-TW", "en")]
+    return render_template("simulator/gallery.html", sections=sections,
+                           shop=program.shop_name)
