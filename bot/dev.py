@@ -1,6 +1,7 @@
 """Quick start on a fresh clone, with nothing but Python 3.11+.
 
-    python3 -m bot.dev serve   # make .venv, migrate a SQLite database, start the bot
+    python3 -m bot.dev serve   # make .venv, migrate a SQLite database, start the bot and
+                               # the LINE simulator
     python3 -m bot.dev test    # make .venv, run the whole test suite (extra args go to pytest)
 
 Standard library only: this runs before any dependency is installed.
@@ -38,8 +39,8 @@ def ensure_venv() -> None:
     marker.touch()
 
 
-def run(*args: str) -> int:
-    return subprocess.run([str(BIN / args[0]), *args[1:]], cwd=ROOT).returncode
+def run(*args: str, env: dict[str, str] | None = None) -> int:
+    return subprocess.run([str(BIN / args[0]), *args[1:]], cwd=ROOT, env=env).returncode
 
 
 def serve() -> int:
@@ -47,8 +48,12 @@ def serve() -> int:
     if code:
         return code
     port = os.environ.get("PORT", "5000")
+    env = {**os.environ, "SIMULATOR": os.environ.get("SIMULATOR", "1")}
     print(f"the bot is starting on http://127.0.0.1:{port} (health: /healthz); Ctrl-C stops it")
-    return run("flask", "--app", "bot", "run", "--port", port)
+    if env["SIMULATOR"] == "1":
+        print(f"LINE simulator: http://127.0.0.1:{port}/simulator "
+              f"(template gallery: /simulator/gallery)")
+    return run("flask", "--app", "bot", "run", "--port", port, "--with-threads", env=env)
 
 
 def main(argv: list[str]) -> int:

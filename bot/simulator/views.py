@@ -168,9 +168,10 @@ def clock():
     from bot.scheduler import runtime
 
     body = request.get_json(silent=True) or {}
-    job, at = JOBS.get(str(body.get("job"))), _local_time(body.get("at"))
+    job = JOBS.get(str(body.get("job")))
     if job is None:
         raise SimulatorError(f"job must be one of: {', '.join(JOBS)}")
+    at = _local_time(body.get("at"))
     rt, before = runtime(_state()), _store().last_seq
     summaries = {job.name: run_job(rt, job, at)}
     if job.name != "send":
