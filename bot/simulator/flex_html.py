@@ -23,7 +23,7 @@ QrPayload = Callable[[str], str | None]
 Style = tuple[str, str | None]
 BLOCKS = ("header", "hero", "body", "footer")
 MAX_DEPTH = 40  # deeper than any real design; keeps hostile nesting from exhausting the stack
-SCAN_LABEL = "Scan ⌖"
+SCAN_LABEL = "Scan QR"
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ function addEntry(entry) {
   const box = conversation(entry.persona);
   if (!box) return;
   const row = document.createElement("div");
-  row.className = `sim-msg sim-from-${entry.sender}`;
+  row.className = `sim-row sim-from-${entry.sender}`;
   row.dataset.seq = entry.seq;
   row.dataset.via = entry.via;
   row.innerHTML = entry.html; // rendered and escaped by the server (bot/simulator/flex_html.py)

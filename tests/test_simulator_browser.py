@@ -1,0 +1,199 @@
+"""The simulator in headless Chromium (Debian's chromium and chromedriver), read from the DOM.
+
+Screenshots go to test-artifacts/; the README's picture of the simulator (docs/simulator.png)
+is the one the first test takes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.config import ROOT
+from tests.live_app import free_port, served, simulator_config
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and DRIVER),
+    reason="browser tests need Debian's chromium and chromium-driver (apt-get install "
+           "chromium chromium-driver); .ci/run installs them")
+ARTIFACTS = ROOT / "test-artifacts"
+WAIT = 20  # seconds: the first event warms up the app
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1280,1000", "--lang=zh-TW"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(DRIVER))
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def site(tmp_path, sqlite_template, browser):
+    path = tmp_path / "loyalty.db"
+    shutil.copy(sqlite_template, path)
+    with served(simulator_config(f"sqlite:///{path}", free_port())) as (app, base):
+        browser.get(f"{base}/simulator")
+        browser.get_log("browser")  # start each test with an empty console
+        yield Page(browser, base)
+
+
+class Page:
+    """What a person sees and does on the simulator page."""
+
+    def __init__(self, driver, base: str):
+        self.driver, self.base = driver, base
+
+    def find(self, css: str):
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.CSS_SELECTOR, css)
+
+    def all(self, css: str) -> list:
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_elements(By.CSS_SELECTOR, css)
+
+    def until(self, check, what: str):
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        return WebDriverWait(self.driver, WAIT, poll_frequency=0.1).until(
+            lambda _: check(), message=f"waited {WAIT}s for {what}")
+
+    def persona(self, key: str) -> None:
+        self.find(f'.sim-persona[data-persona="{key}"]').click()
+
+    def bot_messages(self, key: str) -> list:
+        return self.all(f'.sim-conversation[data-persona="{key}"] .sim-from-bot')
+
+    def said(self, key: str, count_before: int, what: str) -> str:
+        """Wait for the bot's next message in `key`'s chat; its visible text."""
+        self.until(lambda: len(self.bot_messages(key)) > count_before, what)
+        message = self.bot_messages(key)[count_before]
+        self.driver.execute_script("arguments[0].scrollIntoView()", message)
+        return message.get_attribute("textContent")
+
+    def follow(self, key: str) -> str:
+        self.persona(key)
+        before = len(self.bot_messages(key))
+        self.find("#sim-follow").click()
+        return self.said(key, before, f"{key}'s welcome")
+
+    def tap_area(self, key: str, label: str) -> str:
+        before = len(self.bot_messages(key))
+        self.find(f'.sim-richmenu:not([hidden]) .sim-area[aria-label="{label}"]').click()
+        if label == "生日":  # a datetime picker: LINE asks for the date first
+            self.until(lambda: self.find("#sim-picker").get_attribute("open") is not None,
+                       "the date picker")
+            self.driver.execute_script(
+                "document.querySelector('#sim-picker-input').value = '1995-12-01'")
+            self.find("#sim-picker-ok").click()
+        return self.said(key, before, f"the answer to {label}")
+
+    def screenshot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        self.driver.save_screenshot(str(path))
+        return path
+
+    def console_errors(self) -> list[str]:
+        return [entry["message"] for entry in self.driver.get_log("browser")
+                if entry["level"] == "SEVERE"]
+
+
+def test_a_customer_follows_and_each_rich_menu_area_shows_its_card(site):
+    welcome = site.follow("mei")
+    assert "歡迎加入" in welcome and "小美" in welcome
+    answers = {label: site.tap_area("mei", label)
+               for label in ("我的點數", "集點卡", "優惠券", "會員卡", "兌換好禮", "生日")}
+    assert "點" in answers["我的點數"] and "一般會員" in answers["我的點數"]
+    assert "/ 10" in answers["集點卡"]
+    assert re.search(r"[0-9A-Z]{3}-[0-9A-Z]{3}-[0-9A-Z]{3}", answers["優惠券"])
+    assert "會員" in answers["會員卡"] and "小美" in answers["會員卡"]
+    assert "兌換好禮" in answers["兌換好禮"]
+    assert "1995-12-01" in answers["生日"]
+    cards = site.all('.sim-conversation[data-persona="mei"] .flex-bubble')
+    qr_codes = site.all('.sim-conversation[data-persona="mei"] img[src*="/qr/"]')
+    assert len(cards) >= 5 and len(qr_codes) >= 2  # the coupon's and the member card's
+    site.until(lambda: all(site.driver.execute_script(
+        "return arguments[0].complete && arguments[0].naturalWidth > 0", img)
+        for img in qr_codes), "the QR images")
+    site.driver.execute_script(
+        "document.querySelector('.sim-conversation[data-persona=\"mei\"] .sim-scan')"
+        ".scrollIntoView({block: 'center'})")
+    shot = site.screenshot("simulator-customer")
+    shutil.copy(shot, ROOT / "docs" / "simulator.png")
+    assert site.console_errors() == []
+
+
+def test_staff_redeem_a_coupon_they_scan_in_the_customers_chat(site):
+    site.follow("mei")
+    site.tap_area("mei", "優惠券")
+    scan = site.all('.sim-conversation[data-persona="mei"] .sim-scan')[0]
+    code = re.fullmatch(r"核銷 ([0-9A-Z]{9})", scan.get_attribute("data-scan")).group(1)
+    kai_before = len(site.bot_messages("kai"))
+    mei_before = len(site.bot_messages("mei"))
+    site.driver.execute_script("arguments[0].click()", scan)
+
+    assert site.find("#sim-who").text == "店員 Kai"  # the scan opens the staff chat ...
+    assert site.find("#sim-text").get_attribute("value") == f"核銷 {code}"  # ... text typed
+    site.find(".sim-send").click()
+    result = site.said("kai", kai_before, "the redemption result")
+    assert "核銷成功" in result and "小美" in result
+    told = site.said("mei", mei_before, "the customer's confirmation")
+    assert "優惠券已使用" in told
+    badge = site.find('.sim-persona[data-persona="mei"] .sim-badge')
+    assert badge.is_displayed() and badge.text == "1"
+    site.screenshot("simulator-staff")
+    assert site.console_errors() == []
+
+
+def test_a_birthday_job_run_from_the_clock_panel_shows_the_birthday_card(site):
+    from selenium.webdriver.support.ui import Select
+
+    assert "Welcome" in site.follow("emma")
+    assert "your birthday is 1995-12-01" in site.tap_area("emma", "生日")
+    before = len(site.bot_messages("emma"))
+    Select(site.find("#sim-job")).select_by_value("birthday")
+    site.driver.execute_script(
+        "document.querySelector('#sim-at').value = '2026-12-01T09:00'")
+    site.find("#sim-run").click()
+    site.until(lambda: "→ Emma" in site.find("#sim-clock-result").text, "the job's pushes")
+    assert "1 birthday messages queued" in site.find("#sim-clock-result").text
+    card = site.said("emma", before, "the birthday card")
+    assert "Happy birthday" in card
+    assert site.all('.sim-conversation[data-persona="emma"] .sim-from-bot')[-1].get_attribute(
+        "data-via") == "push"
+    site.screenshot("simulator-birthday")
+    assert site.console_errors() == []
+
+
+def test_every_template_renders_in_the_gallery_without_a_console_error(site):
+    site.driver.get(f"{site.base}/simulator/gallery")
+    site.driver.execute_script("[...document.images].forEach(i => { i.loading = 'eager'; })")
+    site.until(lambda: site.driver.execute_script(
+        "return [...document.images].every(i => i.complete)"), "the gallery's images")
+    templates = {p.stem for p in (ROOT / "flex_templates").glob("*.json")
+                 if not p.stem.startswith("strings.")}
+    samples = [s.get_attribute("data-sample") for s in site.all(".sim-sample")]
+    assert {s.split()[0] for s in samples} == templates
+    assert len(samples) >= 2 * len(templates)
+    assert site.all(".sim-unknown") == []
+    broken = site.driver.execute_script(
+        "return [...document.images].filter(i => !i.naturalWidth).map(i => i.src)")
+    assert broken == []
+    site.screenshot("gallery")
+    assert site.console_errors() == [], json.dumps(site.console_errors(), ensure_ascii=False)
