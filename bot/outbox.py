@@ -12,13 +12,12 @@ import logging
 import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.db import insert_new, transaction
+from bot.db import dialect_insert, insert_new, transaction
 from bot.models import Member, OutboxBatch, OutboxMessage
 
 log = logging.getLogger("bot.outbox")
@@ -42,18 +41,18 @@ class Sender(Protocol):
 
 def enqueue(session: Session, member: Member, kind: str, dedupe_key: str,
             messages: list[dict], now: dt.datetime) -> OutboxMessage | None:
-    """Queue a push once per dedupe key; None if it was queued before or cannot be sent."""
+    """Queue a push once per dedupe key; None if it was queued before or cannot be sent.
+
+    One INSERT ... ON CONFLICT DO NOTHING RETURNING: no savepoint, no flush, and the row
+    comes back with its id (a row another transaction holds is waited for, then skipped)."""
     if not member.line_user_id:
         return None
-    try:
-        with session.begin_nested():
-            row = OutboxMessage(member_id=member.id, line_user_id=member.line_user_id, kind=kind,
-                                dedupe_key=dedupe_key, payload={"messages": messages},
-                                retry_key=str(uuid.uuid4()), created_at=now)
-            session.add(row)
-    except IntegrityError:
-        return None
-    return row
+    statement = (dialect_insert(session, OutboxMessage)
+                 .on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(OutboxMessage))
+    return session.scalars(statement, [{
+        "member_id": member.id, "line_user_id": member.line_user_id, "kind": kind,
+        "dedupe_key": dedupe_key, "payload": {"messages": messages},
+        "retry_key": str(uuid.uuid4()), "created_at": now}]).first()
 
 
 def enqueue_many(session: Session, pushes: list[tuple[Member, str, str, list[dict]]],
@@ -68,6 +67,16 @@ def enqueue_many(session: Session, pushes: list[tuple[Member, str, str, list[dic
     return len(insert_new(session, OutboxMessage.__table__, rows, "dedupe_key"))
 
 
+class Queued(NamedTuple):
+    """A pending row as a delivery needs it; `status` is its member's."""
+
+    id: int
+    line_user_id: str
+    payload: dict
+    retry_key: str
+    status: str | None
+
+
 def deliver(sessions: sessionmaker[Session], sender: Sender, ids: Iterable[int],
             now: dt.datetime, *, threads: int = 1) -> int:
     """Try to deliver these pending rows now; returns how many LINE has accepted.
@@ -80,10 +89,6 @@ def deliver(sessions: sessionmaker[Session], sender: Sender, ids: Iterable[int],
     """
     ids, delivered = list(ids), 0
     pool = ThreadPoolExecutor(threads) if threads > 1 and len(ids) > 1 else None
-
-    def push_all(rows: list) -> list[tuple[int, Outcome]]:
-        return [(row.id, sender.push(row.line_user_id, row.payload["messages"], row.retry_key))
-                for row in rows]
     try:
         for start in range(0, len(ids), DELIVER_PAGE):
             with sessions() as session:
@@ -94,29 +99,60 @@ def deliver(sessions: sessionmaker[Session], sender: Sender, ids: Iterable[int],
                     .where(OutboxMessage.id.in_(ids[start:start + DELIVER_PAGE]),
                            OutboxMessage.status == "pending")
                     .order_by(OutboxMessage.id)).all()
-            done: list[tuple[int, str, str]] = [
-                (row.id, "skipped", "member blocked the account") for row in rows
-                if row.status == "blocked"]
-            by_user: dict[str, list] = {}  # one customer's pushes stay in order
-            for row in rows:
-                if row.status != "blocked":
-                    by_user.setdefault(row.line_user_id, []).append(row)
-            groups = list(by_user.values())
-            results = (future.result() for future in as_completed(
-                [pool.submit(push_all, group) for group in groups])) if pool \
-                else map(push_all, groups)
-            for outcomes in results:
-                for row_id, outcome in outcomes:
-                    delivered += outcome.delivered
-                    done.append((row_id, "sent" if outcome.delivered else
-                                 "pending" if outcome.retry else "failed", outcome.error))
-                if len(done) >= DELIVER_CHUNK:
-                    _finish(sessions, now, done)
-                    done = []
-            _finish(sessions, now, done)
+            delivered += _push_rows(sessions, sender, rows, now, pool)
     finally:
         if pool:
             pool.shutdown(cancel_futures=True)
+    return delivered
+
+
+def held(session: Session, ids: Iterable[int]) -> list[Queued]:
+    """Rows this session has just enqueued (and the members they are for), taken from its
+    identity map rather than read back, for deliver_queued after the commit."""
+    rows = sorted((session.get(OutboxMessage, row_id) for row_id in ids), key=lambda r: r.id)
+    members = {row.member_id: session.get(Member, row.member_id) for row in rows
+               if row.member_id is not None}
+    return [Queued(row.id, row.line_user_id, row.payload, row.retry_key,
+                   members[row.member_id].status if row.member_id in members else None)
+            for row in rows]
+
+
+def deliver_queued(sessions: sessionmaker[Session], sender: Sender, rows: list[Queued],
+                   now: dt.datetime) -> int:
+    """deliver() for rows the caller committed a moment ago and still holds (see held): the
+    same pushes and outcomes, without reading the rows back. Should the sender job have
+    pushed one meanwhile, its retry key makes LINE answer 409: it is still shown once."""
+    return _push_rows(sessions, sender, rows, now, None)
+
+
+def _push_rows(sessions: sessionmaker[Session], sender: Sender, rows: list, now: dt.datetime,
+               pool: ThreadPoolExecutor | None) -> int:
+    """Push pending rows (blocked members' are skipped), recording outcomes a chunk at a time."""
+    def push_all(group: list) -> list[tuple[int, Outcome]]:
+        return [(row.id, sender.push(row.line_user_id, row.payload["messages"], row.retry_key))
+                for row in group]
+
+    delivered = 0
+    done: list[tuple[int, str, str]] = [
+        (row.id, "skipped", "member blocked the account") for row in rows
+        if row.status == "blocked"]
+    by_user: dict[str, list] = {}  # one customer's pushes stay in order
+    for row in rows:
+        if row.status != "blocked":
+            by_user.setdefault(row.line_user_id, []).append(row)
+    groups = list(by_user.values())
+    results = (future.result() for future in as_completed(
+        [pool.submit(push_all, group) for group in groups])) if pool \
+        else map(push_all, groups)
+    for outcomes in results:
+        for row_id, outcome in outcomes:
+            delivered += outcome.delivered
+            done.append((row_id, "sent" if outcome.delivered else
+                         "pending" if outcome.retry else "failed", outcome.error))
+        if len(done) >= DELIVER_CHUNK:
+            _finish(sessions, now, done)
+            done = []
+    _finish(sessions, now, done)
     return delivered
 
 

@@ -14,7 +14,7 @@ from bot.line.qr import coupon_payload, member_payload, qr_url
 from bot.loyalty.members import register_member, unfollow
 from bot.loyalty.timeutil import utcnow
 from bot.models import OutboxMessage
-from bot.outbox import deliver, enqueue
+from bot.outbox import deliver, deliver_queued, enqueue, held
 from tests.line_helpers import user_id
 
 ALICE = user_id(1)
@@ -89,6 +89,29 @@ def test_a_client_error_is_recorded_as_failed_and_not_retried(app, fake_line):
     fake_line.fail_next("/message/push", 400)
     send(app, row)
     assert status(app, row) == ("failed", 1)
+
+
+def test_a_push_delivered_right_after_its_commit_is_not_read_back_and_shown_once(app, fake_line):
+    state = app.extensions["loyalty"]
+    with transaction(state["sessions"]) as session:
+        member = register_member(session, state["program"], ALICE, utcnow()).member
+        row = enqueue(session, member, "receipt", "receipt:1", HELLO, utcnow())
+        rows = held(session, [row.id])
+    client = LineClient(state["config"])
+    assert deliver(state["sessions"], client, [row.id], utcnow()) == 1  # the sender job won
+    assert deliver_queued(state["sessions"], client, rows, utcnow()) == 1  # 409: delivered
+    assert len(fake_line.messages_to(ALICE)) == 1
+    assert status(app, row.id) == ("sent", 1)
+
+
+def test_a_push_queued_again_under_its_dedupe_key_keeps_the_first_row(app):
+    first = queue(app)
+    state = app.extensions["loyalty"]
+    with transaction(state["sessions"]) as session:
+        member = register_member(session, state["program"], ALICE, utcnow()).member
+        assert enqueue(session, member, "receipt", "receipt:1", [{"type": "text", "text": "x"}],
+                       utcnow()) is None
+        assert session.get(OutboxMessage, first).payload == {"messages": HELLO}
 
 
 def test_a_member_who_blocked_the_account_is_skipped(app, fake_line):

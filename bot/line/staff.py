@@ -276,5 +276,4 @@ def _push(session: Session, env: Env, member: Member, kind: str, key: str,
           payload: list[dict], outcome: Outcome) -> None:
     row = enqueue(session, member, kind, key, payload, env.now)
     if row is not None:
-        session.flush()
         outcome.outbox_ids.append(row.id)

@@ -23,7 +23,7 @@ from bot.line.client import LineClient
 from bot.line.handlers import HANDLERS, Env, prefetch
 from bot.loyalty.timeutil import utcnow
 from bot.models import ProcessedEvent
-from bot.outbox import deliver
+from bot.outbox import deliver_queued, held
 
 bp = Blueprint("line", __name__)
 log = logging.getLogger("bot.line")
@@ -81,11 +81,12 @@ def handle_event(state: dict[str, Any], raw: Any) -> None:
             log.info("event %s already handled", env.event_id)
             return
         outcome = HANDLERS[kind](session, env, event)
+        queued = held(session, outcome.outbox_ids)
     token = getattr(event, "reply_token", None)
     if outcome.replies and token:
         client.reply(token, outcome.replies)
-    if outcome.outbox_ids:
-        deliver(state["sessions"], client, outcome.outbox_ids, env.now)
+    if queued:
+        deliver_queued(state["sessions"], client, queued, env.now)
 
 
 def _claim(session: Session, event_id: str, kind: str, env: Env) -> bool:
