@@ -66,6 +66,12 @@ class Config:
         return self.simulator in ("1", "local") or (self.simulator == "auto"
                                                     and not self.line_configured)
 
+    @property
+    def simulated(self) -> bool:
+        """The LINE channel is the simulator's (bot.simulator.configure took it over)."""
+        return self.simulator in ("1", "local") and self.line_api_base_url.endswith(
+            "/simulator/line")
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Config:
         env = os.environ if env is None else env

@@ -178,3 +178,11 @@ def test_the_gallery_shows_every_flex_template_in_both_languages(tmp_path):
         shown = {name.split()[0] for name in re.findall(r'data-sample="([^"]+)"', section)}
         assert shown == templates, lang
     assert "sim-unknown" not in page and "<script" not in page
+
+
+def test_with_the_simulator_on_richmenu_deploy_says_it_needs_a_real_channel(tmp_path):
+    from bot.line.richmenu import richmenu_group
+
+    app = create_app(simulator_config(f"sqlite:///{tmp_path / 'x.db'}", 5000))
+    result = app.test_cli_runner().invoke(richmenu_group, ["deploy"])
+    assert result.exit_code != 0 and "The LINE simulator is on" in result.output
