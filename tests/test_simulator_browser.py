@@ -82,9 +82,11 @@ class Page:
     def said(self, key: str, count_before: int, what: str) -> str:
         """Wait for the bot's next message in `key`'s chat; its visible text."""
         self.until(lambda: len(self.bot_messages(key)) > count_before, what)
+        from selenium.webdriver.common.by import By
+
         message = self.bot_messages(key)[count_before]
         self.driver.execute_script("arguments[0].scrollIntoView()", message)
-        return message.get_attribute("textContent")
+        return message.find_element(By.CSS_SELECTOR, ".sim-msg").get_attribute("textContent")
 
     def follow(self, key: str) -> str:
         self.persona(key)

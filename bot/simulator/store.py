@@ -77,19 +77,14 @@ class Store:
             self._entries.append(entry)
             return entry
 
-    def since(self, user_id: str | None, after: int) -> list[Entry]:
+    def since(self, after: int) -> list[Entry]:
         with self._lock:
-            return [e for e in self._entries
-                    if e.seq > after and (user_id is None or e.user_id == user_id)]
+            return [e for e in self._entries if e.seq > after]
 
     @property
     def last_seq(self) -> int:
         with self._lock:
             return self._entries[-1].seq if self._entries else 0
-
-    def clear(self, user_id: str) -> None:
-        with self._lock:
-            self._entries = [e for e in self._entries if e.user_id != user_id]
 
     def new_reply_token(self, user_id: str) -> str:
         token = hashlib.sha256(f"{user_id}:{time.time_ns()}:{id(self)}".encode()).hexdigest()

@@ -95,7 +95,7 @@ def _entry_json(entry: Entry) -> dict[str, Any]:
 
     persona = _store().persona_of(entry.user_id)
     return {"seq": entry.seq, "persona": persona.key if persona else None,
-            "sender": entry.sender, "via": entry.via,
+            "sender": entry.sender, "via": entry.via, "message": entry.message,
             "html": render_message(entry.message, qr_payload=scan)}
 
 
@@ -103,7 +103,7 @@ def _entry_json(entry: Entry) -> dict[str, Any]:
 def chats():
     """Every conversation entry after `after`, and who follows the shop now."""
     after = request.args.get("after", "0")
-    entries = _store().since(None, int(after) if after.isdigit() else 0)
+    entries = _store().since(int(after) if after.isdigit() else 0)
     personas = list(_store().personas.values())
     followed = _followed([p.user_id for p in personas])
     return jsonify(entries=[_entry_json(e) for e in entries if e.user_id in
@@ -176,7 +176,7 @@ def clock():
     summaries = {job.name: run_job(rt, job, at)}
     if job.name != "send":
         summaries["send"] = run_job(rt, JOBS["send"], at)
-    pushed = [e for e in _store().since(None, before) if e.sender == "bot"]
+    pushed = [e for e in _store().since(before) if e.sender == "bot"]
     return jsonify(summaries=summaries, pushes=[
         {"persona": getattr(_store().persona_of(e.user_id), "key", None), "user": e.user_id,
          "alt": e.message.get("altText") or e.message.get("text", "")} for e in pushed])

@@ -64,12 +64,25 @@ function addEntry(entry) {
   row.dataset.seq = entry.seq;
   row.dataset.via = entry.via;
   row.innerHTML = entry.html; // rendered and escaped by the server (bot/simulator/flex_html.py)
+  if (entry.sender === "bot") row.append(jsonView(entry.message));
   box.append(row);
   if (entry.persona !== state.persona) {
     const badge = $(".sim-badge", personaButton(entry.persona));
     badge.textContent = String(Number(badge.textContent) + 1);
     badge.hidden = false;
   }
+}
+
+function jsonView(message) {
+  // what the bot sent to the Messaging API, for whoever designs or debugs the card
+  const details = document.createElement("details");
+  details.className = "sim-json";
+  const summary = document.createElement("summary");
+  summary.textContent = "JSON";
+  const pre = document.createElement("pre");
+  pre.textContent = JSON.stringify(message, null, 2);
+  details.append(summary, pre);
+  return details;
 }
 
 async function poll() {
