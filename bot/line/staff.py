@@ -138,7 +138,7 @@ def earn(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: li
     if len(args) != 2 or not args[1].isdigit():
         return Outcome(messages.text(ctx, "earn_usage"))
     try:
-        member = find_by_code(session, args[0])
+        member = find_by_code(session, args[0], lock=True)  # record_purchase would lock it
         amount = int(args[1])
         if amount <= 0:
             raise InvalidAmount(detail=args[1])

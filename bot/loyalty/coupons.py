@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.loyalty import audit
 from bot.loyalty.codes import format_code, new_code, normalize_code
@@ -148,11 +149,12 @@ def _unused_codes(session: Session, count: int) -> list[str]:
 
 def find_coupon(session: Session, program: Program, text: str) -> CouponView:
     code = normalize_code(text)
-    coupon = code and session.scalar(
-        select(Coupon).where(Coupon.code == code).execution_options(populate_existing=True))
-    if not coupon:
+    found = code and session.execute(
+        select(Coupon, CouponTemplateRow).join(CouponTemplateRow).where(Coupon.code == code)
+        .execution_options(populate_existing=True)).first()
+    if not found:
         raise UnknownCode()
-    row = session.get(CouponTemplateRow, coupon.template_id)
+    coupon, row = found
     return CouponView(coupon, template_for(program, row))
 
 
@@ -210,7 +212,8 @@ def redeem_coupon(session: Session, program: Program, text: str, now: dt.datetim
         .execution_options(synchronize_session=False))
     if won.rowcount != 1:
         raise CouponAlreadyRedeemed()
-    session.refresh(view.coupon)
+    for name, value in (("status", "redeemed"), ("redeemed_at", now.astimezone(dt.UTC))):
+        set_committed_value(view.coupon, name, value)  # what the UPDATE wrote: no refresh
     session.add(Redemption(coupon_id=view.coupon.id, member_id=view.coupon.member_id,
                            staff_id=staff_id, purchase_id=purchase_id,
                            order_amount=order_amount, discount=view.discount, channel=channel,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select, update
+from sqlalchemy import Exists, exists, select, update
 from sqlalchemy.orm import Session
 
 from bot.loyalty import audit
@@ -20,18 +20,36 @@ from bot.program import Program
 EXPIRED = "points reached their expiry date"
 
 
+LOCKS = "ledger.locked_members"  # Session.info: member id -> the transaction that locked it
+
+
 def lock_member(session: Session, member_id: int) -> Member:
     """Load a member for a balance change, holding its row lock on PostgreSQL.
 
-    (On SQLite the transaction's BEGIN IMMEDIATE already serializes writers.)
+    (On SQLite the transaction's BEGIN IMMEDIATE already serializes writers.) A member this
+    transaction (or the one it is nested in) has locked already costs no statement: nobody
+    else can have changed the row since, and the session's copy follows our own changes.
     """
+    taken = session.info.get(LOCKS, {}).get(member_id)
+    if taken is not None and taken.is_active:
+        return session.get_one(Member, member_id)
     member = session.execute(
         select(Member).where(Member.id == member_id).with_for_update()
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if member is None:
         raise UnknownMember()
-    return member
+    return remember_locks(session, [member])[0]
+
+
+def remember_locks(session: Session, members: list[Member]) -> list[Member]:
+    """Note members just loaded with FOR UPDATE (and populate_existing) in this transaction;
+    the lock lasts until it ends, or until the savepoint it was taken in is rolled back."""
+    current = session.get_nested_transaction() or session.get_transaction()
+    locks = session.info.setdefault(LOCKS, {})
+    for member in members:
+        locks[member.id] = current
+    return members
 
 
 def lot_expiry(program: Program, now: dt.datetime) -> dt.datetime:
@@ -65,9 +83,9 @@ def lock_members(session: Session, member_ids: list[int]) -> list[Member]:
     """lock_member for many members, locked in id order (so two callers cannot deadlock)."""
     if not member_ids:
         return []
-    return list(session.scalars(
+    return remember_locks(session, list(session.scalars(
         select(Member).where(Member.id.in_(member_ids)).order_by(Member.id).with_for_update()
-        .execution_options(populate_existing=True)))
+        .execution_options(populate_existing=True))))
 
 
 def open_lots(session: Session, member_id: int, *, first_lot_id: int | None = None
@@ -120,13 +138,25 @@ def debit(session: Session, member: Member, points: int, kind: str, now: dt.date
 
 def settle_expired(session: Session, member: Member, now: dt.datetime) -> int:
     """Expire a locked member's lots whose time has come; returns the points expired."""
-    due = [lot for lot in open_lots(session, member.id)
-           if lot.expires_at is not None and lot.expires_at <= now]
+    due = list(session.scalars(
+        select(PointEntry).where(*_due(member.id, now))
+        .order_by(PointEntry.expires_at, PointEntry.id)
+        .execution_options(populate_existing=True)))
     total = sum(lot.remaining for lot in due)
     if total:
         debit(session, member, total, "expire", now, actor="system", lots=due,
               reason="points reached their expiry date")
     return total
+
+
+def lots_due(member_id: int, now: dt.datetime) -> Exists:
+    """Whether settle_expired has anything to do (an EXISTS, to ask inside another query)."""
+    return exists().where(*_due(member_id, now))
+
+
+def _due(member_id: int, now: dt.datetime) -> tuple:
+    return (PointEntry.member_id == member_id, PointEntry.remaining > 0,
+            PointEntry.expires_at <= now)
 
 
 def extend_rolling_expiry(session: Session, program: Program, member: Member,

@@ -20,7 +20,7 @@ from bot.loyalty.errors import (
     InvalidBirthday,
     UnknownMember,
 )
-from bot.loyalty.ledger import credit, debit, lock_member, settle_expired
+from bot.loyalty.ledger import credit, debit, lock_member, remember_locks, settle_expired
 from bot.models import Coupon, Member
 from bot.program import Program
 
@@ -93,12 +93,17 @@ def unfollow(session: Session, line_user_id: str, now: dt.datetime) -> Member | 
     return member
 
 
-def find_by_code(session: Session, text: str) -> Member:
+def find_by_code(session: Session, text: str, *, lock: bool = False) -> Member:
+    """The member whose card shows this code; with `lock`, as lock_member loads it (one
+    statement for both)."""
     code = normalize_code(text)
-    member = code and session.scalar(select(Member).where(Member.member_code == code))
+    statement = select(Member).where(Member.member_code == code)
+    if lock:
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    member = code and session.scalar(statement)
     if not member:
         raise UnknownMember()
-    return member
+    return remember_locks(session, [member])[0] if lock else member
 
 
 def find_by_line_user(session: Session, line_user_id: str) -> Member:

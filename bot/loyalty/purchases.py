@@ -7,10 +7,10 @@ import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Row, exists, func, select
 from sqlalchemy.orm import Session
 
+from bot.db import dialect_insert
 from bot.loyalty import audit
 from bot.loyalty.errors import InvalidAmount, OrderConflict, RefundExceedsPurchase, UnknownOrder
 from bot.loyalty.ledger import (
@@ -18,11 +18,12 @@ from bot.loyalty.ledger import (
     debit,
     extend_rolling_expiry,
     lock_member,
+    lots_due,
     open_lots,
     settle_expired,
 )
-from bot.loyalty.stamps import add_stamps, stamps_for, take_back_stamps
-from bot.loyalty.tiers import TierChange, evaluate_tier
+from bot.loyalty.stamps import add_stamps, stamps_for, stamps_today, take_back_stamps
+from bot.loyalty.tiers import TierChange, evaluate_tier, spend_query
 from bot.loyalty.timeutil import local_date
 from bot.models import Coupon, PointEntry, Purchase, Refund
 from bot.program import Program
@@ -96,22 +97,21 @@ def record_purchase(session: Session, program: Program, member_id: int, amount: 
     categories = _check_categories(categories, amount)
     source, order_id = _check_ref(source, "the source"), _check_ref(order_id, "the order id")
     member = lock_member(session, member_id)
-    if (existing := find_purchase(session, source, order_id)) is not None:
-        return _repeat(existing, member.id, amount)
-    settle_expired(session, member, now)
-    first = not session.scalar(select(func.count()).select_from(Purchase)
-                               .where(Purchase.member_id == member.id))
+    facts = _facts(session, program, member.id, now)
     points = points_for(program, amount, categories, member.tier, now) * member.bonus_multiplier
-    member.bonus_multiplier = 1  # a win-back bonus is for one purchase
-    stamps = stamps_for(program, session, member, amount, now)
-    try:
-        with session.begin_nested():
-            purchase = Purchase(member_id=member.id, source=source, external_order_id=order_id,
-                                amount=amount, categories=categories, points_earned=points,
-                                stamps_earned=stamps, staff_id=staff_id, created_at=now)
-            session.add(purchase)
-    except IntegrityError:  # another member's request took this order id first
+    stamps = stamps_for(program, amount, facts.stamps_today)
+    purchase = session.scalars(  # taken before (by any request, even now): nothing returned
+        dialect_insert(session, Purchase)
+        .on_conflict_do_nothing(index_elements=["source", "external_order_id"])
+        .returning(Purchase),
+        [{"member_id": member.id, "source": source, "external_order_id": order_id,
+          "amount": amount, "categories": categories, "points_earned": points,
+          "stamps_earned": stamps, "staff_id": staff_id, "created_at": now}]).first()
+    if purchase is None:
         return _repeat(find_purchase(session, source, order_id), member.id, amount)
+    if facts.lots_due:
+        settle_expired(session, member, now)
+    member.bonus_multiplier = 1  # a win-back bonus is for one purchase
     member.last_purchase_at = member.last_activity_at = now
     if points:
         credit(session, program, member, points, "earn", now, actor=actor,
@@ -120,15 +120,27 @@ def record_purchase(session: Session, program: Program, member_id: int, amount: 
         extend_rolling_expiry(session, program, member, now)
     result = PurchaseResult(purchase, points, stamps)
     outcome = add_stamps(session, program, member, stamps, "purchase", now, purchase)
-    starter = program.stamps.starter_stamps if first else 0
+    starter = program.stamps.starter_stamps if facts.first else 0
     bonus = add_stamps(session, program, member, starter, "starter", now, purchase)
     result.stamps += bonus.added
     purchase.stamps_earned = result.stamps
     result.coupons = outcome.coupons + bonus.coupons
-    result.tier_change = evaluate_tier(session, program, member, now)
+    result.tier_change = evaluate_tier(session, program, member, now,
+                                       spend=facts.spend_before + amount)
     audit.record(session, "purchase", member_id=member.id, actor=actor, at=now,
                  purchase_id=purchase.id, amount=amount, points=points, stamps=result.stamps)
     return result
+
+
+def _facts(session: Session, program: Program, member_id: int, now: dt.datetime) -> Row:
+    """What a purchase needs to know beforehand, in one statement: is it the member's first,
+    the stamps purchases earned them today, their window spend so far, any points due to
+    expire."""
+    return session.execute(select(
+        ~exists().where(Purchase.member_id == member_id).label("first"),
+        stamps_today(member_id, local_date(now, program.timezone)).label("stamps_today"),
+        spend_query(program, member_id, now).scalar_subquery().label("spend_before"),
+        lots_due(member_id, now).label("lots_due"))).one()
 
 
 def find_purchase(session: Session, source: str, order_id: str) -> Purchase | None:

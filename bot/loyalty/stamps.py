@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from bot.loyalty import audit
 from bot.loyalty.coupons import issue_coupon
@@ -43,19 +44,20 @@ def active_card(session: Session, program: Program, member_id: int, now: dt.date
     return card
 
 
-def stamps_for(program: Program, session: Session, member: Member, amount: int,
-               now: dt.datetime) -> int:
-    """Stamps a purchase of `amount` earns, before starter stamps."""
+def stamps_today(member_id: int, today: dt.date) -> ScalarSelect[int]:
+    """Stamps purchases earned the member on this local day (a subquery, for stamps_for)."""
+    return (select(func.coalesce(func.sum(Stamp.count), 0))
+            .where(Stamp.member_id == member_id, Stamp.local_day == today,
+                   Stamp.reason == "purchase").scalar_subquery())
+
+
+def stamps_for(program: Program, amount: int, earned_today: int) -> int:
+    """Stamps a purchase of `amount` earns, before starter stamps, after `earned_today`."""
     rules = program.stamps
     if amount < rules.min_amount:
         return 0
     count = 1 if rules.per == "visit" else amount // rules.amount_per_stamp
     if rules.one_per_day and count:
-        today = local_date(now, program.timezone)
-        earned_today = session.scalar(
-            select(func.coalesce(func.sum(Stamp.count), 0))
-            .where(Stamp.member_id == member.id, Stamp.local_day == today,
-                   Stamp.reason == "purchase")) or 0
         count = max(0, min(count, 1 - earned_today))
     return count
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from bot.loyalty import audit
@@ -26,10 +26,14 @@ class TierChange:
 
 def window_spend(session: Session, program: Program, member_id: int, now: dt.datetime) -> int:
     """Net spend (after refunds) over the program's rolling window, up to now."""
-    return session.scalar(
-        select(func.coalesce(func.sum(Purchase.amount - Purchase.refunded_amount), 0))
-        .where(Purchase.member_id == member_id, Purchase.created_at > _window_start(program, now),
-               Purchase.created_at <= now)) or 0
+    return session.scalar(spend_query(program, member_id, now)) or 0
+
+
+def spend_query(program: Program, member_id: int, now: dt.datetime) -> Select[tuple[int]]:
+    """window_spend as a statement, to run on its own or inside another."""
+    return (select(func.coalesce(func.sum(Purchase.amount - Purchase.refunded_amount), 0))
+            .where(Purchase.member_id == member_id,
+                   Purchase.created_at > _window_start(program, now), Purchase.created_at <= now))
 
 
 def tier_for_spend(program: Program, spend: int) -> Tier:

@@ -1,0 +1,93 @@
+"""The hot paths stay lean: a row already locked is not locked again, a purchase asks what it
+needs in one statement, and the webhook's events run a known number of statements."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+
+from sqlalchemy import event
+
+from bot.db import transaction
+from bot.loyalty.ledger import lock_member
+from bot.loyalty.members import find_by_code
+from bot.models import Member
+from tests.helpers import buy, join
+
+
+@contextlib.contextmanager
+def statements(engine):
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(re.sub(r"\s+", " ", statement))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_member_locked_in_this_transaction_is_not_selected_again(engine, sessions, program,
+                                                                   now):
+    code = _code(sessions, join(sessions, program, now))
+    with transaction(sessions) as session:
+        member = find_by_code(session, code, lock=True)
+        with statements(engine) as seen:
+            assert lock_member(session, member.id) is member
+            with session.begin_nested():
+                assert lock_member(session, member.id) is member
+        assert [s for s in seen if "members" in s] == []
+
+
+def test_a_lock_taken_in_a_savepoint_that_rolled_back_is_taken_again(engine, sessions,
+                                                                     program, now):
+    member_id = join(sessions, program, now)
+    with transaction(sessions) as session:
+        try:
+            with session.begin_nested():
+                lock_member(session, member_id).points_balance = 99
+                raise RuntimeError
+        except RuntimeError:
+            pass
+        with statements(engine) as seen:
+            member = lock_member(session, member_id)
+        assert member.points_balance == 0
+        assert len([s for s in seen if s.startswith("SELECT members.")]) == 1
+
+
+def test_a_lock_from_an_earlier_transaction_is_not_trusted(engine, sessions, program, now):
+    member_id = join(sessions, program, now)
+    with sessions() as session:
+        with session.begin():
+            lock_member(session, member_id)
+        with session.begin(), statements(engine) as seen:
+            lock_member(session, member_id)
+    assert len([s for s in seen if s.startswith("SELECT members.")]) == 1
+
+
+def test_a_purchase_reads_its_facts_once_and_does_not_relock_or_reread(engine, sessions,
+                                                                       program, now):
+    member_id = join(sessions, program, now)
+    buy(sessions, program, member_id, 100, now)
+    with statements(engine) as seen:
+        result = buy(sessions, program, member_id, 300, now)
+    selects = [s for s in seen if s.startswith("SELECT")]
+    assert result.points == 10 and not result.duplicate
+    assert len(selects) == 2, selects  # the member (locked), then the purchase's facts
+    assert not any("FROM purchases WHERE purchases.source" in s for s in seen)
+
+
+def test_a_repeated_order_is_found_after_its_insert_is_skipped(sessions, program, now):
+    member_id = join(sessions, program, now)
+    first = buy(sessions, program, member_id, 300, now, order_id="same")
+    again = buy(sessions, program, member_id, 300, now, order_id="same")
+    assert again.duplicate and again.purchase.id == first.purchase.id
+    assert again.points == first.points
+
+
+def _code(sessions, member_id: int) -> str:
+    with sessions() as session:
+        return session.get(Member, member_id).member_code
+
