@@ -91,3 +91,41 @@ def _code(sessions, member_id: int) -> str:
     with sessions() as session:
         return session.get(Member, member_id).member_code
 
+
+
+def test_the_sender_and_their_staff_record_come_in_one_statement(engine, sessions, program,
+                                                                 now):
+    from bot.line.staff import sender
+    from bot.loyalty.staff import add_staff, remove_staff
+
+    staff_user, customer = "U" + "a" * 32, "U" + "b" * 32
+    join(sessions, program, now, user=staff_user)
+    join(sessions, program, now, user=customer)
+    with transaction(sessions) as session:
+        add_staff(session, staff_user, now, name="Mei", actor="test")
+    with sessions() as session, statements(engine) as seen:
+        member, worker = sender(session, staff_user)
+        assert (member.line_user_id, worker.name) == (staff_user, "Mei")
+        assert sender(session, customer)[1] is None
+        assert sender(session, "U-nobody") == (None, None)
+    assert len([s for s in seen if s.startswith("SELECT")]) == 3
+    with transaction(sessions) as session:
+        remove_staff(session, staff_user, now, actor="test")
+    with sessions() as session:
+        assert sender(session, staff_user)[1] is None
+
+
+def test_a_summary_reads_card_and_spend_together_and_starts_a_missing_card(engine, sessions,
+                                                                           program, now):
+    from bot.loyalty.summary import member_summary
+    from bot.models import StampCard
+
+    member_id = join(sessions, program, now)
+    buy(sessions, program, member_id, 300, now)
+    with transaction(sessions) as session:
+        for card in session.query(StampCard).filter_by(member_id=member_id):
+            card.status = "expired"
+    with transaction(sessions) as session, statements(engine) as seen:
+        summary = member_summary(session, program, session.get(Member, member_id), now)
+    assert (summary.spend, summary.stamps, summary.stamp_goal) == (300, 0, program.stamps.goal)
+    assert len([s for s in seen if "stamp_cards" in s and s.startswith("SELECT")]) == 1

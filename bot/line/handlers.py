@@ -49,14 +49,17 @@ def on_unfollow(session: Session, env: Env, event: Any) -> Outcome:
 
 
 def on_message(session: Session, env: Env, event: Any) -> Outcome:
-    member = _member(session, env)
     text = getattr(event.message, "text", None)
-    if text is None:  # stickers, photos ...: a pointer to the menu
-        return Outcome(messages.text(env.render(member.language), "menu_pointer"))
-    words = normalize(text).split()
+    words = normalize(text).split() if text is not None else []
     if words and (command := staff.COMMANDS.get(words[0].lower())):
         lang = "en" if words[0].lower() in staff.ENGLISH else "zh-TW"
-        return staff.run(session, env, member, command, words[1:], lang)
+        member, worker = staff.sender(session, env.user_id)  # one statement for both
+        if member is None:
+            member, worker = _member(session, env), staff.find_staff(session, env.user_id)
+        return staff.run(session, env, member, worker, command, words[1:], lang)
+    member = _member(session, env)
+    if text is None:  # stickers, photos ...: a pointer to the menu
+        return Outcome(messages.text(env.render(member.language), "menu_pointer"))
     action = KEYWORDS.get(" ".join(words).lower())
     if action is None:
         if len(words) == 1 and (campaign := find_by_keyword(session, words[0])):

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from contextlib import nullcontext
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from bot.line import messages
@@ -45,13 +46,13 @@ VOID_WINDOW = dt.timedelta(minutes=15)
 CONFIRM_WINDOW = dt.timedelta(minutes=10)
 
 
-def run(session: Session, env: Env, member: Member, command: str, args: list[str],
-        lang: str) -> Outcome:
-    """Run a staff command typed in `lang` (replies follow the language of the command)."""
+def run(session: Session, env: Env, member: Member, worker: Staff | None, command: str,
+        args: list[str], lang: str) -> Outcome:
+    """Run a staff command typed in `lang` (replies follow the language of the command) for
+    the sender, `worker` if they are active staff."""
     if command == "join":
         return join(session, env, member, args)
     ctx = env.render(lang)
-    worker = _staff(session, env.user_id)
     if worker is None:
         return Outcome(messages.text(env.render(member.language), "staff_only"))
     if command == "verify":
@@ -63,8 +64,17 @@ def run(session: Session, env: Env, member: Member, command: str, args: list[str
     return void(session, env, ctx, worker)
 
 
-def _staff(session: Session, user_id: str) -> Staff | None:
+def find_staff(session: Session, user_id: str) -> Staff | None:
     return session.scalar(select(Staff).where(Staff.line_user_id == user_id, Staff.active))
+
+
+def sender(session: Session, user_id: str) -> tuple[Member | None, Staff | None]:
+    """The sender's member record and, if they are active staff, their staff record."""
+    found = session.execute(
+        select(Member, Staff).outerjoin(Staff, and_(Staff.line_user_id == Member.line_user_id,
+                                                    Staff.active))
+        .where(Member.line_user_id == user_id)).first()
+    return (found[0], found[1]) if found else (None, None)
 
 
 def _actor(worker: Staff) -> str:
@@ -78,8 +88,8 @@ def verify(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: 
     if _recent_failures(session, worker, env.now) >= FAILED_LIMIT:
         return Outcome(messages.text(ctx, "too_many_failures"))
     amount = int(args[1]) if len(args) == 2 else None
-    try:
-        with session.begin_nested():
+    try:  # without an amount nothing is written before a failure: no savepoint to undo
+        with session.begin_nested() if amount is not None else nullcontext():
             view, result = _redeem(session, env, worker, args[0], amount)
     except LoyaltyError as exc:
         audit.record(session, "staff.verify_failed", member_id=None, actor=_actor(worker),
@@ -180,7 +190,7 @@ def _receipt(session: Session, env: Env, member: Member, result: PurchaseResult,
 
 def postback(session: Session, env: Env, member: Member, action: str, data: dict) -> Outcome:
     ctx = env.render(member.language)
-    worker = _staff(session, env.user_id)
+    worker = find_staff(session, env.user_id)
     if worker is None:
         return Outcome(messages.text(ctx, "staff_only"))
     if action == "staff_help":

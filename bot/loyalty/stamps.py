@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from bot.loyalty import audit
 from bot.loyalty.coupons import issue_coupon
 from bot.loyalty.errors import CapReached, CouponWindowClosed
+from bot.loyalty.tiers import spend_query
 from bot.loyalty.timeutil import end_of_day, local_date
 from bot.models import Coupon, Member, Purchase, Stamp, StampCard
 from bot.program import Program
@@ -27,9 +28,25 @@ class StampOutcome:
 def active_card(session: Session, program: Program, member_id: int, now: dt.datetime
                 ) -> StampCard:
     """The member's current card; an out-of-date one is closed and a new one started."""
-    card = session.scalar(select(StampCard).where(StampCard.member_id == member_id,
-                                                  StampCard.status == "active")
-                          .order_by(StampCard.id.desc()))
+    return usable_card(session, program, member_id, now,
+                       session.scalar(select(StampCard).where(*_active(member_id))
+                                      .order_by(StampCard.id.desc())))
+
+
+def card_and_spend(session: Session, program: Program, member_id: int, now: dt.datetime
+                   ) -> tuple[StampCard, int]:
+    """active_card and the member's window spend (tiers.window_spend), in one statement."""
+    card, spend = session.execute(
+        select(StampCard, spend_query(program, member_id, now).scalar_subquery())
+        .select_from(Member).outerjoin(StampCard, and_(*_active(member_id)))
+        .where(Member.id == member_id).order_by(StampCard.id.desc()).limit(1)).one()
+    return usable_card(session, program, member_id, now, card), spend or 0
+
+
+def usable_card(session: Session, program: Program, member_id: int, now: dt.datetime,
+                card: StampCard | None) -> StampCard:
+    """`card`, the member's active card as read, unless it is missing or out of date: then
+    it is closed and a new one started."""
     if card and card.expires_at is not None and card.expires_at <= now:
         card.status = "expired"
         card = None
@@ -42,6 +59,10 @@ def active_card(session: Session, program: Program, member_id: int, now: dt.date
         session.add(card)
         session.flush()
     return card
+
+
+def _active(member_id: int) -> tuple:
+    return StampCard.member_id == member_id, StampCard.status == "active"
 
 
 def stamps_today(member_id: int, today: dt.date) -> ScalarSelect[int]:

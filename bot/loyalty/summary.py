@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.loyalty.coupons import CouponView, wallet
-from bot.loyalty.stamps import active_card
-from bot.loyalty.tiers import next_tier, window_spend
+from bot.loyalty.stamps import card_and_spend
+from bot.loyalty.tiers import next_tier
 from bot.loyalty.timeutil import local_date
 from bot.models import Member, PointEntry
 from bot.program import Program, Tier
@@ -55,8 +55,7 @@ def member_summary(session: Session, program: Program, member: Member, now: dt.d
             by_day[day] = by_day.get(day, 0) + points
     tier = program.tier(member.tier)
     upcoming = next_tier(program, tier)
-    spend = window_spend(session, program, member.id, now)
-    card = active_card(session, program, member.id, now)
+    card, spend = card_and_spend(session, program, member.id, now)
     targets = [m.at for m in program.stamps.milestones if m.at > card.stamps] + [card.goal]
     return MemberSummary(
         member=member, balance=member.points_balance - lapsed,
