@@ -238,7 +238,7 @@ def staff_add(line_user_id: str, name: str) -> None:
     except LoyaltyError as exc:
         raise click.ClickException(exc.message("en")) from None
     click.echo(f"{shown} ({line_user_id}) is staff")
-    if ctx["config"].line_configured and not ctx["config"].simulated:
+    if ctx["config"].line_configured and not ctx["config"].simulator:
         from bot.line.client import LineClient
         from bot.line.richmenu import link_staff
 
@@ -259,7 +259,7 @@ def staff_remove(line_user_id: str) -> None:
     except LoyaltyError as exc:
         raise click.ClickException(exc.message("en")) from None
     click.echo(f"{line_user_id} is no longer staff")
-    if ctx["config"].line_configured and not ctx["config"].simulated:
+    if ctx["config"].line_configured and not ctx["config"].simulator:
         from bot.line.client import LineClient
         from bot.line.richmenu import unlink_staff
 

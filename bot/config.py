@@ -23,14 +23,12 @@ def _positive_int(env: dict[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
-def _switch(env: dict[str, str], name: str) -> str:
-    raw = (env.get(name) or "").strip().lower()
-    if raw in ("", "auto"):
-        return "auto"
-    if raw in ("1", "0"):
-        return raw
-    raise ConfigError(f"Configuration error: {name} must be 1 (on), 0 (off) or unset, "
-                      f"not {env.get(name)!r}")
+def _switch(env: dict[str, str], name: str) -> bool:
+    raw = (env.get(name) or "").strip()
+    if raw in ("", "0", "1"):
+        return raw == "1"
+    raise ConfigError(f"Configuration error: {name} must be 1 (on), 0 or unset (off), "
+                      f"not {raw!r}")
 
 
 def normalize_database_url(url: str) -> str:
@@ -53,24 +51,11 @@ class Config:
     line_oa_basic_id: str = ""  # e.g. @123abcde; QR codes then open the chat with text typed
     public_base_url: str = "http://127.0.0.1:5000"  # where LINE fetches QR images from
     line_api_base_url: str = ""  # tests only: send every LINE API call to this host
-    # "1" on, "0" off, "auto": on while no LINE channel is configured; bot.simulator turns
-    # "auto" into "local" (on, for requests from this machine only) when it takes over
-    simulator: str = "auto"
+    simulator: bool = False  # SIMULATOR=1: the browser LINE simulator takes the channel's place
 
     @property
     def line_configured(self) -> bool:
         return bool(self.line_channel_secret and self.line_channel_access_token)
-
-    @property
-    def simulator_on(self) -> bool:
-        return self.simulator in ("1", "local") or (self.simulator == "auto"
-                                                    and not self.line_configured)
-
-    @property
-    def simulated(self) -> bool:
-        """The LINE channel is the simulator's (bot.simulator.configure took it over)."""
-        return self.simulator in ("1", "local") and self.line_api_base_url.endswith(
-            "/simulator/line")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Config:

@@ -48,7 +48,11 @@ def serve() -> int:
     if code:
         return code
     port = os.environ.get("PORT", "5000")
-    env = {**os.environ, "SIMULATOR": os.environ.get("SIMULATOR", "1")}
+    channel = os.environ.get("LINE_CHANNEL_SECRET") and os.environ.get(
+        "LINE_CHANNEL_ACCESS_TOKEN")
+    # the simulator stands in for LINE unless a real channel is configured here
+    env = {**os.environ, "PORT": port,
+           "SIMULATOR": os.environ.get("SIMULATOR") or ("0" if channel else "1")}
     print(f"the bot is starting on http://127.0.0.1:{port} (health: /healthz); Ctrl-C stops it")
     if env["SIMULATOR"] == "1":
         print(f"LINE simulator: http://127.0.0.1:{port}/simulator "

@@ -17,6 +17,10 @@ except ConfigError as exc:
 
 bind = f"0.0.0.0:{_config.port}"
 workers = _config.web_concurrency
+if _config.simulator:
+    # the simulator keeps its chats in memory and calls the app back while a request
+    # waits: one process, with threads to answer those calls
+    workers, worker_class, threads = 1, "gthread", 16
 accesslog = "-"
 errorlog = "-"
 

@@ -6,6 +6,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from flask import Flask
 from werkzeug.serving import make_server
@@ -20,11 +21,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def simulator_config(db_url: str, port: int, **overrides: str) -> Config:
-    """No LINE channel, as on a fresh clone: the simulator takes the channel's place."""
+def simulator_config(db_url: str, port: int, **overrides: Any) -> Config:
+    """No LINE channel, as on a fresh clone, and SIMULATOR=1 as `bot.dev serve` sets it."""
     return Config(database_url=db_url, program_path=str(DEFAULT_PROGRAM),
                   secret_key="simulator-test-key", port=port,
-                  public_base_url=f"http://127.0.0.1:{port}", **overrides)
+                  public_base_url=f"http://127.0.0.1:{port}",
+                  **{"simulator": True, **overrides})
 
 
 @contextmanager

@@ -51,18 +51,18 @@ def member(app, persona: str) -> Member:
             Member.line_user_id == PERSONA[persona].user_id)).one()
 
 
-def test_the_simulator_is_on_without_a_line_channel_and_otherwise_only_when_asked():
-    bare = Config(database_url="sqlite://", program_path="p", secret_key="k")
-    line = Config(database_url="sqlite://", program_path="p", secret_key="k",
-                  line_channel_secret="s", line_channel_access_token="t")
-    assert configure(bare).simulator == "local" and configure(bare).line_configured
-    assert configure(line) == line and not line.simulator_on
-    forced = configure(Config(**{**line.__dict__, "simulator": "1"}))
-    assert forced.line_channel_secret != "s" and forced.line_api_base_url.endswith(
-        "/simulator/line")
-    assert not Config(**{**bare.__dict__, "simulator": "0"}).simulator_on
+def test_the_simulator_is_on_only_with_simulator_1_and_then_takes_the_channels_place():
+    assert not Config.from_env({}).simulator
+    assert Config.from_env({"SIMULATOR": "1"}).simulator
     with pytest.raises(ConfigError, match="SIMULATOR must be 1"):
         Config.from_env({"SIMULATOR": "yes"})
+    bare = Config(database_url="sqlite://", program_path="p", secret_key="k")
+    assert configure(bare) == bare and not bare.line_configured
+    line = Config(database_url="sqlite://", program_path="p", secret_key="k", simulator=True,
+                  line_channel_secret="s", line_channel_access_token="t")
+    taken = configure(line)
+    assert taken.line_configured and taken.line_channel_secret != "s"
+    assert taken.line_api_base_url == "http://127.0.0.1:5000/simulator/line"
 
 
 def test_following_shows_the_welcome_in_the_profiles_language_and_registers_the_member(live):
@@ -73,8 +73,8 @@ def test_following_shows_the_welcome_in_the_profiles_language_and_registers_the_
     assert "Welcome" in words(welcome)
     emma = member(app, "emma")
     assert (emma.display_name, emma.language, emma.status) == ("Emma", "en", "active")
-    assert requests.get(f"{base}/simulator/api/chats", timeout=10).json()["followed"] == [
-        "emma"]
+    standing = requests.get(f"{base}/simulator/api/chats", timeout=10).json()["friendship"]
+    assert standing == {"mei": "none", "jie": "none", "emma": "friend", "kai": "none"}
 
 
 def test_staff_redeem_the_coupon_they_scan_in_a_customers_chat_and_the_customer_is_told(live):
@@ -151,21 +151,22 @@ def test_the_simulated_messaging_api_behaves_like_lines(live):
     assert len(chat(base, "mei")) == 2
 
 
-def test_started_without_a_channel_the_simulator_answers_only_this_machine(tmp_path):
+def test_without_simulator_1_there_is_no_simulator_and_callback_still_answers_503(tmp_path):
+    off = create_app(simulator_config(f"sqlite:///{tmp_path / 'z.db'}", 5000, simulator=False))
+    client = off.test_client()
+    assert client.get("/simulator").status_code == 404
+    assert client.get("/simulator/gallery").status_code == 404
+    assert client.post("/simulator/line/v2/bot/message/push", json={}).status_code == 404
+    assert client.post("/callback", data=b"{}", headers={"X-Line-Signature": "x"}
+                       ).status_code == 503
+
+
+def test_a_page_served_on_another_port_than_port_is_told_how_to_fix_it(tmp_path):
     app = create_app(simulator_config(f"sqlite:///{tmp_path / 'x.db'}", 5000))
-    client = app.test_client()
-    assert client.get("/simulator").status_code == 200
-    assert client.get("/simulator", environ_base={"REMOTE_ADDR": "203.0.113.9"}
-                      ).status_code == 404
-    assert client.get("/simulator", headers={"X-Forwarded-For": "203.0.113.9"}
-                      ).status_code == 404
-    forced = create_app(simulator_config(f"sqlite:///{tmp_path / 'y.db'}", 5000,
-                                         simulator="1"))
-    assert forced.test_client().get("/simulator", environ_base={
-        "REMOTE_ADDR": "203.0.113.9"}).status_code == 200
-    off = create_app(simulator_config(f"sqlite:///{tmp_path / 'z.db'}", 5000, simulator="0"))
-    assert off.test_client().get("/simulator").status_code == 404
-    assert off.test_client().get("/simulator/gallery").status_code == 404
+    answer = app.test_client().post("/simulator/api/chats/mei", json={"type": "follow"},
+                                    base_url="http://127.0.0.1:5999")
+    assert answer.status_code == 400
+    assert "restart it with PORT=5999" in answer.json["error"]
 
 
 def test_the_gallery_shows_every_flex_template_in_both_languages(tmp_path):
@@ -186,3 +187,68 @@ def test_with_the_simulator_on_richmenu_deploy_says_it_needs_a_real_channel(tmp_
     app = create_app(simulator_config(f"sqlite:///{tmp_path / 'x.db'}", 5000))
     result = app.test_cli_runner().invoke(richmenu_group, ["deploy"])
     assert result.exit_code != 0 and "The LINE simulator is on" in result.output
+
+
+def test_a_persona_who_blocked_the_shop_sends_nothing_and_receives_nothing(live):
+    app, base = live
+    act(base, "mei", type="follow")
+    assert act(base, "mei", type="follow").json()["error"] == "小美 is already a friend of the shop"
+    assert act(base, "mei", type="unfollow").status_code == 200
+    assert member(app, "mei").status == "blocked"
+    refused = act(base, "mei", type="text", text="點數")
+    assert refused.status_code == 400 and "blocked the shop" in refused.json()["error"]
+    seen = chat(base, "mei")[-1]["seq"]
+    token = app.extensions["loyalty"]["config"].line_channel_access_token
+    pushed = requests.post(f"{base}/simulator/line/v2/bot/message/push", timeout=5,
+                           headers={"Authorization": f"Bearer {token}"},
+                           json={"to": PERSONA["mei"].user_id,
+                                 "messages": [{"type": "text", "text": "hi"}]})
+    assert pushed.status_code == 200
+    [note] = chat(base, "mei", after=seen)
+    assert note["sender"] == "system" and "not delivered" in note["message"]["text"]
+    friendship = requests.get(f"{base}/simulator/api/chats", timeout=5).json()["friendship"]
+    assert friendship == {"mei": "blocked", "jie": "none", "emma": "none", "kai": "none"}
+
+    assert act(base, "mei", type="follow").status_code == 200  # unblocked: no second gift
+    assert member(app, "mei").status == "active"
+    with app.extensions["loyalty"]["sessions"]() as session:
+        assert len(session.scalars(select(Coupon)).all()) == 1
+
+
+def test_staff_removed_from_the_command_line_stay_removed_in_the_simulator(live):
+    from bot.db import transaction
+    from bot.loyalty.staff import remove_staff
+    from bot.loyalty.timeutil import utcnow
+    from bot.models import Staff
+
+    app, base = live
+    act(base, "kai", type="text", text="說明")
+    sessions = app.extensions["loyalty"]["sessions"]
+    with transaction(sessions) as session:
+        remove_staff(session, PERSONA["kai"].user_id, utcnow(), actor="test")
+    act(base, "kai", type="text", text="核銷 ABCDEFGHJ")
+    assert "核銷成功" not in words(chat(base, "kai")[-1])
+    with sessions() as session:
+        assert session.scalars(select(Staff.active)).all() == [False]
+
+
+def test_the_simulated_messaging_api_refuses_what_line_refuses(live):
+    app, base = live
+    token = app.extensions["loyalty"]["config"].line_channel_access_token
+    auth = {"Authorization": f"Bearer {token}"}
+    api = f"{base}/simulator/line/v2/bot/message"
+    mei = PERSONA["mei"].user_id
+
+    def push(body: dict, **headers: str) -> requests.Response:
+        return requests.post(f"{api}/push", json=body, headers={**auth, **headers}, timeout=5)
+
+    empty = push({"to": mei, "messages": [{"type": "text", "text": ""}]})
+    assert empty.status_code == 400 and "non-empty text" in empty.json()["message"]
+    assert push({"to": "Unobody", "messages": [{"type": "text", "text": "x"}]}
+                ).status_code == 400
+    assert push({"to": mei, "messages": [{"type": "text", "text": "x"}]},
+                **{"X-Line-Retry-Key": "again"}).status_code == 400
+    many = requests.post(f"{api}/multicast", headers=auth, timeout=5, json={
+        "to": [mei] * 501, "messages": [{"type": "text", "text": "x"}]})
+    assert many.status_code == 400
+    assert chat(base, "mei") == []

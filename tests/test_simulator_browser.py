@@ -1,12 +1,14 @@
 """The simulator in headless Chromium (Debian's chromium and chromedriver), read from the DOM.
 
-Screenshots go to test-artifacts/; the README's picture of the simulator (docs/simulator.png)
-is the one the first test takes.
+Screenshots go to test-artifacts/. The README's picture of the simulator (docs/simulator.png)
+is the one the first test takes; `UPDATE_SCREENSHOTS=1` copies it there, to commit when the
+page has changed.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -137,7 +139,8 @@ def test_a_customer_follows_and_each_rich_menu_area_shows_its_card(site):
         "document.querySelector('.sim-conversation[data-persona=\"mei\"] .sim-scan')"
         ".scrollIntoView({block: 'center'})")
     shot = site.screenshot("simulator-customer")
-    shutil.copy(shot, ROOT / "docs" / "simulator.png")
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        shutil.copy(shot, ROOT / "docs" / "simulator.png")
     assert site.console_errors() == []
 
 

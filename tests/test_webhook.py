@@ -158,11 +158,11 @@ def test_a_points_reward_asks_for_confirmation_before_spending(client, app, fake
     assert "100" in flat(fake_line.replies()[-1]["messages"])  # "100 needed"
 
 
-def test_without_a_channel_and_with_the_simulator_off_callback_answers_503(db_url):
+def test_without_a_channel_configured_callback_answers_503(db_url):
     from bot.app import create_app
     from bot.config import DEFAULT_PROGRAM, Config
 
     app = create_app(Config(database_url=db_url, program_path=str(DEFAULT_PROGRAM),
-                            secret_key="k", simulator="0"))
+                            secret_key="k"))
     assert post(app.test_client(), [follow(ALICE)]).status_code == 503
     assert app.test_client().get("/healthz").status_code == 200

@@ -55,7 +55,7 @@ class LineClient:
         # LINE fetches images over https only; the local simulator shows the app's own QR
         # images from its plain http address
         self.image_schemes = (IMAGE_SCHEMES + (f"{config.public_base_url}/",)
-                              if config.simulated else IMAGE_SCHEMES)
+                              if config.simulator else IMAGE_SCHEMES)
 
     def reply(self, reply_token: str, messages: list[dict]) -> bool:
         check_messages(messages, "reply", self.image_schemes)

@@ -245,10 +245,10 @@ def deploy_command(menus_dir: Path) -> None:
     """Upload the menus, make the customer one the default and link staff to theirs."""
     ctx = current_app.extensions["loyalty"]
     config = ctx["config"]
-    if config.simulated:
+    if config.simulator:
         raise click.ClickException(
-            "The LINE simulator is on (SIMULATOR=1, or no LINE channel is configured): it shows "
-            "richmenu/*.json itself. Set the channel variables and SIMULATOR=0 to deploy.")
+            "The LINE simulator is on (SIMULATOR=1): it shows richmenu/*.json itself. "
+            "Set the channel variables and unset SIMULATOR to deploy.")
     if not config.line_channel_access_token:
         raise click.ClickException("LINE_CHANNEL_ACCESS_TOKEN is not set: cannot reach LINE.")
     with ctx["sessions"]() as session:

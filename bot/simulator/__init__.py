@@ -4,9 +4,9 @@ While it is on, the app's LINE client talks to the simulator's own Messaging API
 (bot.simulator.line_api) instead of LINE, and the simulator page sends real signed webhook
 events to the app's /callback: the same code paths as production.
 
-It is on when SIMULATOR=1, or when SIMULATOR is unset and no LINE channel is configured; in
-that second case it answers only requests made on this machine, so an app deployed without
-its channel settings does not open a playground to the internet.
+It is on only when SIMULATOR=1 (`python3 -m bot.dev serve` sets it when no LINE channel is
+configured): an app deployed without its channel settings keeps answering 503 at /callback
+and keeps its pushes queued, rather than opening a playground to the internet.
 """
 
 from __future__ import annotations
@@ -35,14 +35,13 @@ def local_base_url(config: Config) -> str:
 
 def configure(config: Config) -> Config:
     """The configuration the app runs with: with the simulator on, its channel replaces LINE."""
-    if not config.simulator_on:
+    if not config.simulator:
         return config
     if config.line_configured:
         log.warning("SIMULATOR=1: LINE messages go to the simulator, not to the configured "
                     "channel; never set it in production")
     return dataclasses.replace(
-        config, simulator="1" if config.simulator == "1" else "local",
-        line_channel_secret=_derived(config, "channel secret"),
+        config, line_channel_secret=_derived(config, "channel secret"),
         line_channel_access_token=_derived(config, "access token"),
         line_api_base_url=f"{local_base_url(config)}/simulator/line")
 
@@ -50,7 +49,7 @@ def configure(config: Config) -> Config:
 def init_app(app: Flask) -> None:
     """Register the simulator page and its Messaging API, when the simulator is on."""
     config = app.extensions["loyalty"]["config"]
-    if not config.simulator_on:
+    if not config.simulator:
         return
     from bot.simulator import line_api, views
     from bot.simulator.store import Store

@@ -50,6 +50,10 @@ def unfollow_event(user_id: str) -> dict[str, Any]:
     return event("unfollow", user_id, None)
 
 
+class CallbackUnreachable(Exception):
+    """The app's own /callback did not answer."""
+
+
 def deliver(callback_url: str, secret: str, events: list[dict[str, Any]]) -> int:
     """POST a signed webhook body; the HTTP status /callback answered."""
     body = json.dumps({"destination": "Usimulator", "events": events},
@@ -61,3 +65,5 @@ def deliver(callback_url: str, secret: str, events: list[dict[str, Any]]) -> int
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
+    except (urllib.error.URLError, TimeoutError) as exc:
+        raise CallbackUnreachable(f"{callback_url} did not answer: {exc}") from None

@@ -7,11 +7,15 @@ replies and pushes travel the same code path as in production, over HTTP.
 from __future__ import annotations
 
 import hmac
+import uuid
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
+from bot.line.limits import IMAGE_SCHEMES, MessageLimitError, check_messages
 from bot.simulator.store import ReplyTokenError, Store
+
+MULTICAST_MAX = 500
 
 bp = Blueprint("simulator_line", __name__, url_prefix="/simulator/line/v2/bot")
 
@@ -35,40 +39,61 @@ def authorize():
     return None
 
 
-def _messages(body: Any) -> list[dict] | None:
+def _messages(body: Any, kind: str) -> list[dict]:
+    """The request's messages, refused as LINE refuses them (400 with the reason)."""
     messages = body.get("messages") if isinstance(body, dict) else None
-    if not isinstance(messages, list) or not 1 <= len(messages) <= 5:
-        return None
-    return [m for m in messages if isinstance(m, dict)] or None
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        raise MessageLimitError("messages", "must be a list of message objects")
+    base = current_app.extensions["loyalty"]["config"].public_base_url
+    check_messages(messages, kind, IMAGE_SCHEMES + (f"{base}/",))
+    return messages
+
+
+@bp.errorhandler(MessageLimitError)
+def refused(exc: MessageLimitError):
+    return _error(400, f"The request body has 1 error(s): {exc}")
 
 
 @bp.post("/message/reply")
 def reply():
     """Show the messages in the chat of the user the reply token was issued for."""
     body = request.get_json(silent=True)
-    messages = _messages(body)
-    if messages is None:
-        return _error(400, "The request body has 1 error(s): messages must hold 1 to 5")
+    messages = _messages(body, "reply")
     try:
         user_id = _store().use_reply_token(str(body.get("replyToken", "")))
     except ReplyTokenError as exc:
         return _error(400, str(exc))
-    for message in messages:
-        _store().add(user_id, "bot", "reply", message)
+    _show(user_id, "reply", messages)
     return jsonify(sentMessages=[{"id": "0"} for _ in messages])
+
+
+def _show(user_id: str, via: str, messages: list[dict]) -> None:
+    """Into the chat, unless the user blocked the shop (LINE then delivers nothing)."""
+    if _store().blocked(user_id):
+        _store().add(user_id, "system", via, {"type": "text", "text": (
+            f"not delivered ({via}, {len(messages)} message(s)): this user blocked the shop")})
+        return
+    for message in messages:
+        _store().add(user_id, "bot", via, message)
 
 
 def _deliver(via: str, recipients: list[str]):
     body = request.get_json(silent=True)
-    messages = _messages(body)
-    if messages is None:
-        return _error(400, "The request body has 1 error(s): messages must hold 1 to 5")
+    messages = _messages(body, via)
+    unknown = [u for u in recipients if _store().persona_of(u) is None]
+    if not recipients or unknown:
+        return _error(400, "The property, 'to', in the request body is invalid "
+                           f"(no such user: {', '.join(unknown) or 'none given'})")
     retry_key = request.headers.get("X-Line-Retry-Key")
-    if retry_key and not _store().first_use_of(retry_key):
-        return _error(409, "The retry key is already accepted")
+    if retry_key is not None:
+        try:
+            uuid.UUID(retry_key)
+        except ValueError:
+            return _error(400, "The retry key must be a UUID")
+        if not _store().first_use_of(retry_key):
+            return _error(409, "The retry key is already accepted")
     for user_id in recipients:
-        for message in messages:
-            _store().add(user_id, "bot", via, message)
+        _show(user_id, via, messages)
     return jsonify(sentMessages=[{"id": "0"} for _ in messages])
 
 
@@ -82,6 +107,9 @@ def push():
 def multicast():
     body = request.get_json(silent=True) or {}
     to = body.get("to")
+    if isinstance(to, list) and len(to) > MULTICAST_MAX:
+        return _error(400, f"The property, 'to', holds {len(to)} users; at most "
+                           f"{MULTICAST_MAX}")
     return _deliver("multicast", [str(u) for u in to] if isinstance(to, list) else [])
 
 

@@ -9,6 +9,7 @@ import hashlib
 import itertools
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,9 @@ class Entry:
     at: float = field(default_factory=time.time)
 
 
+TOKENS_KEPT = 1000  # unused reply tokens remembered; LINE's expire within a minute anyway
+
+
 class ReplyTokenError(Exception):
     """A reply token the simulator never issued, or one already used."""
 
@@ -65,8 +69,10 @@ class Store:
         self._lock = threading.Lock()
         self._seq = itertools.count(1)
         self._entries: list[Entry] = []
-        self._tokens: dict[str, str] = {}  # reply token -> user id, until used
+        self._tokens: OrderedDict[str, str] = OrderedDict()  # reply token -> user, until used
         self._retry_keys: set[str] = set()
+        self._friendship: dict[str, str] = {}  # user id -> "friend" | "blocked" | "none"
+        self.staff_ready = False  # the staff personas were made staff (once per process)
 
     def persona_of(self, user_id: str) -> Persona | None:
         return self._by_user.get(user_id)
@@ -90,6 +96,8 @@ class Store:
         token = hashlib.sha256(f"{user_id}:{time.time_ns()}:{id(self)}".encode()).hexdigest()
         with self._lock:
             self._tokens[token] = user_id
+            while len(self._tokens) > TOKENS_KEPT:
+                self._tokens.popitem(last=False)
         return token
 
     def use_reply_token(self, token: str) -> str:
@@ -107,3 +115,16 @@ class Store:
                 return False
             self._retry_keys.add(retry_key)
             return True
+
+    def friendship(self, user_id: str, known: bool = False) -> str:
+        """friend, blocked or none; first asked, a member the database knows is a friend."""
+        with self._lock:
+            return self._friendship.setdefault(user_id, "friend" if known else "none")
+
+    def blocked(self, user_id: str) -> bool:
+        with self._lock:
+            return self._friendship.get(user_id) == "blocked"
+
+    def set_friendship(self, user_id: str, state: str) -> None:
+        with self._lock:
+            self._friendship[user_id] = state

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, jsonify, render_template, request, send_file
 from sqlalchemy import select
 
-from bot.config import ROOT
+from bot.config import ROOT, Config
 from bot.db import transaction
 from bot.jobs import JOBS, run_job
 from bot.line.qr import payload_of, qr_url, typed_text
@@ -39,14 +39,6 @@ def _state() -> dict[str, Any]:
 
 def _store() -> Store:
     return current_app.extensions["simulator"]
-
-
-@bp.before_request
-def only_here():
-    """Started on its own (no LINE channel), the simulator answers this machine only."""
-    local = request.remote_addr in ("127.0.0.1", "::1") and "X-Forwarded-For" not in request.headers
-    if _state()["config"].simulator == "local" and not local:
-        abort(404)
 
 
 @bp.errorhandler(SimulatorError)
@@ -80,10 +72,15 @@ def _persona(key: str) -> Persona:
     return persona
 
 
-def _followed(user_ids: list[str]) -> set[str]:
+def _friendships() -> dict[str, str]:
+    """Each persona's standing with the shop: friend, blocked or none (never followed)."""
+    personas = list(_store().personas.values())
     with _state()["sessions"]() as session:
-        return set(session.scalars(select(Member.line_user_id).where(
-            Member.line_user_id.in_(user_ids), Member.status == "active")))
+        members = set(session.scalars(select(Member.line_user_id).where(
+            Member.line_user_id.in_([p.user_id for p in personas]),
+            Member.status == "active")))
+    return {p.key: _store().friendship(p.user_id, known=p.user_id in members)
+            for p in personas}
 
 
 def _entry_json(entry: Entry) -> dict[str, Any]:
@@ -101,33 +98,52 @@ def _entry_json(entry: Entry) -> dict[str, Any]:
 
 @bp.get("/api/chats")
 def chats():
-    """Every conversation entry after `after`, and who follows the shop now."""
+    """Every conversation entry after `after`, and each persona's standing with the shop."""
     after = request.args.get("after", "0")
     entries = _store().since(int(after) if after.isdigit() else 0)
-    personas = list(_store().personas.values())
-    followed = _followed([p.user_id for p in personas])
-    return jsonify(entries=[_entry_json(e) for e in entries if e.user_id in
-                            {p.user_id for p in personas}],
-                   followed=[p.key for p in personas if p.user_id in followed])
+    return jsonify(entries=[_entry_json(e) for e in entries if _store().persona_of(e.user_id)],
+                   friendship=_friendships())
 
 
 @bp.post("/api/chats/<key>")
 def act(key: str):
     """The persona does something in LINE: types, taps a button, follows or blocks."""
     persona = _persona(key)
-    _ensure_staff()
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise SimulatorError("send a JSON object")
-    status = events.deliver(f"{local_base_url(_state()['config'])}/callback",
-                            _state()["config"].line_channel_secret, [_event(persona, body)])
+    config = _check_port()
+    standing = _friendships()[persona.key]
+    event = _event(persona, body, standing)
+    _ensure_staff()
+    try:
+        status = events.deliver(f"{local_base_url(config)}/callback",
+                                config.line_channel_secret, [event])
+    except events.CallbackUnreachable as exc:
+        raise SimulatorError(str(exc)) from None
     if status != 200:
         raise SimulatorError(f"/callback answered {status}")
+    if event["type"] in ("follow", "unfollow"):
+        _store().set_friendship(persona.user_id,
+                                "friend" if event["type"] == "follow" else "blocked")
     return jsonify(status=status)
 
 
-def _event(persona: Persona, body: dict[str, Any]) -> dict[str, Any]:
+def _check_port() -> Config:
+    """The simulator calls the app back on PORT: it must be the port this page came from."""
+    config = _state()["config"]
+    port = request.host.rpartition(":")[2]
+    if port.isdigit() and int(port) != config.port:
+        raise SimulatorError(f"the app answers on port {port} but PORT is {config.port}: "
+                             f"restart it with PORT={port}, the simulator calls it back there")
+    return config
+
+
+def _event(persona: Persona, body: dict[str, Any], standing: str) -> dict[str, Any]:
     kind, user, store = body.get("type"), persona.user_id, _store()
+    if standing == "blocked" and kind in ("text", "postback"):
+        raise SimulatorError(f"{persona.display_name} has blocked the shop: LINE sends nothing "
+                             f"from a blocked chat; unblock (follow) first")
     if kind == "text":
         words = body.get("text")
         if not isinstance(words, str) or not words.strip() or len(words) > MAX_TEXT:
@@ -144,22 +160,30 @@ def _event(persona: Persona, body: dict[str, Any]) -> dict[str, Any]:
                   if isinstance(params, dict) else None)
         return events.postback_event(user, store.new_reply_token(user), data, params)
     if kind == "follow":
+        if standing == "friend":
+            raise SimulatorError(f"{persona.display_name} is already a friend of the shop")
         return events.follow_event(user, store.new_reply_token(user),
-                                   unblocked=bool(body.get("unblocked")))
+                                   unblocked=standing == "blocked")
     if kind == "unfollow":
+        if standing != "friend":
+            raise SimulatorError(f"{persona.display_name} is not a friend of the shop")
         return events.unfollow_event(user)
     raise SimulatorError("type must be text, postback, follow or unfollow")
 
 
 def _ensure_staff() -> None:
-    """The staff persona works as staff, as after `flask --app bot staff add`."""
+    """The staff persona is staff, as after `flask --app bot staff add` — once: a later
+    `staff remove` holds, so a removed staff member can be tried too."""
+    if _store().staff_ready:
+        return
     staff = [p for p in _store().personas.values() if p.staff]
     with transaction(_state()["sessions"]) as session:
-        have = set(session.scalars(select(Staff.line_user_id).where(Staff.active.is_(True))))
+        known = set(session.scalars(select(Staff.line_user_id)))
         for persona in staff:
-            if persona.user_id not in have:
+            if persona.user_id not in known:
                 add_staff(session, persona.user_id, utcnow(), name=persona.display_name,
                           actor="simulator")
+    _store().staff_ready = True
 
 
 @bp.post("/api/clock")
@@ -176,7 +200,7 @@ def clock():
     summaries = {job.name: run_job(rt, job, at)}
     if job.name != "send":
         summaries["send"] = run_job(rt, JOBS["send"], at)
-    pushed = [e for e in _store().since(before) if e.sender == "bot"]
+    pushed = [e for e in _store().since(before) if e.via in ("push", "multicast")]
     return jsonify(summaries=summaries, pushes=[
         {"persona": getattr(_store().persona_of(e.user_id), "key", None), "user": e.user_id,
          "alt": e.message.get("altText") or e.message.get("text", "")} for e in pushed])

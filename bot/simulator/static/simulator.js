@@ -9,8 +9,7 @@ const $$ = (selector, root = document) => [...root.querySelectorAll(selector)];
 const state = {
   persona: null,       // key of the persona on screen
   lastSeq: 0,          // last conversation entry shown
-  followed: new Set(), // personas who are friends of the shop now
-  everFollowed: new Set(),
+  friendship: {},      // persona -> "friend" | "blocked" | "none", as the server knows it
   busy: false,
 };
 
@@ -42,23 +41,32 @@ function showPersona(key) {
 }
 
 function updateFollow() {
-  const friend = state.followed.has(state.persona);
+  const standing = state.friendship[state.persona] || "none";
   const button = $("#sim-follow");
-  button.textContent = friend ? "Block the shop (unfollow)" : "Add the shop as a friend (follow)";
-  button.dataset.friend = String(friend);
+  button.textContent = {
+    friend: "Block the shop (unfollow)",
+    blocked: "Unblock the shop (follow)",
+    none: "Add the shop as a friend (follow)",
+  }[standing];
+  button.dataset.friend = String(standing === "friend");
+  $("#sim-phone").classList.toggle("sim-blocked", standing === "blocked");
 }
 
-function notice(text, kind = "info") {
+function notice(key, text, kind = "info") {
   const note = document.createElement("div");
   note.className = `sim-notice sim-notice-${kind}`;
   note.textContent = text;
-  conversation(state.persona).append(note);
+  conversation(key).append(note);
   scrollChat();
 }
 
 function addEntry(entry) {
   const box = conversation(entry.persona);
   if (!box) return;
+  if (entry.sender === "system") {
+    notice(entry.persona, entry.message.text);
+    return;
+  }
   const row = document.createElement("div");
   row.className = `sim-row sim-from-${entry.sender}`;
   row.dataset.seq = entry.seq;
@@ -94,8 +102,7 @@ async function poll() {
     addEntry(entry);
     state.lastSeq = entry.seq;
   }
-  state.followed = new Set(data.followed);
-  data.followed.forEach((key) => state.everFollowed.add(key));
+  state.friendship = data.friendship;
   updateFollow();
   if (data.entries.length) scrollChat();
 }
@@ -114,7 +121,7 @@ async function act(body) {
   try {
     await post(`/simulator/api/chats/${key}`, body);
   } catch (error) {
-    notice(`Not sent: ${error.message}`, "error");
+    notice(key, `Not sent: ${error.message}`, "error");
   }
   await poll();
 }
@@ -131,9 +138,11 @@ function pickDate(action) {
   const kinds = { date: "date", time: "time", datetime: "datetime-local" };
   const mode = kinds[action.mode] ? action.mode : "date";
   input.type = kinds[mode];
-  input.min = action.min || "";
-  input.max = action.max || "";
-  input.value = action.initial || "";
+  // LINE also takes a lower-case "t" in datetimes; an HTML input wants "T"
+  const value = (text) => (text || "").replace("t", "T");
+  input.min = value(action.min);
+  input.max = value(action.max);
+  input.value = value(action.initial);
   $("#sim-picker-label").textContent = action.label || "Pick a date";
   dialog.onclose = () => {
     if (dialog.returnValue !== "ok" || !input.value) return;
@@ -158,7 +167,7 @@ function runAction(action) {
     case "clipboard":
       return navigator.clipboard?.writeText(action.clipboardText || "");
     default:
-      return notice(`The simulator does not play "${action.type}" actions.`);
+      return notice(state.persona, `The simulator does not play "${action.type}" actions.`);
   }
 }
 
@@ -226,9 +235,8 @@ $("#sim-form").addEventListener("submit", (event) => {
 });
 
 $("#sim-follow").addEventListener("click", () => {
-  const key = state.persona;
-  if (state.followed.has(key)) return act({ type: "unfollow" });
-  return act({ type: "follow", unblocked: state.everFollowed.has(key) });
+  const friend = state.friendship[state.persona] === "friend";
+  return act({ type: friend ? "unfollow" : "follow" });
 });
 
 $("#sim-run").addEventListener("click", runClock);
