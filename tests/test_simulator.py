@@ -211,6 +211,8 @@ def test_a_persona_who_blocked_the_shop_sends_nothing_and_receives_nothing(live)
 
     assert act(base, "mei", type="follow").status_code == 200  # unblocked: no second gift
     assert member(app, "mei").status == "active"
+    back = chat(base, "mei")[-1]
+    assert back["sender"] == "bot" and "歡迎" in words(back)
     with app.extensions["loyalty"]["sessions"]() as session:
         assert len(session.scalars(select(Coupon)).all()) == 1
 

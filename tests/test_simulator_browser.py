@@ -202,3 +202,14 @@ def test_every_template_renders_in_the_gallery_without_a_console_error(site):
     assert broken == []
     site.screenshot("gallery")
     assert site.console_errors() == [], json.dumps(site.console_errors(), ensure_ascii=False)
+
+
+def test_a_customer_who_blocks_the_shop_loses_the_menu_until_unblocking(site):
+    site.follow("jie")
+    site.find("#sim-follow").click()  # block
+    site.until(lambda: site.find(".sim-blocked-note").is_displayed(), "the blocked chat")
+    assert not site.find("#sim-text").is_displayed()
+    assert site.find("#sim-follow").text == "Unblock the shop (follow)"
+    assert "歡迎" in site.follow("jie")  # unblocking sends a follow: welcome back
+    site.until(lambda: site.find("#sim-text").is_displayed(), "the chat box again")
+    assert site.console_errors() == []

@@ -116,16 +116,19 @@ def act(key: str):
     standing = _friendships()[persona.key]
     event = _event(persona, body, standing)
     _ensure_staff()
+    if event["type"] in ("follow", "unfollow"):  # as on LINE: (un)blocked, then the event
+        _store().set_friendship(persona.user_id,
+                                "friend" if event["type"] == "follow" else "blocked")
     try:
         status = events.deliver(f"{local_base_url(config)}/callback",
                                 config.line_channel_secret, [event])
     except events.CallbackUnreachable as exc:
-        raise SimulatorError(str(exc)) from None
+        status, problem = 0, str(exc)
+    else:
+        problem = f"/callback answered {status}"
     if status != 200:
-        raise SimulatorError(f"/callback answered {status}")
-    if event["type"] in ("follow", "unfollow"):
-        _store().set_friendship(persona.user_id,
-                                "friend" if event["type"] == "follow" else "blocked")
+        _store().set_friendship(persona.user_id, standing)
+        raise SimulatorError(problem)
     return jsonify(status=status)
 
 
