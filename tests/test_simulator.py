@@ -254,3 +254,51 @@ def test_the_simulated_messaging_api_refuses_what_line_refuses(live):
         "to": [mei] * 501, "messages": [{"type": "text", "text": "x"}]})
     assert many.status_code == 400
     assert chat(base, "mei") == []
+
+
+@pytest.fixture
+def gallery_app(tmp_path):
+    from bot.line.flex import strings_table, template
+
+    yield create_app(simulator_config(f"sqlite:///{tmp_path / 'x.db'}", 5000))
+    template.cache_clear()  # the next test reads the real templates again
+    strings_table.cache_clear()
+
+
+def test_the_gallery_shows_a_template_as_it_is_on_disk_and_a_broken_one_as_its_error(
+        gallery_app, tmp_path, monkeypatch):
+    import shutil
+
+    from bot.line import flex
+
+    edited = tmp_path / "flex_templates"
+    shutil.copytree(ROOT / "flex_templates", edited)
+    points = (edited / "points_card.json").read_text("utf-8")
+    (edited / "points_card.json").write_text(points.replace("{", "{{", 1), "utf-8")
+    stamps = (edited / "stamp_card.json").read_text("utf-8")
+    (edited / "stamp_card.json").write_text(stamps.replace("{{stamps}}", "NEW {{stamps}}"),
+                                            "utf-8")
+    client = gallery_app.test_client()
+    assert "NEW 3" not in client.get("/simulator/gallery").get_data(as_text=True)
+    monkeypatch.setattr(flex, "TEMPLATE_DIR", edited)
+    page = client.get("/simulator/gallery").get_data(as_text=True)
+    broken = page.split('data-sample="points_card"')[1].split("</figure>")[0]
+    assert "sim-sample-error" in broken and "JSONDecodeError" in broken
+    assert "NEW 3" in page.split('data-sample="stamp_card"')[1].split("</figure>")[0]
+    assert page.count('class="sim-sample-error"') == 2  # points_card, in each language
+
+
+def test_the_gallery_works_for_a_program_without_the_examples_coupons_or_rewards(
+        gallery_app, tmp_path):
+    from bot.program import load_program
+
+    text = (ROOT / "program.example.toml").read_text("utf-8")
+    text = text[:text.index("[[rewards]]")] + text[text.index("[tier_rules]"):]
+    for old, new in (("pct10", "ten_off"), ("xmas_beans", "beans"), ("nt50", "fifty"),
+                     ("free_drink", "drink"), ("bday_member", "cake")):
+        text = text.replace(old, new)
+    (tmp_path / "shop.toml").write_text(text, "utf-8")
+    gallery_app.extensions["loyalty"]["program"] = load_program(tmp_path / "shop.toml")
+    page = gallery_app.test_client().get("/simulator/gallery").get_data(as_text=True)
+    assert 'class="sim-sample-error"' not in page and 'data-sample="wallet"' in page
+    assert 'data-sample="reward_confirm"' not in page

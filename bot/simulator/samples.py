@@ -27,6 +27,7 @@ from bot.program import Program
 NOW = dt.datetime(2026, 11, 22, 2, 0, tzinfo=dt.UTC)
 TODAY = dt.date(2026, 11, 22)
 Samples = Iterator[tuple[str, list[dict]]]
+Makers = Iterator[tuple[str, Callable[[], list[dict]]]]
 
 
 def code(n: int) -> str:
@@ -41,7 +42,7 @@ def member(name: str = "小美", tier: str = "silver") -> Member:
 
 def view(program: Program, key: str = "welcome", n: int = 1, title: str | None = None,
          title_en: str | None = None, days: int = 30, **coupon: Any) -> CouponView:
-    template = program.coupons[key]
+    template = program.coupons.get(key) or next(iter(program.coupons.values()))
     if title:
         template = dataclasses.replace(template, title=title, title_en=title_en or title,
                                        gift=title_en or title)
@@ -78,37 +79,47 @@ def context(program: Program, lang: str, qr: Callable[[str], str] | None = None
                          qr_url=qr or partial(qr_url, "sample-key", "https://cafe.example"))
 
 
-def flex_samples(program: Program, ctx: RenderContext) -> Samples:
-    """(name, messages) for every Flex template, some twice (with and without a gift ...)."""
+def sample_makers(program: Program, ctx: RenderContext) -> Makers:
+    """(name, make) for every Flex template, some twice (with and without a gift ...).
+
+    The coupon keys are the example program's; another program's first coupon stands in for
+    a key it does not have, so the gallery works for any shop."""
     who = member()
     coupon = view(program)
     used = view(program, "pct10", 2, redeemed_at=NOW, status="redeemed")
-    yield "welcome", m.welcome(ctx, who, coupon)
-    yield "welcome without gift or name", m.welcome(ctx, member(""), None)
-    yield "points_card", m.points_card(ctx, summary(program, who))
-    yield "stamp_card", m.stamp_card(ctx, summary(program, who))
-    yield "wallet", m.wallet(ctx, [view(program, k, i) for i, k in enumerate(program.coupons)])
-    yield "coupon_detail", m.coupon_detail(ctx, view(program, "xmas_beans", 3))
-    yield "member_card", m.member_card(ctx, who, summary(program, who, wallet=[coupon]))
-    yield "rewards_catalog", m.rewards_catalog(ctx, 600)
-    yield "reward_confirm", m.reward_confirm(ctx, program.rewards[0], 600)
-    yield "reward_confirm short", m.reward_confirm(ctx, program.rewards[2], 50)
-    yield "reward_issued", m.reward_issued(ctx, view(program, "nt50", 4), 500)
-    yield "purchase_receipt", m.purchase_receipt(ctx, purchase(program), 1350, [coupon])
-    yield "staff_purchase_recorded", m.staff_purchase_recorded(ctx, who, purchase(program))
-    yield "staff_confirm_purchase", m.staff_confirm_purchase(ctx, who, 4200, "tok-123_x")
-    yield "staff_redemption_ok", m.staff_redemption_ok(
+    rewards = program.rewards
+    yield "welcome", lambda: m.welcome(ctx, who, coupon)
+    yield "welcome without gift or name", lambda: m.welcome(ctx, member(""), None)
+    yield "points_card", lambda: m.points_card(ctx, summary(program, who))
+    yield "stamp_card", lambda: m.stamp_card(ctx, summary(program, who))
+    yield "wallet", lambda: m.wallet(ctx, [view(program, k, i)
+                                           for i, k in enumerate(program.coupons)])
+    yield "coupon_detail", lambda: m.coupon_detail(ctx, view(program, "xmas_beans", 3))
+    yield "member_card", lambda: m.member_card(ctx, who, summary(program, who, wallet=[coupon]))
+    yield "rewards_catalog", lambda: m.rewards_catalog(ctx, 600)
+    if rewards:
+        yield "reward_confirm", lambda: m.reward_confirm(ctx, rewards[0], 600)
+        yield "reward_confirm short", lambda: m.reward_confirm(
+            ctx, rewards[min(2, len(rewards) - 1)], 50)
+    yield "reward_issued", lambda: m.reward_issued(ctx, view(program, "nt50", 4), 500)
+    yield "purchase_receipt", lambda: m.purchase_receipt(ctx, purchase(program), 1350, [coupon])
+    yield "staff_purchase_recorded", lambda: m.staff_purchase_recorded(ctx, who,
+                                                                       purchase(program))
+    yield "staff_confirm_purchase", lambda: m.staff_confirm_purchase(ctx, who, 4200,
+                                                                     "tok-123_x")
+    yield "staff_redemption_ok", lambda: m.staff_redemption_ok(
         ctx, dataclasses.replace(used, discount=50), who, 500)
-    yield "staff_redemption_ok gift", m.staff_redemption_ok(ctx, view(program, "free_drink"),
-                                                            None, None)
-    yield "staff_redemption_failed", m.staff_redemption_failed(
+    yield "staff_redemption_ok gift", lambda: m.staff_redemption_ok(
+        ctx, view(program, "free_drink"), None, None)
+    yield "staff_redemption_failed", lambda: m.staff_redemption_failed(
         ctx, CouponAlreadyRedeemed(), "2026-11-20 14:05 · Amy")
-    yield "customer_coupon_used", m.customer_coupon_used(ctx, used)
-    yield "birthday_gift", m.birthday_gift(ctx, who, view(program, "bday_member", 5))
-    yield "nudge", m.nudge(ctx, who, "stamps", 2, "Any drink, on us")
-    yield "nudge one point", m.nudge(ctx, who, "points", 1, "NT$50 off")
-    yield "expiry_warning", m.expiry_warning(ctx, who, [(TODAY, 40)], [coupon])
+    yield "customer_coupon_used", lambda: m.customer_coupon_used(ctx, used)
+    yield "birthday_gift", lambda: m.birthday_gift(ctx, who, view(program, "bday_member", 5))
+    yield "nudge", lambda: m.nudge(ctx, who, "stamps", 2, "Any drink, on us")
+    yield "nudge one point", lambda: m.nudge(ctx, who, "points", 1, "NT$50 off")
+    yield "expiry_warning", lambda: m.expiry_warning(ctx, who, [(TODAY, 40)], [coupon])
 
 
-def gallery_samples(program: Program, lang: str, qr: Callable[[str], str]) -> Samples:
-    return flex_samples(program, context(program, lang, qr))
+def flex_samples(program: Program, ctx: RenderContext) -> Samples:
+    for name, make in sample_makers(program, ctx):
+        yield name, make()

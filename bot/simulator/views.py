@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -14,12 +15,14 @@ from sqlalchemy import select
 from bot.config import ROOT, Config
 from bot.db import transaction
 from bot.jobs import JOBS, run_job
+from bot.line.flex import strings_table, template
 from bot.line.qr import payload_of, qr_url, typed_text
 from bot.loyalty.staff import add_staff
 from bot.loyalty.timeutil import utcnow
 from bot.models import Member, Staff
 from bot.simulator import events, local_base_url
 from bot.simulator.flex_html import render_message
+from bot.simulator.samples import context, sample_makers
 from bot.simulator.store import Entry, Persona, Store
 
 bp = Blueprint("simulator", __name__, url_prefix="/simulator", template_folder="templates",
@@ -220,13 +223,21 @@ def _local_time(raw: Any) -> dt.datetime:
 
 @bp.get("/gallery")
 def gallery():
-    """Every Flex template with sample data, in zh-TW and English."""
-    from bot.simulator.samples import gallery_samples
-
+    """Every Flex template with sample data, in zh-TW and English, read afresh from disk."""
     program, config = _state()["program"], _state()["config"]
+    template.cache_clear()  # a template edited since the last page shows as it is now
+    strings_table.cache_clear()
     qr = partial(qr_url, config.secret_key, config.public_base_url)
-    sections = [(lang, [(name, [render_message(m) for m in batch])
-                        for name, batch in gallery_samples(program, lang, qr)])
+    sections = [(lang, [(name, *_rendered(make))
+                        for name, make in sample_makers(program, context(program, lang, qr))])
                 for lang in ("zh-TW", "en")]
     return render_template("simulator/gallery.html", sections=sections,
                            shop=program.shop_name)
+
+
+def _rendered(make: Callable[[], list[dict]]) -> tuple[list[str], str]:
+    """(HTML of each message, "") or ([], what went wrong) for a broken template."""
+    try:
+        return [render_message(m) for m in make()], ""
+    except Exception as exc:  # a template being edited: show the mistake, keep the rest
+        return [], f"{type(exc).__name__}: {exc}"
