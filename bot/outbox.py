@@ -24,6 +24,7 @@ log = logging.getLogger("bot.outbox")
 RETRY_KEY_LIFETIME = dt.timedelta(hours=24)  # LINE forgets a retry key after a day
 MULTICAST_MAX = 500
 DELIVER_PAGE, DELIVER_CHUNK = 1000, 100  # rows read together; outcomes recorded together
+QUEUED = "outbox.queued"  # Session.info: rows enqueue() added, with their members, by id
 
 
 class Outcome(Protocol):
@@ -49,10 +50,13 @@ def enqueue(session: Session, member: Member, kind: str, dedupe_key: str,
         return None
     statement = (dialect_insert(session, OutboxMessage)
                  .on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(OutboxMessage))
-    return session.scalars(statement, [{
+    row = session.scalars(statement, [{
         "member_id": member.id, "line_user_id": member.line_user_id, "kind": kind,
         "dedupe_key": dedupe_key, "payload": {"messages": messages},
         "retry_key": str(uuid.uuid4()), "created_at": now}]).first()
+    if row is not None:  # for held(): the identity map alone would let them go
+        session.info.setdefault(QUEUED, {})[row.id] = (row, member)
+    return row
 
 
 def enqueue_many(session: Session, pushes: list[tuple[Member, str, str, list[dict]]],
@@ -107,14 +111,17 @@ def deliver(sessions: sessionmaker[Session], sender: Sender, ids: Iterable[int],
 
 
 def held(session: Session, ids: Iterable[int]) -> list[Queued]:
-    """Rows this session has just enqueued (and the members they are for), taken from its
-    identity map rather than read back, for deliver_queued after the commit."""
-    rows = sorted((session.get(OutboxMessage, row_id) for row_id in ids), key=lambda r: r.id)
-    members = {row.member_id: session.get(Member, row.member_id) for row in rows
-               if row.member_id is not None}
-    return [Queued(row.id, row.line_user_id, row.payload, row.retry_key,
-                   members[row.member_id].status if row.member_id in members else None)
-            for row in rows]
+    """Rows this session has just enqueued, as deliver_queued takes them after the commit:
+    from what enqueue() kept, not read back (any other id is looked up)."""
+    queued = session.info.get(QUEUED, {})
+    rows = []
+    for row_id in sorted(ids):
+        row, member = queued.pop(row_id, None) or (session.get(OutboxMessage, row_id), None)
+        if member is None and row.member_id is not None:
+            member = session.get(Member, row.member_id)
+        rows.append(Queued(row.id, row.line_user_id, row.payload, row.retry_key,
+                           member.status if member else None))
+    return rows
 
 
 def deliver_queued(sessions: sessionmaker[Session], sender: Sender, rows: list[Queued],
