@@ -47,7 +47,9 @@ def browser():
 def site(tmp_path, sqlite_template, browser):
     path = tmp_path / "loyalty.db"
     shutil.copy(sqlite_template, path)
-    with served(simulator_config(f"sqlite:///{path}", free_port())) as (app, base):
+    # with an OA basic id a QR holds a line.me link that opens the chat with the text typed
+    config = simulator_config(f"sqlite:///{path}", free_port(), line_oa_basic_id="@cafe")
+    with served(config) as (app, base):
         browser.get(f"{base}/simulator")
         browser.get_log("browser")  # start each test with an empty console
         yield Page(browser, base)
@@ -212,4 +214,38 @@ def test_a_customer_who_blocks_the_shop_loses_the_menu_until_unblocking(site):
     assert site.find("#sim-follow").text == "Unblock the shop (follow)"
     assert "歡迎" in site.follow("jie")  # unblocking sends a follow: welcome back
     site.until(lambda: site.find("#sim-text").is_displayed(), "the chat box again")
+    assert site.console_errors() == []
+
+
+def test_flex_buttons_work_staff_confirm_a_large_purchase_and_the_customer_redeems_points(site):
+    from selenium.webdriver.common.by import By
+
+    def button(key: str, label: str):
+        last = site.bot_messages(key)[-1]
+        return next(b for b in last.find_elements(By.CSS_SELECTOR, ".sim-action")
+                    if b.text.strip() == label)
+
+    site.follow("mei")
+    site.tap_area("mei", "會員卡")
+    card_qr = site.all('.sim-conversation[data-persona="mei"] .sim-scan')[-1]
+    site.driver.execute_script("arguments[0].click()", card_qr)
+    typed = site.find("#sim-text").get_attribute("value")
+    assert re.fullmatch(r"集點 [0-9A-Z]{9} ", typed)  # the amount is the staff's to type
+    site.find("#sim-text").send_keys("4000")
+    before = len(site.bot_messages("kai"))
+    site.find(".sim-send").click()
+    assert "金額較大" in site.said("kai", before, "the confirmation step")
+    mei_before = len(site.bot_messages("mei"))
+    button("kai", "確認集點").click()
+    assert "消費已記錄" in site.said("kai", before + 1, "the recorded purchase")
+    assert "消費明細" in site.said("mei", mei_before, "the customer's receipt")
+
+    site.persona("mei")
+    catalog = site.tap_area("mei", "兌換好禮")
+    assert "兌換好禮" in catalog
+    before = len(site.bot_messages("mei"))
+    button("mei", "兌換").click()
+    assert "確認兌換" in site.said("mei", before, "the reward's confirmation step")
+    button("mei", "確認兌換").click()
+    assert "兌換成功" in site.said("mei", before + 1, "the reward coupon")
     assert site.console_errors() == []
