@@ -71,6 +71,8 @@ class _Filler:
 
     def value(self, node: Any, scope: ChainMap) -> Any:
         if isinstance(node, str):
+            if "{{" not in node:  # most strings are plain: no pattern to run
+                return node
             return _PLACEHOLDER.sub(lambda match: self.field(match.group(1), scope), node)
         if isinstance(node, list):
             return self.array(node, scope)

@@ -119,14 +119,20 @@ def _check_node(node: dict, where: str, image_schemes: tuple[str, ...]) -> None:
 
 
 def _walk(node: Any, where: str) -> Iterator[tuple[str, dict]]:
-    """Every object nested inside `node` (not `node` itself), with its path."""
-    children = node.items() if isinstance(node, dict) else enumerate(node or [])
-    for key, child in children:
-        path = f"{where}.{key}" if isinstance(node, dict) else f"{where}[{key}]"
-        if isinstance(child, dict):
-            yield path, child
-        if isinstance(child, dict | list):
-            yield from _walk(child, path)
+    """Every object nested inside `node` (not `node` itself), with its path.
+
+    A stack rather than nested generators, and paths only for containers: every reply is
+    walked, and a carousel holds thousands of values."""
+    stack = [(node, where)]
+    while stack:
+        current, path = stack.pop()
+        is_dict = isinstance(current, dict)
+        for key, child in current.items() if is_dict else enumerate(current or []):
+            if isinstance(child, dict | list):
+                inner = f"{path}.{key}" if is_dict else f"{path}[{key}]"
+                if isinstance(child, dict):
+                    yield inner, child
+                stack.append((child, inner))
 
 
 def _length(text: Any, limit: int | None, where: str, required: bool = False) -> None:
