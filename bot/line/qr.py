@@ -35,16 +35,21 @@ def qr_url(secret_key: str, public_base_url: str, payload: str) -> str:
     return f"{public_base_url}/qr/{token}.png"
 
 
+def _payload(secret_key: str, token: str) -> str | None:
+    """What a signed token holds; None for anything forged, altered or oversized."""
+    try:
+        payload = URLSafeSerializer(secret_key, salt=SALT).loads(token)
+    except BadSignature:
+        return None
+    return payload if isinstance(payload, str) and len(payload) <= 1000 else None
+
+
 def payload_of(secret_key: str, public_base_url: str, url: str) -> str | None:
     """What the QR image at `url` holds, if it is one of ours with a valid signature."""
     prefix = f"{public_base_url}/qr/"
     if not (url.startswith(prefix) and url.endswith(".png")):
         return None
-    try:
-        payload = URLSafeSerializer(secret_key, salt=SALT).loads(url[len(prefix):-4])
-    except BadSignature:
-        return None
-    return payload if isinstance(payload, str) else None
+    return _payload(secret_key, url[len(prefix):-4])
 
 
 def typed_text(payload: str) -> str:
@@ -65,12 +70,8 @@ def png(payload: str, box_size: int = 10) -> bytes:
 @bp.get("/qr/<token>.png")
 def qr_image(token: str) -> Response:
     """The QR PNG for a signed token; anything forged or altered is a plain 404."""
-    serializer = URLSafeSerializer(current_app.config["SECRET_KEY"], salt=SALT)
-    try:
-        payload = serializer.loads(token)
-    except BadSignature:
-        abort(404)
-    if not isinstance(payload, str) or len(payload) > 1000:
+    payload = _payload(current_app.config["SECRET_KEY"], token)
+    if payload is None:
         abort(404)
     response = Response(png(payload), mimetype="image/png")
     response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
