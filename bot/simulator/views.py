@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -27,7 +26,6 @@ from bot.simulator.store import Entry, Persona, Store
 
 bp = Blueprint("simulator", __name__, url_prefix="/simulator", template_folder="templates",
                static_folder="static")
-log = logging.getLogger("bot.simulator")
 MENUS = ("customer", "staff")
 MAX_TEXT = 5000  # LINE's limit on a text message a user can send
 
