@@ -70,7 +70,8 @@ class Member(Base):
     __tablename__ = "members"
     __table_args__ = (
         CheckConstraint("points_balance >= 0", name="balance_not_negative"),
-        CheckConstraint("status IN ('active', 'blocked')", name="status_known"),
+        CheckConstraint("status IN ('active', 'blocked', 'merged', 'erased')",
+                        name="status_known"),
     )
 
     id: Id = pk()

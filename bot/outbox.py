@@ -141,11 +141,11 @@ def _push_rows(sessions: sessionmaker[Session], sender: Sender, rows: list, now:
 
     delivered = 0
     done: list[tuple[int, str, str]] = [
-        (row.id, "skipped", "member blocked the account") for row in rows
-        if row.status == "blocked"]
+        (row.id, "skipped", f"member {row.status}") for row in rows
+        if row.status != "active"]
     by_user: dict[str, list] = {}  # one customer's pushes stay in order
     for row in rows:
-        if row.status != "blocked":
+        if row.status == "active":
             by_user.setdefault(row.line_user_id, []).append(row)
     groups = list(by_user.values())
     results = (future.result() for future in as_completed(

@@ -341,7 +341,7 @@ def test_linking_merges_the_record_into_the_line_member_once(sessions, program, 
     assert {e for e, _ in before["record"].values()} != {e for e, _ in before["alice"].values()}
     merged, linked = member(sessions, record.id), member(sessions, alice)
     assert (merged.status, merged.phone, merged.external_id, merged.points_balance) == (
-        "blocked", None, None, 0)
+        "merged", None, None, 0)
     assert (linked.phone, linked.external_id, linked.birthday) == (
         "0912345678", "P001", dt.date(1990, 1, 5))
     assert count(sessions, Purchase, Purchase.member_id == alice) == 2
@@ -437,7 +437,7 @@ def test_erasing_removes_personal_data_and_keeps_the_ledger(sessions, program, n
             result.outbox_scrubbed) == (1, 1, 1, 1)
     erased = member(sessions, carol)
     assert (erased.display_name, erased.phone, erased.birthday, erased.external_id,
-            erased.line_user_id, erased.status) == ("", None, None, None, None, "blocked")
+            erased.line_user_id, erased.status) == ("", None, None, None, None, "erased")
     assert member(sessions, record.id).display_name == ""  # the merged POS record too
     assert ledger_totals(sessions, carol) == totals and totals[0] > 0
     assert (count(sessions, Purchase), count(sessions, Coupon)) == (purchases, coupons)
@@ -466,3 +466,25 @@ def test_erasing_removes_personal_data_and_keeps_the_ledger(sessions, program, n
     assert count(sessions, AuditLog, AuditLog.action == "member.erase") == 2  # and the record
     with transaction(sessions) as session:  # following again later makes a new member
         assert register_member(session, program, "U-carol", now + 3 * DAY).member.id != carol
+
+
+def test_upgrading_marks_records_closed_before_as_merged_or_erased(db_url, sessions, program,
+                                                                   now):
+    from bot import migrate
+    from bot.loyalty import audit
+
+    sessions.kw["bind"].dispose()
+    migrate.downgrade(db_url, "0007")
+    with transaction(sessions) as session:
+        ids = {}
+        for user, action in (("U-merged", "member.merged"), ("U-erased", "member.erase"),
+                             ("U-blocked", None)):
+            member = register_member(session, program, user, now).member
+            member.status, ids[user] = "blocked", member.id
+            if action:
+                audit.record(session, action, member_id=member.id, actor="test", at=now)
+    sessions.kw["bind"].dispose()
+    migrate.upgrade(db_url)
+    with sessions() as session:
+        assert {user: session.get(Member, i).status for user, i in ids.items()} == {
+            "U-merged": "merged", "U-erased": "erased", "U-blocked": "blocked"}

@@ -200,6 +200,19 @@ def test_fully_refunded_purchases_are_left_out_and_partial_refunds_are_netted(
 
 
 # -- members ---------------------------------------------------------------------------------
+def test_merged_pos_records_and_erased_members_are_not_counted_as_members(sessions, program):
+    for user in ("U-a", "U-b", "U-c", "U-d"):
+        join(sessions, program, local(2026, 1, 5), user=user)
+    with transaction(sessions) as session:
+        unfollow(session, "U-b", local(2026, 6, 1))
+        for user, status in (("U-c", "merged"), ("U-d", "erased")):
+            session.scalars(select(Member).where(Member.line_user_id == user)).one().status = \
+                status
+    result = report(sessions, program, dt.date(2026, 10, 1), dt.date(2026, 10, 31),
+                    now=local(2026, 11, 20))
+    assert (result.members.total, result.members.blocked) == (2, 1)
+
+
 def test_members_new_active_dormant_and_blocked_as_of_the_period_end(sessions, program):
     old = local(2026, 1, 5)
     dormant_buyer = join(sessions, program, old, user="U-a")

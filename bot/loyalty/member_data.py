@@ -18,9 +18,8 @@ the LINE member's. Because all of the record's entries move together, the ledger
 merge (the record ends with 0 == 0 == 0), each lot keeps its own expiry, and a later refund of
 a moved purchase finds its own lot on the member who now owns the purchase. The audit trail
 is not rewritten: "member.merged" (-points) on the record and "member.link" (+points) on the
-LINE member record the move. The record is then closed (status 'blocked'); the
-"member.merged" audit row is what marks it merged (the members.status CHECK allows only
-'active' and 'blocked'), and a second link of it is refused.
+LINE member record the move. The record is then closed with status 'merged', and a second
+link of it is refused.
 
 Erase. A member's personal data is removed on request; the ledger, purchases, coupons and
 redemptions stay for the accounts, referencing only the member id.
@@ -75,7 +74,7 @@ MAX_OPENING_POINTS = 10_000_000
 BATCH_SIZE = 500
 DEFAULT_TIMEZONE = ZoneInfo("Asia/Taipei")  # the program file's default shop timezone
 
-# Audit actions; "member.merged" and "member.erase" also mark a record's state.
+# Audit actions
 IMPORTED, LINKED, MERGED, ERASED = "member.import", "member.link", "member.merged", "member.erase"
 ERASED_ACTOR = "erased-member"
 
@@ -528,7 +527,7 @@ def link_member(session: Session, program: Program, line_member_id: int, member_
         raise MemberBlocked()
     if record.line_user_id is not None:
         raise LinkNotImported()
-    if _has_audit(session, record.id, MERGED):
+    if record.status == "merged":
         raise LinkAlreadyLinked()
     if record.status != "active":
         raise LinkRecordClosed()
@@ -553,7 +552,7 @@ def link_member(session: Session, program: Program, line_member_id: int, member_
     member.points_balance += points
     record.points_balance = 0
     filled = _fill_in(session, member, record, now)
-    record.status = "blocked"
+    record.status = "merged"
     if record.last_purchase_at and (member.last_purchase_at is None
                                     or record.last_purchase_at > member.last_purchase_at):
         member.last_purchase_at = record.last_purchase_at
@@ -689,7 +688,7 @@ def erase_member(session: Session, member_id_or_code: int | str, now: dt.datetim
 
     `member_id_or_code` is a member id (int), LINE user id or member code. Name, phone,
     birthday, external id and LINE user id are blanked and the member is closed (status
-    'blocked'; the audit row "member.erase" marks it erased), and so are the imported records
+    'erased'), and so are the imported records
     once merged into it. Points, purchases, coupons and redemptions stay, referencing the
     member id only. Tags, pending staff actions and pending pushes are deleted; pushes
     already made lose their recipient and content; the LINE user id is replaced in audit and
@@ -704,7 +703,7 @@ def erase_member(session: Session, member_id_or_code: int | str, now: dt.datetim
                                            AuditLog.action == LINKED))
         if isinstance(details, dict) and isinstance(details.get("record_id"), int)))
     locked = lock_members(session, [person.id, *records])
-    already = _has_audit(session, person.id, ERASED)
+    already = person.status == "erased"
     totals = dict.fromkeys(("tags", "pending_actions", "outbox_deleted", "outbox_scrubbed"), 0)
     for member in locked:
         counts = _erase_one(session, member)
@@ -723,7 +722,7 @@ def _erase_one(session: Session, member: Member) -> dict[str, int]:
     member.display_name, member.phone, member.external_id, member.line_user_id = \
         "", None, None, None
     member.birthday = member.birthday_set_at = None
-    member.status = "blocked"
+    member.status = "erased"
     counts = {
         "tags": session.execute(delete(MemberTag).where(MemberTag.member_id == member.id)
                                 .execution_options(synchronize_session=False)).rowcount,

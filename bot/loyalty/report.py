@@ -24,7 +24,9 @@ Rates are percentages with one decimal (26.7 means 26.7 %); a rate whose denomin
 zero is None, as is any average over nothing.
 
 Members
-  total    members who joined before `end`, blocked ones included.
+  total    members who joined before `end`, blocked ones included; POS records merged
+           into a LINE member and erased members are not counted (status 'merged' or
+           'erased').
   new      members who joined in the period.
   active   members with at least one counted purchase in the period.
   dormant  members whose status is 'active', who joined at least `winback.after_days`
@@ -357,7 +359,8 @@ def _members(session: Session, program: Program, start: dt.datetime, end: dt.dat
     total, new, blocked = session.execute(
         select(func.count(), _count_if(Member.joined_at >= start),
                _count_if(Member.status == "blocked"))
-        .select_from(Member).where(Member.joined_at < end)).one()
+        .select_from(Member).where(Member.joined_at < end,
+                                   Member.status.in_(("active", "blocked")))).one()
     days, dormant = program.winback_after_days, None
     if days:
         cutoff = end - dt.timedelta(days=days)
