@@ -23,8 +23,6 @@ def run() -> None:
                               render_as_batch=sqlite, compare_type=True)
             with context.begin_transaction():
                 context.run_migrations()
-                if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
-                    raise RuntimeError("the migration left rows whose references are broken")
     finally:
         engine.dispose()
 

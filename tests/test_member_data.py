@@ -477,14 +477,34 @@ def test_upgrading_marks_records_closed_before_as_merged_or_erased(db_url, sessi
     migrate.downgrade(db_url, "0007")
     with transaction(sessions) as session:
         ids = {}
-        for user, action in (("U-merged", "member.merged"), ("U-erased", "member.erase"),
-                             ("U-blocked", None)):
+        for user, actions in (("U-merged", ["member.merged"]), ("U-erased", ["member.erase"]),
+                              ("U-both", ["member.merged", "member.erase"]), ("U-blocked", [])):
             member = register_member(session, program, user, now).member
             member.status, ids[user] = "blocked", member.id
-            if action:
+            for action in actions:
                 audit.record(session, action, member_id=member.id, actor="test", at=now)
     sessions.kw["bind"].dispose()
     migrate.upgrade(db_url)
     with sessions() as session:
         assert {user: session.get(Member, i).status for user, i in ids.items()} == {
-            "U-merged": "merged", "U-erased": "erased", "U-blocked": "blocked"}
+            "U-merged": "merged", "U-erased": "erased", "U-both": "erased",
+            "U-blocked": "blocked"}
+
+
+def test_a_merged_record_or_an_erased_member_earns_nothing_and_staff_are_told_why(
+        sessions, program, now):
+    from bot.loyalty.errors import MemberClosed
+
+    run_import(sessions, program, POS_FILE, now)
+    record = by_external_id(sessions, "P001")
+    alice = join(sessions, program, now)
+    link(sessions, program, alice, record.member_code, "0912345678", now)
+    with pytest.raises(MemberClosed, match="merged"):
+        buy(sessions, program, record.id, 500, now + DAY)  # the old POS card
+    bob = join(sessions, program, now, user="U-bob")
+    with transaction(sessions) as session:
+        erase_member(session, bob, now, actor="test")
+    with pytest.raises(MemberClosed):
+        buy(sessions, program, bob, 500, now + DAY)
+    assert balance(sessions, record.id) == 0
+    assert member(sessions, alice).points_balance == balance(sessions, alice)

@@ -39,6 +39,13 @@ class MemberBlocked(LoyaltyError):
     en = "This membership is not active."
 
 
+class MemberClosed(LoyaltyError):
+    code = "member_closed"
+    zh = "這張會員卡已合併到其他會員或已刪除，請改用顧客 LINE 裡的會員卡。"
+    en = "This member record was merged into another member or erased: use the member card " \
+         "in the customer's LINE."
+
+
 class CouponAlreadyRedeemed(LoyaltyError):
     code = "already_redeemed"
     zh = "這張優惠券已經使用過了。"

@@ -12,7 +12,13 @@ from sqlalchemy.orm import Session
 
 from bot.db import dialect_insert
 from bot.loyalty import audit
-from bot.loyalty.errors import InvalidAmount, OrderConflict, RefundExceedsPurchase, UnknownOrder
+from bot.loyalty.errors import (
+    InvalidAmount,
+    MemberClosed,
+    OrderConflict,
+    RefundExceedsPurchase,
+    UnknownOrder,
+)
 from bot.loyalty.ledger import (
     credit,
     debit,
@@ -97,6 +103,8 @@ def record_purchase(session: Session, program: Program, member_id: int, amount: 
     categories = _check_categories(categories, amount)
     source, order_id = _check_ref(source, "the source"), _check_ref(order_id, "the order id")
     member = lock_member(session, member_id)
+    if member.status in ("merged", "erased"):  # its points would never reach anyone
+        raise MemberClosed()
     facts = _facts(session, program, member.id, now)
     points = points_for(program, amount, categories, member.tier, now) * member.bonus_multiplier
     stamps = stamps_for(program, amount, facts.stamps_today)

@@ -20,11 +20,12 @@ def upgrade() -> None:
         batch_op.drop_constraint(op.f(NAME), type_='check')
         batch_op.create_check_constraint(
             op.f(NAME), "status IN ('active', 'blocked', 'merged', 'erased')")
-    # records closed before this revision: the audit log says which were merged or erased
-    op.execute("UPDATE members SET status = 'merged' WHERE status = 'blocked' AND id IN "
-               "(SELECT member_id FROM audit_log WHERE action = 'member.merged')")
+    # records closed before this revision: the audit log says which were erased or merged
+    # (erased first: a merged record erased with its member later is erased, as now)
     op.execute("UPDATE members SET status = 'erased' WHERE status = 'blocked' AND id IN "
                "(SELECT member_id FROM audit_log WHERE action = 'member.erase')")
+    op.execute("UPDATE members SET status = 'merged' WHERE status = 'blocked' AND id IN "
+               "(SELECT member_id FROM audit_log WHERE action = 'member.merged')")
 
 
 def downgrade() -> None:
