@@ -14,7 +14,7 @@ from bot.app import create_app
 from bot.config import ROOT, Config, ConfigError
 from bot.models import Coupon, Member
 from bot.simulator import configure
-from bot.simulator.store import PERSONAS
+from bot.simulator.store import PERSONAS, Store
 from tests.live_app import free_port, served, simulator_config
 
 PERSONA = {p.key: p for p in PERSONAS}
@@ -161,12 +161,16 @@ def test_without_simulator_1_there_is_no_simulator_and_callback_still_answers_50
                        ).status_code == 503
 
 
-def test_a_page_served_on_another_port_than_port_is_told_how_to_fix_it(tmp_path):
-    app = create_app(simulator_config(f"sqlite:///{tmp_path / 'x.db'}", 5000))
-    answer = app.test_client().post("/simulator/api/chats/mei", json={"type": "follow"},
-                                    base_url="http://127.0.0.1:5999")
+def test_an_app_listening_elsewhere_than_port_is_told_how_to_fix_it(tmp_path, sqlite_template):
+    import shutil
+
+    shutil.copy(sqlite_template, tmp_path / "x.db")
+    app = create_app(simulator_config(f"sqlite:///{tmp_path / 'x.db'}", free_port()))
+    answer = app.test_client().post("/simulator/api/chats/mei", json={"type": "follow"})
     assert answer.status_code == 400
-    assert "restart it with PORT=5999" in answer.json["error"]
+    assert "start the app with PORT set to the port it listens on" in answer.json["error"]
+    friendship = app.test_client().get("/simulator/api/chats").json["friendship"]
+    assert friendship["mei"] == "none"  # the follow did not happen
 
 
 def test_the_gallery_shows_every_flex_template_in_both_languages(tmp_path):
@@ -208,6 +212,9 @@ def test_a_persona_who_blocked_the_shop_sends_nothing_and_receives_nothing(live)
     assert note["sender"] == "system" and "not delivered" in note["message"]["text"]
     friendship = requests.get(f"{base}/simulator/api/chats", timeout=5).json()["friendship"]
     assert friendship == {"mei": "blocked", "jie": "none", "emma": "none", "kai": "none"}
+    app.extensions["simulator"] = Store()  # a restarted simulator reads it from the database
+    friendship = requests.get(f"{base}/simulator/api/chats", timeout=5).json()["friendship"]
+    assert friendship["mei"] == "blocked"
 
     assert act(base, "mei", type="follow").status_code == 200  # unblocked: no second gift
     assert member(app, "mei").status == "active"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.client
 import json
 import time
 import urllib.error
@@ -65,5 +66,8 @@ def deliver(callback_url: str, secret: str, events: list[dict[str, Any]]) -> int
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
-    except (urllib.error.URLError, TimeoutError) as exc:
-        raise CallbackUnreachable(f"{callback_url} did not answer: {exc}") from None
+    except (OSError, http.client.HTTPException) as exc:  # refused, reset, timed out ...
+        raise CallbackUnreachable(
+            f"{callback_url} did not answer ({exc}): the simulator calls the app back on "
+            f"127.0.0.1 at PORT; start the app with PORT set to the port it listens on"
+        ) from None

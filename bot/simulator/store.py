@@ -116,10 +116,11 @@ class Store:
             self._retry_keys.add(retry_key)
             return True
 
-    def friendship(self, user_id: str, known: bool = False) -> str:
-        """friend, blocked or none; first asked, a member the database knows is a friend."""
+    def friendship(self, user_id: str, first_seen: str = "none") -> str:
+        """friend, blocked or none; the first time asked, what the database says
+        (`first_seen`), then what the persona does here."""
         with self._lock:
-            return self._friendship.setdefault(user_id, "friend" if known else "none")
+            return self._friendship.setdefault(user_id, first_seen)
 
     def blocked(self, user_id: str) -> bool:
         with self._lock:

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, jsonify, render_template, request, send_file
 from sqlalchemy import select
 
-from bot.config import ROOT, Config
+from bot.config import ROOT
 from bot.db import transaction
 from bot.jobs import JOBS, run_job
 from bot.line.flex import strings_table, template
@@ -77,10 +77,12 @@ def _friendships() -> dict[str, str]:
     """Each persona's standing with the shop: friend, blocked or none (never followed)."""
     personas = list(_store().personas.values())
     with _state()["sessions"]() as session:
-        members = set(session.scalars(select(Member.line_user_id).where(
-            Member.line_user_id.in_([p.user_id for p in personas]),
-            Member.status == "active")))
-    return {p.key: _store().friendship(p.user_id, known=p.user_id in members)
+        statuses = {user: status for user, status in session.execute(
+            select(Member.line_user_id, Member.status).where(
+                Member.line_user_id.in_([p.user_id for p in personas])))}
+    first_seen = {"active": "friend", "blocked": "blocked"}
+    return {p.key: _store().friendship(p.user_id, first_seen.get(statuses.get(p.user_id),
+                                                                 "none"))
             for p in personas}
 
 
@@ -113,7 +115,7 @@ def act(key: str):
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise SimulatorError("send a JSON object")
-    config = _check_port()
+    config = _state()["config"]
     standing = _friendships()[persona.key]
     event = _event(persona, body, standing)
     _ensure_staff()
@@ -131,16 +133,6 @@ def act(key: str):
         _store().set_friendship(persona.user_id, standing)
         raise SimulatorError(problem)
     return jsonify(status=status)
-
-
-def _check_port() -> Config:
-    """The simulator calls the app back on PORT: it must be the port this page came from."""
-    config = _state()["config"]
-    port = request.host.rpartition(":")[2]
-    if port.isdigit() and int(port) != config.port:
-        raise SimulatorError(f"the app answers on port {port} but PORT is {config.port}: "
-                             f"restart it with PORT={port}, the simulator calls it back there")
-    return config
 
 
 def _event(persona: Persona, body: dict[str, Any], standing: str) -> dict[str, Any]:
