@@ -48,7 +48,7 @@ from sqlalchemy import event, text  # noqa: E402
 
 from bot import migrate  # noqa: E402
 from bot.config import DEFAULT_PROGRAM, Config, normalize_database_url  # noqa: E402
-from bot.db import make_engine, make_sessionmaker  # noqa: E402
+from bot.db import make_engine, make_sessionmaker, scratch_schema  # noqa: E402
 from bot.jobs import JOBS, Runtime, run_job  # noqa: E402
 from bot.line.client import LineClient  # noqa: E402
 from bot.line.context import render_context  # noqa: E402
@@ -483,12 +483,8 @@ def main() -> None:
         parser.error(f"unknown jobs: {', '.join(sorted(unknown))}")
     if args.profile:
         os.makedirs(args.profile, exist_ok=True)
-    base = normalize_database_url(args.database)
     schema = f"bench_jobs_{os.getpid()}"
-    admin = make_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+    url, drop = scratch_schema(normalize_database_url(args.database), schema)
     ctx = mp.get_context("spawn")
     fake_conn, fake_end = ctx.Pipe()
     fake = ctx.Process(target=serve_fake_line, args=(fake_end, not args.fake_line_nagle),
@@ -521,12 +517,10 @@ def main() -> None:
         if fake.is_alive():
             fake_conn.send("stop")
             fake.join(timeout=10)
-        if not args.keep:
-            with admin.begin() as conn:
-                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        else:
+        if args.keep:
             print(f"schema {schema} kept; its URL: {url}")
-        admin.dispose()
+        else:
+            drop()
 
 
 def report_one(r: dict) -> None:

@@ -16,11 +16,9 @@ import tempfile
 import time
 import tracemalloc
 
-from sqlalchemy import text
-
 from bot import migrate
 from bot.config import DEFAULT_PROGRAM, normalize_database_url
-from bot.db import make_engine, make_sessionmaker, transaction
+from bot.db import make_engine, make_sessionmaker, scratch_schema, transaction
 from bot.loyalty.coupons import issue_coupon, redeem_coupon
 from bot.loyalty.ledger import expire_due_points
 from bot.loyalty.members import adjust_points, register_member
@@ -35,17 +33,7 @@ def database() -> tuple[str, callable]:
     if len(sys.argv) < 2:
         path = os.path.join(tempfile.mkdtemp(), "bench.db")
         return f"sqlite:///{path}", lambda: None
-    base = normalize_database_url(sys.argv[1])
-    schema = f"bench_{os.getpid()}"
-    admin = make_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-
-    def drop() -> None:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
-    return f"{base}?options=-csearch_path%3D{schema}", drop
+    return scratch_schema(normalize_database_url(sys.argv[1]), f"bench_{os.getpid()}")
 
 
 def timed(label: str, count: int, work) -> None:

@@ -80,7 +80,7 @@ from sqlalchemy import text as sql  # noqa: E402
 
 from bot import migrate  # noqa: E402
 from bot.config import DEFAULT_PROGRAM, normalize_database_url  # noqa: E402
-from bot.db import make_engine, make_sessionmaker, transaction  # noqa: E402
+from bot.db import make_engine, make_sessionmaker, scratch_schema, transaction  # noqa: E402
 from bot.loyalty.coupons import issue_coupon  # noqa: E402
 from bot.loyalty.members import register_member  # noqa: E402
 from bot.loyalty.staff import add_staff  # noqa: E402
@@ -253,20 +253,9 @@ class Database:
 def open_database(kind: str, args, tmp: Path) -> Database:
     if kind == "sqlite":
         return Database(f"sqlite:///{tmp / 'loyalty.db'}")
-    base = normalize_database_url(args.database)
-    schema = f"bench_webhook_{os.getpid()}"
-    admin = make_engine(base)
-    with admin.begin() as conn:
-        conn.execute(sql(f"CREATE SCHEMA {schema}"))
-
-    def drop() -> None:
-        with admin.begin() as conn:
-            conn.execute(sql(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
-
-    separator = "&" if "?" in base else "?"
-    return Database(f"{base}{separator}options=-csearch_path%3D{schema}"
-                    f"&application_name={APPLICATION_NAME}", drop)
+    url, drop = scratch_schema(normalize_database_url(args.database),
+                               f"bench_webhook_{os.getpid()}")
+    return Database(f"{url}&application_name={APPLICATION_NAME}", drop)
 
 
 def seed(url: str, customers: int, coupons: int) -> tuple[list[str], list[str]]:

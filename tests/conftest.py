@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from bot import migrate
 from bot.config import DEFAULT_PROGRAM, normalize_database_url
-from bot.db import make_engine, make_sessionmaker
+from bot.db import make_engine, make_sessionmaker, scratch_schema
 from bot.models import Base
 from bot.program import Program, load_program
 
@@ -48,21 +48,13 @@ def pg_url() -> Iterator[str]:
     """A migrated schema of this test run's own, so parallel runs never share tables."""
     if not PG_URL:
         pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL half skipped")
-    base = normalize_database_url(PG_URL)
-    schema = f"test_run_{os.getpid()}"
-    admin = make_engine(base)
+    # unreachable -> the error fails these tests loudly
+    url, drop = scratch_schema(normalize_database_url(PG_URL), f"test_run_{os.getpid()}")
     try:
-        with admin.begin() as conn:  # unreachable -> the error fails these tests loudly
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-        separator = "&" if "?" in base else "?"
-        url = f"{base}{separator}options=-csearch_path%3D{schema}"
         migrate.upgrade(url)
         yield url
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     finally:
-        admin.dispose()
+        drop()
 
 
 def _truncate_all(url: str) -> None:
