@@ -8,7 +8,10 @@ $BENCH_PROFILE_DIR/$BENCH_PROFILE_LABEL-<pid>.pstats when gunicorn stops it.
 BENCH_PROFILE_MODE=timers: each worker times every request (wall and CPU) and, inside it, SQL
 statements, commits and pool pings, and the LINE calls (whole LineClient.reply/push, and the
 HTTP exchange alone), per event kind (the X-Bench-Kind header the benchmark sends), and
-writes $BENCH_PROFILE_DIR/$BENCH_PROFILE_LABEL-<pid>.json. Only wrappers: no bot code changes.
+writes $BENCH_PROFILE_DIR/$BENCH_PROFILE_LABEL-<pid>.json, with every request's own wall time,
+time waiting for SQLite's write lock (in bot.db's WriterQueue and in BEGIN IMMEDIATE) and in
+the LINE calls, so that
+the slowest requests can be told apart. Only wrappers: no bot code changes.
 """
 
 import cProfile
@@ -23,6 +26,7 @@ MODE = os.environ.get("BENCH_PROFILE_MODE", "cprofile")
 _profiler: cProfile.Profile | None = None
 _current: dict[str, float] = defaultdict(float)
 _totals: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+_requests: list[tuple[str, float, float, float, float]] = []  # kind, wall, begin, LINE, start
 
 
 def _timed(owner: type, name: str, key: str) -> None:
@@ -45,6 +49,7 @@ def _install_timers() -> None:
     from sqlalchemy.engine import Engine
     from sqlalchemy.engine.default import DefaultDialect
 
+    from bot.db import WriterQueue
     from bot.line.client import LineClient
 
     @event.listens_for(Engine, "before_cursor_execute")
@@ -53,9 +58,13 @@ def _install_timers() -> None:
 
     @event.listens_for(Engine, "after_cursor_execute")
     def _after(conn, cursor, statement, parameters, context, executemany):
-        _current["sql_ms"] += (time.perf_counter() - conn.info.pop("bench_began")) * 1000
+        took = (time.perf_counter() - conn.info.pop("bench_began")) * 1000
+        _current["sql_ms"] += took
         _current["sql_n"] += 1
+        if statement.startswith("BEGIN"):
+            _current["begin_ms"] += took
 
+    _timed(WriterQueue, "enter", "queue")
     _timed(DefaultDialect, "do_commit", "commit")
     _timed(DefaultDialect, "_do_ping_w_event", "ping")
     _timed(LineClient, "reply", "reply")
@@ -81,6 +90,7 @@ def pre_request(worker, req) -> None:
         _profiler.enable()
     _current["began"] = time.perf_counter()
     _current["cpu"] = time.thread_time()
+    _current["start"] = time.monotonic()
 
 
 def post_request(worker, req, environ, resp) -> None:
@@ -91,8 +101,12 @@ def post_request(worker, req, environ, resp) -> None:
     kind = _kind(req)
     totals = _totals[kind]
     totals["n"] += 1
-    totals["wall_ms"] += (time.perf_counter() - _current.pop("began")) * 1000
+    wall = (time.perf_counter() - _current.pop("began")) * 1000
+    totals["wall_ms"] += wall
     totals["cpu_ms"] += (time.thread_time() - _current.pop("cpu")) * 1000
+    _requests.append((kind, wall, _current.get("begin_ms", 0.0) + _current.get("queue_ms", 0.0),
+                      _current.get("reply_ms", 0.0) + _current.get("push_ms", 0.0),
+                      _current.pop("start")))
     for key, value in _current.items():
         totals[key] += value
     _current.clear()
@@ -106,4 +120,4 @@ def worker_exit(server, worker) -> None:
         _profiler.dump_stats(path + ".pstats")
     elif MODE == "timers":
         with open(path + ".json", "w") as out:
-            json.dump(_totals, out)
+            json.dump({"totals": _totals, "requests": _requests}, out)

@@ -681,8 +681,11 @@ def print_profiles(directory: str, label: str, lines: int) -> None:
 def print_timers(directory: str, label: str) -> None:
     """Per phase and event kind, the mean per event of what the workers measured."""
     totals: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    requests: list[list] = []
     for path in Path(directory).glob(f"{label}-*.json"):
-        for kind, values in json.loads(path.read_text()).items():
+        saved = json.loads(path.read_text())
+        requests += saved["requests"]
+        for kind, values in saved["totals"].items():
             for key, value in values.items():
                 totals[kind][key] += value
     cols = [("wall_ms", "wall"), ("cpu_ms", "CPU"), ("sql_n", "SQL n"), ("sql_ms", "SQL"),
@@ -706,6 +709,14 @@ def print_timers(directory: str, label: str) -> None:
             name = "all" if kind is None else kind.split(":", 1)[1]
             print(f"{name:<9}{row['n']:7.0f}"
                   + "".join(f"{row.get(key, 0.0) / n:10.2f}" for key, _ in cols))
+        mine = sorted((r for r in requests if r[0].startswith(phase + ":")), key=lambda r: r[1])
+        if mine:
+            print("percentiles of the requests' own wall time, and what the request at that "
+                  "rank spent waiting for SQLite's write lock and in LINE calls:")
+            for p in (50, 90, 99, 99.9):
+                kind, wall, begin, line, _ = mine[min(len(mine) - 1, int(len(mine) * p / 100))]
+                print(f"  p{p:<5} {wall:7.1f} ms  write lock {begin:6.1f}  LINE {line:6.1f}  "
+                      f"({kind.split(':', 1)[1]})")
 
 
 # -- main ---------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -35,5 +36,10 @@ class Env:
 
 @dataclass
 class Outcome:
-    replies: list[dict] = field(default_factory=list)
+    """The replies (or, for a screen that only shows data, a function making them: it runs
+    after the commit, so no lock is held while a card is rendered) and the pushes queued."""
+    replies: list[dict] | Callable[[], list[dict]] = field(default_factory=list)
     outbox_ids: list[int] = field(default_factory=list)
+
+    def messages(self) -> list[dict]:
+        return self.replies() if callable(self.replies) else self.replies

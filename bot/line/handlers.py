@@ -1,13 +1,17 @@
 """Event handlers: turn a LINE event into loyalty verbs and the replies to send.
 
 Each handler runs inside the event's transaction and returns an Outcome; the webhook sends
-the replies and delivers the queued pushes after the commit.
+the replies and delivers the queued pushes after the commit. Screens that only show data
+(points, stamps, wallet, a coupon, card, rewards) come back unrendered, as a partial the
+webhook calls after the commit; a reply to a change is rendered inside its transaction, so
+a failure to render it undoes the change instead of leaving staff without an answer.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -101,18 +105,18 @@ def _view(session: Session, env: Env, code: str) -> CouponView:
 # -- customer actions: (session, env, member, data) -> Outcome ---------------------------------
 def show_points(session: Session, env: Env, member: Member, data: dict) -> Outcome:
     summary = member_summary(session, env.program, member, env.now)
-    return Outcome(messages.points_card(env.render(member.language), summary))
+    return Outcome(partial(messages.points_card, env.render(member.language), summary))
 
 
 def show_stamps(session: Session, env: Env, member: Member, data: dict) -> Outcome:
     summary = member_summary(session, env.program, member, env.now)
-    return Outcome(messages.stamp_card(env.render(member.language), summary))
+    return Outcome(partial(messages.stamp_card, env.render(member.language), summary))
 
 
 def show_wallet(session: Session, env: Env, member: Member, data: dict) -> Outcome:
     page = int(data["page"]) if str(data.get("page", "")).isdigit() else 1
     views = wallet(session, env.program, member.id, env.now)
-    return Outcome(messages.wallet(env.render(member.language), views, max(page, 1)))
+    return Outcome(partial(messages.wallet, env.render(member.language), views, max(page, 1)))
 
 
 def show_coupon(session: Session, env: Env, member: Member, data: dict) -> Outcome:
@@ -121,17 +125,18 @@ def show_coupon(session: Session, env: Env, member: Member, data: dict) -> Outco
     view = mine.get(str(data.get("id")))
     if view is None:
         return Outcome(messages.text(ctx, "coupon_gone"))
-    return Outcome(messages.coupon_detail(ctx, view))
+    return Outcome(partial(messages.coupon_detail, ctx, view))
 
 
 def show_card(session: Session, env: Env, member: Member, data: dict) -> Outcome:
     summary = member_summary(session, env.program, member, env.now)
-    return Outcome(messages.member_card(env.render(member.language), member, summary))
+    return Outcome(partial(messages.member_card, env.render(member.language), member, summary))
 
 
 def show_rewards(session: Session, env: Env, member: Member, data: dict) -> Outcome:
     summary = member_summary(session, env.program, member, env.now)
-    return Outcome(messages.rewards_catalog(env.render(member.language), summary.balance))
+    return Outcome(partial(messages.rewards_catalog, env.render(member.language),
+                           summary.balance))
 
 
 def ask_reward(session: Session, env: Env, member: Member, data: dict) -> Outcome:
@@ -140,7 +145,7 @@ def ask_reward(session: Session, env: Env, member: Member, data: dict) -> Outcom
     if reward is None:
         return Outcome(messages.error(ctx, UnknownReward()))
     summary = member_summary(session, env.program, member, env.now)
-    return Outcome(messages.reward_confirm(ctx, reward, summary.balance))
+    return Outcome(partial(messages.reward_confirm, ctx, reward, summary.balance))
 
 
 def take_reward(session: Session, env: Env, member: Member, data: dict) -> Outcome:

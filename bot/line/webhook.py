@@ -83,8 +83,8 @@ def handle_event(state: dict[str, Any], raw: Any) -> None:
         outcome = HANDLERS[kind](session, env, event)
         queued = held(session, outcome.outbox_ids)
     token = getattr(event, "reply_token", None)
-    if outcome.replies and token:
-        client.reply(token, outcome.replies)
+    if token and (replies := outcome.messages()):
+        client.reply(token, replies)
     if queued:
         deliver_queued(state["sessions"], client, queued, env.now)
 
