@@ -9,6 +9,7 @@ lose updates between processes. Writers of a database file queue for that lock o
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import sqlite3
 import threading
@@ -164,6 +165,13 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
+@functools.cache
+def _insert_new_statement(dialect: str, table: Table, key: str) -> Any:
+    """Built once: building it costs more CPU than the webhook's claim takes to run."""
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect](table)
+    return insert.on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
+
+
 def dialect_insert(session: Session, table: Any) -> Any:
     """INSERT with ON CONFLICT support for the session's database (PostgreSQL or SQLite)."""
     dialect = session.get_bind().dialect.name
@@ -179,8 +187,7 @@ def insert_new(session: Session, table: Table, rows: list[dict[str, Any]], key: 
     """
     if not rows:
         return set()
-    statement = (dialect_insert(session, table).on_conflict_do_nothing(index_elements=[key])
-                 .returning(table.c[key]))
+    statement = _insert_new_statement(session.get_bind().dialect.name, table, key)
     if len(rows) == 1:
         return set(session.execute(statement, rows[0]).scalars())
     return set(session.execute(statement, rows).scalars())

@@ -11,7 +11,7 @@ import datetime as dt
 import secrets
 from contextlib import nullcontext
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from bot.line import messages
@@ -70,11 +70,14 @@ def find_staff(session: Session, user_id: str) -> Staff | None:
 
 def sender(session: Session, user_id: str) -> tuple[Member | None, Staff | None]:
     """The sender's member record and, if they are active staff, their staff record."""
-    found = session.execute(
-        select(Member, Staff).outerjoin(Staff, and_(Staff.line_user_id == Member.line_user_id,
-                                                    Staff.active))
-        .where(Member.line_user_id == user_id)).first()
+    found = session.execute(_SENDER, {"user_id": user_id}).first()
     return (found[0], found[1]) if found else (None, None)
+
+
+_SENDER = (  # built once (see sender)
+    select(Member, Staff)
+    .outerjoin(Staff, and_(Staff.line_user_id == Member.line_user_id, Staff.active))
+    .where(Member.line_user_id == bindparam("user_id")))
 
 
 def _actor(worker: Staff) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -227,12 +227,15 @@ def redeem_coupon(session: Session, program: Program, text: str, now: dt.datetim
 def wallet(session: Session, program: Program, member_id: int, now: dt.datetime
            ) -> list[CouponView]:
     """The member's usable (and soon usable) coupons, soonest to expire first."""
-    rows = session.execute(
-        select(Coupon, CouponTemplateRow).join(CouponTemplateRow)
-        .where(Coupon.member_id == member_id, Coupon.status == "issued",
-               Coupon.valid_until > now)
-        .order_by(Coupon.valid_until, Coupon.id)).all()
+    rows = session.execute(_WALLET, {"member_id": member_id, "now": now}).all()
     return [CouponView(coupon, template_for(program, row)) for coupon, row in rows]
+
+
+_WALLET = (  # built once (see wallet)
+    select(Coupon, CouponTemplateRow).join(CouponTemplateRow)
+    .where(Coupon.member_id == bindparam("member_id"), Coupon.status == "issued",
+           Coupon.valid_until > bindparam("now"))
+    .order_by(Coupon.valid_until, Coupon.id))
 
 
 def expire_due_coupons(session: Session, now: dt.datetime, limit: int = 500) -> int:

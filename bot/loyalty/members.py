@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -106,8 +106,11 @@ def find_by_code(session: Session, text: str, *, lock: bool = False) -> Member:
     return remember_locks(session, [member])[0] if lock else member
 
 
+_BY_LINE_USER = select(Member).where(Member.line_user_id == bindparam("line_user_id"))
+
+
 def find_by_line_user(session: Session, line_user_id: str) -> Member:
-    member = session.scalar(select(Member).where(Member.line_user_id == line_user_id))
+    member = session.scalar(_BY_LINE_USER, {"line_user_id": line_user_id})
     if member is None:
         raise UnknownMember()
     return member

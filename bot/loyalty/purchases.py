@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from sqlalchemy import Row, exists, func, select
+from sqlalchemy import Row, bindparam, exists, func, select
 from sqlalchemy.orm import Session
 
 from bot.db import dialect_insert
@@ -29,7 +29,7 @@ from bot.loyalty.ledger import (
     settle_expired,
 )
 from bot.loyalty.stamps import add_stamps, stamps_for, stamps_today, take_back_stamps
-from bot.loyalty.tiers import TierChange, evaluate_tier, spend_query
+from bot.loyalty.tiers import SPEND, TierChange, evaluate_tier, spend_params
 from bot.loyalty.timeutil import local_date
 from bot.models import Coupon, PointEntry, Purchase, Refund
 from bot.program import Program
@@ -144,11 +144,15 @@ def _facts(session: Session, program: Program, member_id: int, now: dt.datetime)
     """What a purchase needs to know beforehand, in one statement: is it the member's first,
     the stamps purchases earned them today, their window spend so far, any points due to
     expire."""
-    return session.execute(select(
-        ~exists().where(Purchase.member_id == member_id).label("first"),
-        stamps_today(member_id, local_date(now, program.timezone)).label("stamps_today"),
-        spend_query(program, member_id, now).scalar_subquery().label("spend_before"),
-        lots_due(member_id, now).label("lots_due"))).one()
+    return session.execute(_FACTS, {**spend_params(program, member_id, now),
+                                    "today": local_date(now, program.timezone)}).one()
+
+
+_FACTS = select(  # built once (see _facts)
+    ~exists().where(Purchase.member_id == bindparam("member_id")).label("first"),
+    stamps_today(bindparam("member_id"), bindparam("today")).label("stamps_today"),
+    SPEND.scalar_subquery().label("spend_before"),
+    lots_due(bindparam("member_id"), bindparam("now")).label("lots_due"))
 
 
 def find_purchase(session: Session, source: str, order_id: str) -> Purchase | None:

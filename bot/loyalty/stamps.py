@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from bot.loyalty import audit
 from bot.loyalty.coupons import issue_coupon
 from bot.loyalty.errors import CapReached, CouponWindowClosed
-from bot.loyalty.tiers import spend_query
+from bot.loyalty.tiers import SPEND, spend_params
 from bot.loyalty.timeutil import end_of_day, local_date
 from bot.models import Coupon, Member, Purchase, Stamp, StampCard
 from bot.program import Program
@@ -36,10 +37,7 @@ def active_card(session: Session, program: Program, member_id: int, now: dt.date
 def card_and_spend(session: Session, program: Program, member_id: int, now: dt.datetime
                    ) -> tuple[StampCard, int]:
     """active_card and the member's window spend (tiers.window_spend), in one statement."""
-    card, spend = session.execute(
-        select(StampCard, spend_query(program, member_id, now).scalar_subquery())
-        .select_from(Member).outerjoin(StampCard, and_(*_active(member_id)))
-        .where(Member.id == member_id).order_by(StampCard.id.desc()).limit(1)).one()
+    card, spend = session.execute(_CARD_AND_SPEND, spend_params(program, member_id, now)).one()
     return usable_card(session, program, member_id, now, card), spend or 0
 
 
@@ -61,8 +59,14 @@ def usable_card(session: Session, program: Program, member_id: int, now: dt.date
     return card
 
 
-def _active(member_id: int) -> tuple:
+def _active(member_id: Any) -> tuple:
     return StampCard.member_id == member_id, StampCard.status == "active"
+
+
+_CARD_AND_SPEND = (  # built once (see card_and_spend)
+    select(StampCard, SPEND.scalar_subquery()).select_from(Member)
+    .outerjoin(StampCard, and_(*_active(bindparam("member_id"))))
+    .where(Member.id == bindparam("member_id")).order_by(StampCard.id.desc()).limit(1))
 
 
 def stamps_today(member_id: int, today: dt.date) -> ScalarSelect[int]:

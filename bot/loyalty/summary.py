@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from bot.loyalty.coupons import CouponView, wallet
@@ -37,15 +37,18 @@ class MemberSummary:
     wallet: list[CouponView]
 
 
+_LOTS = (  # built once: points left per expiry instant
+    select(PointEntry.expires_at, func.sum(PointEntry.remaining))
+    .where(PointEntry.member_id == bindparam("member_id"), PointEntry.remaining > 0,
+           PointEntry.expires_at.is_not(None))
+    .group_by(PointEntry.expires_at).order_by(PointEntry.expires_at))
+
+
 def member_summary(session: Session, program: Program, member: Member, now: dt.datetime,
                    soon_days: int = 30) -> MemberSummary:
     """Balance (net of anything already past its expiry), expiring points, tier, card, wallet."""
     tz = program.timezone
-    rows = session.execute(
-        select(PointEntry.expires_at, func.sum(PointEntry.remaining))
-        .where(PointEntry.member_id == member.id, PointEntry.remaining > 0,
-               PointEntry.expires_at.is_not(None))
-        .group_by(PointEntry.expires_at).order_by(PointEntry.expires_at)).all()
+    rows = session.execute(_LOTS, {"member_id": member.id}).all()
     lapsed = sum(points for at, points in rows if at <= now)
     horizon = now + dt.timedelta(days=soon_days)
     by_day: dict[dt.date, int] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from bot.loyalty import audit
@@ -26,14 +26,19 @@ class TierChange:
 
 def window_spend(session: Session, program: Program, member_id: int, now: dt.datetime) -> int:
     """Net spend (after refunds) over the program's rolling window, up to now."""
-    return session.scalar(spend_query(program, member_id, now)) or 0
+    return session.scalar(SPEND, spend_params(program, member_id, now)) or 0
 
 
-def spend_query(program: Program, member_id: int, now: dt.datetime) -> Select[tuple[int]]:
-    """window_spend as a statement, to run on its own or inside another."""
-    return (select(func.coalesce(func.sum(Purchase.amount - Purchase.refunded_amount), 0))
-            .where(Purchase.member_id == member_id,
-                   Purchase.created_at > _window_start(program, now), Purchase.created_at <= now))
+# window_spend as a statement, built once, to run on its own or inside another (spend_params)
+SPEND: Select[tuple[int]] = (
+    select(func.coalesce(func.sum(Purchase.amount - Purchase.refunded_amount), 0))
+    .where(Purchase.member_id == bindparam("member_id"),
+           Purchase.created_at > bindparam("window_start"),
+           Purchase.created_at <= bindparam("now")))
+
+
+def spend_params(program: Program, member_id: int, now: dt.datetime) -> dict:
+    return {"member_id": member_id, "window_start": _window_start(program, now), "now": now}
 
 
 def tier_for_spend(program: Program, spend: int) -> Tier:
