@@ -8,7 +8,8 @@
 Every target runs under `gunicorn --config bot/gunicorn_conf.py` (sync workers, WEB_CONCURRENCY
 = --workers, default 3: on 2 cores a third worker fills the CPU while another waits on the
 database or on LINE) and replies to tests/fake_line.py's FakeLine, run in a process of its own
-with Nagle off. Targets:
+with Nagle off and its cyclic garbage collector run between phases only (it keeps every call
+it receives: one full collection stalled every reply in flight for 150 ms). Targets:
 
   floor            benchmarks/floor_app.py: checks the signature, parses the JSON and sends one
                    small text reply with requests; no database, no SDK
@@ -56,6 +57,7 @@ functions. Both slow the workers down: read the proportions, not the events/s.
 from __future__ import annotations
 
 import argparse
+import gc
 import http.client
 import json
 import math
@@ -115,6 +117,10 @@ def serve_fake_line(conn) -> None:
     # http.server writes headers and body in two send() calls: with Nagle on, every reply would
     # wait for the client's delayed ACK (40 ms). LINE's servers do not do that.
     fake_line._Handler.disable_nagle_algorithm = True
+    # FakeLine keeps every call it was sent, parsed: a full collection of those objects took
+    # 150 ms and stalled every reply in flight, a pause of the test double's, not the bot's.
+    # Collected between phases instead, with nothing being measured.
+    gc.disable()
 
     class TimedFakeLine(FakeLine):
         def reset(self) -> None:
@@ -161,6 +167,7 @@ def serve_fake_line(conn) -> None:
             if command == "reset":
                 fake.reset()
                 fake.set_quota(None)
+                gc.collect()
                 conn.send("ok")
             elif command == "wait":
                 conn.send(fake.wait_replies(*args))
