@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import logging
 import os
 import sqlite3
 import threading
@@ -24,6 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+log = logging.getLogger("bot.db")
 
 
 def make_engine(url: str, **kwargs) -> Engine:
@@ -64,39 +66,96 @@ def make_engine(url: str, **kwargs) -> Engine:
 
 class WriterQueue:
     """Writers of one SQLite file take turns on an flock of `<file>-writers` before BEGIN
-    IMMEDIATE, so a waiter gets the write lock the moment it is free. SQLite's own busy
-    handler sleeps between tries, up to 100 ms at a time and unfairly: under steady load a
-    few writers waited 0.6 s for a lock that is held 2 ms at a time (benchmarks/webhook.py).
+    IMMEDIATE, so a waiter gets the write lock the moment it comes free. SQLite's own
+    busy handler sleeps between tries, up to 100 ms at a time: under steady load a few
+    writers waited 0.6 s for a lock held 2 ms at a time (benchmarks/webhook.py).
 
-    Each connection has its own open file (an flock excludes other open files, even in the
-    same process). A thread already holding the queue does not queue again for a second
-    connection (it would wait on itself); that connection falls back on the busy timeout,
-    as do writers outside the app (the sqlite3 shell), so the queue only orders waiters and
-    correctness never rests on it."""
+    The queue only orders waiters; correctness never rests on it. Whenever it cannot help,
+    the writer goes straight to BEGIN IMMEDIATE and SQLite's busy timeout, as writers from
+    outside the app (the sqlite3 shell) always do: a thread already holding a turn (a second
+    connection would wait on itself), a lock file that cannot be opened (made by another
+    user, say; said once in the log), or a turn not had within the busy timeout. Each
+    connection has its own open file, since an flock excludes other open files, even in the
+    same process."""
 
     _threads_in: set[int] = set()  # threads holding some queue's turn, in this process
+    _warned: set[str] = set()
 
-    def __init__(self, path: str) -> None:
-        self.path, self.fd, self.pid, self.owner = path, -1, 0, None
+    def __init__(self, path: str, timeout: float) -> None:
+        self.path, self.timeout, self.fd, self.pid, self.owner = path, timeout, -1, 0, None
+        self.held = -1  # the open file holding our turn: fd, or a waiter's own
 
     def enter(self) -> bool:
-        """Wait for our turn; False (without waiting) if this thread is already in."""
+        """Wait for our turn; False if we go without one (see above)."""
         thread = threading.get_ident()
-        if thread in self._threads_in:
+        if thread in self._threads_in or not self._open():
             return False
-        if self.pid != os.getpid():  # first use, or a forked child: an open file of its own
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            self.pid = os.getpid()
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.held = self.fd
+        except BlockingIOError:
+            self.held = self._wait()
+            if self.held < 0:
+                return False
         self.owner = thread
         self._threads_in.add(thread)
         return True
+
+    def _wait(self) -> int:
+        """Block for a turn, at most the busy timeout: the kernel wakes the waiter the moment
+        the turn is free, in order. The wait runs in a thread of its own, on an open file of
+        its own, so that a wait given up on can still end cleanly: a turn it gets too late is
+        handed straight back. Returns that file (holding the turn), or -1."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return -1
+        got, lock, abandoned = threading.Event(), threading.Lock(), [False]
+
+        def take() -> None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with lock:
+                if not abandoned[0]:
+                    got.set()
+                    return
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+        threading.Thread(target=take, name="sqlite-writer-queue", daemon=True).start()
+        got.wait(self.timeout)
+        with lock:
+            if got.is_set():
+                return fd
+            abandoned[0] = True
+        return -1
+
+    def _open(self) -> bool:
+        if self.pid == os.getpid():
+            return self.fd >= 0
+        if self.fd >= 0:  # a forked child: the parent's open file is the parent's
+            with suppress(OSError):
+                os.close(self.fd)
+        self.pid, self.fd, self.owner, self.held = os.getpid(), -1, None, -1
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError:
+            try:  # flock needs no write access: another user's lock file still works
+                self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                if self.path not in self._warned:
+                    self._warned.add(self.path)
+                    log.warning("SQLite writers will not queue (%s); the busy timeout applies",
+                                exc)
+        return self.fd >= 0
 
     def leave(self) -> None:
         if self.owner is not None:
             self._threads_in.discard(self.owner)
             self.owner = None
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            fcntl.flock(self.held, fcntl.LOCK_UN)
+            if self.held != self.fd:
+                os.close(self.held)
+            self.held = -1
 
     def close(self) -> None:
         self.leave()
@@ -110,7 +169,8 @@ class QueuedConnection(sqlite3.Connection):
 
     def __init__(self, database: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(database, *args, **kwargs)
-        self.queue = WriterQueue(f"{os.fsdecode(database)}-writers")
+        self.queue = WriterQueue(f"{os.fsdecode(database)}-writers",
+                                 SQLITE_BUSY_TIMEOUT_MS / 1000)
 
     def commit(self) -> None:
         try:

@@ -84,7 +84,7 @@ def test_every_way_a_transaction_ends_lets_the_next_writer_in(counter_url, endin
 
 
 def test_a_thread_already_in_a_queue_does_not_wait_on_itself(tmp_path):
-    first, second = WriterQueue(str(tmp_path / "a")), WriterQueue(str(tmp_path / "a"))
+    first, second = WriterQueue(str(tmp_path / "a"), 5), WriterQueue(str(tmp_path / "a"), 5)
     assert first.enter()
     try:
         assert second.enter() is False  # would otherwise wait for ever on its own turn
@@ -93,3 +93,32 @@ def test_a_thread_already_in_a_queue_does_not_wait_on_itself(tmp_path):
         second.close()
     assert second.enter() is True
     second.close()
+
+
+def test_a_turn_not_had_in_time_goes_ahead_without_one(tmp_path):
+    """The busy timeout still bounds the wait: a writer stuck behind a turn that is not
+    given up is not held longer than it (SQLite's busy timeout takes over from there)."""
+    holder, waiter = WriterQueue(str(tmp_path / "a"), 5), WriterQueue(str(tmp_path / "a"), 0.2)
+    assert holder.enter()
+    got: list[bool] = []
+    worker = threading.Thread(target=lambda: got.append(waiter.enter()), daemon=True)
+    worker.start()
+    worker.join(5)
+    assert got == [False]
+    holder.close()
+    waiter.close()
+
+
+def test_a_lock_file_that_cannot_be_opened_leaves_the_database_working(tmp_path, caplog):
+    url = f"sqlite:///{tmp_path / 'loyalty.db'}"
+    # a lock file nobody can open (root ignores permissions, so: a link to nowhere)
+    (tmp_path / "loyalty.db-writers").symlink_to(tmp_path / "missing" / "writers")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (n INTEGER)"))
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT n FROM t")).scalar_one() == 1
+    engine.dispose()
+    assert [r.message for r in caplog.records if "will not queue" in r.message]
