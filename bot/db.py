@@ -228,13 +228,14 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 @functools.cache
 def _insert_new_statement(dialect: str, table: Table, key: str) -> Any:
     """Built once: building it costs more CPU than the webhook's claim takes to run."""
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect](table)
-    return insert.on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
+    return (dialect_insert(dialect, table).on_conflict_do_nothing(index_elements=[key])
+            .returning(table.c[key]))
 
 
-def dialect_insert(session: Session, table: Any) -> Any:
-    """INSERT with ON CONFLICT support for the session's database (PostgreSQL or SQLite)."""
-    dialect = session.get_bind().dialect.name
+def dialect_insert(session: Session | str, table: Any) -> Any:
+    """INSERT with ON CONFLICT support for the session's database (PostgreSQL or SQLite), or
+    for the database kind named."""
+    dialect = session if isinstance(session, str) else session.get_bind().dialect.name
     return {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect](table)
 
 

@@ -7,14 +7,15 @@ never shown twice (LINE answers 409 to a key it already accepted, which means de
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db import dialect_insert, insert_new, transaction
@@ -48,8 +49,7 @@ def enqueue(session: Session, member: Member, kind: str, dedupe_key: str,
     comes back with its id (a row another transaction holds is waited for, then skipped)."""
     if not member.line_user_id:
         return None
-    statement = (dialect_insert(session, OutboxMessage)
-                 .on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(OutboxMessage))
+    statement = _enqueue_statement(session.get_bind().dialect.name)
     row = session.scalars(statement, [{
         "member_id": member.id, "line_user_id": member.line_user_id, "kind": kind,
         "dedupe_key": dedupe_key, "payload": {"messages": messages},
@@ -57,6 +57,13 @@ def enqueue(session: Session, member: Member, kind: str, dedupe_key: str,
     if row is not None:  # for held(): the identity map alone would let them go
         session.info.setdefault(QUEUED, {})[row.id] = (row, member)
     return row
+
+
+@functools.cache
+def _enqueue_statement(dialect: str) -> Any:
+    """enqueue's INSERT, built once per database kind."""
+    return (dialect_insert(dialect, OutboxMessage)
+            .on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(OutboxMessage))
 
 
 def enqueue_many(session: Session, pushes: list[tuple[Member, str, str, list[dict]]],
@@ -163,6 +170,16 @@ def _push_rows(sessions: sessionmaker[Session], sender: Sender, rows: list, now:
     return delivered
 
 
+_OUTBOX = OutboxMessage.__table__
+_SENT = (  # built once: rows pushed, by id (see _finish)
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)), _OUTBOX.c.status != "sent")
+    .values(status="sent", last_error="", attempts=_OUTBOX.c.attempts + 1,
+            sent_at=bindparam("now", type_=_OUTBOX.c.sent_at.type),
+            first_attempt_at=func.coalesce(_OUTBOX.c.first_attempt_at,
+                                           bindparam("now", type_=_OUTBOX.c.sent_at.type))))
+
+
 def _finish(sessions: sessionmaker[Session], now: dt.datetime,
             results: list[tuple[int, str, str]]) -> None:
     """Record (row id, status, error) for attempted rows, in one transaction."""
@@ -172,13 +189,7 @@ def _finish(sessions: sessionmaker[Session], now: dt.datetime,
     others = [result for result in results if result[1] != "sent"]
     with transaction(sessions) as session:
         if sent:  # the common case, in one statement
-            session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_(sent), OutboxMessage.status != "sent")
-                .values(status="sent", sent_at=now, last_error="",
-                        attempts=OutboxMessage.attempts + 1,
-                        first_attempt_at=func.coalesce(OutboxMessage.first_attempt_at, now))
-                .execution_options(synchronize_session=False))
+            session.execute(_SENT, {"ids": sent, "now": now})
         if not others:
             return
         rows = {row.id: row for row in session.execute(
