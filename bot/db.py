@@ -102,10 +102,10 @@ class WriterQueue:
         return True
 
     def _wait(self) -> int:
-        """Block for a turn, at most the busy timeout: the kernel wakes the waiter the moment
-        the turn is free, in order. The wait runs in a thread of its own, on an open file of
-        its own, so that a wait given up on can still end cleanly: a turn it gets too late is
-        handed straight back. Returns that file (holding the turn), or -1."""
+        """Block for a turn, at most the busy timeout: the kernel wakes waiters the moment
+        the turn is free. The wait runs in a thread of its own, on an open file of its own,
+        so that a wait given up on still ends cleanly: a turn it gets too late is handed
+        straight back. Returns that file (holding the turn), or -1."""
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
