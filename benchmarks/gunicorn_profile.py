@@ -10,8 +10,8 @@ statements, commits and pool pings, and the LINE calls (whole LineClient.reply/p
 HTTP exchange alone), per event kind (the X-Bench-Kind header the benchmark sends), and
 writes $BENCH_PROFILE_DIR/$BENCH_PROFILE_LABEL-<pid>.json, with every request's own wall time,
 time waiting for SQLite's write lock (in bot.db's WriterQueue and in BEGIN IMMEDIATE) and in
-the LINE calls, so that
-the slowest requests can be told apart. Only wrappers: no bot code changes.
+the LINE calls, so that the slowest requests can be told apart. Only wrappers: no bot code
+changes.
 """
 
 import cProfile
