@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, cast, delete, func, select, update
+from sqlalchemy import String, cast, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -365,15 +365,7 @@ def _parse_row(line: int, raw: Mapping[str | None, object], today: dt.date,
 
 def _store(session: Session, program: Program, rows: list[_Row], now: dt.datetime, actor: str,
            result: ImportResult) -> None:
-    known_ids = set(session.scalars(select(Member.external_id).where(
-        Member.external_id.in_([row.external_id for row in rows if row.external_id]))))
-    codes = [row.member_code for row in rows if row.member_code]
-    known_codes = set(session.scalars(select(Member.member_code).where(
-        Member.member_code.in_(codes)))) if codes else set()
-    phones = [row.phone for row in rows if row.phone]
-    owners: dict[str, str] = {phone: code for phone, code in session.execute(
-        select(Member.phone, Member.member_code).where(Member.phone.in_(phones)))
-    } if phones else {}
+    known_ids, known_codes, owners = _holders(session, rows)
     new = []
     for row in rows:
         if row.external_id in known_ids or row.member_code in known_codes:
@@ -397,6 +389,24 @@ def _store(session: Session, program: Program, rows: list[_Row], now: dt.datetim
         return
     result.imported += len(new)
     result.points += sum(row.points for row in new)
+
+
+def _holders(session: Session, rows: list[_Row]
+             ) -> tuple[set[str], set[str], dict[str, str]]:
+    """Which of the rows' external ids and member codes are taken, and who owns their phones.
+
+    One statement, so the three answers are of one moment: asked one after another, an import
+    committing in between made a row look new by its id yet taken by its phone (refused
+    instead of skipped)."""
+    ids = {row.external_id for row in rows if row.external_id}
+    codes = {row.member_code for row in rows if row.member_code}
+    phones = {row.phone for row in rows if row.phone}
+    found = session.execute(select(Member.external_id, Member.member_code, Member.phone).where(
+        or_(Member.external_id.in_(ids), Member.member_code.in_(codes),
+            Member.phone.in_(phones)))).all()
+    return ({external_id for external_id, _, _ in found if external_id in ids},
+            {code for _, code, _ in found if code in codes},
+            {phone: code for _, code, phone in found if phone in phones})
 
 
 def _add_members(session: Session, program: Program, rows: list[_Row], codes: list[str],
@@ -428,14 +438,13 @@ def _insert(session: Session, program: Program, row: _Row, now: dt.datetime, act
                 _add_members(session, program, [row], _unused_member_codes(session, 1), now,
                              actor)
         except IntegrityError:
-            if session.scalar(select(Member.id).where(Member.external_id == row.external_id)):
+            known_ids, known_codes, owners = _holders(session, [row])
+            if row.external_id in known_ids or row.member_code in known_codes:
                 result.skipped += 1
                 return
-            owner = row.phone and session.scalar(select(Member.member_code)
-                                                 .where(Member.phone == row.phone))
-            if owner:
+            if row.phone in owners:
                 result.errors.append((row.line, f"phone {row.phone} already belongs to "
-                                                f"member {owner}"))
+                                                f"member {owners[row.phone]}"))
                 return
             continue  # the member code was taken meanwhile: another one
         result.imported += 1
