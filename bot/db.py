@@ -14,6 +14,8 @@ import logging
 import os
 import sqlite3
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -22,17 +24,26 @@ from typing import Any
 from sqlalchemy import Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+LOCK_TIMEOUT = "lock_timeout"  # execution option: seconds a transaction may wait for locks
 log = logging.getLogger("bot.db")
+
+
+def bounded(engine: Engine, seconds: float) -> Engine:
+    """The same engine (and pool) whose transactions wait at most `seconds` for a lock (and,
+    on PostgreSQL, for any one statement), then fail with OperationalError: a caller that
+    must answer quickly (LINE's webhook) answers "try again" rather than wait."""
+    return engine.execution_options(**{LOCK_TIMEOUT: seconds})
 
 
 def make_engine(url: str, **kwargs) -> Engine:
     """An engine for `url`; SQLite files get their folder created and safe pragmas."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, **kwargs)
+        return _postgresql_engine(url, **kwargs)
     if parsed.database and parsed.database != ":memory:":
         with suppress(OSError):  # if it can't be made, connecting fails and /healthz says so
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -53,13 +64,38 @@ def make_engine(url: str, **kwargs) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:
         dbapi_conn = conn.connection.dbapi_connection
-        queued = isinstance(dbapi_conn, QueuedConnection) and dbapi_conn.queue.enter()
+        bound = conn.get_execution_options().get(LOCK_TIMEOUT)
+        started = time.monotonic()
+        queued = isinstance(dbapi_conn, QueuedConnection) and dbapi_conn.queue.enter(bound)
         try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if bound is None:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:  # the lock wait, queue included, stays within the bound (a writer from
+                # outside the app, such as the sqlite3 shell, does not queue)
+                left = max(0, int((bound - (time.monotonic() - started)) * 1000))
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={left}")
+                try:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                finally:
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         except BaseException:
             if queued:
                 dbapi_conn.queue.leave()
             raise
+
+    return engine
+
+
+def _postgresql_engine(url: str, **kwargs) -> Engine:
+    engine = create_engine(url, pool_pre_ping=True, **kwargs)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:
+        bound = conn.get_execution_options().get(LOCK_TIMEOUT)
+        if bound is not None:
+            ms = f"{int(bound * 1000)}ms"
+            conn.exec_driver_sql(f"SELECT set_config('lock_timeout', '{ms}', true), "
+                                 f"set_config('statement_timeout', '{ms}', true)")
 
     return engine
 
@@ -85,8 +121,9 @@ class WriterQueue:
         self.path, self.timeout, self.fd, self.pid, self.owner = path, timeout, -1, 0, None
         self.held = -1  # the open file holding our turn: fd, or a waiter's own
 
-    def enter(self) -> bool:
-        """Wait for our turn; False if we go without one (see above)."""
+    def enter(self, timeout: float | None = None) -> bool:
+        """Wait for our turn (at most `timeout` seconds, else the busy timeout); False if we
+        go without one (see above)."""
         thread = threading.get_ident()
         if thread in self._threads_in or not self._open():
             return False
@@ -94,14 +131,14 @@ class WriterQueue:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             self.held = self.fd
         except BlockingIOError:
-            self.held = self._wait()
+            self.held = self._wait(self.timeout if timeout is None else timeout)
             if self.held < 0:
                 return False
         self.owner = thread
         self._threads_in.add(thread)
         return True
 
-    def _wait(self) -> int:
+    def _wait(self, timeout: float) -> int:
         """Block for a turn, at most the busy timeout: the kernel wakes waiters the moment
         the turn is free. The wait runs in a thread of its own, on an open file of its own,
         so that a wait given up on still ends cleanly: a turn it gets too late is handed
@@ -122,7 +159,7 @@ class WriterQueue:
             os.close(fd)
 
         threading.Thread(target=take, name="sqlite-writer-queue", daemon=True).start()
-        got.wait(self.timeout)
+        got.wait(timeout)
         with lock:
             if got.is_set():
                 return fd
@@ -212,6 +249,26 @@ def scratch_schema(url: str, name: str) -> tuple[str, Callable[[], None]]:
 
     separator = "&" if "?" in url else "?"
     return f"{url}{separator}options=-csearch_path%3D{name}", drop
+
+
+def db_error(exc: BaseException | None) -> str:
+    """An error in one line, without a statement's parameters (they may hold codes, phones
+    or LINE ids)."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    first = str(exc).splitlines()[0] if exc is not None and str(exc) else ""
+    return f"{type(exc).__name__}: {first}"[:300]
+
+
+def can_write(engine: Engine) -> None:
+    """Commit a write and undo it (a row in processed_events, added and deleted in one
+    transaction): raises if the database cannot be reached, is read-only, or has no room
+    to commit, where `SELECT 1` would still pass."""
+    key = f"healthz:{uuid.uuid4().hex}"
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO processed_events (event_id, event_type, processed_at) "
+                          "VALUES (:key, 'healthz', CURRENT_TIMESTAMP)"), {"key": key})
+        conn.execute(text("DELETE FROM processed_events WHERE event_id = :key"), {"key": key})
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

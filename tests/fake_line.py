@@ -476,6 +476,9 @@ class FakeLine:
             raise LineError(404, "Not found", rejection=False)
         return dict(self.profiles[user])
 
+    def _leave(self, call: Call, chat: str) -> dict[str, Any]:
+        return {}
+
     def _menu(self, menu: str, *, with_image: bool = False) -> dict[str, Any]:
         if menu not in self.rich_menus:
             raise LineError(404, "Not found")
@@ -559,6 +562,8 @@ _ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/v2/bot/message/quota/consumption", "_consumption"),
     ("GET", "/v2/bot/info", "_info"),
     ("GET", "/v2/bot/profile/" + _ID.format("user"), "_profile"),
+    ("POST", "/v2/bot/group/" + _ID.format("chat") + "/leave", "_leave"),
+    ("POST", "/v2/bot/room/" + _ID.format("chat") + "/leave", "_leave"),
     ("POST", "/v2/bot/richmenu", "_create_menu"),
     ("GET", "/v2/bot/richmenu/list", "_list_menus"),
     ("GET", "/v2/bot/richmenu/" + _ID.format("menu"), "_get_menu"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import urllib3
 from linebot.v3.messaging import (
@@ -130,6 +131,21 @@ class LineClient:
             log.warning("push quota unavailable: %s", _describe(exc))
             return None
         return max(0, quota.value - (used.total_usage or 0))
+
+    def leave(self, source: Any) -> bool:
+        """Leave the group or room the event came from."""
+        try:
+            if getattr(source, "group_id", None):
+                self.api.leave_group(source.group_id, _request_timeout=TIMEOUT)
+            elif getattr(source, "room_id", None):
+                self.api.leave_room(source.room_id, _request_timeout=TIMEOUT)
+            else:
+                return False
+        except Exception as exc:  # it stays; its members still see no codes
+            log.warning("could not leave a %s: %s", getattr(source, "type", "chat"),
+                        _describe(exc))
+            return False
+        return True
 
     def profile(self, user_id: str) -> Profile | None:
         try:

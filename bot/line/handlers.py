@@ -21,6 +21,7 @@ from bot.line import formatting as fmt
 from bot.line import messages, staff
 from bot.line.client import LineClient, Profile
 from bot.line.context import Env, Outcome
+from bot.line.formatting import RenderContext
 from bot.loyalty.campaigns import claim, find_by_keyword, find_campaign
 from bot.loyalty.coupons import CouponView, find_coupon, wallet
 from bot.loyalty.errors import LoyaltyError, UnknownReward
@@ -213,6 +214,28 @@ KEYWORDS = {
     "兌換": "rewards", "兌換好禮": "rewards", "rewards": "rewards",
     "說明": "help", "help": "help", "?": "help", "？": "help",
 }
+
+# -- groups and rooms: never a member's codes in front of others ------------------------------
+OUTSIDE_CHATS = ("join",)  # events that only come from a group or a room
+
+
+def outside_chat(client: LineClient, kind: str, event: Any,
+                 render: Callable[[str], RenderContext]) -> None:
+    """An event from a group or room: the bot leaves when it is added (the README asks owners
+    to keep joining groups off); a tap or a word meant for the bot gets one line asking for
+    a one-to-one chat; other chatter is left alone. Nothing is read or written."""
+    if kind == "join":
+        client.leave(event.source)
+        return
+    text = getattr(getattr(event, "message", None), "text", None)
+    words = normalize(text).lower().split() if isinstance(text, str) else []
+    meant = kind == "postback" or bool(words) and (
+        words[0] in staff.COMMANDS or " ".join(words) in KEYWORDS)
+    token = getattr(event, "reply_token", None)
+    if meant and token:  # its members may read either language: both, one message each
+        client.reply(token, [*messages.text(render("zh-TW"), "private_chat_only"),
+                             *messages.text(render("en"), "private_chat_only")])
+
 
 HANDLERS: dict[str, Callable[[Session, Env, Any], Outcome]] = {
     "follow": on_follow, "unfollow": on_unfollow, "message": on_message,

@@ -12,20 +12,31 @@ import hashlib
 import hmac
 import json
 import logging
+from functools import partial
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
 from linebot.v3.webhooks import Event
+from sqlalchemy.exc import (
+    DisconnectionError,
+    InterfaceError,
+    InternalError,
+    OperationalError,
+)
 from sqlalchemy.orm import Session
 
-from bot.db import insert_new, transaction
+from bot.db import bounded, db_error, insert_new, make_sessionmaker, transaction
 from bot.line.client import LineClient
-from bot.line.handlers import HANDLERS, Env, prefetch
+from bot.line.context import render_context
+from bot.line.handlers import HANDLERS, OUTSIDE_CHATS, Env, outside_chat, prefetch
 from bot.loyalty.timeutil import utcnow
 from bot.models import ProcessedEvent
 from bot.outbox import deliver_queued, held
 
 bp = Blueprint("line", __name__)
+# LINE takes an answer slower than about 2 s for a timeout and may stop sending to a server
+# that keeps timing out: a lock held longer than this makes the event a 503 to redeliver
+LOCK_WAIT = 1.5
 log = logging.getLogger("bot.line")
 
 
@@ -34,9 +45,19 @@ def valid_signature(secret: str, body: bytes, signature: str) -> bool:
     return hmac.compare_digest(expected, signature.encode("ascii", "replace"))
 
 
+class Retry(Exception):
+    """An event failed for a reason that may pass (the database or the disk): LINE should
+    send it again, and the event's claim, undone with its transaction, lets it through."""
+
+
+# a database or disk that failed, went away or kept a lock too long; not a bug in a handler
+TRANSIENT = (OperationalError, InterfaceError, InternalError, DisconnectionError, OSError)
+
+
 @bp.post("/callback")
 def callback() -> tuple[str, int]:
-    """LINE's webhook: 400 for a bad signature or body, 200 once every event was tried."""
+    """LINE's webhook: 400 for a bad signature or body; 503 when an event failed for a reason
+    that may pass (LINE redelivers it); else 200 once every event was tried."""
     state = current_app.extensions["loyalty"]
     config = state["config"]
     if not config.line_configured:
@@ -47,46 +68,64 @@ def callback() -> tuple[str, int]:
         return "invalid signature", 400
     try:
         payload = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return "body is not JSON", 400
     if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
         return "not a LINE webhook body", 400
+    retry = False
     for raw in payload["events"]:
         try:
             handle_event(state, raw)
+        except Retry as exc:
+            retry = True
+            log.warning("event failed, LINE will redeliver it: %s: %s", _summary(raw),
+                        db_error(exc.__cause__))
         except Exception:  # one failing event must not lose the others
             log.exception("event failed: %s", _summary(raw))
+    if retry:
+        return "temporarily unavailable, please redeliver", 503
     return "OK", 200
 
 
 def handle_event(state: dict[str, Any], raw: Any) -> None:
     kind = raw.get("type") if isinstance(raw, dict) else None
-    if kind not in HANDLERS:
+    if not isinstance(kind, str) or kind not in HANDLERS and kind not in OUTSIDE_CHATS:
         log.info("ignored event: %s", _summary(raw))
         return
     try:
         event = Event.from_dict(raw)
     except Exception as exc:  # malformed: the SDK raises KeyError, TypeError, ValueError ...
-        log.warning("malformed %s event skipped: %s", kind, exc)
-        return
-    user_id = getattr(event.source, "user_id", None)
-    if not user_id:
-        log.info("event without a user ignored: %s", _summary(raw))
+        log.warning("malformed %s event skipped: %s", kind, db_error(exc))
         return
     client: LineClient = state["line"]
+    if getattr(event.source, "type", "user") != "user":
+        outside_chat(client, kind, event, partial(render_context, state["config"],
+                                                  state["program"]))
+        return
+    user_id = getattr(event.source, "user_id", None)
+    event_id = event.webhook_event_id if isinstance(event.webhook_event_id, str) else ""
+    if not user_id or kind not in HANDLERS:
+        log.info("event without a user ignored: %s", _summary(raw))
+        return
     env = Env(program=state["program"], config=state["config"], now=utcnow(), user_id=user_id,
-              event_id=raw.get("webhookEventId") or "", prefetched=prefetch(kind, event, client))
-    with transaction(state["sessions"]) as session:
-        if env.event_id and not _claim(session, env.event_id, kind, env):
-            log.info("event %s already handled", env.event_id)
-            return
-        outcome = HANDLERS[kind](session, env, event)
-        queued = held(session, outcome.outbox_ids)
+              event_id=event_id, prefetched=prefetch(kind, event, client))
+    try:
+        with transaction(state["webhook_sessions"]) as session:
+            if env.event_id and not _claim(session, env.event_id, kind, env):
+                log.info("event %s already handled", env.event_id)
+                return
+            outcome = HANDLERS[kind](session, env, event)
+            queued = held(session, outcome.outbox_ids)
+    except TRANSIENT as exc:
+        raise Retry from exc
     token = getattr(event, "reply_token", None)
     if token and (replies := outcome.messages()):
         client.reply(token, replies)
     if queued:
-        deliver_queued(state["sessions"], client, queued, env.now)
+        try:
+            deliver_queued(state["webhook_sessions"], client, queued, env.now)
+        except TRANSIENT as exc:  # committed and queued: the clock's sender delivers them
+            log.warning("pushes left to the sender job: %s", db_error(exc))
 
 
 def _claim(session: Session, event_id: str, kind: str, env: Env) -> bool:
@@ -98,7 +137,7 @@ def _claim(session: Session, event_id: str, kind: str, env: Env) -> bool:
 def _summary(raw: Any) -> str:
     if not isinstance(raw, dict):
         return type(raw).__name__
-    return f"type={raw.get('type')!r} id={raw.get('webhookEventId')!r}"
+    return f"type={str(raw.get('type'))[:40]!r} id={str(raw.get('webhookEventId'))[:64]!r}"
 
 
 def init_app(app: Flask) -> None:
@@ -106,6 +145,7 @@ def init_app(app: Flask) -> None:
     state = app.extensions["loyalty"]
     config = state["config"]
     state["line"] = LineClient(config)
+    state["webhook_sessions"] = make_sessionmaker(bounded(state["engine"], LOCK_WAIT))
     if not config.line_configured:
         missing = [name for name, value in (("LINE_CHANNEL_SECRET", config.line_channel_secret),
                                             ("LINE_CHANNEL_ACCESS_TOKEN",
