@@ -39,6 +39,9 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+DEV_SECRET = "dev-only-insecure-secret"
+
+
 @dataclass(frozen=True)
 class Config:
     database_url: str
@@ -64,7 +67,7 @@ class Config:
             database_url=normalize_database_url(
                 env.get("DATABASE_URL") or f"sqlite:///{DEFAULT_SQLITE}"),
             program_path=env.get("LOYALTY_PROGRAM") or str(DEFAULT_PROGRAM),
-            secret_key=env.get("SECRET_KEY") or "dev-only-insecure-secret",
+            secret_key=env.get("SECRET_KEY") or DEV_SECRET,
             port=_positive_int(env, "PORT", 5000),
             web_concurrency=_positive_int(env, "WEB_CONCURRENCY", 2),
             line_channel_secret=env.get("LINE_CHANNEL_SECRET", ""),
@@ -74,4 +77,19 @@ class Config:
                              or f"http://127.0.0.1:{_positive_int(env, 'PORT', 5000)}").rstrip("/"),
             line_api_base_url=env.get("LINE_API_BASE_URL", "").rstrip("/"),
             simulator=_switch(env, "SIMULATOR"),
-        )
+        )._checked()
+
+    def _checked(self) -> Config:
+        """With a real LINE channel, settings that are harmless on a laptop break the shop."""
+        if not self.line_configured or self.simulator:
+            return self
+        if self.secret_key == DEV_SECRET:
+            raise ConfigError("Configuration error: SECRET_KEY must be set to a long random "
+                              "value when the LINE channel is configured (QR image links "
+                              "are made with it); for example the output of: python3 -c "
+                              "'import secrets; print(secrets.token_urlsafe(32))'")
+        if not self.public_base_url.startswith("https://"):
+            raise ConfigError("Configuration error: PUBLIC_BASE_URL must be the app's https "
+                              "address when the LINE channel is configured (LINE loads QR "
+                              f"images over https only), not {self.public_base_url!r}")
+        return self

@@ -40,7 +40,10 @@ def bounded(engine: Engine, seconds: float) -> Engine:
 
 
 def make_engine(url: str, **kwargs) -> Engine:
-    """An engine for `url`; SQLite files get their folder created and safe pragmas."""
+    """An engine for `url`; SQLite files get their folder created and safe pragmas.
+
+    A failed statement's error names the statement but never its values: they may be LINE
+    ids, phones, codes or confirmation tokens, and errors end up in the logs."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return _postgresql_engine(url, **kwargs)
@@ -50,7 +53,7 @@ def make_engine(url: str, **kwargs) -> Engine:
     connect_args: dict[str, Any] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     if parsed.database and parsed.database != ":memory:" and not parsed.query.get("uri"):
         connect_args["factory"] = QueuedConnection
-    engine = create_engine(url, connect_args=connect_args, **kwargs)
+    engine = create_engine(url, connect_args=connect_args, hide_parameters=True, **kwargs)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record) -> None:
@@ -87,7 +90,15 @@ def make_engine(url: str, **kwargs) -> Engine:
 
 
 def _postgresql_engine(url: str, **kwargs) -> Engine:
-    engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True, **kwargs)
+
+    @event.listens_for(engine, "handle_error")
+    def _no_values(context) -> None:
+        """PostgreSQL's DETAIL repeats the values (`Key (phone)=(0912...) already exists`,
+        `Failing row contains (...)`): the error keeps its first line only."""
+        for exc in (context.original_exception, context.sqlalchemy_exception):
+            if exc is not None and exc.args and "\n" in str(exc.args[0]):
+                exc.args = (str(exc.args[0]).split("\n", 1)[0], *exc.args[1:])
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db import dialect_insert, insert_new, transaction
 from bot.models import Member, OutboxBatch, OutboxMessage
+from bot.privacy import ref
 
 log = logging.getLogger("bot.outbox")
 RETRY_KEY_LIFETIME = dt.timedelta(hours=24)  # LINE forgets a retry key after a day
@@ -207,7 +208,7 @@ def _finish(sessions: sessionmaker[Session], now: dt.datetime,
                 row.status = "failed"  # the key has lapsed: resending could deliver twice
                 row.last_error = f"undelivered for 24 hours, not resent: {error}"
             if row.status == "failed":
-                log.warning("push %s to %s failed: %s", row.kind, row.line_user_id,
+                log.warning("push %s to %s failed: %s", row.kind, ref(row.line_user_id),
                             row.last_error)
 
 

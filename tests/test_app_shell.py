@@ -29,7 +29,14 @@ from sqlalchemy import MetaData, func, inspect, select
 
 from bot import migrate
 from bot.app import create_app
-from bot.config import DEFAULT_PROGRAM, DEFAULT_SQLITE, ROOT, Config, normalize_database_url
+from bot.config import (
+    DEFAULT_PROGRAM,
+    DEFAULT_SQLITE,
+    ROOT,
+    Config,
+    ConfigError,
+    normalize_database_url,
+)
 from bot.db import make_engine, make_sessionmaker, transaction
 from bot.loyalty.codes import format_code
 from bot.loyalty.members import adjust_points, register_member
@@ -215,6 +222,36 @@ def test_empty_environment_variables_fall_back_to_the_defaults():
     empty = dict.fromkeys(("DATABASE_URL", "LOYALTY_PROGRAM", "SECRET_KEY", "PORT",
                            "WEB_CONCURRENCY"), "")
     assert Config.from_env(empty) == Config.from_env({})
+
+
+LINE_ENV = {"LINE_CHANNEL_SECRET": "s", "LINE_CHANNEL_ACCESS_TOKEN": "t"}
+
+
+def test_with_line_configured_the_default_secret_key_is_refused_in_one_clear_line():
+    with pytest.raises(ConfigError, match="SECRET_KEY must be set") as refused:
+        Config.from_env({**LINE_ENV, "PUBLIC_BASE_URL": "https://cafe.example"})
+    assert "\n" not in str(refused.value)
+    assert Config.from_env({}).secret_key  # development keeps working without one
+    assert Config.from_env({**LINE_ENV, "SIMULATOR": "1"}).simulator
+
+
+@pytest.mark.parametrize("url", ["", "http://cafe.example", "cafe.example"])
+def test_with_line_configured_a_public_base_url_that_is_not_https_is_refused(url):
+    with pytest.raises(ConfigError, match="PUBLIC_BASE_URL must be the app's https"):
+        Config.from_env({**LINE_ENV, "SECRET_KEY": "k" * 32, "PUBLIC_BASE_URL": url})
+    assert Config.from_env({**LINE_ENV, "SECRET_KEY": "k" * 32,
+                            "PUBLIC_BASE_URL": "https://cafe.example/"}).line_configured
+
+
+def test_the_web_process_exits_at_once_with_the_line_when_secret_key_is_missing(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
+    env.update(LINE_ENV, PUBLIC_BASE_URL="https://cafe.example",
+               DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}", PORT=str(free_port()))
+    done = subprocess.run([str(Path(sys.executable).parent / "gunicorn"), "--config",
+                           "bot/gunicorn_conf.py", "bot:create_app()"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "SECRET_KEY must be set" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_from_env_reads_the_process_environment(monkeypatch):

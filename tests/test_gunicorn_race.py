@@ -42,6 +42,7 @@ def gunicorn(pg_url, fake_line, tmp_path):
     port = free_port()
     env = {**os.environ, "DATABASE_URL": pg_url, "LOYALTY_PROGRAM": str(DEFAULT_PROGRAM),
            "SECRET_KEY": "race", "LINE_CHANNEL_SECRET": CHANNEL_SECRET,
+           "PUBLIC_BASE_URL": "https://cafe.example",
            "LINE_CHANNEL_ACCESS_TOKEN": fake_line.access_token,
            "LINE_API_BASE_URL": fake_line.base_url, "PORT": str(port), "WEB_CONCURRENCY": "4",
            "XDG_RUNTIME_DIR": str(tmp_path)}

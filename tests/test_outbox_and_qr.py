@@ -1,12 +1,17 @@
-"""Pushes are delivered once, whatever LINE answers; QR images are served only when signed."""
+"""Pushes are delivered once, whatever LINE answers; QR images are served only for our own
+opaque tokens."""
 
 from __future__ import annotations
 
+import base64
 import io
 from urllib.parse import unquote
 
+import pytest
+from itsdangerous import URLSafeSerializer
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 
 from bot.db import transaction
 from bot.line.client import LineClient
@@ -15,6 +20,7 @@ from bot.loyalty.members import register_member, unfollow
 from bot.loyalty.timeutil import utcnow
 from bot.models import OutboxMessage
 from bot.outbox import deliver, deliver_queued, enqueue, held
+from bot.privacy import ref
 from tests.line_helpers import user_id
 
 ALICE = user_id(1)
@@ -129,7 +135,7 @@ def test_qr_payloads_open_the_chat_with_the_command_typed():
     assert coupon_payload("", "7KQ2M9XHF") == "核銷 7KQ2M9XHF"
 
 
-def test_a_signed_qr_url_serves_a_cacheable_png_and_a_forged_one_is_404(client, app):
+def test_a_qr_url_serves_a_cacheable_png_and_a_forged_one_is_404(client, app):
     url = qr_url("test-key", "https://cafe.example", "核銷 7KQ2M9XHF")
     path = url.removeprefix("https://cafe.example")
     response = client.get(path)
@@ -139,6 +145,25 @@ def test_a_signed_qr_url_serves_a_cacheable_png_and_a_forged_one_is_404(client, 
     assert client.get(path.replace(".png", "x.png")).status_code == 404
     forged = qr_url("another-key", "https://cafe.example", "核銷 7KQ2M9XHF")
     assert client.get(forged.removeprefix("https://cafe.example")).status_code == 404
+
+
+def test_a_qr_url_does_not_reveal_its_code_even_decoded(client):
+    url = qr_url("test-key", "https://cafe.example", coupon_payload("@cafe", "7KQ2M9XHF"))
+    token = url.removeprefix("https://cafe.example/qr/").removesuffix(".png")
+    readable = base64.urlsafe_b64decode(token[1:] + "=" * (-len(token[1:]) % 4))
+    assert b"7KQ2M9XHF" not in readable and "7KQ2M9XHF" not in url
+    assert url == qr_url("test-key", "https://cafe.example",  # LINE caches it by URL
+                         coupon_payload("@cafe", "7KQ2M9XHF"))
+    tampered = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    assert client.get(f"/qr/{tampered}.png").status_code == 404
+    assert client.get(f"/qr/q{'A' * 5000}.png").status_code == 404
+
+
+def test_a_qr_url_of_the_earlier_signed_kind_still_shows_its_image(client):
+    """Customers' chats hold cards made before QR tokens were encrypted."""
+    old = URLSafeSerializer("test-key", salt="qr-image").dumps("核銷 7KQ2M9XHF")
+    response = client.get(f"/qr/{old}.png")
+    assert response.status_code == 200 and response.mimetype == "image/png"
 
 
 def test_staff_commands_in_the_cli_add_list_invite_and_remove(app, fake_line):
@@ -159,3 +184,20 @@ def test_staff_commands_in_the_cli_add_list_invite_and_remove(app, fake_line):
     assert fake_line.calls_to(f"/user/{clerk}/richmenu", "DELETE")
     with app.extensions["loyalty"]["sessions"]() as session:
         assert session.scalars(select(OutboxMessage)).all() == []
+
+
+def test_a_failed_push_is_logged_without_the_customers_line_id(app, fake_line, caplog):
+    row = queue(app)
+    fake_line.fail_next("/message/push", 400)
+    send(app, row)
+    failed = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert failed and not any(ALICE in line for line in failed)
+    assert ref(ALICE) in failed[0]
+
+
+def test_a_failed_statement_names_it_but_not_its_values(engine):
+    secret = "U-secret-line-id-0912345678"
+    with pytest.raises(DBAPIError) as failed, engine.begin() as conn:
+        conn.execute(text("INSERT INTO processed_events (event_id, event_type, processed_at) "
+                          "VALUES (:a, :b, NULL)"), {"a": secret, "b": "x"})
+    assert "processed_events" in str(failed.value) and secret not in str(failed.value)

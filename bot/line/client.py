@@ -19,6 +19,7 @@ from linebot.v3.messaging.rest import RESTResponse
 
 from bot.config import Config
 from bot.line.limits import IMAGE_SCHEMES, MessageLimitError, check_messages
+from bot.privacy import ref
 
 log = logging.getLogger("bot.line")
 TIMEOUT = (3.05, 10)  # connect, read (seconds)
@@ -151,7 +152,7 @@ class LineClient:
         try:
             found = self.api.get_profile(user_id, _request_timeout=TIMEOUT)
         except Exception as exc:  # the profile is a nicety; joining works without it
-            log.info("profile of %s unavailable: %s", user_id, _describe(exc))
+            log.info("profile of %s unavailable: %s", ref(user_id), _describe(exc))
             return None
         return Profile(found.display_name or "", found.language or "")
 

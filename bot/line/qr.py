@@ -1,11 +1,24 @@
-"""QR codes: what they hold, and PNGs served under unguessable signed tokens."""
+"""QR codes: what they hold, and PNGs served under opaque tokens.
+
+A token is the payload encrypted with AES-SIV under a key derived from SECRET_KEY: it
+cannot be read (the payload holds a coupon or member code, and every image URL lands in the
+access log) or forged, and the same payload always gives the same URL, so LINE's image cache
+keeps working. Tokens of the earlier, signed-only kind still show their image: they are in
+customers' chats already."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
 import io
 from urllib.parse import quote, unquote, urlsplit
 
 import qrcode
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import Blueprint, Response, abort, current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 
@@ -31,13 +44,32 @@ def member_payload(basic_id: str, member_code: str) -> str:
 
 
 def qr_url(secret_key: str, public_base_url: str, payload: str) -> str:
-    token = URLSafeSerializer(secret_key, salt=SALT).dumps(payload)
-    return f"{public_base_url}/qr/{token}.png"
+    return f"{public_base_url}/qr/{seal(secret_key, payload)}.png"
+
+
+@functools.cache
+def _cipher(secret_key: str) -> AESSIV:
+    key = HKDF(algorithm=hashes.SHA256(), length=64, salt=None,
+               info=b"qr-image tokens").derive(secret_key.encode())
+    return AESSIV(key)
+
+
+def seal(secret_key: str, payload: str) -> str:
+    sealed = _cipher(secret_key).encrypt(payload.encode(), [SALT.encode()])
+    return "q" + base64.urlsafe_b64encode(sealed).decode().rstrip("=")
 
 
 def _payload(secret_key: str, token: str) -> str | None:
-    """What a signed token holds; None for anything forged, altered or oversized."""
-    try:
+    """What a token holds; None for anything forged, altered or oversized."""
+    if len(token) > 1500:
+        return None
+    if token.startswith("q"):
+        try:
+            data = base64.urlsafe_b64decode(token[1:] + "=" * (-len(token[1:]) % 4))
+            return _cipher(secret_key).decrypt(data, [SALT.encode()]).decode()
+        except (binascii.Error, ValueError, InvalidTag, UnicodeDecodeError):
+            return None
+    try:  # a signed token made before tokens were encrypted
         payload = URLSafeSerializer(secret_key, salt=SALT).loads(token)
     except BadSignature:
         return None
@@ -69,7 +101,7 @@ def png(payload: str, box_size: int = 10) -> bytes:
 
 @bp.get("/qr/<token>.png")
 def qr_image(token: str) -> Response:
-    """The QR PNG for a signed token; anything forged or altered is a plain 404."""
+    """The QR PNG for a token; anything forged or altered is a plain 404."""
     payload = _payload(current_app.config["SECRET_KEY"], token)
     if payload is None:
         abort(404)
