@@ -186,6 +186,28 @@ def test_a_refund_takes_the_points_back_once(pos, state):
         "refund_exceeds_purchase"
 
 
+def test_a_refund_id_reused_for_another_order_or_amount_is_a_409_and_reverses_nothing(
+        pos, state):
+    pos.buy(600, "R-1")
+    pos.buy(600, "R-2")
+    first = pos.call("POST", "/refunds", {"order_id": "R-1", "refund_id": "RF-1", "amount": 300})
+    assert first[0] == 201 and first[1]["points_reversed"] == 10
+    for reused in ({"order_id": "R-2", "refund_id": "RF-1", "amount": 300},
+                   {"order_id": "R-1", "refund_id": "RF-1", "amount": 200}):
+        status, problem = pos.call("POST", "/refunds", reused)
+        assert (status, problem["code"]) == (409, "refund_conflict"), reused
+        assert "refund id" in problem["detail"]
+    assert pos.call("GET", f"/members/{pos.member_code}")[1]["points_balance"] == 30
+    again = pos.call("POST", "/refunds", {"order_id": "R-1", "refund_id": "RF-1", "amount": 300})
+    assert again[0] == 200 and again[1] == {**first[1], "duplicate": True}
+    status, body = pos.call("POST", "/refunds", {"order_id": "R-2", "refund_id": "RF-2",
+                                                 "amount": 600})
+    assert status == 201 and body["points_reversed"] == 20  # R-2 was never touched
+    doc = pos.call("GET", "/openapi.json")[1]
+    assert "refund_conflict" in doc["paths"]["/refunds"]["post"]["responses"]["409"][
+        "description"]
+
+
 # -- members -----------------------------------------------------------------------------------
 def test_a_member_is_found_by_code_line_user_or_phone(pos):
     for path in (pos.member_code, f"by-line-user/{CUSTOMER}", "by-phone/0912-345-678",

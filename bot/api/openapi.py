@@ -44,8 +44,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": {"type": "string"}, "title": {"type": "string"},
         "status": {"type": "integer"}, "detail": {"type": "string"},
         "code": {"type": "string", "description": "stable machine code, e.g. expired, "
-                 "not_yet_valid, already_redeemed, minimum_spend_not_met, quantity_exceeded, "
-                 "insufficient_points, not_found, invalid_request, unauthorized, forbidden"},
+                 "not_yet_valid, already_redeemed, order_conflict, refund_conflict, "
+                 "minimum_spend_not_met, quantity_exceeded, insufficient_points, not_found, "
+                 "invalid_request, unauthorized, forbidden"},
         "errors": {"type": "array", "items": {"type": "string"}},
     }, ["type", "title", "status", "detail", "code"]),
     "MemberRef": obj({
@@ -174,12 +175,13 @@ PATHS: dict[str, dict[str, Any]] = {
     "/purchases": {"post": _op(
         "Record a purchase: points, stamps, tier; once per (source, order id)",
         "purchases:write", ("201", "PurchaseResult"), body="PurchaseRequest", idempotent=True,
-        fails={"404": "No such member", "409": "Order id or Idempotency-Key reused "
-               "with different details", "422": RULES})},
+        fails={"404": "No such member", "409": "Order id (order_conflict) or "
+               "Idempotency-Key reused with different details", "422": RULES})},
     "/refunds": {"post": _op(
         "Refund (part of) an order by refund id; points and stamps taken back in proportion",
         "purchases:write", ("201", "RefundResult"), body="RefundRequest", idempotent=True,
-        fails={"404": "No such order", "409": "Idempotency-Key reused", "422": RULES})},
+        fails={"404": "No such order", "409": "Refund id reused for another order or "
+               "amount (refund_conflict), or Idempotency-Key reused", "422": RULES})},
     "/members/{member_code}": {"get": _op(
         "Find a member by the member code on their card", "members:read", ("200", "Member"),
         params=[CODE_PARAM], fails={"404": "No such member"})},

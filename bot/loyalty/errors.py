@@ -124,6 +124,12 @@ class OrderConflict(LoyaltyError):
     en = "This order id was already recorded with different details."
 
 
+class RefundConflict(LoyaltyError):
+    code = "refund_conflict"
+    zh = "這個退款編號已用於另一筆訂單或另一個金額。"
+    en = "This refund id was already used for another order or amount."
+
+
 class BirthdayAlreadySet(LoyaltyError):
     code = "birthday_already_set"
     zh = "生日已經設定過了；如需更改請洽店家。"

@@ -16,6 +16,7 @@ from bot.loyalty.errors import (
     InvalidAmount,
     MemberClosed,
     OrderConflict,
+    RefundConflict,
     RefundExceedsPurchase,
     UnknownOrder,
 )
@@ -186,7 +187,7 @@ def refund_order(session: Session, program: Program, amount: int, now: dt.dateti
     done = session.scalar(select(Refund).where(Refund.source == source,
                                                Refund.refund_id == refund_id))
     if done is not None:
-        return RefundResult(done, duplicate=True)
+        return _repeat_refund(done, purchase, amount)
     purchase = find_purchase(session, source, order_id)
     left = purchase.amount - purchase.refunded_amount
     if amount > left:
@@ -213,6 +214,13 @@ def refund_order(session: Session, program: Program, amount: int, now: dt.dateti
                  stamps_reversed=refund.stamps_reversed,
                  stamps_unrecovered=refund.stamps_unrecovered)
     return RefundResult(refund)
+
+
+def _repeat_refund(done: Refund, purchase: Purchase, amount: int) -> RefundResult:
+    """A retry gets the first result; a refund id reused for something else reverses nothing."""
+    if done.purchase_id != purchase.id or done.amount != amount:
+        raise RefundConflict()
+    return RefundResult(done, duplicate=True)
 
 
 def _share(earned: int, purchase: Purchase, amount: int, session: Session, what: str) -> int:
