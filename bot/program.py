@@ -120,6 +120,7 @@ class Program:
     winback_after_days: int | None
     winback_coupon: str | None
     confirm_above: int | None
+    staff_self_service: bool = False  # staff may earn on, and redeem for, their own membership
     receipts: bool = True
     quiet_hours: tuple[dt.time, dt.time] | None = None  # scheduled pushes wait outside these
     monthly_push_budget: int | None = None
@@ -308,6 +309,7 @@ class _Reader:
             winback_coupon=self.coupon_ref(winback.get("coupon"), "winback.coupon", coupons),
             confirm_above=self.integer(staff, "confirm_above", "staff.confirm_above",
                                        default=None, minimum=1),
+            staff_self_service=self.flag(staff, "self_service", "staff.self_service", False),
             receipts=self.flag(messaging, "receipts", "messaging.receipts", True),
             quiet_hours=self.quiet_hours(messaging.get("quiet_hours")),
             monthly_push_budget=self.integer(messaging, "monthly_push_budget",

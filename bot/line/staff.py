@@ -14,16 +14,24 @@ from contextlib import nullcontext
 from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
+from bot.line import formatting as fmt
 from bot.line import messages
 from bot.line.context import Env, Outcome
 from bot.line.messages import RenderContext
 from bot.loyalty import audit
 from bot.loyalty.codes import normalize_code
 from bot.loyalty.coupons import CouponView, check_coupon, find_coupon, redeem_coupon
-from bot.loyalty.errors import CouponAlreadyRedeemed, InvalidAmount, LoyaltyError, UnknownCode
-from bot.loyalty.member_data import link_by_phone
+from bot.loyalty.errors import CouponAlreadyRedeemed, LoyaltyError, UnknownCode, UnknownMember
+from bot.loyalty.member_data import LinkNoRecordForPhone, link_by_phone
 from bot.loyalty.members import find_by_code
-from bot.loyalty.purchases import PurchaseResult, record_purchase, refund_order
+from bot.loyalty.purchases import (
+    PurchaseResult,
+    parse_amount,
+    record_purchase,
+    refund_order,
+    same_purchase_since,
+)
+from bot.loyalty.staff import check_not_self
 from bot.models import (
     AuditLog,
     Coupon,
@@ -43,6 +51,7 @@ ENGLISH = {"verify", "earn", "void", "staff", "link"}
 POSTBACKS = {"earn_confirm", "staff_help"}
 FAILED_LIMIT, FAILED_WINDOW = 10, dt.timedelta(minutes=10)
 VOID_WINDOW = dt.timedelta(minutes=15)
+REPEAT_WINDOW = dt.timedelta(minutes=10)  # the same member and amount again: ask first
 CONFIRM_WINDOW = dt.timedelta(minutes=10)
 
 
@@ -56,9 +65,9 @@ def run(session: Session, env: Env, member: Member, worker: Staff | None, comman
     if worker is None:
         return Outcome(messages.text(env.render(member.language), "staff_only"))
     if command == "verify":
-        return verify(session, env, ctx, worker, args)
+        return verify(session, env, ctx, worker, args, member.id)
     if command == "earn":
-        return earn(session, env, ctx, worker, args)
+        return earn(session, env, ctx, worker, args, member.id)
     if command == "link":
         return link(session, env, ctx, worker, args)
     return void(session, env, ctx, worker)
@@ -84,19 +93,18 @@ def _actor(worker: Staff) -> str:
     return f"staff:{worker.id}"
 
 
-def verify(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: list[str]
-           ) -> Outcome:
-    if not args or len(args) > 2 or (len(args) == 2 and not args[1].isdigit()):
+def verify(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: list[str],
+           own_id: int | None) -> Outcome:
+    if not args or len(args) > 2:
         return Outcome(messages.text(ctx, "verify_usage"))
     if _recent_failures(session, worker, env.now) >= FAILED_LIMIT:
         return Outcome(messages.text(ctx, "too_many_failures"))
-    amount = int(args[1]) if len(args) == 2 else None
     try:  # without an amount nothing is written before a failure: no savepoint to undo
+        amount = parse_amount(args[1]) if len(args) == 2 else None
         with session.begin_nested() if amount is not None else nullcontext():
-            view, result = _redeem(session, env, worker, args[0], amount)
+            view, result = _redeem(session, env, worker, args[0], amount, own_id)
     except LoyaltyError as exc:
-        audit.record(session, "staff.verify_failed", member_id=None, actor=_actor(worker),
-                     at=env.now, reason=exc.code, code=args[0][:32])
+        _refused(session, env, worker, "verify", exc, code=args[0][:32])
         return Outcome(messages.staff_redemption_failed(ctx, exc, _why(session, env, exc,
                                                                          args[0])))
     owner = session.get(Member, view.coupon.member_id)
@@ -110,12 +118,16 @@ def verify(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: 
     return outcome
 
 
-def _redeem(session: Session, env: Env, worker: Staff, code: str, amount: int | None
-            ) -> tuple[CouponView, PurchaseResult | None]:
+def _redeem(session: Session, env: Env, worker: Staff, code: str, amount: int | None,
+            own_id: int | None) -> tuple[CouponView, PurchaseResult | None]:
     """Check, record the discounted purchase (with an amount), then redeem: all or nothing."""
     result = None
+    if amount is None and not env.program.staff_self_service:
+        check_not_self(env.program, find_coupon(session, env.program, code).coupon.member_id,
+                       own_id)
     if amount is not None:
         view = check_coupon(session, env.program, code, env.now, order_amount=amount)
+        check_not_self(env.program, view.coupon.member_id, own_id)
         result = record_purchase(session, env.program, view.coupon.member_id,
                                  amount - view.discount, env.now, source="line",
                                  order_id=f"verify:{env.event_id or secrets.token_hex(8)}",
@@ -139,31 +151,51 @@ def _why(session: Session, env: Env, exc: LoyaltyError, code: str) -> str:
     return f"{when} · {who}"
 
 
+def _refused(session: Session, env: Env, worker: Staff, command: str, exc: LoyaltyError,
+             **details: object) -> None:
+    audit.record(session, f"staff.{command}_failed", member_id=None, actor=_actor(worker),
+                 at=env.now, reason=exc.code, **details)
+
+
+# refusals that say a code or phone is unknown: guessing is what the limit stops (a used
+# coupon or a wrong amount is a real code, typed by a person)
+GUESSES = (UnknownCode.code, UnknownMember.code, LinkNoRecordForPhone.code)
+_FAILED = ("staff.verify_failed", "staff.earn_failed", "staff.link_failed")
+
+
 def _recent_failures(session: Session, worker: Staff, now: dt.datetime) -> int:
-    """Unknown codes only: guessing is what the limit stops; a used coupon is a real code."""
+    """Unknown coupon codes, member codes and phones, counted together across commands."""
     return session.scalar(select(func.count()).select_from(AuditLog).where(
-        AuditLog.action == "staff.verify_failed", AuditLog.actor == _actor(worker),
-        AuditLog.reason == UnknownCode.code, AuditLog.at > now - FAILED_WINDOW)) or 0
+        AuditLog.action.in_(_FAILED), AuditLog.actor == _actor(worker),
+        AuditLog.reason.in_(GUESSES), AuditLog.at > now - FAILED_WINDOW)) or 0
 
 
-def earn(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: list[str]
-         ) -> Outcome:
-    if len(args) != 2 or not args[1].isdigit():
+def earn(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: list[str],
+         own_id: int | None) -> Outcome:
+    if len(args) != 2:
         return Outcome(messages.text(ctx, "earn_usage"))
+    if _recent_failures(session, worker, env.now) >= FAILED_LIMIT:
+        return Outcome(messages.text(ctx, "too_many_failures"))
     try:
+        amount = parse_amount(args[1])
         member = find_by_code(session, args[0], lock=True)  # record_purchase would lock it
-        amount = int(args[1])
-        if amount <= 0:
-            raise InvalidAmount(detail=args[1])
+        check_not_self(env.program, member.id, own_id)
     except LoyaltyError as exc:
+        _refused(session, env, worker, "earn", exc)
         return Outcome(messages.error(ctx, exc))
     limit = env.program.confirm_above
-    if limit is not None and amount > limit:
+    twice = same_purchase_since(session, member.id, amount, env.now - REPEAT_WINDOW)
+    if twice is not None or limit is not None and amount > limit:
         token = secrets.token_urlsafe(12)
         session.add(PendingAction(token=token, staff_id=worker.id, member_id=member.id,
                                   amount=amount, created_at=env.now,
                                   expires_at=env.now + CONFIRM_WINDOW))
-        return Outcome(messages.staff_confirm_purchase(ctx, member, amount, token))
+        ask = messages.staff_confirm_purchase(ctx, member, amount, token)
+        if twice is None:
+            return Outcome(ask)
+        minutes = max(1, round((env.now - twice.created_at).total_seconds() / 60))
+        return Outcome(messages.text(ctx, "repeat_purchase", amount=fmt.money(ctx, amount),
+                                     minutes=minutes) + ask)
     return _record(session, env, ctx, worker, member, amount, f"earn:{env.event_id}")
 
 
@@ -249,11 +281,14 @@ def link(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: li
     that phone into the LINE member whose card shows MEMBERCODE, once."""
     if len(args) < 2:
         return Outcome(messages.text(ctx, "link_usage"))
+    if _recent_failures(session, worker, env.now) >= FAILED_LIMIT:
+        return Outcome(messages.text(ctx, "too_many_failures"))
     try:
         with session.begin_nested():
             result = link_by_phone(session, env.program, args[0], "".join(args[1:]), env.now,
                                    actor=_actor(worker))
     except LoyaltyError as exc:
+        _refused(session, env, worker, "link", exc)
         return Outcome(messages.error(ctx, exc))
     customer = result.member
     outcome = Outcome(messages.text(ctx, "link_done", name=customer.display_name or "—",

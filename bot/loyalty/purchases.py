@@ -54,6 +54,25 @@ class RefundResult:
     duplicate: bool = False
 
 
+def same_purchase_since(session: Session, member_id: int, amount: int, since: dt.datetime
+                        ) -> Purchase | None:
+    """The member's latest purchase of exactly this amount since `since`, not refunded: a
+    staff member who got no answer may be typing the same purchase again."""
+    return session.scalar(select(Purchase).where(
+        Purchase.member_id == member_id, Purchase.amount == amount,
+        Purchase.created_at >= since, Purchase.refunded_amount == 0)
+        .order_by(Purchase.created_at.desc()).limit(1))
+
+
+def parse_amount(text: str) -> int:
+    """An amount typed by staff: digits only (full-width ones are folded before this), from
+    1 to MAX_AMOUNT; other scripts' digits (such as ፩) are not amounts."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_AMOUNT)):
+        raise InvalidAmount(detail=f"{text[:20]!r}: type the amount in digits, "
+                                   f"1 to {MAX_AMOUNT:,}")
+    return _check_amount(int(text), "the amount", minimum=1)
+
+
 def _check_amount(value: object, what: str, minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_AMOUNT:
         raise InvalidAmount(detail=f"{what} must be a whole number from {minimum} "

@@ -11,6 +11,7 @@ from bot.loyalty import audit
 from bot.loyalty.codes import new_code
 from bot.loyalty.errors import LoyaltyError
 from bot.models import Staff, StaffInvite
+from bot.program import Program
 
 INVITE_LIFETIME = dt.timedelta(days=3)
 
@@ -25,6 +26,21 @@ class InvalidStaffId(LoyaltyError):
     code = "invalid_line_user_id"
     zh = "LINE 使用者 ID 應為 U 開頭的 33 個字元。"
     en = "A LINE user id is 33 characters starting with U."
+
+
+class SelfService(LoyaltyError):
+    code = "self_service"
+    zh = "員工不能幫自己集點或核銷自己的優惠券，請同事協助。"
+    en = ("Staff can't record purchases for themselves or redeem their own coupons; please "
+          "ask a colleague.")
+
+
+def check_not_self(program: Program, member_id: int, own_member_id: int | None) -> None:
+    """Unless the program allows it ([staff] self_service), a staff member earns nothing on
+    their own membership and redeems none of their own coupons."""
+    if program.staff_self_service or member_id != own_member_id:
+        return
+    raise SelfService()
 
 
 def add_staff(session: Session, line_user_id: str, now: dt.datetime, *, name: str = "",
