@@ -157,6 +157,42 @@ def test_a_body_that_is_not_json_is_a_400(pos, state):
         "invalid_request"
 
 
+@pytest.mark.parametrize("raw", [
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"member": {"member_code": "X"}, "amount": 5, "order_id": "B1", "tip": '
+    + b'{"a": ' * 100_000 + b"1" + b"}" * 100_001,
+], ids=["deep array", "deep object in a purchase"])
+def test_json_nested_100000_deep_is_a_400_not_a_crash(pos, state, raw):
+    for path in ("/purchases", "/refunds", "/coupons/validate"):
+        status, problem = pos.call("POST", path, raw=raw)
+        assert (status, problem["code"]) == (400, "invalid_request"), path
+    assert count(state, Purchase) == 0
+
+
+@pytest.mark.parametrize("body, where", [
+    ({"member": {"phone": "0912345678"}, "amount": 5, "order_id": "A-\ud800"}, "order_id"),
+    ({"member": {"member_code": "\udfffABC"}, "amount": 5, "order_id": "B1"},
+     "member/member_code"),
+    ({"member": {"phone": "0912345678\ud800"}, "amount": 5, "order_id": "B1"},
+     "member/phone"),  # not a "no such member" 404: the text itself is broken
+    ({"member": {"phone": "0912345678"}, "amount": 5, "order_id": "B1",
+      "categories": {"\ud83d": 1}}, "categories"),
+])
+def test_a_string_with_a_lone_surrogate_is_a_400_naming_the_field(pos, state, body, where):
+    status, problem = pos.call("POST", "/purchases", body)  # json.dumps writes \\ud800
+    assert (status, problem["code"]) == (400, "invalid_request")
+    assert any(error.startswith(where) for error in problem["errors"]), problem
+    assert count(state, Purchase) == 0
+
+
+def test_surrogate_bytes_are_a_400_but_an_emoji_escaped_as_a_pair_is_text(pos, state):
+    body = '{"member": {"phone": "0912345678"}, "amount": 5, "order_id": "\ud800"}'
+    raw = body.encode("utf-8", "surrogatepass")  # the bytes ED A0 80, not valid UTF-8
+    assert problem_code(pos.call("POST", "/purchases", raw=raw)) == "invalid_request"
+    status, bought = pos.buy(100, "\U0001f600-1")  # json.dumps writes \\ud83d\\ude00
+    assert status == 201 and bought["order_id"] == "\U0001f600-1"
+
+
 def test_an_unknown_member_is_a_404(pos, state):
     status, body = pos.call("POST", "/purchases", {"member": {"phone": "0987654321"},
                                                    "amount": 100, "order_id": "C1"})

@@ -101,6 +101,12 @@ def _body(schema: str | None) -> dict[str, Any]:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "invalid_request", "the body is not JSON") from None
+    except RecursionError:  # a body far below the size limit can nest deeper than Python
+        raise ApiError(400, "invalid_request", "the body is nested too deeply") from None
+    broken = _lone_surrogates(data)
+    if broken:
+        raise ApiError(400, "invalid_request", "the body has text that is not valid Unicode",
+                       broken)
     errors = sorted(_validator(schema).iter_errors(data), key=lambda e: list(e.path))
     if errors:
         described = [f"{'/'.join(map(str, e.path)) or '(body)'}: {e.message}"[:300]
@@ -108,6 +114,33 @@ def _body(schema: str | None) -> dict[str, Any]:
         raise ApiError(400, "invalid_request", "the body does not match the schema",
                        described)
     return _whole(data)
+
+
+def _lone_surrogates(data: Any) -> list[str]:
+    """The places in a body whose text holds half a UTF-16 pair (such as \\ud800): JSON
+    allows the escape, but the text cannot be stored, so it is refused here, not as a 500.
+
+    A loop, not recursion, so no nesting that json.loads accepted can overflow the stack here."""
+    found, pending = [], [("(body)", data)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, dict):
+            found += [f"{where}/{_shown(k)}" for k in value if _SURROGATE.search(k)]
+            pending += [(f"{where}/{_shown(k)}", v) for k, v in value.items()]
+        elif isinstance(value, list):
+            pending += [(f"{where}/{i}", v) for i, v in enumerate(value)]
+        elif isinstance(value, str) and _SURROGATE.search(value):
+            found.append(where)
+    return [f"{where.removeprefix('(body)/')}: text with a lone surrogate (half a UTF-16 "
+            "pair)" for where in sorted(found)[:10]]
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _shown(key: str) -> str:
+    """A key that can be sent back in an error (a lone surrogate shown as its escape)."""
+    return key.encode("utf-8", "backslashreplace").decode()
 
 
 def _whole(value: Any) -> Any:
