@@ -332,6 +332,74 @@ def test_an_export_reimports_as_all_already_imported(sessions, program, now):
     assert count(sessions, Member) == 6
 
 
+# What a spreadsheet would run as a formula (a value starting with = + - @, a tab or a
+# carriage return), an escaped-looking value that must come back as it was, and one to leave.
+RISKY = ['=HYPERLINK("http://x.example","click")', "@SUM(1)", "-2+3", "+1", "\t=1+1",
+         "\r=1+1", "'=1", "''@x", "'plain"]
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def members_with_risky_values(sessions, program, now):
+    """One imported member per RISKY value, as its external id and its name (written
+    directly: an import trims a leading tab), and one with a risky tier key."""
+    rows = "".join(f"09110000{i:02d},n{i},,5,R{i}\n" for i in range(len(RISKY)))
+    run_import(sessions, program, "phone,name,birthday,points,external_id\n" + rows, now)
+    with transaction(sessions) as session:
+        for i, value in enumerate(RISKY):
+            session.execute(update(Member).where(Member.external_id == f"R{i}")
+                            .values(external_id=value, display_name=value))
+        session.execute(update(Member).where(Member.external_id == RISKY[0])
+                        .values(tier="-tier"))
+
+
+def exported(sessions, program):
+    out = io.StringIO(newline="")
+    with sessions() as session:
+        export_members(session, out, tz=program.timezone)
+    return out.getvalue()
+
+
+def test_an_export_escapes_every_value_a_spreadsheet_would_run_as_a_formula(
+        sessions, program, now):
+    members_with_risky_values(sessions, program, now)
+    rows = list(csv.DictReader(io.StringIO(exported(sessions, program))))
+    assert len(rows) == len(RISKY)
+    for row in rows:
+        for column, value in row.items():
+            assert not value.startswith(FORMULA_STARTS), (column, value)
+    by_id = {row["external_id"]: row for row in rows}
+    assert set(by_id) == {"'" + v if v.lstrip("'").startswith(FORMULA_STARTS) else v
+                          for v in RISKY}
+    assert by_id["'-2+3"]["name"] == "'-2+3" and by_id["'\t=1+1"]["name"] == "'\t=1+1"
+    assert by_id["'plain"]["name"] == "'plain"  # nothing to escape: left as it is
+    assert by_id["'" + RISKY[0]]["tier"] == "'-tier"
+
+
+def test_an_escaped_export_imports_back_to_the_values_it_was_made_from(
+        sessions, program, now):
+    members_with_risky_values(sessions, program, now)
+    rows = list(csv.DictReader(io.StringIO(exported(sessions, program))))
+    for row in rows:  # by external id alone, as from a POS that kept them
+        del row["member_code"]
+    again = run_import(sessions, program, as_csv(rows), now + DAY)
+    assert (again.imported, again.skipped, again.errors) == (0, len(RISKY), [])
+
+    for row in rows:  # as new members: each name comes back as it was
+        row["external_id"], row["phone"] = row["external_id"] + "-copy", ""
+    copies = run_import(sessions, program, as_csv(rows), now + DAY)
+    assert (copies.imported, copies.errors) == (len(RISKY), [])
+    for value in RISKY:
+        assert by_external_id(sessions, value + "-copy").display_name == value
+
+
+def as_csv(rows):
+    out = io.StringIO(newline="")
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
 # -- link -------------------------------------------------------------------------------------
 def lots(sessions, member_id):
     with sessions() as session:

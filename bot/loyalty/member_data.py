@@ -99,11 +99,9 @@ class LinkUnknownRecord(LoyaltyError):
 
 
 class LinkNoRecordForPhone(LoyaltyError):
-    """Said alike whether nobody has the phone or someone it cannot be linked from does: a
-    refusal must not tell a guesser whose phone it is."""
     code = "link_unknown_record"
-    zh = "沒有可以用這支電話綁定的匯入會員資料，請確認號碼。"
-    en = "No imported member record can be linked with this phone number. Please check it."
+    zh = "沒有用這支電話匯入的會員資料，請確認號碼。"
+    en = "No imported member record has this phone number. Please check it."
 
 
 class LinkPhoneMismatch(LoyaltyError):
@@ -146,6 +144,7 @@ class LinkNeedsLineMember(LoyaltyError):
 _PHONE_NOISE = re.compile(r"[\s\-‐‑‒–—―ー.()]")
 _DATE = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})")
 _INTEGER = re.compile(r"\d+|\d{1,3}(,\d{3})+")
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets read as a formula
 
 
 def normalize_phone(text: str | None) -> str | None:
@@ -164,6 +163,21 @@ def normalize_phone(text: str | None) -> str | None:
         digits = "0" + digits
     return digits if len(digits) == 10 and digits.startswith("09") and digits.isascii() \
         and digits.isdigit() else None
+
+
+def spreadsheet_safe(value: str) -> str:
+    """The value with a leading apostrophe if a spreadsheet would run it as a formula.
+
+    Values starting with = + - @, a tab or a carriage return are escaped, and so are those
+    that only apostrophes separate from one ("'=1"), so that from_spreadsheet_safe gives
+    back exactly the value this was given, whatever it was."""
+    return "'" + value if value.lstrip("'").startswith(_FORMULA_STARTS) else value
+
+
+def from_spreadsheet_safe(value: str) -> str:
+    """Undo spreadsheet_safe (a value it did not escape comes back unchanged)."""
+    return value[1:] if value.startswith("'") and value.lstrip("'").startswith(
+        _FORMULA_STARTS) else value
 
 
 def _parse_birthday(text: str, today: dt.date) -> tuple[dt.date | None, str | None]:
@@ -292,6 +306,7 @@ def import_members(sessions: sessionmaker[Session], program: Program,
     never credited again. Imported members get a member code, no line_user_id, status
     'active', joined_at = now, language zh-TW, the lowest tier, and their opening points as
     one 'adjust' lot (reason "opening balance (import)") that expires like points earned now.
+    A value escaped for spreadsheets (see spreadsheet_safe) is read without its apostrophe.
     """
     if total is None and isinstance(rows, Sized):
         total = len(rows)
@@ -336,7 +351,8 @@ def _parse_row(line: int, raw: Mapping[str | None, object], today: dt.date,
         found = sum(1 for k, v in raw.items() if k is not None and v is not None)
         found += len(extra) if isinstance(extra, list | tuple) else 0
         return None, [f"{found} fields, but the header has {len(raw) - (None in raw)}"]
-    values = {key: str(raw.get(key) or "").strip() for key in (*IMPORT_COLUMNS, "member_code")}
+    values = {key: from_spreadsheet_safe(str(raw.get(key) or "").strip())
+              for key in (*IMPORT_COLUMNS, "member_code")}
     if any("\x00" in value for value in values.values()):
         return None, ["contains a NUL character"]
     reasons = []
@@ -470,9 +486,12 @@ def export_members(session: Session, stream: TextIO, *, tz: ZoneInfo | None = No
     """Write every member as CSV (EXPORT_COLUMNS) to `stream`; returns the rows written.
 
     Rows are streamed from the database (yield_per), never all loaded. joined_at is local ISO
-    time in `tz` (pass program.timezone; Asia/Taipei by default). A name that a spreadsheet
-    would run as a formula (= + - @ at its start) is written with a leading apostrophe.
-    Open the file with newline="" (and encoding "utf-8-sig" for Excel).
+    time in `tz` (pass program.timezone; Asia/Taipei by default). Every text value that a
+    spreadsheet would run as a formula (= + - @, tab or carriage return at its start) is
+    written with a leading apostrophe (spreadsheet_safe), which the import takes off again.
+    Phones and birthdays never need it today (the import validates them), but the stored
+    values are escaped all the same, not trusted to be so. Open the file with newline=""
+    (and encoding "utf-8-sig" for Excel).
     """
     tz = tz or DEFAULT_TIMEZONE
     writer = csv.writer(stream)
@@ -484,14 +503,13 @@ def export_members(session: Session, stream: TextIO, *, tz: ZoneInfo | None = No
         .order_by(Member.id).execution_options(yield_per=1000))
     written = 0
     for row in rows:
-        name = row.display_name or ""
-        if name[:1] in ("=", "+", "-", "@", "\t", "\r"):
-            name = "'" + name
-        writer.writerow([row.member_code, row.external_id or "",
-                         "yes" if row.line_user_id else "no", row.phone or "", name,
-                         row.birthday.isoformat() if row.birthday else "", row.tier,
-                         row.points_balance, row.status,
-                         row.joined_at.astimezone(tz).isoformat(timespec="seconds")])
+        writer.writerow([
+            spreadsheet_safe(row.member_code), spreadsheet_safe(row.external_id or ""),
+            "yes" if row.line_user_id else "no", spreadsheet_safe(row.phone or ""),
+            spreadsheet_safe(row.display_name or ""),
+            row.birthday.isoformat() if row.birthday else "", spreadsheet_safe(row.tier),
+            row.points_balance, spreadsheet_safe(row.status),
+            row.joined_at.astimezone(tz).isoformat(timespec="seconds")])
         written += 1
     return written
 
@@ -599,11 +617,8 @@ def link_by_phone(session: Session, program: Program, line_member_code: str, pho
         raise LinkAlreadyLinked()
     if record is None:
         raise LinkNoRecordForPhone()
-    try:
-        return link_member(session, program, member.id, record.member_code, wanted, now,
-                           actor=actor)
-    except (LinkNotImported, LinkRecordClosed):  # whose phone it is stays unsaid
-        raise LinkNoRecordForPhone() from None
+    return link_member(session, program, member.id, record.member_code, wanted, now,
+                       actor=actor)
 
 
 def _has_audit(session: Session, member_id: int, action: str) -> bool:
