@@ -26,6 +26,7 @@ from bot.loyalty.campaigns import CampaignError, audience, find_campaign
 from bot.loyalty.coupons import CouponView, expire_due_coupons, issue_coupons, template_for
 from bot.loyalty.errors import CouponWindowClosed
 from bot.loyalty.ledger import expire_due_points, lock_members
+from bot.loyalty.marketing import not_staff, winback_due
 from bot.loyalty.segments import refresh_automatic_tags
 from bot.loyalty.tiers import evaluate_tier, window_spends
 from bot.loyalty.timeutil import local_date
@@ -244,7 +245,8 @@ def _warn(session: Session, rt: Runtime, due: dict[int, dict], now: dt.datetime)
 
 # -- nudges ------------------------------------------------------------------------------------
 def nudges(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
-    """'2 more stamps for a free drink!': one nudge per crossing, not one every day."""
+    """'2 more stamps for a free drink!': one nudge per crossing, not one every day; nudges
+    are marketing, so none for staff (bot.loyalty.marketing)."""
     program, sent = rt.program, 0
     targets = sorted({m.at for m in program.stamps.milestones} | {program.stamps.goal})
     rewards = sorted(program.rewards, key=lambda r: r.points)
@@ -252,12 +254,12 @@ def nudges(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
         cards = session.execute(
             select(StampCard.id, StampCard.member_id, StampCard.stamps)
             .join(Member, Member.id == StampCard.member_id)
-            .where(StampCard.status == "active", Member.status == "active",
+            .where(StampCard.status == "active", Member.status == "active", not_staff(),
                    or_(*[StampCard.stamps.between(t - program.nudge_stamps, t - 1)
                          for t in targets]))
             .order_by(StampCard.member_id)).all()
         near = session.execute(select(Member.id, Member.points_balance).where(
-            Member.status == "active", or_(*[Member.points_balance.between(
+            Member.status == "active", not_staff(), or_(*[Member.points_balance.between(
                 r.points - program.nudge_points, r.points - 1) for r in rewards]))
             .order_by(Member.id)).all() if rewards else []
     wanted = []  # (notice key, member id, 'stamps' or 'points', how many to go, coupon template)
@@ -306,9 +308,7 @@ def winback(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
     if not program.winback_after_days or not program.winback_coupon:
         return "win-back is off"
     with rt.sessions() as session:
-        ids = list(session.scalars(select(Member.id).where(
-            Member.status == "active", Member.line_user_id.is_not(None), *_dormant(program, now))
-            .order_by(Member.id)))
+        ids = list(session.scalars(winback_due(program, now)))
     sent = 0
     for chunk in _chunks(ids):
         with transaction(rt.sessions) as session:
@@ -316,17 +316,12 @@ def winback(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
     return f"{sent} win-back messages queued"
 
 
-def _dormant(program: Program, now: dt.datetime) -> tuple:
-    last_seen = func.coalesce(Member.last_purchase_at, Member.joined_at)
-    return (last_seen <= now - dt.timedelta(days=program.winback_after_days),
-            or_(Member.winback_sent_at.is_(None), Member.winback_sent_at < last_seen))
-
-
 def _win_back(session: Session, rt: Runtime, ids: list[int], now: dt.datetime) -> int:
     template = rt.program.coupons[rt.program.winback_coupon]
-    members = [m for m in lock_members(session, ids) if m.status == "active"]
-    keys = [f"winback:{m.id}:{(m.last_purchase_at or m.joined_at).isoformat()}"
-            for m in members]
+    locked = lock_members(session, ids)  # asked again under the lock: one may have bought
+    due = dict(session.execute(winback_due(rt.program, now).where(Member.id.in_(ids))).all())
+    members = [m for m in locked if m.id in due]
+    keys = [f"winback:{m.id}:{due[m.id].isoformat()}" for m in members]
     pushes = []
     for member, key, coupon in zip(members, keys, _issue_to(
             session, rt, members, template.key, now, "winback", keys), strict=True):

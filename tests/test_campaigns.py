@@ -14,6 +14,7 @@ from bot.jobs import JOBS, run_job, send_campaign
 from bot.loyalty import campaigns, segments
 from bot.loyalty.errors import LoyaltyError
 from bot.loyalty.members import register_member, set_birthday, unfollow
+from bot.loyalty.staff import add_staff
 from bot.models import Campaign, Coupon, Member, OutboxMessage
 from tests.helpers import buy
 from tests.line_helpers import flat, post, postback, text, user_id
@@ -128,6 +129,27 @@ def test_an_issue_campaign_reaches_its_segment_once_and_its_messages_go_as_one_m
         assert session.scalars(select(Campaign.status)).one() == "sent"
         assert session.scalar(select(func.count()).select_from(OutboxMessage).where(
             OutboxMessage.kind == "campaign", OutboxMessage.status == "sent")) == 3
+
+
+def test_staff_who_are_members_get_no_issue_campaign_but_may_claim_one(
+        shop, sessions, program, line_config, fake_line):
+    with transaction(sessions) as session:
+        add_staff(session, user_id(2), NOW, name="Amy", actor="owner")  # the regular
+        made = campaigns.create_campaign(session, program, "xmas", template="nt50", now=NOW,
+                                         name="聖誕快樂", segment="active or new", push=True)
+        assert campaigns.reach(session, made) == campaigns.Reach(members=2, pushes=2)
+    rt = make_runtime(sessions, program, line_config)
+    send_campaign(rt, "xmas", NOW)
+    run_job(rt, JOBS["send"], NOW)
+    [batch] = fake_line.multicasts()
+    assert sorted(batch["to"]) == sorted(user_id(n) for n in (1, 3))
+    assert campaign_coupons(sessions, "xmas") == {shop["newbie"]: 1, shop["whale"]: 1}
+    with transaction(sessions) as session:
+        sale = campaigns.create_campaign(session, program, "sale", template="nt50", now=NOW,
+                                         keyword="SALE", cap=5)
+        campaigns.set_status(session, sale, "open", NOW)
+        campaigns.claim(session, program, sale, shop["regular"], NOW, actor="test")
+    assert campaign_coupons(sessions, "sale") == {shop["regular"]: 1}
 
 
 def test_a_campaign_must_name_a_real_template_and_a_readable_segment(shop, sessions, program):

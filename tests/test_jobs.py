@@ -18,6 +18,8 @@ from bot.line.client import LineClient
 from bot.line.context import render_context
 from bot.line.sender import send_pending
 from bot.loyalty.members import register_member, set_birthday, unfollow
+from bot.loyalty.purchases import refund_order
+from bot.loyalty.staff import add_staff
 from bot.models import Coupon, CouponTemplateRow, Member, OutboxMessage
 from tests.helpers import buy
 from tests.line_helpers import user_id
@@ -177,6 +179,49 @@ def test_a_dormant_member_gets_one_comeback_coupon_and_double_points(rt, session
     assert buy(sessions, program, member, 300, at(2026, 3, 13, 12)).points == 10
     run(rt, "winback", at(2026, 6, 1, 15))  # a new dormant spell
     assert coupons_of(sessions, member, "comeback") == 2
+
+
+def test_win_back_goes_to_lapsed_customers_not_to_staff_or_who_never_really_bought(
+        rt, sessions, program, fake_line):
+    with transaction(sessions) as session:
+        lapsed, never, refunded, clerk = [
+            register_member(session, program, user_id(n), JOINED).member.id for n in (1, 2, 3, 4)]
+        add_staff(session, user_id(4), JOINED, name="Amy", actor="owner")
+    for member in (lapsed, refunded, clerk):
+        buy(sessions, program, member, 300, JOINED, order_id=f"order-{member}")
+    with transaction(sessions) as session:
+        refund_order(session, program, 300, JOINED, source="pos", order_id=f"order-{refunded}",
+                     refund_id="refund-1", actor="test")
+    run(rt, "winback", at(2026, 3, 10, 15))
+    run(rt, "send", at(2026, 3, 10, 15, 1))
+    assert [coupons_of(sessions, m, "comeback") for m in (lapsed, never, refunded, clerk)] \
+        == [1, 0, 0, 0]
+    assert [len(fake_line.messages_to(user_id(n))) for n in (1, 2, 3, 4)] == [1, 0, 0, 0]
+
+
+def test_staff_get_no_nudges_but_still_their_birthday_and_expiry_warnings(
+        rt, sessions, program, fake_line):
+    with transaction(sessions) as session:
+        customer, clerk = [register_member(session, program, user_id(n), JOINED).member.id
+                           for n in (1, 2)]
+        add_staff(session, user_id(2), JOINED, name="Amy", actor="owner")
+        set_birthday(session, clerk, "1990-01-05", JOINED, actor="test")
+    for member in (customer, clerk):  # 1 starter + 2 visits = 3 stamps: 2 short of the 5th
+        for day in (1, 2):
+            buy(sessions, program, member, 100, at(2026, 1, day, 12))
+    run(rt, "nudges", at(2026, 1, 3, 11))
+    run(rt, "birthday", at(2026, 1, 5, 9))
+    run(rt, "expiry-warnings", at(2027, 1, 5, 10))  # January's points end with the 31st
+    run(rt, "send", at(2027, 1, 5, 11))
+    assert received(sessions, fake_line, 1) == ["expiry_warning", "nudge"]
+    assert received(sessions, fake_line, 2) == ["birthday", "expiry_warning"]
+
+
+def received(sessions, fake_line, n: int) -> list[str]:
+    """The kinds of message member n has in LINE, sorted."""
+    delivered = fake_line.messages_to(user_id(n))
+    return sorted(row.kind for row in queued(sessions) if row.line_user_id == user_id(n)
+                  and all(message in delivered for message in row.payload["messages"]))
 
 
 def test_quiet_hours_hold_scheduled_messages_but_not_receipts(rt, sessions, program, fake_line):

@@ -19,6 +19,7 @@ from bot.loyalty import audit
 from bot.loyalty.coupons import issue_coupon
 from bot.loyalty.errors import LoyaltyError
 from bot.loyalty.ledger import lock_member
+from bot.loyalty.marketing import not_staff
 from bot.loyalty.segments import segment_filter
 from bot.models import Campaign, Coupon, Member
 from bot.program import Program
@@ -114,10 +115,13 @@ def find_campaign(session: Session, key: str, *, lock: bool = False) -> Campaign
 
 
 def audience(session: Session, campaign: Campaign):
-    """The members a campaign is for: active, in its segment, in id order (a SELECT)."""
-    return (select(Member.id).where(Member.status == "active",
-                                    segment_filter(session, campaign.segment))
-            .order_by(Member.id))
+    """The members a campaign is for: active, in its segment, in id order (a SELECT). An
+    issue campaign is marketing and leaves staff out; a claim campaign is asked for with its
+    keyword, so a staff member who is also a customer may claim it."""
+    rules = [Member.status == "active", segment_filter(session, campaign.segment)]
+    if campaign.mode == "issue":
+        rules.append(not_staff())
+    return select(Member.id).where(*rules).order_by(Member.id)
 
 
 def reach(session: Session, campaign: Campaign) -> Reach:

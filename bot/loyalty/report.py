@@ -31,8 +31,9 @@ Members
   active   members with at least one counted purchase in the period.
   dormant  members whose status is 'active', who joined at least `winback.after_days`
            before `end` and made no counted purchase in the `winback.after_days` before
-           `end` (those who never purchased count too): the win-back job's rule, as of
-           `end`. None when the program has no `winback.after_days`.
+           `end` (those who never purchased count too; the win-back job, as of `end`,
+           takes from them only customers with a counted purchase who are not staff).
+           None when the program has no `winback.after_days`.
   blocked  members (joined before `end`) whose status is 'blocked' (they blocked the
            LINE account).
 
@@ -337,7 +338,7 @@ def _within(column: Any, start: dt.datetime, end: dt.datetime) -> ColumnElement[
     return and_(column >= start, column < end)
 
 
-def _counted() -> ColumnElement[bool]:
+def counted() -> ColumnElement[bool]:
     """Not fully refunded (a zero-amount purchase still counts)."""
     return or_(Purchase.refunded_amount == 0, Purchase.refunded_amount < Purchase.amount)
 
@@ -365,7 +366,7 @@ def _members(session: Session, program: Program, start: dt.datetime, end: dt.dat
     if days:
         cutoff = end - dt.timedelta(days=days)
         recent = exists().where(Purchase.member_id == Member.id, Purchase.created_at > cutoff,
-                                Purchase.created_at < end, _counted())
+                                Purchase.created_at < end, counted())
         dormant = session.scalar(
             select(func.count()).select_from(Member)
             .where(Member.status == "active", Member.joined_at <= cutoff, ~recent))
@@ -378,16 +379,16 @@ def _sales(session: Session, program: Program, start: dt.datetime, end: dt.datet
            ) -> SalesStats:
     in_period = _within(Purchase.created_at, start, end)
     purchases, revenue, excluded = session.execute(
-        select(_count_if(_counted()), _sum(case((_counted(), _net()), else_=0)),
-               _count_if(~_counted()))
+        select(_count_if(counted()), _sum(case((counted(), _net()), else_=0)),
+               _count_if(~counted()))
         .select_from(Purchase).where(in_period)).one()
     per_member = (select(Purchase.member_id, func.count().label("n"))
-                  .where(in_period, _counted()).group_by(Purchase.member_id).subquery())
+                  .where(in_period, counted()).group_by(Purchase.member_id).subquery())
     customers, repeat = session.execute(
         select(func.count(), _count_if(per_member.c.n >= 2)).select_from(per_member)).one()
     day = _local_day(session, Purchase.created_at, program.timezone, start, end)
     days = (select(Purchase.member_id.label("member_id"), day.label("day"))
-            .where(in_period, _counted()).distinct().subquery())
+            .where(in_period, counted()).distinct().subquery())
     previous = func.lag(days.c.day).over(partition_by=days.c.member_id, order_by=days.c.day)
     gaps = select((days.c.day - previous).label("gap")).subquery()
     gap_count, gap_sum = session.execute(
