@@ -23,14 +23,20 @@ from bot.db import insert_new, transaction
 from bot.line import messages
 from bot.line.formatting import RenderContext
 from bot.loyalty.campaigns import CampaignError, audience, find_campaign
-from bot.loyalty.coupons import CouponView, expire_due_coupons, issue_coupons, template_for
+from bot.loyalty.coupons import (
+    WITH_TERMS,
+    CouponView,
+    expire_due_coupons,
+    issue_coupons,
+    template_for,
+)
 from bot.loyalty.errors import CouponWindowClosed
 from bot.loyalty.ledger import expire_due_points, lock_members
 from bot.loyalty.marketing import not_staff, winback_due
 from bot.loyalty.segments import refresh_automatic_tags
 from bot.loyalty.tiers import evaluate_tier, window_spends
 from bot.loyalty.timeutil import local_date
-from bot.models import Coupon, CouponTemplateRow, JobRun, Member, Notice, PointEntry, StampCard
+from bot.models import Coupon, JobRun, Member, Notice, PointEntry, StampCard
 from bot.outbox import enqueue_many
 from bot.program import Program
 
@@ -222,10 +228,9 @@ def _warn(session: Session, rt: Runtime, due: dict[int, dict], now: dt.datetime)
     members = _active(session, [m for m, items in due.items() if fresh & items.keys()])
     coupon_ids = [cid for m in members for key, cid in due[m].items()
                   if key in fresh and key.startswith("coupon:")]
-    views = {coupon.id: CouponView(coupon, template_for(rt.program, row))
-             for coupon, row in session.execute(
-                 select(Coupon, CouponTemplateRow).join(CouponTemplateRow)
-                 .where(Coupon.id.in_(coupon_ids)))} if coupon_ids else {}
+    views = {coupon.id: CouponView(coupon, template_for(rt.program, row, terms))
+             for coupon, row, terms in session.execute(
+                 WITH_TERMS.where(Coupon.id.in_(coupon_ids)))} if coupon_ids else {}
     tz, pushes = rt.program.timezone, []
     for member_id, member in members.items():
         items = {key: value for key, value in due[member_id].items() if key in fresh}

@@ -229,6 +229,18 @@ class CouponTemplateRow(Base):
     issued_count: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class CouponTerms(Base):
+    """What coupons promised when they were issued (kind, amount or percent, maximum
+    discount, minimum spend, titles, gift), shared by every coupon issued on the same terms:
+    editing a template later changes only the coupons issued after the edit."""
+
+    __tablename__ = "coupon_terms"
+
+    id: Id = pk()
+    digest: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of the terms
+    terms: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
 class Coupon(Base):
     __tablename__ = "coupons"
     __table_args__ = (
@@ -240,6 +252,8 @@ class Coupon(Base):
     id: Id = pk()
     code: Mapped[str] = mapped_column(String(16), unique=True)
     template_id: Mapped[int] = ref("coupon_templates.id")
+    terms_id: Mapped[int | None] = ref("coupon_terms.id", nullable=True)  # None: issued
+    # before terms were kept and the program has no template for it any more
     member_id: Mapped[int] = ref("members.id")
     status: Mapped[str] = mapped_column(String(16), default="issued")
     valid_from: Mapped[dt.datetime]

@@ -225,3 +225,65 @@ def test_a_redemption_against_an_order_is_linked_to_that_purchase(sessions, prog
         redemption = session.scalars(select(Redemption)).one()
     assert (redemption.purchase_id, redemption.order_amount, redemption.discount) == (
         purchase.id, 450, 50)
+
+
+# -- terms kept as issued ----------------------------------------------------------------------
+def edited(program, key, **changes):
+    coupons = {**program.coupons, key: dataclasses.replace(program.coupons[key], **changes)}
+    return dataclasses.replace(program, coupons=coupons)
+
+
+def test_a_coupon_keeps_the_terms_it_was_issued_with_when_the_template_is_edited(
+        sessions, program, now):
+    member_id = join(sessions, program, now, "U-terms")
+    with transaction(sessions) as session:
+        before = issue_coupon(session, program, member_id, "nt50", now, reason="t", actor="t")
+    cheaper = edited(program, "nt50", amount=30, title="折 30 元", min_spend=500)
+    with transaction(sessions) as session:
+        after = issue_coupon(session, cheaper, member_id, "nt50", now, reason="t", actor="t")
+    with sessions() as session:
+        shown = {v.coupon.code: v.template for v in wallet(session, cheaper, member_id, now)}
+    assert (shown[before.code].amount, shown[before.code].title) == (
+        program.coupons["nt50"].amount, program.coupons["nt50"].title)
+    assert (shown[after.code].amount, shown[after.code].title) == (30, "折 30 元")
+    with transaction(sessions) as session:  # redeemed by its own terms: no new minimum
+        used = redeem_coupon(session, cheaper, before.code, now, actor="t", order_amount=200)
+    assert used.discount == program.coupons["nt50"].amount
+    with sessions() as session, pytest.raises(MinimumSpendNotMet):
+        check_coupon(session, cheaper, after.code, now, order_amount=200)
+
+
+def test_coupons_issued_before_terms_were_kept_get_todays_terms_from_the_migration(
+        tmp_path, program, now):
+    from sqlalchemy import text
+
+    from bot import migrate
+    from bot.db import make_engine
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    migrate.upgrade(url, "0008")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO members (member_code, display_name, language, status, "
+                          "points_balance, tier, tier_since, joined_at, last_activity_at, "
+                          "bonus_multiplier) VALUES ('M1', '', 'zh-TW', 'active', 0, "
+                          "'silver', :t, :t, :t, 1)"),
+                     {"t": now})
+        conn.execute(text("INSERT INTO coupon_templates (key, title, kind, issued_count) "
+                          "VALUES ('nt50', 'x', 'amount_off', 1), ('gone', 'Old', 'gift', 1)"))
+        for n, template in ((1, 1), (2, 2)):
+            conn.execute(text("INSERT INTO coupons (code, template_id, member_id, status, "
+                              "valid_from, valid_until, issued_at, reason) VALUES "
+                              "(:c, :t, 1, 'issued', :n, :n, :n, 'r')"),
+                         {"c": f"CODE{n}", "t": template, "n": now})
+    engine.dispose()
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        kept = dict(conn.execute(text(
+            "SELECT c.code, t.terms FROM coupons c LEFT JOIN coupon_terms t "
+            "ON t.id = c.terms_id")).all())
+    engine.dispose()
+    import json
+    assert json.loads(kept["CODE1"])["amount"] == program.coupons["nt50"].amount
+    assert kept["CODE2"] is None  # its template is gone: shown from its stored title

@@ -25,7 +25,7 @@ from bot.loyalty.members import find_by_code, find_by_line_user
 from bot.loyalty.purchases import find_purchase, record_purchase, refund_order
 from bot.loyalty.rewards import redeem_reward
 from bot.loyalty.summary import member_summary
-from bot.models import CouponTemplateRow, Member
+from bot.models import CouponTemplateRow, CouponTerms, Member
 
 DEFAULT_SOURCE = "api"
 
@@ -44,9 +44,11 @@ def find_member(call: Call, ref: dict[str, str]) -> Member:
 
 
 def _view(call: Call, coupon) -> CouponView:
+    terms = call.session.get(CouponTerms, coupon.terms_id) if coupon.terms_id else None
     return CouponView(coupon, template_for(call.program,
                                            call.session.get(CouponTemplateRow,
-                                                            coupon.template_id)))
+                                                            coupon.template_id),
+                                           terms.terms if terms else None))
 
 
 @bp.get("/openapi.json")

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
+import json
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from bot.db import insert_new
 from bot.loyalty import audit
 from bot.loyalty.codes import format_code, new_code, normalize_code
 from bot.loyalty.errors import (
@@ -25,7 +30,7 @@ from bot.loyalty.errors import (
 )
 from bot.loyalty.ledger import lock_member
 from bot.loyalty.timeutil import end_of_day, local_date, start_of_day
-from bot.models import Coupon, CouponTemplateRow, Redemption
+from bot.models import Coupon, CouponTemplateRow, CouponTerms, Redemption
 from bot.program import CouponTemplate, Program
 
 
@@ -58,6 +63,21 @@ def template_row(session: Session, template: CouponTemplate) -> CouponTemplateRo
                                                   template.kind):
         row.total_cap, row.title, row.kind = template.total_cap, template.title, template.kind
     return row
+
+
+# what a coupon promises, kept as issued (validity is on the coupon itself; caps are rules
+# for issuing, not terms of an issued coupon)
+TERMS = ("key", "title", "title_en", "kind", "amount", "percent", "max_discount",
+         "min_spend", "gift")
+
+
+def terms_id(session: Session, template: CouponTemplate) -> int:
+    """The coupon_terms row holding the template's terms as they are now, added once."""
+    terms = {name: getattr(template, name) for name in TERMS}
+    text = json.dumps(terms, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    insert_new(session, CouponTerms.__table__, [{"digest": digest, "terms": terms}], "digest")
+    return session.scalar(select(CouponTerms.id).where(CouponTerms.digest == digest))
 
 
 def validity(program: Program, template: CouponTemplate, now: dt.datetime
@@ -122,7 +142,8 @@ def issue_coupons(session: Session, program: Program, grants: list[tuple[int, st
     session.execute(update(CouponTemplateRow).where(CouponTemplateRow.id == row.id)
                     .values(issued_count=CouponTemplateRow.issued_count + len(new))
                     .execution_options(synchronize_session=False))
-    coupons = [Coupon(code=code, template_id=row.id, member_id=member_id,
+    terms = terms_id(session, template)
+    coupons = [Coupon(code=code, template_id=row.id, terms_id=terms, member_id=member_id,
                       valid_from=valid_from, valid_until=valid_until, issued_at=now,
                       reason=reason, issue_key=key)
                for (_, member_id, key), code in zip(new, _unused_codes(session, len(new)),
@@ -150,18 +171,30 @@ def _unused_codes(session: Session, count: int) -> list[str]:
 def find_coupon(session: Session, program: Program, text: str) -> CouponView:
     code = normalize_code(text)
     found = code and session.execute(
-        select(Coupon, CouponTemplateRow).join(CouponTemplateRow).where(Coupon.code == code)
-        .execution_options(populate_existing=True)).first()
+        WITH_TERMS.where(Coupon.code == code).execution_options(populate_existing=True)
+    ).first()
     if not found:
         raise UnknownCode()
-    coupon, row = found
-    return CouponView(coupon, template_for(program, row))
+    coupon, row, terms = found
+    return CouponView(coupon, template_for(program, row, terms))
 
 
-def template_for(program: Program, row: CouponTemplateRow) -> CouponTemplate:
-    """The program's template; a retired one is shown from its stored title."""
-    return program.coupons.get(row.key) or CouponTemplate(
+# a coupon with its template's row and the terms it was issued with
+WITH_TERMS = (select(Coupon, CouponTemplateRow, CouponTerms.terms).join(CouponTemplateRow)
+              .outerjoin(CouponTerms, CouponTerms.id == Coupon.terms_id))
+
+
+def template_for(program: Program, row: CouponTemplateRow,
+                 terms: dict[str, Any] | None = None) -> CouponTemplate:
+    """The coupon's terms as issued, over the program's template (or, for a retired one,
+    its stored title). Terms are replaced field by field: a field added to templates
+    later comes from today's template."""
+    base = program.coupons.get(row.key) or CouponTemplate(
         key=row.key, title=row.title, title_en=row.title, kind=row.kind, valid_days=1)
+    if not terms:
+        return base
+    known = {f.name for f in dataclasses.fields(CouponTemplate)}
+    return dataclasses.replace(base, **{k: v for k, v in terms.items() if k in known})
 
 
 def discount_for(template: CouponTemplate, order_amount: int | None) -> int:
@@ -228,12 +261,12 @@ def wallet(session: Session, program: Program, member_id: int, now: dt.datetime
            ) -> list[CouponView]:
     """The member's usable (and soon usable) coupons, soonest to expire first."""
     rows = session.execute(_WALLET, {"member_id": member_id, "now": now}).all()
-    return [CouponView(coupon, template_for(program, row)) for coupon, row in rows]
+    return [CouponView(coupon, template_for(program, row, terms))
+            for coupon, row, terms in rows]
 
 
 _WALLET = (  # built once (see wallet)
-    select(Coupon, CouponTemplateRow).join(CouponTemplateRow)
-    .where(Coupon.member_id == bindparam("member_id"), Coupon.status == "issued",
+    WITH_TERMS.where(Coupon.member_id == bindparam("member_id"), Coupon.status == "issued",
            Coupon.valid_until > bindparam("now"))
     .order_by(Coupon.valid_until, Coupon.id))
 
