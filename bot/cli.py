@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from typing import TYPE_CHECKING
 
 import click
 from flask import Flask, current_app
@@ -18,6 +19,9 @@ from bot.loyalty.errors import LoyaltyError
 from bot.loyalty.members import adjust_points, find_by_code, set_birthday
 from bot.loyalty.summary import member_summary
 from bot.loyalty.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from bot.loyalty.member_data import CsvRows, ImportResult
 
 
 def _ctx() -> dict:
@@ -150,29 +154,35 @@ def members_import(csv_file: str) -> None:
     from bot.loyalty import member_data
 
     ctx = _ctx()
-    try:
+    try:  # the file is read twice: checked and counted, then imported a batch at a time
         with open(csv_file, encoding="utf-8-sig", newline="") as stream:
             rows = member_data.read_csv(stream)
+            result = _import_with_progress(ctx, rows)
     except (LoyaltyError, UnicodeDecodeError) as exc:
         reason = exc.message("en") if isinstance(exc, LoyaltyError) else \
             f"not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8 CSV"
         raise click.ClickException(f"{csv_file}: {reason}") from None
-    with click.progressbar(length=len(rows), label="importing", file=click.get_text_stream(
-            "stderr")) as bar:
-        done = 0
-
-        def progress(count: int, _total: int | None) -> None:
-            nonlocal done
-            bar.update(count - done)
-            done = count
-        result = member_data.import_members(ctx["sessions"], ctx["program"], rows, utcnow(),
-                                            progress=progress, actor="cli:owner")
     for line, reason in result.errors:
         click.echo(f"{csv_file}:{line}: {reason}", err=True)
     click.echo(f"{result.imported} imported ({result.points:,} opening points), "
                f"{result.skipped} already imported, {len(result.errors)} with errors")
     if result.errors:
         raise SystemExit(1)
+
+
+def _import_with_progress(ctx: dict, rows: CsvRows) -> ImportResult:
+    from bot.loyalty import member_data
+
+    with click.progressbar(length=len(rows), label="importing",
+                           file=click.get_text_stream("stderr")) as bar:
+        done = 0
+
+        def progress(count: int, _total: int | None) -> None:
+            nonlocal done
+            bar.update(count - done)
+            done = count
+        return member_data.import_members(ctx["sessions"], ctx["program"], rows, utcnow(),
+                                          progress=progress, actor="cli:owner")
 
 
 @members_group.command("export")

@@ -243,7 +243,8 @@ def test_two_imports_of_one_file_at_once_import_each_row_once(sessions, program,
     # batches of 5: 60 chances a run for one import to commit between the other's lookup
     # and its insert (with batches of 50 that happened in about one CI run of two)
     rows = "".join(f"0922{i:06d},n{i},,{1 + i},C{i}\n" for i in range(300))
-    data = read_csv(io.StringIO("phone,name,birthday,points,external_id\n" + rows))
+    # a list: two imports cannot read one file object at once
+    data = list(read_csv(io.StringIO("phone,name,birthday,points,external_id\n" + rows)))
     start = threading.Barrier(2)
 
     def run():
@@ -265,8 +266,8 @@ def test_a_row_imported_by_another_import_after_the_lookup_is_skipped_not_refuse
     batch is then 'already imported', none is refused for its phone."""
     if db_url.startswith("sqlite"):
         pytest.skip("on SQLite a batch's lookup and insert hold the write lock together")
-    data = read_csv(io.StringIO("phone,name,birthday,points,external_id\n" + "".join(
-        f"0922{i:06d},n{i},,5,C{i}\n" for i in range(20))))
+    data = list(read_csv(io.StringIO("phone,name,birthday,points,external_id\n" + "".join(
+        f"0922{i:06d},n{i},,5,C{i}\n" for i in range(20)))))
     me, other = threading.get_ident(), []
 
     def after(conn, cursor, statement, parameters, context, executemany):
@@ -300,6 +301,64 @@ def test_ten_thousand_rows_import_quickly(sessions, program, now, db_url, capsys
     with sessions() as session:
         assert session.scalar(select(func.sum(Member.points_balance))) == result.points
         assert session.scalar(select(func.sum(PointEntry.remaining))) == result.points
+
+
+class LineCountingText(io.StringIO):
+    """A text file that counts the lines read from it."""
+    lines = 0
+
+    def __next__(self):
+        line = super().__next__()
+        self.lines += 1
+        return line
+
+
+def test_the_file_is_read_as_it_is_imported_not_first_in_full(sessions, program, now):
+    rows = "".join(f"0933{i:06d},n{i},,1,S{i}\n" for i in range(600))
+    stream = LineCountingText("phone,name,birthday,points,external_id\n" + rows)
+    data = read_csv(stream)
+    checked = stream.lines  # the header is checked (and the file counted) before importing
+    at_batches = []
+    result = import_members(sessions, program, data, now, batch_size=100,
+                            progress=lambda done, total: at_batches.append(
+                                (done, total, stream.lines - checked)))
+    assert (result.imported, result.errors) == (600, [])
+    # each batch is read just before it is stored: the header and 100 rows, then 100 more
+    assert at_batches == [(100 * (i + 1), 600, 1 + 100 * (i + 1)) for i in range(6)]
+
+
+@pytest.mark.parametrize(("last_row", "error"), [
+    (b"0955999999,\xff\xfe,,1,B-last\n", UnicodeDecodeError),  # not UTF-8
+    (b'0955999999,"' + b"x" * 200_000 + b'",,1,B-last\n', ImportFileError),  # csv refuses it
+])
+def test_a_file_broken_at_its_end_is_refused_before_anything_is_imported(tmp_path, last_row,
+                                                                         error):
+    rows = "".join(f"0955{i:06d},n{i},,1,B{i}\n" for i in range(3000))
+    path = tmp_path / "pos.csv"
+    path.write_bytes(f"phone,name,birthday,points,external_id\n{rows}".encode() + last_row)
+    with path.open(encoding="utf-8-sig", newline="") as stream, pytest.raises(error):
+        read_csv(stream)
+
+
+def test_duplicates_are_found_remembering_only_the_ids_and_phones_that_may_repeat(
+        sessions, program, now):
+    """A Bloom filter over the file finds the few keys that may repeat; only those are
+    remembered while importing, and the report is the one remembering every key gives."""
+    rows = [f"0944{i:06d},n{i},bad,1,D{i}" for i in range(20_000)]  # bad birthday: no writes
+    rows[12_000] = "0944000003,late phone,bad,1,D12000"
+    rows[19_999] = "0944019999,late id,bad,1,D7"
+    rows[5] = ",no phone,bad,1,D5"
+    text = "phone,name,birthday,points,external_id\n" + "\n".join(rows) + "\n"
+    data = read_csv(io.StringIO(text))
+    assert len(data) == 20_000
+    assert {"D7"} <= data.repeats["id"] and {"0944000003"} <= data.repeats["phone"]
+    assert len(data.repeats["id"]) + len(data.repeats["phone"]) < 40_000 // 100
+    bounded = import_members(sessions, program, data, now)
+    every_key = import_members(sessions, program, list(read_csv(io.StringIO(text))), now)
+    assert bounded.errors == every_key.errors and len(bounded.errors) == 20_000
+    reasons = dict(bounded.errors)
+    assert "phone 0944000003 is also on line 5" in reasons[12_002]
+    assert "duplicate external_id 'D7' (first on line 9)" in reasons[20_001]
 
 
 # -- export -----------------------------------------------------------------------------------

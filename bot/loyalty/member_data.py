@@ -7,7 +7,9 @@ imported". A member row and its opening-points lot (ledger.credit, kind 'adjust'
 written in the same transaction (one per batch of rows), so after a crash a member either
 exists with exactly its opening points or not at all, and a re-run credits nothing twice; the
 unique external id makes two imports running at once skip each other's rows the same way.
-Every row that is not imported is reported with its line number and the reason.
+Every row that is not imported is reported with its line number and the reason. The file is
+read a batch at a time as it is imported (after one pass that checks and counts it), so the
+memory an import takes does not grow with the file: see read_csv and CsvRows.
 
 Link. A LINE member claims an imported record (its member code and matching phone). The
 record's ledger rows are moved, not copied: every point entry (lots with their remainders
@@ -29,10 +31,13 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
+import io
 import itertools
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import TextIO
 from zoneinfo import ZoneInfo
@@ -236,40 +241,135 @@ class _Row:
     member_code: str | None  # rows of an exported file carry one
 
 
-def read_csv(stream: TextIO) -> list[tuple[int, dict[str, str | None]]]:
-    """Read a whole CSV file as (line number, row) pairs, checking its header first.
+class CsvRows:
+    """The data rows of a CSV file read_csv checked, read from the file as they are iterated.
+
+    len() is the number of rows. `repeats` holds the external ids ("id") and phones
+    ("phone") that may be on more than one row: every one that is, and a few others (about
+    one key in a thousand for rows of 40 bytes), the only ones import_members remembers.
+    Each iteration reads the file again from where read_csv began: iterate once at a time.
+    """
+
+    def __init__(self, stream: TextIO, start: int, count: int,
+                 repeats: dict[str, frozenset[str]]) -> None:
+        self._stream, self._start, self._count, self.repeats = stream, start, count, repeats
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str | None, str | None]]]:
+        self._stream.seek(self._start)
+        reader = csv.reader(self._stream)
+        try:
+            columns = _check_header(next(reader, []))
+            yield from _data_rows(reader, columns)
+        except csv.Error as exc:  # the file changed since read_csv read it
+            raise ImportFileError(detail=f"line {reader.line_num}: {exc}") from None
+
+
+def read_csv(stream: TextIO) -> CsvRows:
+    """The (line number, row) pairs of a CSV file, checked and counted before any is imported.
 
     The header must name the import columns (phone, name, birthday, points, external_id, in
     any order) or be a file written by export_members (its points_balance is then the opening
     points, member_code also identifies a row already imported, its other columns are
     ignored). Header names are matched without regard to case or surrounding spaces, and a
     UTF-8 byte order mark is dropped. Anything else raises ImportFileError, as does a file the
-    csv module cannot read; either way before anything is imported.
+    csv module cannot read (and UnicodeDecodeError one that is not in the stream's encoding);
+    either way before anything is imported: the whole file is read once here, a row at a
+    time, to count its rows and find the ids and phones that may repeat (see CsvRows), and
+    again as it is imported. So `stream` must be seekable (a file, io.StringIO).
 
     Line numbers are the file's lines (the header is line 1; a quoted value spanning lines
     counts them all); empty lines are passed over. A row with too many fields has them under
     the key None and one with too few has None values, as csv.DictReader does.
     """
+    start = stream.tell()
+    size = stream.seek(0, io.SEEK_END) - start
+    stream.seek(start)
     reader = csv.reader(stream)
     try:
         header = next(reader, None)
         if header is None:
             raise ImportFileError(detail="the file is empty (no header line)")
-        columns = _check_header(header)
-        rows: list[tuple[int, dict[str, str | None]]] = []
-        last = reader.line_num
-        for fields in reader:
-            line, last = last + 1, reader.line_num
-            if not any(value.strip() for value in fields):
-                continue
-            row: dict[str | None, str | None] = dict(
-                itertools.zip_longest(columns, fields[:len(columns)]))
-            if len(fields) > len(columns):
-                row[None] = fields[len(columns):]
-            rows.append((line, row))
-        return rows
+        count, repeats = _scan(_data_rows(reader, _check_header(header)), bits=size)
     except csv.Error as exc:
         raise ImportFileError(detail=f"line {reader.line_num}: {exc}") from None
+    return CsvRows(stream, start, count, repeats)
+
+
+def _data_rows(reader: Iterator[list[str]], columns: list[str]
+               ) -> Iterator[tuple[int, dict[str | None, str | None]]]:
+    last = reader.line_num
+    for fields in reader:
+        line, last = last + 1, reader.line_num
+        if not any(value.strip() for value in fields):
+            continue
+        row: dict[str | None, str | None] = dict(
+            itertools.zip_longest(columns, fields[:len(columns)]))
+        if len(fields) > len(columns):
+            row[None] = fields[len(columns):]
+        yield line, row
+
+
+def _scan(rows: Iterable[tuple[int, Mapping[str | None, object]]], bits: int
+          ) -> tuple[int, dict[str, frozenset[str]]]:
+    """How many rows there are, and the external ids and phones that may be on several."""
+    sightings = _Sightings(bits)
+    count = 0
+    for line, raw in rows:
+        count += 1
+        values, _ = _values(raw)
+        if values is not None:
+            _identify(line, values, sightings)
+    return count, {kind: frozenset(keys) for kind, keys in sightings.repeats.items()}
+
+
+class _Sightings:
+    """Notes every key in a Bloom filter of `bits` bits, to find the keys that may repeat.
+
+    A key seen before is always caught (it goes into `repeats`); a new one is taken for
+    seen now and then (with 20 bits a key, about once in a thousand), which only costs
+    remembering it while importing. A million rows of 40 bytes take 5 MB instead of the
+    210 MB that remembering every id and phone with its line takes."""
+
+    HASHES = 4
+
+    def __init__(self, bits: int) -> None:
+        self._bits = bytearray(max(bits, 1024) // 8)
+        self._size = len(self._bits) * 8
+        self.repeats: dict[str, set[str]] = {"id": set(), "phone": set()}
+
+    def first(self, kind: str, key: str, line: int) -> int:
+        """This line: the scan reports nothing, it only collects `repeats`."""
+        digest = hashlib.blake2b(f"{kind}:{key}".encode(), digest_size=16).digest()
+        at, step = int.from_bytes(digest[:8]), int.from_bytes(digest[8:]) | 1
+        new = False
+        for _ in range(self.HASHES):
+            at = (at + step) % self._size
+            byte, bit = at >> 3, 1 << (at & 7)
+            if not self._bits[byte] & bit:
+                self._bits[byte] |= bit
+                new = True
+        if not new:
+            self.repeats[kind].add(key)
+        return line
+
+
+class _FirstLines:
+    """The line each external id and phone was first on, for the duplicate report.
+
+    With `watch` (CsvRows.repeats) only the keys in it are remembered: any other is on one
+    line only. Without it every key is, about 210 bytes per row for the two."""
+
+    def __init__(self, watch: Mapping[str, AbstractSet[str]] | None) -> None:
+        self._watch = watch
+        self._lines: dict[str, dict[str, int]] = {"id": {}, "phone": {}}
+
+    def first(self, kind: str, key: str, line: int) -> int:
+        if self._watch is not None and key not in self._watch[kind]:
+            return line
+        return self._lines[kind].setdefault(key, line)
 
 
 def _check_header(header: list[str]) -> list[str]:
@@ -307,19 +407,21 @@ def import_members(sessions: sessionmaker[Session], program: Program,
     'active', joined_at = now, language zh-TW, the lowest tier, and their opening points as
     one 'adjust' lot (reason "opening balance (import)") that expires like points earned now.
     A value escaped for spreadsheets (see spreadsheet_safe) is read without its apostrophe.
+    An external id or phone on two lines of the file is reported on the second with the
+    first's line number: for read_csv's rows only the keys its pass found that may repeat
+    are remembered, for any other iterable every one (about 210 MB for a million rows).
     """
     if total is None and isinstance(rows, Sized):
         total = len(rows)
     result = ImportResult()
-    seen_ids: dict[str, int] = {}
-    seen_phones: dict[str, int] = {}
+    seen = _FirstLines(rows.repeats if isinstance(rows, CsvRows) else None)
     today = local_date(now, program.timezone)
     done = 0
     pairs = iter(rows)
     while chunk := list(itertools.islice(pairs, batch_size)):
         valid = []
         for line, raw in chunk:
-            row, reasons = _parse_row(line, raw, today, seen_ids, seen_phones)
+            row, reasons = _parse_row(line, raw, today, seen)
             if reasons:
                 result.errors.append((line, "; ".join(reasons)))
             else:
@@ -340,36 +442,12 @@ def import_members(sessions: sessionmaker[Session], program: Program,
 
 
 def _parse_row(line: int, raw: Mapping[str | None, object], today: dt.date,
-               seen_ids: dict[str, int], seen_phones: dict[str, int]
-               ) -> tuple[_Row | None, list[str]]:
-    """The row's values, or None with every reason it cannot be imported.
-
-    An external id or phone seen on an earlier line (even one with other problems) makes
-    this row a duplicate: the file does not say which of the two is right."""
-    extra = raw.get(None)
-    if extra or any(value is None for key, value in raw.items() if key is not None):
-        found = sum(1 for k, v in raw.items() if k is not None and v is not None)
-        found += len(extra) if isinstance(extra, list | tuple) else 0
-        return None, [f"{found} fields, but the header has {len(raw) - (None in raw)}"]
-    values = {key: from_spreadsheet_safe(str(raw.get(key) or "").strip())
-              for key in (*IMPORT_COLUMNS, "member_code")}
-    if any("\x00" in value for value in values.values()):
-        return None, ["contains a NUL character"]
-    reasons = []
-    external_id = unicodedata.normalize("NFKC", values["external_id"])
-    member_code = normalize_code(values["member_code"])
-    if not external_id:
-        if not member_code:  # else known by its member code (checked when stored) or missing
-            reasons.append("missing external_id")
-    elif len(external_id) > 128:
-        reasons.append("external_id is longer than 128 characters")
-    elif (first := seen_ids.setdefault(external_id, line)) != line:
-        reasons.append(f"duplicate external_id {external_id!r} (first on line {first})")
-    phone = normalize_phone(values["phone"]) if values["phone"] else None
-    if values["phone"] and phone is None:
-        reasons.append(f"bad phone {values['phone']!r}: not a Taiwan mobile number (09xxxxxxxx)")
-    elif phone and (first := seen_phones.setdefault(phone, line)) != line:
-        reasons.append(f"phone {phone} is also on line {first}")
+               seen: _FirstLines) -> tuple[_Row | None, list[str]]:
+    """The row's values, or None with every reason it cannot be imported."""
+    values, problem = _values(raw)
+    if values is None:
+        return None, [problem]
+    phone, reasons = _identify(line, values, seen)
     name = values["name"]
     if len(name) > 200:
         reasons.append("name is longer than 200 characters")
@@ -378,7 +456,47 @@ def _parse_row(line: int, raw: Mapping[str | None, object], today: dt.date,
     reasons += [p for p in (problem, problem_points) if p]
     if reasons:
         return None, reasons
-    return _Row(line, external_id, phone, name, birthday, points, member_code), []
+    return _Row(line, values["external_id"], phone, name, birthday, points,
+                normalize_code(values["member_code"])), []
+
+
+def _values(raw: Mapping[str | None, object]) -> tuple[dict[str, str] | None, str]:
+    """The row's values (trimmed, spreadsheet escapes undone, the external id in NFKC), or
+    None and why the row cannot be read at all."""
+    extra = raw.get(None)
+    if extra or any(value is None for key, value in raw.items() if key is not None):
+        found = sum(1 for k, v in raw.items() if k is not None and v is not None)
+        found += len(extra) if isinstance(extra, list | tuple) else 0
+        return None, f"{found} fields, but the header has {len(raw) - (None in raw)}"
+    values = {key: from_spreadsheet_safe(str(raw.get(key) or "").strip())
+              for key in (*IMPORT_COLUMNS, "member_code")}
+    if any("\x00" in value for value in values.values()):
+        return None, "contains a NUL character"
+    values["external_id"] = unicodedata.normalize("NFKC", values["external_id"])
+    return values, ""
+
+
+def _identify(line: int, values: dict[str, str], seen: _FirstLines | _Sightings
+              ) -> tuple[str | None, list[str]]:
+    """The row's phone (None without one), and what is wrong with its external id and phone.
+
+    An external id or phone seen on an earlier line (even one with other problems) makes
+    this row a duplicate: the file does not say which of the two is right."""
+    reasons = []
+    external_id = values["external_id"]
+    if not external_id:
+        if not normalize_code(values["member_code"]):  # else known by it (checked when stored)
+            reasons.append("missing external_id")
+    elif len(external_id) > 128:
+        reasons.append("external_id is longer than 128 characters")
+    elif (first := seen.first("id", external_id, line)) != line:
+        reasons.append(f"duplicate external_id {external_id!r} (first on line {first})")
+    phone = normalize_phone(values["phone"]) if values["phone"] else None
+    if values["phone"] and phone is None:
+        reasons.append(f"bad phone {values['phone']!r}: not a Taiwan mobile number (09xxxxxxxx)")
+    elif phone and (first := seen.first("phone", phone, line)) != line:
+        reasons.append(f"phone {phone} is also on line {first}")
+    return phone, reasons
 
 
 def _store(session: Session, program: Program, rows: list[_Row], now: dt.datetime, actor: str,
