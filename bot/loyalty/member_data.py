@@ -104,9 +104,11 @@ class LinkUnknownRecord(LoyaltyError):
 
 
 class LinkNoRecordForPhone(LoyaltyError):
+    """Said alike whether nobody has the phone or someone it cannot be linked from does: a
+    refusal must not tell a guesser whose phone it is."""
     code = "link_unknown_record"
-    zh = "沒有用這支電話匯入的會員資料，請確認號碼。"
-    en = "No imported member record has this phone number. Please check it."
+    zh = "沒有可以用這支電話綁定的匯入會員資料，請確認號碼。"
+    en = "No imported member record can be linked with this phone number. Please check it."
 
 
 class LinkPhoneMismatch(LoyaltyError):
@@ -735,8 +737,11 @@ def link_by_phone(session: Session, program: Program, line_member_code: str, pho
         raise LinkAlreadyLinked()
     if record is None:
         raise LinkNoRecordForPhone()
-    return link_member(session, program, member.id, record.member_code, wanted, now,
-                       actor=actor)
+    try:
+        return link_member(session, program, member.id, record.member_code, wanted, now,
+                           actor=actor)
+    except (LinkNotImported, LinkRecordClosed):  # whose phone it is stays unsaid
+        raise LinkNoRecordForPhone() from None
 
 
 def _has_audit(session: Session, member_id: int, action: str) -> bool:
