@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db import dialect_insert, insert_new, transaction
@@ -212,46 +212,100 @@ def _finish(sessions: sessionmaker[Session], now: dt.datetime,
                             row.last_error)
 
 
-def make_batches(sessions: sessionmaker[Session], ids: list[int], now: dt.datetime
-                 ) -> list[int]:
-    """Group rows with identical messages (2 or more) into multicast batches of <= 500.
+def fail_lapsed(sessions: sessionmaker[Session], now: dt.datetime) -> int:
+    """Mark failed, unsent, every pending push and batch first tried over RETRY_KEY_LIFETIME
+    ago (held meanwhile by the budget or a stopped clock): LINE has forgotten its retry
+    key, so a resend could show it twice. Returns how many recipients lost it."""
+    cutoff, error = now - RETRY_KEY_LIFETIME, "undelivered for 24 hours, not resent"
+    with transaction(sessions) as session:
+        batches = session.execute(
+            update(OutboxBatch).where(OutboxBatch.status == "pending",
+                                      OutboxBatch.first_attempt_at < cutoff)
+            .values(status="failed", last_error=error).returning(OutboxBatch.id)).scalars().all()
+        rows = session.execute(
+            update(OutboxMessage).where(OutboxMessage.status == "pending", or_(
+                OutboxMessage.batch_id.in_(batches),
+                OutboxMessage.first_attempt_at < cutoff))
+            .values(status="failed", last_error=error)
+            .returning(OutboxMessage.kind, OutboxMessage.line_user_id)).all()
+    for kind, user in rows:
+        log.warning("push %s to %s failed: %s", kind, ref(user), error)
+    return len(rows)
 
-    Returns the ids of rows left to push one by one. A batch's recipients and retry key are
-    fixed here, so resending it after a crash or timeout repeats the very same request.
+
+class Grouped(NamedTuple):
+    batches: list[int]  # multicasts made of the rows
+    singles: list[int]  # rows left to push one by one
+
+
+def make_batches(sessions: sessionmaker[Session], ids: list[int], now: dt.datetime
+                 ) -> Grouped:
+    """Group rows of one kind with identical messages (2 or more) into multicast batches of
+    <= 500. A batch's recipients and retry key are fixed here, so resending it after a crash
+    or timeout repeats the very same request. A row tried before keeps its own retry key:
+    LINE may have it already, and only that key makes a resend safe.
     """
     with transaction(sessions) as session:
         rows = session.execute(
             select(OutboxMessage).join(Member, Member.id == OutboxMessage.member_id)
             .where(OutboxMessage.id.in_(ids), OutboxMessage.status == "pending",
-                   OutboxMessage.batch_id.is_(None), Member.status == "active")
+                   OutboxMessage.batch_id.is_(None), OutboxMessage.first_attempt_at.is_(None),
+                   Member.status == "active")
             .order_by(OutboxMessage.id).with_for_update()
             .execution_options(populate_existing=True)).scalars().all()
-        groups: dict[str, list[OutboxMessage]] = {}
-        for row in rows:
-            groups.setdefault(json.dumps(row.payload, sort_keys=True), []).append(row)
-        batched = set()
+        groups: dict[tuple[str, str], list[OutboxMessage]] = {}
+        for row in rows:  # one kind a batch: quiet hours and priority go by kind
+            groups.setdefault((row.kind, json.dumps(row.payload, sort_keys=True)), []
+                              ).append(row)
+        batches, batched = [], set()
         for group in groups.values():
             if len(group) < 2:
                 continue
             for start in range(0, len(group), MULTICAST_MAX):
-                chunk = group[start:start + MULTICAST_MAX]
-                batch = OutboxBatch(recipients={"to": [r.line_user_id for r in chunk]},
-                                    payload=chunk[0].payload, retry_key=str(uuid.uuid4()),
-                                    created_at=now)
-                session.add(batch)
-                session.flush()
-                for row in chunk:
-                    row.batch_id = batch.id
-                    batched.add(row.id)
-    return [row_id for row_id in ids if row_id not in batched]
+                batches.append(_batch(session, group[start:start + MULTICAST_MAX], now))
+                batched.update(row.id for row in group[start:start + MULTICAST_MAX])
+    return Grouped(batches, [row_id for row_id in ids if row_id not in batched])
 
 
-def deliver_batches(sessions: sessionmaker[Session], sender: Sender, now: dt.datetime) -> int:
-    """Send every pending batch (new or left over from a crash); returns recipients reached."""
+def _batch(session: Session, rows: list[OutboxMessage], now: dt.datetime) -> int:
+    batch = OutboxBatch(recipients={"to": [r.line_user_id for r in rows]},
+                        payload=rows[0].payload, retry_key=str(uuid.uuid4()), created_at=now)
+    session.add(batch)
+    session.flush()
+    for row in rows:
+        row.batch_id = batch.id
+    return batch.id
+
+
+class WaitingBatch(NamedTuple):
+    id: int
+    kind: str
+    recipients: int
+
+
+def waiting_batches(sessions: sessionmaker[Session]) -> list[WaitingBatch]:
+    """Pending batches (a retry, or one a crash left unconfirmed), for the sender to weigh
+    against quiet hours and the budget like any push."""
+    kind = (select(func.min(OutboxMessage.kind)).where(OutboxMessage.batch_id == OutboxBatch.id)
+            .scalar_subquery())
+    with sessions() as session:
+        return [WaitingBatch(batch_id, kind or "", len(recipients["to"]))
+                for batch_id, recipients, kind in session.execute(
+                    select(OutboxBatch.id, OutboxBatch.recipients, kind)
+                    .where(OutboxBatch.status == "pending").order_by(OutboxBatch.id))]
+
+
+def deliver_batches(sessions: sessionmaker[Session], sender: Sender, now: dt.datetime,
+                    ids: Iterable[int]) -> int:
+    """Send these batches if still pending; returns recipients reached."""
+    ids = list(ids)
+    if not ids:
+        return 0
     with sessions() as session:
         batches = session.execute(select(OutboxBatch.id, OutboxBatch.recipients,
                                          OutboxBatch.payload, OutboxBatch.retry_key)
-                                  .where(OutboxBatch.status == "pending")
+                                  .where(OutboxBatch.id.in_(ids),
+                                         OutboxBatch.status == "pending")
                                   .order_by(OutboxBatch.id)).all()
     reached = 0
     for batch_id, recipients, payload, key in batches:

@@ -14,13 +14,14 @@ from sqlalchemy import func, select
 from bot.config import Config
 from bot.db import transaction
 from bot.jobs import JOBS, Runtime, run_job
-from bot.line.client import LineClient
+from bot.line.client import LineClient, SendResult
 from bot.line.context import render_context
 from bot.line.sender import send_pending
 from bot.loyalty.members import register_member, set_birthday, unfollow
 from bot.loyalty.purchases import refund_order
 from bot.loyalty.staff import add_staff
 from bot.models import Coupon, CouponTemplateRow, Member, OutboxMessage
+from bot.outbox import deliver, enqueue
 from tests.helpers import buy
 from tests.line_helpers import user_id
 
@@ -270,10 +271,85 @@ def test_a_429_is_retried_on_the_next_run_and_delivered_once(rt, sessions, progr
     assert len(fake_line.messages_to(user_id(1))) == 1
 
 
+XMAS = [{"type": "text", "text": "聖誕快樂"}]
+
+
+def queue_same_text(sessions, program, numbers, now, kind: str = "campaign") -> None:
+    """One identical message to each of these members, as a campaign queues it."""
+    with transaction(sessions) as session:
+        for n in numbers:
+            member = register_member(session, program, user_id(n), now).member
+            enqueue(session, member, kind, f"{kind}:{n}", XMAS, now)
+
+
+def received_counts(fake_line, numbers) -> list[int]:
+    return [len(fake_line.messages_to(user_id(n))) for n in numbers]
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+@pytest.mark.parametrize("members", [1, 2], ids=["push", "multicast"])
+def test_a_push_that_failed_before_quiet_hours_is_retried_in_the_morning(
+        rt, sessions, program, fake_line, status, members):
+    numbers = range(1, members + 1)
+    queue_same_text(sessions, program, numbers, at(2026, 12, 1, 20, 58))
+    fake_line.fail_next("/message/push" if members == 1 else "/message/multicast", status)
+    run(rt, "send", at(2026, 12, 1, 20, 59))
+    run(rt, "send", at(2026, 12, 1, 21, 1))
+    run(rt, "send", at(2026, 12, 2, 8, 59))
+    assert received_counts(fake_line, numbers) == [0] * members  # no phone buzzes at night
+    run(rt, "send", at(2026, 12, 2, 9, 1))
+    assert received_counts(fake_line, numbers) == [1] * members
+
+
+def test_a_retried_multicast_stays_within_the_monthly_push_budget(sessions, program,
+                                                                   line_config, fake_line):
+    tight = dataclasses.replace(program, monthly_push_budget=2, quiet_hours=None)
+    rt = make_runtime(sessions, tight, line_config)
+    queue_same_text(sessions, tight, (1, 2), at(2026, 12, 1, 10))
+    fake_line.fail_next("/message/multicast", 500)
+    run(rt, "send", at(2026, 12, 1, 10, 1))
+    with transaction(sessions) as session:  # a receipt goes at once, as the API sends it
+        member = session.scalar(select(Member).where(Member.line_user_id == user_id(1)))
+        receipt = enqueue(session, member, "receipt", "r:1", [{"type": "text", "text": "收據"}],
+                          at(2026, 12, 1, 10, 2))
+        session.flush()
+        receipt_id = receipt.id
+    deliver(sessions, LineClient(line_config), [receipt_id], at(2026, 12, 1, 10, 2))
+    run(rt, "send", at(2026, 12, 1, 10, 3))  # one push of the budget is left: not two
+    assert [[m["text"] for m in fake_line.messages_to(user_id(n))] for n in (1, 2)] \
+        == [["收據"], []]
+
+
+@pytest.mark.parametrize("members", [1, 2], ids=["push", "multicast"])
+def test_a_push_whose_fate_is_unknown_for_a_day_is_never_sent_again(
+        rt, sessions, program, fake_line, members):
+    numbers = range(1, members + 1)
+    queue_same_text(sessions, program, numbers, at(2026, 12, 1, 10), kind="receipt")
+    fake_line.fail_next("/message/push" if members == 1 else "/message/multicast", 500)
+    run(rt, "send", at(2026, 12, 1, 10))  # LINE may have it: only the retry key can tell
+    run(rt, "send", at(2026, 12, 2, 10, 1))  # the clock was down; LINE forgot the key
+    assert received_counts(fake_line, numbers) == [0] * members
+    assert {row.status for row in queued(sessions)} == {"failed"}
+
+
+def test_a_push_that_timed_out_is_retried_alone_even_when_its_twin_is_queued(
+        rt, sessions, program, line_config, fake_line):
+    queue_same_text(sessions, program, [1], at(2026, 12, 1, 10))
+    real = LineClient(line_config)
+
+    class DeliveredButTimedOut:
+        def push(self, user, messages, key):
+            real.push(user, messages, key)
+            return SendResult(False, retry=True, error="read timed out")
+
+    deliver(sessions, DeliveredButTimedOut(), [queued(sessions)[0].id], at(2026, 12, 1, 10))
+    queue_same_text(sessions, program, [2], at(2026, 12, 1, 10, 1))  # the same text
+    run(rt, "send", at(2026, 12, 1, 10, 2))
+    assert received_counts(fake_line, (1, 2)) == [1, 1]
+
+
 def test_a_sender_that_crashes_mid_batch_resumes_without_duplicates_or_losses(
         rt, sessions, program, line_config, fake_line):
-    from bot.outbox import deliver, enqueue
-
     with transaction(sessions) as session:
         member = register_member(session, program, user_id(1), at(2026, 12, 1, 9)).member
         ids = []
@@ -326,7 +402,7 @@ def test_the_tiers_job_downgrades_after_the_grace_and_tells_the_member(rt, sessi
 
 def test_identical_messages_go_as_one_multicast_and_a_crash_never_doubles_them(
         rt, sessions, program, line_config, fake_line):
-    from bot.outbox import deliver_batches, enqueue, make_batches
+    from bot.outbox import deliver_batches, make_batches
 
     same = [{"type": "text", "text": "聖誕快樂"}]
     with transaction(sessions) as session:
@@ -336,7 +412,8 @@ def test_identical_messages_go_as_one_multicast_and_a_crash_never_doubles_them(
             row = enqueue(session, member, "receipt", f"xmas:{n}", same, at(2026, 12, 1, 9))
             session.flush()
             ids.append(row.id)
-    assert make_batches(sessions, ids, at(2026, 12, 1, 10)) == []
+    grouped = make_batches(sessions, ids, at(2026, 12, 1, 10))
+    assert grouped.singles == []
     real = LineClient(line_config)
 
     class DiesAfterSending:
@@ -345,7 +422,7 @@ def test_identical_messages_go_as_one_multicast_and_a_crash_never_doubles_them(
             raise RuntimeError("killed before recording")
 
     with pytest.raises(RuntimeError):
-        deliver_batches(sessions, DiesAfterSending(), at(2026, 12, 1, 10))
+        deliver_batches(sessions, DiesAfterSending(), at(2026, 12, 1, 10), grouped.batches)
     run(rt, "send", at(2026, 12, 1, 10, 1))  # resumes the stored batch: 409 = delivered
     [multicast] = fake_line.multicasts()
     assert sorted(multicast["to"]) == sorted(user_id(n) for n in range(1, 4))

@@ -386,10 +386,10 @@ def test_pushes_sent_in_the_period_count_each_recipient_once_against_the_quota(
                  for u in ("U-c", "U-d", "U-e")]
         session.flush()
         ids = [row.id for row in rows]
-    singles = make_batches(sessions, ids, sent_at)
-    assert len(singles) == 3
-    deliver_batches(sessions, Sender(), sent_at)
-    deliver(sessions, Sender(refuse={"U-f"}), singles, sent_at)
+    grouped = make_batches(sessions, ids, sent_at)
+    assert len(grouped.singles) == 3
+    deliver_batches(sessions, Sender(), sent_at, grouped.batches)
+    deliver(sessions, Sender(refuse={"U-f"}), grouped.singles, sent_at)
     result = year_2026(sessions, program, quota=10)
     pushes = result.pushes
     assert pushes.sent == 5  # F's receipt failed, A's reminder went out in 2025
