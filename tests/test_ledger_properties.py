@@ -35,6 +35,7 @@ from bot.loyalty.errors import (
     InvalidAmount,
     LoyaltyError,
     OrderConflict,
+    RefundConflict,
     RefundExceedsPurchase,
     UnknownOrder,
     UnknownReward,
@@ -453,15 +454,18 @@ class Scenario:
         pid, order_id, amount, refunded, earned = before.purchases[op.pick % len(before.purchases)]
         left = amount - refunded
         value = {"full": left, "part": 1 + op.part % left if left else 1, "over": left + 1}[op.how]
-        repeated = any(r[2] == refund_id for r in before.refunds)
+        first = next((r for r in before.refunds if r[2] == refund_id), None)
+        conflict = first is not None and (first[1], first[3]) != (pid, value)
         try:
             with transaction(self.sessions) as session:
                 result = refund_order(session, self.program, value, self.now, source=SOURCE,
                                       order_id=order_id, refund_id=refund_id, actor="property")
         except LoyaltyError as exc:
-            assert not repeated or value < 1, exc
-            return self._failed(exc, InvalidAmount if value < 1 else RefundExceedsPurchase)
-        if repeated:
+            assert first is None or conflict or value < 1, exc
+            return self._failed(exc, InvalidAmount if value < 1 else
+                                RefundConflict if conflict else RefundExceedsPurchase)
+        assert not conflict, "a refund id reused for another order or amount went through"
+        if first is not None:
             assert result.duplicate
             event("repeated refund id")
             assert load(self.sessions, self.member_id) == before
