@@ -227,6 +227,9 @@ def members_erase(member: str, yes: bool) -> None:
     click.echo(f"{result.member_code}: " + ("already erased" if result.already_erased else
                f"personal data erased ({result.tags} tags, {result.outbox_deleted} queued "
                f"messages removed)"))
+    if result.unlink_menu_of:
+        click.echo("they were staff: their staff rights have ended")
+        _unlink_staff_menu(result.unlink_menu_of)
 
 
 @click.group("staff", cls=AppGroup)
@@ -269,11 +272,16 @@ def staff_remove(line_user_id: str) -> None:
     except LoyaltyError as exc:
         raise click.ClickException(exc.message("en")) from None
     click.echo(f"{line_user_id} is no longer staff")
-    if ctx["config"].line_configured and not ctx["config"].simulator:
+    _unlink_staff_menu(line_user_id)
+
+
+def _unlink_staff_menu(line_user_id: str) -> None:
+    config = _ctx()["config"]
+    if config.line_configured and not config.simulator:
         from bot.line.client import LineClient
         from bot.line.richmenu import unlink_staff
 
-        unlink_staff(LineClient(ctx["config"]).api, line_user_id)
+        unlink_staff(LineClient(config).api, line_user_id)
         click.echo("staff menu unlinked")
 
 

@@ -51,6 +51,7 @@ from bot.loyalty import audit
 from bot.loyalty.codes import new_code, normalize_code
 from bot.loyalty.errors import LoyaltyError, MemberBlocked, UnknownMember
 from bot.loyalty.ledger import credit, lock_members, settle_expired
+from bot.loyalty.members import welcome_key
 from bot.loyalty.stamps import add_stamps
 from bot.loyalty.tiers import TierChange, evaluate_tier
 from bot.loyalty.timeutil import local_date
@@ -66,6 +67,8 @@ from bot.models import (
     PointEntry,
     Purchase,
     Redemption,
+    Staff,
+    StaffInvite,
     Stamp,
     StampCard,
 )
@@ -817,6 +820,9 @@ class EraseResult:
     pending_actions: int = 0
     outbox_deleted: int = 0  # pending pushes
     outbox_scrubbed: int = 0  # pushes already made: their recipient and content blanked
+    staff: int = 0  # staff records of the person: rights ended, name and LINE id removed
+    # that staff member's LINE id, for the caller to unlink their staff menu (not stored)
+    unlink_menu_of: str | None = None
 
 
 def find_member(session: Session, handle: int | str) -> Member:
@@ -849,6 +855,7 @@ def erase_member(session: Session, member_id_or_code: int | str, now: dt.datetim
     UnknownMember: that id is no longer stored).
     """
     person = find_member(session, member_id_or_code)
+    uid = person.line_user_id
     records = tuple(sorted(
         details["record_id"] for details in session.scalars(
             select(AuditLog.details).where(AuditLog.member_id == person.id,
@@ -856,7 +863,8 @@ def erase_member(session: Session, member_id_or_code: int | str, now: dt.datetim
         if isinstance(details, dict) and isinstance(details.get("record_id"), int)))
     locked = lock_members(session, [person.id, *records])
     already = person.status == "erased"
-    totals = dict.fromkeys(("tags", "pending_actions", "outbox_deleted", "outbox_scrubbed"), 0)
+    totals = dict.fromkeys(("tags", "pending_actions", "outbox_deleted", "outbox_scrubbed",
+                            "staff"), 0)
     for member in locked:
         counts = _erase_one(session, member)
         if not _has_audit(session, member.id, ERASED):
@@ -866,7 +874,8 @@ def erase_member(session: Session, member_id_or_code: int | str, now: dt.datetim
         for key, value in counts.items():
             totals[key] += value
     session.flush()
-    return EraseResult(person.id, person.member_code, already, records, **totals)
+    return EraseResult(person.id, person.member_code, already, records, **totals,
+                       unlink_menu_of=uid if totals["staff"] else None)
 
 
 def _erase_one(session: Session, member: Member) -> dict[str, int]:
@@ -901,7 +910,29 @@ def _erase_one(session: Session, member: Member) -> dict[str, int]:
                             .values(actor=ERASED_ACTOR)
                             .execution_options(synchronize_session=False))
         _drop_from_batches(session, uid)
+        session.execute(update(Coupon).where(Coupon.issue_key == f"welcome:{member.id}")
+                        .values(issue_key=welcome_key(uid))  # a key of before welcome_key
+                        .execution_options(synchronize_session=False))
+        counts["staff"] = _erase_staff(session, uid)
     return counts
+
+
+def _erase_staff(session: Session, uid: str) -> int:
+    """A customer who is (or was) staff: their rights end, and their name and LINE id leave
+    the staff list, the invites they used and the audit trail's staff entries."""
+    worker = session.scalar(select(Staff).where(Staff.line_user_id == uid))
+    invites = set(session.scalars(select(StaffInvite.id).where(StaffInvite.used_by == uid)))
+    session.execute(update(StaffInvite).where(StaffInvite.id.in_(invites))
+                    .values(used_by=ERASED_ACTOR, name="")
+                    .execution_options(synchronize_session=False))
+    if worker is not None:
+        worker.line_user_id, worker.name, worker.active = None, "", False
+    for entry in session.scalars(select(AuditLog).where(AuditLog.action.like("staff.%"))):
+        details = entry.details if isinstance(entry.details, dict) else {}
+        if (worker and details.get("staff_id") == worker.id
+                or details.get("invite_id") in invites) and "name" in details:
+            entry.details = {k: v for k, v in details.items() if k != "name"}
+    return int(worker is not None)
 
 
 def _drop_from_batches(session: Session, uid: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select
@@ -62,14 +63,24 @@ def register_member(session: Session, program: Program, line_user_id: str, now: 
     return Registration(member, created, reactivated, _welcome(session, program, member, now))
 
 
+def welcome_key(line_user_id: str) -> str:
+    """The welcome gift's grant key: one per LINE account, ever. It holds a hash of the
+    LINE user id, the one trace of an erased member kept, for this purpose alone (a LINE id
+    is 128 random bits: the hash can only be matched by someone who holds the id)."""
+    return "welcome:" + hashlib.sha256(f"welcome|{line_user_id}".encode()).hexdigest()
+
+
 def _welcome(session: Session, program: Program, member: Member, now: dt.datetime
              ) -> Coupon | None:
     if member.welcome_given_at is not None or not program.welcome_coupon:
         return None
     member.welcome_given_at = now
+    key = welcome_key(member.line_user_id or "")
+    if session.scalar(select(Coupon.id).where(Coupon.issue_key == key)):
+        return None  # this LINE account had its gift as a member since erased
     try:
         return issue_coupon(session, program, member.id, program.welcome_coupon, now,
-                            reason="welcome", issue_key=f"welcome:{member.id}")
+                            reason="welcome", issue_key=key)
     except (CapReached, CouponWindowClosed) as exc:
         audit.record(session, "coupon.not_issued", member_id=member.id, actor="system", at=now,
                      reason=exc.code, template=program.welcome_coupon)

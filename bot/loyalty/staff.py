@@ -81,7 +81,9 @@ def active_staff(session: Session) -> list[Staff]:
 def create_invite(session: Session, now: dt.datetime, *, name: str = "", actor: str) -> str:
     """A one-time code a new staff member sends to the bot within three days."""
     code = new_code()
-    session.add(StaffInvite(code=code, name=name, created_at=now,
-                            expires_at=now + INVITE_LIFETIME))
-    audit.record(session, "staff.invite", member_id=None, actor=actor, at=now, name=name)
+    invite = StaffInvite(code=code, name=name, created_at=now, expires_at=now + INVITE_LIFETIME)
+    session.add(invite)
+    session.flush()
+    audit.record(session, "staff.invite", member_id=None, actor=actor, at=now, name=name,
+                 invite_id=invite.id)
     return code
