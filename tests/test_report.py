@@ -484,3 +484,40 @@ def test_the_report_command_prints_text_json_and_csv(tmp_path, db_url, sessions,
     bad = flask(tmp_path, "report", "--from", "2026-05-02", "--to", "2026-05-01",
                 DATABASE_URL=db_url)
     assert bad.returncode != 0 and "after" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_each_staff_members_purchases_redemptions_voids_and_refusals_are_reported(
+        sessions, program):
+    from bot.loyalty import audit
+    from bot.loyalty.coupons import issue_coupon
+    from bot.loyalty.purchases import record_purchase
+    from bot.loyalty.staff import add_staff, remove_staff
+
+    when = local(2026, 5, 1)
+    alice = join(sessions, program, when, "U-alice")
+    with transaction(sessions) as session:
+        amy = add_staff(session, "U" + "a" * 32, when, name="Amy", actor="t").id
+        ben = add_staff(session, "U" + "b" * 32, when, name="Ben", actor="t").id
+        add_staff(session, "U" + "c" * 32, when, name="Cat", actor="t")
+        remove_staff(session, "U" + "c" * 32, when, actor="t")  # no activity, removed
+        for n, amount in enumerate((300, 500)):
+            record_purchase(session, program, alice, amount, when, source="line",
+                            order_id=f"earn:{n}", staff_id=amy, actor=f"staff:{amy}")
+        code = issue_coupon(session, program, alice, "nt50", when, reason="t").code
+        redeem_coupon(session, program, code, when, actor=f"staff:{ben}", staff_id=ben)
+        refund_order(session, program, 500, when, source="line", order_id="earn:1",
+                     refund_id="void:2", actor=f"staff:{amy}")
+        for reason in ("not_found", "self_service", "self_service"):
+            audit.record(session, "staff.earn_failed", member_id=None, actor=f"staff:{ben}",
+                         at=when, reason=reason)
+    result = year_2026(sessions, program)
+    rows = {row.key: row for row in result.staff}
+    assert set(rows) == {f"{amy} Amy", f"{ben} Ben"}
+    assert (rows[f"{amy} Amy"].purchases, rows[f"{amy} Amy"].revenue,
+            rows[f"{amy} Amy"].voids) == (1, 300, 1)  # the voided one is fully refunded
+    assert (rows[f"{ben} Ben"].redemptions, rows[f"{ben} Ben"].refused,
+            rows[f"{ben} Ben"].self_service) == (1, 3, 2)
+    text_report = render_text(result)
+    assert "Staff 員工" in text_report and "Ben" in text_report
+    values = {(s, m): v for s, m, v in list(csv.reader(io.StringIO(render_csv(result))))[1:]}
+    assert values["staff", f"{ben} Ben.refused"] == "3"

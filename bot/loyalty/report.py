@@ -92,6 +92,14 @@ batch marks each of its outbox rows sent, so `sent` already counts every recipie
 out in batches. With a `quota` (for example `[messaging] monthly_push_budget` for a
 one-month report): quota_used = sent / quota in %, quota_left = quota - sent.
 
+Staff (each staff member with activity in the period, and every active one)
+  purchases / revenue  purchases they recorded by chat (counted ones) and their net amount.
+  redemptions        coupons they redeemed.
+  voids              purchases and redemptions they undid with 撤銷 / void.
+  refused            their commands refused for a rule: unknown codes, member codes or phones,
+                     bad amounts, used or expired coupons, their own account (self_service:
+                     how many of these were on their own membership or coupons).
+
 Customer lifetime value (an estimate)
   CLV = average order value x purchases per customer per year x LIFESPAN_YEARS (3).
   Purchases per customer per year = counted purchases / customers, annualised from the
@@ -116,6 +124,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from bot.loyalty.timeutil import end_of_day, local_date, start_of_day
 from bot.models import (
+    AuditLog,
     Coupon,
     CouponTemplateRow,
     Member,
@@ -124,6 +133,8 @@ from bot.models import (
     PointEntry,
     Purchase,
     Redemption,
+    Refund,
+    Staff,
     StampCard,
 )
 from bot.program import Program
@@ -237,6 +248,18 @@ class PushStats:
 
 
 @dataclass(frozen=True)
+class StaffRow:
+    key: str  # "3 阿明": the staff id and name (an erased staff member has no name)
+    active: bool
+    purchases: int
+    revenue: int
+    redemptions: int
+    voids: int
+    refused: int
+    self_service: int
+
+
+@dataclass(frozen=True)
 class LifetimeValue:
     value: float | None
     average_order_value: float | None
@@ -263,6 +286,7 @@ class Report:
     stamps: StampFunnel
     tiers: tuple[TierCount, ...]
     pushes: PushStats
+    staff: tuple[StaffRow, ...]
     lifetime_value: LifetimeValue
 
     def to_dict(self) -> dict[str, Any]:
@@ -326,6 +350,7 @@ def build_report(session: Session, program: Program, start: dt.datetime, end: dt
         stamps=_stamps(session, program, start, end),
         tiers=_tiers(session, program),
         pushes=_pushes(session, start, end, quota),
+        staff=_staff(session, start, end),
         lifetime_value=_lifetime_value(sales, start, end),
     )
 
@@ -585,6 +610,44 @@ def _pushes(session: Session, start: dt.datetime, end: dt.datetime, quota: int |
                      quota_left=quota - sent if quota is not None else None)
 
 
+def _staff(session: Session, start: dt.datetime, end: dt.datetime) -> tuple[StaffRow, ...]:
+    """Per staff member: what they did by chat in the period, and what was refused."""
+    def by_staff(statement: Any) -> dict[int, Any]:
+        return {row[0]: row[1:] for row in session.execute(statement)}
+
+    actor_id = func.substr(AuditLog.actor, 7)  # "staff:12" -> "12"
+    audits = by_staff(
+        select(actor_id, _count_if(AuditLog.action == "coupon.void_redemption"),
+               _count_if(AuditLog.action.in_(REFUSALS)),
+               _count_if(AuditLog.action.in_(REFUSALS) & (AuditLog.reason == "self_service")))
+        .where(AuditLog.actor.like("staff:%"), _within(AuditLog.at, start, end))
+        .group_by(actor_id))
+    bought = by_staff(select(Purchase.staff_id, func.count(), _sum(_net()))
+                      .where(Purchase.staff_id.is_not(None), counted(),
+                             _within(Purchase.created_at, start, end))
+                      .group_by(Purchase.staff_id))
+    redeemed = by_staff(select(Redemption.staff_id, func.count())
+                        .where(Redemption.staff_id.is_not(None),
+                               _within(Redemption.redeemed_at, start, end))
+                        .group_by(Redemption.staff_id))
+    voided = by_staff(select(Purchase.staff_id, func.count()).join(Refund)
+                      .where(Refund.refund_id.like("void:%"),
+                             _within(Refund.created_at, start, end))
+                      .group_by(Purchase.staff_id))
+    rows = []
+    for worker in session.scalars(select(Staff).order_by(Staff.id)):
+        void_redeem, refused, own = audits.get(str(worker.id), (0, 0, 0))
+        figures = (*bought.get(worker.id, (0, 0)), redeemed.get(worker.id, (0,))[0],
+                   voided.get(worker.id, (0,))[0] + void_redeem, refused, own)
+        if worker.active or any(figures):
+            rows.append(StaffRow(f"{worker.id} {worker.name}".strip(), worker.active,
+                                 *(int(f or 0) for f in figures)))
+    return tuple(rows)
+
+
+REFUSALS = ("staff.verify_failed", "staff.earn_failed", "staff.link_failed")
+
+
 def _lifetime_value(sales: SalesStats, start: dt.datetime, end: dt.datetime) -> LifetimeValue:
     days = (end - start).total_seconds() / SECONDS_PER_DAY
     if not sales.purchases:
@@ -701,6 +764,14 @@ def render_text(report: Report) -> str:
         ("Multicast batches 群發批次", _num(pu.multicast_batches)),
         ("Quota 額度", _num(pu.quota)), ("Quota used 已用", _num(pu.quota_used, "%")),
         ("Quota left 剩餘", _num(pu.quota_left))])
+    if report.staff:
+        lines.append("Staff 員工")
+        lines.extend(_table(
+            ["", "purchases", "revenue", "redemptions", "voids", "refused", "of which own"],
+            [[row.key + ("" if row.active else " (removed)"), _num(row.purchases),
+              _num(row.revenue), _num(row.redemptions), _num(row.voids), _num(row.refused),
+              _num(row.self_service)] for row in report.staff]))
+        lines.append("")
     section(f"Customer lifetime value 顧客終身價值 (estimate, {clv.lifespan_years} years)", [
         ("CLV", _money(report, clv.value)),
         ("Average order 客單價", _money(report, clv.average_order_value)),
