@@ -114,6 +114,15 @@ def test_a_purchase_earns_points_and_a_repeat_of_the_order_records_nothing_more(
     assert problem_code(pos.buy(999, "POS-1")) == "order_conflict"
 
 
+def test_a_zero_amount_purchase_is_recorded_but_earns_no_stamp_not_even_the_starter(pos):
+    status, body = pos.buy(0, "Z-1")  # e.g. an order a coupon paid for in full
+    assert status == 201 and (body["points_earned"], body["stamps_earned"]) == (0, 0)
+    assert pos.call("GET", f"/members/{pos.member_code}/summary")[1]["stamps"] == 0
+    status, body = pos.buy(100, "Z-2")  # the first paid purchase, the same day
+    assert status == 201 and body["stamps_earned"] == 2  # its visit stamp and the starter
+    assert pos.call("GET", f"/members/{pos.member_code}/summary")[1]["stamps"] == 2
+
+
 def test_the_customer_gets_a_receipt_in_line_once(pos, state, fake_line):
     pos.buy(300, "POS-2")
     pos.buy(300, "POS-2")

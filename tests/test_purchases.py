@@ -102,6 +102,16 @@ def test_category_amounts_larger_than_the_purchase_are_refused(sessions, program
         buy(sessions, program, member, 100, now, categories={"beans": 200})
 
 
+def test_a_zero_amount_purchase_leaves_a_win_back_bonus_for_the_next_paid_one(
+        sessions, program, now):
+    member = join(sessions, program, now)
+    with transaction(sessions) as session:
+        session.get(Member, member).bonus_multiplier = 2  # what the winback job sets
+    assert buy(sessions, program, member, 0, now).points == 0
+    assert buy(sessions, program, member, 300, now).points == 20  # doubled
+    assert buy(sessions, program, member, 300, now).points == 10  # once
+
+
 def test_a_full_refund_takes_back_all_the_points_and_stamps(sessions, program, now):
     member = join(sessions, program, now)
     buy(sessions, program, member, 900, now, order_id="A-1")

@@ -39,6 +39,14 @@ def test_a_purchase_below_the_minimum_earns_no_visit_stamp(sessions, program, no
     assert buy(sessions, program, member, 79, now).stamps == 1  # the starter stamp only
 
 
+def test_a_zero_amount_purchase_earns_no_stamp_even_without_a_minimum(sessions, program, now):
+    no_minimum = dataclasses.replace(program, stamps=dataclasses.replace(program.stamps,
+                                                                         min_amount=0))
+    member = join(sessions, no_minimum, now)
+    assert buy(sessions, no_minimum, member, 0, now).stamps == 0
+    assert buy(sessions, no_minimum, member, 1, now).stamps == 2  # the visit and the starter
+
+
 def test_only_one_visit_stamp_per_local_day_even_across_utc_midnight(sessions, program):
     member = join(sessions, program, at(2026, 11, 22, 7))
     # 07:50 and 23:50 Taipei are the same local day, though UTC sees two different days

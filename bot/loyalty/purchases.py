@@ -139,7 +139,8 @@ def record_purchase(session: Session, program: Program, member_id: int, amount: 
         return _repeat(find_purchase(session, source, order_id), member.id, amount)
     if facts.lots_due:
         settle_expired(session, member, now)
-    member.bonus_multiplier = 1  # a win-back bonus is for one purchase
+    if amount:  # a win-back bonus is for one paid purchase, not an order a coupon paid
+        member.bonus_multiplier = 1
     member.last_purchase_at = member.last_activity_at = now
     if points:
         credit(session, program, member, points, "earn", now, actor=actor,
@@ -148,7 +149,7 @@ def record_purchase(session: Session, program: Program, member_id: int, amount: 
         extend_rolling_expiry(session, program, member, now)
     result = PurchaseResult(purchase, points, stamps)
     outcome = add_stamps(session, program, member, stamps, "purchase", now, purchase)
-    starter = program.stamps.starter_stamps if facts.first else 0
+    starter = program.stamps.starter_stamps if facts.first and amount else 0
     bonus = add_stamps(session, program, member, starter, "starter", now, purchase)
     result.stamps += bonus.added
     purchase.stamps_earned = result.stamps
@@ -161,15 +162,16 @@ def record_purchase(session: Session, program: Program, member_id: int, amount: 
 
 
 def _facts(session: Session, program: Program, member_id: int, now: dt.datetime) -> Row:
-    """What a purchase needs to know beforehand, in one statement: is it the member's first,
-    the stamps purchases earned them today, their window spend so far, any points due to
-    expire."""
+    """What a purchase needs to know beforehand, in one statement: is it the member's first
+    paid one (starter stamps wait for it), the stamps purchases earned them today, their
+    window spend so far, any points due to expire."""
     return session.execute(_FACTS, {**spend_params(program, member_id, now),
                                     "today": local_date(now, program.timezone)}).one()
 
 
 _FACTS = select(  # built once (see _facts)
-    ~exists().where(Purchase.member_id == bindparam("member_id")).label("first"),
+    ~exists().where(Purchase.member_id == bindparam("member_id"), Purchase.amount > 0)
+    .label("first"),
     stamps_today(bindparam("member_id"), bindparam("today")).label("stamps_today"),
     SPEND.scalar_subquery().label("spend_before"),
     lots_due(bindparam("member_id"), bindparam("now")).label("lots_due"))

@@ -79,7 +79,7 @@ def stamps_today(member_id: int, today: dt.date) -> ScalarSelect[int]:
 def stamps_for(program: Program, amount: int, earned_today: int) -> int:
     """Stamps a purchase of `amount` earns, before starter stamps, after `earned_today`."""
     rules = program.stamps
-    if amount < rules.min_amount:
+    if amount < max(rules.min_amount, 1):  # an order a coupon paid in full is no paid visit
         return 0
     count = 1 if rules.per == "visit" else amount // rules.amount_per_stamp
     if rules.one_per_day and count:
