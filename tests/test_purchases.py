@@ -21,6 +21,8 @@ from bot.loyalty.rewards import redeem_reward
 from bot.models import AuditLog, Member, Purchase
 from tests.helpers import balance, buy, join, ledger_totals
 
+DAY = dt.timedelta(days=1)
+
 TAIPEI = dt.timezone(dt.timedelta(hours=8))
 
 
@@ -185,30 +187,56 @@ def test_spend_over_the_window_lifts_the_member_to_the_next_tier(sessions, progr
         assert session.get(Member, member).tier == "silver"
 
 
-def test_the_grace_rule_keeps_a_tier_for_its_months_after_a_refund(sessions, program, now):
+def test_the_grace_rule_does_not_keep_a_tier_whose_purchase_was_refunded(sessions, program,
+                                                                         now):
+    """Grace keeps a tier while spend lapses; a refund undoes the purchase that bought it."""
     member = join(sessions, program, now)
     buy(sessions, program, member, 6000, now, order_id="A-1")
     refund(sessions, program, "A-1", 6000, "R-1", now + dt.timedelta(days=1))
     with sessions() as session:
-        assert session.get(Member, member).tier == "silver"  # kept: grace is 12 months
-    rolling = dataclasses.replace(program, downgrade="rolling")
-    buy(sessions, rolling, member, 100, now + dt.timedelta(days=2))
-    with sessions() as session:
         assert session.get(Member, member).tier == "member"
 
 
-def test_spend_older_than_the_window_no_longer_counts_for_tiers(sessions, program, now):
-    rolling = dataclasses.replace(program, downgrade="rolling")
-    member = join(sessions, rolling, now)
-    buy(sessions, rolling, member, 5000, now)
-    later = now + dt.timedelta(days=400)
-    change = buy(sessions, rolling, member, 100, later).tier_change
-    assert change is not None and change.new.key == "member"
+# -- a refund takes back the tier the purchase bought ------------------------------------------
+def tier_of(sessions, member_id: int) -> str:
+    with sessions() as session:
+        return session.get(Member, member_id).tier
 
 
-def test_record_purchase_for_an_unknown_member_is_refused(sessions, program, now):
-    from bot.loyalty.errors import UnknownMember
+def test_a_full_refund_of_the_purchase_that_reached_gold_takes_gold_back(
+        sessions, program, now):
+    from bot.loyalty.coupons import issue_coupon
+    from bot.models import Coupon
 
-    with pytest.raises(UnknownMember), transaction(sessions) as session:
-        record_purchase(session, program, 999, 100, now, source="pos", order_id="X",
-                        actor="test")
+    alice = join(sessions, program, now)
+    buy(sessions, program, alice, 3000, now, order_id="small")
+    buy(sessions, program, alice, 15000, now + DAY, order_id="big")
+    assert tier_of(sessions, alice) == "gold"
+    with transaction(sessions) as session:  # a gold birthday gift came meanwhile
+        gift = issue_coupon(session, program, alice, "bday_gold", now + 2 * DAY,
+                            reason="birthday").id
+    before_small = balance(sessions, alice)
+    refund(sessions, program, "big", 15000, "R-big", now + 3 * DAY)
+    assert tier_of(sessions, alice) == "member"  # 3,000 left earns no tier, grace or not
+    with sessions() as session:
+        assert session.get(Coupon, gift).status == "void"
+    assert balance(sessions, alice) < before_small  # the big order's points went back
+    assert balance(sessions, alice) > 0  # the small order's points stay
+
+
+def test_a_partial_refund_keeps_the_tier_while_the_rest_still_earns_it(sessions, program, now):
+    alice = join(sessions, program, now)
+    buy(sessions, program, alice, 16000, now, order_id="big")
+    refund(sessions, program, "big", 500, "R-1", now + DAY)
+    assert tier_of(sessions, alice) == "gold"  # 15,500 is still gold
+    refund(sessions, program, "big", 6000, "R-2", now + DAY)
+    assert tier_of(sessions, alice) == "silver"  # 9,500 earns silver
+
+
+def test_a_refund_of_a_purchase_made_after_the_tier_was_reached_keeps_the_grace(
+        sessions, program, now):
+    alice = join(sessions, program, now)
+    buy(sessions, program, alice, 15000, now, order_id="reached-gold")
+    buy(sessions, program, alice, 2000, now + DAY, order_id="later")
+    refund(sessions, program, "later", 2000, "R-later", now + 2 * DAY)
+    assert tier_of(sessions, alice) == "gold"

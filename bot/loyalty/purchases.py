@@ -30,7 +30,13 @@ from bot.loyalty.ledger import (
     settle_expired,
 )
 from bot.loyalty.stamps import add_stamps, stamps_for, stamps_today, take_back_stamps
-from bot.loyalty.tiers import SPEND, TierChange, evaluate_tier, spend_params
+from bot.loyalty.tiers import (
+    SPEND,
+    TierChange,
+    evaluate_tier,
+    spend_params,
+    undo_refunded_tier,
+)
 from bot.loyalty.timeutil import local_date
 from bot.models import Coupon, PointEntry, Purchase, Refund
 from bot.program import Program
@@ -228,7 +234,8 @@ def refund_order(session: Session, program: Program, amount: int, now: dt.dateti
     refund.points_unrecovered = points_due - refund.points_reversed
     refund.stamps_reversed = take_back_stamps(session, program, member, stamps_due, now, purchase)
     refund.stamps_unrecovered = stamps_due - refund.stamps_reversed
-    evaluate_tier(session, program, member, now)
+    undo_refunded_tier(session, program, member, purchase, now) or evaluate_tier(
+        session, program, member, now)
     audit.record(session, "refund", member_id=member.id, actor=actor, at=now,
                  refund_id=refund.id, amount=amount, points_reversed=refund.points_reversed,
                  points_unrecovered=refund.points_unrecovered,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from bot.loyalty import audit
 from bot.loyalty.timeutil import add_months, local_date, start_of_day
-from bot.models import Member, Purchase
+from bot.models import Coupon, CouponTemplateRow, Member, Purchase
 from bot.program import Program, Tier
 
 
@@ -81,6 +81,45 @@ def evaluate_tier(session: Session, program: Program, member: Member, now: dt.da
     audit.record(session, "tier.change", member_id=member.id, actor="system", at=now,
                  old=current.key, new=earned.key)
     return TierChange(current, earned)
+
+
+def undo_refunded_tier(session: Session, program: Program, member: Member,
+                       purchase: Purchase, now: dt.datetime) -> TierChange | None:
+    """After a refund of `purchase`: if that purchase is what reached the member's tier (the
+    tier came at or after it) and what is left of the window's spend no longer earns it,
+    the member goes back to the tier the remaining spend earns, whatever the downgrade rule
+    (a refund undoes the purchase, it is no lapse), and the unused birthday coupons the
+    lost tier gave them are voided. Points of other purchases are not touched."""
+    current = program.tier(member.tier)
+    if member.tier_since < purchase.created_at:
+        return None  # the tier was reached before this purchase: it did not buy it
+    earned = tier_for_spend(program, window_spend(session, program, member.id, now))
+    if earned.threshold >= current.threshold:
+        return None
+    member.tier, member.tier_since = earned.key, now
+    voided = _void_tier_gifts(session, program, member, current, earned, purchase, now)
+    audit.record(session, "tier.change", member_id=member.id, actor="system", at=now,
+                 old=current.key, new=earned.key, reason="refund", purchase_id=purchase.id,
+                 coupons_voided=voided)
+    return TierChange(current, earned)
+
+
+def _void_tier_gifts(session: Session, program: Program, member: Member, lost: Tier,
+                     kept: Tier, purchase: Purchase, now: dt.datetime) -> list[int]:
+    """The lost tier's birthday coupons given since the purchase, still unused, are void
+    (unless the tier the member keeps gives the same coupon)."""
+    if lost.birthday_coupon is None or lost.birthday_coupon == kept.birthday_coupon:
+        return []
+    template = select(CouponTemplateRow.id).where(
+        CouponTemplateRow.key == lost.birthday_coupon).scalar_subquery()
+    ids = list(session.scalars(select(Coupon.id).where(
+        Coupon.member_id == member.id, Coupon.template_id == template,
+        Coupon.reason == "birthday", Coupon.status == "issued",
+        Coupon.issued_at >= purchase.created_at)))
+    if ids:
+        session.execute(update(Coupon).where(Coupon.id.in_(ids), Coupon.status == "issued")
+                        .values(status="void").execution_options(synchronize_session=False))
+    return ids
 
 
 def _may_change(program: Program, member: Member, current: Tier, earned: Tier,
