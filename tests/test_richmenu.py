@@ -25,6 +25,7 @@ from linebot.v3.messaging import (
 from linebot.v3.messaging.models import RichMenuRequest
 from PIL import Image, ImageChops, ImageStat
 
+from bot.cli.richmenu import richmenu_group
 from bot.config import DEFAULT_PROGRAM, Config
 from bot.db import make_engine, make_sessionmaker, transaction
 from bot.line import richmenu_art
@@ -34,12 +35,10 @@ from bot.line.richmenu import (
     RichMenuError,
     check_menu,
     deploy,
-    render_image,
-    richmenu_group,
     unlink_staff,
     versioned_name,
 )
-from bot.line.richmenu_art import Tile, find_fonts
+from bot.line.richmenu_art import Tile, find_fonts, render_image
 from bot.models import Staff
 from tests.fake_line import FakeLine
 

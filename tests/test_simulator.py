@@ -186,7 +186,7 @@ def test_the_gallery_shows_every_flex_template_in_both_languages(tmp_path):
 
 
 def test_with_the_simulator_on_richmenu_deploy_says_it_needs_a_real_channel(tmp_path):
-    from bot.line.richmenu import richmenu_group
+    from bot.cli.richmenu import richmenu_group
 
     app = create_app(simulator_config(f"sqlite:///{tmp_path / 'x.db'}", 5000))
     result = app.test_cli_runner().invoke(richmenu_group, ["deploy"])

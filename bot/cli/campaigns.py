@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import click
-from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from bot.cli.common import ctx, fail
 from bot.db import transaction
+from bot.jobs import send_campaign
+from bot.line.client import LineClient
+from bot.line.sender import month_sent
 from bot.loyalty import campaigns, segments
 from bot.loyalty.errors import LoyaltyError
 from bot.loyalty.members import find_by_code
 from bot.loyalty.timeutil import utcnow
 from bot.models import Campaign
-
-
-def _ctx() -> dict:
-    return current_app.extensions["loyalty"]
-
-
-def _fail(exc: LoyaltyError) -> click.ClickException:
-    return click.ClickException(exc.message("en"))
+from bot.scheduler import runtime
 
 
 @click.group("tags", cls=AppGroup)
@@ -31,7 +27,7 @@ def tags_group() -> None:
 @tags_group.command("list")
 def tags_list() -> None:
     """Every tag and how many members have it."""
-    with _ctx()["sessions"]() as session:
+    with ctx()["sessions"]() as session:
         for name, automatic, count in segments.tag_counts(session):
             click.echo(f"{name:<20} {count:>9,}  {'automatic' if automatic else 'manual'}")
 
@@ -42,11 +38,11 @@ def tags_list() -> None:
 def tags_add(tag: str, member_codes: tuple[str, ...]) -> None:
     """Give TAG to the members with these MEMBER_CODES."""
     try:
-        with transaction(_ctx()["sessions"]) as session:
+        with transaction(ctx()["sessions"]) as session:
             added = sum(segments.add_tag(session, find_by_code(session, code), tag, utcnow(),
                                          actor="cli:owner") for code in member_codes)
     except LoyaltyError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     click.echo(f"{tag}: {added} members tagged, {len(member_codes) - added} had it already")
 
 
@@ -56,12 +52,12 @@ def tags_add(tag: str, member_codes: tuple[str, ...]) -> None:
 def tags_remove(tag: str, member_codes: tuple[str, ...]) -> None:
     """Take TAG away from the members with these MEMBER_CODES."""
     try:
-        with transaction(_ctx()["sessions"]) as session:
+        with transaction(ctx()["sessions"]) as session:
             removed = sum(segments.remove_tag(session, find_by_code(session, code), tag,
                                               utcnow(), actor="cli:owner")
                           for code in member_codes)
     except LoyaltyError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     click.echo(f"{tag}: removed from {removed} members")
 
 
@@ -83,14 +79,14 @@ def create(key: str, template: str, name: str, segment: str, keyword: str | None
            cap: int | None, push: bool) -> None:
     """Create campaign KEY (a draft). With --keyword or --cap it is a claim campaign."""
     try:
-        with transaction(_ctx()["sessions"]) as session:
-            made = campaigns.create_campaign(session, _ctx()["program"], key,
+        with transaction(ctx()["sessions"]) as session:
+            made = campaigns.create_campaign(session, ctx()["program"], key,
                                              template=template, now=utcnow(), name=name,
                                              segment=segment, keyword=keyword, cap=cap,
                                              push=push)
             mode = made.mode
     except LoyaltyError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     then = f"campaign open {key}" if mode == "claim" else f"campaign send {key} --dry-run"
     click.echo(f"campaign {key} created ({mode}); next: flask --app bot {then}")
 
@@ -100,39 +96,32 @@ def create(key: str, template: str, name: str, segment: str, keyword: str | None
 @click.option("--dry-run", is_flag=True, help="Only say whom it reaches and what it costs.")
 def send(key: str, dry_run: bool) -> None:
     """Give campaign KEY's coupon to its segment (and queue the messages with --push)."""
-    from bot.jobs import send_campaign
-    from bot.scheduler import runtime
-
-    ctx = _ctx()
+    state = ctx()
     try:
-        with ctx["sessions"]() as session:
+        with state["sessions"]() as session:
             campaign = campaigns.find_campaign(session, key)
             reach = campaigns.reach(session, campaign)
         if dry_run:
             click.echo(f"{key}: {reach.members:,} members get \"{campaign.name}\"; "
                        f"{reach.pushes:,} LINE pushes ({_budget(reach.pushes)})")
             return
-        click.echo(send_campaign(runtime(ctx), key, utcnow()))
-        if campaign.push and not ctx["config"].line_configured:
+        click.echo(send_campaign(runtime(state), key, utcnow()))
+        if campaign.push and not state["config"].line_configured:
             click.echo("LINE is not configured: the messages wait in the outbox")
     except LoyaltyError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
 
 
 def _budget(pushes: int) -> str:
     """What those pushes mean against this month's budget and LINE's free quota."""
-    from bot.line.sender import month_sent
-
-    ctx = _ctx()
-    program, parts = ctx["program"], []
+    state = ctx()
+    program, parts = state["program"], []
     if program.monthly_push_budget is not None:
-        with ctx["sessions"]() as session:
+        with state["sessions"]() as session:
             left = program.monthly_push_budget - month_sent(session, program, utcnow())
         parts.append(f"{left:,} left in this month's budget")
-    if ctx["config"].line_configured:
-        from bot.line.client import LineClient
-
-        quota = LineClient(ctx["config"]).pushes_left()
+    if state["config"].line_configured:
+        quota = LineClient(state["config"]).pushes_left()
         parts.append("LINE quota unlimited or unknown" if quota is None
                      else f"{quota:,} left in LINE's free quota")
     if not parts:
@@ -156,20 +145,20 @@ def close(key: str) -> None:
 
 def _set(key: str, status: str) -> None:
     try:
-        with transaction(_ctx()["sessions"]) as session:
+        with transaction(ctx()["sessions"]) as session:
             campaign = campaigns.find_campaign(session, key, lock=True)
             campaigns.set_status(session, campaign, status, utcnow())
             shown = f"{key} is {status}" + (f"; members send {campaign.keyword!r} to claim"
                                             if status == "open" and campaign.keyword else "")
     except LoyaltyError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     click.echo(shown)
 
 
 @campaign_group.command("list")
 def list_() -> None:
     """Every campaign: mode, status, template, segment, claims."""
-    with _ctx()["sessions"]() as session:
+    with ctx()["sessions"]() as session:
         for c in session.scalars(select(Campaign).order_by(Campaign.id)):
             claims = f"  claimed {c.claimed}/{c.cap if c.cap is not None else '∞'}" \
                 if c.mode == "claim" else ""
