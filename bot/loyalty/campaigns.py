@@ -17,7 +17,14 @@ from sqlalchemy.orm import Session
 
 from bot.loyalty import audit
 from bot.loyalty.coupons import issue_coupon
-from bot.loyalty.errors import LoyaltyError
+from bot.loyalty.errors import (
+    AlreadyClaimed,
+    CampaignError,
+    CampaignFull,
+    CampaignNotOpen,
+    NotInSegment,
+    UnknownCampaign,
+)
 from bot.loyalty.ledger import lock_member
 from bot.loyalty.marketing import not_staff
 from bot.loyalty.segments import segment_filter
@@ -25,42 +32,6 @@ from bot.models import Campaign, Coupon, Member
 from bot.program import Program
 
 KEY = re.compile(r"[a-z0-9][a-z0-9_\-]{0,63}")
-
-
-class CampaignError(LoyaltyError):
-    code = "invalid_campaign"
-    zh = "活動設定有誤：{detail}"
-    en = "Invalid campaign: {detail}"
-
-
-class UnknownCampaign(LoyaltyError):
-    code = "not_found"
-    zh = "沒有這個活動。"
-    en = "No such campaign."
-
-
-class CampaignNotOpen(LoyaltyError):
-    code = "campaign_ended"
-    zh = "「{name}」目前沒有開放領取。"
-    en = "\"{name}\" is not open for claiming."
-
-
-class CampaignFull(LoyaltyError):
-    code = "quantity_exceeded"
-    zh = "「{name}」已經被領取完畢，下次請早！"
-    en = "\"{name}\" has all been claimed. Better luck next time!"
-
-
-class AlreadyClaimed(LoyaltyError):
-    code = "already_claimed"
-    zh = "你已經領過「{name}」了，請到優惠券查看。"
-    en = "You already have \"{name}\": see your coupons."
-
-
-class NotInSegment(LoyaltyError):
-    code = "not_eligible"
-    zh = "這個活動不適用於你的會員資格。"
-    en = "This offer is not available for your membership."
 
 
 @dataclass(frozen=True)

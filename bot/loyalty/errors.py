@@ -140,3 +140,135 @@ class InvalidBirthday(LoyaltyError):
     code = "invalid_birthday"
     zh = "生日日期不正確。"
     en = "That birthday is not a valid date."
+
+
+# -- staff -------------------------------------------------------------------------------------
+
+
+class UnknownStaff(LoyaltyError):
+    code = "not_found"
+    zh = "找不到這位員工。"
+    en = "No such staff member."
+
+
+class InvalidStaffId(LoyaltyError):
+    code = "invalid_line_user_id"
+    zh = "LINE 使用者 ID 應為 U 開頭的 33 個字元。"
+    en = "A LINE user id is 33 characters starting with U."
+
+
+class SelfService(LoyaltyError):
+    code = "self_service"
+    zh = "員工不能幫自己集點或核銷自己的優惠券，請同事協助。"
+    en = ("Staff can't record purchases for themselves or redeem their own coupons; please "
+          "ask a colleague.")
+
+
+# -- campaigns and segments --------------------------------------------------------------------
+
+
+class CampaignError(LoyaltyError):
+    code = "invalid_campaign"
+    zh = "活動設定有誤：{detail}"
+    en = "Invalid campaign: {detail}"
+
+
+class UnknownCampaign(LoyaltyError):
+    code = "not_found"
+    zh = "沒有這個活動。"
+    en = "No such campaign."
+
+
+class CampaignNotOpen(LoyaltyError):
+    code = "campaign_ended"
+    zh = "「{name}」目前沒有開放領取。"
+    en = "\"{name}\" is not open for claiming."
+
+
+class CampaignFull(LoyaltyError):
+    code = "quantity_exceeded"
+    zh = "「{name}」已經被領取完畢，下次請早！"
+    en = "\"{name}\" has all been claimed. Better luck next time!"
+
+
+class AlreadyClaimed(LoyaltyError):
+    code = "already_claimed"
+    zh = "你已經領過「{name}」了，請到優惠券查看。"
+    en = "You already have \"{name}\": see your coupons."
+
+
+class NotInSegment(LoyaltyError):
+    code = "not_eligible"
+    zh = "這個活動不適用於你的會員資格。"
+    en = "This offer is not available for your membership."
+
+
+class SegmentError(LoyaltyError):
+    code = "invalid_segment"
+    zh = "分眾條件有誤：{detail}"
+    en = "Invalid segment: {detail}"
+
+
+# -- member data: import and linking -----------------------------------------------------------
+
+
+class ImportFileError(LoyaltyError):
+    code = "import_bad_file"
+    zh = "匯入檔案無法使用：{detail}"
+    en = "The import file can't be used: {detail}"
+
+
+class InvalidPhone(LoyaltyError):
+    code = "invalid_phone"
+    zh = "手機號碼格式不正確（請輸入 09 開頭的 10 碼手機號碼）。"
+    en = "That is not a Taiwan mobile number (10 digits starting with 09)."
+
+
+class LinkUnknownRecord(LoyaltyError):
+    code = "link_unknown_record"
+    zh = "查無此會員編號，請確認後再試一次。"
+    en = "No member record has this member code. Please check it and try again."
+
+
+class LinkNoRecordForPhone(LoyaltyError):
+    """Said alike whether nobody has the phone or someone it cannot be linked from does: a
+    refusal must not tell a guesser whose phone it is."""
+    code = "link_unknown_record"
+    zh = "沒有可以用這支電話綁定的匯入會員資料，請確認號碼。"
+    en = "No imported member record can be linked with this phone number. Please check it."
+
+
+class LinkPhoneMismatch(LoyaltyError):
+    code = "link_phone_mismatch"
+    zh = "手機號碼與這筆會員資料不符。"
+    en = "The phone number does not match this member record."
+
+
+class LinkNotImported(LoyaltyError):
+    code = "link_not_imported"
+    zh = "這個會員編號屬於已加入 LINE 的會員，不是待綁定的匯入資料。"
+    en = "This member code belongs to a LINE member, not to an imported record."
+
+
+class LinkAlreadyLinked(LoyaltyError):
+    code = "link_already_linked"
+    zh = "這筆會員資料已經綁定過了。"
+    en = "This member record has already been linked."
+
+
+class LinkRecordClosed(LoyaltyError):
+    code = "link_record_closed"
+    zh = "這筆會員資料已停用或已刪除，無法綁定。"
+    en = "This member record is closed or erased and can't be linked."
+
+
+class LinkToSelf(LoyaltyError):
+    code = "link_to_self"
+    zh = "不能把會員資料綁定到自己。"
+    en = "A member record can't be linked to itself."
+
+
+class LinkNeedsLineMember(LoyaltyError):
+    code = "link_not_line_member"
+    zh = "只能綁定到已加入 LINE 的會員。"
+    en = "A record can only be linked to a member who joined on LINE."

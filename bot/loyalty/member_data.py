@@ -49,7 +49,20 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.db import transaction
 from bot.loyalty import audit
 from bot.loyalty.codes import new_code, normalize_code
-from bot.loyalty.errors import LoyaltyError, MemberBlocked, UnknownMember
+from bot.loyalty.errors import (
+    ImportFileError,
+    InvalidPhone,
+    LinkAlreadyLinked,
+    LinkNeedsLineMember,
+    LinkNoRecordForPhone,
+    LinkNotImported,
+    LinkPhoneMismatch,
+    LinkRecordClosed,
+    LinkToSelf,
+    LinkUnknownRecord,
+    MemberBlocked,
+    UnknownMember,
+)
 from bot.loyalty.ledger import credit, lock_members, settle_expired
 from bot.loyalty.members import welcome_key
 from bot.loyalty.stamps import add_stamps
@@ -88,66 +101,6 @@ ERASED_ACTOR = "erased-member"
 
 
 # -- errors ------------------------------------------------------------------------------------
-class ImportFileError(LoyaltyError):
-    code = "import_bad_file"
-    zh = "匯入檔案無法使用：{detail}"
-    en = "The import file can't be used: {detail}"
-
-
-class InvalidPhone(LoyaltyError):
-    code = "invalid_phone"
-    zh = "手機號碼格式不正確（請輸入 09 開頭的 10 碼手機號碼）。"
-    en = "That is not a Taiwan mobile number (10 digits starting with 09)."
-
-
-class LinkUnknownRecord(LoyaltyError):
-    code = "link_unknown_record"
-    zh = "查無此會員編號，請確認後再試一次。"
-    en = "No member record has this member code. Please check it and try again."
-
-
-class LinkNoRecordForPhone(LoyaltyError):
-    """Said alike whether nobody has the phone or someone it cannot be linked from does: a
-    refusal must not tell a guesser whose phone it is."""
-    code = "link_unknown_record"
-    zh = "沒有可以用這支電話綁定的匯入會員資料，請確認號碼。"
-    en = "No imported member record can be linked with this phone number. Please check it."
-
-
-class LinkPhoneMismatch(LoyaltyError):
-    code = "link_phone_mismatch"
-    zh = "手機號碼與這筆會員資料不符。"
-    en = "The phone number does not match this member record."
-
-
-class LinkNotImported(LoyaltyError):
-    code = "link_not_imported"
-    zh = "這個會員編號屬於已加入 LINE 的會員，不是待綁定的匯入資料。"
-    en = "This member code belongs to a LINE member, not to an imported record."
-
-
-class LinkAlreadyLinked(LoyaltyError):
-    code = "link_already_linked"
-    zh = "這筆會員資料已經綁定過了。"
-    en = "This member record has already been linked."
-
-
-class LinkRecordClosed(LoyaltyError):
-    code = "link_record_closed"
-    zh = "這筆會員資料已停用或已刪除，無法綁定。"
-    en = "This member record is closed or erased and can't be linked."
-
-
-class LinkToSelf(LoyaltyError):
-    code = "link_to_self"
-    zh = "不能把會員資料綁定到自己。"
-    en = "A member record can't be linked to itself."
-
-
-class LinkNeedsLineMember(LoyaltyError):
-    code = "link_not_line_member"
-    zh = "只能綁定到已加入 LINE 的會員。"
-    en = "A record can only be linked to a member who joined on LINE."
 
 
 # -- values ------------------------------------------------------------------------------------

@@ -22,7 +22,9 @@ from sqlalchemy.orm import Session
 
 from bot.db import dialect_insert
 from bot.loyalty import audit
-from bot.loyalty.errors import LoyaltyError
+from bot.loyalty.errors import (
+    SegmentError,
+)
 from bot.loyalty.timeutil import add_months, local_date, start_of_day
 from bot.models import Member, MemberTag, Purchase, Tag
 from bot.program import Program
@@ -31,12 +33,6 @@ NEW_DAYS, ACTIVE_DAYS, DORMANT_DAYS = 30, 90, 60
 AUTOMATIC = ("new", "active", "dormant", "vip", "birthday_month")
 TAG_NAME = re.compile(r"[a-z0-9_\-\u3400-\u9fff]{1,64}")
 EVERYONE = {"", "all", "everyone", "全部"}
-
-
-class SegmentError(LoyaltyError):
-    code = "invalid_segment"
-    zh = "分眾條件有誤：{detail}"
-    en = "Invalid segment: {detail}"
 
 
 def tag_name(text: str) -> str:

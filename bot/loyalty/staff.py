@@ -9,30 +9,15 @@ from sqlalchemy.orm import Session
 
 from bot.loyalty import audit
 from bot.loyalty.codes import new_code
-from bot.loyalty.errors import LoyaltyError
+from bot.loyalty.errors import (
+    InvalidStaffId,
+    SelfService,
+    UnknownStaff,
+)
 from bot.models import Staff, StaffInvite
 from bot.program import Program
 
 INVITE_LIFETIME = dt.timedelta(days=3)
-
-
-class UnknownStaff(LoyaltyError):
-    code = "not_found"
-    zh = "找不到這位員工。"
-    en = "No such staff member."
-
-
-class InvalidStaffId(LoyaltyError):
-    code = "invalid_line_user_id"
-    zh = "LINE 使用者 ID 應為 U 開頭的 33 個字元。"
-    en = "A LINE user id is 33 characters starting with U."
-
-
-class SelfService(LoyaltyError):
-    code = "self_service"
-    zh = "員工不能幫自己集點或核銷自己的優惠券，請同事協助。"
-    en = ("Staff can't record purchases for themselves or redeem their own coupons; please "
-          "ask a colleague.")
 
 
 def check_not_self(program: Program, member_id: int, own_member_id: int | None) -> None:
