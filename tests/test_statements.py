@@ -95,8 +95,7 @@ def _code(sessions, member_id: int) -> str:
 
 def test_the_sender_and_their_staff_record_come_in_one_statement(engine, sessions, program,
                                                                  now):
-    from bot.line.staff import sender
-    from bot.loyalty.staff import add_staff, remove_staff
+    from bot.loyalty.staff import add_staff, remove_staff, sender
 
     staff_user, customer = "U" + "a" * 32, "U" + "b" * 32
     join(sessions, program, now, user=staff_user)

@@ -27,6 +27,7 @@ from bot.loyalty.coupons import CouponView, find_coupon, wallet
 from bot.loyalty.errors import LoyaltyError, UnknownReward
 from bot.loyalty.members import find_by_line_user, register_member, set_birthday, unfollow
 from bot.loyalty.rewards import redeem_reward
+from bot.loyalty.staff import find_active_staff, sender
 from bot.loyalty.summary import member_summary
 from bot.models import Member
 
@@ -58,9 +59,9 @@ def on_message(session: Session, env: Env, event: Any) -> Outcome:
     words = normalize(text).split() if text is not None else []
     if words and (command := staff.COMMANDS.get(words[0].lower())):
         lang = "en" if words[0].lower() in staff.ENGLISH else "zh-TW"
-        member, worker = staff.sender(session, env.user_id)  # one statement for both
+        member, worker = sender(session, env.user_id)  # one statement for both
         if member is None:
-            member, worker = _member(session, env), staff.find_staff(session, env.user_id)
+            member, worker = _member(session, env), find_active_staff(session, env.user_id)
         return staff.run(session, env, member, worker, command, words[1:], lang)
     member = _member(session, env)
     if text is None:  # stickers, photos ...: a pointer to the menu

@@ -7,40 +7,41 @@ throttled per staff member.
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 from contextlib import nullcontext
 
-from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from bot.line import formatting as fmt
 from bot.line import messages
 from bot.line.context import Env, Outcome
 from bot.line.messages import RenderContext
-from bot.loyalty import audit
-from bot.loyalty.codes import normalize_code
 from bot.loyalty.coupons import CouponView, check_coupon, find_coupon, redeem_coupon
-from bot.loyalty.errors import CouponAlreadyRedeemed, LoyaltyError, UnknownCode, UnknownMember
-from bot.loyalty.member_data import LinkNoRecordForPhone, link_by_phone
+from bot.loyalty.errors import CouponAlreadyRedeemed, LoyaltyError
+from bot.loyalty.member_data import link_by_phone
 from bot.loyalty.members import find_by_code
 from bot.loyalty.purchases import (
     PurchaseResult,
     parse_amount,
     record_purchase,
-    refund_order,
     same_purchase_since,
 )
-from bot.loyalty.staff import check_not_self
+from bot.loyalty.staff import (
+    REPEAT_WINDOW,
+    actor,
+    ask_confirmation,
+    check_not_self,
+    find_active_staff,
+    guessing,
+    join_with_invite,
+    record_refusal,
+    take_confirmation,
+    void_last,
+    who_redeemed,
+)
 from bot.models import (
-    AuditLog,
-    Coupon,
     Member,
-    PendingAction,
-    Purchase,
-    Redemption,
     Staff,
-    StaffInvite,
 )
 from bot.outbox import enqueue
 
@@ -49,10 +50,6 @@ COMMANDS = {"核銷": "verify", "verify": "verify", "集點": "earn", "earn": "e
             "綁定": "link", "link": "link"}
 ENGLISH = {"verify", "earn", "void", "staff", "link"}
 POSTBACKS = {"earn_confirm", "staff_help"}
-FAILED_LIMIT, FAILED_WINDOW = 10, dt.timedelta(minutes=10)
-VOID_WINDOW = dt.timedelta(minutes=15)
-REPEAT_WINDOW = dt.timedelta(minutes=10)  # the same member and amount again: ask first
-CONFIRM_WINDOW = dt.timedelta(minutes=10)
 
 
 def run(session: Session, env: Env, member: Member, worker: Staff | None, command: str,
@@ -73,31 +70,11 @@ def run(session: Session, env: Env, member: Member, worker: Staff | None, comman
     return void(session, env, ctx, worker)
 
 
-def find_staff(session: Session, user_id: str) -> Staff | None:
-    return session.scalar(select(Staff).where(Staff.line_user_id == user_id, Staff.active))
-
-
-def sender(session: Session, user_id: str) -> tuple[Member | None, Staff | None]:
-    """The sender's member record and, if they are active staff, their staff record."""
-    found = session.execute(_SENDER, {"user_id": user_id}).first()
-    return (found[0], found[1]) if found else (None, None)
-
-
-_SENDER = (  # built once (see sender)
-    select(Member, Staff)
-    .outerjoin(Staff, and_(Staff.line_user_id == Member.line_user_id, Staff.active))
-    .where(Member.line_user_id == bindparam("user_id")))
-
-
-def _actor(worker: Staff) -> str:
-    return f"staff:{worker.id}"
-
-
 def verify(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: list[str],
            own_id: int | None) -> Outcome:
     if not args or len(args) > 2:
         return Outcome(messages.text(ctx, "verify_usage"))
-    if _recent_failures(session, worker, env.now) >= FAILED_LIMIT:
+    if guessing(session, worker, env.now):
         return Outcome(messages.text(ctx, "too_many_failures"))
     try:  # without an amount nothing is written before a failure: no savepoint to undo
         amount = parse_amount(args[1]) if len(args) == 2 else None
@@ -131,8 +108,8 @@ def _redeem(session: Session, env: Env, worker: Staff, code: str, amount: int | 
         result = record_purchase(session, env.program, view.coupon.member_id,
                                  amount - view.discount, env.now, source="line",
                                  order_id=f"verify:{env.event_id or secrets.token_hex(8)}",
-                                 staff_id=worker.id, actor=_actor(worker))
-    view = redeem_coupon(session, env.program, code, env.now, actor=_actor(worker),
+                                 staff_id=worker.id, actor=actor(worker))
+    view = redeem_coupon(session, env.program, code, env.now, actor=actor(worker),
                          order_amount=amount, staff_id=worker.id,
                          purchase_id=result.purchase.id if result else None)
     return view, result
@@ -142,39 +119,23 @@ def _why(session: Session, env: Env, exc: LoyaltyError, code: str) -> str:
     """For an already-used coupon: when and by whom, so staff can answer the customer."""
     if not isinstance(exc, CouponAlreadyRedeemed):
         return ""
-    view = find_coupon(session, env.program, code)
-    used = session.scalar(select(Redemption).where(Redemption.coupon_id == view.coupon.id))
+    used = who_redeemed(session, env.program, code)
     if used is None:
         return ""
-    who = session.get(Staff, used.staff_id).name if used.staff_id else "—"
-    when = used.redeemed_at.astimezone(env.program.timezone).strftime("%Y-%m-%d %H:%M")
-    return f"{when} · {who}"
+    when, who = used
+    return f"{when.astimezone(env.program.timezone):%Y-%m-%d %H:%M} · {who or '—'}"
 
 
 def _refused(session: Session, env: Env, worker: Staff, command: str, exc: LoyaltyError,
              **details: object) -> None:
-    audit.record(session, f"staff.{command}_failed", member_id=None, actor=_actor(worker),
-                 at=env.now, reason=exc.code, **details)
-
-
-# refusals that say a code or phone is unknown: guessing is what the limit stops (a used
-# coupon or a wrong amount is a real code, typed by a person)
-GUESSES = (UnknownCode.code, UnknownMember.code, LinkNoRecordForPhone.code)
-_FAILED = ("staff.verify_failed", "staff.earn_failed", "staff.link_failed")
-
-
-def _recent_failures(session: Session, worker: Staff, now: dt.datetime) -> int:
-    """Unknown coupon codes, member codes and phones, counted together across commands."""
-    return session.scalar(select(func.count()).select_from(AuditLog).where(
-        AuditLog.action.in_(_FAILED), AuditLog.actor == _actor(worker),
-        AuditLog.reason.in_(GUESSES), AuditLog.at > now - FAILED_WINDOW)) or 0
+    record_refusal(session, worker, command, exc, env.now, **details)
 
 
 def earn(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: list[str],
          own_id: int | None) -> Outcome:
     if len(args) != 2:
         return Outcome(messages.text(ctx, "earn_usage"))
-    if _recent_failures(session, worker, env.now) >= FAILED_LIMIT:
+    if guessing(session, worker, env.now):
         return Outcome(messages.text(ctx, "too_many_failures"))
     try:
         amount = parse_amount(args[1])
@@ -186,10 +147,7 @@ def earn(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: li
     limit = env.program.confirm_above
     twice = same_purchase_since(session, member.id, amount, env.now - REPEAT_WINDOW)
     if twice is not None or limit is not None and amount > limit:
-        token = secrets.token_urlsafe(12)
-        session.add(PendingAction(token=token, staff_id=worker.id, member_id=member.id,
-                                  amount=amount, created_at=env.now,
-                                  expires_at=env.now + CONFIRM_WINDOW))
+        token = ask_confirmation(session, worker, member, amount, env.now)
         ask = messages.staff_confirm_purchase(ctx, member, amount, token)
         if twice is None:
             return Outcome(ask)
@@ -205,7 +163,7 @@ def _record(session: Session, env: Env, ctx: RenderContext, worker: Staff, membe
         with session.begin_nested():
             result = record_purchase(session, env.program, member.id, amount, env.now,
                                      source="line", order_id=order_id, staff_id=worker.id,
-                                     actor=_actor(worker))
+                                     actor=actor(worker))
     except LoyaltyError as exc:
         return Outcome(messages.error(ctx, exc))
     outcome = Outcome(messages.staff_purchase_recorded(ctx, member, result))
@@ -225,18 +183,15 @@ def _receipt(session: Session, env: Env, member: Member, result: PurchaseResult,
 
 def postback(session: Session, env: Env, member: Member, action: str, data: dict) -> Outcome:
     ctx = env.render(member.language)
-    worker = find_staff(session, env.user_id)
+    worker = find_active_staff(session, env.user_id)
     if worker is None:
         return Outcome(messages.text(ctx, "staff_only"))
     if action == "staff_help":
         topic = "earn" if data.get("topic") == "earn" else "verify"
         return Outcome(messages.text(ctx, f"staff_help_{topic}"))
-    pending = session.scalar(select(PendingAction).where(
-        PendingAction.token == data.get("token", ""), PendingAction.staff_id == worker.id)
-        .with_for_update())
-    if pending is None or pending.status != "pending" or pending.expires_at <= env.now:
+    pending = take_confirmation(session, worker, str(data.get("token", "")), env.now)
+    if pending is None:
         return Outcome(messages.text(ctx, "confirm_expired"))
-    pending.status = "done"
     target = session.get(Member, pending.member_id)
     return _record(session, env, ctx, worker, target, pending.amount,
                    f"confirm:{pending.token}")
@@ -244,35 +199,12 @@ def postback(session: Session, env: Env, member: Member, action: str, data: dict
 
 def void(session: Session, env: Env, ctx: RenderContext, worker: Staff) -> Outcome:
     """Undo this staff member's last purchase or redemption, if it is recent."""
-    since = env.now - VOID_WINDOW
-    purchase = session.scalar(select(Purchase).where(
-        Purchase.staff_id == worker.id, Purchase.created_at > since,
-        Purchase.refunded_amount == 0).order_by(Purchase.created_at.desc(), Purchase.id.desc()))
-    redemption = session.scalar(select(Redemption).where(
-        Redemption.staff_id == worker.id, Redemption.redeemed_at > since)
-        .order_by(Redemption.redeemed_at.desc(), Redemption.id.desc()))
-    if redemption and (purchase is None or redemption.redeemed_at >= purchase.created_at):
-        _unredeem(session, env, worker, redemption)
-        purchase = session.get(Purchase, redemption.purchase_id) if redemption.purchase_id \
-            else None
-        if purchase is None:
-            return Outcome(messages.text(ctx, "voided_redemption"))
-    if purchase is None:
+    undone = void_last(session, env.program, worker, env.now)
+    if undone is None:
         return Outcome(messages.text(ctx, "nothing_to_void"))
-    refund_order(session, env.program, purchase.amount, env.now, source=purchase.source,
-                 order_id=purchase.external_order_id, refund_id=f"void:{purchase.id}",
-                 actor=_actor(worker))
-    return Outcome(messages.text(ctx, "voided_purchase", amount=purchase.amount))
-
-
-def _unredeem(session: Session, env: Env, worker: Staff, redemption: Redemption) -> None:
-    coupon = session.get(Coupon, redemption.coupon_id)
-    coupon.status, coupon.redeemed_at = "issued", None
-    audit.record(session, "coupon.void_redemption", member_id=coupon.member_id,
-                 actor=_actor(worker), at=env.now, coupon_id=coupon.id,
-                 redeemed_at=redemption.redeemed_at.isoformat())
-    session.delete(redemption)
-    session.flush()
+    if undone.purchase_amount is None:
+        return Outcome(messages.text(ctx, "voided_redemption"))
+    return Outcome(messages.text(ctx, "voided_purchase", amount=undone.purchase_amount))
 
 
 def link(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: list[str]
@@ -281,12 +213,12 @@ def link(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: li
     that phone into the LINE member whose card shows MEMBERCODE, once."""
     if len(args) < 2:
         return Outcome(messages.text(ctx, "link_usage"))
-    if _recent_failures(session, worker, env.now) >= FAILED_LIMIT:
+    if guessing(session, worker, env.now):
         return Outcome(messages.text(ctx, "too_many_failures"))
     try:
         with session.begin_nested():
             result = link_by_phone(session, env.program, args[0], "".join(args[1:]), env.now,
-                                   actor=_actor(worker))
+                                   actor=actor(worker))
     except LoyaltyError as exc:
         _refused(session, env, worker, "link", exc)
         return Outcome(messages.error(ctx, exc))
@@ -303,20 +235,9 @@ def link(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: li
 def join(session: Session, env: Env, member: Member, args: list[str]) -> Outcome:
     """A new staff member sends the one-time invite code the owner created."""
     ctx = env.render(member.language)
-    code = (normalize_code(args[0]) if args else None) or ""
-    invite = session.scalar(select(StaffInvite).where(
-        StaffInvite.code == code, StaffInvite.used_by.is_(None),
-        StaffInvite.expires_at > env.now).with_for_update())
-    if invite is None:
-        return Outcome(messages.text(ctx, "invite_invalid"))
-    invite.used_by, invite.used_at = env.user_id, env.now
-    worker = session.scalar(select(Staff).where(Staff.line_user_id == env.user_id))
+    worker = join_with_invite(session, args[0] if args else "", env.user_id, member, env.now)
     if worker is None:
-        worker = Staff(line_user_id=env.user_id, name=invite.name or member.display_name,
-                       created_at=env.now)
-        session.add(worker)
-    worker.active = True
-    audit.record(session, "staff.join", member_id=member.id, actor=env.user_id, at=env.now)
+        return Outcome(messages.text(ctx, "invite_invalid"))
     return Outcome(messages.text(ctx, "staff_welcome", name=worker.name))
 
 

@@ -286,3 +286,14 @@ def expire_due_coupons(session: Session, now: dt.datetime, limit: int = 500) -> 
         audit.record(session, "coupon.expire", member_id=member_id, actor="system", at=now,
                      coupon_id=coupon_id)
     return len(due)
+
+
+def unredeem(session: Session, redemption: Redemption, now: dt.datetime, *, actor: str) -> None:
+    """Undo a redemption (staff's void): the coupon is usable again; the audit trail keeps
+    when it had been redeemed and who undid it."""
+    coupon = session.get(Coupon, redemption.coupon_id)
+    coupon.status, coupon.redeemed_at = "issued", None
+    audit.record(session, "coupon.void_redemption", member_id=coupon.member_id, actor=actor,
+                 at=now, coupon_id=coupon.id, redeemed_at=redemption.redeemed_at.isoformat())
+    session.delete(redemption)
+    session.flush()

@@ -122,6 +122,7 @@ from sqlalchemy import BigInteger, Integer, and_, case, cast, exists, extract, f
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from bot.loyalty.staff import REFUSALS
 from bot.loyalty.timeutil import end_of_day, local_date, start_of_day
 from bot.models import (
     AuditLog,
@@ -644,8 +645,6 @@ def _staff(session: Session, start: dt.datetime, end: dt.datetime) -> tuple[Staf
                                  *(int(f or 0) for f in figures)))
     return tuple(rows)
 
-
-REFUSALS = ("staff.verify_failed", "staff.earn_failed", "staff.link_failed")
 
 
 def _lifetime_value(sales: SalesStats, start: dt.datetime, end: dt.datetime) -> LifetimeValue:

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
+from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from bot.loyalty import audit
-from bot.loyalty.codes import new_code
+from bot.loyalty.codes import new_code, normalize_code
+from bot.loyalty.coupons import find_coupon, unredeem
 from bot.loyalty.errors import (
     InvalidStaffId,
+    LinkNoRecordForPhone,
+    LoyaltyError,
     SelfService,
+    UnknownCode,
+    UnknownMember,
     UnknownStaff,
 )
-from bot.models import Staff, StaffInvite
+from bot.loyalty.purchases import refund_order
+from bot.models import AuditLog, Member, PendingAction, Purchase, Redemption, Staff, StaffInvite
 from bot.program import Program
 
 INVITE_LIFETIME = dt.timedelta(days=3)
@@ -72,3 +80,131 @@ def create_invite(session: Session, now: dt.datetime, *, name: str = "", actor: 
     audit.record(session, "staff.invite", member_id=None, actor=actor, at=now, name=name,
                  invite_id=invite.id)
     return code
+
+
+# -- at the counter ----------------------------------------------------------------------------
+FAILED_LIMIT, FAILED_WINDOW = 10, dt.timedelta(minutes=10)
+VOID_WINDOW = dt.timedelta(minutes=15)
+CONFIRM_WINDOW = dt.timedelta(minutes=10)
+REPEAT_WINDOW = dt.timedelta(minutes=10)  # the same member and amount again: ask first
+# refusals that say a code or phone is unknown: guessing is what the limit stops (a used
+# coupon or a wrong amount is a real code, typed by a person)
+GUESSES = (UnknownCode.code, UnknownMember.code, LinkNoRecordForPhone.code)
+REFUSALS = ("staff.verify_failed", "staff.earn_failed", "staff.link_failed")
+
+
+def actor(worker: Staff) -> str:
+    return f"staff:{worker.id}"
+
+
+def find_active_staff(session: Session, line_user_id: str) -> Staff | None:
+    return session.scalar(select(Staff).where(Staff.line_user_id == line_user_id, Staff.active))
+
+
+def sender(session: Session, line_user_id: str) -> tuple[Member | None, Staff | None]:
+    """The sender's member record and, if they are active staff, their staff record."""
+    found = session.execute(_SENDER, {"user_id": line_user_id}).first()
+    return (found[0], found[1]) if found else (None, None)
+
+
+_SENDER = (  # built once: the webhook asks it for every staff command
+    select(Member, Staff)
+    .outerjoin(Staff, and_(Staff.line_user_id == Member.line_user_id, Staff.active))
+    .where(Member.line_user_id == bindparam("user_id")))
+
+
+def record_refusal(session: Session, worker: Staff, command: str, exc: LoyaltyError,
+                   now: dt.datetime, **details: object) -> None:
+    """A staff command refused for a rule, kept in the audit trail (and the report)."""
+    audit.record(session, f"staff.{command}_failed", member_id=None, actor=actor(worker),
+                 at=now, reason=exc.code, **details)
+
+
+def guessing(session: Session, worker: Staff, now: dt.datetime) -> bool:
+    """Unknown coupon codes, member codes and phones, counted together across commands:
+    FAILED_LIMIT of them in FAILED_WINDOW pause the staff member's commands."""
+    return (session.scalar(select(func.count()).select_from(AuditLog).where(
+        AuditLog.action.in_(REFUSALS), AuditLog.actor == actor(worker),
+        AuditLog.reason.in_(GUESSES), AuditLog.at > now - FAILED_WINDOW)) or 0) >= FAILED_LIMIT
+
+
+def ask_confirmation(session: Session, worker: Staff, member: Member, amount: int,
+                     now: dt.datetime) -> str:
+    """A purchase waiting for the staff member's confirm tap; returns its token."""
+    token = secrets.token_urlsafe(12)
+    session.add(PendingAction(token=token, staff_id=worker.id, member_id=member.id,
+                              amount=amount, created_at=now, expires_at=now + CONFIRM_WINDOW))
+    return token
+
+
+def take_confirmation(session: Session, worker: Staff, token: str, now: dt.datetime
+                      ) -> PendingAction | None:
+    """The staff member's pending purchase for `token`, used up; None if unknown, used or
+    expired (a second tap records nothing)."""
+    pending = session.scalar(select(PendingAction).where(
+        PendingAction.token == token, PendingAction.staff_id == worker.id).with_for_update())
+    if pending is None or pending.status != "pending" or pending.expires_at <= now:
+        return None
+    pending.status = "done"
+    return pending
+
+
+def join_with_invite(session: Session, code: str, line_user_id: str, member: Member,
+                     now: dt.datetime) -> Staff | None:
+    """The sender becomes (again) staff with an unused, unexpired invite code, once."""
+    invite = session.scalar(select(StaffInvite).where(
+        StaffInvite.code == (normalize_code(code) or ""), StaffInvite.used_by.is_(None),
+        StaffInvite.expires_at > now).with_for_update())
+    if invite is None:
+        return None
+    invite.used_by, invite.used_at = line_user_id, now
+    worker = session.scalar(select(Staff).where(Staff.line_user_id == line_user_id))
+    if worker is None:
+        worker = Staff(line_user_id=line_user_id, name=invite.name or member.display_name,
+                       created_at=now)
+        session.add(worker)
+    worker.active = True
+    audit.record(session, "staff.join", member_id=member.id, actor=line_user_id, at=now)
+    return worker
+
+
+def who_redeemed(session: Session, program: Program, code: str
+                 ) -> tuple[dt.datetime, str] | None:
+    """When a coupon was used and the name of the staff member who took it ('' if none)."""
+    view = find_coupon(session, program, code)
+    used = session.scalar(select(Redemption).where(Redemption.coupon_id == view.coupon.id))
+    if used is None:
+        return None
+    worker = session.get(Staff, used.staff_id) if used.staff_id else None
+    return used.redeemed_at, worker.name if worker else ""
+
+
+@dataclass(frozen=True)
+class Voided:
+    purchase_amount: int | None  # the purchase undone, if one was (with or without a coupon)
+
+
+def void_last(session: Session, program: Program, worker: Staff, now: dt.datetime
+              ) -> Voided | None:
+    """Undo the staff member's last purchase or redemption of the last VOID_WINDOW: a
+    redemption's coupon is usable again (with the purchase recorded with it, if any), a
+    purchase is refunded in full under the refund id void:<purchase id>."""
+    since = now - VOID_WINDOW
+    purchase = session.scalar(select(Purchase).where(
+        Purchase.staff_id == worker.id, Purchase.created_at > since,
+        Purchase.refunded_amount == 0).order_by(Purchase.created_at.desc(), Purchase.id.desc()))
+    redemption = session.scalar(select(Redemption).where(
+        Redemption.staff_id == worker.id, Redemption.redeemed_at > since)
+        .order_by(Redemption.redeemed_at.desc(), Redemption.id.desc()))
+    if redemption and (purchase is None or redemption.redeemed_at >= purchase.created_at):
+        unredeem(session, redemption, now, actor=actor(worker))
+        purchase = session.get(Purchase, redemption.purchase_id) if redemption.purchase_id \
+            else None
+        if purchase is None:
+            return Voided(None)
+    if purchase is None:
+        return None
+    refund_order(session, program, purchase.amount, now, source=purchase.source,
+                 order_id=purchase.external_order_id, refund_id=f"void:{purchase.id}",
+                 actor=actor(worker))
+    return Voided(purchase.amount)
