@@ -7,13 +7,15 @@ PostgreSQL run; if it is set but unreachable, those tests error out instead of s
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
+from sqlalchemy.pool import NullPool
 
 from bot import migrate
 from bot.config import DEFAULT_PROGRAM, normalize_database_url
@@ -57,14 +59,42 @@ def pg_url() -> Iterator[str]:
         drop()
 
 
-def _truncate_all(url: str) -> None:
-    engine = make_engine(url)
-    try:
-        names = ", ".join(t.name for t in Base.metadata.sorted_tables)
-        with engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    finally:
-        engine.dispose()
+TABLES = [table.name for table in Base.metadata.sorted_tables]  # parents before children
+# Every table, in one round trip: the names of those holding at least one row.
+_HOLDING_ROWS = " UNION ALL ".join(
+    f"SELECT '{name}' WHERE EXISTS (SELECT FROM {name})" for name in TABLES)
+# Every counter of this run's schema that has handed out a value, back to its start (what
+# TRUNCATE ... RESTART IDENTITY does); pg_sequence_last_value is NULL for an unused one.
+_RESTART_USED_COUNTERS = (
+    "SELECT CASE WHEN pg_sequence_last_value(seqrelid) IS NOT NULL "
+    "THEN setval(seqrelid, seqstart, false) END "
+    "FROM pg_sequence JOIN pg_class ON pg_class.oid = seqrelid "
+    "WHERE relnamespace = current_schema()::regnamespace")
+
+
+def _empty_postgresql(url: str) -> None:
+    """Leave the run's schema as `TRUNCATE <every table> RESTART IDENTITY` would: every table
+    empty, every identity counter at its start, alembic_version untouched.
+
+    TRUNCATE costs about half a second however little the tables hold (each table and index
+    gets new files), and a test writes to a few tables; this takes about a tenth of that. In
+    one transaction: lock every table as TRUNCATE would (a straggling writer finishes first,
+    and none starts until the commit), ask which tables hold rows, DELETE those (children
+    first), and restart the counters that were used. The tables are looked up by name each time, so a test that
+    downgrades and upgrades the schema (new tables, new counters) is handled too."""
+    with _reset_engine(url).begin() as conn:
+        conn.execute(text(f"LOCK TABLE {', '.join(TABLES)} IN ACCESS EXCLUSIVE MODE"))
+        holding = set(conn.scalars(text(_HOLDING_ROWS)))
+        for name in reversed(TABLES):
+            if name in holding:
+                conn.execute(text(f"DELETE FROM {name}"))
+        conn.execute(text(_RESTART_USED_COUNTERS))
+
+
+@functools.cache
+def _reset_engine(url: str) -> Engine:
+    """One engine per run (set up once), a new connection per reset (nothing kept between)."""
+    return make_engine(url, poolclass=NullPool)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -76,7 +106,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{path}"
     else:
         url = request.getfixturevalue("pg_url")
-        _truncate_all(url)
+        _empty_postgresql(url)
         yield url
 
 
