@@ -118,6 +118,16 @@ def engine(db_url: str):
 
 
 @pytest.fixture
+def cli(db_url: str):
+    """`flask --app bot ARGS` on db_url, in-process: cli("points", "adjust", ...)."""
+    from tests.cli_helpers import Cli
+
+    runner = Cli(db_url)
+    yield runner
+    runner.close()
+
+
+@pytest.fixture
 def sessions(engine):
     return make_sessionmaker(engine)
 

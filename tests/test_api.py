@@ -356,22 +356,21 @@ def test_the_openapi_document_is_served_and_unknown_paths_are_problems(client):
 
 
 # -- the owner's commands ----------------------------------------------------------------------
-def test_api_token_create_list_and_revoke_from_the_command_line(tmp_path, db_url):
-    from tests.test_app_shell import flask
+def test_api_token_create_list_and_revoke_from_the_command_line(cli):
+    from tests.cli_helpers import exited_cleanly
 
-    made = flask(tmp_path, "api-token", "create", "POS", "--scope", "purchases:write",
-                 DATABASE_URL=db_url)
-    assert made.returncode == 0, made.stderr
+    made = cli("api-token", "create", "POS", "--scope", "purchases:write")
+    assert made.exit_code == 0, made.output
     secret = made.stdout.strip()
     assert secret.startswith("lbt_") and "purchases:write" in made.stderr
-    listed = flask(tmp_path, "api-token", "list", DATABASE_URL=db_url)
+    listed = cli("api-token", "list")
     assert "POS" in listed.stdout and "live" in listed.stdout and secret not in listed.stdout
-    bad = flask(tmp_path, "api-token", "create", "x", "--scope", "everything",
-                DATABASE_URL=db_url)
-    assert bad.returncode != 0 and "Traceback" not in bad.stderr
-    gone = flask(tmp_path, "api-token", "revoke", "1", DATABASE_URL=db_url)
-    assert gone.returncode == 0 and "revoked" in gone.stdout
-    assert "revoked" in flask(tmp_path, "api-token", "list", DATABASE_URL=db_url).stdout
+    bad = cli("api-token", "create", "x", "--scope", "everything")
+    assert bad.exit_code != 0 and "Traceback" not in bad.stderr
+    assert exited_cleanly(bad), bad.exc_info
+    gone = cli("api-token", "revoke", "1")
+    assert gone.exit_code == 0 and "revoked" in gone.stdout
+    assert "revoked" in cli("api-token", "list").stdout
 
 
 # -- the report --------------------------------------------------------------------------------

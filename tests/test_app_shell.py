@@ -1,7 +1,8 @@
 """The shell around the loyalty core: layering, configuration, health, migrations, processes.
 
 The Procfile's own commands are run as subprocesses from the project root, the way a PaaS
-starts them, with the virtualenv's executables.
+starts them, with the virtualenv's executables; the other `flask --app bot` commands run
+in-process (tests/cli_helpers.py).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from bot.loyalty.members import adjust_points, register_member
 from bot.loyalty.timeutil import utcnow
 from bot.models import AuditLog, Base, Member
 from bot.program import ProgramError, load_program
+from tests.cli_helpers import Cli, exited_cleanly
 
 BIN = Path(sys.executable).parent
 BOT = ROOT / "bot"
@@ -69,12 +71,6 @@ def shell_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
                DATABASE_URL=f"sqlite:///{tmp_path / 'shell.db'}", WEB_CONCURRENCY="1")
     env.update(overrides)
     return env
-
-
-def flask(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "flask"), "--app", "bot", *args], cwd=ROOT,
-                          env=shell_env(tmp_path, **env), capture_output=True, text=True,
-                          timeout=60)
 
 
 def migrated_sqlite(tmp_path: Path, template: Path) -> str:
@@ -287,9 +283,9 @@ def test_the_release_command_creates_the_schema_and_can_run_twice(tmp_path):
 
 
 def test_db_current_names_the_revision(tmp_path, sqlite_template):
-    result = flask(tmp_path, "db", "current",
-                   DATABASE_URL=migrated_sqlite(tmp_path, sqlite_template))
-    assert (result.returncode, result.stdout.strip()) == (0, head_revision())
+    with Cli(migrated_sqlite(tmp_path, sqlite_template)) as cli:
+        result = cli("db", "current")
+    assert (result.exit_code, result.stdout.strip()) == (0, head_revision())
 
 
 def test_the_models_match_the_migrations(db_url):
@@ -380,11 +376,12 @@ def test_the_app_factory_turns_a_broken_program_into_a_clean_exit(tmp_path, monk
 # -- points adjust ---------------------------------------------------------------------------
 def test_points_adjust_for_an_unknown_member_says_so_without_a_traceback(tmp_path,
                                                                          sqlite_template):
-    result = flask(tmp_path, "points", "adjust", "7KQ-2M9-XHF", "-5", "--reason", "typo",
-                   DATABASE_URL=migrated_sqlite(tmp_path, sqlite_template))
-    assert result.returncode != 0
+    with Cli(migrated_sqlite(tmp_path, sqlite_template)) as cli:
+        result = cli("points", "adjust", "7KQ-2M9-XHF", "-5", "--reason", "typo")
+    assert result.exit_code != 0
     assert "No such member" in result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
+    assert exited_cleanly(result), result.exc_info
+    assert "Traceback" not in result.output
 
 
 @pytest.fixture
@@ -417,43 +414,43 @@ def balance_and_adjustments(db_url: str, member_id: int) -> tuple[int, list[tupl
         engine.dispose()
 
 
-def test_points_adjust_takes_a_negative_number_and_records_the_reason(tmp_path,
+def test_points_adjust_takes_a_negative_number_and_records_the_reason(cli,
                                                                       member_with_20_points):
     db_url, code, member_id = member_with_20_points
     reason = "Spilled latte — refunded by hand"
-    result = flask(tmp_path, "points", "adjust", format_code(code), "-5", "--reason", reason,
-                   DATABASE_URL=db_url)
-    assert result.returncode == 0, result.stderr
+    result = cli("points", "adjust", format_code(code), "-5", "--reason", reason)
+    assert result.exit_code == 0, result.output
     assert result.stdout.strip() == f"{format_code(code)}: -5 points, balance now 15"
     assert balance_and_adjustments(db_url, member_id) == (15, [
         (20, "opening balance", "test"), (-5, reason, "cli:owner")])
 
 
-def test_points_adjust_adds_points_and_names_who_did_it(tmp_path, member_with_20_points):
+def test_points_adjust_adds_points_and_names_who_did_it(cli, member_with_20_points):
     db_url, code, member_id = member_with_20_points
-    result = flask(tmp_path, "points", "adjust", code.lower(), "+7", "--reason", "Stamp card lost",
-                   "--by", "mei", DATABASE_URL=db_url)
-    assert result.returncode == 0, result.stderr
+    result = cli("points", "adjust", code.lower(), "+7", "--reason", "Stamp card lost",
+                 "--by", "mei")
+    assert result.exit_code == 0, result.output
     balance, rows = balance_and_adjustments(db_url, member_id)
     assert (balance, rows[-1]) == (27, (7, "Stamp card lost", "cli:mei"))
 
 
-def test_points_adjust_cannot_take_more_than_the_balance(tmp_path, member_with_20_points):
+def test_points_adjust_cannot_take_more_than_the_balance(cli, member_with_20_points):
     db_url, code, member_id = member_with_20_points
-    result = flask(tmp_path, "points", "adjust", code, "-500", "--reason", "too much",
-                   DATABASE_URL=db_url)
-    assert result.returncode != 0
+    result = cli("points", "adjust", code, "-500", "--reason", "too much")
+    assert result.exit_code != 0
     assert "Not enough points: 500 needed, 20 available." in result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
+    assert exited_cleanly(result), result.exc_info
+    assert "Traceback" not in result.output
     assert balance_and_adjustments(db_url, member_id) == (20, [(20, "opening balance", "test")])
 
 
-def test_points_adjust_requires_a_reason(tmp_path, member_with_20_points):
+def test_points_adjust_requires_a_reason(cli, member_with_20_points):
     db_url, code, member_id = member_with_20_points
-    result = flask(tmp_path, "points", "adjust", code, "-5", DATABASE_URL=db_url)
-    assert result.returncode != 0
+    result = cli("points", "adjust", code, "-5")
+    assert result.exit_code != 0
     assert "--reason" in result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
+    assert exited_cleanly(result), result.exc_info
+    assert "Traceback" not in result.output
     engine = make_engine(db_url)
     try:
         with engine.connect() as conn:

@@ -216,26 +216,26 @@ def test_twenty_members_claiming_at_once_never_exceed_the_cap(race, sessions, pr
 
 
 # -- the owner's commands ----------------------------------------------------------------------
-def test_campaign_and_tags_commands(tmp_path, db_url, sessions, program):
-    from tests.test_app_shell import flask
+def test_campaign_and_tags_commands(cli, sessions, program):
+    from tests.cli_helpers import exited_cleanly
 
     with transaction(sessions) as session:
         code = register_member(session, program, user_id(1), NOW).member.member_code
-    assert flask(tmp_path, "tags", "add", "regulars", code, DATABASE_URL=db_url).returncode == 0
-    assert "regulars" in flask(tmp_path, "tags", "list", DATABASE_URL=db_url).stdout
-    made = flask(tmp_path, "campaign", "create", "thanks", "--template", "nt50", "--segment",
-                 "regulars", "--push", DATABASE_URL=db_url)
-    assert made.returncode == 0, made.stderr
-    dry = flask(tmp_path, "campaign", "send", "thanks", "--dry-run", DATABASE_URL=db_url)
+    assert cli("tags", "add", "regulars", code).exit_code == 0
+    assert "regulars" in cli("tags", "list").stdout
+    made = cli("campaign", "create", "thanks", "--template", "nt50", "--segment", "regulars",
+               "--push")
+    assert made.exit_code == 0, made.output
+    dry = cli("campaign", "send", "thanks", "--dry-run")
     assert "1 members" in dry.stdout and "1 LINE pushes" in dry.stdout
     assert campaign_coupons(sessions, "thanks") == {}
-    sent = flask(tmp_path, "campaign", "send", "thanks", DATABASE_URL=db_url)
-    assert sent.returncode == 0 and "1 of 1" in sent.stdout, sent.stderr
-    listed = flask(tmp_path, "campaign", "list", DATABASE_URL=db_url).stdout
+    sent = cli("campaign", "send", "thanks")
+    assert sent.exit_code == 0 and "1 of 1" in sent.stdout, sent.output
+    listed = cli("campaign", "list").stdout
     assert "thanks" in listed and "sent" in listed
-    bad = flask(tmp_path, "campaign", "create", "x", "--template", "nt50", "--segment",
-                "nobody-tag", DATABASE_URL=db_url)
-    assert bad.returncode != 0 and "nobody-tag" in bad.stderr and "Traceback" not in bad.stderr
+    bad = cli("campaign", "create", "x", "--template", "nt50", "--segment", "nobody-tag")
+    assert bad.exit_code != 0 and "nobody-tag" in bad.stderr and "Traceback" not in bad.stderr
+    assert exited_cleanly(bad), bad.exc_info
 
 
 def test_tags_through_the_api(client, app, sessions, program):

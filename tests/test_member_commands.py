@@ -12,8 +12,8 @@ from bot.loyalty.member_data import import_members, read_csv
 from bot.loyalty.staff import add_staff
 from bot.loyalty.timeutil import utcnow
 from bot.models import Member
+from tests.cli_helpers import exited_cleanly
 from tests.line_helpers import flat, follow, post, text, user_id
-from tests.test_app_shell import flask
 
 POS_EXPORT = """phone,name,birthday,points,external_id
 0912-345-678,陳美玲,1988/03/02,120,POS-1
@@ -25,42 +25,44 @@ POS_EXPORT = """phone,name,birthday,points,external_id
 """
 
 
-def test_import_reports_each_bad_row_and_a_rerun_adds_nothing(tmp_path, db_url, sessions):
+def test_import_reports_each_bad_row_and_a_rerun_adds_nothing(tmp_path, cli, sessions):
     path = tmp_path / "pos.csv"
     path.write_text(POS_EXPORT, encoding="utf-8")
-    first = flask(tmp_path, "members", "import", str(path), DATABASE_URL=db_url)
-    assert first.returncode == 1  # some rows were refused: a script notices
+    first = cli("members", "import", str(path))
+    assert first.exit_code == 1  # some rows were refused: a script notices
     assert "2 imported (165 opening points), 0 already imported, 4 with errors" in first.stdout
     for line in (4, 5, 6, 7):
         assert f"pos.csv:{line}:" in first.stderr, first.stderr
+    assert exited_cleanly(first), first.exc_info
     assert "Traceback" not in first.stderr
-    again = flask(tmp_path, "members", "import", str(path), DATABASE_URL=db_url)
+    again = cli("members", "import", str(path))
     assert "0 imported (0 opening points), 2 already imported" in again.stdout
     with sessions() as session:
         balances = dict(session.execute(select(Member.external_id, Member.points_balance)).all())
     assert balances == {"POS-1": 120, "POS-2": 45}
 
 
-def test_a_file_with_wrong_columns_is_refused_whole(tmp_path, db_url, sessions):
+def test_a_file_with_wrong_columns_is_refused_whole(tmp_path, cli, sessions):
     path = tmp_path / "bad.csv"
     path.write_text("mobile,name\n0912345678,x\n", encoding="utf-8")
-    result = flask(tmp_path, "members", "import", str(path), DATABASE_URL=db_url)
-    assert result.returncode != 0 and "bad.csv" in result.stderr
+    result = cli("members", "import", str(path))
+    assert result.exit_code != 0 and "bad.csv" in result.stderr
+    assert exited_cleanly(result), result.exc_info
     assert "Traceback" not in result.stderr
     with sessions() as session:
         assert session.scalars(select(Member)).all() == []
 
 
-def test_export_writes_every_member_and_erase_removes_personal_data(tmp_path, db_url,
+def test_export_writes_every_member_and_erase_removes_personal_data(tmp_path, cli,
                                                                     sessions, program):
     import_members(sessions, program, read_csv(io.StringIO(POS_EXPORT)), utcnow())
     out = tmp_path / "members.csv"
-    assert flask(tmp_path, "members", "export", str(out), DATABASE_URL=db_url).returncode == 0
+    assert cli("members", "export", str(out)).exit_code == 0
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     assert {r["name"] for r in rows} == {"陳美玲", "林志明"}
     code = next(r["member_code"] for r in rows if r["name"] == "陳美玲")
-    erased = flask(tmp_path, "members", "erase", code, "--yes", DATABASE_URL=db_url)
-    assert erased.returncode == 0 and "erased" in erased.stdout
+    erased = cli("members", "erase", code, "--yes")
+    assert erased.exit_code == 0 and "erased" in erased.stdout
     with sessions() as session:
         gone = session.scalar(select(Member).where(Member.member_code == code))
         assert (gone.display_name, gone.phone, gone.birthday) == ("", None, None)

@@ -16,9 +16,12 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
+from flask.cli import cli as flask_command_line
 
 from bot.config import DEFAULT_PROGRAM, ROOT
 from bot.program import Campaign, Milestone, ProgramError, Reward, load_program
+from tests.cli_helpers import exited_cleanly
 
 EXAMPLE = DEFAULT_PROGRAM.read_text(encoding="utf-8")
 FLASK = str(Path(sys.executable).parent / "flask")
@@ -360,11 +363,14 @@ def test_the_example_lines_pointed_at_are_the_ones_an_owner_would_edit(tmp_path)
 
 
 # -- the CLI ---------------------------------------------------------------------------------
-def program_check(tmp_path: Path, program: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASK_")}
-    env.update(LOYALTY_PROGRAM=str(program), DATABASE_URL=f"sqlite:///{tmp_path / 'cli.db'}")
-    return subprocess.run([FLASK, "--app", "bot", "program", "check"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+def program_check(tmp_path: Path, program: Path) -> Result:
+    """`flask --app bot program check`, in-process: flask's own command line builds the app
+    from the environment (a broken program file stops it there), as the `flask` executable
+    does."""
+    env = {"LOYALTY_PROGRAM": str(program), "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+           "FLASK_APP": None, "FLASK_RUN_FROM_CLI": None}  # flask sets the last one: undone
+    return CliRunner().invoke(flask_command_line, ["--app", "bot", "program", "check"],
+                              env=env)
 
 
 @pytest.mark.parametrize("content", [
@@ -379,13 +385,27 @@ def test_program_check_on_a_broken_file_prints_only_the_one_clear_message(tmp_pa
         path.write_text(content, encoding="utf-8")
     message = str(load_error(path))
     result = program_check(tmp_path, path)
-    assert result.returncode != 0
+    assert result.exit_code != 0
     assert result.stderr.strip() == message
+    assert exited_cleanly(result), result.exc_info
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_the_flask_executable_on_a_broken_file_exits_with_only_the_one_message(tmp_path):
+    """One real process, as an owner's shell or a PaaS release step sees it."""
+    path = tmp_path / "program.toml"
+    path.write_text(edit('"Asia/Taipei"', '"Asia/Taipie"'), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASK_")}
+    env.update(LOYALTY_PROGRAM=str(path), DATABASE_URL=f"sqlite:///{tmp_path / 'cli.db'}")
+    result = subprocess.run([FLASK, "--app", "bot", "program", "check"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert result.stderr.strip() == str(load_error(path))
     assert "Traceback" not in result.stderr + result.stdout
 
 
 def test_program_check_on_the_example_says_ok(tmp_path):
     result = program_check(tmp_path, DEFAULT_PROGRAM)
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.output
     assert result.stdout.strip() == (f"{DEFAULT_PROGRAM}: OK — 山嵐咖啡, 11 coupons, "
                                      "3 rewards, 3 tiers")

@@ -464,26 +464,26 @@ def test_a_period_must_be_aware_and_forward(sessions, program, now):
         build_report(session, program, now.replace(tzinfo=None), now, now)
 
 
-def test_the_report_command_prints_text_json_and_csv(tmp_path, db_url, sessions, program):
+def test_the_report_command_prints_text_json_and_csv(cli, sessions, program):
     from bot.loyalty.purchases import record_purchase
     from bot.loyalty.timeutil import utcnow
-    from tests.test_app_shell import flask
+    from tests.cli_helpers import exited_cleanly
 
     with transaction(sessions) as session:
         member = register_member(session, program, "U" + "1" * 32, utcnow()).member
         record_purchase(session, program, member.id, 450, utcnow(), source="pos",
                         order_id="cli-1", actor="test")
-    shown = flask(tmp_path, "report", "--format", "json", DATABASE_URL=db_url)
-    assert shown.returncode == 0, shown.stderr
+    shown = cli("report", "--format", "json")
+    assert shown.exit_code == 0, shown.output
     data = json.loads(shown.stdout)
     assert data["sales"]["revenue"] == 450 and data["members"]["total"] == 1
-    text = flask(tmp_path, "report", DATABASE_URL=db_url)
-    assert text.returncode == 0 and "450" in text.stdout
-    table = flask(tmp_path, "report", "--format", "csv", DATABASE_URL=db_url)
+    text = cli("report")
+    assert text.exit_code == 0 and "450" in text.stdout
+    table = cli("report", "--format", "csv")
     assert table.stdout.startswith("section,metric,value")
-    bad = flask(tmp_path, "report", "--from", "2026-05-02", "--to", "2026-05-01",
-                DATABASE_URL=db_url)
-    assert bad.returncode != 0 and "after" in bad.stderr and "Traceback" not in bad.stderr
+    bad = cli("report", "--from", "2026-05-02", "--to", "2026-05-01")
+    assert bad.exit_code != 0 and "after" in bad.stderr and "Traceback" not in bad.stderr
+    assert exited_cleanly(bad), bad.exc_info
 
 
 def test_each_staff_members_purchases_redemptions_voids_and_refusals_are_reported(
