@@ -8,9 +8,9 @@ as a client that skips the models on a hot path would send them.
 from __future__ import annotations
 
 import json
+import socket
 import struct
 import threading
-import time
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -330,6 +330,8 @@ def test_reset_and_unknown_endpoints(fake: FakeLine, client: ApiClient) -> None:
     assert err.value.status == 404 and len(fake.rejections) == 1
     fake.reset()
     assert fake.calls == [] and fake.rejections == []
-    started = time.monotonic()
-    fake.stop()
-    assert time.monotonic() - started < 2
+    port, serving = int(fake.base_url.rsplit(":", 1)[1]), fake._thread
+    fake.stop()  # the client's connection is still open; timed in benchmarks/fake_line.py
+    assert serving is not None and not serving.is_alive()  # ended, not left behind by a timeout
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()

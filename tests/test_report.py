@@ -7,7 +7,6 @@ import dataclasses
 import datetime as dt
 import io
 import json
-import time
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -89,7 +88,7 @@ def bulk_customers(session, program, count: int, repeaters: int, joined: dt.date
 
 def test_30000_customers_of_whom_8000_bought_twice_repurchase_at_26_7_percent(
         sessions, program):
-    began = time.monotonic()
+    """How long this takes on each database: benchmarks/report.py."""
     with transaction(sessions) as session:
         bulk_customers(session, program, 30_000, 8_000, joined=local(2026, 2, 1),
                        first=local(2026, 3, 1), second=local(2026, 3, 11))
@@ -107,7 +106,6 @@ def test_30000_customers_of_whom_8000_bought_twice_repurchase_at_26_7_percent(
     assert members.dormant == 30_000  # nobody bought in the 60 days before new year
     assert result.tiers[0].members == 30_000
     assert result.to_dict()["sales"]["repurchase_rate"] == 26.7
-    assert time.monotonic() - began < 30  # a few seconds on either database
 
 
 def test_purchases_on_3_18_5_20_and_7_28_make_a_66_day_cycle_counted_in_local_days(
