@@ -15,13 +15,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import extract, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db import insert_new, transaction
 from bot.line import messages
 from bot.line.formatting import RenderContext
+from bot.loyalty.audiences import birthday_members, not_staff, winback_due
 from bot.loyalty.campaigns import CampaignError, audience, find_campaign
 from bot.loyalty.coupons import (
     WITH_TERMS,
@@ -32,7 +33,6 @@ from bot.loyalty.coupons import (
 )
 from bot.loyalty.errors import CouponWindowClosed
 from bot.loyalty.ledger import expire_due_points, lock_members
-from bot.loyalty.marketing import not_staff, winback_due
 from bot.loyalty.segments import refresh_automatic_tags
 from bot.loyalty.tiers import evaluate_tier, window_spends
 from bot.loyalty.timeutil import local_date
@@ -120,27 +120,6 @@ def _issue_to(session: Session, rt: Runtime, members: list[Member], template: st
 
 
 # -- birthday ----------------------------------------------------------------------------------
-def birthday_members(session: Session, program: Program, day: dt.date) -> list[int]:
-    """Members celebrating on `day`: their birthday, or the 1st of the month in month mode.
-    A Feb 29 birthday is celebrated on Feb 28 in other years."""
-    month, dom = extract("month", Member.birthday), extract("day", Member.birthday)
-    if program.birthday_when == "month":
-        if day.day != 1:
-            return []
-        match = month == day.month
-    else:
-        match = (month == day.month) & (dom == day.day)
-        if (day.month, day.day) == (2, 28) and not _leap(day.year):
-            match = match | ((month == 2) & (dom == 29))
-    return list(session.scalars(select(Member.id).where(
-        match, Member.status == "active", Member.line_user_id.is_not(None))
-        .order_by(Member.id)))
-
-
-def _leap(year: int) -> bool:
-    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-
-
 def birthday(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
     """Give each member their tier's birthday coupon and a birthday card, once a year."""
     sent = 0
@@ -251,7 +230,7 @@ def _warn(session: Session, rt: Runtime, due: dict[int, dict], now: dt.datetime)
 # -- nudges ------------------------------------------------------------------------------------
 def nudges(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
     """'2 more stamps for a free drink!': one nudge per crossing, not one every day; nudges
-    are marketing, so none for staff (bot.loyalty.marketing)."""
+    are marketing, so none for staff (bot.loyalty.audiences)."""
     program, sent = rt.program, 0
     targets = sorted({m.at for m in program.stamps.milestones} | {program.stamps.goal})
     rewards = sorted(program.rewards, key=lambda r: r.points)

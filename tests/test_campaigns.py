@@ -76,6 +76,19 @@ def test_a_daily_refresh_drops_tags_that_no_longer_hold(shop, sessions, program)
     assert tagged(sessions, "dormant") == {shop["whale"]}  # 60 days since their purchase
 
 
+def test_a_fully_refunded_purchase_does_not_wake_a_dormant_member(shop, sessions, program):
+    """One definition of dormant for the tag, the report and win-back: a refunded order is
+    no visit."""
+    from bot.loyalty.purchases import refund_order
+
+    buy(sessions, program, shop["sleeper"], 300, NOW - dt.timedelta(days=5), order_id="back")
+    with transaction(sessions) as session:
+        refund_order(session, program, 300, NOW - dt.timedelta(days=4), source="pos",
+                     order_id="back", refund_id="R-back", actor="test")
+        segments.refresh_automatic_tags(session, program, NOW)
+    assert tagged(sessions, "dormant") == {shop["sleeper"]}
+
+
 def test_tag_expressions_combine_with_and_or_not_and_parentheses(shop, sessions):
     with transaction(sessions) as session:
         segments.add_tag(session, session.get(Member, shop["sleeper"]), "Coffee-Club", NOW,

@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot.loyalty import audit
+from bot.loyalty.audiences import not_staff
 from bot.loyalty.coupons import issue_coupon
 from bot.loyalty.errors import (
     AlreadyClaimed,
@@ -26,7 +27,6 @@ from bot.loyalty.errors import (
     UnknownCampaign,
 )
 from bot.loyalty.ledger import lock_member
-from bot.loyalty.marketing import not_staff
 from bot.loyalty.segments import segment_filter
 from bot.models import Campaign, Coupon, Member
 from bot.program import Program

@@ -118,10 +118,12 @@ from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, Integer, and_, case, cast, exists, extract, func, or_, select
+from sqlalchemy import BigInteger, Integer, and_, case, cast, extract, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from bot.loyalty.audiences import counted
+from bot.loyalty.audiences import dormant as asleep
 from bot.loyalty.staff import REFUSALS
 from bot.loyalty.timeutil import end_of_day, local_date, start_of_day
 from bot.models import (
@@ -364,11 +366,6 @@ def _within(column: Any, start: dt.datetime, end: dt.datetime) -> ColumnElement[
     return and_(column >= start, column < end)
 
 
-def counted() -> ColumnElement[bool]:
-    """Not fully refunded (a zero-amount purchase still counts)."""
-    return or_(Purchase.refunded_amount == 0, Purchase.refunded_amount < Purchase.amount)
-
-
 def _net() -> ColumnElement[int]:
     return Purchase.amount - Purchase.refunded_amount
 
@@ -390,12 +387,8 @@ def _members(session: Session, program: Program, start: dt.datetime, end: dt.dat
                                    Member.status.in_(("active", "blocked")))).one()
     days, dormant = program.winback_after_days, None
     if days:
-        cutoff = end - dt.timedelta(days=days)
-        recent = exists().where(Purchase.member_id == Member.id, Purchase.created_at > cutoff,
-                                Purchase.created_at < end, counted())
-        dormant = session.scalar(
-            select(func.count()).select_from(Member)
-            .where(Member.status == "active", Member.joined_at <= cutoff, ~recent))
+        dormant = session.scalar(select(func.count()).select_from(Member)
+                                 .where(Member.status == "active", asleep(days, end)))
     return MemberStats(total=int(total), new=int(new), active=active,
                        dormant=None if dormant is None else int(dormant),
                        blocked=int(blocked), dormant_after_days=days)

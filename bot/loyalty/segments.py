@@ -5,8 +5,9 @@ members with one query.
 Automatic tags (as of the day they are computed, in the program's timezone):
   new             joined in the last NEW_DAYS days.
   active          a purchase in the last ACTIVE_DAYS days.
-  dormant         no purchase (or, never having bought, no joining) in the program's win-back
-                  days (`[winback] after_days`, DORMANT_DAYS if unset).
+  dormant         no counted purchase (a fully refunded one is none) in the program's
+                  win-back days (`[winback] after_days`, DORMANT_DAYS if unset), having
+                  joined before them: bot.loyalty.audiences.dormant, as the report counts.
   vip             spend over the tier window (`[tier_rules] window_months`) at or above the
                   top tier's threshold.
   birthday_month  a birthday in the current month.
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from bot.db import dialect_insert
 from bot.loyalty import audit
+from bot.loyalty.audiences import dormant
 from bot.loyalty.errors import (
     SegmentError,
 )
@@ -93,7 +95,6 @@ def tag_counts(session: Session) -> list[tuple[str, bool, int]]:
 def _automatic_rules(program: Program, now: dt.datetime) -> dict[str, ColumnElement[bool]]:
     tz = program.timezone
     today = local_date(now, tz)
-    last_seen = func.coalesce(Member.last_purchase_at, Member.joined_at)
     dormant_days = program.winback_after_days or DORMANT_DAYS
     window = start_of_day(add_months(today, -program.tier_window_months), tz)
     top = max(program.tiers, key=lambda t: t.threshold)
@@ -104,7 +105,7 @@ def _automatic_rules(program: Program, now: dt.datetime) -> dict[str, ColumnElem
     return {
         "new": Member.joined_at > now - dt.timedelta(days=NEW_DAYS),
         "active": Member.last_purchase_at > now - dt.timedelta(days=ACTIVE_DAYS),
-        "dormant": last_seen <= now - dt.timedelta(days=dormant_days),
+        "dormant": dormant(dormant_days, now),
         "vip": Member.id.in_(spenders) if top.threshold > 0 else literal(False),
         "birthday_month": extract("month", Member.birthday) == today.month,
     }
