@@ -361,6 +361,17 @@ def test_the_web_process_serves_healthz_with_a_good_program(tmp_path, start_web,
     pytest.fail(f"gunicorn did not answer /healthz within 15 s: {last}")
 
 
+def test_the_clock_process_exits_with_the_one_message_when_the_program_is_broken(tmp_path):
+    program, message = broken_program(tmp_path)
+    clock = procfile()["clock"]
+    assert clock[1:] == ["-m", "bot.scheduler"]
+    done = subprocess.run(clock, cwd=ROOT, env=shell_env(tmp_path, LOYALTY_PROGRAM=str(program)),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert done.stderr.strip() == message
+    assert "Traceback" not in done.stdout + done.stderr
+
+
 def test_the_app_factory_turns_a_broken_program_into_a_clean_exit(tmp_path, monkeypatch,
                                                                   capsys):
     import bot
