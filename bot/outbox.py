@@ -11,7 +11,7 @@ import functools
 import json
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, NamedTuple, Protocol
 
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.db import dialect_insert, insert_new, transaction
 from bot.models import Member, OutboxBatch, OutboxMessage
 from bot.privacy import ref
+from bot.program import Program
 
 log = logging.getLogger("bot.outbox")
 RETRY_KEY_LIFETIME = dt.timedelta(hours=24)  # LINE forgets a retry key after a day
@@ -42,6 +43,34 @@ class Sender(Protocol):
                   ) -> Outcome: ...
 
 
+# what a customer is told after their own purchase or redemption: [messaging] receipts
+# switches these off (a link of a POS record counts: it reports points moved to them)
+RECEIPTS = ("receipt", "coupon_used")
+
+
+def receipt_key(purchase_id: int) -> str:
+    return f"receipt:{purchase_id}"
+
+
+def coupon_used_key(coupon_id: int) -> str:
+    return f"coupon-used:{coupon_id}"
+
+
+def linked_key(record_id: int) -> str:
+    return f"link:{record_id}"
+
+
+def tell(session: Session, program: Program, member: Member, kind: str, dedupe_key: str,
+         build: Callable[[], list[dict]], now: dt.datetime) -> bool:
+    """The one way to tell a member about a change: queued with the change, once per dedupe
+    key, and pushed after the commit by whoever committed it (see queued_in), or by the
+    sender job. Receipts follow [messaging] receipts; `build` renders the messages only when
+    they are queued. True if queued now."""
+    if kind in RECEIPTS and not program.receipts or not member.line_user_id:
+        return False
+    return enqueue(session, member, kind, dedupe_key, build(), now) is not None
+
+
 def enqueue(session: Session, member: Member, kind: str, dedupe_key: str,
             messages: list[dict], now: dt.datetime) -> OutboxMessage | None:
     """Queue a push once per dedupe key; None if it was queued before or cannot be sent.
@@ -55,7 +84,7 @@ def enqueue(session: Session, member: Member, kind: str, dedupe_key: str,
         "member_id": member.id, "line_user_id": member.line_user_id, "kind": kind,
         "dedupe_key": dedupe_key, "payload": {"messages": messages},
         "retry_key": str(uuid.uuid4()), "created_at": now}]).first()
-    if row is not None:  # for held(): the identity map alone would let them go
+    if row is not None:  # for queued_in(): the identity map alone would let them go
         session.info.setdefault(QUEUED, {})[row.id] = (row, member)
     return row
 
@@ -118,23 +147,17 @@ def deliver(sessions: sessionmaker[Session], sender: Sender, ids: Iterable[int],
     return delivered
 
 
-def held(session: Session, ids: Iterable[int]) -> list[Queued]:
-    """Rows this session has just enqueued, as deliver_queued takes them after the commit:
-    from what enqueue() kept, not read back (any other id is looked up)."""
-    queued = session.info.get(QUEUED, {})
-    rows = []
-    for row_id in sorted(ids):
-        row, member = queued.pop(row_id, None) or (session.get(OutboxMessage, row_id), None)
-        if member is None and row.member_id is not None:
-            member = session.get(Member, row.member_id)
-        rows.append(Queued(row.id, row.line_user_id, row.payload, row.retry_key,
-                           member.status if member else None))
-    return rows
+def queued_in(session: Session) -> list[Queued]:
+    """Every row this session has enqueued and not handed out yet, as deliver_queued takes
+    them after the commit: from what enqueue() kept, not read back."""
+    queued = session.info.pop(QUEUED, {})
+    return [Queued(row.id, row.line_user_id, row.payload, row.retry_key, member.status)
+            for row, member in (queued[row_id] for row_id in sorted(queued))]
 
 
 def deliver_queued(sessions: sessionmaker[Session], sender: Sender, rows: list[Queued],
                    now: dt.datetime) -> int:
-    """deliver() for rows the caller committed a moment ago and still holds (see held): the
+    """deliver() for rows the caller committed a moment ago and still holds (queued_in): the
     same pushes and outcomes, without reading the rows back. Should the sender job have
     pushed one meanwhile, its retry key makes LINE answer 409: it is still shown once."""
     return _push_rows(sessions, sender, rows, now, None)

@@ -18,8 +18,8 @@ from bot.line.client import LineClient
 from bot.line.qr import coupon_payload, member_payload, qr_url
 from bot.loyalty.members import register_member, unfollow
 from bot.loyalty.timeutil import utcnow
-from bot.models import OutboxMessage
-from bot.outbox import deliver, deliver_queued, enqueue, held
+from bot.models import Member, OutboxMessage
+from bot.outbox import deliver, deliver_queued, enqueue, queued_in
 from bot.privacy import ref
 from tests.line_helpers import user_id
 
@@ -102,12 +102,39 @@ def test_a_push_delivered_right_after_its_commit_is_not_read_back_and_shown_once
     with transaction(state["sessions"]) as session:
         member = register_member(session, state["program"], ALICE, utcnow()).member
         row = enqueue(session, member, "receipt", "receipt:1", HELLO, utcnow())
-        rows = held(session, [row.id])
+        rows = queued_in(session)
     client = LineClient(state["config"])
     assert deliver(state["sessions"], client, [row.id], utcnow()) == 1  # the sender job won
     assert deliver_queued(state["sessions"], client, rows, utcnow()) == 1  # 409: delivered
     assert len(fake_line.messages_to(ALICE)) == 1
     assert status(app, row.id) == ("sent", 1)
+
+
+def test_a_link_of_a_pos_record_obeys_the_receipts_setting_like_every_receipt(
+        client, app, fake_line):
+    """One rule for every push that reports a change: with receipts off, nothing is pushed."""
+    import dataclasses
+    import io
+
+    from bot.loyalty.member_data import import_members, read_csv
+    from bot.loyalty.staff import add_staff
+    from tests.line_helpers import follow, post, text
+
+    state = app.extensions["loyalty"]
+    state["program"] = dataclasses.replace(state["program"], receipts=False)
+    clerk = user_id(9)
+    post(client, [follow(ALICE), follow(clerk)])
+    with transaction(state["sessions"]) as session:
+        add_staff(session, clerk, utcnow(), name="Amy", actor="test")
+        code = session.scalars(select(Member.member_code).where(
+            Member.line_user_id == ALICE)).one()
+    import_members(state["sessions"], state["program"], read_csv(io.StringIO(
+        "phone,name,birthday,points,external_id\n0933111222,Old Alice,,40,P1\n")), utcnow())
+    post(client, [text(clerk, f"綁定 {code} 0933111222")])
+    assert "40" in str(fake_line.replies()[-1]["messages"])  # the link was made
+    with state["sessions"]() as session:
+        assert session.scalars(select(OutboxMessage)).all() == []
+    assert fake_line.pushes() == []
 
 
 def test_a_push_queued_again_under_its_dedupe_key_keeps_the_first_row(app):

@@ -29,6 +29,7 @@ from bot.db import insert_new, transaction
 from bot.loyalty.errors import LoyaltyError
 from bot.loyalty.timeutil import utcnow
 from bot.models import ApiToken, IdempotencyRecord
+from bot.outbox import queued_in
 
 log = logging.getLogger("bot.api")
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -50,7 +51,6 @@ class Call:
     now: dt.datetime
     token: ApiToken
     body: dict[str, Any]
-    outbox_ids: list[int]
 
     @property
     def program(self):
@@ -171,14 +171,13 @@ def endpoint(scope: str, body: str | None = None, idempotent: bool = False) -> C
         @wraps(handler)
         def view(**path: str) -> Response:
             state, now = current_app.extensions["loyalty"], utcnow()
-            outbox: list[int] = []
             try:
                 if any("\x00" in value for value in [*path.values(), *request.args.values()]):
                     raise ApiError(400, "invalid_request", "NUL characters are not allowed")
                 with transaction(state["sessions"]) as session:
                     token = _token(session, scope)
                     token.last_used_at = now
-                    call = Call(session, state, now, token, _body(body), outbox)
+                    call = Call(session, state, now, token, _body(body))
                     stored = _idempotency(call) if idempotent else None
                     if stored is not None:
                         return _json(*stored)
@@ -187,11 +186,12 @@ def endpoint(scope: str, body: str | None = None, idempotent: bool = False) -> C
                         session.execute(update(IdempotencyRecord).where(
                             IdempotencyRecord.key == _key(token)).values(
                             status_code=status, response=payload))
+                    queued = queued_in(session)
             except ApiError as exc:
                 return problem(exc.status, exc.code, exc.detail, exc.errors)
             except LoyaltyError as exc:
                 return problem(STATUS.get(exc.code, 422), exc.code, exc.message("en"))
-            views.deliver_after_commit(state, outbox, now)
+            views.deliver_after_commit(state, queued, now)
             return _json(status, payload)
         return view
     return wrap

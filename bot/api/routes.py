@@ -26,6 +26,7 @@ from bot.loyalty.purchases import find_purchase, record_purchase, refund_order
 from bot.loyalty.rewards import redeem_reward
 from bot.loyalty.summary import member_summary
 from bot.models import CouponTemplateRow, CouponTerms, Member
+from bot.outbox import coupon_used_key, receipt_key
 
 DEFAULT_SOURCE = "api"
 
@@ -67,9 +68,9 @@ def purchase(call: Call) -> tuple[int, Any]:
     won = [_view(call, c) for c in result.coupons]
     if not result.duplicate:
         views.notify(call.session, call.state, owner, "receipt",
-                     f"receipt:{result.purchase.id}",
+                     receipt_key(result.purchase.id),
                      lambda ctx: messages.purchase_receipt(ctx, result, owner.points_balance,
-                                                           won), call.now, call.outbox_ids)
+                                                           won), call.now)
     p = result.purchase
     return (200 if result.duplicate else 201), {
         "purchase_id": p.id, "order_id": p.external_order_id, "source": p.source,
@@ -189,8 +190,8 @@ def redeem(call: Call) -> tuple[int, Any]:
                          purchase_id=purchase.id if purchase else None, channel="api")
     owner = call.session.get(Member, view.coupon.member_id)
     views.notify(call.session, call.state, owner, "coupon_used",
-                 f"coupon-used:{view.coupon.id}",
-                 lambda ctx: messages.customer_coupon_used(ctx, view), call.now, call.outbox_ids)
+                 coupon_used_key(view.coupon.id),
+                 lambda ctx: messages.customer_coupon_used(ctx, view), call.now)
     return 200, {"coupon": views.coupon(view, owner), "discount": view.discount,
                  "purchase_id": purchase.id if purchase else None,
                  "redeemed_at": views.iso(view.coupon.redeemed_at)}

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.line.context import render_context
+from bot.line.formatting import RenderContext
 from bot.loyalty.coupons import CouponView
 from bot.loyalty.summary import MemberSummary
 from bot.models import Member
+from bot.outbox import Queued, deliver_queued, tell
 
 log = logging.getLogger("bot.api")
 
@@ -48,28 +52,19 @@ def summary(s: MemberSummary) -> dict[str, Any]:
 
 
 def notify(session: Session, state: dict[str, Any], owner: Member, kind: str, key: str,
-           build, now: dt.datetime, outbox: list[int]) -> None:
-    """Queue a push to the customer (a receipt, a redemption) when the program sends them."""
-    if not state["program"].receipts or not owner.line_user_id:
-        return
-    from bot.line.context import render_context
-    from bot.outbox import enqueue
-
-    row = enqueue(session, owner, kind, key,
-                  build(render_context(state["config"], state["program"], owner.language)), now)
-    if row is not None:
-        session.flush()
-        outbox.append(row.id)
+           build: Callable[[RenderContext], list[dict]], now: dt.datetime) -> None:
+    """Tell the customer about the call's change (a receipt, a redemption)."""
+    tell(session, state["program"], owner, kind, key,
+         lambda: build(render_context(state["config"], state["program"], owner.language)), now)
 
 
-def deliver_after_commit(state: dict[str, Any], outbox: list[int], now: dt.datetime) -> None:
-    """Push right away when LINE is set up; otherwise the clock's sender will."""
+def deliver_after_commit(state: dict[str, Any], rows: list[Queued], now: dt.datetime) -> None:
+    """Push what the call queued right away when LINE is set up; otherwise, or if this
+    fails, the clock's sender will."""
     client = state.get("line")
-    if not outbox or client is None or not state["config"].line_configured:
+    if not rows or client is None or not state["config"].line_configured:
         return
-    from bot.outbox import deliver
-
     try:
-        deliver(state["sessions"], client, outbox, now)
+        deliver_queued(state["sessions"], client, rows, now)
     except Exception:  # the change is committed; the sender retries the push later
         log.exception("push after an API call failed; the sender will retry")

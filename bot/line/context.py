@@ -37,9 +37,9 @@ class Env:
 @dataclass
 class Outcome:
     """The replies (or, for a screen that only shows data, a function making them: it runs
-    after the commit, so no lock is held while a card is rendered) and the pushes queued."""
+    after the commit, so no lock is held while a card is rendered). Pushes the handler
+    queued (bot.outbox.tell) are found in the session by the webhook."""
     replies: list[dict] | Callable[[], list[dict]] = field(default_factory=list)
-    outbox_ids: list[int] = field(default_factory=list)
 
     def messages(self) -> list[dict]:
         return self.replies() if callable(self.replies) else self.replies

@@ -43,7 +43,7 @@ from bot.models import (
     Member,
     Staff,
 )
-from bot.outbox import enqueue
+from bot.outbox import coupon_used_key, linked_key, receipt_key, tell
 
 COMMANDS = {"核銷": "verify", "verify": "verify", "集點": "earn", "earn": "earn",
             "撤銷": "void", "void": "void", "員工": "join", "staff": "join",
@@ -85,14 +85,11 @@ def verify(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: 
         return Outcome(messages.staff_redemption_failed(ctx, exc, _why(session, env, exc,
                                                                          args[0])))
     owner = session.get(Member, view.coupon.member_id)
-    outcome = Outcome(messages.staff_redemption_ok(ctx, view, owner, amount))
-    if env.program.receipts:
-        customer = env.render(owner.language)
-        _push(session, env, owner, "coupon_used", f"coupon-used:{view.coupon.id}",
-              messages.customer_coupon_used(customer, view), outcome)
-        if result is not None:
-            _receipt(session, env, owner, result, outcome)
-    return outcome
+    tell(session, env.program, owner, "coupon_used", coupon_used_key(view.coupon.id),
+         lambda: messages.customer_coupon_used(env.render(owner.language), view), env.now)
+    if result is not None:
+        _receipt(session, env, owner, result)
+    return Outcome(messages.staff_redemption_ok(ctx, view, owner, amount))
 
 
 def _redeem(session: Session, env: Env, worker: Staff, code: str, amount: int | None,
@@ -166,19 +163,19 @@ def _record(session: Session, env: Env, ctx: RenderContext, worker: Staff, membe
                                      actor=actor(worker))
     except LoyaltyError as exc:
         return Outcome(messages.error(ctx, exc))
-    outcome = Outcome(messages.staff_purchase_recorded(ctx, member, result))
-    if env.program.receipts and not result.duplicate:
-        _receipt(session, env, member, result, outcome)
-    return outcome
+    if not result.duplicate:
+        _receipt(session, env, member, result)
+    return Outcome(messages.staff_purchase_recorded(ctx, member, result))
 
 
-def _receipt(session: Session, env: Env, member: Member, result: PurchaseResult,
-             outcome: Outcome) -> None:
+def _receipt(session: Session, env: Env, member: Member, result: PurchaseResult) -> None:
     """Tell the customer what the purchase earned, with any coupons it won."""
-    coupons = [find_coupon(session, env.program, c.code) for c in result.coupons]
-    _push(session, env, member, "receipt", f"receipt:{result.purchase.id}",
-          messages.purchase_receipt(env.render(member.language), result,
-                                    member.points_balance, coupons), outcome)
+    def build() -> list[dict]:
+        coupons = [find_coupon(session, env.program, c.code) for c in result.coupons]
+        return messages.purchase_receipt(env.render(member.language), result,
+                                         member.points_balance, coupons)
+    tell(session, env.program, member, "receipt", receipt_key(result.purchase.id), build,
+         env.now)
 
 
 def postback(session: Session, env: Env, member: Member, action: str, data: dict) -> Outcome:
@@ -223,13 +220,12 @@ def link(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: li
         _refused(session, env, worker, "link", exc)
         return Outcome(messages.error(ctx, exc))
     customer = result.member
-    outcome = Outcome(messages.text(ctx, "link_done", name=customer.display_name or "—",
-                                    points=result.points, purchases=result.purchases,
-                                    coupons=result.coupons))
-    _push(session, env, customer, "receipt", f"link:{result.record.id}",
-          messages.text(env.render(customer.language), "linked",
-                        points=result.points, balance=customer.points_balance), outcome)
-    return outcome
+    tell(session, env.program, customer, "receipt", linked_key(result.record.id),
+         lambda: messages.text(env.render(customer.language), "linked", points=result.points,
+                               balance=customer.points_balance), env.now)
+    return Outcome(messages.text(ctx, "link_done", name=customer.display_name or "—",
+                                 points=result.points, purchases=result.purchases,
+                                 coupons=result.coupons))
 
 
 def join(session: Session, env: Env, member: Member, args: list[str]) -> Outcome:
@@ -239,10 +235,3 @@ def join(session: Session, env: Env, member: Member, args: list[str]) -> Outcome
     if worker is None:
         return Outcome(messages.text(ctx, "invite_invalid"))
     return Outcome(messages.text(ctx, "staff_welcome", name=worker.name))
-
-
-def _push(session: Session, env: Env, member: Member, kind: str, key: str,
-          payload: list[dict], outcome: Outcome) -> None:
-    row = enqueue(session, member, kind, key, payload, env.now)
-    if row is not None:
-        outcome.outbox_ids.append(row.id)

@@ -31,7 +31,7 @@ from bot.line.context import render_context
 from bot.line.handlers import HANDLERS, OUTSIDE_CHATS, Env, outside_chat, prefetch
 from bot.loyalty.timeutil import utcnow
 from bot.models import ProcessedEvent
-from bot.outbox import deliver_queued, held
+from bot.outbox import deliver_queued, queued_in
 
 bp = Blueprint("line", __name__)
 # LINE takes an answer slower than about 2 s for a timeout and may stop sending to a server
@@ -115,7 +115,7 @@ def handle_event(state: dict[str, Any], raw: Any) -> None:
                 log.info("event %s already handled", env.event_id)
                 return
             outcome = HANDLERS[kind](session, env, event)
-            queued = held(session, outcome.outbox_ids)
+            queued = queued_in(session)
     except TRANSIENT as exc:
         raise Retry from exc
     token = getattr(event, "reply_token", None)
