@@ -80,8 +80,9 @@ def _empty_postgresql(url: str) -> None:
     gets new files), and a test writes to a few tables; this takes about a tenth of that. In
     one transaction: lock every table as TRUNCATE would (a straggling writer finishes first,
     and none starts until the commit), ask which tables hold rows, DELETE those (children
-    first), and restart the counters that were used. The tables are looked up by name each time, so a test that
-    downgrades and upgrades the schema (new tables, new counters) is handled too."""
+    first), and restart the counters that were used. The tables are looked up by name each
+    time, so a test that downgrades and upgrades the schema (new tables, new counters) is
+    handled too."""
     with _reset_engine(url).begin() as conn:
         conn.execute(text(f"LOCK TABLE {', '.join(TABLES)} IN ACCESS EXCLUSIVE MODE"))
         holding = set(conn.scalars(text(_HOLDING_ROWS)))

@@ -23,7 +23,7 @@ from bot.loyalty.members import register_member
 from bot.loyalty.staff import add_staff
 from bot.loyalty.timeutil import utcnow
 from bot.models import Coupon, Redemption
-from tests.conftest import _truncate_all
+from tests.conftest import _empty_postgresql
 from tests.line_helpers import CHANNEL_SECRET, sign, text, user_id
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +38,7 @@ def free_port() -> int:
 
 @pytest.fixture
 def gunicorn(pg_url, fake_line, tmp_path):
-    _truncate_all(pg_url)
+    _empty_postgresql(pg_url)
     port = free_port()
     env = {**os.environ, "DATABASE_URL": pg_url, "LOYALTY_PROGRAM": str(DEFAULT_PROGRAM),
            "SECRET_KEY": "race", "LINE_CHANNEL_SECRET": CHANNEL_SECRET,
