@@ -49,7 +49,7 @@ from sqlalchemy import event, text  # noqa: E402
 from bot import migrate  # noqa: E402
 from bot.config import DEFAULT_PROGRAM, Config, normalize_database_url  # noqa: E402
 from bot.db import make_engine, make_sessionmaker, scratch_schema  # noqa: E402
-from bot.jobs import JOBS, Runtime, run_job  # noqa: E402
+from bot.jobs import JOBS, JobContext, run_job  # noqa: E402
 from bot.line.client import LineClient  # noqa: E402
 from bot.line.context import render_context  # noqa: E402
 from bot.line.sender import send_pending  # noqa: E402
@@ -376,7 +376,7 @@ def job_child(conn, url: str, name: str, now: dt.datetime, line: tuple[str, str]
                     line_channel_secret="bench", line_channel_access_token=line[1],
                     line_oa_basic_id="@mountainmist", public_base_url="https://cafe.example",
                     line_api_base_url=line[0])
-    rt = Runtime(program=program, sessions=sessions,
+    rt = JobContext(program=program, sessions=sessions,
                  render=partial(render_context, config, program),
                  deliver=partial(send_pending, sessions, LineClient(config), program))
     with engine.connect() as c:  # connect (and warm the pool) before the clock starts
@@ -410,7 +410,7 @@ def job_child(conn, url: str, name: str, now: dt.datetime, line: tuple[str, str]
     engine.dispose()
 
 
-def send_all(rt: Runtime, engine, start: dt.datetime) -> tuple[str, int]:
+def send_all(rt: JobContext, engine, start: dt.datetime) -> tuple[str, int]:
     """Run the send job once a minute (simulated) until the outbox has nothing pending."""
     runs, delivered, now = 0, 0, start
     while True:

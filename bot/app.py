@@ -8,25 +8,20 @@ import sys
 from flask import Flask, jsonify, request
 
 from bot import simulator
+from bot.bootstrap import build
 from bot.cli import register_cli
 from bot.config import Config
-from bot.db import bounded, can_write, db_error, make_engine, make_sessionmaker
-from bot.program import load_program
+from bot.db import bounded, can_write, db_error
 
 HEALTH_LOCK_WAIT = 5  # seconds: a check behind a long write still answers before a PaaS gives up
 
 
 def create_app(config: Config | None = None) -> Flask:
     """Build the Flask app; raises ProgramError if the program file is unusable."""
-    config = simulator.configure(config or Config.from_env())
-    program = load_program(config.program_path)
+    runtime = build(simulator.configure(config or Config.from_env()))
     app = Flask(__name__, instance_relative_config=True)
-    app.config.update(SECRET_KEY=config.secret_key, MAX_CONTENT_LENGTH=1024 * 1024)
-    engine = make_engine(config.database_url)
-    app.extensions["loyalty"] = {
-        "config": config, "program": program, "engine": engine,
-        "sessions": make_sessionmaker(engine),
-    }
+    app.config.update(SECRET_KEY=runtime.config.secret_key, MAX_CONTENT_LENGTH=1024 * 1024)
+    app.extensions["loyalty"] = runtime
     _logging(app)
     _health(app)
     from bot.line import qr, webhook  # the LINE adapter loads only with the app
@@ -75,7 +70,7 @@ def _health(app: Flask) -> None:
     def healthz():
         """200 when the database takes a write, 503 when it does not."""
         try:
-            can_write(bounded(app.extensions["loyalty"]["engine"], HEALTH_LOCK_WAIT))
+            can_write(bounded(app.extensions["loyalty"].engine, HEALTH_LOCK_WAIT))
         except Exception as exc:  # unreachable, read-only, full: "not healthy"
             logging.getLogger("bot").error("health check: the database cannot be written: "
                                            "%s", db_error(exc))

@@ -45,7 +45,7 @@ CHUNK = 500
 
 
 @dataclass
-class Runtime:
+class JobContext:
     program: Program
     sessions: sessionmaker[Session]
     render: Callable[[str], RenderContext]  # member language -> how to render for them
@@ -56,7 +56,7 @@ class Runtime:
 class Job:
     name: str
     cron: dict[str, Any]  # APScheduler cron fields, in the program's timezone
-    run: Callable[[Runtime, dt.datetime, dt.datetime], str]
+    run: Callable[[JobContext, dt.datetime, dt.datetime], str]
     description: str
 
 
@@ -66,7 +66,7 @@ def window_start(last: dt.datetime | None, now: dt.datetime) -> dt.datetime:
     return min(last, day_ago) if last else day_ago
 
 
-def run_job(rt: Runtime, job: Job, now: dt.datetime) -> str:
+def run_job(rt: JobContext, job: Job, now: dt.datetime) -> str:
     """Run one job as of `now`, recording its start and completion."""
     with transaction(rt.sessions) as session:
         row = session.get(JobRun, job.name)
@@ -102,7 +102,7 @@ def _chunks(items: list, size: int = CHUNK) -> Iterator[list]:
         yield items[start:start + size]
 
 
-def _issue_to(session: Session, rt: Runtime, members: list[Member], template: str,
+def _issue_to(session: Session, rt: JobContext, members: list[Member], template: str,
               now: dt.datetime, reason: str, keys: list[str]) -> list[Coupon | None]:
     """One template to locked members at once; a closed window or a cap is logged, not raised."""
     try:
@@ -120,7 +120,7 @@ def _issue_to(session: Session, rt: Runtime, members: list[Member], template: st
 
 
 # -- birthday ----------------------------------------------------------------------------------
-def birthday(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
+def birthday(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
     """Give each member their tier's birthday coupon and a birthday card, once a year."""
     sent = 0
     for day in local_days(rt.program, since, now):
@@ -132,7 +132,7 @@ def birthday(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
     return f"{sent} birthday messages queued"
 
 
-def _birthday_gifts(session: Session, rt: Runtime, ids: list[int], year: int,
+def _birthday_gifts(session: Session, rt: JobContext, ids: list[int], year: int,
                     now: dt.datetime) -> int:
     by_template: dict[str, list[Member]] = {}
     for member in lock_members(session, ids):
@@ -152,7 +152,7 @@ def _birthday_gifts(session: Session, rt: Runtime, ids: list[int], year: int,
 
 
 # -- expiry ------------------------------------------------------------------------------------
-def expire(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
+def expire(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
     """Expire due points and coupons in chunks, so no lock is held for long."""
     members = points = coupons = 0
     while True:
@@ -176,7 +176,7 @@ def _active(session: Session, ids: list[int]) -> dict[int, Member]:
         Member.id.in_(ids), Member.status == "active"))}
 
 
-def expiry_warnings(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
+def expiry_warnings(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
     """One message per member for points (per lot, per horizon) and coupons about to expire."""
     program, due = rt.program, {}
     with rt.sessions() as session:
@@ -201,7 +201,7 @@ def expiry_warnings(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
     return f"{sent} expiry warnings queued"
 
 
-def _warn(session: Session, rt: Runtime, due: dict[int, dict], now: dt.datetime) -> int:
+def _warn(session: Session, rt: JobContext, due: dict[int, dict], now: dt.datetime) -> int:
     fresh = _claim(session, [(key, member_id) for member_id, items in due.items()
                              for key in items], now)
     members = _active(session, [m for m, items in due.items() if fresh & items.keys()])
@@ -228,7 +228,7 @@ def _warn(session: Session, rt: Runtime, due: dict[int, dict], now: dt.datetime)
 
 
 # -- nudges ------------------------------------------------------------------------------------
-def nudges(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
+def nudges(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
     """'2 more stamps for a free drink!': one nudge per crossing, not one every day; nudges
     are marketing, so none for staff (bot.loyalty.audiences)."""
     program, sent = rt.program, 0
@@ -272,7 +272,7 @@ def _card_reward(program: Program, target: int) -> str:
     return milestone.reward if milestone else program.stamps.completion_reward or ""
 
 
-def _nudge(session: Session, rt: Runtime, wanted: list[tuple], now: dt.datetime) -> int:
+def _nudge(session: Session, rt: JobContext, wanted: list[tuple], now: dt.datetime) -> int:
     fresh = _claim(session, [(key, member_id) for key, member_id, *_ in wanted], now)
     members = _active(session, [member_id for key, member_id, *_ in wanted if key in fresh])
     pushes = []
@@ -286,7 +286,7 @@ def _nudge(session: Session, rt: Runtime, wanted: list[tuple], now: dt.datetime)
 
 
 # -- win-back and tiers ------------------------------------------------------------------------
-def winback(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
+def winback(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
     """A comeback coupon and double points next time, once per dormant spell."""
     program = rt.program
     if not program.winback_after_days or not program.winback_coupon:
@@ -300,7 +300,7 @@ def winback(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
     return f"{sent} win-back messages queued"
 
 
-def _win_back(session: Session, rt: Runtime, ids: list[int], now: dt.datetime) -> int:
+def _win_back(session: Session, rt: JobContext, ids: list[int], now: dt.datetime) -> int:
     template = rt.program.coupons[rt.program.winback_coupon]
     locked = lock_members(session, ids)  # asked again under the lock: one may have bought
     due = dict(session.execute(winback_due(rt.program, now).where(Member.id.in_(ids))).all())
@@ -318,7 +318,7 @@ def _win_back(session: Session, rt: Runtime, ids: list[int], now: dt.datetime) -
     return enqueue_many(session, pushes, now)
 
 
-def tiers(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
+def tiers(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
     """Re-evaluate members above the first tier (downgrades); tell those who changed."""
     base = rt.program.tiers[0].key
     with rt.sessions() as session:
@@ -331,7 +331,7 @@ def tiers(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
     return f"{changed} tier changes"
 
 
-def _retier(session: Session, rt: Runtime, ids: list[int], now: dt.datetime) -> int:
+def _retier(session: Session, rt: JobContext, ids: list[int], now: dt.datetime) -> int:
     members = lock_members(session, ids)
     spends = window_spends(session, rt.program, ids, now)
     pushes = []
@@ -347,14 +347,14 @@ def _retier(session: Session, rt: Runtime, ids: list[int], now: dt.datetime) -> 
     return len(pushes)
 
 
-def tags(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
+def tags(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
     """Recompute the automatic tags (new, active, dormant, vip, birthday_month)."""
     with transaction(rt.sessions) as session:
         counts = refresh_automatic_tags(session, rt.program, now)
     return ", ".join(f"{name} {count}" for name, count in counts.items())
 
 
-def send_campaign(rt: Runtime, key: str, now: dt.datetime) -> str:
+def send_campaign(rt: JobContext, key: str, now: dt.datetime) -> str:
     """Give an issue campaign's coupon to its segment, a chunk per transaction, and queue
     one identical text per language (so the sender multicasts it). Safe to run again: a
     member who has the coupon is skipped, and nobody is messaged twice."""
@@ -388,7 +388,7 @@ def send_campaign(rt: Runtime, key: str, now: dt.datetime) -> str:
     return f"{key}: {given} of {len(ids)} members have the coupon; {sent} messages queued"
 
 
-def send(rt: Runtime, since: dt.datetime, now: dt.datetime) -> str:
+def send(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
     """Deliver pending pushes (bot.line.sender); a no-op without a LINE channel."""
     if rt.deliver is None:
         return "LINE is not configured: nothing sent"

@@ -7,31 +7,22 @@ run in the database, so a restart catches up and a second clock sends nothing tw
 from __future__ import annotations
 
 import logging
-from functools import partial
-from typing import Any
+import sys
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.jobs import JOBS, Job, Runtime, run_job
+from bot import simulator
+from bot.bootstrap import build
+from bot.config import Config, ConfigError
+from bot.jobs import JOBS, Job, JobContext, run_job
 from bot.loyalty.timeutil import utcnow
+from bot.program import ProgramError
 
 log = logging.getLogger("bot.clock")
 
 
-def runtime(state: dict[str, Any]) -> Runtime:
-    """The jobs' view of a created app's state."""
-    from bot.line.context import render_context
-    from bot.line.sender import send_pending
-
-    config, program, sessions = state["config"], state["program"], state["sessions"]
-    deliver = (partial(send_pending, sessions, state["line"], program)
-               if config.line_configured else None)
-    return Runtime(program=program, sessions=sessions,
-                   render=partial(render_context, config, program), deliver=deliver)
-
-
-def run_safely(rt: Runtime, job: Job) -> None:
+def run_safely(rt: JobContext, job: Job) -> None:
     try:
         run_job(rt, job, utcnow())
     except Exception:  # one failing run must not stop the clock; the next run catches up
@@ -39,10 +30,14 @@ def run_safely(rt: Runtime, job: Job) -> None:
 
 
 def main() -> None:
-    from bot import create_app
-
-    app = create_app()
-    rt = runtime(app.extensions["loyalty"])
+    """Build the runtime (no web app) and run every job on its schedule, catching up first."""
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        rt = build(simulator.configure(Config.from_env())).jobs()
+    except (ProgramError, ConfigError) as exc:  # one clear line, as the web process gives
+        print(exc, file=sys.stderr)
+        raise SystemExit(1) from None
     tz = rt.program.timezone
     scheduler = BlockingScheduler(timezone=tz, job_defaults={
         "coalesce": True, "max_instances": 1, "misfire_grace_time": None})

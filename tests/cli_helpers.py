@@ -23,7 +23,7 @@ class Cli:
         return self.app.test_cli_runner().invoke(args=list(args))
 
     def close(self) -> None:
-        self.app.extensions["loyalty"]["engine"].dispose()
+        self.app.extensions["loyalty"].engine.dispose()
 
     def __enter__(self) -> Cli:
         return self

@@ -171,7 +171,7 @@ def app(line_config):
 
     app = create_app(line_config)
     yield app
-    app.extensions["loyalty"]["engine"].dispose()
+    app.extensions["loyalty"].engine.dispose()
 
 
 @pytest.fixture

@@ -41,4 +41,4 @@ def served(config: Config) -> Iterator[tuple[Flask, str]]:
     finally:
         server.shutdown()
         thread.join(timeout=5)
-        app.extensions["loyalty"]["engine"].dispose()
+        app.extensions["loyalty"].engine.dispose()

@@ -27,7 +27,7 @@ def state(app):
 
 
 def token(state, scopes=ALL, name="pos") -> str:
-    with transaction(state["sessions"]) as session:
+    with transaction(state.sessions) as session:
         return create_token(session, name, scopes, utcnow())[1]
 
 
@@ -35,8 +35,8 @@ def token(state, scopes=ALL, name="pos") -> str:
 def pos(client, state):
     """A client with a full-scope token, and a customer who follows the shop in LINE."""
     secret = token(state)
-    with transaction(state["sessions"]) as session:
-        member = register_member(session, state["program"], CUSTOMER, utcnow(),
+    with transaction(state.sessions) as session:
+        member = register_member(session, state.program, CUSTOMER, utcnow(),
                                  display_name="王小明").member
         member.phone = "0912345678"
         code = member.member_code
@@ -60,7 +60,7 @@ def pos(client, state):
 
 
 def count(state, model, *where) -> int:
-    with state["sessions"]() as session:
+    with state.sessions() as session:
         return session.scalar(select(func.count()).select_from(model).where(*where))
 
 
@@ -79,7 +79,7 @@ def test_no_token_a_wrong_token_and_a_revoked_token_are_refused(pos, client, sta
     assert reply.content_type == "application/problem+json"
     secret = token(state, ["members:read"], "reader")
     assert pos.call("GET", f"/members/{pos.member_code}", auth=secret)[0] == 200
-    with transaction(state["sessions"]) as session:
+    with transaction(state.sessions) as session:
         session.scalars(select(ApiToken).where(ApiToken.name == "reader")).one().revoked_at = \
             utcnow()
     assert pos.call("GET", f"/members/{pos.member_code}", auth=secret)[0] == 401
@@ -97,7 +97,7 @@ def test_a_token_works_only_within_its_scopes(pos, state):
 
 def test_tokens_are_stored_hashed(state):
     secret = token(state)
-    with state["sessions"]() as session:
+    with state.sessions() as session:
         row = session.scalars(select(ApiToken)).one()
     assert secret not in (row.token_hash, row.prefix) and len(row.token_hash) == 64
 
@@ -222,7 +222,7 @@ def test_a_refund_takes_the_points_back_once(pos, state):
     assert status == 201 and body["points_reversed"] == 10
     status, body = pos.call("POST", "/refunds", refund)
     assert status == 200 and body["duplicate"] is True
-    with state["sessions"]() as session:
+    with state.sessions() as session:
         assert session.scalars(select(Member)).one().points_balance == 10
     assert problem_code(pos.call("POST", "/refunds", {"order_id": "nope", "refund_id": "x",
                                                       "amount": 1})) == "not_found"
@@ -276,7 +276,7 @@ def test_the_summary_shows_balance_card_and_wallet(pos):
 
 # -- coupons -----------------------------------------------------------------------------------
 def welcome_code(state) -> str:
-    with state["sessions"]() as session:
+    with state.sessions() as session:
         return session.scalars(select(Coupon.code)).one()
 
 
@@ -297,11 +297,11 @@ def test_validate_changes_nothing_and_redeem_works_once(pos, state):
 
 
 def test_coupon_refusals_carry_their_codes(pos, state):
-    with transaction(state["sessions"]) as session:
+    with transaction(state.sessions) as session:
         member = session.scalars(select(Member)).one()
         past = utcnow() - dt.timedelta(days=400)
-        old = issue_coupon(session, state["program"], member.id, "nt50", past, reason="t").code
-        big = issue_coupon(session, state["program"], member.id, "nt120_over_500", utcnow(),
+        old = issue_coupon(session, state.program, member.id, "nt50", past, reason="t").code
+        big = issue_coupon(session, state.program, member.id, "nt120_over_500", utcnow(),
                            reason="t").code
     assert problem_code(pos.call("POST", "/coupons/validate", {"code": old})) == "expired"
     reply = pos.call("POST", "/coupons/redeem", {"code": big, "order_amount": 100})
@@ -323,12 +323,12 @@ def test_a_redemption_against_an_order_is_linked_to_it(pos, state):
 
 # -- rewards and issuing -----------------------------------------------------------------------
 def test_points_buy_a_reward_only_when_there_are_enough(pos, state):
-    reward = min(state["program"].rewards, key=lambda r: r.points)
+    reward = min(state.program.rewards, key=lambda r: r.points)
     reply = pos.call("POST", f"/members/{pos.member_code}/rewards", {"reward_id": reward.id})
     assert (reply[0], problem_code(reply)) == (422, "insufficient_points")
-    with transaction(state["sessions"]) as session:
+    with transaction(state.sessions) as session:
         member = session.scalars(select(Member)).one()
-        adjust_points(session, state["program"], member.id, reward.points + 5, utcnow(),
+        adjust_points(session, state.program, member.id, reward.points + 5, utcnow(),
                       reason="test", actor="test")
     status, body = pos.call("POST", f"/members/{pos.member_code}/rewards",
                             {"reward_id": reward.id})

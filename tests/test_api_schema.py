@@ -19,10 +19,10 @@ from tests.line_helpers import user_id
 def bearer(app) -> dict[str, str]:
     """A full-scope token, and a member with points so the happy paths are reachable too."""
     state = app.extensions["loyalty"]
-    with transaction(state["sessions"]) as session:
-        member = register_member(session, state["program"], user_id(1), utcnow()).member
+    with transaction(state.sessions) as session:
+        member = register_member(session, state.program, user_id(1), utcnow()).member
         member.phone = "0912345678"
-        adjust_points(session, state["program"], member.id, 2000, utcnow(), reason="test",
+        adjust_points(session, state.program, member.id, 2000, utcnow(), reason="test",
                       actor="test")
         secret = create_token(session, "fuzz", sorted(SCOPES), utcnow())[1]
     return {"Authorization": f"Bearer {secret}"}

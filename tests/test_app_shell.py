@@ -154,7 +154,7 @@ def healthz(database_url: str):
     try:
         return app.test_client().get("/healthz")
     finally:
-        app.extensions["loyalty"]["engine"].dispose()
+        app.extensions["loyalty"].engine.dispose()
 
 
 def test_healthz_answers_ok_on_a_migrated_database(db_url):

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from bot.config import Config
 from bot.db import transaction
-from bot.jobs import JOBS, Runtime, run_job
+from bot.jobs import JOBS, JobContext, run_job
 from bot.line.client import LineClient, SendResult
 from bot.line.context import render_context
 from bot.line.sender import send_pending
@@ -37,8 +37,8 @@ def rt(sessions, program, line_config):
     return make_runtime(sessions, program, line_config)
 
 
-def make_runtime(sessions, program, config: Config) -> Runtime:
-    return Runtime(program=program, sessions=sessions,
+def make_runtime(sessions, program, config: Config) -> JobContext:
+    return JobContext(program=program, sessions=sessions,
                    render=partial(render_context, config, program),
                    deliver=partial(send_pending, sessions, LineClient(config), program))
 

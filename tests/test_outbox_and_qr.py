@@ -29,8 +29,8 @@ HELLO = [{"type": "text", "text": "謝謝光臨"}]
 
 def queue(app, key="receipt:1"):
     state = app.extensions["loyalty"]
-    with transaction(state["sessions"]) as session:
-        member = register_member(session, state["program"], ALICE, utcnow()).member
+    with transaction(state.sessions) as session:
+        member = register_member(session, state.program, ALICE, utcnow()).member
         row = enqueue(session, member, "receipt", key, HELLO, utcnow())
         session.flush()
         return row.id if row else None
@@ -38,11 +38,11 @@ def queue(app, key="receipt:1"):
 
 def send(app, row_id):
     state = app.extensions["loyalty"]
-    return deliver(state["sessions"], LineClient(state["config"]), [row_id], utcnow())
+    return deliver(state.sessions, LineClient(state.config), [row_id], utcnow())
 
 
 def status(app, row_id):
-    with app.extensions["loyalty"]["sessions"]() as session:
+    with app.extensions["loyalty"].sessions() as session:
         row = session.get(OutboxMessage, row_id)
         return row.status, row.attempts
 
@@ -56,7 +56,7 @@ def test_a_push_is_delivered_with_its_retry_key(app, fake_line):
     row = queue(app)
     assert send(app, row) == 1
     [call] = fake_line.calls_to("/message/push")
-    with app.extensions["loyalty"]["sessions"]() as session:
+    with app.extensions["loyalty"].sessions() as session:
         assert call.headers["X-Line-Retry-Key"] == session.get(OutboxMessage, row).retry_key
     assert status(app, row) == ("sent", 1)
     assert send(app, row) == 0 and len(fake_line.pushes()) == 1
@@ -99,13 +99,13 @@ def test_a_client_error_is_recorded_as_failed_and_not_retried(app, fake_line):
 
 def test_a_push_delivered_right_after_its_commit_is_not_read_back_and_shown_once(app, fake_line):
     state = app.extensions["loyalty"]
-    with transaction(state["sessions"]) as session:
-        member = register_member(session, state["program"], ALICE, utcnow()).member
+    with transaction(state.sessions) as session:
+        member = register_member(session, state.program, ALICE, utcnow()).member
         row = enqueue(session, member, "receipt", "receipt:1", HELLO, utcnow())
         rows = queued_in(session)
-    client = LineClient(state["config"])
-    assert deliver(state["sessions"], client, [row.id], utcnow()) == 1  # the sender job won
-    assert deliver_queued(state["sessions"], client, rows, utcnow()) == 1  # 409: delivered
+    client = LineClient(state.config)
+    assert deliver(state.sessions, client, [row.id], utcnow()) == 1  # the sender job won
+    assert deliver_queued(state.sessions, client, rows, utcnow()) == 1  # 409: delivered
     assert len(fake_line.messages_to(ALICE)) == 1
     assert status(app, row.id) == ("sent", 1)
 
@@ -121,18 +121,18 @@ def test_a_link_of_a_pos_record_obeys_the_receipts_setting_like_every_receipt(
     from tests.line_helpers import follow, post, text
 
     state = app.extensions["loyalty"]
-    state["program"] = dataclasses.replace(state["program"], receipts=False)
+    state.program = dataclasses.replace(state.program, receipts=False)
     clerk = user_id(9)
     post(client, [follow(ALICE), follow(clerk)])
-    with transaction(state["sessions"]) as session:
+    with transaction(state.sessions) as session:
         add_staff(session, clerk, utcnow(), name="Amy", actor="test")
         code = session.scalars(select(Member.member_code).where(
             Member.line_user_id == ALICE)).one()
-    import_members(state["sessions"], state["program"], read_csv(io.StringIO(
+    import_members(state.sessions, state.program, read_csv(io.StringIO(
         "phone,name,birthday,points,external_id\n0933111222,Old Alice,,40,P1\n")), utcnow())
     post(client, [text(clerk, f"綁定 {code} 0933111222")])
     assert "40" in str(fake_line.replies()[-1]["messages"])  # the link was made
-    with state["sessions"]() as session:
+    with state.sessions() as session:
         assert session.scalars(select(OutboxMessage)).all() == []
     assert fake_line.pushes() == []
 
@@ -140,8 +140,8 @@ def test_a_link_of_a_pos_record_obeys_the_receipts_setting_like_every_receipt(
 def test_a_push_queued_again_under_its_dedupe_key_keeps_the_first_row(app):
     first = queue(app)
     state = app.extensions["loyalty"]
-    with transaction(state["sessions"]) as session:
-        member = register_member(session, state["program"], ALICE, utcnow()).member
+    with transaction(state.sessions) as session:
+        member = register_member(session, state.program, ALICE, utcnow()).member
         assert enqueue(session, member, "receipt", "receipt:1", [{"type": "text", "text": "x"}],
                        utcnow()) is None
         assert session.get(OutboxMessage, first).payload == {"messages": HELLO}
@@ -149,7 +149,7 @@ def test_a_push_queued_again_under_its_dedupe_key_keeps_the_first_row(app):
 
 def test_a_member_who_blocked_the_account_is_skipped(app, fake_line):
     row = queue(app)
-    with transaction(app.extensions["loyalty"]["sessions"]) as session:
+    with transaction(app.extensions["loyalty"].sessions) as session:
         unfollow(session, ALICE, utcnow())
     send(app, row)
     assert status(app, row)[0] == "skipped" and fake_line.pushes() == []
@@ -209,7 +209,7 @@ def test_staff_commands_in_the_cli_add_list_invite_and_remove(app, fake_line):
     listed = runner.invoke(args=["staff", "list"]).output
     assert clerk not in listed and user_id(8) in listed
     assert fake_line.calls_to(f"/user/{clerk}/richmenu", "DELETE")
-    with app.extensions["loyalty"]["sessions"]() as session:
+    with app.extensions["loyalty"].sessions() as session:
         assert session.scalars(select(OutboxMessage)).all() == []
 
 

@@ -16,7 +16,7 @@ from bot.loyalty.errors import (
     UnknownOrder,
 )
 from bot.loyalty.members import adjust_points
-from bot.loyalty.purchases import points_for, record_purchase, refund_order
+from bot.loyalty.purchases import points_for, refund_order
 from bot.loyalty.rewards import redeem_reward
 from bot.models import AuditLog, Member, Purchase
 from tests.helpers import balance, buy, join, ledger_totals

@@ -25,9 +25,10 @@ from linebot.v3.messaging import (
 from linebot.v3.messaging.models import RichMenuRequest
 from PIL import Image, ImageChops, ImageStat
 
+from bot.bootstrap import build
 from bot.cli.richmenu import richmenu_group
 from bot.config import DEFAULT_PROGRAM, Config
-from bot.db import make_engine, make_sessionmaker, transaction
+from bot.db import transaction
 from bot.line import richmenu_art
 from bot.line.client import configuration
 from bot.line.richmenu import (
@@ -289,27 +290,29 @@ def test_unlink_staff(line: FakeLine, apis, menus_dir: Path) -> None:
 
 @pytest.fixture
 def make_app(tmp_path: Path, sqlite_template: Path) -> Iterator:
-    """A bare Flask app holding what create_app puts in app.extensions["loyalty"] that the
-    richmenu commands use (the rest of the app stays out of these tests)."""
+    """A bare Flask app holding the runtime create_app puts in app.extensions["loyalty"] (the
+    rest of the app stays out of these tests)."""
     path = tmp_path / "loyalty.db"
     shutil.copy(sqlite_template, path)
-    engine = make_engine(f"sqlite:///{path}")
+    built = []
 
-    def build(**line_settings: str) -> Flask:
+    def make(**line_settings: str) -> Flask:
         config = Config(database_url=f"sqlite:///{path}", program_path=str(DEFAULT_PROGRAM),
                         secret_key="test", **line_settings)
         app = Flask(__name__)
-        app.extensions["loyalty"] = {"config": config, "sessions": make_sessionmaker(engine)}
+        app.extensions["loyalty"] = runtime = build(config)
+        built.append(runtime)
         return app
 
-    yield build
-    engine.dispose()
+    yield make
+    for runtime in built:
+        runtime.close()
 
 
 def test_cli_deploy_links_active_staff(line: FakeLine, make_app, menus_dir: Path) -> None:
     app = make_app(line_channel_access_token=line.access_token, line_api_base_url=line.base_url)
     now = dt.datetime.now(dt.UTC)
-    with transaction(app.extensions["loyalty"]["sessions"]) as session:
+    with transaction(app.extensions["loyalty"].sessions) as session:
         session.add_all([Staff(line_user_id=MEI, name="Mei", active=True, created_at=now),
                          Staff(line_user_id=KEN, name="Ken", active=False, created_at=now),
                          Staff(line_user_id=None, name="Paper", active=True, created_at=now)])

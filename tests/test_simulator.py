@@ -46,7 +46,7 @@ def scans(entries: list[dict]) -> list[str]:
 
 
 def member(app, persona: str) -> Member:
-    with app.extensions["loyalty"]["sessions"]() as session:
+    with app.extensions["loyalty"].sessions() as session:
         return session.scalars(select(Member).where(
             Member.line_user_id == PERSONA[persona].user_id)).one()
 
@@ -92,7 +92,7 @@ def test_staff_redeem_the_coupon_they_scan_in_a_customers_chat_and_the_customer_
     assert "核銷成功" in words(chat(base, "kai")[-1])
     [told] = chat(base, "mei", after=seen)
     assert told["via"] == "push" and "優惠券已使用" in words(told)
-    with app.extensions["loyalty"]["sessions"]() as session:
+    with app.extensions["loyalty"].sessions() as session:
         assert session.scalar(select(Coupon.status).where(
             Coupon.code == typed.split()[1])) == "redeemed"
 
@@ -126,13 +126,13 @@ def test_bad_requests_get_a_clear_error_and_send_nothing(live):
                              json={"job": "birthday", "at": "tomorrow"}, timeout=10)
     assert bad_time.json()["error"] == "at must be a local date and time: YYYY-MM-DDTHH:MM"
     assert chat(base, "mei") == []
-    with app.extensions["loyalty"]["sessions"]() as session:
+    with app.extensions["loyalty"].sessions() as session:
         assert session.scalars(select(Member)).all() == []
 
 
 def test_the_simulated_messaging_api_behaves_like_lines(live):
     app, base = live
-    config = app.extensions["loyalty"]["config"]
+    config = app.extensions["loyalty"].config
     api = f"{base}/simulator/line/v2/bot/message"
     auth = {"Authorization": f"Bearer {config.line_channel_access_token}"}
     text = {"messages": [{"type": "text", "text": "hi"}]}
@@ -202,7 +202,7 @@ def test_a_persona_who_blocked_the_shop_sends_nothing_and_receives_nothing(live)
     refused = act(base, "mei", type="text", text="點數")
     assert refused.status_code == 400 and "blocked the shop" in refused.json()["error"]
     seen = chat(base, "mei")[-1]["seq"]
-    token = app.extensions["loyalty"]["config"].line_channel_access_token
+    token = app.extensions["loyalty"].config.line_channel_access_token
     pushed = requests.post(f"{base}/simulator/line/v2/bot/message/push", timeout=5,
                            headers={"Authorization": f"Bearer {token}"},
                            json={"to": PERSONA["mei"].user_id,
@@ -220,7 +220,7 @@ def test_a_persona_who_blocked_the_shop_sends_nothing_and_receives_nothing(live)
     assert member(app, "mei").status == "active"
     back = chat(base, "mei")[-1]
     assert back["sender"] == "bot" and "歡迎" in words(back)
-    with app.extensions["loyalty"]["sessions"]() as session:
+    with app.extensions["loyalty"].sessions() as session:
         assert len(session.scalars(select(Coupon)).all()) == 1
 
 
@@ -232,7 +232,7 @@ def test_staff_removed_from_the_command_line_stay_removed_in_the_simulator(live)
 
     app, base = live
     act(base, "kai", type="text", text="說明")
-    sessions = app.extensions["loyalty"]["sessions"]
+    sessions = app.extensions["loyalty"].sessions
     with transaction(sessions) as session:
         remove_staff(session, PERSONA["kai"].user_id, utcnow(), actor="test")
     act(base, "kai", type="text", text="核銷 ABCDEFGHJ")
@@ -243,7 +243,7 @@ def test_staff_removed_from_the_command_line_stay_removed_in_the_simulator(live)
 
 def test_the_simulated_messaging_api_refuses_what_line_refuses(live):
     app, base = live
-    token = app.extensions["loyalty"]["config"].line_channel_access_token
+    token = app.extensions["loyalty"].config.line_channel_access_token
     auth = {"Authorization": f"Bearer {token}"}
     api = f"{base}/simulator/line/v2/bot/message"
     mei = PERSONA["mei"].user_id
@@ -305,7 +305,7 @@ def test_the_gallery_works_for_a_program_without_the_examples_coupons_or_rewards
                      ("free_drink", "drink"), ("bday_member", "cake")):
         text = text.replace(old, new)
     (tmp_path / "shop.toml").write_text(text, "utf-8")
-    gallery_app.extensions["loyalty"]["program"] = load_program(tmp_path / "shop.toml")
+    gallery_app.extensions["loyalty"].program = load_program(tmp_path / "shop.toml")
     page = gallery_app.test_client().get("/simulator/gallery").get_data(as_text=True)
     assert 'class="sim-sample-error"' not in page and 'data-sample="wallet"' in page
     assert 'data-sample="reward_confirm"' not in page

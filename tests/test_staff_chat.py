@@ -23,7 +23,7 @@ def shop(client, app, fake_line):
     """Alice has joined; the clerk is staff; returns Alice's member code and welcome coupon."""
     post(client, [follow(ALICE)])
     state = app.extensions["loyalty"]
-    with transaction(state["sessions"]) as session:
+    with transaction(state.sessions) as session:
         add_staff(session, CLERK, utcnow(), name="阿明", actor="test")
         member = alice(session)
         coupon = alice_coupon(session)
@@ -53,7 +53,7 @@ def test_verifying_a_coupon_redeems_it_and_tells_the_customer(client, app, fake_
     post(client, [text(CLERK, f"核銷 {format_code(code).lower()}")])
     assert len(fake_line.replies()) == 1
     fake_line.wait_for(lambda: fake_line.messages_to(ALICE))
-    with state_of(app)["sessions"]() as session:
+    with state_of(app).sessions() as session:
         assert alice_coupon(session).status == "redeemed"
         assert session.scalars(select(Redemption)).one().staff_id is not None
 
@@ -72,7 +72,7 @@ def test_verifying_with_an_amount_checks_the_minimum_and_records_the_purchase(
     post(client, [text(CLERK, f"核銷 {code} 120")])
     assert "150" in reply_text(fake_line)
     post(client, [text(CLERK, f"核銷　{code}　300")])  # full-width spaces
-    with state_of(app)["sessions"]() as session:
+    with state_of(app).sessions() as session:
         purchase = session.scalars(select(Purchase)).one()
         assert purchase.amount == 250  # after the discount
         assert session.scalars(select(Redemption)).one().purchase_id == purchase.id
@@ -89,7 +89,7 @@ def test_recording_a_purchase_replies_with_points_and_tells_the_customer(
     post(client, [text(CLERK, f"集點 {member_code} 300")])
     assert "10" in reply_text(fake_line)
     fake_line.wait_for(lambda: fake_line.messages_to(ALICE))
-    with state_of(app)["sessions"]() as session:
+    with state_of(app).sessions() as session:
         assert alice(session).points_balance == 10
 
 
@@ -98,11 +98,11 @@ def test_a_big_purchase_needs_the_staff_to_confirm_first(client, app, fake_line,
     post(client, [text(CLERK, f"earn {member_code} 5000")])
     answer = fake_line.replies()[-1]["messages"]
     token = flat(answer).split("action=earn_confirm&token=")[1].split('"')[0]
-    with state_of(app)["sessions"]() as session:
+    with state_of(app).sessions() as session:
         assert session.scalar(select(func.count()).select_from(Purchase)) == 0
     post(client, [postback(CLERK, f"action=earn_confirm&token={token}")])
     post(client, [postback(CLERK, f"action=earn_confirm&token={token}")])
-    with state_of(app)["sessions"]() as session:
+    with state_of(app).sessions() as session:
         assert session.scalar(select(func.count()).select_from(Purchase)) == 1
 
 
@@ -110,7 +110,7 @@ def test_void_cancels_the_staff_members_last_purchase(client, app, fake_line, sh
     member_code, _ = shop
     post(client, [text(CLERK, f"集點 {member_code} 300")])
     post(client, [text(CLERK, "撤銷")])
-    with state_of(app)["sessions"]() as session:
+    with state_of(app).sessions() as session:
         assert alice(session).points_balance == 0
     post(client, [text(CLERK, "void")])
     assert "nothing" in reply_text(fake_line).lower()
@@ -120,7 +120,7 @@ def test_void_undoes_a_redemption_so_the_coupon_can_be_used_again(client, app, f
     _, code = shop
     post(client, [text(CLERK, f"核銷 {code}")])
     post(client, [text(CLERK, "撤銷")])
-    with state_of(app)["sessions"]() as session:
+    with state_of(app).sessions() as session:
         assert alice_coupon(session).status == "issued"
 
 
@@ -130,17 +130,17 @@ def test_a_customer_who_sends_a_staff_command_is_refused_and_nothing_changes(
     member_code, code = shop
     post(client, [text(ALICE, command.format(code=code, member=member_code))])
     assert fake_line.replies()[-1]["messages"][0]["type"] == "text"
-    with state_of(app)["sessions"]() as session:
+    with state_of(app).sessions() as session:
         assert alice_coupon(session).status == "issued"
         assert session.scalar(select(func.count()).select_from(Purchase)) == 0
 
 
 def test_a_removed_staff_member_loses_their_rights_at_once(client, app, fake_line, shop):
     _, code = shop
-    with transaction(state_of(app)["sessions"]) as session:
+    with transaction(state_of(app).sessions) as session:
         remove_staff(session, CLERK, utcnow(), actor="test")
     post(client, [text(CLERK, f"核銷 {code}")])
-    with state_of(app)["sessions"]() as session:
+    with state_of(app).sessions() as session:
         assert alice_coupon(session).status == "issued"
 
 
@@ -149,18 +149,18 @@ def test_failed_verifications_are_throttled_per_staff_member(client, app, fake_l
     for _ in range(10):
         post(client, [text(CLERK, "核銷 ABC-DEF-GHJ")])
     post(client, [text(CLERK, f"核銷 {code}")])
-    with state_of(app)["sessions"]() as session:
+    with state_of(app).sessions() as session:
         assert alice_coupon(session).status == "issued"
 
 
 def test_an_invite_code_makes_the_sender_staff_once(client, app, fake_line, shop):
     newcomer = user_id(10)
     post(client, [follow(newcomer)])
-    with transaction(state_of(app)["sessions"]) as session:
+    with transaction(state_of(app).sessions) as session:
         code = create_invite(session, utcnow(), name="小華", actor="test")
     post(client, [text(newcomer, f"員工 {format_code(code)}")])
     post(client, [text(user_id(11), f"員工 {code}")])
-    with state_of(app)["sessions"]() as session:
+    with state_of(app).sessions() as session:
         names = session.scalars(select(Staff.name).where(Staff.active)).all()
     assert sorted(names) == ["小華", "阿明"]
 
@@ -168,8 +168,8 @@ def test_an_invite_code_makes_the_sender_staff_once(client, app, fake_line, shop
 def test_an_expired_coupon_is_refused_with_its_date(client, app, fake_line, shop):
     state = state_of(app)
     past = utcnow() - dt.timedelta(days=400)
-    with transaction(state["sessions"]) as session:
+    with transaction(state.sessions) as session:
         member = alice(session)
-        old = issue_coupon(session, state["program"], member.id, "nt50", past, reason="t")
+        old = issue_coupon(session, state.program, member.id, "nt50", past, reason="t")
     post(client, [text(CLERK, f"核銷 {old.code}")])
     assert "過期" in reply_text(fake_line)

@@ -22,7 +22,7 @@ ALICE, CLERK, KAI = user_id(1), user_id(9), user_id(8)
 def shop(client, app, fake_line):
     """Alice and Kai have joined; the clerk and Kai are staff."""
     post(client, [follow(ALICE), follow(KAI), follow(CLERK)])
-    with transaction(app.extensions["loyalty"]["sessions"]) as session:
+    with transaction(app.extensions["loyalty"].sessions) as session:
         add_staff(session, CLERK, utcnow(), name="阿明", actor="test")
         add_staff(session, KAI, utcnow(), name="Kai", actor="test")
     fake_line.reset()
@@ -30,12 +30,12 @@ def shop(client, app, fake_line):
 
 
 def member_of(app, uid: str) -> Member:
-    with app.extensions["loyalty"]["sessions"]() as session:
+    with app.extensions["loyalty"].sessions() as session:
         return session.scalars(select(Member).where(Member.line_user_id == uid)).one()
 
 
 def count(app, model, *where) -> int:
-    with app.extensions["loyalty"]["sessions"]() as session:
+    with app.extensions["loyalty"].sessions() as session:
         return session.scalar(select(func.count()).select_from(model).where(*where))
 
 
@@ -59,7 +59,7 @@ def test_full_width_digits_are_an_amount(client, app, fake_line, shop):
 
 
 def test_a_coupon_verified_with_a_non_digit_amount_stays_unused(client, app, fake_line, shop):
-    with app.extensions["loyalty"]["sessions"]() as session:
+    with app.extensions["loyalty"].sessions() as session:
         code = session.scalars(select(Coupon.code).where(
             Coupon.member_id == shop[ALICE].id)).first()
     post(client, [text(CLERK, f"核銷 {code} ፩፪")])
@@ -81,7 +81,7 @@ def test_staff_cannot_earn_on_their_own_membership_and_the_refusal_is_audited(
 
 @pytest.mark.parametrize("amount", ["", " 300"])
 def test_staff_cannot_redeem_their_own_coupon(client, app, fake_line, shop, amount):
-    with app.extensions["loyalty"]["sessions"]() as session:
+    with app.extensions["loyalty"].sessions() as session:
         code = session.scalars(select(Coupon.code).where(
             Coupon.member_id == shop[KAI].id)).first()
     post(client, [text(KAI, f"核銷 {code}{amount}")])
@@ -93,7 +93,7 @@ def test_staff_cannot_redeem_their_own_coupon(client, app, fake_line, shop, amou
 def test_a_program_that_allows_self_service_lets_staff_earn_on_their_own(
         client, app, fake_line, shop):
     state = app.extensions["loyalty"]
-    state["program"] = dataclasses.replace(state["program"], staff_self_service=True)
+    state.program = dataclasses.replace(state.program, staff_self_service=True)
     post(client, [text(KAI, f"集點 {shop[KAI].member_code} 500")])
     assert member_of(app, KAI).points_balance > 0
 
@@ -116,7 +116,7 @@ def test_guessing_phones_with_link_is_throttled(client, app, fake_line, shop):
 
 def test_link_says_the_same_whether_a_phone_is_unknown_or_a_line_members(
         client, app, fake_line, shop, program):
-    with transaction(app.extensions["loyalty"]["sessions"]) as session:
+    with transaction(app.extensions["loyalty"].sessions) as session:
         member = session.get(Member, shop[KAI].id)
         member.phone = "0922333444"  # a LINE member's own phone, not an imported record
     post(client, [text(CLERK, f"綁定 {shop[ALICE].member_code} 0922333444")])
@@ -128,7 +128,7 @@ def test_link_says_the_same_whether_a_phone_is_unknown_or_a_line_members(
 def test_an_imported_record_still_links_by_phone(client, app, fake_line, shop, program):
     data = read_csv(__import__("io").StringIO(
         "phone,name,birthday,points,external_id\n0933111222,Old Alice,,40,P1\n"))
-    import_members(app.extensions["loyalty"]["sessions"], program, data, utcnow())
+    import_members(app.extensions["loyalty"].sessions, program, data, utcnow())
     post(client, [text(CLERK, f"綁定 {shop[ALICE].member_code} 0933111222")])
     assert member_of(app, ALICE).points_balance == 40
 

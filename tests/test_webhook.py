@@ -19,7 +19,7 @@ def replies_to(fake, n=None):
 
 
 def count(app, model, *where) -> int:
-    with app.extensions["loyalty"]["sessions"]() as session:
+    with app.extensions["loyalty"].sessions() as session:
         return session.scalar(select(func.count()).select_from(model).where(*where))
 
 
@@ -53,7 +53,7 @@ def test_following_joins_with_the_profile_name_and_replies_with_a_welcome(client
     [reply] = fake_line.replies()
     assert reply["messages"][0]["type"] == "flex"
     assert "小美" in flat(reply["messages"])
-    with app.extensions["loyalty"]["sessions"]() as session:
+    with app.extensions["loyalty"].sessions() as session:
         member = session.scalars(select(Member)).one()
         assert member.display_name == "小美 \"Mei\" {{x}} 🌸"
         assert session.scalar(select(func.count()).select_from(Coupon)) == 1
@@ -69,7 +69,7 @@ def test_an_english_profile_gets_english_messages(client, fake_line):
 def test_leaving_and_rejoining_gives_no_second_welcome_coupon(client, app, fake_line):
     post(client, [follow(ALICE)])
     post(client, [unfollow(ALICE)])
-    with app.extensions["loyalty"]["sessions"]() as session:
+    with app.extensions["loyalty"].sessions() as session:
         assert session.scalars(select(Member)).one().status == "blocked"
     post(client, [follow(ALICE)])
     assert count(app, Coupon) == 1
@@ -109,7 +109,7 @@ def test_the_birthday_picker_sets_the_birthday_once(client, app, fake_line):
     post(client, [follow(ALICE)])
     post(client, [postback(ALICE, "action=birthday", {"date": "1990-02-28"})])
     post(client, [postback(ALICE, "action=birthday", {"date": "1991-03-01"})])
-    with app.extensions["loyalty"]["sessions"]() as session:
+    with app.extensions["loyalty"].sessions() as session:
         assert str(session.scalars(select(Member)).one().birthday) == "1990-02-28"
     assert "1990-02-28" in flat(fake_line.replies()[1]["messages"])
     second = flat(fake_line.replies()[2]["messages"])
@@ -141,19 +141,19 @@ def test_a_points_reward_asks_for_confirmation_before_spending(client, app, fake
     from bot.loyalty.timeutil import utcnow
 
     state = app.extensions["loyalty"]
-    with transaction(state["sessions"]) as session:
+    with transaction(state.sessions) as session:
         member = session.scalars(select(Member)).one()
-        adjust_points(session, state["program"], member.id, 150, utcnow(), reason="t",
+        adjust_points(session, state.program, member.id, 150, utcnow(), reason="t",
                       actor="t")
     post(client, [postback(ALICE, "action=reward&id=1")])
     assert "action=reward_confirm&id=1" in flat(fake_line.replies()[-1]["messages"])
-    with state["sessions"]() as session:
+    with state.sessions() as session:
         assert session.scalars(select(Member)).one().points_balance == 150
     post(client, [postback(ALICE, "action=reward_confirm&id=1")])
-    with state["sessions"]() as session:
+    with state.sessions() as session:
         assert session.scalars(select(Member)).one().points_balance == 50
     post(client, [postback(ALICE, "action=reward_confirm&id=1")])
-    with state["sessions"]() as session:
+    with state.sessions() as session:
         assert session.scalars(select(Member)).one().points_balance == 50
     assert "100" in flat(fake_line.replies()[-1]["messages"])  # "100 needed"
 

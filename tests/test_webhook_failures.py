@@ -18,7 +18,7 @@ ALICE, BOB = user_id(1), user_id(2)
 
 
 def count(app, model) -> int:
-    with app.extensions["loyalty"]["sessions"]() as session:
+    with app.extensions["loyalty"].sessions() as session:
         return session.scalar(select(func.count()).select_from(model))
 
 
@@ -45,7 +45,7 @@ def fail_once_at(engine, statement_start: str, db_url: str) -> list[bool]:
 
 def test_a_database_lost_mid_event_answers_503_and_the_redelivery_is_handled_once(
         client, app, fake_line, db_url):
-    engine = app.extensions["loyalty"]["engine"]
+    engine = app.extensions["loyalty"].engine
     body_events = [follow(ALICE)]
     failed = fail_once_at(engine, "INSERT INTO members", db_url)
     assert post(client, body_events).status_code == 503
@@ -60,7 +60,7 @@ def test_a_database_lost_mid_event_answers_503_and_the_redelivery_is_handled_onc
 
 def test_a_failing_event_does_not_stop_the_others_and_only_it_is_redone(
         client, app, fake_line, db_url):
-    engine = app.extensions["loyalty"]["engine"]
+    engine = app.extensions["loyalty"].engine
     post(client, [follow(BOB)])
     events = [said(BOB, "點數"), follow(ALICE)]
     fail_once_at(engine, "INSERT INTO members", db_url)
@@ -80,7 +80,7 @@ def hold_write_lock(app, db_url: str, seconds: float) -> threading.Event:
             conn = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
             conn.execute("BEGIN IMMEDIATE")
         else:
-            conn = app.extensions["loyalty"]["engine"].raw_connection()
+            conn = app.extensions["loyalty"].engine.raw_connection()
             conn.cursor().execute("LOCK TABLE processed_events IN EXCLUSIVE MODE")
         held.set()
         release.wait(seconds)
@@ -107,7 +107,7 @@ def test_an_event_waits_at_most_about_a_second_and_a_half_for_a_lock_then_answer
 
 
 def test_healthz_fails_when_the_database_can_be_read_but_not_written(app, db_url):
-    engine = app.extensions["loyalty"]["engine"]
+    engine = app.extensions["loyalty"].engine
     engine.dispose()
 
     @event.listens_for(engine, "connect")
@@ -169,7 +169,7 @@ def test_in_a_group_or_room_the_bot_shows_no_codes_and_asks_for_a_private_chat(
     for reply in group_replies:
         assert [m["type"] for m in reply["messages"]] == ["text", "text"]
         assert "一對一" in flat(reply["messages"]) and "one-to-one" in flat(reply["messages"])
-    with app.extensions["loyalty"]["sessions"]() as session:
+    with app.extensions["loyalty"].sessions() as session:
         member = session.scalars(select(Member)).one()
         code = session.scalars(select(Coupon.code)).one()
     assert member.member_code not in flat(group_replies) and code not in flat(group_replies)

@@ -25,6 +25,7 @@ from werkzeug.exceptions import HTTPException
 
 from bot.api import openapi, views
 from bot.api.tokens import authenticate
+from bot.bootstrap import Runtime
 from bot.db import insert_new, transaction
 from bot.loyalty.errors import LoyaltyError
 from bot.loyalty.timeutil import utcnow
@@ -47,14 +48,14 @@ class Call:
     """What a handler gets: the session, the program, the time, the caller and the body."""
 
     session: Session
-    state: dict[str, Any]
+    state: Runtime
     now: dt.datetime
     token: ApiToken
     body: dict[str, Any]
 
     @property
     def program(self):
-        return self.state["program"]
+        return self.state.program
 
     @property
     def actor(self) -> str:
@@ -174,7 +175,7 @@ def endpoint(scope: str, body: str | None = None, idempotent: bool = False) -> C
             try:
                 if any("\x00" in value for value in [*path.values(), *request.args.values()]):
                     raise ApiError(400, "invalid_request", "NUL characters are not allowed")
-                with transaction(state["sessions"]) as session:
+                with transaction(state.sessions) as session:
                     token = _token(session, scope)
                     token.last_used_at = now
                     call = Call(session, state, now, token, _body(body))

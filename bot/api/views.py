@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot.line.context import render_context
+from bot.bootstrap import Runtime
 from bot.line.formatting import RenderContext
 from bot.loyalty.coupons import CouponView
 from bot.loyalty.summary import MemberSummary
@@ -51,20 +51,19 @@ def summary(s: MemberSummary) -> dict[str, Any]:
             "coupons": [coupon(v) for v in s.wallet]}
 
 
-def notify(session: Session, state: dict[str, Any], owner: Member, kind: str, key: str,
+def notify(session: Session, state: Runtime, owner: Member, kind: str, key: str,
            build: Callable[[RenderContext], list[dict]], now: dt.datetime) -> None:
     """Tell the customer about the call's change (a receipt, a redemption)."""
-    tell(session, state["program"], owner, kind, key,
-         lambda: build(render_context(state["config"], state["program"], owner.language)), now)
+    tell(session, state.program, owner, kind, key,
+         lambda: build(state.render(owner.language)), now)
 
 
-def deliver_after_commit(state: dict[str, Any], rows: list[Queued], now: dt.datetime) -> None:
+def deliver_after_commit(state: Runtime, rows: list[Queued], now: dt.datetime) -> None:
     """Push what the call queued right away when LINE is set up; otherwise, or if this
     fails, the clock's sender will."""
-    client = state.get("line")
-    if not rows or client is None or not state["config"].line_configured:
+    if not rows or not state.config.line_configured:
         return
     try:
-        deliver_queued(state["sessions"], client, rows, now)
+        deliver_queued(state.sessions, state.line, rows, now)
     except Exception:  # the change is committed; the sender retries the push later
         log.exception("push after an API call failed; the sender will retry")

@@ -16,7 +16,6 @@ from bot.loyalty.errors import LoyaltyError
 from bot.loyalty.members import find_by_code
 from bot.loyalty.timeutil import utcnow
 from bot.models import Campaign
-from bot.scheduler import runtime
 
 
 @click.group("tags", cls=AppGroup)
@@ -27,7 +26,7 @@ def tags_group() -> None:
 @tags_group.command("list")
 def tags_list() -> None:
     """Every tag and how many members have it."""
-    with ctx()["sessions"]() as session:
+    with ctx().sessions() as session:
         for name, automatic, count in segments.tag_counts(session):
             click.echo(f"{name:<20} {count:>9,}  {'automatic' if automatic else 'manual'}")
 
@@ -38,7 +37,7 @@ def tags_list() -> None:
 def tags_add(tag: str, member_codes: tuple[str, ...]) -> None:
     """Give TAG to the members with these MEMBER_CODES."""
     try:
-        with transaction(ctx()["sessions"]) as session:
+        with transaction(ctx().sessions) as session:
             added = sum(segments.add_tag(session, find_by_code(session, code), tag, utcnow(),
                                          actor="cli:owner") for code in member_codes)
     except LoyaltyError as exc:
@@ -52,7 +51,7 @@ def tags_add(tag: str, member_codes: tuple[str, ...]) -> None:
 def tags_remove(tag: str, member_codes: tuple[str, ...]) -> None:
     """Take TAG away from the members with these MEMBER_CODES."""
     try:
-        with transaction(ctx()["sessions"]) as session:
+        with transaction(ctx().sessions) as session:
             removed = sum(segments.remove_tag(session, find_by_code(session, code), tag,
                                               utcnow(), actor="cli:owner")
                           for code in member_codes)
@@ -79,8 +78,8 @@ def create(key: str, template: str, name: str, segment: str, keyword: str | None
            cap: int | None, push: bool) -> None:
     """Create campaign KEY (a draft). With --keyword or --cap it is a claim campaign."""
     try:
-        with transaction(ctx()["sessions"]) as session:
-            made = campaigns.create_campaign(session, ctx()["program"], key,
+        with transaction(ctx().sessions) as session:
+            made = campaigns.create_campaign(session, ctx().program, key,
                                              template=template, now=utcnow(), name=name,
                                              segment=segment, keyword=keyword, cap=cap,
                                              push=push)
@@ -98,15 +97,15 @@ def send(key: str, dry_run: bool) -> None:
     """Give campaign KEY's coupon to its segment (and queue the messages with --push)."""
     state = ctx()
     try:
-        with state["sessions"]() as session:
+        with state.sessions() as session:
             campaign = campaigns.find_campaign(session, key)
             reach = campaigns.reach(session, campaign)
         if dry_run:
             click.echo(f"{key}: {reach.members:,} members get \"{campaign.name}\"; "
                        f"{reach.pushes:,} LINE pushes ({_budget(reach.pushes)})")
             return
-        click.echo(send_campaign(runtime(state), key, utcnow()))
-        if campaign.push and not state["config"].line_configured:
+        click.echo(send_campaign(state.jobs(), key, utcnow()))
+        if campaign.push and not state.config.line_configured:
             click.echo("LINE is not configured: the messages wait in the outbox")
     except LoyaltyError as exc:
         raise fail(exc) from None
@@ -115,13 +114,13 @@ def send(key: str, dry_run: bool) -> None:
 def _budget(pushes: int) -> str:
     """What those pushes mean against this month's budget and LINE's free quota."""
     state = ctx()
-    program, parts = state["program"], []
+    program, parts = state.program, []
     if program.monthly_push_budget is not None:
-        with state["sessions"]() as session:
+        with state.sessions() as session:
             left = program.monthly_push_budget - month_sent(session, program, utcnow())
         parts.append(f"{left:,} left in this month's budget")
-    if state["config"].line_configured:
-        quota = LineClient(state["config"]).pushes_left()
+    if state.config.line_configured:
+        quota = LineClient(state.config).pushes_left()
         parts.append("LINE quota unlimited or unknown" if quota is None
                      else f"{quota:,} left in LINE's free quota")
     if not parts:
@@ -145,7 +144,7 @@ def close(key: str) -> None:
 
 def _set(key: str, status: str) -> None:
     try:
-        with transaction(ctx()["sessions"]) as session:
+        with transaction(ctx().sessions) as session:
             campaign = campaigns.find_campaign(session, key, lock=True)
             campaigns.set_status(session, campaign, status, utcnow())
             shown = f"{key} is {status}" + (f"; members send {campaign.keyword!r} to claim"
@@ -158,7 +157,7 @@ def _set(key: str, status: str) -> None:
 @campaign_group.command("list")
 def list_() -> None:
     """Every campaign: mode, status, template, segment, claims."""
-    with ctx()["sessions"]() as session:
+    with ctx().sessions() as session:
         for c in session.scalars(select(Campaign).order_by(Campaign.id)):
             claims = f"  claimed {c.claimed}/{c.cap if c.cap is not None else '∞'}" \
                 if c.mode == "claim" else ""

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import click
 from flask import current_app
 
+from bot.bootstrap import Runtime
 from bot.loyalty.errors import LoyaltyError
 from bot.loyalty.timeutil import utcnow
 
 
-def ctx() -> dict[str, Any]:
-    """The running app's state (config, program, sessions ...)."""
+def ctx() -> Runtime:
+    """The running app's runtime (config, program, sessions ...)."""
     return current_app.extensions["loyalty"]
 
 
@@ -31,5 +31,5 @@ def parse_now(value: str | None) -> dt.datetime:
         raise click.BadParameter(
             f"{value!r} is not an ISO-8601 time like 2026-12-01T09:00+08:00") from None
     if moment.tzinfo is None:  # a bare time means the shop's local time
-        moment = moment.replace(tzinfo=ctx()["program"].timezone)
+        moment = moment.replace(tzinfo=ctx().program.timezone)
     return moment.astimezone(dt.UTC)

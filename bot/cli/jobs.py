@@ -14,7 +14,6 @@ from bot.jobs import JOBS, run_job
 from bot.loyalty.report import build_report, render_csv, render_text, report_period
 from bot.loyalty.timeutil import utcnow
 from bot.models import JobRun
-from bot.scheduler import runtime
 
 
 @click.group("jobs", cls=AppGroup)
@@ -25,7 +24,7 @@ def jobs_group() -> None:
 @jobs_group.command("list")
 def jobs_list() -> None:
     """Every job with its schedule (shop time) and its last run."""
-    with ctx()["sessions"]() as session:
+    with ctx().sessions() as session:
         runs = {row.name: row for row in session.scalars(select(JobRun))}
     for job in JOBS.values():
         row = runs.get(job.name)
@@ -43,7 +42,7 @@ def jobs_run(name: str, when: str | None) -> None:
     """Run job NAME once, as of --now."""
     if name not in JOBS:
         raise click.ClickException(f"no job {name!r}; jobs: {', '.join(JOBS)}")
-    click.echo(run_job(runtime(ctx()), JOBS[name], parse_now(when)))
+    click.echo(run_job(ctx().jobs(), JOBS[name], parse_now(when)))
 
 
 @click.command("report")
@@ -56,12 +55,12 @@ def jobs_run(name: str, when: str | None) -> None:
 def report_command(first, last, fmt: str) -> None:
     """How the program is doing: members, repurchase, coupons, points, stamps, tiers, pushes."""
     state, now = ctx(), utcnow()
-    program = state["program"]
+    program = state.program
     try:
         start, end = report_period(program, first and first.date(), last and last.date(), now)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    with state["sessions"]() as session:
+    with state.sessions() as session:
         report = build_report(session, program, start, end, now,
                               quota=program.monthly_push_budget)
     if fmt == "json":

@@ -34,9 +34,9 @@ def points_adjust(member_code: str, delta: int, reason: str, actor: str) -> None
     """Add (+N) or remove (-N) points for MEMBER_CODE, with a reason."""
     state, now = ctx(), utcnow()
     try:
-        with transaction(state["sessions"]) as session:
+        with transaction(state.sessions) as session:
             member = find_by_code(session, member_code)
-            adjust_points(session, state["program"], member.id, delta, now, reason=reason,
+            adjust_points(session, state.program, member.id, delta, now, reason=reason,
                           actor=f"cli:{actor}")
             balance = member.points_balance
     except LoyaltyError as exc:
@@ -55,8 +55,8 @@ def members_show(member_code: str) -> None:
     """Show a member's balance, expiring points, tier, stamp card and wallet."""
     state, now = ctx(), utcnow()
     try:
-        with transaction(state["sessions"]) as session:
-            s = member_summary(session, state["program"], find_by_code(session, member_code), now)
+        with transaction(state.sessions) as session:
+            s = member_summary(session, state.program, find_by_code(session, member_code), now)
     except LoyaltyError as exc:
         raise fail(exc) from None
     click.echo(f"{s.member.display_name or '(no name)'} [{member_code}] tier {s.tier.name_en}")
@@ -76,7 +76,7 @@ def members_birthday(member_code: str, birthday: str) -> None:
     """Set or correct MEMBER_CODE's BIRTHDAY (YYYY-MM-DD); customers can set theirs only once."""
     state, now = ctx(), utcnow()
     try:
-        with transaction(state["sessions"]) as session:
+        with transaction(state.sessions) as session:
             member = find_by_code(session, member_code)
             set_birthday(session, member.id, birthday, now, actor="cli:owner", by_owner=True)
     except LoyaltyError as exc:
@@ -117,7 +117,7 @@ def _import_with_progress(state: dict[str, Any], rows: CsvRows) -> ImportResult:
             nonlocal done
             bar.update(count - done)
             done = count
-        return member_data.import_members(state["sessions"], state["program"], rows, utcnow(),
+        return member_data.import_members(state.sessions, state.program, rows, utcnow(),
                                           progress=progress, actor="cli:owner")
 
 
@@ -126,14 +126,14 @@ def _import_with_progress(state: dict[str, Any], rows: CsvRows) -> ImportResult:
 def members_export(csv_file: str) -> None:
     """Write every member as CSV to CSV_FILE (default: standard output)."""
     state = ctx()
-    with state["sessions"]() as session:
+    with state.sessions() as session:
         if csv_file == "-":
-            member_data.export_members(session, sys.stdout, tz=state["program"].timezone)
+            member_data.export_members(session, sys.stdout, tz=state.program.timezone)
             return
         try:
             with open(csv_file, "w", encoding="utf-8", newline="") as stream:
                 count = member_data.export_members(session, stream,
-                                                   tz=state["program"].timezone)
+                                                   tz=state.program.timezone)
         except OSError as exc:
             raise click.ClickException(f"{csv_file}: {exc.strerror}") from None
     if csv_file != "-":
@@ -152,7 +152,7 @@ def members_erase(member: str, yes: bool) -> None:
         click.confirm(f"Erase the personal data of {member}? This cannot be undone",
                       abort=True)
     try:
-        with transaction(ctx()["sessions"]) as session:
+        with transaction(ctx().sessions) as session:
             result = member_data.erase_member(session, member, utcnow(), actor="cli:owner")
     except LoyaltyError as exc:
         raise fail(exc) from None

@@ -16,6 +16,6 @@ def program_group() -> None:
 @program_group.command("check")
 def program_check() -> None:
     """Validate the program file (the app refuses to start with a broken one)."""
-    program = ctx()["program"]
+    program = ctx().program
     click.echo(f"{program.path}: OK — {program.shop_name}, {len(program.coupons)} coupons, "
                f"{len(program.rewards)} rewards, {len(program.tiers)} tiers")

@@ -50,14 +50,14 @@ def check_command(menus_dir: Path) -> None:
 def deploy_command(menus_dir: Path) -> None:
     """Upload the menus, make the customer one the default and link staff to theirs."""
     state = ctx()
-    config = state["config"]
+    config = state.config
     if config.simulator:
         raise click.ClickException(
             "The LINE simulator is on (SIMULATOR=1): it shows richmenu/*.json itself. "
             "Set the channel variables and unset SIMULATOR to deploy.")
     if not config.line_channel_access_token:
         raise click.ClickException("LINE_CHANNEL_ACCESS_TOKEN is not set: cannot reach LINE.")
-    with state["sessions"]() as session:
+    with state.sessions() as session:
         staff = [w.line_user_id for w in active_staff(session) if w.line_user_id]
     try:
         report = publish(config, staff, menus_dir)

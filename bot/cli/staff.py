@@ -27,15 +27,15 @@ def staff_add(line_user_id: str, name: str) -> None:
     """Make LINE_USER_ID (U followed by 32 characters) a staff member."""
     state = ctx()
     try:
-        with transaction(state["sessions"]) as session:
+        with transaction(state.sessions) as session:
             worker = staff.add_staff(session, line_user_id, utcnow(), name=name,
                                      actor="cli:owner")
             shown = worker.name
     except LoyaltyError as exc:
         raise fail(exc) from None
     click.echo(f"{shown} ({line_user_id}) is staff")
-    if state["config"].line_configured and not state["config"].simulator:
-        if link_staff(LineClient(state["config"]).api, line_user_id):
+    if state.config.line_configured and not state.config.simulator:
+        if link_staff(LineClient(state.config).api, line_user_id):
             click.echo("staff menu linked")
         else:
             click.echo("run `flask --app bot richmenu deploy` to publish the staff menu")
@@ -47,7 +47,7 @@ def staff_remove(line_user_id: str) -> None:
     """End LINE_USER_ID's staff rights at once and unlink the staff menu."""
     state = ctx()
     try:
-        with transaction(state["sessions"]) as session:
+        with transaction(state.sessions) as session:
             staff.remove_staff(session, line_user_id, utcnow(), actor="cli:owner")
     except LoyaltyError as exc:
         raise fail(exc) from None
@@ -56,7 +56,7 @@ def staff_remove(line_user_id: str) -> None:
 
 
 def unlink_staff_menu(line_user_id: str) -> None:
-    config = ctx()["config"]
+    config = ctx().config
     if config.line_configured and not config.simulator:
         unlink_staff(LineClient(config).api, line_user_id)
         click.echo("staff menu unlinked")
@@ -65,7 +65,7 @@ def unlink_staff_menu(line_user_id: str) -> None:
 @staff_group.command("list")
 def staff_list() -> None:
     """List the active staff."""
-    with ctx()["sessions"]() as session:
+    with ctx().sessions() as session:
         workers = staff.active_staff(session)
     for worker in workers:
         click.echo(f"{worker.line_user_id}  {worker.name}")
@@ -77,7 +77,7 @@ def staff_list() -> None:
 @click.option("--name", default="", help="The new staff member's name.")
 def staff_invite(name: str) -> None:
     """Create a one-time invite code; the new staff member sends `員工 CODE` to the bot."""
-    with transaction(ctx()["sessions"]) as session:
+    with transaction(ctx().sessions) as session:
         code = staff.create_invite(session, utcnow(), name=name, actor="cli:owner")
     click.echo(f"send this to the bot from the new staff member's LINE within 3 days:\n"
                f"員工 {format_code(code)}")

@@ -23,7 +23,7 @@ def api_token_group() -> None:
 def create(name: str, scopes: tuple[str, ...]) -> None:
     """Make a token called NAME; it is printed once, only its hash is kept."""
     try:
-        with transaction(ctx()["sessions"]) as session:
+        with transaction(ctx().sessions) as session:
             row, secret = create_token(session, name, list(scopes), utcnow())
             shown = f"token {row.id} ({row.prefix}...) for {row.name}: {row.scopes}"
     except TokenError as exc:
@@ -35,7 +35,7 @@ def create(name: str, scopes: tuple[str, ...]) -> None:
 @api_token_group.command("list")
 def list_() -> None:
     """Every token: id, prefix, name, scopes, last use, revoked or not."""
-    with ctx()["sessions"]() as session:
+    with ctx().sessions() as session:
         for row in list_tokens(session):
             used = row.last_used_at.isoformat(timespec="minutes") if row.last_used_at else "never"
             state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "live"
@@ -48,7 +48,7 @@ def list_() -> None:
 def revoke(token: str) -> None:
     """Stop TOKEN (its id or prefix from `list`) from working, at once."""
     try:
-        with transaction(ctx()["sessions"]) as session:
+        with transaction(ctx().sessions) as session:
             row = revoke_token(session, token, utcnow())
             shown = f"token {row.id} ({row.name}) revoked"
     except TokenError as exc:

@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import json
 import logging
-from functools import partial
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
@@ -25,18 +24,15 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.orm import Session
 
-from bot.db import bounded, db_error, insert_new, make_sessionmaker, transaction
+from bot.bootstrap import Runtime
+from bot.db import db_error, insert_new, transaction
 from bot.line.client import LineClient
-from bot.line.context import render_context
 from bot.line.handlers import HANDLERS, OUTSIDE_CHATS, Env, outside_chat, prefetch
 from bot.loyalty.timeutil import utcnow
 from bot.models import ProcessedEvent
 from bot.outbox import deliver_queued, queued_in
 
 bp = Blueprint("line", __name__)
-# LINE takes an answer slower than about 2 s for a timeout and may stop sending to a server
-# that keeps timing out: a lock held longer than this makes the event a 503 to redeliver
-LOCK_WAIT = 1.5
 log = logging.getLogger("bot.line")
 
 
@@ -59,7 +55,7 @@ def callback() -> tuple[str, int]:
     """LINE's webhook: 400 for a bad signature or body; 503 when an event failed for a reason
     that may pass (LINE redelivers it); else 200 once every event was tried."""
     state = current_app.extensions["loyalty"]
-    config = state["config"]
+    config = state.config
     if not config.line_configured:
         return "LINE channel not configured", 503
     body = request.get_data(cache=False)
@@ -87,7 +83,7 @@ def callback() -> tuple[str, int]:
     return "OK", 200
 
 
-def handle_event(state: dict[str, Any], raw: Any) -> None:
+def handle_event(state: Runtime, raw: Any) -> None:
     kind = raw.get("type") if isinstance(raw, dict) else None
     if not isinstance(kind, str) or kind not in HANDLERS and kind not in OUTSIDE_CHATS:
         log.info("ignored event: %s", _summary(raw))
@@ -97,20 +93,19 @@ def handle_event(state: dict[str, Any], raw: Any) -> None:
     except Exception as exc:  # malformed: the SDK raises KeyError, TypeError, ValueError ...
         log.warning("malformed %s event skipped: %s", kind, db_error(exc))
         return
-    client: LineClient = state["line"]
+    client: LineClient = state.line
     if getattr(event.source, "type", "user") != "user":
-        outside_chat(client, kind, event, partial(render_context, state["config"],
-                                                  state["program"]))
+        outside_chat(client, kind, event, state.render)
         return
     user_id = getattr(event.source, "user_id", None)
     event_id = event.webhook_event_id if isinstance(event.webhook_event_id, str) else ""
     if not user_id or kind not in HANDLERS:
         log.info("event without a user ignored: %s", _summary(raw))
         return
-    env = Env(program=state["program"], config=state["config"], now=utcnow(), user_id=user_id,
+    env = Env(program=state.program, config=state.config, now=utcnow(), user_id=user_id,
               event_id=event_id, prefetched=prefetch(kind, event, client))
     try:
-        with transaction(state["webhook_sessions"]) as session:
+        with transaction(state.webhook_sessions) as session:
             if env.event_id and not _claim(session, env.event_id, kind, env):
                 log.info("event %s already handled", env.event_id)
                 return
@@ -123,7 +118,7 @@ def handle_event(state: dict[str, Any], raw: Any) -> None:
         client.reply(token, replies)
     if queued:
         try:
-            deliver_queued(state["webhook_sessions"], client, queued, env.now)
+            deliver_queued(state.webhook_sessions, client, queued, env.now)
         except TRANSIENT as exc:  # committed and queued: the clock's sender delivers them
             log.warning("pushes left to the sender job: %s", db_error(exc))
 
@@ -141,11 +136,8 @@ def _summary(raw: Any) -> str:
 
 
 def init_app(app: Flask) -> None:
-    """Register /callback and the LINE client (or say once what is missing)."""
-    state = app.extensions["loyalty"]
-    config = state["config"]
-    state["line"] = LineClient(config)
-    state["webhook_sessions"] = make_sessionmaker(bounded(state["engine"], LOCK_WAIT))
+    """Register /callback (or say once what is missing)."""
+    config = app.extensions["loyalty"].config
     if not config.line_configured:
         missing = [name for name, value in (("LINE_CHANNEL_SECRET", config.line_channel_secret),
                                             ("LINE_CHANNEL_ACCESS_TOKEN",

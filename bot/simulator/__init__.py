@@ -48,7 +48,7 @@ def configure(config: Config) -> Config:
 
 def init_app(app: Flask) -> None:
     """Register the simulator page and its Messaging API, when the simulator is on."""
-    config = app.extensions["loyalty"]["config"]
+    config = app.extensions["loyalty"].config
     if not config.simulator:
         return
     from bot.simulator import line_api, views

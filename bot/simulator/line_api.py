@@ -31,7 +31,7 @@ def _error(status: int, message: str):
 @bp.before_request
 def authorize():
     """Bearer token of the simulated channel, as LINE checks the channel access token."""
-    token = current_app.extensions["loyalty"]["config"].line_channel_access_token
+    token = current_app.extensions["loyalty"].config.line_channel_access_token
     given = request.headers.get("Authorization", "")
     if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
         return _error(401, "Authentication failed. Confirm that the access token in the "
@@ -44,7 +44,7 @@ def _messages(body: Any, kind: str) -> list[dict]:
     messages = body.get("messages") if isinstance(body, dict) else None
     if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
         raise MessageLimitError("messages", "must be a list of message objects")
-    base = current_app.extensions["loyalty"]["config"].public_base_url
+    base = current_app.extensions["loyalty"].config.public_base_url
     check_messages(messages, kind, IMAGE_SCHEMES + (f"{base}/",))
     return messages
 

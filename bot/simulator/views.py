@@ -11,6 +11,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, jsonify, render_template, request, send_file
 from sqlalchemy import select
 
+from bot.bootstrap import Runtime
 from bot.config import ROOT
 from bot.db import transaction
 from bot.jobs import JOBS, run_job
@@ -34,7 +35,7 @@ class SimulatorError(Exception):
     """A request the simulator cannot act on; the message says why."""
 
 
-def _state() -> dict[str, Any]:
+def _state() -> Runtime:
     return current_app.extensions["loyalty"]
 
 
@@ -53,10 +54,10 @@ def page():
     state = _state()
     menus = {name: json.loads((ROOT / "richmenu" / f"{name}.json").read_text("utf-8"))
              for name in MENUS}
-    now = utcnow().astimezone(state["program"].timezone)
+    now = utcnow().astimezone(state.program.timezone)
     return render_template("simulator/index.html", personas=list(_store().personas.values()),
-                           menus=menus, jobs=JOBS, shop=state["program"].shop_name,
-                           now=now.strftime("%Y-%m-%dT%H:%M"), tz=state["program"].timezone.key)
+                           menus=menus, jobs=JOBS, shop=state.program.shop_name,
+                           now=now.strftime("%Y-%m-%dT%H:%M"), tz=state.program.timezone.key)
 
 
 @bp.get("/richmenu/<name>.png")
@@ -76,7 +77,7 @@ def _persona(key: str) -> Persona:
 def _friendships() -> dict[str, str]:
     """Each persona's standing with the shop: friend, blocked or none (never followed)."""
     personas = list(_store().personas.values())
-    with _state()["sessions"]() as session:
+    with _state().sessions() as session:
         statuses = {user: status for user, status in session.execute(
             select(Member.line_user_id, Member.status).where(
                 Member.line_user_id.in_([p.user_id for p in personas])))}
@@ -87,7 +88,7 @@ def _friendships() -> dict[str, str]:
 
 
 def _entry_json(entry: Entry) -> dict[str, Any]:
-    config = _state()["config"]
+    config = _state().config
 
     def scan(url: str) -> str | None:
         payload = payload_of(config.secret_key, config.public_base_url, url)
@@ -115,7 +116,7 @@ def act(key: str):
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise SimulatorError("send a JSON object")
-    config = _state()["config"]
+    config = _state().config
     standing = _friendships()[persona.key]
     event = _event(persona, body, standing)
     _ensure_staff()
@@ -173,7 +174,7 @@ def _ensure_staff() -> None:
     if _store().staff_ready:
         return
     staff = [p for p in _store().personas.values() if p.staff]
-    with transaction(_state()["sessions"]) as session:
+    with transaction(_state().sessions) as session:
         known = set(session.scalars(select(Staff.line_user_id)))
         for persona in staff:
             if persona.user_id not in known:
@@ -185,14 +186,13 @@ def _ensure_staff() -> None:
 @bp.post("/api/clock")
 def clock():
     """Run a scheduled job as of a chosen local time, then the sender; show what it pushed."""
-    from bot.scheduler import runtime
 
     body = request.get_json(silent=True) or {}
     job = JOBS.get(str(body.get("job")))
     if job is None:
         raise SimulatorError(f"job must be one of: {', '.join(JOBS)}")
     at = _local_time(body.get("at"))
-    rt, before = runtime(_state()), _store().last_seq
+    rt, before = _state().jobs(), _store().last_seq
     summaries = {job.name: run_job(rt, job, at)}
     if job.name != "send":
         summaries["send"] = run_job(rt, JOBS["send"], at)
@@ -208,13 +208,13 @@ def _local_time(raw: Any) -> dt.datetime:
         local = dt.datetime.strptime(str(raw), "%Y-%m-%dT%H:%M")
     except ValueError:
         raise SimulatorError("at must be a local date and time: YYYY-MM-DDTHH:MM") from None
-    return local.replace(tzinfo=_state()["program"].timezone).astimezone(dt.UTC)
+    return local.replace(tzinfo=_state().program.timezone).astimezone(dt.UTC)
 
 
 @bp.get("/gallery")
 def gallery():
     """Every Flex template with sample data, in zh-TW and English, read afresh from disk."""
-    program, config = _state()["program"], _state()["config"]
+    program, config = _state().program, _state().config
     template.cache_clear()  # a template edited since the last page shows as it is now
     strings_table.cache_clear()
     qr = partial(qr_url, config.secret_key, config.public_base_url)
