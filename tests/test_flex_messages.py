@@ -33,7 +33,7 @@ PLACEHOLDER = re.compile(r"\{\{\s*@?[A-Za-z_][\w.]*\s*\}\}")
 CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]")
 TEXT_FIELDS = {"date": "1990-05-17", "amount": 3200, "name": WEIRD, "tier": "Gold",
                "title": "NT$80 off", "points": 1_250_000, "balance": 9_999_999,
-               "purchases": 120, "coupons": 15}
+               "purchases": 120, "coupons": 15, "minutes": 2}
 
 
 def normal(program: Program, lang: str) -> Iterator[tuple[str, list[dict]]]:
