@@ -15,7 +15,7 @@ from bot.loyalty.members import register_member
 from bot.loyalty.purchases import record_purchase
 from bot.loyalty.timeutil import utcnow
 from bot.program import load_program
-from tests.conftest import TABLES, _empty_postgresql
+from tests.conftest import MANY, TABLES, _empty_postgresql
 
 WAITING_FOR_A_LOCK = text(  # a connection waiting for a lock on one of this run's tables
     "SELECT EXISTS (SELECT FROM pg_locks JOIN pg_class ON pg_class.oid = relation "
@@ -85,4 +85,17 @@ def test_a_writer_still_in_its_transaction_is_waited_for_and_its_row_removed(pg_
         assert not reset.is_alive()
     finally:
         engine.dispose()
+    assert rows_and_used_counters(pg_url) == ({}, [])
+
+
+def test_after_a_bulk_test_every_table_is_truncated_to_the_same_state(pg_url):
+    engine = make_engine(pg_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO tags (name, automatic) SELECT 't' || n, false "
+                              f"FROM generate_series(1, {MANY}) AS n"))
+    finally:
+        engine.dispose()
+    assert rows_and_used_counters(pg_url) == ({"tags": MANY}, ["tags_id_seq"])
+    _empty_postgresql(pg_url)
     assert rows_and_used_counters(pg_url) == ({}, [])
