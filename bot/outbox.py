@@ -30,17 +30,17 @@ DELIVER_PAGE, DELIVER_CHUNK = 1000, 100  # rows read together; outcomes recorded
 QUEUED = "outbox.queued"  # Session.info: rows enqueue() added, with their members, by id
 
 
-class Outcome(Protocol):
+class Sent(Protocol):
     delivered: bool
     retry: bool
     error: str
 
 
 class Sender(Protocol):
-    def push(self, user_id: str, messages: list[dict], retry_key: str) -> Outcome: ...
+    def push(self, user_id: str, messages: list[dict], retry_key: str) -> Sent: ...
 
     def multicast(self, user_ids: list[str], messages: list[dict], retry_key: str
-                  ) -> Outcome: ...
+                  ) -> Sent: ...
 
 
 # what a customer is told after their own purchase or redemption: [messaging] receipts
@@ -166,7 +166,7 @@ def deliver_queued(sessions: sessionmaker[Session], sender: Sender, rows: list[Q
 def _push_rows(sessions: sessionmaker[Session], sender: Sender, rows: list, now: dt.datetime,
                pool: ThreadPoolExecutor | None) -> int:
     """Push pending rows (blocked members' are skipped), recording outcomes a chunk at a time."""
-    def push_all(group: list) -> list[tuple[int, Outcome]]:
+    def push_all(group: list) -> list[tuple[int, Sent]]:
         return [(row.id, sender.push(row.line_user_id, row.payload["messages"], row.retry_key))
                 for row in group]
 

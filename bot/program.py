@@ -32,7 +32,7 @@ class ProgramError(Exception):
 
 
 @dataclass(frozen=True)
-class Campaign:
+class PointsCampaign:
     name: str
     name_en: str
     starts: dt.date
@@ -104,7 +104,7 @@ class Program:
     amount_per_point: int
     rounding: str
     category_multipliers: dict[str, Fraction]
-    campaigns: tuple[Campaign, ...]
+    campaigns: tuple[PointsCampaign, ...]
     expiry_mode: str
     expiry_months: int
     expiry_end_of_month: bool
@@ -341,7 +341,7 @@ class _Reader:
                             "must be a list of days such as [30, 7, 1]")
         return tuple(sorted(set(value), reverse=True))
 
-    def campaigns(self, items: Any) -> tuple[Campaign, ...]:
+    def campaigns(self, items: Any) -> tuple[PointsCampaign, ...]:
         result = []
         for i, item in enumerate(self.tables(items, "earning.campaigns")):
             at = f"earning.campaigns[{i}]"
@@ -350,7 +350,7 @@ class _Reader:
             if ends < starts:
                 raise self.fail(f"{at}.ends", "must not be before starts")
             name = self.text(item, "name", f"{at}.name")
-            result.append(Campaign(name, item.get("name_en") or name, starts, ends,
+            result.append(PointsCampaign(name, item.get("name_en") or name, starts, ends,
                                    self.multiplier(item.get("multiplier"), f"{at}.multiplier")))
         return tuple(result)
 

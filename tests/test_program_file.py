@@ -20,7 +20,7 @@ from click.testing import CliRunner, Result
 from flask.cli import cli as flask_command_line
 
 from bot.config import DEFAULT_PROGRAM, ROOT
-from bot.program import Campaign, Milestone, ProgramError, Reward, load_program
+from bot.program import Milestone, PointsCampaign, ProgramError, Reward, load_program
 from tests.cli_helpers import exited_cleanly
 
 EXAMPLE = DEFAULT_PROGRAM.read_text(encoding="utf-8")
@@ -238,7 +238,7 @@ def test_the_shipped_example_loads_with_what_a_cafe_owner_reads_in_it(example_pr
     assert p.timezone.key == "Asia/Taipei"
     assert (p.amount_per_point, p.rounding) == (30, "floor")
     assert p.category_multipliers == {"beans": Fraction(2), "merch": Fraction(3, 2)}
-    assert p.campaigns == (Campaign("聖誕雙倍點數", "Christmas double points",
+    assert p.campaigns == (PointsCampaign("聖誕雙倍點數", "Christmas double points",
                                     dt.date(2026, 12, 24), dt.date(2026, 12, 26), Fraction(2)),)
     assert (p.expiry_mode, p.expiry_months, p.expiry_end_of_month) == ("lot", 12, True)
 

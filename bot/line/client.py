@@ -19,13 +19,13 @@ from linebot.v3.messaging.rest import RESTResponse
 
 from bot.config import Config
 from bot.line.limits import IMAGE_SCHEMES, MessageLimitError, check_messages
+from bot.outbox import MULTICAST_MAX
 from bot.privacy import ref
 
 log = logging.getLogger("bot.line")
 TIMEOUT = (3.05, 10)  # connect, read (seconds)
 MESSAGE = "/v2/bot/message"
 REPLY, PUSH, MULTICAST = f"{MESSAGE}/reply", f"{MESSAGE}/push", f"{MESSAGE}/multicast"
-MULTICAST_MAX = 500
 
 
 @dataclass(frozen=True)

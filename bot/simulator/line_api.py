@@ -13,9 +13,8 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 
 from bot.line.limits import IMAGE_SCHEMES, MessageLimitError, check_messages
+from bot.outbox import MULTICAST_MAX
 from bot.simulator.store import ReplyTokenError, Store
-
-MULTICAST_MAX = 500
 
 bp = Blueprint("simulator_line", __name__, url_prefix="/simulator/line/v2/bot")
 
