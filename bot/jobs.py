@@ -66,6 +66,11 @@ def window_start(last: dt.datetime | None, now: dt.datetime) -> dt.datetime:
     return min(last, day_ago) if last else day_ago
 
 
+def last_runs(session: Session) -> dict[str, JobRun]:
+    """Each job's record of its last completed run, by job name (jobs never run are absent)."""
+    return {row.name: row for row in session.scalars(select(JobRun))}
+
+
 def run_job(rt: JobContext, job: Job, now: dt.datetime) -> str:
     """Run one job as of `now`, recording its start and completion."""
     with transaction(rt.sessions) as session:

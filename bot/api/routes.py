@@ -6,7 +6,6 @@ import datetime as dt
 from typing import Any
 
 from flask import Response, current_app, request
-from sqlalchemy import select
 
 from bot.api import ApiError, Call, bp, endpoint, views
 from bot.api.openapi import document
@@ -19,8 +18,8 @@ from bot.loyalty.coupons import (
     redeem_coupon,
     template_for,
 )
-from bot.loyalty.errors import UnknownMember, UnknownOrder
-from bot.loyalty.member_data import normalize_phone
+from bot.loyalty.errors import UnknownOrder
+from bot.loyalty.member_data import find_by_phone
 from bot.loyalty.members import find_by_code, find_by_line_user
 from bot.loyalty.purchases import find_purchase, record_purchase, refund_order
 from bot.loyalty.rewards import redeem_reward
@@ -37,11 +36,7 @@ def find_member(call: Call, ref: dict[str, str]) -> Member:
         return find_by_code(call.session, ref["member_code"])
     if "line_user_id" in ref:
         return find_by_line_user(call.session, ref["line_user_id"])
-    phone = normalize_phone(ref["phone"])  # the same rules as the POS import
-    found = phone and call.session.scalar(select(Member).where(Member.phone == phone))
-    if not found:
-        raise UnknownMember()
-    return found
+    return find_by_phone(call.session, ref["phone"])
 
 
 def _view(call: Call, coupon) -> CouponView:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 from flask.cli import AppGroup
-from sqlalchemy import select
 
 from bot.cli.common import ctx, fail
 from bot.db import transaction
@@ -15,7 +14,6 @@ from bot.loyalty import campaigns, segments
 from bot.loyalty.errors import LoyaltyError
 from bot.loyalty.members import find_by_code
 from bot.loyalty.timeutil import utcnow
-from bot.models import Campaign
 
 
 @click.group("tags", cls=AppGroup)
@@ -158,7 +156,7 @@ def _set(key: str, status: str) -> None:
 def list_() -> None:
     """Every campaign: mode, status, template, segment, claims."""
     with ctx().sessions() as session:
-        for c in session.scalars(select(Campaign).order_by(Campaign.id)):
+        for c in campaigns.all_campaigns(session):
             claims = f"  claimed {c.claimed}/{c.cap if c.cap is not None else '∞'}" \
                 if c.mode == "claim" else ""
             click.echo(f"{c.key:<20} {c.mode:<6} {c.status:<7} {c.template:<16} "

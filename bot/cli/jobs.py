@@ -7,13 +7,11 @@ import json
 
 import click
 from flask.cli import AppGroup, with_appcontext
-from sqlalchemy import select
 
 from bot.cli.common import ctx, parse_now
-from bot.jobs import JOBS, run_job
+from bot.jobs import JOBS, last_runs, run_job
 from bot.loyalty.report import build_report, render_csv, render_text, report_period
 from bot.loyalty.timeutil import utcnow
-from bot.models import JobRun
 
 
 @click.group("jobs", cls=AppGroup)
@@ -25,7 +23,7 @@ def jobs_group() -> None:
 def jobs_list() -> None:
     """Every job with its schedule (shop time) and its last run."""
     with ctx().sessions() as session:
-        runs = {row.name: row for row in session.scalars(select(JobRun))}
+        runs = last_runs(session)
     for job in JOBS.values():
         row = runs.get(job.name)
         when = row.last_completed_at.isoformat() if row and row.last_completed_at else "never"

@@ -85,6 +85,11 @@ def find_campaign(session: Session, key: str, *, lock: bool = False) -> Campaign
     return campaign
 
 
+def all_campaigns(session: Session) -> list[Campaign]:
+    """Every campaign, oldest first."""
+    return list(session.scalars(select(Campaign).order_by(Campaign.id)))
+
+
 def audience(session: Session, campaign: Campaign):
     """The members a campaign is for: active, in its segment, in id order (a SELECT). An
     issue campaign is marketing and leaves staff out; a claim campaign is asked for with its

@@ -143,6 +143,15 @@ def from_spreadsheet_safe(value: str) -> str:
         _FORMULA_STARTS) else value
 
 
+def find_by_phone(session: Session, text: str) -> Member:
+    """The member with this phone, written any common way (the POS import's rules)."""
+    phone = normalize_phone(text)
+    found = phone and session.scalar(select(Member).where(Member.phone == phone))
+    if not found:
+        raise UnknownMember()
+    return found
+
+
 def _parse_birthday(text: str, today: dt.date) -> tuple[dt.date | None, str | None]:
     folded = unicodedata.normalize("NFKC", text).strip()
     if not folded:
