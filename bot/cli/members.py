@@ -4,11 +4,11 @@ bulk (import, export, erase)."""
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import click
 from flask.cli import AppGroup
 
+from bot.bootstrap import Runtime
 from bot.cli.common import ctx, fail
 from bot.cli.staff import unlink_staff_menu
 from bot.db import transaction
@@ -108,9 +108,8 @@ def members_import(csv_file: str) -> None:
         raise SystemExit(1)
 
 
-def _import_with_progress(state: dict[str, Any], rows: CsvRows) -> ImportResult:
-    with click.progressbar(length=len(rows), label="importing",
-                           file=click.get_text_stream("stderr")) as bar:
+def _import_with_progress(state: Runtime, rows: CsvRows) -> ImportResult:
+    with click.progressbar(length=len(rows), label="importing", file=sys.stderr) as bar:
         done = 0
 
         def progress(count: int, _total: int | None) -> None:
