@@ -9,16 +9,14 @@ Prints figures; asserts nothing. On PostgreSQL it works in a schema of its own a
 from __future__ import annotations
 
 import datetime as dt
-import os
 import statistics
-import sys
-import tempfile
 import time
 import tracemalloc
 
-from bot import migrate
-from bot.config import DEFAULT_PROGRAM, normalize_database_url
-from bot.db import make_engine, make_sessionmaker, scratch_schema, transaction
+from scratch import run_on_scratch  # beside this script
+
+from bot.config import DEFAULT_PROGRAM
+from bot.db import make_engine, make_sessionmaker, transaction
 from bot.loyalty.coupons import issue_coupon, redeem_coupon
 from bot.loyalty.ledger import expire_due_points
 from bot.loyalty.members import adjust_points, register_member
@@ -27,13 +25,6 @@ from bot.program import load_program
 
 MEMBERS, PURCHASES, BACKLOG = 200, 2000, 20_000
 START = dt.datetime(2025, 1, 1, 2, tzinfo=dt.UTC)
-
-
-def database() -> tuple[str, callable]:
-    if len(sys.argv) < 2:
-        path = os.path.join(tempfile.mkdtemp(), "bench.db")
-        return f"sqlite:///{path}", lambda: None
-    return scratch_schema(normalize_database_url(sys.argv[1]), f"bench_{os.getpid()}")
 
 
 def timed(label: str, count: int, work) -> None:
@@ -47,15 +38,6 @@ def timed(label: str, count: int, work) -> None:
     samples.sort()
     print(f"{label:<34} {count / total:8.0f}/s   p50 {statistics.median(samples) * 1000:6.2f} ms"
           f"   p99 {samples[int(len(samples) * 0.99)] * 1000:6.2f} ms")
-
-
-def main() -> None:
-    url, cleanup = database()
-    try:
-        migrate.upgrade(url)
-        run(url)
-    finally:
-        cleanup()
 
 
 def run(url: str) -> None:
@@ -114,4 +96,4 @@ def backlog(sessions, members, program) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_on_scratch(run)

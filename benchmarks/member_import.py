@@ -12,35 +12,17 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import os
-import sys
-import tempfile
 import time
 
-from bot import migrate
-from bot.config import DEFAULT_PROGRAM, normalize_database_url
-from bot.db import make_engine, make_sessionmaker, scratch_schema
+from scratch import run_on_scratch  # beside this script
+
+from bot.config import DEFAULT_PROGRAM
+from bot.db import make_engine, make_sessionmaker
 from bot.loyalty.member_data import import_members, read_csv
 from bot.program import load_program
 
 ROWS = 10_000
 NOW = dt.datetime(2026, 11, 22, 2, 0, tzinfo=dt.UTC)
-
-
-def database() -> tuple[str, callable]:
-    if len(sys.argv) < 2:
-        path = os.path.join(tempfile.mkdtemp(), "bench.db")
-        return f"sqlite:///{path}", lambda: None
-    return scratch_schema(normalize_database_url(sys.argv[1]), f"bench_{os.getpid()}")
-
-
-def main() -> None:
-    url, cleanup = database()
-    try:
-        migrate.upgrade(url)
-        run(url)
-    finally:
-        cleanup()
 
 
 def run(url: str) -> None:
@@ -65,4 +47,4 @@ def run(url: str) -> None:
           f"   {len(batches)} batches, the slowest {slowest:.2f} s")
 
 if __name__ == "__main__":
-    main()
+    run_on_scratch(run)

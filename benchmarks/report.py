@@ -11,9 +11,7 @@ On PostgreSQL it works in a schema of its own and drops it.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -22,30 +20,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # tests/ lives next to bot/, outside the package
     sys.path.insert(0, str(ROOT))
 
-from bot import migrate  # noqa: E402
-from bot.config import DEFAULT_PROGRAM, normalize_database_url  # noqa: E402
-from bot.db import make_engine, make_sessionmaker, scratch_schema, transaction  # noqa: E402
+from scratch import run_on_scratch  # noqa: E402  (beside this script)
+
+from bot.config import DEFAULT_PROGRAM  # noqa: E402
+from bot.db import make_engine, make_sessionmaker, transaction  # noqa: E402
 from bot.loyalty.report import build_report, period  # noqa: E402
 from bot.program import load_program  # noqa: E402
 from tests.test_report import bulk_customers  # noqa: E402
 
 TAIPEI = ZoneInfo("Asia/Taipei")
-
-
-def database() -> tuple[str, callable]:
-    if len(sys.argv) < 2:
-        path = os.path.join(tempfile.mkdtemp(), "bench.db")
-        return f"sqlite:///{path}", lambda: None
-    return scratch_schema(normalize_database_url(sys.argv[1]), f"bench_{os.getpid()}")
-
-
-def main() -> None:
-    url, cleanup = database()
-    try:
-        migrate.upgrade(url)
-        run(url)
-    finally:
-        cleanup()
 
 
 def run(url: str) -> None:
@@ -71,4 +54,4 @@ def run(url: str) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_on_scratch(run)
