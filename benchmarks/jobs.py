@@ -52,9 +52,9 @@ from bot.db import make_engine, make_sessionmaker, scratch_schema  # noqa: E402
 from bot.jobs import JOBS, JobContext, run_job  # noqa: E402
 from bot.line.client import LineClient  # noqa: E402
 from bot.line.context import render_context  # noqa: E402
-from bot.line.sender import send_pending  # noqa: E402
 from bot.loyalty.codes import ALPHABET, LENGTH  # noqa: E402
 from bot.loyalty.timeutil import start_of_day  # noqa: E402
+from bot.outbox.sender import send_pending  # noqa: E402
 from bot.program import Program, load_program  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"

@@ -18,7 +18,7 @@ from bot.jobs import JobContext
 from bot.line.client import LineClient
 from bot.line.context import render_context
 from bot.line.formatting import RenderContext
-from bot.line.sender import send_pending
+from bot.outbox.sender import send_pending
 from bot.program import Program, load_program
 
 # LINE takes an answer slower than about 2 s for a timeout and may stop sending to a server

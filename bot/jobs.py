@@ -394,7 +394,7 @@ def send_campaign(rt: JobContext, key: str, now: dt.datetime) -> str:
 
 
 def send(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
-    """Deliver pending pushes (bot.line.sender); a no-op without a LINE channel."""
+    """Deliver pending pushes (bot.outbox.sender); a no-op without a LINE channel."""
     if rt.deliver is None:
         return "LINE is not configured: nothing sent"
     return rt.deliver(now)

@@ -16,12 +16,12 @@ from bot.db import transaction
 from bot.jobs import JOBS, JobContext, run_job
 from bot.line.client import LineClient, SendResult
 from bot.line.context import render_context
-from bot.line.sender import send_pending
 from bot.loyalty.members import register_member, set_birthday, unfollow
 from bot.loyalty.purchases import refund_order
 from bot.loyalty.staff import add_staff
 from bot.models import Coupon, CouponTemplateRow, Member, OutboxMessage
 from bot.outbox import deliver, enqueue
+from bot.outbox.sender import send_pending
 from tests.helpers import buy
 from tests.line_helpers import user_id
 

@@ -9,11 +9,11 @@ from bot.cli.common import ctx, fail
 from bot.db import transaction
 from bot.jobs import send_campaign
 from bot.line.client import LineClient
-from bot.line.sender import month_sent
 from bot.loyalty import campaigns, segments
 from bot.loyalty.errors import LoyaltyError
 from bot.loyalty.members import find_by_code
 from bot.loyalty.timeutil import utcnow
+from bot.outbox.sender import month_sent
 
 
 @click.group("tags", cls=AppGroup)

@@ -5,15 +5,21 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.line.client import LineClient
 from bot.loyalty.timeutil import local_date, start_of_day
 from bot.models import OutboxMessage
-from bot.outbox import deliver, deliver_batches, fail_lapsed, make_batches, waiting_batches
+from bot.outbox import (
+    Sender,
+    deliver,
+    deliver_batches,
+    fail_lapsed,
+    make_batches,
+    waiting_batches,
+)
 from bot.program import Program
 
 log = logging.getLogger("bot.sender")
@@ -25,6 +31,12 @@ SCHEDULED = {"expiry_warning", "birthday", "tier", "nudge", "winback", "campaign
 BATCH = 1000  # pending rows looked at together
 THREADS = 8  # pushes in flight at once: LINE is a network round trip away
 RUN_SECONDS = 45  # a run stops taking new pages before the next minute's run is due
+
+
+class QuotaSender(Sender, Protocol):
+    """A sender that can also say how many pushes LINE still allows this month."""
+
+    def pushes_left(self) -> int | None: ...
 
 
 def in_quiet_hours(program: Program, now: dt.datetime) -> bool:
@@ -76,7 +88,7 @@ class Gate:
         return chosen
 
 
-def _gate(sessions: sessionmaker[Session], client: LineClient, program: Program,
+def _gate(sessions: sessionmaker[Session], client: QuotaSender, program: Program,
           now: dt.datetime) -> Gate:
     with sessions() as session:
         budget = (program.monthly_push_budget - month_sent(session, program, now)
@@ -85,7 +97,7 @@ def _gate(sessions: sessionmaker[Session], client: LineClient, program: Program,
     return Gate(in_quiet_hours(program, now), max(0, min(limits)) if limits else None)
 
 
-def send_pending(sessions: sessionmaker[Session], client: LineClient, program: Program,
+def send_pending(sessions: sessionmaker[Session], client: QuotaSender, program: Program,
                  now: dt.datetime) -> str:
     """Deliver what may go now; report what was held back for quiet hours or the budget.
 
@@ -114,7 +126,7 @@ def send_pending(sessions: sessionmaker[Session], client: LineClient, program: P
     return _summary(gate, delivered, lapsed)
 
 
-def _deliver(sessions: sessionmaker[Session], client: LineClient, chosen: list[Due],
+def _deliver(sessions: sessionmaker[Session], client: QuotaSender, chosen: list[Due],
              now: dt.datetime) -> int:
     grouped = make_batches(sessions, [d.row_id for d in chosen if d.row_id is not None], now)
     earlier = [d.batch_id for d in chosen if d.batch_id is not None]
