@@ -266,10 +266,17 @@ class Coupon(Base):
 
 
 class Redemption(Base):
+    """A coupon's use. A staff void is recorded on the row (voided_at, voided_by), never a
+    delete; a coupon has at most one redemption that is not voided."""
     __tablename__ = "redemptions"
+    __table_args__ = (
+        Index("uq_redemptions_live_coupon", "coupon_id", unique=True,
+              sqlite_where=text("voided_at IS NULL"),
+              postgresql_where=text("voided_at IS NULL")),
+    )
 
     id: Id = pk()
-    coupon_id: Mapped[int] = mapped_column(ForeignKey("coupons.id"), unique=True)
+    coupon_id: Mapped[int] = mapped_column(ForeignKey("coupons.id"))
     member_id: Mapped[int] = ref("members.id")
     staff_id: Mapped[int | None] = ref("staff.id", nullable=True)
     purchase_id: Mapped[int | None] = ref("purchases.id", nullable=True)
@@ -277,6 +284,8 @@ class Redemption(Base):
     discount: Mapped[int] = mapped_column(Integer, default=0)
     channel: Mapped[str] = mapped_column(String(32), default="staff")
     redeemed_at: Mapped[dt.datetime]
+    voided_at: Mapped[dt.datetime | None]
+    voided_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class Staff(Base):

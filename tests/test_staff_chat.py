@@ -122,6 +122,23 @@ def test_void_undoes_a_redemption_so_the_coupon_can_be_used_again(client, app, f
     post(client, [text(CLERK, "撤銷")])
     with state_of(app).sessions() as session:
         assert alice_coupon(session).status == "issued"
+    post(client, [text(CLERK, f"核銷 {code}")])
+    with state_of(app).sessions() as session:
+        assert alice_coupon(session).status == "redeemed"
+        # the void is a correction recorded on the first redemption, not a delete
+        first, second = session.scalars(select(Redemption).order_by(Redemption.id)).all()
+        assert first.voided_at is not None and first.voided_by.startswith("staff:")
+        assert second.voided_at is None
+
+
+def test_a_second_void_does_not_undo_the_same_redemption_twice(client, app, fake_line, shop):
+    _, code = shop
+    post(client, [text(CLERK, f"核銷 {code}")])
+    post(client, [text(CLERK, "撤銷")])
+    post(client, [text(CLERK, "撤銷")])
+    assert "nothing" in reply_text(fake_line).lower() or "沒有" in reply_text(fake_line)
+    with state_of(app).sessions() as session:
+        assert session.scalars(select(Redemption)).one().voided_at is not None
 
 
 @pytest.mark.parametrize("command", ["核銷 {code}", "集點 {member} 300", "撤銷", "void"])

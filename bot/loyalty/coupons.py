@@ -289,11 +289,11 @@ def expire_due_coupons(session: Session, now: dt.datetime, limit: int = 500) -> 
 
 
 def unredeem(session: Session, redemption: Redemption, now: dt.datetime, *, actor: str) -> None:
-    """Undo a redemption (staff's void): the coupon is usable again; the audit trail keeps
-    when it had been redeemed and who undid it."""
+    """Undo a redemption (staff's void): the coupon is usable again. The redemption stays,
+    marked voided (when, by whom), a correction recorded beside the fact it corrects."""
     coupon = session.get(Coupon, redemption.coupon_id)
     coupon.status, coupon.redeemed_at = "issued", None
+    redemption.voided_at, redemption.voided_by = now, actor
     audit.record(session, "coupon.void_redemption", member_id=coupon.member_id, actor=actor,
                  at=now, coupon_id=coupon.id, redeemed_at=redemption.redeemed_at.isoformat())
-    session.delete(redemption)
     session.flush()

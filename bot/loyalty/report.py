@@ -52,7 +52,7 @@ Sales
 Coupons (per template, per campaign, and in total)
   issued             coupons issued in the period.
   redeemed           redemptions (Redemption rows) in the period, whenever the coupon
-                     was issued.
+                     was issued; a redemption staff voided is not counted.
   redemption_rate    redeemed / issued, in % (above 100 when coupons issued earlier are
                      used now).
   discount           the money off given by those redemptions.
@@ -488,7 +488,8 @@ def _coupon_figures(session: Session, group: Any, start: dt.datetime, end: dt.da
     add(session.execute(grouped(select(*keys, func.count()).select_from(Coupon)
                                 .where(_within(Coupon.issued_at, start, end)))), 0)
     redeemed = (select(Redemption).join(Coupon, Coupon.id == Redemption.coupon_id)
-                .where(_within(Redemption.redeemed_at, start, end)))
+                .where(_within(Redemption.redeemed_at, start, end),
+                       Redemption.voided_at.is_(None)))
     add(session.execute(grouped(redeemed.with_only_columns(
         *keys, func.count(Redemption.id), _sum(Redemption.discount)))), 1)
     linked = (redeemed.with_only_columns(*[k.label("g") for k in keys],
@@ -622,6 +623,7 @@ def _staff(session: Session, start: dt.datetime, end: dt.datetime) -> tuple[Staf
                       .group_by(Purchase.staff_id))
     redeemed = by_staff(select(Redemption.staff_id, func.count())
                         .where(Redemption.staff_id.is_not(None),
+                               Redemption.voided_at.is_(None),
                                _within(Redemption.redeemed_at, start, end))
                         .group_by(Redemption.staff_id))
     voided = by_staff(select(Purchase.staff_id, func.count()).join(Refund)

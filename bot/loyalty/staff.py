@@ -172,7 +172,8 @@ def who_redeemed(session: Session, program: Program, code: str
                  ) -> tuple[dt.datetime, str] | None:
     """When a coupon was used and the name of the staff member who took it ('' if none)."""
     view = find_coupon(session, program, code)
-    used = session.scalar(select(Redemption).where(Redemption.coupon_id == view.coupon.id))
+    used = session.scalar(select(Redemption).where(Redemption.coupon_id == view.coupon.id,
+                                                      Redemption.voided_at.is_(None)))
     if used is None:
         return None
     worker = session.get(Staff, used.staff_id) if used.staff_id else None
@@ -194,7 +195,8 @@ def void_last(session: Session, program: Program, worker: Staff, now: dt.datetim
         Purchase.staff_id == worker.id, Purchase.created_at > since,
         Purchase.refunded_amount == 0).order_by(Purchase.created_at.desc(), Purchase.id.desc()))
     redemption = session.scalar(select(Redemption).where(
-        Redemption.staff_id == worker.id, Redemption.redeemed_at > since)
+        Redemption.staff_id == worker.id, Redemption.redeemed_at > since,
+        Redemption.voided_at.is_(None))
         .order_by(Redemption.redeemed_at.desc(), Redemption.id.desc()))
     if redemption and (purchase is None or redemption.redeemed_at >= purchase.created_at):
         unredeem(session, redemption, now, actor=actor(worker))
