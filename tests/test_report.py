@@ -17,18 +17,11 @@ from bot.db import transaction
 from bot.loyalty.coupons import redeem_coupon
 from bot.loyalty.members import adjust_points, register_member, unfollow
 from bot.loyalty.purchases import refund_order
-from bot.loyalty.report import (
-    LIFESPAN_YEARS,
-    Report,
-    _width,
-    build_report,
-    period,
-    render_csv,
-    render_text,
-)
+from bot.loyalty.report import LIFESPAN_YEARS, Report, build_report, period
 from bot.loyalty.rewards import redeem_reward
 from bot.models import Member, Purchase
 from bot.outbox import deliver, deliver_batches, enqueue, make_batches
+from bot.report_format import _width, render_csv, render_text
 from tests.helpers import buy, join
 
 TAIPEI = ZoneInfo("Asia/Taipei")
