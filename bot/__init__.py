@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 def create_app(config: Any = None) -> Flask:
     """Build the app; a broken program file or setting ends the process with one clear message."""
+    # imported here, not at the top: `import bot.loyalty` must not load Flask or LINE's SDK
     from bot.app import create_app as build
     from bot.config import ConfigError
     from bot.program import ProgramError

@@ -7,11 +7,13 @@ import sys
 
 from flask import Flask, jsonify, request
 
-from bot import simulator
+from bot import api, simulator
+from bot.api import http_problem
 from bot.bootstrap import build
 from bot.cli import register_cli
 from bot.config import Config
 from bot.db import bounded, can_write, db_error
+from bot.line import qr_images, webhook
 
 HEALTH_LOCK_WAIT = 5  # seconds: a check behind a long write still answers before a PaaS gives up
 
@@ -24,12 +26,8 @@ def create_app(config: Config | None = None) -> Flask:
     app.extensions["loyalty"] = runtime
     _logging(app)
     _health(app)
-    from bot.line import qr, webhook  # the LINE adapter loads only with the app
-
     webhook.init_app(app)
-    app.register_blueprint(qr.bp)
-    from bot import api
-
+    app.register_blueprint(qr_images.bp)
     api.init_app(app)
     simulator.init_app(app)
     _errors(app)
@@ -44,8 +42,6 @@ def _errors(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         if request.path.startswith("/api/"):  # unknown API paths and methods: problem JSON
-            from bot.api import http_problem
-
             return http_problem(exc)
         return jsonify(status=exc.code, error=exc.name), exc.code
 

@@ -8,6 +8,7 @@ clear message.
 import sys
 
 from bot.config import Config, ConfigError
+from bot.program import ProgramError, load_program
 
 try:
     _config = Config.from_env()
@@ -26,8 +27,6 @@ errorlog = "-"
 
 
 def on_starting(server) -> None:
-    from bot.program import ProgramError, load_program
-
     try:
         load_program(_config.program_path)
     except ProgramError as exc:

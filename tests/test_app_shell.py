@@ -113,6 +113,17 @@ def test_importing_the_loyalty_core_loads_neither_flask_nor_the_line_sdk(modules
     assert json.loads(result.stdout) == [[], False, False]
 
 
+@pytest.mark.parametrize("module", ["bot.jobs", "bot.scheduler"])
+def test_the_clock_loads_no_web_framework(module):
+    script = (f"import json, sys, {module}\n"
+              "print(json.dumps(sorted(m for m in sys.modules\n"
+              "                        if m.split('.')[0] in ('flask', 'werkzeug', 'gunicorn'))))\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+
+
 def imported_modules(path: Path) -> set[str]:
     """Top-level names of every absolute import in a source file (at any depth)."""
     names = set()

@@ -1,4 +1,6 @@
-"""QR codes: what they hold, and PNGs served under opaque tokens.
+"""QR codes: what they hold, and the opaque tokens their PNGs are served under
+(bot/line/qr_images.py serves them; this module loads no web framework, so the clock's
+messages can name QR images).
 
 A token is the payload encrypted with AES-SIV under a key derived from SECRET_KEY: it
 cannot be read (the payload holds a coupon or member code, and every image URL lands in the
@@ -19,10 +21,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from flask import Blueprint, Response, abort, current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 
-bp = Blueprint("qr", __name__)
 SALT = "qr-image"
 
 
@@ -59,7 +59,7 @@ def seal(secret_key: str, payload: str) -> str:
     return "q" + base64.urlsafe_b64encode(sealed).decode().rstrip("=")
 
 
-def _payload(secret_key: str, token: str) -> str | None:
+def payload(secret_key: str, token: str) -> str | None:
     """What a token holds; None for anything forged, altered or oversized."""
     if len(token) > 1500:
         return None
@@ -81,7 +81,7 @@ def payload_of(secret_key: str, public_base_url: str, url: str) -> str | None:
     prefix = f"{public_base_url}/qr/"
     if not (url.startswith(prefix) and url.endswith(".png")):
         return None
-    return _payload(secret_key, url[len(prefix):-4])
+    return payload(secret_key, url[len(prefix):-4])
 
 
 def typed_text(payload: str) -> str:
@@ -97,14 +97,3 @@ def png(payload: str, box_size: int = 10) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-@bp.get("/qr/<token>.png")
-def qr_image(token: str) -> Response:
-    """The QR PNG for a token; anything forged or altered is a plain 404."""
-    payload = _payload(current_app.config["SECRET_KEY"], token)
-    if payload is None:
-        abort(404)
-    response = Response(png(payload), mimetype="image/png")
-    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
-    return response

@@ -15,10 +15,12 @@ import dataclasses
 import hashlib
 import hmac
 import logging
-
-from flask import Flask
+from typing import TYPE_CHECKING
 
 from bot.config import Config
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 log = logging.getLogger("bot.simulator")
 
@@ -51,6 +53,8 @@ def init_app(app: Flask) -> None:
     config = app.extensions["loyalty"].config
     if not config.simulator:
         return
+    # imported here: the pages load only when the simulator is on, and they use this
+    # package's helpers above (a top-level import would be a loop)
     from bot.simulator import line_api, views
     from bot.simulator.store import Store
 
