@@ -9,8 +9,8 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from bot.api.tokens import SCOPES, create_token
 from bot.db import transaction
+from bot.loyalty.api_tokens import SCOPES, create_token
 from bot.loyalty.coupons import issue_coupon
 from bot.loyalty.members import adjust_points, register_member
 from bot.loyalty.timeutil import utcnow

@@ -9,9 +9,9 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from bot.api.tokens import create_token
 from bot.config import DEFAULT_PROGRAM
 from bot.db import make_engine, make_sessionmaker, transaction
+from bot.loyalty.api_tokens import create_token
 from bot.loyalty.members import register_member
 from bot.loyalty.timeutil import utcnow
 from bot.models import Member, Purchase

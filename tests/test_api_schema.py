@@ -8,8 +8,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from bot.api.tokens import SCOPES, create_token
 from bot.db import transaction
+from bot.loyalty.api_tokens import SCOPES, create_token
 from bot.loyalty.members import adjust_points, register_member
 from bot.loyalty.timeutil import utcnow
 from tests.line_helpers import user_id

@@ -252,7 +252,7 @@ def test_campaign_and_tags_commands(cli, sessions, program):
 
 
 def test_tags_through_the_api(client, app, sessions, program):
-    from bot.api.tokens import create_token
+    from bot.loyalty.api_tokens import create_token
 
     with transaction(sessions) as session:
         code = register_member(session, program, user_id(1), NOW).member.member_code

@@ -19,17 +19,17 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
 from jsonschema import Draft202012Validator
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from bot.api import openapi, views
-from bot.api.tokens import authenticate
 from bot.bootstrap import Runtime
-from bot.db import insert_new, transaction
+from bot.db import transaction
+from bot.loyalty import idempotency
+from bot.loyalty.api_tokens import allows, authenticate
 from bot.loyalty.errors import LoyaltyError
 from bot.loyalty.timeutil import utcnow
-from bot.models import ApiToken, IdempotencyRecord
+from bot.models import ApiToken
 from bot.outbox import queued_in
 
 log = logging.getLogger("bot.api")
@@ -155,13 +155,13 @@ def _whole(value: Any) -> Any:
     return value
 
 
-def _token(session: Session, scope: str) -> ApiToken:
+def _token(session: Session, scope: str, now: dt.datetime) -> ApiToken:
     header = request.headers.get("Authorization", "")
     kind, _, presented = header.partition(" ")
-    token = authenticate(session, presented.strip()) if kind.lower() == "bearer" else None
+    token = authenticate(session, presented.strip(), now) if kind.lower() == "bearer" else None
     if token is None:
         raise ApiError(401, "unauthorized", "a valid bearer token is required")
-    if scope not in token.scopes.split():
+    if not allows(token, scope):
         raise ApiError(403, "forbidden", f"this token lacks the {scope} scope")
     return token
 
@@ -176,17 +176,15 @@ def endpoint(scope: str, body: str | None = None, idempotent: bool = False) -> C
                 if any("\x00" in value for value in [*path.values(), *request.args.values()]):
                     raise ApiError(400, "invalid_request", "NUL characters are not allowed")
                 with transaction(state.sessions) as session:
-                    token = _token(session, scope)
-                    token.last_used_at = now
+                    token = _token(session, scope, now)
                     call = Call(session, state, now, token, _body(body))
                     stored = _idempotency(call) if idempotent else None
                     if stored is not None:
                         return _json(*stored)
                     status, payload = handler(call, **path)
                     if idempotent and request.headers.get("Idempotency-Key"):
-                        session.execute(update(IdempotencyRecord).where(
-                            IdempotencyRecord.key == _key(token)).values(
-                            status_code=status, response=payload))
+                        idempotency.keep(session, token.id, request.headers["Idempotency-Key"],
+                                         status, payload)
                     queued = queued_in(session)
             except ApiError as exc:
                 return problem(exc.status, exc.code, exc.detail, exc.errors)
@@ -196,10 +194,6 @@ def endpoint(scope: str, body: str | None = None, idempotent: bool = False) -> C
             return _json(status, payload)
         return view
     return wrap
-
-
-def _key(token: ApiToken) -> str:
-    return f"{token.id}:{request.headers['Idempotency-Key']}"
 
 
 def _idempotency(call: Call) -> tuple[int, Any] | None:
@@ -212,16 +206,7 @@ def _idempotency(call: Call) -> tuple[int, Any] | None:
                                                "ASCII characters")
     fingerprint = hashlib.sha256(request.method.encode() + b" " + request.path.encode() + b" "
                                  + json.dumps(call.body, sort_keys=True).encode()).hexdigest()
-    key = _key(call.token)
-    if insert_new(call.session, IdempotencyRecord.__table__,
-                  [{"key": key, "request_hash": fingerprint, "status_code": 0,
-                    "response": None, "created_at": call.now}], "key"):
-        return None
-    stored = call.session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == key))
-    if stored.request_hash != fingerprint:
-        raise ApiError(409, "idempotency_key_reused",
-                       "this Idempotency-Key was used with a different request")
-    return stored.status_code, stored.response
+    return idempotency.claim(call.session, call.token.id, header, fingerprint, call.now)
 
 
 def http_problem(exc: HTTPException) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.api.tokens import SCOPES
+from bot.loyalty.api_tokens import SCOPES
 
 MAX_AMOUNT = 100_000_000
 NO_NUL = "^[^\\u0000]*$"  # PostgreSQL text cannot hold NUL: refused up front, not a 500

@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
-from bot.api.tokens import SCOPES, TokenError, create_token, list_tokens, revoke_token
 from bot.cli.common import ctx
 from bot.db import transaction
+from bot.loyalty.api_tokens import SCOPES, TokenError, create_token, list_tokens, revoke_token
 from bot.loyalty.timeutil import utcnow
 
 

@@ -1,4 +1,8 @@
-"""REST API bearer tokens: created with scopes, stored hashed, revoked by the owner."""
+"""REST API bearer tokens: created with scopes, stored hashed, revoked by the owner.
+
+What a valid token is lives here once: a secret whose SHA-256 matches a stored token that
+is not revoked, allowed what its scopes name.
+"""
 
 from __future__ import annotations
 
@@ -58,19 +62,27 @@ def revoke_token(session: Session, which: str, now: dt.datetime) -> ApiToken:
     if row is None:
         raise TokenError(f"no token {which!r}; `api-token list` shows them")
     row.revoked_at = row.revoked_at or now
-    return row
-
-
-def authenticate(session: Session, presented: str) -> ApiToken | None:
-    """The live token matching `presented`, or None. The lookup is by SHA-256 (a database
-    index never sees the secret) and the final comparison is constant-time."""
-    wanted = digest(presented)
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == wanted))
-    if row is None or row.revoked_at is not None or not hmac.compare_digest(row.token_hash,
-                                                                            wanted):
-        return None
+    session.flush()
     return row
 
 
 def list_tokens(session: Session) -> list[ApiToken]:
     return list(session.scalars(select(ApiToken).order_by(ApiToken.id)))
+
+
+def authenticate(session: Session, presented: str, now: dt.datetime) -> ApiToken | None:
+    """The live token matching `presented`, marked as used at `now`; or None. The lookup is
+    by SHA-256 (a database index never sees the secret) and the final comparison is
+    constant-time. The mark is kept only if the caller's transaction commits."""
+    wanted = digest(presented)
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == wanted))
+    if row is None or row.revoked_at is not None or not hmac.compare_digest(row.token_hash,
+                                                                            wanted):
+        return None
+    row.last_used_at = now
+    return row
+
+
+def allows(token: ApiToken, scope: str) -> bool:
+    """Whether the token was given this scope."""
+    return scope in token.scopes.split()

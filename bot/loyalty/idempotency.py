@@ -1,0 +1,51 @@
+"""Idempotency keys on API writes: a request sent again with the same key is done once.
+
+The key is claimed in the same transaction as the change, so concurrent requests with one
+key make one change: the others wait on the key's row, then answer from it. Keys are per
+token: two callers may pick the same key without meeting.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from bot.db import insert_new
+from bot.loyalty.errors import LoyaltyError
+from bot.models import IdempotencyRecord
+
+
+class IdempotencyKeyReused(LoyaltyError):
+    code = "idempotency_key_reused"
+    zh = "這個 Idempotency-Key 已用於另一個不同的請求。"
+    en = "this Idempotency-Key was used with a different request"
+
+
+def claim(session: Session, token_id: int, key: str, fingerprint: str, now: dt.datetime
+          ) -> tuple[int, Any] | None:
+    """None if this call now holds the key (do the work, then `keep` its answer); the
+    stored (status, response) if the same request came with it before, once its holder has
+    committed. A different request (another fingerprint) with the key is refused."""
+    record_key = _record_key(token_id, key)
+    if insert_new(session, IdempotencyRecord.__table__,
+                  [{"key": record_key, "request_hash": fingerprint, "status_code": 0,
+                    "response": None, "created_at": now}], "key"):
+        return None
+    stored = session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == record_key))
+    if stored.request_hash != fingerprint:
+        raise IdempotencyKeyReused()
+    return stored.status_code, stored.response
+
+
+def keep(session: Session, token_id: int, key: str, status: int, response: Any) -> None:
+    """The answer to the request holding the key, for its retries."""
+    session.execute(update(IdempotencyRecord).where(
+        IdempotencyRecord.key == _record_key(token_id, key)).values(
+        status_code=status, response=response))
+
+
+def _record_key(token_id: int, key: str) -> str:
+    return f"{token_id}:{key}"
