@@ -9,7 +9,7 @@ from functools import partial
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request, send_file
-from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from bot.bootstrap import Runtime
 from bot.config import ROOT
@@ -17,9 +17,10 @@ from bot.db import transaction
 from bot.jobs import JOBS, run_job
 from bot.line.flex import strings_table, template
 from bot.line.qr import payload_of, qr_url, typed_text
-from bot.loyalty.staff import add_staff
+from bot.loyalty.errors import UnknownMember
+from bot.loyalty.members import find_by_line_user
+from bot.loyalty.staff_seed import seed_staff
 from bot.loyalty.timeutil import utcnow
-from bot.models import Member, Staff
 from bot.simulator import events, local_base_url
 from bot.simulator.flex_html import render_message
 from bot.simulator.samples import context, sample_makers
@@ -78,13 +79,17 @@ def _friendships() -> dict[str, str]:
     """Each persona's standing with the shop: friend, blocked or none (never followed)."""
     personas = list(_store().personas.values())
     with _state().sessions() as session:
-        statuses = {user: status for user, status in session.execute(
-            select(Member.line_user_id, Member.status).where(
-                Member.line_user_id.in_([p.user_id for p in personas])))}
+        statuses = {p.user_id: _member_status(session, p.user_id) for p in personas}
     first_seen = {"active": "friend", "blocked": "blocked"}
-    return {p.key: _store().friendship(p.user_id, first_seen.get(statuses.get(p.user_id),
-                                                                 "none"))
+    return {p.key: _store().friendship(p.user_id, first_seen.get(statuses[p.user_id], "none"))
             for p in personas}
+
+
+def _member_status(session: Session, line_user_id: str) -> str | None:
+    try:
+        return find_by_line_user(session, line_user_id).status
+    except UnknownMember:
+        return None
 
 
 def _entry_json(entry: Entry) -> dict[str, Any]:
@@ -173,13 +178,9 @@ def _ensure_staff() -> None:
     `staff remove` holds, so a removed staff member can be tried too."""
     if _store().staff_ready:
         return
-    staff = [p for p in _store().personas.values() if p.staff]
+    staff = {p.user_id: p.display_name for p in _store().personas.values() if p.staff}
     with transaction(_state().sessions) as session:
-        known = set(session.scalars(select(Staff.line_user_id)))
-        for persona in staff:
-            if persona.user_id not in known:
-                add_staff(session, persona.user_id, utcnow(), name=persona.display_name,
-                          actor="simulator")
+        seed_staff(session, staff, utcnow(), actor="simulator")
     _store().staff_ready = True
 
 
