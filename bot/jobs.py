@@ -15,28 +15,35 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.db import insert_new, transaction
+from bot.db import transaction
 from bot.line import messages
 from bot.line.formatting import RenderContext
-from bot.loyalty.audiences import birthday_members, not_staff, winback_due
-from bot.loyalty.campaigns import CampaignError, audience, find_campaign
-from bot.loyalty.coupons import (
-    WITH_TERMS,
-    CouponView,
-    expire_due_coupons,
-    issue_coupons,
-    template_for,
+from bot.loyalty.audiences import (
+    active_members,
+    birthday_members,
+    coupons_expiring,
+    members_to_retier,
+    near_points_goal,
+    near_stamp_goal,
+    points_expiring,
+    points_spend_counts,
+    winback_members,
+    winback_still_due,
 )
+from bot.loyalty.campaign_sends import issue_campaign_members, mark_campaign_sent
+from bot.loyalty.coupons import CouponView, expire_due_coupons, issue_coupons
 from bot.loyalty.errors import CouponWindowClosed
+from bot.loyalty.job_runs import finish_run, start_run
+from bot.loyalty.job_runs import last_runs as last_runs  # bot.cli.jobs imports it from here
 from bot.loyalty.ledger import expire_due_points, lock_members
+from bot.loyalty.notices import claim_notices, coupon_views
 from bot.loyalty.segments import refresh_automatic_tags
 from bot.loyalty.tiers import evaluate_tier, window_spends
 from bot.loyalty.timeutil import local_date
-from bot.models import Coupon, JobRun, Member, Notice, PointEntry, StampCard
+from bot.loyalty.winback import begin_winback
+from bot.models import Coupon, Member
 from bot.outbox import enqueue_many
 from bot.program import Program
 
@@ -66,30 +73,13 @@ def window_start(last: dt.datetime | None, now: dt.datetime) -> dt.datetime:
     return min(last, day_ago) if last else day_ago
 
 
-def last_runs(session: Session) -> dict[str, JobRun]:
-    """Each job's record of its last completed run, by job name (jobs never run are absent)."""
-    return {row.name: row for row in session.scalars(select(JobRun))}
-
-
 def run_job(rt: JobContext, job: Job, now: dt.datetime) -> str:
     """Run one job as of `now`, recording its start and completion."""
     with transaction(rt.sessions) as session:
-        row = session.get(JobRun, job.name)
-        if row is None:
-            try:
-                with session.begin_nested():
-                    row = JobRun(name=job.name)
-                    session.add(row)
-            except IntegrityError:  # another clock made it first
-                row = session.get(JobRun, job.name)
-        since = window_start(row.last_completed_at, now)
-        row.last_started_at = now
+        since = window_start(start_run(session, job.name, now), now)
     summary = job.run(rt, since, now)
     with transaction(rt.sessions) as session:
-        row = session.get(JobRun, job.name)
-        if row.last_completed_at is None or row.last_completed_at < now:
-            row.last_completed_at = now
-        row.last_summary = summary[:1000]
+        finish_run(session, job.name, now, summary)
     log.info("job %s as of %s: %s", job.name, now.isoformat(), summary)
     return summary
 
@@ -170,34 +160,16 @@ def expire(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
             return f"expired {points} points of {members} members and {coupons} coupons"
 
 
-def _claim(session: Session, wanted: list[tuple[str, int]], now: dt.datetime) -> set[str]:
-    """Claim these (notice key, member id); returns the keys not given before (nor meanwhile)."""
-    rows = [{"key": key, "member_id": member_id, "created_at": now} for key, member_id in wanted]
-    return insert_new(session, Notice.__table__, rows, "key")
-
-
-def _active(session: Session, ids: list[int]) -> dict[int, Member]:
-    return {m.id: m for m in session.scalars(select(Member).where(
-        Member.id.in_(ids), Member.status == "active"))}
-
-
 def expiry_warnings(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
     """One message per member for points (per lot, per horizon) and coupons about to expire."""
     program, due = rt.program, {}
     with rt.sessions() as session:
         for days in program.expiry_warning_days:
             horizon = now + dt.timedelta(days=days)
-            for lot_id, member_id, expires, points in session.execute(
-                    select(PointEntry.id, PointEntry.member_id, PointEntry.expires_at,
-                           PointEntry.remaining)
-                    .where(PointEntry.remaining > 0, PointEntry.expires_at > now,
-                           PointEntry.expires_at <= horizon)):
+            for lot_id, member_id, expires, points in points_expiring(session, now, horizon):
                 due.setdefault(member_id, {})[f"lot:{lot_id}:{days}"] = (expires, points)
         horizon = now + dt.timedelta(days=program.coupon_warning_days)
-        for coupon_id, member_id in session.execute(
-                select(Coupon.id, Coupon.member_id).where(
-                    Coupon.status == "issued", Coupon.valid_until > now,
-                    Coupon.valid_until <= horizon)):
+        for coupon_id, member_id in coupons_expiring(session, now, horizon):
             due.setdefault(member_id, {})[f"coupon:{coupon_id}"] = coupon_id
     sent = 0
     for chunk in _chunks(sorted(due)):
@@ -207,14 +179,12 @@ def expiry_warnings(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str
 
 
 def _warn(session: Session, rt: JobContext, due: dict[int, dict], now: dt.datetime) -> int:
-    fresh = _claim(session, [(key, member_id) for member_id, items in due.items()
-                             for key in items], now)
-    members = _active(session, [m for m, items in due.items() if fresh & items.keys()])
-    coupon_ids = [cid for m in members for key, cid in due[m].items()
-                  if key in fresh and key.startswith("coupon:")]
-    views = {coupon.id: CouponView(coupon, template_for(rt.program, row, terms))
-             for coupon, row, terms in session.execute(
-                 WITH_TERMS.where(Coupon.id.in_(coupon_ids)))} if coupon_ids else {}
+    fresh = claim_notices(session, [(key, member_id) for member_id, items in due.items()
+                                    for key in items], now)
+    members = active_members(session, [m for m, items in due.items() if fresh & items.keys()])
+    views = coupon_views(session, rt.program, [
+        cid for m in members for key, cid in due[m].items()
+        if key in fresh and key.startswith("coupon:")])
     tz, pushes = rt.program.timezone, []
     for member_id, member in members.items():
         items = {key: value for key, value in due[member_id].items() if key in fresh}
@@ -240,17 +210,8 @@ def nudges(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
     targets = sorted({m.at for m in program.stamps.milestones} | {program.stamps.goal})
     rewards = sorted(program.rewards, key=lambda r: r.points)
     with rt.sessions() as session:
-        cards = session.execute(
-            select(StampCard.id, StampCard.member_id, StampCard.stamps)
-            .join(Member, Member.id == StampCard.member_id)
-            .where(StampCard.status == "active", Member.status == "active", not_staff(),
-                   or_(*[StampCard.stamps.between(t - program.nudge_stamps, t - 1)
-                         for t in targets]))
-            .order_by(StampCard.member_id)).all()
-        near = session.execute(select(Member.id, Member.points_balance).where(
-            Member.status == "active", not_staff(), or_(*[Member.points_balance.between(
-                r.points - program.nudge_points, r.points - 1) for r in rewards]))
-            .order_by(Member.id)).all() if rewards else []
+        cards = near_stamp_goal(session, targets, program.nudge_stamps)
+        near = near_points_goal(session, [r.points for r in rewards], program.nudge_points)
     wanted = []  # (notice key, member id, 'stamps' or 'points', how many to go, coupon template)
     for card_id, member_id, stamps in cards:
         target = next(t for t in targets if t > stamps)
@@ -258,10 +219,7 @@ def nudges(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
                        _card_reward(program, target)))
     for chunk in _chunks(near):
         with rt.sessions() as session:  # a new crossing after every points redemption
-            spends = dict(session.execute(
-                select(PointEntry.member_id, func.count()).where(
-                    PointEntry.member_id.in_([m for m, _ in chunk]), PointEntry.kind == "spend")
-                .group_by(PointEntry.member_id)).all())
+            spends = points_spend_counts(session, [m for m, _ in chunk])
         for member_id, balance in chunk:
             reward = next(r for r in rewards if r.points > balance)
             wanted.append((f"nudge:points:{member_id}:{reward.id}:{spends.get(member_id, 0)}",
@@ -278,8 +236,9 @@ def _card_reward(program: Program, target: int) -> str:
 
 
 def _nudge(session: Session, rt: JobContext, wanted: list[tuple], now: dt.datetime) -> int:
-    fresh = _claim(session, [(key, member_id) for key, member_id, *_ in wanted], now)
-    members = _active(session, [member_id for key, member_id, *_ in wanted if key in fresh])
+    fresh = claim_notices(session, [(key, member_id) for key, member_id, *_ in wanted], now)
+    members = active_members(session, [member_id for key, member_id, *_ in wanted
+                                       if key in fresh])
     pushes = []
     for key, member_id, what, remaining, template in wanted:
         if key in fresh and (member := members.get(member_id)):
@@ -297,7 +256,7 @@ def winback(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
     if not program.winback_after_days or not program.winback_coupon:
         return "win-back is off"
     with rt.sessions() as session:
-        ids = list(session.scalars(winback_due(program, now)))
+        ids = winback_members(session, program, now)
     sent = 0
     for chunk in _chunks(ids):
         with transaction(rt.sessions) as session:
@@ -308,15 +267,15 @@ def winback(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
 def _win_back(session: Session, rt: JobContext, ids: list[int], now: dt.datetime) -> int:
     template = rt.program.coupons[rt.program.winback_coupon]
     locked = lock_members(session, ids)  # asked again under the lock: one may have bought
-    due = dict(session.execute(winback_due(rt.program, now).where(Member.id.in_(ids))).all())
+    due = winback_still_due(session, rt.program, now, ids)
     members = [m for m in locked if m.id in due]
     keys = [f"winback:{m.id}:{due[m.id].isoformat()}" for m in members]
+    coupons = _issue_to(session, rt, members, template.key, now, "winback", keys)
+    won = [(m, key) for m, key, coupon in zip(members, keys, coupons, strict=True)
+           if coupon is not None]
+    begin_winback(session, [m for m, _ in won], now)
     pushes = []
-    for member, key, coupon in zip(members, keys, _issue_to(
-            session, rt, members, template.key, now, "winback", keys), strict=True):
-        if coupon is None:
-            continue
-        member.winback_sent_at, member.bonus_multiplier = now, 2
+    for member, key in won:
         ctx = rt.render(member.language)
         title = template.title_en if ctx.lang == "en" else template.title
         pushes.append((member, "winback", key, messages.text(ctx, "winback", title=title)))
@@ -325,10 +284,8 @@ def _win_back(session: Session, rt: JobContext, ids: list[int], now: dt.datetime
 
 def tiers(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
     """Re-evaluate members above the first tier (downgrades); tell those who changed."""
-    base = rt.program.tiers[0].key
     with rt.sessions() as session:
-        ids = list(session.scalars(select(Member.id).where(Member.tier != base)
-                                   .order_by(Member.id)))
+        ids = members_to_retier(session, rt.program)
     changed = 0
     for chunk in _chunks(ids):
         with transaction(rt.sessions) as session:
@@ -364,10 +321,7 @@ def send_campaign(rt: JobContext, key: str, now: dt.datetime) -> str:
     one identical text per language (so the sender multicasts it). Safe to run again: a
     member who has the coupon is skipped, and nobody is messaged twice."""
     with rt.sessions() as session:
-        campaign = find_campaign(session, key)
-        if campaign.mode != "issue":
-            raise CampaignError(detail=f"{key} is a claim campaign: open it instead")
-        ids = list(session.scalars(audience(session, campaign)))
+        campaign, ids = issue_campaign_members(session, key)
     template = rt.program.coupons[campaign.template]
     given = sent = 0
     for chunk in _chunks(ids):
@@ -387,9 +341,7 @@ def send_campaign(rt: JobContext, key: str, now: dt.datetime) -> str:
                             ctx, "campaign_gift", name=campaign.name, title=title)))
                 sent += enqueue_many(session, pushes, now)
     with transaction(rt.sessions) as session:
-        campaign = find_campaign(session, key, lock=True)
-        if campaign.status == "draft":
-            campaign.status, campaign.sent_at = "sent", now
+        mark_campaign_sent(session, key, now)
     return f"{key}: {given} of {len(ids)} members have the coupon; {sent} messages queued"
 
 

@@ -9,16 +9,21 @@ Who marketing may reach: win-back, nudges and issue campaigns are marketing, and
 people are not counted, billed or rewarded as customers to win. Receipts, warnings about a
 member's own points and coupons, tier changes and birthday gifts are not marketing: staff
 who are members get those like anyone else.
+
+Due: points lots and coupons expiring within a warning's horizon, members a few stamps or
+points short of a reward (nudges), members above the first tier (re-evaluated for
+downgrades), dormant customers (win-back).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, Exists, Select, exists, extract, func, or_, select
+from sqlalchemy import ColumnElement, Exists, Row, Select, exists, extract, func, or_, select
 from sqlalchemy.orm import Session
 
-from bot.models import Member, Purchase, Staff
+from bot.models import Coupon, Member, PointEntry, Purchase, Staff, StampCard
 from bot.program import Program
 
 
@@ -83,3 +88,82 @@ def winback_due(program: Program, now: dt.datetime) -> Select:
                    _bought(Purchase.created_at <= cutoff, new_spell),
                    ~_bought(Purchase.created_at > cutoff))
             .order_by(Member.id))
+
+
+def winback_members(session: Session, program: Program, now: dt.datetime) -> list[int]:
+    """The ids of the members win-back is due to (winback_due), in id order."""
+    return list(session.scalars(winback_due(program, now)))
+
+
+def winback_still_due(session: Session, program: Program, now: dt.datetime,
+                      member_ids: list[int]) -> dict[int, dt.datetime]:
+    """Of these members, those win-back is still due to, with their last counted purchase
+    (asked again under the members' locks: one may have bought meanwhile)."""
+    return dict(session.execute(winback_due(program, now).where(Member.id.in_(member_ids)))
+                .all())
+
+
+def active_members(session: Session, member_ids: list[int]) -> dict[int, Member]:
+    """Those of these members whose membership is active, by id."""
+    return {m.id: m for m in session.scalars(select(Member).where(
+        Member.id.in_(member_ids), Member.status == "active"))}
+
+
+def points_expiring(session: Session, start: dt.datetime, end: dt.datetime
+                    ) -> Sequence[Row[int, int, dt.datetime, int]]:
+    """(lot id, member id, expires at, points left) of the lots with points left that
+    expire after `start`, up to and including `end`."""
+    return session.execute(
+        select(PointEntry.id, PointEntry.member_id, PointEntry.expires_at, PointEntry.remaining)
+        .where(PointEntry.remaining > 0, PointEntry.expires_at > start,
+               PointEntry.expires_at <= end)).all()
+
+
+def coupons_expiring(session: Session, start: dt.datetime, end: dt.datetime
+                     ) -> Sequence[Row[int, int]]:
+    """(coupon id, member id) of the unused coupons whose validity ends after `start`, up
+    to and including `end`."""
+    return session.execute(
+        select(Coupon.id, Coupon.member_id).where(
+            Coupon.status == "issued", Coupon.valid_until > start,
+            Coupon.valid_until <= end)).all()
+
+
+def near_stamp_goal(session: Session, targets: list[int], within: int
+                    ) -> Sequence[Row[int, int, int]]:
+    """(card id, member id, stamps) of active cards 1 to `within` stamps short of one of
+    the `targets` (milestones, the goal), for active members marketing may reach, by member."""
+    return session.execute(
+        select(StampCard.id, StampCard.member_id, StampCard.stamps)
+        .join(Member, Member.id == StampCard.member_id)
+        .where(StampCard.status == "active", Member.status == "active", not_staff(),
+               or_(*[StampCard.stamps.between(t - within, t - 1) for t in targets]))
+        .order_by(StampCard.member_id)).all()
+
+
+def near_points_goal(session: Session, goals: list[int], within: int
+                     ) -> Sequence[Row[int, int]]:
+    """(member id, points balance) of active members marketing may reach whose balance is
+    1 to `within` points short of one of the `goals` (rewards' prices), by id."""
+    if not goals:
+        return []
+    return session.execute(select(Member.id, Member.points_balance).where(
+        Member.status == "active", not_staff(), or_(*[Member.points_balance.between(
+            goal - within, goal - 1) for goal in goals]))
+        .order_by(Member.id)).all()
+
+
+def points_spend_counts(session: Session, member_ids: list[int]) -> dict[int, int]:
+    """How many times each of these members has spent points (those who never did are
+    left out): after each spend, nearing a reward again is a new crossing."""
+    return dict(session.execute(
+        select(PointEntry.member_id, func.count()).where(
+            PointEntry.member_id.in_(member_ids), PointEntry.kind == "spend")
+        .group_by(PointEntry.member_id)).all())
+
+
+def members_to_retier(session: Session, program: Program) -> list[int]:
+    """Members above the program's first tier, by id: the only ones the passing of time
+    can move (down)."""
+    return list(session.scalars(select(Member.id).where(Member.tier != program.tiers[0].key)
+                                .order_by(Member.id)))
