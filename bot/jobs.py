@@ -32,13 +32,12 @@ from bot.loyalty.audiences import (
     winback_members,
     winback_still_due,
 )
-from bot.loyalty.campaign_sends import issue_campaign_members, mark_campaign_sent
-from bot.loyalty.coupons import CouponView, expire_due_coupons, issue_coupons
+from bot.loyalty.campaigns import issue_campaign_members, mark_campaign_sent
+from bot.loyalty.coupons import CouponView, coupon_views, expire_due_coupons, issue_coupons
 from bot.loyalty.errors import CouponWindowClosed
 from bot.loyalty.job_runs import finish_run, start_run
-from bot.loyalty.job_runs import last_runs as last_runs  # bot.cli.jobs imports it from here
 from bot.loyalty.ledger import expire_due_points, lock_members
-from bot.loyalty.notices import claim_notices, coupon_views
+from bot.loyalty.notices import claim_notices
 from bot.loyalty.segments import refresh_automatic_tags
 from bot.loyalty.tiers import evaluate_tier, window_spends
 from bot.loyalty.timeutil import local_date

@@ -9,7 +9,8 @@ import click
 from flask.cli import AppGroup, with_appcontext
 
 from bot.cli.common import ctx, parse_now
-from bot.jobs import JOBS, last_runs, run_job
+from bot.jobs import JOBS, run_job
+from bot.loyalty.job_runs import last_runs
 from bot.loyalty.report import build_report, report_period
 from bot.loyalty.timeutil import utcnow
 from bot.report_format import render_csv, render_text

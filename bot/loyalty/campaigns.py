@@ -142,3 +142,20 @@ def claim(session: Session, program: Program, campaign: Campaign, member_id: int
         raise CampaignFull(name=campaign.name)
     return issue_coupon(session, program, member.id, campaign.template, now,
                         reason=f"campaign:{campaign.key}", actor=actor, issue_key=key)
+
+
+def issue_campaign_members(session: Session, key: str) -> tuple[Campaign, list[int]]:
+    """An issue campaign and its members' ids, in id order; a claim campaign is refused
+    (members ask for it with its keyword)."""
+    campaign = find_campaign(session, key)
+    if campaign.mode != "issue":
+        raise CampaignError(detail=f"{key} is a claim campaign: open it instead")
+    return campaign, list(session.scalars(audience(session, campaign)))
+
+
+def mark_campaign_sent(session: Session, key: str, now: dt.datetime) -> None:
+    """A draft campaign becomes sent as of `now`; one sent before keeps its first date."""
+    campaign = find_campaign(session, key, lock=True)
+    if campaign.status == "draft":
+        campaign.status, campaign.sent_at = "sent", now
+    session.flush()

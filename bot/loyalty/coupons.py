@@ -297,3 +297,13 @@ def unredeem(session: Session, redemption: Redemption, now: dt.datetime, *, acto
     audit.record(session, "coupon.void_redemption", member_id=coupon.member_id, actor=actor,
                  at=now, coupon_id=coupon.id, redeemed_at=redemption.redeemed_at.isoformat())
     session.flush()
+
+
+def coupon_views(session: Session, program: Program, coupon_ids: list[int]
+                 ) -> dict[int, CouponView]:
+    """These coupons with the terms they were issued with, by id."""
+    if not coupon_ids:
+        return {}
+    return {coupon.id: CouponView(coupon, template_for(program, row, terms))
+            for coupon, row, terms in session.execute(
+                WITH_TERMS.where(Coupon.id.in_(coupon_ids)))}

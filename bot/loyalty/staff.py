@@ -210,3 +210,13 @@ def void_last(session: Session, program: Program, worker: Staff, now: dt.datetim
                  order_id=purchase.external_order_id, refund_id=f"void:{purchase.id}",
                  actor=actor(worker))
     return Voided(purchase.amount)
+
+
+def seed_staff(session: Session, people: dict[str, str], now: dt.datetime, *, actor: str
+               ) -> list[Staff]:
+    """Make each LINE user (id -> name) staff unless they already have a staff record,
+    active or removed: seeding again never undoes a `staff remove`. Returns those added."""
+    known = set(session.scalars(select(Staff.line_user_id)
+                                .where(Staff.line_user_id.in_(list(people)))))
+    return [add_staff(session, user_id, now, name=name, actor=actor)
+            for user_id, name in people.items() if user_id not in known]

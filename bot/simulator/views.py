@@ -19,7 +19,7 @@ from bot.line.flex import strings_table, template
 from bot.line.qr import payload_of, qr_url, typed_text
 from bot.loyalty.errors import UnknownMember
 from bot.loyalty.members import find_by_line_user
-from bot.loyalty.staff_seed import seed_staff
+from bot.loyalty.staff import seed_staff
 from bot.loyalty.timeutil import utcnow
 from bot.simulator import events, local_base_url
 from bot.simulator.flex_html import render_message
