@@ -28,7 +28,8 @@ from pathlib import Path
 from bot import migrate
 from bot.config import DEFAULT_PROGRAM, normalize_database_url
 from bot.db import make_engine, make_sessionmaker, scratch_schema
-from bot.loyalty.member_data import import_members, read_csv
+from bot.loyalty.import_file import read_csv
+from bot.loyalty.member_import import import_members
 from bot.loyalty.timeutil import utcnow
 from bot.program import load_program
 

@@ -18,7 +18,8 @@ from scratch import run_on_scratch  # beside this script
 
 from bot.config import DEFAULT_PROGRAM
 from bot.db import make_engine, make_sessionmaker
-from bot.loyalty.member_data import import_members, read_csv
+from bot.loyalty.import_file import read_csv
+from bot.loyalty.member_import import import_members
 from bot.program import load_program
 
 ROWS = 10_000

@@ -16,11 +16,8 @@ from sqlalchemy import event, func, select, update
 
 from bot.db import transaction
 from bot.loyalty.codes import format_code
-from bot.loyalty.errors import UnknownMember
-from bot.loyalty.ledger import lot_expiry
-from bot.loyalty.member_data import (
-    EXPORT_COLUMNS,
-    OPENING_REASON,
+from bot.loyalty.erasure import erase_member
+from bot.loyalty.errors import (
     ImportFileError,
     InvalidPhone,
     LinkAlreadyLinked,
@@ -30,14 +27,16 @@ from bot.loyalty.member_data import (
     LinkRecordClosed,
     LinkToSelf,
     LinkUnknownRecord,
-    erase_member,
-    export_members,
-    import_members,
-    link_member,
-    normalize_phone,
-    read_csv,
+    UnknownMember,
 )
+from bot.loyalty.import_file import read_csv
+from bot.loyalty.ledger import lot_expiry
+from bot.loyalty.linking import link_member
+from bot.loyalty.member_csv import EXPORT_COLUMNS
+from bot.loyalty.member_export import export_members
+from bot.loyalty.member_import import OPENING_REASON, import_members
 from bot.loyalty.members import register_member, set_birthday
+from bot.loyalty.phones import normalize_phone
 from bot.loyalty.purchases import refund_order
 from bot.models import (
     AuditLog,

@@ -116,7 +116,8 @@ def test_a_link_of_a_pos_record_obeys_the_receipts_setting_like_every_receipt(
     import dataclasses
     import io
 
-    from bot.loyalty.member_data import import_members, read_csv
+    from bot.loyalty.import_file import read_csv
+    from bot.loyalty.member_import import import_members
     from bot.loyalty.staff import add_staff
     from tests.line_helpers import follow, post, text
 

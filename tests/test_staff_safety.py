@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.db import transaction
-from bot.loyalty.member_data import import_members, read_csv
+from bot.loyalty.import_file import read_csv
+from bot.loyalty.member_import import import_members
 from bot.loyalty.staff import add_staff
 from bot.loyalty.timeutil import utcnow
 from bot.models import AuditLog, Coupon, Member, PendingAction, Purchase

@@ -19,8 +19,8 @@ from bot.loyalty.coupons import (
     template_for,
 )
 from bot.loyalty.errors import UnknownOrder
-from bot.loyalty.member_data import find_by_phone
 from bot.loyalty.members import find_by_code, find_by_line_user
+from bot.loyalty.phones import find_by_phone
 from bot.loyalty.purchases import find_purchase, record_purchase, refund_order
 from bot.loyalty.rewards import redeem_reward
 from bot.loyalty.summary import member_summary

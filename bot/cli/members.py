@@ -12,9 +12,11 @@ from bot.bootstrap import Runtime
 from bot.cli.common import ctx, fail
 from bot.cli.staff import unlink_staff_menu
 from bot.db import transaction
-from bot.loyalty import member_data
+from bot.loyalty.erasure import erase_member
 from bot.loyalty.errors import LoyaltyError
-from bot.loyalty.member_data import CsvRows, ImportResult
+from bot.loyalty.import_file import CsvRows, read_csv
+from bot.loyalty.member_export import export_members
+from bot.loyalty.member_import import ImportResult, import_members
 from bot.loyalty.members import adjust_points, find_by_code, set_birthday
 from bot.loyalty.summary import member_summary
 from bot.loyalty.timeutil import utcnow
@@ -94,7 +96,7 @@ def members_import(csv_file: str) -> None:
     state = ctx()
     try:  # the file is read twice: checked and counted, then imported a batch at a time
         with open(csv_file, encoding="utf-8-sig", newline="") as stream:
-            rows = member_data.read_csv(stream)
+            rows = read_csv(stream)
             result = _import_with_progress(state, rows)
     except (LoyaltyError, UnicodeDecodeError) as exc:
         reason = exc.message("en") if isinstance(exc, LoyaltyError) else \
@@ -116,8 +118,8 @@ def _import_with_progress(state: Runtime, rows: CsvRows) -> ImportResult:
             nonlocal done
             bar.update(count - done)
             done = count
-        return member_data.import_members(state.sessions, state.program, rows, utcnow(),
-                                          progress=progress, actor="cli:owner")
+        return import_members(state.sessions, state.program, rows, utcnow(),
+                              progress=progress, actor="cli:owner")
 
 
 @members_group.command("export")
@@ -127,12 +129,11 @@ def members_export(csv_file: str) -> None:
     state = ctx()
     with state.sessions() as session:
         if csv_file == "-":
-            member_data.export_members(session, sys.stdout, tz=state.program.timezone)
+            export_members(session, sys.stdout, tz=state.program.timezone)
             return
         try:
             with open(csv_file, "w", encoding="utf-8", newline="") as stream:
-                count = member_data.export_members(session, stream,
-                                                   tz=state.program.timezone)
+                count = export_members(session, stream, tz=state.program.timezone)
         except OSError as exc:
             raise click.ClickException(f"{csv_file}: {exc.strerror}") from None
     if csv_file != "-":
@@ -152,7 +153,7 @@ def members_erase(member: str, yes: bool) -> None:
                       abort=True)
     try:
         with transaction(ctx().sessions) as session:
-            result = member_data.erase_member(session, member, utcnow(), actor="cli:owner")
+            result = erase_member(session, member, utcnow(), actor="cli:owner")
     except LoyaltyError as exc:
         raise fail(exc) from None
     click.echo(f"{result.member_code}: " + ("already erased" if result.already_erased else

@@ -18,7 +18,7 @@ from bot.line.context import Env, Outcome
 from bot.line.messages import RenderContext
 from bot.loyalty.coupons import CouponView, check_coupon, find_coupon, redeem_coupon
 from bot.loyalty.errors import CouponAlreadyRedeemed, LoyaltyError
-from bot.loyalty.member_data import link_by_phone
+from bot.loyalty.linking import link_by_phone
 from bot.loyalty.members import find_by_code
 from bot.loyalty.purchases import (
     PurchaseResult,
