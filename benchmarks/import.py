@@ -59,11 +59,12 @@ def import_child(url: str, path: str, report) -> None:
     sessions = make_sessionmaker(engine)
     before = rss_mb()
     began = time.perf_counter()
-    with open(path, encoding="utf-8-sig", newline="") as stream:
+    with open(path, encoding="utf-8-sig", newline="") as stream, sessions() as session:
         rows = read_csv(stream)
         checked = time.perf_counter() - began
         repeats = sum(len(keys) for keys in rows.repeats.values())
-        result = import_members(sessions, program, rows, utcnow(), actor="bench")
+        result = import_members(session, program, rows, utcnow(), commit=session.commit,
+                                actor="bench")
     wall = time.perf_counter() - began
     engine.dispose()
     report.send(dict(rows=result.rows, imported=result.imported, errors=len(result.errors),

@@ -36,8 +36,9 @@ def run(url: str) -> None:
     began = time.perf_counter()
     rows = read_csv(io.StringIO(text))
     checked = time.perf_counter()
-    result = import_members(sessions, program, rows, NOW,
-                            progress=lambda done, total: batches.append(time.perf_counter()))
+    with sessions() as session:
+        result = import_members(session, program, rows, NOW, commit=session.commit,
+                                progress=lambda done, total: batches.append(time.perf_counter()))
     done = time.perf_counter()
     engine.dispose()
     seconds = done - checked

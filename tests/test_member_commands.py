@@ -56,7 +56,9 @@ def test_a_file_with_wrong_columns_is_refused_whole(tmp_path, cli, sessions):
 
 def test_export_writes_every_member_and_erase_removes_personal_data(tmp_path, cli,
                                                                     sessions, program):
-    import_members(sessions, program, read_csv(io.StringIO(POS_EXPORT)), utcnow())
+    with sessions() as session:
+        import_members(session, program, read_csv(io.StringIO(POS_EXPORT)), utcnow(),
+                       commit=session.commit)
     out = tmp_path / "members.csv"
     assert cli("members", "export", str(out)).exit_code == 0
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
@@ -72,7 +74,9 @@ def test_export_writes_every_member_and_erase_removes_personal_data(tmp_path, cl
 
 def test_staff_link_a_pos_record_into_the_customers_line_membership_once(
         client, app, fake_line, sessions, program):
-    import_members(sessions, program, read_csv(io.StringIO(POS_EXPORT)), utcnow())
+    with sessions() as session:
+        import_members(session, program, read_csv(io.StringIO(POS_EXPORT)), utcnow(),
+                       commit=session.commit)
     post(client, [follow(user_id(1))])
     with transaction(sessions) as session:
         add_staff(session, user_id(9), utcnow(), name="阿明", actor="test")

@@ -91,8 +91,14 @@ EXPECTED_ERRORS = [  # (line, a part of the reason)
 ]
 
 
+def import_rows(sessions, program, rows, now, **kwargs):
+    """As `members import` does: each batch committed as it is stored."""
+    with sessions() as session:
+        return import_members(session, program, rows, now, commit=session.commit, **kwargs)
+
+
 def run_import(sessions, program, text, now, **kwargs):
-    return import_members(sessions, program, read_csv(io.StringIO(text)), now, **kwargs)
+    return import_rows(sessions, program, read_csv(io.StringIO(text)), now, **kwargs)
 
 
 def by_external_id(sessions, external_id):
@@ -249,7 +255,7 @@ def test_two_imports_of_one_file_at_once_import_each_row_once(sessions, program,
 
     def run():
         start.wait()
-        return import_members(sessions, program, data, now, batch_size=5)
+        return import_rows(sessions, program, data, now, batch_size=5)
 
     with ThreadPoolExecutor(2) as pool:
         results = [f.result() for f in [pool.submit(run) for _ in range(2)]]
@@ -274,11 +280,11 @@ def test_a_row_imported_by_another_import_after_the_lookup_is_skipped_not_refuse
         if threading.get_ident() == me and not other and statement.lstrip().startswith(
                 "SELECT") and "FROM members" in statement:
             with ThreadPoolExecutor(1) as pool:  # runs to its commit while this one waits
-                other.append(pool.submit(import_members, sessions, program, data, now).result())
+                other.append(pool.submit(import_rows, sessions, program, data, now).result())
 
     event.listen(engine, "after_cursor_execute", after)
     try:
-        mine = import_members(sessions, program, data, now)
+        mine = import_rows(sessions, program, data, now)
     finally:
         event.remove(engine, "after_cursor_execute", after)
     assert (other[0].imported, other[0].errors) == (20, [])
@@ -316,9 +322,9 @@ def test_the_file_is_read_as_it_is_imported_not_first_in_full(sessions, program,
     data = read_csv(stream)
     checked = stream.lines  # the header is checked (and the file counted) before importing
     at_batches = []
-    result = import_members(sessions, program, data, now, batch_size=100,
-                            progress=lambda done, total: at_batches.append(
-                                (done, total, stream.lines - checked)))
+    result = import_rows(sessions, program, data, now, batch_size=100,
+                         progress=lambda done, total: at_batches.append(
+                             (done, total, stream.lines - checked)))
     assert (result.imported, result.errors) == (600, [])
     # each batch is read just before it is stored: the header and 100 rows, then 100 more
     assert at_batches == [(100 * (i + 1), 600, 1 + 100 * (i + 1)) for i in range(6)]
@@ -350,8 +356,8 @@ def test_duplicates_are_found_remembering_only_the_ids_and_phones_that_may_repea
     assert len(data) == 20_000
     assert {"D7"} <= data.repeats["id"] and {"0944000003"} <= data.repeats["phone"]
     assert len(data.repeats["id"]) + len(data.repeats["phone"]) < 40_000 // 100
-    bounded = import_members(sessions, program, data, now)
-    every_key = import_members(sessions, program, list(read_csv(io.StringIO(text))), now)
+    bounded = import_rows(sessions, program, data, now)
+    every_key = import_rows(sessions, program, list(read_csv(io.StringIO(text))), now)
     assert bounded.errors == every_key.errors and len(bounded.errors) == 20_000
     reasons = dict(bounded.errors)
     assert "phone 0944000003 is also on line 5" in reasons[12_002]

@@ -129,8 +129,10 @@ def test_a_link_of_a_pos_record_obeys_the_receipts_setting_like_every_receipt(
         add_staff(session, clerk, utcnow(), name="Amy", actor="test")
         code = session.scalars(select(Member.member_code).where(
             Member.line_user_id == ALICE)).one()
-    import_members(state.sessions, state.program, read_csv(io.StringIO(
-        "phone,name,birthday,points,external_id\n0933111222,Old Alice,,40,P1\n")), utcnow())
+    with state.sessions() as session:
+        import_members(session, state.program, read_csv(io.StringIO(
+            "phone,name,birthday,points,external_id\n0933111222,Old Alice,,40,P1\n")),
+            utcnow(), commit=session.commit)
     post(client, [text(clerk, f"綁定 {code} 0933111222")])
     assert "40" in str(fake_line.replies()[-1]["messages"])  # the link was made
     with state.sessions() as session:

@@ -129,7 +129,8 @@ def test_link_says_the_same_whether_a_phone_is_unknown_or_a_line_members(
 def test_an_imported_record_still_links_by_phone(client, app, fake_line, shop, program):
     data = read_csv(__import__("io").StringIO(
         "phone,name,birthday,points,external_id\n0933111222,Old Alice,,40,P1\n"))
-    import_members(app.extensions["loyalty"].sessions, program, data, utcnow())
+    with app.extensions["loyalty"].sessions() as session:
+        import_members(session, program, data, utcnow(), commit=session.commit)
     post(client, [text(CLERK, f"綁定 {shop[ALICE].member_code} 0933111222")])
     assert member_of(app, ALICE).points_balance == 40
 

@@ -111,14 +111,16 @@ def members_import(csv_file: str) -> None:
 
 
 def _import_with_progress(state: Runtime, rows: CsvRows) -> ImportResult:
-    with click.progressbar(length=len(rows), label="importing", file=sys.stderr) as bar:
+    """Each batch is committed as it is stored: a re-run after a crash carries on."""
+    with click.progressbar(length=len(rows), label="importing", file=sys.stderr) as bar, \
+            state.sessions() as session:
         done = 0
 
         def progress(count: int, _total: int | None) -> None:
             nonlocal done
             bar.update(count - done)
             done = count
-        return import_members(state.sessions, state.program, rows, utcnow(),
+        return import_members(session, state.program, rows, utcnow(), commit=session.commit,
                               progress=progress, actor="cli:owner")
 
 

@@ -8,6 +8,13 @@ transaction (one per batch of rows), so after a crash a member either exists wit
 opening points or not at all, and a re-run credits nothing twice; the unique external id
 makes two imports running at once skip each other's rows the same way. Every row that is not
 imported is reported with its line number and the reason.
+
+Unlike the other verbs, an import ends transactions while it runs: a file of a million rows
+in one transaction would hold its write locks (on SQLite, the whole database's) for as long
+as the import runs, keeping the webhook and the clock waiting, and a crash near the end would
+lose all of it; committed a batch at a time, a re-run carries on where it stopped. So the
+caller hands it the commit to run after each batch (`commit=session.commit`); this module
+never commits by itself.
 """
 
 from __future__ import annotations
@@ -19,9 +26,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from bot.db import transaction
 from bot.loyalty import audit
 from bot.loyalty.codes import new_code
 from bot.loyalty.import_file import CsvRows
@@ -49,16 +55,20 @@ class ImportResult:
         return self.imported + self.skipped + len(self.errors)
 
 
-def import_members(sessions: sessionmaker[Session], program: Program,
+def import_members(session: Session, program: Program,
                    rows: Iterable[tuple[int, Mapping[str | None, object]]], now: dt.datetime, *,
+                   commit: Callable[[], None],
                    progress: Callable[[int, int | None], None] | None = None,
                    total: int | None = None, actor: str = "import",
                    batch_size: int = BATCH_SIZE) -> ImportResult:
     """Import (line number, row) pairs (see read_csv) as members without a LINE account.
 
-    Each batch of rows is one transaction (if another writer takes one of its keys
-    meanwhile, the batch is redone a row at a time); `progress(done, total)` is called after
-    each batch is committed (`total` is len(rows) if it has one, else None).
+    Each batch of rows is written in `session`, then `commit()` is called: with
+    session.commit each batch is one transaction (if another writer takes one of its keys
+    meanwhile, the batch is redone a row at a time). The run's summary in the audit trail
+    is written and committed the same way at the end. Give it a session with nothing
+    pending. `progress(done, total)` is called after each batch is committed (`total` is
+    len(rows) if it has one, else None).
     Safe to re-run and to run twice at once: a row whose external_id (or, in an exported
     file, member_code) is already in the database is skipped, and its opening points are
     never credited again. Imported members get a member code, no line_user_id, status
@@ -85,17 +95,18 @@ def import_members(sessions: sessionmaker[Session], program: Program,
             else:
                 valid.append(row)
         if valid:
-            with transaction(sessions) as session:
-                _store(session, program, valid, now, actor, result)
+            _store(session, program, valid, now, actor, result)
+            commit()
         done += len(chunk)
         if progress is not None:
             progress(done, total)
     result.errors.sort(key=lambda error: error[0])
     if result.rows:
-        with transaction(sessions) as session:
-            audit.record(session, "members.import", member_id=None, actor=actor, at=now,
-                         opening_points=result.points, imported=result.imported,
-                         skipped=result.skipped, errors=len(result.errors))
+        audit.record(session, "members.import", member_id=None, actor=actor, at=now,
+                     opening_points=result.points, imported=result.imported,
+                     skipped=result.skipped, errors=len(result.errors))
+        session.flush()
+        commit()
     return result
 
 
