@@ -22,6 +22,7 @@ from bot.loyalty.errors import UnknownOrder
 from bot.loyalty.members import find_by_code, find_by_line_user
 from bot.loyalty.phones import find_by_phone
 from bot.loyalty.purchases import find_purchase, record_purchase, refund_order
+from bot.loyalty.report import build_report, report_period
 from bot.loyalty.rewards import redeem_reward
 from bot.loyalty.summary import member_summary
 from bot.models import CouponTemplateRow, CouponTerms, Member
@@ -196,8 +197,6 @@ def redeem(call: Call) -> tuple[int, Any]:
 @bp.get("/reports/summary")
 @endpoint("reports:read")
 def report(call: Call) -> tuple[int, Any]:
-    from bot.loyalty.report import build_report, report_period
-
     try:
         days = [dt.date.fromisoformat(request.args[k]) if request.args.get(k) else None
                 for k in ("from", "to")]
