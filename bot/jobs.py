@@ -142,7 +142,7 @@ def _birthday_gifts(session: Session, rt: JobContext, ids: list[int], year: int,
                 view = CouponView(coupon, rt.program.coupons[template])
                 pushes.append((member, "birthday", key, messages.birthday_gift(
                     rt.render(member.language), member, view)))
-    return enqueue_many(session, pushes, now)
+    return enqueue_many(session, rt.program, pushes, now)
 
 
 # -- expiry ------------------------------------------------------------------------------------
@@ -198,7 +198,7 @@ def _warn(session: Session, rt: JobContext, due: dict[int, dict], now: dt.dateti
         pushes.append((member, "expiry_warning", f"expiry:{member_id}:{digest}",
                        messages.expiry_warning(rt.render(member.language), member,
                                                sorted(by_day.items()), coupons)))
-    return enqueue_many(session, pushes, now)
+    return enqueue_many(session, rt.program, pushes, now)
 
 
 # -- nudges ------------------------------------------------------------------------------------
@@ -245,7 +245,7 @@ def _nudge(session: Session, rt: JobContext, wanted: list[tuple], now: dt.dateti
             title = coupon.title_en if ctx.lang == "en" else coupon.title
             pushes.append((member, "nudge", key,
                            messages.nudge(ctx, member, what, remaining, title)))
-    return enqueue_many(session, pushes, now)
+    return enqueue_many(session, rt.program, pushes, now)
 
 
 # -- win-back and tiers ------------------------------------------------------------------------
@@ -278,7 +278,7 @@ def _win_back(session: Session, rt: JobContext, ids: list[int], now: dt.datetime
         ctx = rt.render(member.language)
         title = template.title_en if ctx.lang == "en" else template.title
         pushes.append((member, "winback", key, messages.text(ctx, "winback", title=title)))
-    return enqueue_many(session, pushes, now)
+    return enqueue_many(session, rt.program, pushes, now)
 
 
 def tiers(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
@@ -304,7 +304,7 @@ def _retier(session: Session, rt: JobContext, ids: list[int], now: dt.datetime) 
         pushes.append((member, "tier", f"tier:{member.id}:{now.date()}:{tier.key}",
                        messages.text(ctx, "tier_up" if change.upgraded else "tier_down",
                                      tier=tier.name_en if ctx.lang == "en" else tier.name)))
-    enqueue_many(session, pushes, now)
+    enqueue_many(session, rt.program, pushes, now)
     return len(pushes)
 
 
@@ -338,7 +338,7 @@ def send_campaign(rt: JobContext, key: str, now: dt.datetime) -> str:
                         title = template.title_en if ctx.lang == "en" else template.title
                         pushes.append((member, "campaign", issue_key, messages.text(
                             ctx, "campaign_gift", name=campaign.name, title=title)))
-                sent += enqueue_many(session, pushes, now)
+                sent += enqueue_many(session, rt.program, pushes, now)
     with transaction(rt.sessions) as session:
         mark_campaign_sent(session, key, now)
     return f"{key}: {given} of {len(ids)} members have the coupon; {sent} messages queued"

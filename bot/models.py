@@ -342,17 +342,26 @@ class ProcessedEvent(Base):
 
 
 class OutboxMessage(Base):
-    """A push waiting for delivery, written in the same transaction as the change it reports.
+    """A message to a member, written in the same transaction as the change it reports.
 
-    `retry_key` is sent as X-Line-Retry-Key on every attempt, so a retry after a timeout is
-    never delivered twice (LINE answers 409 to a key it already accepted).
+    It goes out in one of three ways (`via`): alone or combined with the member's other
+    messages in one push, in a multicast of identical messages, or for free inside a reply to
+    the member's own message or tap. Rows sharing a `push_key` are one push request, sent
+    with that key as X-Line-Retry-Key on every attempt, so a retry after a timeout is never
+    delivered twice (LINE answers 409 to a key it already accepted). A row is pushed only once
+    its push_key or batch_id is set, and neither changes after that. Until `hold_until` a
+    row is not pushed: a reply may carry it meanwhile.
     """
 
     __tablename__ = "outbox"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'sent', 'failed', 'skipped')",
+        CheckConstraint("status IN ('pending', 'sent', 'failed', 'skipped', 'dropped')",
                         name="status_known"),
         Index("ix_outbox_status_id", "status", "id"),
+        Index("ix_outbox_pending_user", "line_user_id",
+              sqlite_where=text("status = 'pending'"),
+              postgresql_where=text("status = 'pending'")),
+        Index("ix_outbox_push_key", "push_key"),
     )
 
     id: Id = pk()
@@ -369,6 +378,9 @@ class OutboxMessage(Base):
     first_attempt_at: Mapped[dt.datetime | None]
     sent_at: Mapped[dt.datetime | None]
     batch_id: Mapped[int | None] = ref("outbox_batches.id", nullable=True)
+    push_key: Mapped[str | None] = mapped_column(String(36))
+    hold_until: Mapped[dt.datetime | None]
+    via: Mapped[str | None] = mapped_column(String(16))  # push, multicast, reply
 
 
 class OutboxBatch(Base):
@@ -430,6 +442,18 @@ class JobRun(Base):
     last_started_at: Mapped[dt.datetime | None]
     last_completed_at: Mapped[dt.datetime | None]
     last_summary: Mapped[str] = mapped_column(Text, default="")
+
+
+class SendHold(Base):
+    """Pushes stopped until a time, for every process: LINE answered that the month's
+    messages are used up. Replies are free and go on."""
+
+    __tablename__ = "send_holds"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    until: Mapped[dt.datetime]
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime]
 
 
 class Notice(Base):

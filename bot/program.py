@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,17 @@ COUPON_KINDS = ("amount_off", "percent_off", "free_shipping", "free_gift")
 ROUNDING = ("floor", "round", "ceil")
 EXPIRY_MODES = ("lot", "rolling")
 DOWNGRADE_RULES = ("never", "rolling", "grace")
+# LINE Official Account plans in Taiwan (since 2023-09): messages a month within the fee
+LINE_PLANS = {"free": 200, "light": 3000, "standard": 6000}
+# what the shop tells members; receipts (a purchase, a coupon used, a POS record linked) go
+# out at once, the others may wait a while for the member's next message or tap, which
+# LINE lets the bot answer for free
+NOTICE_KINDS = ("receipt", "coupon_used", "expiry_warning", "birthday", "tier", "nudge",
+                "winback", "campaign")
+RECEIPT_KINDS = ("receipt", "coupon_used")
+DEFAULT_WAIT_HOURS = {"expiry_warning": 12, "birthday": 10, "tier": 48, "nudge": 48}
+DEFAULT_DROP_AFTER_DAYS = {"nudge": 4}
+RESERVE_SHARE = 10  # % of the allowance kept for receipts and expiry warnings by default
 
 
 class ProgramError(Exception):
@@ -124,10 +135,23 @@ class Program:
     receipts: bool = True
     quiet_hours: tuple[dt.time, dt.time] | None = None  # scheduled pushes wait outside these
     monthly_push_budget: int | None = None
+    line_plan: str | None = None  # a key of LINE_PLANS
+    reserve: int = 0  # billed messages a month kept for receipts and expiry warnings
+    wait_hours: dict[str, int] = field(
+        default_factory=lambda: dict(DEFAULT_WAIT_HOURS))
+    drop_after_days: dict[str, int] = field(
+        default_factory=lambda: dict(DEFAULT_DROP_AFTER_DAYS))
     expiry_warning_days: tuple[int, ...] = (30, 7, 1)
     coupon_warning_days: int = 3
     nudge_stamps: int = 2
     nudge_points: int = 50
+
+    @property
+    def allowance(self) -> int | None:
+        """Billed messages a month: the plan's, or the shop's own lower budget."""
+        limits = [x for x in (LINE_PLANS.get(self.line_plan or ""), self.monthly_push_budget)
+                  if x is not None]
+        return min(limits) if limits else None
 
     def tier(self, key: str) -> Tier:
         """The tier with this key, or the lowest tier for an unknown key."""
@@ -310,10 +334,7 @@ class _Reader:
             confirm_above=self.integer(staff, "confirm_above", "staff.confirm_above",
                                        default=None, minimum=1),
             staff_self_service=self.flag(staff, "self_service", "staff.self_service", False),
-            receipts=self.flag(messaging, "receipts", "messaging.receipts", True),
-            quiet_hours=self.quiet_hours(messaging.get("quiet_hours")),
-            monthly_push_budget=self.integer(messaging, "monthly_push_budget",
-                                             "messaging.monthly_push_budget", default=None),
+            **self.messaging(messaging),
             expiry_warning_days=self.days(reminders.get("points_expiry_days", [30, 7, 1])),
             coupon_warning_days=self.integer(reminders, "coupon_expiry_days",
                                              "reminders.coupon_expiry_days", default=3),
@@ -322,6 +343,45 @@ class _Reader:
             nudge_points=self.integer(reminders, "nudge_points", "reminders.nudge_points",
                                       default=50),
         )
+
+    def messaging(self, messaging: dict) -> dict[str, Any]:
+        plan = self.text(messaging, "line_plan", "messaging.line_plan", default=None,
+                         choices=tuple(LINE_PLANS))
+        budget = self.integer(messaging, "monthly_push_budget", "messaging.monthly_push_budget",
+                              default=None)
+        allowance = min(x for x in (LINE_PLANS.get(plan or ""), budget, 10**9) if x is not None)
+        reserve = self.integer(messaging, "reserve", "messaging.reserve", default=(
+            allowance * RESERVE_SHARE // 100 if allowance < 10**9 else 0))
+        if reserve > allowance:
+            raise self.fail("messaging.reserve", f"must be at most the month's {allowance:,} "
+                                                 f"messages, not {reserve:,}")
+        return {"receipts": self.receipts(messaging.get("receipts", True)),
+                "quiet_hours": self.quiet_hours(messaging.get("quiet_hours")),
+                "monthly_push_budget": budget, "line_plan": plan, "reserve": reserve,
+                "wait_hours": {**DEFAULT_WAIT_HOURS, **self.per_kind(
+                    messaging, "wait_hours", 24 * 14)},
+                "drop_after_days": {**DEFAULT_DROP_AFTER_DAYS, **self.per_kind(
+                    messaging, "drop_after_days", 90)}}
+
+    def receipts(self, value: Any) -> bool:
+        """true / "push": receipts are pushed; false / "none": the staff's reply and the
+        points card show them, and no message is billed for them."""
+        if value in (True, "push"):
+            return True
+        if value in (False, "none"):
+            return False
+        raise self.fail("messaging.receipts", f'must be "push" or "none", not {value!r}')
+
+    def per_kind(self, messaging: dict, key: str, most: int) -> dict[str, int]:
+        table = self.table(messaging, key, f"messaging.{key}", required=False)
+        for kind, value in table.items():
+            path = f"messaging.{key}.{kind}"
+            if kind not in NOTICE_KINDS or kind in RECEIPT_KINDS:
+                raise self.fail(path, "names no message kind that may wait; kinds: "
+                                + ", ".join(k for k in NOTICE_KINDS if k not in RECEIPT_KINDS))
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+                raise self.fail(path, f"must be a whole number from 0 to {most}, not {value!r}")
+        return dict(table)
 
     def quiet_hours(self, value: Any) -> tuple[dt.time, dt.time] | None:
         if value is None:

@@ -104,14 +104,21 @@ def render_text(report: Report) -> str:
                         [[f"{t.key} {t.name}" if t.name != t.key else t.key,
                           _num(t.members), _num(t.share, "%")] for t in report.tiers]))
     lines.append("")
-    section("Pushes 推播", [
-        ("Sent 已送出", _num(pu.sent)),
+    section("Messages 訊息", [
+        ("Billed by LINE 計費則數", _num(pu.billed)),
+        *((f"  {k.kind}", _num(k.sent)) for k in pu.billed_by_kind),
+        ("Forecast for the period 預估", _num(pu.forecast)),
+        ("Billed per purchase 每筆消費", _num(pu.billed_per_purchase)),
+        ("Billed per active member 每位消費會員", _num(pu.billed_per_active_member)),
+        ("Allowance 額度", _num(pu.quota)), ("Allowance used 已用", _num(pu.quota_used, "%")),
+        ("Allowance left 剩餘", _num(pu.quota_left)),
+        ("Messages delivered 已送達", _num(pu.sent)),
         *((f"  {k.kind}", _num(k.sent)) for k in pu.by_kind),
-        ("Single pushes 單則", _num(pu.single_pushes)),
-        ("Multicast recipients 群發人數", _num(pu.multicast_recipients)),
+        ("  in pushes 推播", _num(pu.single_pushes)),
+        ("  in multicasts 群發", _num(pu.multicast_recipients)),
+        ("  in free replies 免費回覆", _num(pu.by_reply)),
         ("Multicast batches 群發批次", _num(pu.multicast_batches)),
-        ("Quota 額度", _num(pu.quota)), ("Quota used 已用", _num(pu.quota_used, "%")),
-        ("Quota left 剩餘", _num(pu.quota_left))])
+        ("Dropped as stale 過期未送", _num(pu.dropped))])
     if report.staff:
         lines.append("Staff 員工")
         lines.extend(_table(

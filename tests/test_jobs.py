@@ -22,6 +22,7 @@ from bot.loyalty.staff import add_staff
 from bot.models import Coupon, CouponTemplateRow, Member, OutboxMessage
 from bot.outbox import deliver, enqueue
 from bot.outbox.sender import send_pending
+from bot.program import Program
 from tests.helpers import buy
 from tests.line_helpers import user_id
 
@@ -34,7 +35,13 @@ def at(*args) -> dt.datetime:
 
 @pytest.fixture
 def rt(sessions, program, line_config):
-    return make_runtime(sessions, program, line_config)
+    """The jobs under the example program, every kind pushed as soon as it may be: waiting
+    for a free reply and dropping stale nudges are tested in test_messaging.py."""
+    return make_runtime(sessions, at_once(program), line_config)
+
+
+def at_once(program: Program) -> Program:
+    return dataclasses.replace(program, wait_hours={}, drop_after_days={})
 
 
 def make_runtime(sessions, program, config: Config) -> JobContext:
@@ -243,17 +250,19 @@ def test_quiet_hours_hold_scheduled_messages_but_not_receipts(rt, sessions, prog
 
 def test_the_budget_sends_the_most_important_kinds_first(sessions, program, line_config,
                                                          fake_line):
-    tight = dataclasses.replace(program, monthly_push_budget=2, quiet_hours=None)
+    tight = dataclasses.replace(program, monthly_push_budget=2, quiet_hours=None, reserve=0)
     rt = make_runtime(sessions, tight, line_config)
+    kinds = ("winback", "nudge", "receipt", "birthday")
     with transaction(sessions) as session:
-        member = register_member(session, tight, user_id(1), at(2026, 12, 1, 9)).member
         from bot.outbox import enqueue
 
-        for kind in ("winback", "nudge", "receipt", "birthday"):
+        for n, kind in enumerate(kinds, 1):  # one each: a member's own would go as one push
+            member = register_member(session, tight, user_id(n), at(2026, 12, 1, 9)).member
             enqueue(session, member, kind, f"{kind}:1", [{"type": "text", "text": kind}],
                     at(2026, 12, 1, 9))
     run(rt, "send", at(2026, 12, 1, 10))
-    assert [m["text"] for m in fake_line.messages_to(user_id(1))] == ["receipt", "birthday"]
+    assert [[m["text"] for m in fake_line.messages_to(user_id(n))] for n in (1, 2, 3, 4)] == [
+        [], [], ["receipt"], ["birthday"]]
 
 
 def test_a_429_is_retried_on_the_next_run_and_delivered_once(rt, sessions, program, fake_line):

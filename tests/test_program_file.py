@@ -205,6 +205,17 @@ BROKEN = [
          "after_days = 0", id="a winback after zero days"),
     case(edit("confirm_above = 3000", "confirm_above = -1"), "staff.confirm_above",
          "at least 1", "confirm_above = -1", id="a negative confirm_above"),
+    # [messaging]
+    case(edit('line_plan = "light"', 'line_plan = "premium"'), "messaging.line_plan",
+         "free, light, standard", 'line_plan = "premium"', id="an unknown LINE plan"),
+    case(edit('receipts = "push"', 'receipts = "sometimes"'), "messaging.receipts",
+         '"push" or "none"', 'receipts = "sometimes"', id="receipts neither push nor none"),
+    case(edit("nudge = 48", "receipt = 48"), "messaging.wait_hours.receipt",
+         "may wait", "receipt = 48", id="a receipt told to wait for a reply"),
+    case(edit("nudge = 48", "nudge = -1"), "messaging.wait_hours.nudge", "0 to 336",
+         "nudge = -1", id="a negative wait"),
+    case(edit("# reserve = 300", "reserve = 5000"), "messaging.reserve",
+         "at most the month's 3,000", "reserve = 5000", id="a reserve above the plan"),
 ]
 
 

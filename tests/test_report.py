@@ -339,6 +339,8 @@ class Outcome:
     delivered: bool
     retry: bool = False
     error: str = ""
+    refused: bool = False
+    limit_reached: bool = False
 
 
 class Sender:

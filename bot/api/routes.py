@@ -205,4 +205,4 @@ def report(call: Call) -> tuple[int, Any]:
         raise ApiError(400, "invalid_request", f"from and to are dates like 2026-11-01: {exc}"
                        ) from None
     return 200, build_report(call.session, call.program, start, end, call.now,
-                             quota=call.program.monthly_push_budget).to_dict()
+                             quota=call.program.allowance).to_dict()

@@ -113,10 +113,11 @@ def _budget(pushes: int) -> str:
     """What those pushes mean against this month's budget and LINE's free quota."""
     state = ctx()
     program, parts = state.program, []
-    if program.monthly_push_budget is not None:
+    if program.allowance is not None:
         with state.sessions() as session:
-            left = program.monthly_push_budget - month_sent(session, program, utcnow())
-        parts.append(f"{left:,} left in this month's budget")
+            left = program.allowance - month_sent(session, program, utcnow())
+        parts.append(f"{left:,} left in this month's allowance, the last "
+                     f"{program.reserve:,} kept for receipts and expiry warnings")
     if state.config.line_configured:
         quota = LineClient(state.config).pushes_left()
         parts.append("LINE quota unlimited or unknown" if quota is None

@@ -62,7 +62,7 @@ def report_command(first, last, fmt: str) -> None:
         raise click.BadParameter(str(exc)) from None
     with state.sessions() as session:
         report = build_report(session, program, start, end, now,
-                              quota=program.monthly_push_budget)
+                              quota=program.allowance)
     if fmt == "json":
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:

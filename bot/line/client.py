@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +26,7 @@ from bot.privacy import ref
 
 log = logging.getLogger("bot.line")
 TIMEOUT = (3.05, 10)  # connect, read (seconds)
+QUOTA_TTL = 300.0  # seconds LINE's quota reading is reused (less what this client sent since)
 MESSAGE = "/v2/bot/message"
 REPLY, PUSH, MULTICAST = f"{MESSAGE}/reply", f"{MESSAGE}/push", f"{MESSAGE}/multicast"
 
@@ -37,11 +40,15 @@ class Profile:
 @dataclass(frozen=True)
 class SendResult:
     """delivered: LINE has it (200, or 409 for a retry key it already accepted).
-    retry: a timeout, 429 or 5xx; try again later with the same retry key."""
+    retry: a timeout, 429 or 5xx; try again later with the same retry key.
+    refused: LINE answered that it did not take it (4xx): sending again cannot show it twice.
+    limit_reached: a 429 because the month's messages are used up."""
 
     delivered: bool
     retry: bool = False
     error: str = ""
+    refused: bool = False
+    limit_reached: bool = False
 
 
 def configuration(config: Config) -> Configuration:
@@ -61,15 +68,18 @@ class LineClient:
         # images from its plain http address
         self.image_schemes = (IMAGE_SCHEMES + (f"{config.public_base_url}/",)
                               if config.simulator else IMAGE_SCHEMES)
+        self._quota: tuple[float, int | None] | None = None  # (read at, messages left)
+        self._quota_lock = threading.Lock()
 
-    def reply(self, reply_token: str, messages: list[dict]) -> bool:
+    def reply(self, reply_token: str, messages: list[dict]) -> SendResult:
         check_messages(messages, "reply", self.image_schemes)
         try:
             self._post(REPLY, {"replyToken": reply_token, "messages": messages})
         except Exception as exc:  # a lost reply must not undo the committed event
             log.warning("reply failed: %s", _describe(exc))
-            return False
-        return True
+            refused = isinstance(exc, ApiException) and 400 <= (exc.status or 0) < 500
+            return SendResult(False, error=_describe(exc), refused=refused)
+        return SendResult(True)
 
     def push(self, user_id: str, messages: list[dict], retry_key: str) -> SendResult:
         try:
@@ -87,18 +97,22 @@ class LineClient:
         if not 1 <= len(user_ids) <= MULTICAST_MAX:
             return SendResult(False, error=f"{len(user_ids)} recipients: 1 to "
                                            f"{MULTICAST_MAX} per multicast")
-        return self._send(MULTICAST, {"to": user_ids, "messages": messages}, retry_key)
+        return self._send(MULTICAST, {"to": user_ids, "messages": messages}, retry_key,
+                          len(user_ids))
 
-    def _send(self, path: str, body: dict, retry_key: str) -> SendResult:
+    def _send(self, path: str, body: dict, retry_key: str, recipients: int = 1) -> SendResult:
         try:
             self._post(path, body, retry_key)
         except ApiException as exc:
             if exc.status == 409:  # this retry key was accepted before: delivered
                 return SendResult(delivered=True)
-            return SendResult(False, retry=exc.status == 429 or exc.status >= 500,
-                              error=_describe(exc))
+            error = _describe(exc)
+            return SendResult(False, retry=exc.status == 429 or exc.status >= 500, error=error,
+                              refused=400 <= exc.status < 500,
+                              limit_reached=exc.status == 429 and "monthly limit" in error)
         except Exception as exc:  # timeout or connection error: fate unknown, retry same key
             return SendResult(False, retry=True, error=_describe(exc))
+        self._spent(recipients)
         return SendResult(delivered=True)
 
     def _post(self, path: str, body: dict, retry_key: str | None = None) -> None:
@@ -121,8 +135,18 @@ class LineClient:
             raise ApiException(http_resp=RESTResponse(answer))
 
     def pushes_left(self) -> int | None:
-        """This month's pushes LINE still allows without extra charge; None if unknown or
-        unlimited."""
+        """This month's messages LINE still allows (its count includes broadcasts the owner
+        sends from LINE Official Account Manager); None if unknown or unlimited. Read at
+        most every QUOTA_TTL seconds, less what this client has sent since."""
+        with self._quota_lock:
+            if self._quota and time.monotonic() - self._quota[0] < QUOTA_TTL:
+                return self._quota[1]
+        left = self._read_quota()
+        with self._quota_lock:
+            self._quota = (time.monotonic(), left)
+        return left
+
+    def _read_quota(self) -> int | None:
         try:
             quota = self.api.get_message_quota(_request_timeout=TIMEOUT)
             if quota.type != "limited" or quota.value is None:
@@ -132,6 +156,11 @@ class LineClient:
             log.warning("push quota unavailable: %s", _describe(exc))
             return None
         return max(0, quota.value - (used.total_usage or 0))
+
+    def _spent(self, recipients: int) -> None:
+        with self._quota_lock:
+            if self._quota and self._quota[1] is not None:
+                self._quota = (self._quota[0], max(0, self._quota[1] - recipients))
 
     def leave(self, source: Any) -> bool:
         """Leave the group or room the event came from."""

@@ -43,3 +43,7 @@ class Outcome:
 
     def messages(self) -> list[dict]:
         return self.replies() if callable(self.replies) else self.replies
+
+    def expected(self) -> int:
+        """How many messages the reply will hold (a card screen renders one)."""
+        return 1 if callable(self.replies) else len(self.replies)

@@ -30,7 +30,8 @@ from bot.line.client import LineClient
 from bot.line.handlers import HANDLERS, OUTSIDE_CHATS, Env, outside_chat, prefetch
 from bot.loyalty.timeutil import utcnow
 from bot.models import ProcessedEvent
-from bot.outbox import deliver_queued, queued_in
+from bot.outbox import MESSAGES_MAX, deliver_queued, queued_in
+from bot.outbox.replies import carry, reply_refused
 
 bp = Blueprint("line", __name__)
 log = logging.getLogger("bot.line")
@@ -104,6 +105,7 @@ def handle_event(state: Runtime, raw: Any) -> None:
         return
     env = Env(program=state.program, config=state.config, now=utcnow(), user_id=user_id,
               event_id=event_id, prefetched=prefetch(kind, event, client))
+    token = getattr(event, "reply_token", None)
     try:
         with transaction(state.webhook_sessions) as session:
             if env.event_id and not _claim(session, env.event_id, kind, env):
@@ -111,16 +113,35 @@ def handle_event(state: Runtime, raw: Any) -> None:
                 return
             outcome = HANDLERS[kind](session, env, event)
             queued = queued_in(session)
+            carried = carry(session, user_id, MESSAGES_MAX - outcome.expected(), env.now) \
+                if token and outcome.expected() else []
     except TRANSIENT as exc:
         raise Retry from exc
-    token = getattr(event, "reply_token", None)
     if token and (replies := outcome.messages()):
-        client.reply(token, replies)
+        _reply(state, client, token, replies, carried)
     if queued:
         try:
             deliver_queued(state.webhook_sessions, client, queued, env.now)
         except TRANSIENT as exc:  # committed and queued: the clock's sender delivers them
             log.warning("pushes left to the sender job: %s", db_error(exc))
+
+
+def _reply(state: Runtime, client: LineClient, token: str, replies: list[dict],
+           carried: list[tuple[int, list[dict]]]) -> None:
+    """The reply, with what waited for the member after it (unbilled). What no longer fits
+    (the reply came out longer than expected), or a reply LINE refused, waits again."""
+    room, along, back = MESSAGES_MAX - len(replies), [], []
+    for row_id, messages in carried:
+        if len(messages) <= room:
+            along.append((row_id, messages))
+            room -= len(messages)
+        else:
+            back.append(row_id)
+    sent = client.reply(token, replies + [m for _, messages in along for m in messages])
+    if not sent.delivered and sent.refused:
+        back += [row_id for row_id, _ in along]
+    if back:
+        reply_refused(state.webhook_sessions, back, sent.error or "did not fit in the reply")
 
 
 def _claim(session: Session, event_id: str, kind: str, env: Env) -> bool:

@@ -86,11 +86,21 @@ Stamps (cards started in the period)
 Tiers: members per tier now (all statuses), in the program's tier order, with the share
 of all members in %.
 
-Pushes: outbox rows with status 'sent' and sent_at in the period, by kind. A multicast
-batch marks each of its outbox rows sent, so `sent` already counts every recipient once
-(the way LINE bills); multicast_batches / multicast_recipients say how many of them went
-out in batches. With a `quota` (for example `[messaging] monthly_push_budget` for a
-one-month report): quota_used = sent / quota in %, quota_left = quota - sent.
+Pushes: outbox rows (messages) with status 'sent' and sent_at in the period, by kind;
+multicast_batches / multicast_recipients say how many went out in multicasts.
+  billed             what LINE bills: one per push request (however many messages it
+                     combined) and one per multicast recipient; a message carried in a
+                     reply (by_reply) costs nothing. billed_by_kind counts a combined push
+                     once, for its most urgent kind (in the order receipt, coupon_used,
+                     expiry_warning, birthday, tier, nudge, winback, campaign).
+  dropped            messages given up as stale (a nudge nobody saw in time), created in
+                     the period.
+  billed_per_purchase / billed_per_active_member  billed / counted purchases, and billed /
+                     members who bought in the period.
+  forecast           for a period not over yet: billed so far, extended at the same pace to
+                     the period's end.
+With a `quota` (the month's allowance, `[messaging] line_plan` or `monthly_push_budget`, for
+a one-month report): quota_used = billed / quota in %, quota_left = quota - billed.
 
 Staff (each staff member with activity in the period, and every active one)
   purchases / revenue  purchases they recorded by chat (counted ones) and their net amount.
@@ -137,7 +147,7 @@ from bot.models import (
     Staff,
     StampCard,
 )
-from bot.program import Program
+from bot.program import NOTICE_KINDS, Program
 
 DEFAULT_DAYS = 30  # the period when none is given: the last 30 local days
 LIFESPAN_YEARS = 3  # the assumed customer lifespan of the CLV estimate
@@ -245,6 +255,13 @@ class PushStats:
     quota: int | None
     quota_used: float | None
     quota_left: int | None
+    billed: int
+    billed_by_kind: tuple[KindCount, ...]
+    by_reply: int
+    dropped: int
+    billed_per_purchase: float | None
+    billed_per_active_member: float | None
+    forecast: int | None
 
 
 @dataclass(frozen=True)
@@ -349,7 +366,7 @@ def build_report(session: Session, program: Program, start: dt.datetime, end: dt
         points=_points(session, program, start, end, now),
         stamps=_stamps(session, program, start, end),
         tiers=_tiers(session, program),
-        pushes=_pushes(session, start, end, quota),
+        pushes=_pushes(session, start, end, now, quota, sales),
         staff=_staff(session, start, end),
         lifetime_value=_lifetime_value(sales, start, end),
     )
@@ -582,24 +599,62 @@ def _tiers(session: Session, program: Program) -> tuple[TierCount, ...]:
                  for key, name in known)
 
 
-def _pushes(session: Session, start: dt.datetime, end: dt.datetime, quota: int | None
-            ) -> PushStats:
+def _pushes(session: Session, start: dt.datetime, end: dt.datetime, now: dt.datetime,
+            quota: int | None, sales: SalesStats) -> PushStats:
     rows = session.execute(
         select(OutboxMessage.kind, func.count(),
-               _count_if(OutboxMessage.batch_id.is_not(None)))
+               _count_if(OutboxMessage.batch_id.is_not(None)),
+               _count_if(OutboxMessage.via == "reply"))
         .where(OutboxMessage.status == "sent", _within(OutboxMessage.sent_at, start, end))
         .group_by(OutboxMessage.kind)).all()
-    by_kind = tuple(sorted((KindCount(kind, int(n)) for kind, n, _ in rows),
+    by_kind = tuple(sorted((KindCount(kind, int(n)) for kind, n, _, _ in rows),
                            key=lambda k: (-k.sent, k.kind)))
     sent = sum(k.sent for k in by_kind)
-    via_batches = sum(int(b) for _, _, b in rows)
+    via_batches = sum(int(b) for _, _, b, _ in rows)
+    by_reply = sum(int(r) for _, _, _, r in rows)
     batches = session.scalar(
         select(func.count()).select_from(OutboxBatch)
         .where(OutboxBatch.status == "sent", _within(OutboxBatch.sent_at, start, end)))
-    return PushStats(sent=sent, by_kind=by_kind, single_pushes=sent - via_batches,
+    billed_by_kind = _billed(session, start, end)
+    billed = sum(k.sent for k in billed_by_kind)
+    dropped = session.scalar(select(func.count()).select_from(OutboxMessage).where(
+        OutboxMessage.status == "dropped", _within(OutboxMessage.created_at, start, end)))
+    forecast = (round(billed * (end - start) / (now - start)) if start < now < end else None)
+    return PushStats(sent=sent, by_kind=by_kind, single_pushes=sent - via_batches - by_reply,
                      multicast_batches=int(batches), multicast_recipients=via_batches,
-                     quota=quota, quota_used=_pct(sent, quota) if quota is not None else None,
-                     quota_left=quota - sent if quota is not None else None)
+                     quota=quota, quota_used=_pct(billed, quota) if quota is not None else None,
+                     quota_left=quota - billed if quota is not None else None,
+                     billed=billed, billed_by_kind=billed_by_kind, by_reply=by_reply,
+                     dropped=int(dropped or 0),
+                     billed_per_purchase=_ratio(billed, sales.purchases),
+                     billed_per_active_member=_ratio(billed, sales.customers),
+                     forecast=forecast)
+
+
+def _billed(session: Session, start: dt.datetime, end: dt.datetime) -> tuple[KindCount, ...]:
+    """Billed messages by kind: each push request once (for its most urgent kind), each
+    multicast recipient once, replies not at all."""
+    urgency = {kind: i for i, kind in enumerate(NOTICE_KINDS)}
+    requests: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for kind, key, batch_id in session.execute(
+            select(OutboxMessage.kind, func.coalesce(OutboxMessage.push_key,
+                                                     OutboxMessage.retry_key),
+                   OutboxMessage.batch_id)
+            .where(OutboxMessage.status == "sent", _within(OutboxMessage.sent_at, start, end),
+                   or_(OutboxMessage.via.is_(None), OutboxMessage.via != "reply"))):
+        if batch_id is not None:
+            counts[kind] = counts.get(kind, 0) + 1
+        elif key not in requests or urgency.get(kind, 99) < urgency.get(requests[key], 99):
+            requests[key] = kind
+    for kind in requests.values():
+        counts[kind] = counts.get(kind, 0) + 1
+    return tuple(sorted((KindCount(k, n) for k, n in counts.items()),
+                        key=lambda k: (-k.sent, k.kind)))
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 2) if whole else None
 
 
 def _staff(session: Session, start: dt.datetime, end: dt.datetime) -> tuple[StaffRow, ...]:

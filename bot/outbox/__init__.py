@@ -1,7 +1,12 @@
-"""Every push goes through here: written with the change it reports, delivered after commit.
+"""Every message to a member goes through here: written with the change it reports,
+delivered after the commit, billed as few times as LINE allows.
 
-Each row carries its own X-Line-Retry-Key, so a delivery retried after a timeout or a 5xx is
-never shown twice (LINE answers 409 to a key it already accepted, which means delivered).
+A push request may carry up to 5 messages for the price of one, so messages due to one
+member go out together: rows sharing a push_key are one request, sent with that key as
+X-Line-Retry-Key, so a delivery retried after a timeout or a 5xx is never shown twice (LINE
+answers 409 to a key it already accepted, which means delivered). A row gets its push_key
+(or a multicast batch) before it is first pushed, and keeps it; a row without one is
+still free to join another push or to ride a reply (bot/outbox/replies.py).
 """
 
 from __future__ import annotations
@@ -20,19 +25,24 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db import dialect_insert, insert_new, transaction
 from bot.models import Member, OutboxBatch, OutboxMessage
+from bot.outbox.holds import hold_for_monthly_limit
 from bot.privacy import ref
-from bot.program import Program
+from bot.program import RECEIPT_KINDS, Program
 
 log = logging.getLogger("bot.outbox")
 RETRY_KEY_LIFETIME = dt.timedelta(hours=24)  # LINE forgets a retry key after a day
 MULTICAST_MAX = 500
 DELIVER_PAGE, DELIVER_CHUNK = 1000, 100  # rows read together; outcomes recorded together
+MESSAGES_MAX = 5  # message objects in one push, reply or multicast
 QUEUED = "outbox.queued"  # Session.info: rows enqueue() added, with their members, by id
+PUSHES = "outbox.pushes"  # Session.info: member id -> [push key, messages in it]
 
 
 class Sent(Protocol):
     delivered: bool
-    retry: bool
+    retry: bool  # fate unknown, or refused for now: try again later with the same key
+    refused: bool  # LINE answered that it did not take it (a 4xx): a resend is safe
+    limit_reached: bool  # refused because the month's messages are used up
     error: str
 
 
@@ -45,7 +55,7 @@ class Sender(Protocol):
 
 # what a customer is told after their own purchase or redemption: [messaging] receipts
 # switches these off (a link of a POS record counts: it reports points moved to them)
-RECEIPTS = ("receipt", "coupon_used")
+RECEIPTS = RECEIPT_KINDS
 
 
 def receipt_key(purchase_id: int) -> str:
@@ -68,12 +78,25 @@ def tell(session: Session, program: Program, member: Member, kind: str, dedupe_k
     they are queued. True if queued now."""
     if kind in RECEIPTS and not program.receipts or not member.line_user_id:
         return False
-    return enqueue(session, member, kind, dedupe_key, build(), now) is not None
+    messages = build()
+    pushes = session.info.setdefault(PUSHES, {})
+    first = member.id not in pushes
+    if first or pushes[member.id][1] + len(messages) > MESSAGES_MAX:
+        pushes[member.id] = [str(uuid.uuid4()), 0]
+    key = pushes[member.id][0]
+    row = enqueue(session, member, kind, dedupe_key, messages, now, push_key=key)
+    if row is None:
+        return False
+    pushes[member.id][1] += len(messages)
+    if first:  # what waits for this member (a reminder, a nudge) goes along, unbilled
+        pushes[member.id][1] += _join_waiting(session, member, key, pushes[member.id][1])
+    return True
 
 
 def enqueue(session: Session, member: Member, kind: str, dedupe_key: str,
-            messages: list[dict], now: dt.datetime) -> OutboxMessage | None:
-    """Queue a push once per dedupe key; None if it was queued before or cannot be sent.
+            messages: list[dict], now: dt.datetime, *, push_key: str | None = None,
+            hold_until: dt.datetime | None = None) -> OutboxMessage | None:
+    """Queue a message once per dedupe key; None if it was queued before or cannot be sent.
 
     One INSERT ... ON CONFLICT DO NOTHING RETURNING: no savepoint, no flush, and the row
     comes back with its id (a row another transaction holds is waited for, then skipped)."""
@@ -83,10 +106,50 @@ def enqueue(session: Session, member: Member, kind: str, dedupe_key: str,
     row = session.scalars(statement, [{
         "member_id": member.id, "line_user_id": member.line_user_id, "kind": kind,
         "dedupe_key": dedupe_key, "payload": {"messages": messages},
-        "retry_key": str(uuid.uuid4()), "created_at": now}]).first()
+        "retry_key": str(uuid.uuid4()), "created_at": now, "push_key": push_key,
+        "hold_until": hold_until}]).first()
     if row is not None:  # for queued_in(): the identity map alone would let them go
         session.info.setdefault(QUEUED, {})[row.id] = (row, member)
     return row
+
+
+def _join_waiting(session: Session, member: Member, key: str, used: int) -> int:
+    """Give this member's waiting messages (not pushed yet, in no push) the push `key`, as
+    many as fit beside `used` messages; they join the QUEUED rows. Returns messages added."""
+    waiting = session.execute(WAITING, {"user": member.line_user_id}).all()
+    chosen, room = [], MESSAGES_MAX - used
+    for row_id, payload in waiting:
+        if len(payload["messages"]) <= room:
+            chosen.append(row_id)
+            room -= len(payload["messages"])
+    if not chosen:
+        return 0
+    joined = session.scalars(
+        update(OutboxMessage).where(OutboxMessage.id.in_(chosen), *FREE)
+        .values(push_key=key).returning(OutboxMessage)
+        .execution_options(synchronize_session=False)).all()
+    queued = session.info.setdefault(QUEUED, {})
+    for row in joined:
+        queued[row.id] = (row, member)
+    return sum(len(row.payload["messages"]) for row in joined)
+
+
+# a row still free to be combined or carried: pending, in no push and no multicast yet
+FREE = (OutboxMessage.status == "pending", OutboxMessage.push_key.is_(None),
+        OutboxMessage.batch_id.is_(None))
+# what waits for one member, oldest first: it may join their next push or ride a reply
+WAITING = (select(OutboxMessage.id, OutboxMessage.payload)
+           .where(OutboxMessage.line_user_id == bindparam("user"), *FREE,
+                  OutboxMessage.kind.not_in(RECEIPT_KINDS))
+           .order_by(OutboxMessage.id).limit(MESSAGES_MAX)
+           .with_for_update(skip_locked=True))
+
+
+def hold_until(program: Program, kind: str, now: dt.datetime) -> dt.datetime | None:
+    """Until when a message of this kind waits for the member's next message or tap (a
+    free reply) before it may be pushed; None: it may go at once."""
+    hours = program.wait_hours.get(kind, 0)
+    return now + dt.timedelta(hours=hours) if hours else None
 
 
 @functools.cache
@@ -96,14 +159,16 @@ def _enqueue_statement(dialect: str) -> Any:
             .on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(OutboxMessage))
 
 
-def enqueue_many(session: Session, pushes: list[tuple[Member, str, str, list[dict]]],
-                 now: dt.datetime) -> int:
+def enqueue_many(session: Session, program: Program,
+                 pushes: list[tuple[Member, str, str, list[dict]]], now: dt.datetime) -> int:
     """Queue many (member, kind, dedupe key, messages) at once, each at most once per dedupe
-    key; returns how many were new. Members without a LINE user id are left out."""
+    key, each kind held as long as the program lets it wait for a free reply; returns how
+    many were new. Members without a LINE user id are left out."""
     rows = [{"member_id": member.id, "line_user_id": member.line_user_id, "kind": kind,
              "dedupe_key": key, "payload": {"messages": messages},
              "retry_key": str(uuid.uuid4()), "created_at": now, "status": "pending",
-             "attempts": 0, "last_error": ""}
+             "attempts": 0, "last_error": "", "push_key": None,
+             "hold_until": hold_until(program, kind, now)}
             for member, kind, key, messages in pushes if member.line_user_id and messages]
     return len(insert_new(session, OutboxMessage.__table__, rows, "dedupe_key"))
 
@@ -114,7 +179,7 @@ class Queued(NamedTuple):
     id: int
     line_user_id: str
     payload: dict
-    retry_key: str
+    push_key: str
     status: str | None
 
 
@@ -132,13 +197,17 @@ def deliver(sessions: sessionmaker[Session], sender: Sender, ids: Iterable[int],
     pool = ThreadPoolExecutor(threads) if threads > 1 and len(ids) > 1 else None
     try:
         for start in range(0, len(ids), DELIVER_PAGE):
-            with sessions() as session:
+            page = ids[start:start + DELIVER_PAGE]
+            with transaction(sessions) as session:  # a row in no push goes alone: claim it
+                session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(page), *FREE)
+                                .values(push_key=OutboxMessage.retry_key)
+                                .execution_options(synchronize_session=False))
+                keys = select(OutboxMessage.push_key).where(OutboxMessage.id.in_(page))
                 rows = session.execute(
                     select(OutboxMessage.id, OutboxMessage.line_user_id, OutboxMessage.payload,
-                           OutboxMessage.retry_key, Member.status)
+                           OutboxMessage.push_key, Member.status)
                     .outerjoin(Member, Member.id == OutboxMessage.member_id)
-                    .where(OutboxMessage.id.in_(ids[start:start + DELIVER_PAGE]),
-                           OutboxMessage.status == "pending")
+                    .where(OutboxMessage.push_key.in_(keys), OutboxMessage.status == "pending")
                     .order_by(OutboxMessage.id)).all()
             delivered += _push_rows(sessions, sender, rows, now, pool)
     finally:
@@ -151,7 +220,9 @@ def queued_in(session: Session) -> list[Queued]:
     """Every row this session has enqueued and not handed out yet, as deliver_queued takes
     them after the commit: from what enqueue() kept, not read back."""
     queued = session.info.pop(QUEUED, {})
-    return [Queued(row.id, row.line_user_id, row.payload, row.retry_key, member.status)
+    session.info.pop(PUSHES, None)
+    return [Queued(row.id, row.line_user_id, row.payload, row.push_key or row.retry_key,
+                   member.status)
             for row, member in (queued[row_id] for row_id in sorted(queued))]
 
 
@@ -165,28 +236,28 @@ def deliver_queued(sessions: sessionmaker[Session], sender: Sender, rows: list[Q
 
 def _push_rows(sessions: sessionmaker[Session], sender: Sender, rows: list, now: dt.datetime,
                pool: ThreadPoolExecutor | None) -> int:
-    """Push pending rows (blocked members' are skipped), recording outcomes a chunk at a time."""
-    def push_all(group: list) -> list[tuple[int, Sent]]:
-        return [(row.id, sender.push(row.line_user_id, row.payload["messages"], row.retry_key))
-                for row in group]
+    """Push pending rows, those sharing a push key as one request (blocked members' are
+    skipped), recording outcomes a chunk at a time; returns the rows LINE accepted."""
+    def push_all(pushes: list[list]) -> list[tuple[list[int], Sent]]:
+        return [([row.id for row in push], sender.push(
+            push[0].line_user_id, [m for row in push for m in row.payload["messages"]],
+            push[0].push_key)) for push in pushes]
 
     delivered = 0
-    done: list[tuple[int, str, str]] = [
-        (row.id, "skipped", f"member {row.status}") for row in rows
-        if row.status != "active"]
-    by_user: dict[str, list] = {}  # one customer's pushes stay in order
+    done: list[tuple[int, str, Sent | None]] = [
+        (row.id, f"member {row.status}", None) for row in rows if row.status != "active"]
+    by_user: dict[str, dict[str, list]] = {}  # one customer's pushes stay in order
     for row in rows:
         if row.status == "active":
-            by_user.setdefault(row.line_user_id, []).append(row)
-    groups = list(by_user.values())
+            by_user.setdefault(row.line_user_id, {}).setdefault(row.push_key, []).append(row)
+    groups = [list(pushes.values()) for pushes in by_user.values()]
     results = (future.result() for future in as_completed(
         [pool.submit(push_all, group) for group in groups])) if pool \
         else map(push_all, groups)
     for outcomes in results:
-        for row_id, outcome in outcomes:
-            delivered += outcome.delivered
-            done.append((row_id, "sent" if outcome.delivered else
-                         "pending" if outcome.retry else "failed", outcome.error))
+        for row_ids, outcome in outcomes:
+            delivered += len(row_ids) if outcome.delivered else 0
+            done += [(row_id, "", outcome) for row_id in row_ids]
         if len(done) >= DELIVER_CHUNK:
             _finish(sessions, now, done)
             done = []
@@ -198,19 +269,21 @@ _OUTBOX = OutboxMessage.__table__
 _SENT = (  # built once: rows pushed, by id (see _finish)
     update(_OUTBOX)
     .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)), _OUTBOX.c.status != "sent")
-    .values(status="sent", last_error="", attempts=_OUTBOX.c.attempts + 1,
+    .values(status="sent", last_error="", attempts=_OUTBOX.c.attempts + 1, via="push",
             sent_at=bindparam("now", type_=_OUTBOX.c.sent_at.type),
             first_attempt_at=func.coalesce(_OUTBOX.c.first_attempt_at,
                                            bindparam("now", type_=_OUTBOX.c.sent_at.type))))
 
 
 def _finish(sessions: sessionmaker[Session], now: dt.datetime,
-            results: list[tuple[int, str, str]]) -> None:
-    """Record (row id, status, error) for attempted rows, in one transaction."""
+            results: list[tuple[int, str, Sent | None]]) -> None:
+    """Record (row id, why skipped, outcome or None if skipped) for attempted rows, in one
+    transaction. A push LINE refused (a 4xx: it did not take it) keeps no first attempt, so
+    it never lapses: resending it is safe. Hitting the month's limit holds every push."""
     if not results:
         return
-    sent = [row_id for row_id, status, _ in results if status == "sent"]
-    others = [result for result in results if result[1] != "sent"]
+    sent = [row_id for row_id, _, outcome in results if outcome and outcome.delivered]
+    others = [result for result in results if not (result[2] and result[2].delivered)]
     with transaction(sessions) as session:
         if sent:  # the common case, in one statement
             session.execute(_SENT, {"ids": sent, "now": now})
@@ -220,19 +293,32 @@ def _finish(sessions: sessionmaker[Session], now: dt.datetime,
             select(OutboxMessage).where(OutboxMessage.id.in_([r[0] for r in others]))
             .order_by(OutboxMessage.id).with_for_update()
             .execution_options(populate_existing=True)).scalars()}
-        for row_id, status, error in others:
+        for row_id, why, outcome in others:
             row = rows[row_id]
             if row.status == "sent":
                 continue
-            row.attempts += 1
-            row.first_attempt_at = row.first_attempt_at or now
-            row.status, row.last_error = status, error
-            if status == "pending" and now - row.first_attempt_at > RETRY_KEY_LIFETIME:
-                row.status = "failed"  # the key has lapsed: resending could deliver twice
-                row.last_error = f"undelivered for 24 hours, not resent: {error}"
-            if row.status == "failed":
-                log.warning("push %s to %s failed: %s", row.kind, ref(row.line_user_id),
-                            row.last_error)
+            if outcome is None:
+                row.status, row.last_error = "skipped", why
+                continue
+            _attempted(row, outcome, now)
+        limited = [o.error for _, _, o in others if o and o.limit_reached]
+        if limited:
+            hold_for_monthly_limit(session, now, limited[0])
+
+
+def _attempted(row: OutboxMessage, outcome: Sent, now: dt.datetime) -> None:
+    row.attempts += 1
+    if not outcome.refused:
+        row.first_attempt_at = row.first_attempt_at or now
+    row.status = "pending" if outcome.retry else "failed"
+    row.last_error = outcome.error
+    if (row.status == "pending" and row.first_attempt_at
+            and now - row.first_attempt_at > RETRY_KEY_LIFETIME):
+        row.status = "failed"  # the key has lapsed: resending could deliver twice
+        row.last_error = f"undelivered for 24 hours, not resent: {outcome.error}"
+    if row.status == "failed":
+        log.warning("push %s to %s failed: %s", row.kind, ref(row.line_user_id),
+                    row.last_error)
 
 
 def fail_lapsed(sessions: sessionmaker[Session], now: dt.datetime) -> int:
@@ -271,8 +357,7 @@ def make_batches(sessions: sessionmaker[Session], ids: list[int], now: dt.dateti
     with transaction(sessions) as session:
         rows = session.execute(
             select(OutboxMessage).join(Member, Member.id == OutboxMessage.member_id)
-            .where(OutboxMessage.id.in_(ids), OutboxMessage.status == "pending",
-                   OutboxMessage.batch_id.is_(None), OutboxMessage.first_attempt_at.is_(None),
+            .where(OutboxMessage.id.in_(ids), *FREE, OutboxMessage.first_attempt_at.is_(None),
                    Member.status == "active")
             .order_by(OutboxMessage.id).with_for_update()
             .execution_options(populate_existing=True)).scalars().all()
@@ -345,6 +430,7 @@ def deliver_batches(sessions: sessionmaker[Session], sender: Sender, now: dt.dat
             if status != "pending":
                 session.execute(update(OutboxMessage).where(OutboxMessage.batch_id == batch_id)
                                 .values(status=status, sent_at=batch.sent_at,
-                                        last_error=outcome.error))
+                                        last_error=outcome.error,
+                                        via="multicast" if status == "sent" else None))
         reached += len(recipients["to"]) if status == "sent" else 0
     return reached
