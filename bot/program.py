@@ -27,8 +27,10 @@ LINE_PLANS = {"free": 200, "light": 3000, "standard": 6000}
 NOTICE_KINDS = ("receipt", "coupon_used", "expiry_warning", "birthday", "tier", "nudge",
                 "winback", "campaign")
 RECEIPT_KINDS = ("receipt", "coupon_used")
-DEFAULT_WAIT_HOURS = {"expiry_warning": 12, "birthday": 10, "tier": 48, "nudge": 48}
-DEFAULT_DROP_AFTER_DAYS = {"nudge": 4}
+# a nudge is never pushed on its own by default: it rides a reply or another push within
+# three days, or it is dropped (the receipt already shows how far a reward is)
+DEFAULT_WAIT_HOURS = {"expiry_warning": 12, "birthday": 10, "tier": 48, "nudge": 72}
+DEFAULT_DROP_AFTER_DAYS = {"nudge": 3}
 RESERVE_SHARE = 10  # % of the allowance kept for receipts and expiry warnings by default
 
 

@@ -151,19 +151,28 @@ def test_a_reply_line_refuses_puts_what_it_carried_back_in_the_queue(client, app
     assert fake_line.replies()[-1]["messages"][-1]["text"] == "nudge"
 
 
-def test_a_nudge_nobody_saw_is_pushed_after_its_wait_and_dropped_when_stale(
+def test_a_nudge_nobody_saw_is_dropped_after_three_days_and_never_pushed_alone(
         sessions, program, line_config, fake_line):
     quiet_free = dataclasses.replace(program, quiet_hours=None)
     rt = runtime(sessions, quiet_free, line_config)
-    queue(sessions, quiet_free, 1, ["nudge"], at(2026, 12, 1, 10))
-    run_job(rt, JOBS["send"], at(2026, 12, 2, 10))  # 24 hours: still waiting for a reply
+    queue(sessions, quiet_free, 1, ["nudge"], at(2026, 12, 1, 10, 59))
+    run_job(rt, JOBS["send"], at(2026, 12, 3, 10))  # 2 days: still waiting for a reply
+    assert [row.status for row in rows(sessions)] == ["pending"]
+    run_job(rt, JOBS["send"], at(2026, 12, 4, 10, 59))  # 3 days: stale, never pushed
+    assert [row.status for row in rows(sessions)] == ["dropped"]
     assert fake_line.pushes() == []
-    run_job(rt, JOBS["send"], at(2026, 12, 3, 10, 1))  # 48 hours: pushed anyway
-    assert pushes_to(fake_line, ALICE) == [["nudge"]]
-    fake_line.set_quota(0)  # a second nudge cannot be sent at all ...
-    queue(sessions, quiet_free, 1, ["nudge"], at(2026, 12, 5, 10))
-    run_job(rt, JOBS["send"], at(2026, 12, 9, 10, 1))  # ... and after 4 days it is stale
-    assert [row.status for row in rows(sessions)] == ["sent", "dropped"]
+
+
+def test_a_kind_whose_wait_ends_before_it_goes_stale_is_pushed_after_its_wait(
+        sessions, program, line_config, fake_line):
+    patient = dataclasses.replace(program, quiet_hours=None, wait_hours={"tier": 48},
+                                  drop_after_days={})
+    rt = runtime(sessions, patient, line_config)
+    queue(sessions, patient, 1, ["tier"], at(2026, 12, 1, 10))
+    run_job(rt, JOBS["send"], at(2026, 12, 2, 10))
+    assert fake_line.pushes() == []
+    run_job(rt, JOBS["send"], at(2026, 12, 3, 10, 1))
+    assert pushes_to(fake_line, ALICE) == [["tier"]]
 
 
 def test_a_waiting_reminder_joins_the_receipt_push_of_the_next_purchase(

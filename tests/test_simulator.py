@@ -104,8 +104,12 @@ def test_the_clock_runs_a_job_as_of_the_chosen_time_and_holds_pushes_in_quiet_ho
     assert str(member(app, "mei").birthday) == "1995-12-01"
 
     late = requests.post(f"{base}/simulator/api/clock", timeout=60,
-                         json={"job": "birthday", "at": "2026-12-01T22:00"}).json()
-    assert late["pushes"] == [] and "held 1 for quiet hours" in late["summaries"]["send"]
+                         json={"job": "birthday", "at": "2026-12-01T14:00"}).json()
+    # the card waits 10 hours for a free reply, then for the morning (quiet from 21:00)
+    assert late["pushes"] == [] and "1 waiting for a free reply" in late["summaries"]["send"]
+    night = requests.post(f"{base}/simulator/api/clock", timeout=60,
+                          json={"job": "send", "at": "2026-12-02T00:30"}).json()
+    assert night["pushes"] == [] and "held 1 for quiet hours" in night["summaries"]["send"]
     morning = requests.post(f"{base}/simulator/api/clock", timeout=60,
                             json={"job": "send", "at": "2026-12-02T09:00"}).json()
     assert [p["persona"] for p in morning["pushes"]] == ["mei"]

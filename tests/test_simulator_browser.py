@@ -168,22 +168,23 @@ def test_staff_redeem_a_coupon_they_scan_in_the_customers_chat(site):
     assert site.console_errors() == []
 
 
-def test_a_birthday_job_run_from_the_clock_panel_shows_the_birthday_card(site):
+def test_a_birthday_card_from_the_clock_panel_rides_the_reply_to_the_next_tap(site):
     from selenium.webdriver.support.ui import Select
 
     assert "Welcome" in site.follow("emma")
     assert "your birthday is 1995-12-01" in site.tap_area("emma", "生日")
-    before = len(site.bot_messages("emma"))
     Select(site.find("#sim-job")).select_by_value("birthday")
     site.driver.execute_script(
         "document.querySelector('#sim-at').value = '2026-12-01T09:00'")
     site.find("#sim-run").click()
-    site.until(lambda: "→ Emma" in site.find("#sim-clock-result").text, "the job's pushes")
+    site.until(lambda: "waiting for a free reply" in site.find("#sim-clock-result").text,
+               "the job's summary")
     assert "1 birthday messages queued" in site.find("#sim-clock-result").text
-    card = site.said("emma", before, "the birthday card")
-    assert "Happy birthday" in card
+    before = len(site.bot_messages("emma"))
+    site.tap_area("emma", "我的點數")  # her next tap: the card comes with the answer, unbilled
+    assert "Happy birthday" in site.said("emma", before + 1, "the birthday card")
     assert site.all('.sim-conversation[data-persona="emma"] .sim-from-bot')[-1].get_attribute(
-        "data-via") == "push"
+        "data-via") == "reply"
     site.screenshot("simulator-birthday")
     assert site.console_errors() == []
 

@@ -158,7 +158,7 @@ def send_pending(sessions: sessionmaker[Session], client: QuotaSender, program: 
         if not rows:
             break
         after, due = rows[-1].id, []
-    return _summary(gate, delivered, lapsed) + _dropped(dropped)
+    return _summary(gate, delivered, lapsed) + _waiting(sessions, now) + _dropped(dropped)
 
 
 def combine(sessions: sessionmaker[Session], rows: list, now: dt.datetime, quiet: bool
@@ -228,11 +228,18 @@ def drop_stale(sessions: sessionmaker[Session], program: Program, now: dt.dateti
             dropped += session.execute(
                 update(OutboxMessage).where(
                     OutboxMessage.kind == kind, *FREE,
-                    OutboxMessage.created_at < now - dt.timedelta(days=days))
+                    OutboxMessage.created_at <= now - dt.timedelta(days=days))
                 .values(status="dropped",
                         last_error=f"not delivered within {days} days: dropped")
                 .execution_options(synchronize_session=False)).rowcount
     return dropped
+
+
+def _waiting(sessions: sessionmaker[Session], now: dt.datetime) -> str:
+    with sessions() as session:
+        count = session.scalar(select(func.count()).select_from(OutboxMessage).where(
+            *FREE, OutboxMessage.hold_until > now))
+    return f"; {count} waiting for a free reply" if count else ""
 
 
 def _dropped(count: int) -> str:
