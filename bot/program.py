@@ -143,6 +143,8 @@ class Program:
         default_factory=lambda: dict(DEFAULT_WAIT_HOURS))
     drop_after_days: dict[str, int] = field(
         default_factory=lambda: dict(DEFAULT_DROP_AFTER_DAYS))
+    marketing_per_day: int = 1  # pushes of nudges, win-back and campaigns to one member
+    marketing_per_week: int = 3
     expiry_warning_days: tuple[int, ...] = (30, 7, 1)
     coupon_warning_days: int = 3
     nudge_stamps: int = 2
@@ -363,7 +365,13 @@ class _Reader:
                 "wait_hours": {**DEFAULT_WAIT_HOURS, **self.per_kind(
                     messaging, "wait_hours", 24 * 14)},
                 "drop_after_days": {**DEFAULT_DROP_AFTER_DAYS, **self.per_kind(
-                    messaging, "drop_after_days", 90)}}
+                    messaging, "drop_after_days", 90)},
+                "marketing_per_day": self.integer(messaging, "marketing_per_day",
+                                                  "messaging.marketing_per_day", default=1,
+                                                  minimum=1),
+                "marketing_per_week": self.integer(messaging, "marketing_per_week",
+                                                   "messaging.marketing_per_week", default=3,
+                                                   minimum=1)}
 
     def receipts(self, value: Any) -> bool:
         """true / "push": receipts are pushed; false / "none": the staff's reply and the

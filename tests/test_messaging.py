@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import threading
 from functools import partial
+from unittest import mock
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -82,7 +83,9 @@ def test_a_members_due_messages_go_as_one_push_in_order_five_at_most(
     kinds = ["expiry_warning", "nudge", "birthday", "tier", "winback", "campaign", "nudge"]
     queue(sessions, now_program, 1, kinds, at(2026, 12, 1, 10))
     run_job(runtime(sessions, now_program, line_config), JOBS["send"], at(2026, 12, 1, 10, 1))
-    assert pushes_to(fake_line, ALICE) == [kinds[:5], kinds[5:]]
+    # the five most urgent first, each push in the order they were queued
+    assert pushes_to(fake_line, ALICE) == [
+        ["expiry_warning", "nudge", "birthday", "tier", "nudge"], ["winback", "campaign"]]
     assert {row.status for row in rows(sessions)} == {"sent"}
     with sessions() as session:  # two requests: two billed messages, not seven
         assert month_sent(session, now_program, at(2026, 12, 1, 11)) == 2
@@ -91,7 +94,7 @@ def test_a_members_due_messages_go_as_one_push_in_order_five_at_most(
     assert (pushes.sent, pushes.billed, pushes.by_reply) == (7, 2, 0)
     # each push counted once, for the most urgent kind it carried
     assert [(k.kind, k.sent) for k in pushes.billed_by_kind] == [("expiry_warning", 1),
-                                                                 ("nudge", 1)]
+                                                                 ("winback", 1)]
     assert pushes.forecast == 6  # 2 in the first 10 days of 31
     assert pushes.quota_left == now_program.allowance - 2
 
@@ -252,3 +255,77 @@ def test_two_clocks_sending_at_once_deliver_each_combined_push_once(
     for n in range(1, 21):
         assert [m["text"] for m in fake_line.messages_to(user_id(n))] == [
             "expiry_warning", "nudge", "birthday"]
+
+
+# -- marketing frequency ---------------------------------------------------------------------
+def test_marketing_reaches_a_member_at_most_once_a_day_and_three_times_a_week(
+        sessions, now_program, line_config, fake_line):
+    rt = runtime(sessions, now_program, line_config)
+    for day in range(1, 8):  # a campaign or a win-back message queued every day of a week
+        queue(sessions, now_program, 1, ["campaign"], at(2026, 12, day, 10))
+        queue(sessions, now_program, 1, ["winback"], at(2026, 12, day, 10))
+        run_job(rt, JOBS["send"], at(2026, 12, day, 10, 1))
+    # one push a day (its two messages together) until three in the week, then none
+    assert len(pushes_to(fake_line, ALICE)) == 3
+    queue(sessions, now_program, 1, ["expiry_warning"], at(2026, 12, 7, 11))
+    summary = run_job(rt, JOBS["send"], at(2026, 12, 7, 11, 1))
+    # not marketing: it goes, carrying 4 of the 8 messages that waited, for free
+    assert "expiry_warning" in pushes_to(fake_line, ALICE)[-1]
+    assert len(pushes_to(fake_line, ALICE)) == 4 and len(pushes_to(fake_line, ALICE)[-1]) == 5
+    assert summary.startswith("5 messages delivered in 1 pushes")
+    assert "4 for the marketing cap" in summary  # the rest: a push each, not admitted
+
+
+def test_a_capped_campaign_still_rides_the_members_next_reply(client, app, fake_line):
+    state = app.extensions["loyalty"]
+    queue(state.sessions, state.program, 1, ["campaign"], utcnow() - dt.timedelta(days=1))
+    run_job(state.jobs(), JOBS["send"], utcnow() - dt.timedelta(hours=20))
+    queue(state.sessions, state.program, 1, ["campaign"], utcnow())
+    summary = run_job(state.jobs(), JOBS["send"], utcnow())
+    assert "1 for the marketing cap" in summary and len(fake_line.pushes()) == 1
+    post(client, [postback(ALICE, "action=points")])
+    assert fake_line.replies()[-1]["messages"][-1]["text"] == "campaign"
+
+
+# -- what the review of the first version found ----------------------------------------------
+def test_a_multicast_refused_for_the_monthly_limit_is_kept_and_holds_the_queue(
+        sessions, now_program, line_config, fake_line):
+    for n in (1, 2, 3):
+        queue(sessions, now_program, n, ["campaign"], at(2026, 12, 10, 10))
+    fake_line.set_quota(0)
+    client = LineClient(line_config)
+    rt = runtime(sessions, dataclasses.replace(now_program, monthly_push_budget=None,
+                                               line_plan=None, reserve=0), line_config, client)
+    with mock.patch.object(client, "pushes_left", lambda: None):  # LINE's count unknown
+        run_job(rt, JOBS["send"], at(2026, 12, 10, 10, 1))
+    with sessions() as session:
+        assert session.get(SendHold, "line-monthly-limit") is not None
+    run_job(rt, JOBS["send"], at(2026, 12, 12, 10))  # two days on: kept, not lapsed
+    assert {row.status for row in rows(sessions)} == {"pending"}
+    fake_line.set_quota(1000, used=0)
+    run_job(rt, JOBS["send"], at(2027, 1, 2, 10))
+    assert [len(fake_line.messages_to(user_id(n))) for n in (1, 2, 3)] == [1, 1, 1]
+
+
+def test_a_waiting_nudge_beside_five_due_messages_is_not_pushed_on_its_own(
+        sessions, now_program, line_config, fake_line):
+    waits = dataclasses.replace(now_program, wait_hours={"nudge": 72})
+    queue(sessions, waits, 1, ["expiry_warning"] * 5, at(2026, 12, 1, 10))
+    queue(sessions, waits, 1, ["nudge"], at(2026, 12, 1, 10, 0, 30))
+    run_job(runtime(sessions, waits, line_config), JOBS["send"], at(2026, 12, 1, 10, 1))
+    assert pushes_to(fake_line, ALICE) == [["expiry_warning"] * 5]
+    assert [row.status for row in rows(sessions)][-1] == "pending"
+
+
+def test_a_push_the_budget_holds_leaves_the_waiting_nudge_free_for_a_reply(
+        client, app, fake_line):
+    state = app.extensions["loyalty"]
+    broke = dataclasses.replace(state.program, monthly_push_budget=0, reserve=0,
+                                quiet_hours=None)
+    queue(state.sessions, broke, 1, ["tier"], utcnow() - dt.timedelta(days=3))
+    queue(state.sessions, broke, 1, ["nudge"], utcnow())
+    rt = runtime(state.sessions, broke, state.config)
+    assert "1 for the budget" in run_job(rt, JOBS["send"], utcnow())
+    post(client, [postback(ALICE, "action=points")])
+    assert [m.get("text") for m in fake_line.replies()[-1]["messages"][1:]] == ["tier", "nudge"]
+    assert fake_line.pushes() == []

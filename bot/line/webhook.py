@@ -26,8 +26,9 @@ from sqlalchemy.orm import Session
 
 from bot.bootstrap import Runtime
 from bot.db import db_error, insert_new, transaction
-from bot.line.client import LineClient
+from bot.line.client import LineClient, SendResult
 from bot.line.handlers import HANDLERS, OUTSIDE_CHATS, Env, outside_chat, prefetch
+from bot.line.limits import MessageLimitError
 from bot.loyalty.timeutil import utcnow
 from bot.models import ProcessedEvent
 from bot.outbox import MESSAGES_MAX, deliver_queued, queued_in
@@ -137,7 +138,11 @@ def _reply(state: Runtime, client: LineClient, token: str, replies: list[dict],
             room -= len(messages)
         else:
             back.append(row_id)
-    sent = client.reply(token, replies + [m for _, messages in along for m in messages])
+    try:
+        sent = client.reply(token, replies + [m for _, messages in along for m in messages])
+    except MessageLimitError as exc:  # what rode along broke a limit: reply without it
+        sent = client.reply(token, replies)
+        sent = SendResult(False, error=str(exc), refused=True) if sent.delivered else sent
     if not sent.delivered and sent.refused:
         back += [row_id for row_id, _ in along]
     if back:

@@ -359,7 +359,7 @@ def make_batches(sessions: sessionmaker[Session], ids: list[int], now: dt.dateti
             select(OutboxMessage).join(Member, Member.id == OutboxMessage.member_id)
             .where(OutboxMessage.id.in_(ids), *FREE, OutboxMessage.first_attempt_at.is_(None),
                    Member.status == "active")
-            .order_by(OutboxMessage.id).with_for_update()
+            .order_by(OutboxMessage.id).with_for_update(of=OutboxMessage)
             .execution_options(populate_existing=True)).scalars().all()
         groups: dict[tuple[str, str], list[OutboxMessage]] = {}
         for row in rows:  # one kind a batch: quiet hours and priority go by kind
@@ -422,8 +422,12 @@ def deliver_batches(sessions: sessionmaker[Session], sender: Sender, now: dt.dat
         with transaction(sessions) as session:
             batch = session.get(OutboxBatch, batch_id)
             batch.attempts += 1
-            batch.first_attempt_at = batch.first_attempt_at or now
-            if status == "pending" and now - batch.first_attempt_at > RETRY_KEY_LIFETIME:
+            if not outcome.refused:  # LINE did not take a refused one: it may go any time
+                batch.first_attempt_at = batch.first_attempt_at or now
+            if outcome.limit_reached:
+                hold_for_monthly_limit(session, now, outcome.error)
+            if (status == "pending" and batch.first_attempt_at
+                    and now - batch.first_attempt_at > RETRY_KEY_LIFETIME):
                 status = "failed"
             batch.status, batch.last_error = status, outcome.error
             batch.sent_at = now if status == "sent" else None

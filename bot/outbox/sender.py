@@ -6,9 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import String, cast, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db import transaction
@@ -35,6 +36,8 @@ PRIORITY = {"receipt": 0, "coupon_used": 0, "expiry_warning": 1, "birthday": 2, 
 SCHEDULED = {"expiry_warning", "birthday", "tier", "nudge", "winback", "campaign"}
 # these may use the month's last messages (the reserve); the others leave them
 ESSENTIAL = {"receipt", "coupon_used", "expiry_warning"}
+# marketing: a member gets at most [messaging] marketing_per_day / _per_week pushes of these
+MARKETING = ("nudge", "winback", "campaign")
 BATCH = 1000  # pending rows looked at together
 THREADS = 8  # pushes in flight at once: LINE is a network round trip away
 RUN_SECONDS = 45  # a run stops taking new pages before the next minute's run is due
@@ -82,6 +85,8 @@ class Due(NamedTuple):
     row_id: int | None = None
     batch_id: int | None = None
     push_key: str | None = None
+    user: str = ""  # the member's LINE id, for a push to one member
+    rows: tuple[int, ...] = ()  # a planned push: its rows, keyed once admitted
 
 
 class Gate:
@@ -90,17 +95,22 @@ class Gate:
     of them kept for receipts and expiry warnings. First sends and retries pass the same
     gate."""
 
-    def __init__(self, quiet: bool, left: int | None, reserve: int = 0) -> None:
+    def __init__(self, quiet: bool, left: int | None, reserve: int = 0,
+                 capped: Cap | None = None) -> None:
         self.quiet, self.left, self.reserve = quiet, left, reserve
-        self.chosen = self.held_quiet = self.held_budget = 0
+        self.capped = capped or Cap(None, None, None)
+        self.chosen = self.held_quiet = self.held_budget = self.held_cap = 0
 
     def admit(self, due: list[Due]) -> list[Due]:
         """The ones that may go, most important kinds first."""
         chosen = []
         for item in sorted(due, key=lambda d: (PRIORITY.get(d.kind, 0), d.batch_id is None,
-                                                d.batch_id or d.row_id or 0, d.push_key or "")):
+                                                d.batch_id or d.row_id or min(d.rows, default=0),
+                                                d.push_key or "")):
             if self.quiet and item.kind in SCHEDULED:
                 self.held_quiet += item.recipients
+            elif item.kind in MARKETING and item.user and self.capped(item.user):
+                self.held_cap += 1
             elif self.left is not None and item.recipients > self.left - (
                     0 if item.kind in ESSENTIAL else self.reserve):
                 self.held_budget += item.recipients  # a batch is never split: it waits
@@ -118,7 +128,52 @@ def _gate(sessions: sessionmaker[Session], client: QuotaSender, program: Program
                   if program.allowance is not None else None)
     limits = [x for x in (budget, client.pushes_left()) if x is not None]
     return Gate(in_quiet_hours(program, now), max(0, min(limits)) if limits else None,
-                program.reserve)
+                program.reserve, Cap(sessions, program, now))
+
+
+class Cap:
+    """Marketing pushes a member has had in the last day and week (read once a run, then
+    counted as this run admits more): capped when either limit is reached."""
+
+    def __init__(self, sessions: sessionmaker[Session] | None, program: Program | None,
+                 now: dt.datetime | None) -> None:
+        self.sessions, self.now = sessions, now  # without sessions: no cap
+        self.per_day = program.marketing_per_day if program else 0
+        self.per_week = program.marketing_per_week if program else 0
+        # read now, before any transaction of the run: on SQLite a read from a second
+        # session inside the run's write transaction would wait for that transaction
+        self.counts: dict[str, list[dt.datetime]] | None = (
+            self._read() if sessions is not None and now is not None else None)
+
+    def full(self, user: str) -> bool:
+        """Has this member had all the marketing pushes allowed?"""
+        if self.counts is None or self.now is None:
+            return False
+        sent = self.counts.get(user, [])
+        today = sum(1 for at in sent if at > self.now - dt.timedelta(days=1))
+        return today >= self.per_day or len(sent) >= self.per_week
+
+    def __call__(self, user: str) -> bool:
+        """True if capped; otherwise the push is counted as admitted."""
+        if self.full(user):
+            return True
+        if self.counts is not None and self.now is not None:
+            self.counts.setdefault(user, []).append(self.now)
+        return False
+
+    def _read(self) -> dict[str, list[dt.datetime]]:
+        request = func.coalesce(OutboxMessage.push_key, cast(OutboxMessage.batch_id, String),
+                                OutboxMessage.retry_key)
+        counts: dict[str, list[dt.datetime]] = {}
+        with self.sessions() as session:
+            for user, at in session.execute(
+                    select(OutboxMessage.line_user_id, func.max(OutboxMessage.sent_at))
+                    .where(OutboxMessage.status == "sent", OutboxMessage.kind.in_(MARKETING),
+                           OutboxMessage.via.in_(("push", "multicast")),
+                           OutboxMessage.sent_at > self.now - dt.timedelta(days=7))
+                    .group_by(OutboxMessage.line_user_id, request)):
+                counts.setdefault(user, []).append(at)
+        return counts
 
 
 def send_pending(sessions: sessionmaker[Session], client: QuotaSender, program: Program,
@@ -150,10 +205,12 @@ def send_pending(sessions: sessionmaker[Session], client: QuotaSender, program: 
                                               OutboxMessage.hold_until <= now,
                                               OutboxMessage.push_key.is_not(None)))
                                    .order_by(OutboxMessage.id).limit(BATCH)).all()
-        due += combine(sessions, rows, now, quiet)
-        if not due:
+        if not rows and not due:
             break
         gate = gate or _gate(sessions, client, program, now)  # LINE is asked once a run
+        due += combine(sessions, rows, now, quiet, gate.capped.full)
+        if not due:
+            break
         delivered += _deliver(sessions, client, gate.admit(due), now)
         if not rows:
             break
@@ -161,62 +218,108 @@ def send_pending(sessions: sessionmaker[Session], client: QuotaSender, program: 
     return _summary(gate, delivered, lapsed) + _waiting(sessions, now) + _dropped(dropped)
 
 
-def combine(sessions: sessionmaker[Session], rows: list, now: dt.datetime, quiet: bool
-            ) -> list[Due]:
-    """The pushes these due rows make: a member's rows in no push yet become one push (with
-    whatever else waits for them that may go now, 5 messages at most), joined to it before
-    it is first tried; rows already in a push go with it; a member's single row stays free
-    for a multicast. One Due per push, of its most urgent kind."""
+def combine(sessions: sessionmaker[Session], rows: list, now: dt.datetime, quiet: bool,
+            full: Callable[[str], bool]) -> list[Due]:
+    """The pushes these due rows make: rows already in a push go with it; a member's rows
+    in no push yet are planned as pushes (with whatever else waits for them, unbilled);
+    a member's single row stays free for a multicast. One Due per push, of its most urgent
+    kind. Planned pushes get their keys only once admitted (see _key)."""
     free: dict[str, list[int]] = {}
     keyed: dict[str, list[str]] = {}
+    users = {}
     for row in rows:
         if row.push_key is None:
             free.setdefault(row.line_user_id, []).append(row.id)
         else:
             keyed.setdefault(row.push_key, []).append(row.kind)
-    joined = _join(sessions, list(free), quiet)
-    keyed.update(joined.pushes)
-    due = [Due(min(kinds, key=lambda k: PRIORITY.get(k, 0)), 1, push_key=key)
-           for key, kinds in keyed.items()]
+            users[row.push_key] = row.line_user_id
+    due = [Due(_urgent(kinds), 1, push_key=key, user=users[key]) for key, kinds in keyed.items()]
+    planned = _plan(sessions, list(free), now, quiet, full)
+    in_plans = {row_id for plan in planned for row_id, _ in plan.rows}
     kinds = {row.id: row.kind for row in rows}
-    return due + [Due(kinds[row_id], 1, row_id=row_id) for user, ids in free.items()
-                  if user not in joined.users for row_id in ids]
+    return due + [Due(_urgent([kind for _, kind in plan.rows]), 1, user=plan.user,
+                      rows=tuple(row_id for row_id, _ in plan.rows)) for plan in planned] + [
+        Due(kinds[row_id], 1, row_id=row_id, user=user) for user, ids in free.items()
+        for row_id in ids if row_id not in in_plans]
 
 
-class Joined(NamedTuple):
-    pushes: dict[str, list[str]]  # push key -> kinds of its rows
-    users: set[str]  # members whose rows went into those pushes
+def _urgent(kinds: list[str]) -> str:
+    return min(kinds, key=lambda kind: PRIORITY.get(kind, 0))
 
 
-def _join(sessions: sessionmaker[Session], users: list[str], quiet: bool) -> Joined:
+class Plan(NamedTuple):
+    user: str
+    rows: list[tuple[int, str]]  # (row id, kind) in id order
+
+
+def _plan(sessions: sessionmaker[Session], users: list[str], now: dt.datetime, quiet: bool,
+          full: Callable[[str], bool]) -> list[Plan]:
     """For each member with a due row and something else free (due, or still waiting for a
-    reply: it rides along unbilled), give those rows push keys in id order, 5 messages a
-    push. A member with one free row keeps it free, for a multicast."""
+    reply: it rides along unbilled), their pushes: 5 messages each, the most urgent first,
+    each push in id order. Every push carries a row that is due now; marketing alone makes
+    at most one push a run, and none for a member the marketing cap has reached (`full`):
+    it waits, free to ride a reply."""
     if not users:
-        return Joined({}, set())
+        return []
     allowed = [OutboxMessage.kind.not_in(SCHEDULED)] if quiet else []
-    made: dict[str, list[str]] = {}
-    with transaction(sessions) as session:
-        rows = session.execute(
-            select(OutboxMessage).join(Member, Member.id == OutboxMessage.member_id)
-            .where(OutboxMessage.line_user_id.in_(users), *FREE, *allowed,
-                   Member.status == "active")
-            .order_by(OutboxMessage.line_user_id, OutboxMessage.id).with_for_update()
-            .execution_options(populate_existing=True)).scalars().all()
-        by_user: dict[str, list[OutboxMessage]] = {}
-        for row in rows:
+    by_user: dict[str, list] = {}
+    with sessions() as session:
+        for row in session.execute(
+                select(OutboxMessage.id, OutboxMessage.line_user_id, OutboxMessage.kind,
+                       OutboxMessage.payload, OutboxMessage.hold_until)
+                .join(Member, Member.id == OutboxMessage.member_id)
+                .where(OutboxMessage.line_user_id.in_(users), *FREE, *allowed,
+                       Member.status == "active")
+                .order_by(OutboxMessage.line_user_id, OutboxMessage.id)):
             by_user.setdefault(row.line_user_id, []).append(row)
-        for user_rows in by_user.values():
-            if len(user_rows) < 2:
+    plans = []
+    for user, rows in by_user.items():
+        pushes = _pushes_for(rows, now, full(user)) if len(rows) > 1 else []
+        if sum(len(push) for push in pushes) > 1:
+            plans += [Plan(user, [(row.id, row.kind) for row in push]) for push in pushes]
+    return plans
+
+
+def _pushes_for(rows: list, now: dt.datetime, capped: bool) -> list[list]:
+    """A member's free rows as pushes of at most 5 messages, most urgent kinds first."""
+    chunks: list[list] = [[]]
+    used = 0
+    for row in sorted(rows, key=lambda r: (PRIORITY.get(r.kind, 0), r.id)):
+        size = len(row.payload["messages"])
+        if used + size > MESSAGES_MAX:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(row)
+        used += size
+    pushes, marketing = [], 0
+    for chunk in chunks:
+        if all(row.hold_until is not None and row.hold_until > now for row in chunk):
+            continue  # nothing in it is due: it keeps waiting for a reply
+        if all(row.kind in MARKETING for row in chunk):
+            if capped or marketing:
                 continue
-            key, used = None, MESSAGES_MAX
-            for row in user_rows:
-                size = len(row.payload["messages"])
-                if used + size > MESSAGES_MAX:
-                    key, used = row.retry_key, 0
-                row.push_key, used = key, used + size
-                made.setdefault(key, []).append(row.kind)
-    return Joined(made, {user for user, user_rows in by_user.items() if len(user_rows) > 1})
+            marketing += 1
+        pushes.append(sorted(chunk, key=lambda r: r.id))
+    return pushes
+
+
+def _key(sessions: sessionmaker[Session], plans: list[Due]) -> list[str]:
+    """Give admitted planned pushes their keys (a row's own retry key), with every row
+    still free under the lock: a row a reply or another clock took meanwhile is left out."""
+    ids = [row_id for plan in plans for row_id in plan.rows]
+    if not ids:
+        return []
+    keys = []
+    with transaction(sessions) as session:
+        free = {row.id: row for row in session.scalars(
+            select(OutboxMessage).where(OutboxMessage.id.in_(ids), *FREE)
+            .with_for_update(of=OutboxMessage).execution_options(populate_existing=True))}
+        for plan in plans:
+            rows = [free[row_id] for row_id in plan.rows if row_id in free]
+            for row in rows:
+                row.push_key = rows[0].retry_key
+            keys += [rows[0].retry_key] if rows else []
+    return keys
 
 
 def drop_stale(sessions: sessionmaker[Session], program: Program, now: dt.datetime) -> int:
@@ -251,6 +354,7 @@ def _deliver(sessions: sessionmaker[Session], client: QuotaSender, chosen: list[
     grouped = make_batches(sessions, [d.row_id for d in chosen if d.row_id is not None], now)
     earlier = [d.batch_id for d in chosen if d.batch_id is not None]
     keys = [d.push_key for d in chosen if d.push_key is not None]
+    keys += _key(sessions, [d for d in chosen if d.rows])
     with sessions() as session:
         pushes = list(session.scalars(select(func.min(OutboxMessage.id)).where(
             OutboxMessage.push_key.in_(keys), OutboxMessage.status == "pending")
@@ -266,5 +370,7 @@ def _summary(gate: Gate | None, delivered: int, lapsed: int) -> str:
     if gate.held_quiet or gate.held_budget:
         log.info("held back %d pushes for quiet hours and %d for the push budget",
                  gate.held_quiet, gate.held_budget)
-    return (f"{delivered} of {gate.chosen} delivered; held {gate.held_quiet} for quiet hours, "
-            f"{gate.held_budget} for the budget{given_up}")
+    capped = f", {gate.held_cap} for the marketing cap" if gate.held_cap else ""
+    return (f"{delivered} messages delivered in {gate.chosen} pushes and multicast "
+            f"recipients; held {gate.held_quiet} for quiet hours, "
+            f"{gate.held_budget} for the budget{capped}{given_up}")

@@ -36,10 +36,11 @@ def upgrade() -> None:
         batch_op.create_index('ix_outbox_pending_user', ['line_user_id'], unique=False,
                               sqlite_where=PENDING, postgresql_where=PENDING)
         batch_op.create_index('ix_outbox_push_key', ['push_key'], unique=False)
-    # a row tried before keeps going out alone under its own retry key (LINE may have it);
-    # rows never tried may be combined with others from now on
+    # a pending row goes out alone under its own retry key, as before: the code before this
+    # one may have pushed it already (it records an attempt only after LINE answers), and
+    # only that key makes a resend safe
     op.execute("UPDATE outbox SET push_key = retry_key "
-               "WHERE status = 'pending' AND batch_id IS NULL AND first_attempt_at IS NOT NULL")
+               "WHERE status = 'pending' AND batch_id IS NULL")
     op.execute("UPDATE outbox SET via = CASE WHEN batch_id IS NULL THEN 'push' "
                "ELSE 'multicast' END WHERE status = 'sent'")
 
