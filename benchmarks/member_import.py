@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/member_import.py                      # SQLite in a temp folder
     .venv/bin/python benchmarks/member_import.py postgresql://postgres@127.0.0.1:5432/test
 
-The file is the one tests/test_member_data.py imports (which checks the rows, the progress
-and the totals). Prints figures; asserts nothing. On PostgreSQL it works in a schema of its
-own and drops it.
+The rows are made like those of tests/test_member_data.py, which checks the batches, the
+progress and the totals on a few hundred rows. Prints figures; asserts nothing. On
+PostgreSQL it works in a schema of its own and drops it.
 """
 
 from __future__ import annotations

@@ -147,15 +147,9 @@ def now() -> dt.datetime:
 
 @pytest.fixture(scope="session")
 def fake_line_server():
-    from tests.fake_line import FakeLine, _Handler
-
-    class NoDelayHandler(_Handler):
-        """The handler sends a response's headers and its body in two writes; with Nagle's
-        algorithm on, the body waits for the client's delayed ACK, 40 ms a LINE call."""
-        disable_nagle_algorithm = True  # TCP_NODELAY on each connection
+    from tests.fake_line import FakeLine
 
     with FakeLine() as fake:
-        fake._server.RequestHandlerClass = NoDelayHandler  # before any request is made
         yield fake
 
 

@@ -580,6 +580,9 @@ _ROUTES: list[tuple[str, str, str]] = [
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's urllib3 pool expects
+    # a response's headers and body go in two writes: with Nagle's algorithm on, the body
+    # waits for the client's delayed ACK, about 40 ms a LINE call
+    disable_nagle_algorithm = True
     timeout = 30  # an idle kept-alive connection is dropped after this
 
     def _serve(self) -> None:
