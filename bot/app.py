@@ -7,7 +7,7 @@ import sys
 
 from flask import Flask, jsonify, request
 
-from bot import api, simulator
+from bot import api, console, simulator
 from bot.api import http_problem
 from bot.bootstrap import build
 from bot.cli import register_cli
@@ -29,6 +29,7 @@ def create_app(config: Config | None = None) -> Flask:
     webhook.init_app(app)
     app.register_blueprint(qr_images.bp)
     api.init_app(app)
+    console.init_app(app)
     simulator.init_app(app)
     _errors(app)
     register_cli(app)

@@ -23,6 +23,14 @@ def _positive_int(env: dict[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
+def _count(env: dict[str, str], name: str) -> int:
+    raw = (env.get(name) or "0").strip()
+    if not raw.isdigit() or int(raw) > 10:
+        raise ConfigError(f"Configuration error: {name} must be a whole number from 0 to 10, "
+                          f"not {raw!r}")
+    return int(raw)
+
+
 def _switch(env: dict[str, str], name: str) -> bool:
     raw = (env.get(name) or "").strip()
     if raw in ("", "0", "1"):
@@ -55,6 +63,12 @@ class Config:
     public_base_url: str = "http://127.0.0.1:5000"  # where LINE fetches QR images from
     line_api_base_url: str = ""  # tests only: send every LINE API call to this host
     simulator: bool = False  # SIMULATOR=1: the browser LINE simulator takes the channel's place
+    console_setup_token: str = ""  # lets /admin/setup make the first owner, until one exists
+    trusted_proxy_hops: int = 0  # proxies in front of the app whose X-Forwarded-For is trusted
+
+    @property
+    def https(self) -> bool:
+        return self.public_base_url.startswith("https://")
 
     @property
     def line_configured(self) -> bool:
@@ -77,6 +91,8 @@ class Config:
                              or f"http://127.0.0.1:{_positive_int(env, 'PORT', 5000)}").rstrip("/"),
             line_api_base_url=env.get("LINE_API_BASE_URL", "").rstrip("/"),
             simulator=_switch(env, "SIMULATOR"),
+            console_setup_token=(env.get("CONSOLE_SETUP_TOKEN") or "").strip(),
+            trusted_proxy_hops=_count(env, "TRUSTED_PROXY_HOPS"),
         )._checked()
 
     def _checked(self) -> Config:

@@ -57,6 +57,7 @@ def serve() -> int:
     if env["SIMULATOR"] == "1":
         print(f"LINE simulator: http://127.0.0.1:{port}/simulator "
               f"(template gallery: /simulator/gallery)")
+        run("flask", "--app", "bot", "owner", "demo", env=env)
     return run("flask", "--app", "bot", "run", "--port", port, "--with-threads", env=env)
 
 

@@ -521,3 +521,56 @@ class Campaign(Base):
     status: Mapped[str] = mapped_column(String(16), default="draft")
     created_at: Mapped[dt.datetime]
     sent_at: Mapped[dt.datetime | None]
+
+
+class ConsoleAccount(Base):
+    """Someone who signs in to the owner console: an owner, or a manager."""
+
+    __tablename__ = "console_accounts"
+    __table_args__ = (CheckConstraint("role IN ('owner', 'manager')", name="role_known"),)
+
+    id: Id = pk()
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str | None] = mapped_column(String(255))  # None until set by link
+    password_changed_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime]
+    removed_at: Mapped[dt.datetime | None]
+
+
+class ConsoleSession(Base):
+    """A signed-in browser: only the hash of its cookie's token is kept."""
+
+    __tablename__ = "console_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = ref("console_accounts.id")
+    created_at: Mapped[dt.datetime]
+    last_seen_at: Mapped[dt.datetime]
+    address: Mapped[str] = mapped_column(String(64), default="")
+
+
+class ConsoleLink(Base):
+    """A one-time link to set a password (a new account, or a reset), valid for a day."""
+
+    __tablename__ = "console_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = ref("console_accounts.id")
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]
+
+
+class ConsoleLoginFailure(Base):
+    """A failed sign-in, for throttling per account and per client address."""
+
+    __tablename__ = "console_login_failures"
+    __table_args__ = (Index("ix_console_login_failures_email_at", "email", "at"),
+                      Index("ix_console_login_failures_address_at", "address", "at"))
+
+    id: Id = pk()
+    email: Mapped[str] = mapped_column(String(254))
+    address: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime]
+

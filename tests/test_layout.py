@@ -11,7 +11,8 @@ from bot.config import ROOT
 
 # a query or a write of the models, as written in this codebase
 QUERY = re.compile(r"((?<![\w.])(select|update|delete)\(|session\.(add|add_all|delete|execute)\()")
-ADAPTERS = ["bot/line", "bot/cli", "bot/api", "bot/jobs.py", "bot/simulator/views.py"]
+ADAPTERS = ["bot/line", "bot/cli", "bot/api", "bot/console", "bot/jobs.py",
+            "bot/simulator/views.py"]
 
 
 def adapter_files() -> list[Path]:

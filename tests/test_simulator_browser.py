@@ -16,29 +16,17 @@ from pathlib import Path
 import pytest
 
 from bot.config import ROOT
+from tests.chromium import chrome, needs_chromium
 from tests.live_app import free_port, served, simulator_config
 
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and DRIVER),
-    reason="browser tests need Debian's chromium and chromium-driver (apt-get install "
-           "chromium chromium-driver); .ci/run installs them")
+pytestmark = needs_chromium
 ARTIFACTS = ROOT / "test-artifacts"
 WAIT = 20  # seconds: the first event warms up the app
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1280,1000", "--lang=zh-TW"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(DRIVER))
+    driver = chrome(1280, 1000)
     yield driver
     driver.quit()
 

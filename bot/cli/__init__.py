@@ -8,6 +8,7 @@ from bot.cli.campaigns import campaign_group, tags_group
 from bot.cli.db import db_group
 from bot.cli.jobs import jobs_group, report_command
 from bot.cli.members import members_group, points_group
+from bot.cli.owners import owner_group
 from bot.cli.program import program_group
 from bot.cli.richmenu import richmenu_group
 from bot.cli.staff import staff_group
@@ -17,5 +18,5 @@ from bot.cli.tokens import api_token_group
 def register_cli(app: Flask) -> None:
     for command in (db_group, program_group, points_group, members_group, staff_group,
                     richmenu_group, jobs_group, api_token_group, report_command, tags_group,
-                    campaign_group):
+                    campaign_group, owner_group):
         app.cli.add_command(command)

@@ -12,7 +12,7 @@ bp = Blueprint("qr", __name__)
 @bp.get("/qr/<token>.png")
 def qr_image(token: str) -> Response:
     """The QR PNG for a token; anything forged or altered is a plain 404."""
-    payload = qr.payload(current_app.config["SECRET_KEY"], token)
+    payload = qr.payload(current_app.extensions["loyalty"].config.secret_key, token)
     if payload is None:
         abort(404)
     response = Response(qr.png(payload), mimetype="image/png")

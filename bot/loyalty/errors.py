@@ -272,3 +272,81 @@ class LinkNeedsLineMember(LoyaltyError):
     code = "link_not_line_member"
     zh = "只能綁定到已加入 LINE 的會員。"
     en = "A record can only be linked to a member who joined on LINE."
+
+
+class ConsoleError(LoyaltyError):
+    code = "console_error"
+
+
+class SetupClosed(ConsoleError):
+    code = "setup_closed"
+    zh = "已經有店主帳號了：請登入，或請店主邀請你。"
+    en = "An owner account exists already: sign in, or ask the owner to invite you."
+
+
+class WrongSetupToken(ConsoleError):
+    code = "wrong_setup_token"
+    zh = "設定碼不正確（請看部署平台上的 CONSOLE_SETUP_TOKEN）。"
+    en = "That setup token is not right (see CONSOLE_SETUP_TOKEN in your hosting settings)."
+
+
+class SetupNotConfigured(ConsoleError):
+    code = "setup_not_configured"
+    zh = "尚未設定 CONSOLE_SETUP_TOKEN：請在部署平台設定後重新啟動，或用指令 owner add 建立帳號。"
+    en = "CONSOLE_SETUP_TOKEN is not set: set it in your hosting settings and restart, or " \
+         "create the account with the owner add command."
+
+
+class InvalidEmail(ConsoleError):
+    code = "invalid_email"
+    zh = "電子郵件格式不正確：{email}"
+    en = "That is not an e-mail address: {email}"
+
+
+class WeakPassword(ConsoleError):
+    code = "weak_password"
+    zh = "密碼至少要 {minimum} 個字元，且不能只有同一個字。"
+    en = "A password needs at least {minimum} characters, not all the same."
+
+
+class AccountExists(ConsoleError):
+    code = "account_exists"
+    zh = "{email} 已經有帳號了。"
+    en = "{email} has an account already."
+
+
+class UnknownAccount(ConsoleError):
+    code = "unknown_account"
+    zh = "沒有 {email} 這個帳號。"
+    en = "There is no account for {email}."
+
+
+class LastOwner(ConsoleError):
+    code = "last_owner"
+    zh = "這是最後一個店主帳號，不能移除。"
+    en = "This is the last owner account: it cannot be removed."
+
+
+class LoginRefused(ConsoleError):
+    code = "login_refused"
+    zh = "電子郵件或密碼不正確。"
+    en = "Wrong e-mail or password."
+
+
+class LoginThrottled(ConsoleError):
+    code = "login_throttled"
+    zh = "登入失敗太多次，請 {minutes} 分鐘後再試。"
+    en = "Too many failed sign-ins: try again in {minutes} minutes."
+
+
+class LinkInvalid(ConsoleError):
+    code = "link_invalid"
+    zh = "這個連結已失效或已使用過，請向店主要新的連結。"
+    en = "This link has expired or was used already: ask the owner for a new one."
+
+
+class OwnerOnly(ConsoleError):
+    code = "owner_only"
+    zh = "只有店主可以這樣做。"
+    en = "Only an owner can do this."
+

@@ -1,0 +1,318 @@
+"""The console's pages: sign-in, the first owner, passwords, accounts, the dashboard."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from bot.bootstrap import Runtime
+from bot.console.words import words
+from bot.db import transaction
+from bot.loyalty import accounts
+from bot.loyalty.errors import ConsoleError, LoginRefused, LoyaltyError
+from bot.loyalty.report import build_report, report_period
+from bot.loyalty.timeutil import utcnow
+
+bp = Blueprint("console", __name__, url_prefix="/admin", template_folder="templates",
+               static_folder="static", static_url_path="/static")
+_csrf: CSRFProtect | None = None
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+def init(csrf: CSRFProtect) -> None:
+    global _csrf
+    _csrf = csrf
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["loyalty"]
+
+
+# -- every request -------------------------------------------------------------------------------
+@bp.before_request
+def load() -> Any:
+    """The language, the clock, the CSRF check of a form, and who is signed in."""
+    g.now = utcnow()
+    g.lang = request.cookies.get("lang") or (
+        "en" if (request.accept_languages.best_match(["zh-TW", "zh", "en"]) or "zh") == "en"
+        else "zh-TW")
+    g.t = words(g.lang)
+    if request.method == "POST" and _csrf is not None:
+        _csrf.protect()
+    g.who = None
+    token = session.get("sid")
+    if token:
+        with transaction(runtime().sessions) as db:
+            found = accounts.signed_in(db, token, g.now)
+            g.who = found.account if found else None
+        if g.who is None:
+            session.clear()
+            g.expired = True
+    return None
+
+
+@bp.context_processor
+def shop() -> dict[str, Any]:
+    program = runtime().program
+    return {"config_shop": lambda: program.shop_name_en if g.lang == "en"
+            else program.shop_name}
+
+
+@bp.after_request
+def headers(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    if runtime().config.https:
+        response.headers["Strict-Transport-Security"] = "max-age=31536000"
+    return response
+
+
+@bp.errorhandler(CSRFError)
+def bad_form(exc: CSRFError) -> tuple[str, int]:
+    return page("message.html", 400, message=g.t["bad_form"])
+
+
+def page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
+    return render_template(f"console/{template}", **context), status
+
+
+def address() -> str:
+    """The client's address: the socket's, or (TRUSTED_PROXY_HOPS) the router's header."""
+    return (request.remote_addr or "")[:64]
+
+
+def signed_in(role: str | None = None) -> Callable:
+    """The view needs a signed-in account (of `role`, if given)."""
+    def wrap(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if g.who is None:
+                return redirect(url_for("console.login", next=request.path,
+                                        expired=1 if g.get("expired") else None))
+            if role and g.who.role != role:
+                return page("message.html", 403, message=g.t["not_allowed"])
+            return view(*args, **kwargs)
+        return guarded
+    return wrap
+
+
+def _next(target: str | None) -> str:
+    """Only a path inside the console: never an address elsewhere."""
+    parts = urlsplit(target or "")
+    if parts.scheme or parts.netloc or not parts.path.startswith("/admin"):
+        return url_for("console.dashboard")
+    return parts.path
+
+
+def _start(account_token: str) -> None:
+    session.clear()  # a new session, and with it a new CSRF token
+    session["sid"] = account_token
+
+
+# -- signing in ----------------------------------------------------------------------------------
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    """Sign in with e-mail and password."""
+    error = g.t["session_over"] if request.args.get("expired") else None
+    if request.method == "POST":
+        try:
+            with transaction(runtime().sessions) as db:
+                signed = accounts.sign_in(db, request.form.get("email", ""),
+                                          request.form.get("password", ""), address(), g.now)
+        except ConsoleError as exc:  # throttled
+            return page("login.html", 429, error=exc.message(g.lang),
+                        email=request.form.get("email", ""))
+        if signed is None:
+            return page("login.html", 401, error=LoginRefused().message(g.lang),
+                        email=request.form.get("email", ""))
+        _start(signed[1])
+        return redirect(_next(request.args.get("next")))
+    with runtime().sessions() as db:
+        if not accounts.has_owner(db):
+            return redirect(url_for("console.setup"))
+    return page("login.html", error=error, email="")
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    with transaction(runtime().sessions) as db:
+        accounts.sign_out(db, session.get("sid"))
+    session.clear()
+    return redirect(url_for("console.login"))
+
+
+@bp.route("/setup", methods=["GET", "POST"])
+def setup() -> Any:
+    """The first owner, with the setup token from the hosting settings."""
+    with runtime().sessions() as db:
+        if accounts.has_owner(db):
+            return page("message.html", message=g.t["setup_done"], link="console.login")
+    if request.method == "POST":
+        try:
+            with transaction(runtime().sessions) as db:
+                account = accounts.setup_first_owner(
+                    db, runtime().config.console_setup_token, request.form.get("token", ""),
+                    request.form.get("email", ""), request.form.get("password", ""), g.now)
+                token = accounts.start_session(db, account, address(), g.now)
+        except ConsoleError as exc:
+            return page("setup.html", 400, error=exc.message(g.lang),
+                        email=request.form.get("email", ""))
+        _start(token)
+        return redirect(url_for("console.dashboard"))
+    return page("setup.html", error=None, email="")
+
+
+@bp.route("/password/<token>", methods=["GET", "POST"])
+def set_password(token: str) -> Any:
+    """A one-time link: set the password of a new account, or a new one after a reset."""
+    email = ""
+    try:
+        with transaction(runtime().sessions) as db:
+            email = accounts.link_account(db, token, g.now).email
+            if request.method == "POST":
+                accounts.set_password_by_link(db, token, request.form.get("password", ""),
+                                              g.now)
+                session.clear()
+                return page("message.html", message=g.t["password_set"],
+                            link="console.login")
+    except ConsoleError as exc:
+        status = 400 if exc.code == "weak_password" else 404
+        if status == 404:
+            return page("message.html", 404, message=exc.message(g.lang))
+        return page("set_password.html", status, email=email, error=exc.message(g.lang))
+    return page("set_password.html", email=email, error=None)
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@signed_in()
+def change_password() -> Any:
+    """Change your own password: every session of yours ends, this one too."""
+    if request.method == "POST":
+        try:
+            with transaction(runtime().sessions) as db:
+                account = db.merge(g.who)
+                accounts.change_password(db, account, request.form.get("old", ""),
+                                         request.form.get("new", ""), g.now)
+        except ConsoleError as exc:
+            return page("change_password.html", 400, error=exc.message(g.lang))
+        session.clear()
+        return page("message.html", message=g.t["password_changed"], link="console.login")
+    return page("change_password.html", error=None)
+
+
+@bp.post("/language")
+def language() -> Any:
+    response = redirect(_next(request.form.get("next")))
+    response.set_cookie("lang", "zh-TW" if g.lang == "en" else "en", max_age=365 * 86400,
+                        samesite="Lax", secure=runtime().config.https, httponly=True,
+                        path="/admin")
+    return response
+
+
+# -- accounts (owners only) ------------------------------------------------------------------
+@bp.route("/accounts", methods=["GET", "POST"])
+@signed_in("owner")
+def accounts_page() -> Any:
+    """Invite a manager or owner, reset a password, remove an account."""
+    notice, link, error = None, None, None
+    if request.method == "POST":
+        action, email = request.form.get("action"), request.form.get("email", "")
+        who = accounts.actor(g.who)
+        try:
+            with transaction(runtime().sessions) as db:
+                if action == "invite":
+                    account, token = accounts.add_account(
+                        db, email, request.form.get("role", "manager")
+                        if request.form.get("role") in accounts.ROLES else "manager",
+                        g.now, actor=who)
+                elif action == "reset":
+                    account, token = accounts.reset_link(db, email, g.now, actor=who)
+                else:
+                    accounts.remove_account(db, email, g.now, actor=who)
+                    account, token = None, None
+        except LoyaltyError as exc:
+            error = exc.message(g.lang)
+        else:
+            if token:
+                notice = g.t["link_for"].format(email=account.email)
+                link = f"{runtime().config.public_base_url}/admin/password/{token}"
+            else:
+                notice = g.t["removed"].format(email=email)
+    with runtime().sessions() as db:
+        listed = accounts.accounts(db)
+    return page("accounts.html", 400 if error else 200, listed=listed, notice=notice,
+                link=link, error=error)
+
+
+# -- the dashboard -------------------------------------------------------------------------------
+@bp.get("/")
+@signed_in()
+def dashboard() -> Any:
+    """The shop's figures for a period beside the period before it."""
+    rt, tz = runtime(), runtime().program.timezone
+    try:
+        days = [dt.date.fromisoformat(request.args[k]) if request.args.get(k) else None
+                for k in ("from", "to")]
+        start, end = report_period(rt.program, days[0], days[1], g.now)
+    except ValueError:
+        start, end = report_period(rt.program, None, None, g.now)
+    before = (start - (end - start), start)
+    with rt.sessions() as db:
+        now_report = build_report(db, rt.program, start, end, g.now,
+                                  quota=rt.program.allowance)
+        then_report = build_report(db, rt.program, *before, g.now)
+    rows = figures(now_report, then_report)
+    last = (end - dt.timedelta(microseconds=1)).astimezone(tz).date()
+    return page("dashboard.html", rows=rows, first=start.astimezone(tz).date(), last=last,
+                report=now_report)
+
+
+def money(value: float | int | None) -> str:
+    return "-" if value is None else f"NT${round(value):,}"
+
+
+def figures(now: Any, then: Any) -> list[tuple[str, str, str]]:
+    """(label key, this period, previous period) for the dashboard's table."""
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1f}%"
+
+    def num(v: Any) -> str:
+        return "-" if v is None else f"{v:,}"
+
+    pairs = [
+        ("members_total", num(now.members.total), num(then.members.total)),
+        ("members_new", num(now.members.new), num(then.members.new)),
+        ("members_active", num(now.members.active), num(then.members.active)),
+        ("members_dormant", num(now.members.dormant), num(then.members.dormant)),
+        ("revenue", money(now.sales.revenue), money(then.sales.revenue)),
+        ("average_order", money(now.sales.average_order_value),
+         money(then.sales.average_order_value)),
+        ("repurchase_rate", pct(now.sales.repurchase_rate), pct(then.sales.repurchase_rate)),
+        ("repurchase_cycle", num(now.sales.repurchase_cycle_days),
+         num(then.sales.repurchase_cycle_days)),
+        ("redemption_rate", pct(now.coupons.total.redemption_rate),
+         pct(then.coupons.total.redemption_rate)),
+        ("points_liability", money(now.points.outstanding_value),
+         money(then.points.outstanding_value)),
+        ("billed_messages", num(now.pushes.billed), num(then.pushes.billed)),
+    ]
+    return pairs

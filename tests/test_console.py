@@ -1,0 +1,275 @@
+"""The owner console: who gets in, how long they stay, what protects its forms."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from unittest import mock
+
+import pytest
+from sqlalchemy import select
+
+from bot.app import create_app
+from bot.config import DEFAULT_PROGRAM, Config
+from bot.db import transaction
+from bot.loyalty import accounts
+from bot.loyalty.members import register_member
+from bot.loyalty.purchases import record_purchase
+from bot.loyalty.timeutil import utcnow
+from bot.models import AuditLog, ConsoleAccount
+from tests.line_helpers import user_id
+
+TOKEN = "setup-token-from-the-paas"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def config(db_url) -> Config:
+    return Config(database_url=db_url, program_path=str(DEFAULT_PROGRAM),
+                  secret_key="console-test-secret", console_setup_token=TOKEN,
+                  public_base_url="https://cafe.example")
+
+
+@pytest.fixture
+def app(config):
+    app = create_app(config)
+    yield app
+    app.extensions["loyalty"].engine.dispose()
+
+
+@pytest.fixture
+def browser(app):
+    return app.test_client()
+
+
+def csrf(browser, path: str) -> str:
+    page = browser.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def setup_owner(browser, email: str = "owner@cafe.tw") -> None:
+    answer = browser.post("/admin/setup", data={
+        "csrf_token": csrf(browser, "/admin/setup"), "token": TOKEN, "email": email,
+        "password": PASSWORD})
+    assert answer.status_code == 302 and answer.headers["Location"] == "/admin/"
+
+
+def sign_in(browser, email: str, password: str = PASSWORD, **headers):
+    return browser.post("/admin/login", headers=headers, data={
+        "csrf_token": csrf(browser, "/admin/login"), "email": email, "password": password})
+
+
+def invite(app, email: str, role: str) -> str:
+    with transaction(app.extensions["loyalty"].sessions) as session:
+        _, token = accounts.add_account(session, email, role, utcnow(), actor="test")
+    return token
+
+
+def set_password(browser, token: str, password: str = PASSWORD):
+    path = f"/admin/password/{token}"
+    return browser.post(path, data={"csrf_token": csrf(browser, path), "password": password})
+
+
+# -- the first owner -------------------------------------------------------------------------
+def test_the_first_owner_is_made_with_the_setup_token_which_then_opens_nothing(app, browser):
+    assert browser.get("/admin/login").headers["Location"] == "/admin/setup"
+    wrong = browser.post("/admin/setup", data={
+        "csrf_token": csrf(browser, "/admin/setup"), "token": "guess", "email": "x@cafe.tw",
+        "password": PASSWORD})
+    assert wrong.status_code == 400 and "CONSOLE_SETUP_TOKEN" in wrong.get_data(as_text=True)
+    setup_owner(browser)
+    assert "會員總數" in browser.get("/admin/").get_data(as_text=True)
+    other = app.test_client()
+    again = other.post("/admin/setup", data={
+        "csrf_token": csrf(other, "/admin/login"), "token": TOKEN, "email": "thief@evil.tw",
+        "password": PASSWORD})
+    assert "已經有店主帳號" in again.get_data(as_text=True)
+    with app.extensions["loyalty"].sessions() as session:
+        assert [a.email for a in accounts.accounts(session)] == ["owner@cafe.tw"]
+
+
+def test_without_a_setup_token_the_setup_page_says_how_to_make_an_owner(config, db_url):
+    app = create_app(dataclasses.replace(config, console_setup_token=""))
+    browser = app.test_client()
+    answer = browser.post("/admin/setup", data={
+        "csrf_token": csrf(browser, "/admin/setup"), "token": "", "email": "o@cafe.tw",
+        "password": PASSWORD})
+    assert answer.status_code == 400 and "owner add" in answer.get_data(as_text=True)
+    app.extensions["loyalty"].engine.dispose()
+
+
+# -- signing in ------------------------------------------------------------------------------
+def test_a_wrong_password_is_refused_and_five_in_a_row_throttle_the_account(app, browser):
+    setup_owner(browser)
+    stranger = app.test_client()
+    for _ in range(5):
+        assert sign_in(stranger, "owner@cafe.tw", "wrong password!").status_code == 401
+    throttled = sign_in(stranger, "owner@cafe.tw")  # even the right password, for now
+    assert throttled.status_code == 429 and "15" in throttled.get_data(as_text=True)
+    later = utcnow() + dt.timedelta(minutes=16)
+    with mock.patch("bot.console.views.utcnow", lambda: later):
+        assert sign_in(stranger, "owner@cafe.tw").status_code == 302
+
+
+def test_failures_are_counted_per_client_address_through_the_trusted_router_only(
+        config, browser, app):
+    setup_owner(browser)
+    for n in range(20):  # twenty unknown accounts tried from one address
+        sign_in(app.test_client(), f"nobody{n}@cafe.tw", "wrong password!",
+                **{"X-Forwarded-For": "203.0.113.9"})
+    # no proxy is trusted: the header is ignored, so the test client's own address is throttled
+    assert sign_in(app.test_client(), "owner@cafe.tw").status_code == 429
+    trusting = create_app(dataclasses.replace(config, trusted_proxy_hops=1))
+    with mock.patch("bot.console.views.utcnow", lambda: utcnow() + dt.timedelta(minutes=16)):
+        for n in range(20):
+            sign_in(trusting.test_client(), f"x{n}@cafe.tw", "wrong password!",
+                    **{"X-Forwarded-For": "203.0.113.9"})
+        assert sign_in(trusting.test_client(), "owner@cafe.tw",
+                       **{"X-Forwarded-For": "203.0.113.9"}).status_code == 429
+        assert sign_in(trusting.test_client(), "owner@cafe.tw",
+                       **{"X-Forwarded-For": "198.51.100.7"}).status_code == 302
+    trusting.extensions["loyalty"].engine.dispose()
+
+
+def test_a_session_idle_for_thirty_minutes_is_sent_back_to_sign_in(app, browser):
+    setup_owner(browser)
+    later = utcnow() + dt.timedelta(minutes=31)
+    with mock.patch("bot.console.views.utcnow", lambda: later):
+        answer = browser.get("/admin/")
+        assert answer.status_code == 302 and "expired=1" in answer.headers["Location"]
+        assert "逾時" in browser.get(answer.headers["Location"]).get_data(as_text=True)
+
+
+def test_an_active_session_still_ends_twelve_hours_after_sign_in(app, browser):
+    setup_owner(browser)
+    start = utcnow()
+    for minutes in range(20, 12 * 60, 20):  # used every 20 minutes all day
+        with mock.patch("bot.console.views.utcnow",
+                        lambda m=minutes: start + dt.timedelta(minutes=m)):
+            assert browser.get("/admin/").status_code == 200
+    with mock.patch("bot.console.views.utcnow", lambda: start + dt.timedelta(hours=12, minutes=1)):
+        assert browser.get("/admin/").status_code == 302
+
+
+def test_every_sign_in_gets_a_new_session_and_sign_out_ends_it(app, browser):
+    setup_owner(browser)
+    before = browser.get_cookie("console", path="/admin").value
+    browser.post("/admin/logout", data={"csrf_token": csrf(browser, "/admin/")})
+    assert browser.get("/admin/").status_code == 302
+    assert sign_in(browser, "owner@cafe.tw").status_code == 302
+    assert browser.get_cookie("console", path="/admin").value != before
+
+
+def test_the_session_cookie_is_http_only_lax_and_secure_over_https(app, browser):
+    answer = browser.post("/admin/setup", data={
+        "csrf_token": csrf(browser, "/admin/setup"), "token": TOKEN, "email": "o@cafe.tw",
+        "password": PASSWORD})
+    cookie = next(v for k, v in answer.headers.items()
+                  if k == "Set-Cookie" and v.startswith("console="))
+    assert {"HttpOnly", "Secure", "SameSite=Lax", "Path=/admin"} <= {
+        part.strip() for part in cookie.split(";")}
+
+
+# -- forms and headers ---------------------------------------------------------------------------
+def test_a_form_posted_without_its_csrf_token_is_refused_and_changes_nothing(app, browser):
+    setup_owner(browser)
+    answer = browser.post("/admin/accounts", data={"action": "invite", "email": "m@cafe.tw",
+                                                    "role": "manager"})
+    assert answer.status_code == 400 and "表單已過期" in answer.get_data(as_text=True)
+    with app.extensions["loyalty"].sessions() as session:
+        assert [a.email for a in accounts.accounts(session)] == ["owner@cafe.tw"]
+
+
+def test_pages_forbid_inline_script_framing_and_caching_and_insist_on_https(app, browser):
+    answer = browser.get("/admin/setup")
+    csp = answer.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert answer.headers["Strict-Transport-Security"].startswith("max-age=")
+    assert "<script" not in answer.get_data(as_text=True)
+
+
+# -- accounts --------------------------------------------------------------------------------------
+def test_an_owner_invites_a_manager_who_sets_a_password_once_and_cannot_manage_accounts(
+        app, browser):
+    setup_owner(browser)
+    page = browser.post("/admin/accounts", data={
+        "csrf_token": csrf(browser, "/admin/accounts"), "action": "invite",
+        "email": "Mei@Cafe.tw", "role": "manager"}).get_data(as_text=True)
+    link = re.search(r"https://cafe\.example(/admin/password/[\w-]+)", page).group(1)
+    manager = app.test_client()
+    assert manager.get(link).status_code == 200
+    too_short = manager.post(link, data={"csrf_token": csrf(manager, link), "password": "short"})
+    assert too_short.status_code == 400 and "10" in too_short.get_data(as_text=True)
+    assert manager.post(link, data={"csrf_token": csrf(manager, link),
+                                    "password": PASSWORD}).status_code == 200
+    assert manager.get(link).status_code == 404  # used once
+    assert sign_in(manager, "mei@cafe.tw").status_code == 302
+    assert manager.get("/admin/").status_code == 200
+    assert manager.get("/admin/accounts").status_code == 403
+
+
+def test_removing_an_account_ends_its_sessions_at_once_but_never_the_last_owner(
+        app, browser):
+    setup_owner(browser)
+    manager = app.test_client()
+    set_password(manager, invite(app, "mei@cafe.tw", "manager"))
+    sign_in(manager, "mei@cafe.tw")
+    assert manager.get("/admin/").status_code == 200
+    browser.post("/admin/accounts", data={"csrf_token": csrf(browser, "/admin/accounts"),
+                                          "action": "remove", "email": "mei@cafe.tw"})
+    assert manager.get("/admin/").status_code == 302
+    last = browser.post("/admin/accounts", data={
+        "csrf_token": csrf(browser, "/admin/accounts"), "action": "remove",
+        "email": "owner@cafe.tw"})
+    assert last.status_code == 400 and "最後一個店主" in last.get_data(as_text=True)
+    with app.extensions["loyalty"].sessions() as session:
+        actions = session.scalars(select(AuditLog.action).where(
+            AuditLog.actor == "console:owner@cafe.tw")).all()
+    assert "console.account_remove" in actions and "console.account_add" not in actions
+
+
+def test_a_password_change_ends_the_accounts_other_sessions(app, browser):
+    setup_owner(browser)
+    laptop = app.test_client()
+    sign_in(laptop, "owner@cafe.tw")
+    answer = browser.post("/admin/account/password", data={
+        "csrf_token": csrf(browser, "/admin/account/password"), "old": PASSWORD,
+        "new": "an even longer password"})
+    assert answer.status_code == 200
+    assert laptop.get("/admin/").status_code == 302
+    assert browser.get("/admin/").status_code == 302
+    assert sign_in(browser, "owner@cafe.tw", "an even longer password").status_code == 302
+
+
+def test_the_owner_command_adds_an_account_with_a_one_time_link(app):
+    runner = app.test_cli_runner()
+    added = runner.invoke(args=["owner", "add", "Boss@Cafe.tw", "--role", "owner"])
+    assert added.exit_code == 0, added.output
+    link = re.search(r"https://cafe\.example(/admin/password/[\w-]+)", added.output).group(1)
+    assert "password not set yet" in runner.invoke(args=["owner", "list"]).output
+    browser = app.test_client()
+    assert set_password(browser, link.rsplit("/", 1)[1]).status_code == 200
+    assert sign_in(browser, "boss@cafe.tw").status_code == 302
+    again = runner.invoke(args=["owner", "add", "boss@cafe.tw"])
+    assert again.exit_code != 0 and "has an account already" in again.output
+    with app.extensions["loyalty"].sessions() as session:
+        assert session.scalar(select(ConsoleAccount.role)) == "owner"
+
+
+# -- the dashboard -----------------------------------------------------------------------------
+def test_the_dashboard_shows_the_reports_figures_for_the_period(app, browser):
+    setup_owner(browser)
+    rt = app.extensions["loyalty"]
+    with transaction(rt.sessions) as session:
+        member = register_member(session, rt.program, user_id(1), utcnow()).member
+        for amount in (1200, 800):
+            record_purchase(session, rt.program, member.id, amount, utcnow(), source="pos",
+                            order_id=f"o-{amount}", actor="test")
+    page = browser.get("/admin/").get_data(as_text=True)
+    revenue = re.search(r'data-figure="revenue"><th scope="row">[^<]+</th><td>([^<]+)</td>',
+                        page).group(1)
+    assert revenue == "NT$2,000"
+    assert browser.get("/admin/?from=2026-13-01").status_code == 200  # a bad date: default

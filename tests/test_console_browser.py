@@ -1,0 +1,107 @@
+"""The owner console in headless Chromium at a phone's width: the first owner, signing in,
+the dashboard, with no script and no console error under the page's CSP.
+
+The README's picture of the console (docs/console.png) is the dashboard screenshot taken
+here; `UPDATE_SCREENSHOTS=1` copies it there, to commit when the page has changed."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+
+import pytest
+
+from bot.config import ROOT
+from bot.db import transaction
+from bot.loyalty.members import register_member
+from bot.loyalty.purchases import record_purchase
+from bot.loyalty.timeutil import utcnow
+from tests.chromium import chrome, needs_chromium
+from tests.line_helpers import user_id
+from tests.live_app import free_port, served, simulator_config
+
+pytestmark = needs_chromium
+ARTIFACTS = ROOT / "test-artifacts"
+TOKEN, PASSWORD = "console-browser-token", "a long owner password"
+
+
+@pytest.fixture(scope="module")
+def phone():
+    driver = chrome(390, 844, phone=True)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def console(tmp_path, sqlite_template, phone):
+    path = tmp_path / "loyalty.db"
+    shutil.copy(sqlite_template, path)
+    config = dataclasses.replace(simulator_config(f"sqlite:///{path}", free_port()),
+                                 console_setup_token=TOKEN)
+    with served(config) as (app, base):
+        yield app, base, phone
+
+
+def fill(driver, values: dict[str, str]) -> None:
+    """Type into the page's form, send it, and wait for the next page."""
+    from selenium.webdriver.common.by import By
+
+    for name, value in values.items():
+        field = driver.find_element(By.NAME, name)
+        field.clear()
+        field.send_keys(value)
+    click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]"))
+
+
+def click_and_wait(driver, button) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = driver.find_element(By.TAG_NAME, "main")
+    button.click()
+    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(page))
+
+
+def text(driver) -> str:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.TAG_NAME, "main").text
+
+
+def errors(driver) -> list[str]:
+    return [entry["message"] for entry in driver.get_log("browser")
+            if entry["level"] == "SEVERE"]
+
+
+def test_the_first_owner_signs_in_on_a_phone_and_reads_the_dashboard(console):
+    app, base, driver = console
+    rt = app.extensions["loyalty"]
+    with transaction(rt.sessions) as session:
+        member = register_member(session, rt.program, user_id(1), utcnow()).member
+        record_purchase(session, rt.program, member.id, 1280, utcnow(), source="pos",
+                        order_id="A-1", actor="test")
+    driver.get(f"{base}/admin")
+    assert driver.current_url.endswith("/admin/setup")
+    fill(driver, {"token": TOKEN, "email": "owner@cafe.tw", "password": PASSWORD})
+    assert "NT$1,280" in text(driver) and "會員總數" in text(driver)
+
+    from selenium.webdriver.common.by import By
+
+    click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "header form button.link"))
+    fill(driver, {"email": "owner@cafe.tw", "password": "not the password"})
+    assert "電子郵件或密碼不正確" in text(driver)
+    fill(driver, {"email": "owner@cafe.tw", "password": PASSWORD})
+    assert "營收" in text(driver)
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "console-dashboard.png"
+    driver.save_screenshot(str(shot))
+    assert driver.execute_script("return window.innerWidth") == 390
+    width = driver.execute_script("return document.documentElement.scrollWidth")
+    assert width <= 390  # nothing runs off a phone's screen
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        shutil.copy(shot, ROOT / "docs" / "console.png")
+    wrong_password = "/admin/login - Failed to load resource: the server responded with a " \
+                     "status of 401"  # the page that said so, as intended
+    assert [e for e in errors(driver) if wrong_password not in e] == []
