@@ -16,6 +16,7 @@ from bot.config import ROOT
 from bot.db import transaction
 from bot.loyalty.members import register_member
 from bot.loyalty.purchases import record_purchase
+from bot.loyalty.report import build_report, report_period
 from bot.loyalty.timeutil import utcnow
 from tests.chromium import chrome, needs_chromium
 from tests.line_helpers import user_id
@@ -94,6 +95,21 @@ def test_the_first_owner_signs_in_on_a_phone_and_reads_the_dashboard(console):
     assert "電子郵件或密碼不正確" in text(driver)
     fill(driver, {"email": "owner@cafe.tw", "password": PASSWORD})
     assert "營收" in text(driver)
+    drawn = driver.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('canvas[data-chart]')]"
+        ".map(c => [c.dataset.chart, Chart.getChart(c).data.datasets.map(d => d.data)]))")
+    with rt.sessions() as session:
+        start, end = report_period(rt.program, None, None, utcnow())
+        shown = build_report(session, rt.program, start, end, utcnow()).to_dict()
+    weeks = shown["weeks"]
+    assert drawn == {
+        "weekly": [[w["purchases"] for w in weeks], [w["revenue"] for w in weeks]],
+        "customers": [[w["new_customers"] for w in weeks],
+                      [w["returning_customers"] for w in weeks]],
+        "coupons": [[row["redeemed"] for row in shown["coupons"]["templates"]]],
+        "funnel": [[step["cards"] for step in shown["stamps"]["steps"]]],
+        "tiers": [[tier["members"] for tier in shown["tiers"]]]}
+    assert drawn["weekly"][1] == [1280] or sum(drawn["weekly"][1]) == 1280
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "console-dashboard.png"
     driver.save_screenshot(str(shot))
@@ -102,6 +118,8 @@ def test_the_first_owner_signs_in_on_a_phone_and_reads_the_dashboard(console):
     assert width <= 390  # nothing runs off a phone's screen
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":
         shutil.copy(shot, ROOT / "docs" / "console.png")
+    driver.execute_script("document.querySelector('.charts').scrollIntoView()")
+    driver.save_screenshot(str(ARTIFACTS / "console-charts.png"))
     wrong_password = "/admin/login - Failed to load resource: the server responded with a " \
                      "status of 401"  # the page that said so, as intended
     assert [e for e in errors(driver) if wrong_password not in e] == []

@@ -121,6 +121,19 @@ def test_purchases_on_3_18_5_20_and_7_28_make_a_66_day_cycle_counted_in_local_da
     assert (later.purchases, later.repurchase_cycle_days) == (1, None)
 
 
+def test_weeks_count_purchases_revenue_and_new_and_returning_customers_in_local_weeks(
+        sessions, program):
+    alice = join(sessions, program, local(2026, 10, 1))
+    bob = join(sessions, program, local(2026, 10, 1), user="U-bob")
+    buy(sessions, program, alice, 100, local(2026, 10, 28, 12))  # before the period
+    buy(sessions, program, alice, 200, local(2026, 11, 2, 0, 30))  # Monday 00:30 in Taipei
+    buy(sessions, program, bob, 300, local(2026, 11, 8, 23, 30))  # Sunday: the same week
+    buy(sessions, program, bob, 400, local(2026, 11, 9, 9))  # the next Monday
+    weeks = report(sessions, program, dt.date(2026, 11, 1), dt.date(2026, 11, 30)).weeks
+    assert [(w.key, w.purchases, w.revenue, w.new_customers, w.returning_customers)
+            for w in weeks] == [("2026-11-02", 2, 500, 1, 1), ("2026-11-09", 1, 400, 0, 1)]
+
+
 def test_two_purchases_on_one_local_day_are_one_visit_for_the_cycle(sessions, program):
     member = join(sessions, program, local(2026, 3, 1))
     buy(sessions, program, member, 120, local(2026, 3, 18, 9))

@@ -72,7 +72,7 @@ def load() -> Any:
 def shop() -> dict[str, Any]:
     program = runtime().program
     return {"config_shop": lambda: program.shop_name_en if g.lang == "en"
-            else program.shop_name}
+            else program.shop_name, "zip": zip}
 
 
 @bp.after_request
@@ -283,7 +283,41 @@ def dashboard() -> Any:
     rows = figures(now_report, then_report)
     last = (end - dt.timedelta(microseconds=1)).astimezone(tz).date()
     return page("dashboard.html", rows=rows, first=start.astimezone(tz).date(), last=last,
-                report=now_report)
+                report=now_report, charts=charts(now_report, rt.program, g.t, g.lang))
+
+
+def charts(report: Any, program: Any, t: dict[str, str], lang: str) -> dict[str, Any]:
+    """The dashboard's chart data, from the report: every number is one of the report's."""
+    weeks = report.weeks
+    english = lang == "en"
+
+    def coupon_title(row: Any) -> str:
+        template = program.coupons.get(row.key)
+        return (template.title_en or template.title) if template and english else row.title
+
+    def tier_name(row: Any) -> str:
+        tier = next((x for x in program.tiers if x.key == row.key), None)
+        return (tier.name_en or tier.name) if tier and english else row.name
+
+    return {
+        "weekly": {"labels": [w.key.replace("-", "/") for w in weeks],
+                   "purchases": [w.purchases for w in weeks],
+                   "revenue": [w.revenue for w in weeks],
+                   "names": {"purchases": t["purchases"], "revenue": t["revenue"]}},
+        "customers": {"labels": [w.key.replace("-", "/") for w in weeks],
+                      "new": [w.new_customers for w in weeks],
+                      "returning": [w.returning_customers for w in weeks],
+                      "names": {"new": t["new"], "returning": t["returning"]}},
+        "coupons": {"labels": [coupon_title(r) for r in report.coupons.templates],
+                    "redeemed": [r.redeemed for r in report.coupons.templates],
+                    "names": {"redeemed": t["redeemed"]}},
+        "funnel": {"labels": [t["stamps_step"].format(n=f.stamps) for f in report.stamps.steps],
+                   "cards": [f.cards for f in report.stamps.steps],
+                   "names": {"cards": t["cards"]}},
+        "tiers": {"labels": [tier_name(r) for r in report.tiers],
+                  "members": [r.members for r in report.tiers],
+                  "names": {"members": t["members"]}},
+    }
 
 
 def money(value: float | int | None) -> str:

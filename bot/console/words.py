@@ -24,6 +24,12 @@ WORDS: dict[str, dict[str, str]] = {
         "bad_form": "表單已過期，請重新整理頁面後再送出。",
         "not_allowed": "只有店主可以開啟這一頁。", "language": "English",
         "figure": "項目", "this_period": "本期", "change": "變化",
+        "chart_weekly": "每週消費筆數與營收", "chart_customers": "每週新客與回頭客",
+        "chart_coupons": "各優惠券使用次數", "chart_funnel": "集點卡進度",
+        "chart_tiers": "會員等級分布", "purchases": "消費筆數", "new": "新客",
+        "returning": "回頭客", "redeemed": "使用次數", "cards": "卡片數",
+        "members": "會員數", "week": "週（週一）", "data_table": "資料表",
+        "stamps_step": "{n} 章", "coupon": "優惠券", "tier": "等級", "step": "進度",
     },
     "en": {
         "console": "Shop console", "sign_in": "Sign in", "sign_out": "Sign out",
@@ -50,6 +56,13 @@ WORDS: dict[str, dict[str, str]] = {
         "bad_form": "This form has expired: reload the page and send it again.",
         "not_allowed": "Only an owner can open this page.", "language": "中文",
         "figure": "Figure", "this_period": "This period", "change": "Change",
+        "chart_weekly": "Purchases and revenue per week",
+        "chart_customers": "New and returning customers per week",
+        "chart_coupons": "Redemptions per coupon", "chart_funnel": "Stamp card progress",
+        "chart_tiers": "Members per tier", "purchases": "Purchases", "new": "New",
+        "returning": "Returning", "redeemed": "Redeemed", "cards": "Cards",
+        "members": "Members", "week": "Week (Monday)", "data_table": "Data table",
+        "stamps_step": "{n} stamps", "coupon": "Coupon", "tier": "Tier", "step": "Step",
     },
 }
 

@@ -102,6 +102,10 @@ multicast_batches / multicast_recipients say how many went out in multicasts.
 With a `quota` (the month's allowance, `[messaging] line_plan` or `monthly_push_budget`, for
 a one-month report): quota_used = billed / quota in %, quota_left = quota - billed.
 
+Weeks (for charts): per local week, Monday first, of the period's counted purchases:
+  purchases, revenue (net), new_customers (whose first counted purchase ever fell in that
+  week) and returning_customers (who had bought before it).
+
 Staff (each staff member with activity in the period, and every active one)
   purchases / revenue  purchases they recorded by chat (counted ones) and their net amount.
   redemptions        coupons they redeemed.
@@ -287,6 +291,15 @@ class LifetimeValue:
 
 
 @dataclass(frozen=True)
+class WeekRow:
+    key: str  # the week's Monday, ISO (a week may begin before or end after the period)
+    purchases: int
+    revenue: int
+    new_customers: int  # whose first counted purchase ever was in this week
+    returning_customers: int  # who had bought before this week
+
+
+@dataclass(frozen=True)
 class Report:
     shop: str
     currency: str
@@ -305,6 +318,7 @@ class Report:
     pushes: PushStats
     staff: tuple[StaffRow, ...]
     lifetime_value: LifetimeValue
+    weeks: tuple[WeekRow, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types: dates and times as ISO strings, tuples as lists."""
@@ -369,6 +383,7 @@ def build_report(session: Session, program: Program, start: dt.datetime, end: dt
         pushes=_pushes(session, start, end, now, quota, sales),
         staff=_staff(session, start, end),
         lifetime_value=_lifetime_value(sales, start, end),
+        weeks=_weeks(session, program, start, end),
     )
 
 
@@ -434,6 +449,33 @@ def _sales(session: Session, program: Program, start: dt.datetime, end: dt.datet
         repurchase_rate=_pct(int(repeat), customers),
         repurchase_cycle_days=round(int(gap_sum) / gap_count, 1) if gap_count else None,
         repurchase_gaps=int(gap_count), refunded_excluded=int(excluded))
+
+
+def _weeks(session: Session, program: Program, start: dt.datetime, end: dt.datetime
+           ) -> tuple[WeekRow, ...]:
+    """Counted purchases, net revenue, new and returning customers per local week (Monday
+    first), within the period."""
+    day = _local_day(session, Purchase.created_at, program.timezone, start, end)
+    week = (day + 3) // 7  # day 0, 1970-01-01, was a Thursday
+    rows = session.execute(
+        select(week.label("week"), Purchase.member_id, func.count(), _sum(_net()))
+        .where(_within(Purchase.created_at, start, end), counted())
+        .group_by(week, Purchase.member_id)).all()
+    first = dict(session.execute(
+        select(Purchase.member_id, func.min(Purchase.created_at))
+        .where(counted(), Purchase.member_id.in_({row[1] for row in rows}))
+        .group_by(Purchase.member_id)).all()) if rows else {}
+    epoch = dt.date(1970, 1, 1)
+    weeks: dict[int, list[int]] = {}
+    for number, member_id, count, revenue in rows:
+        monday = epoch + dt.timedelta(days=int(number) * 7 - 3)
+        figures = weeks.setdefault(int(number), [0, 0, 0, 0])
+        figures[0] += int(count)
+        figures[1] += int(revenue or 0)
+        began = local_date(first[member_id].replace(tzinfo=dt.UTC), program.timezone)
+        figures[2 if began >= monday else 3] += 1
+    return tuple(WeekRow((epoch + dt.timedelta(days=n * 7 - 3)).isoformat(), *figures)
+                 for n, figures in sorted(weeks.items()))
 
 
 def _epoch_seconds(session: Session, column: Any) -> ColumnElement[int]:

@@ -1,0 +1,37 @@
+/* The dashboard's charts, drawn by Chart.js from the page's JSON data block (no inline
+   script: the page's Content-Security-Policy allows only files from the app). */
+(function () {
+  "use strict";
+  var block = document.getElementById("chart-data");
+  if (!block || typeof Chart === "undefined") { return; }
+  var data = JSON.parse(block.textContent);
+  var green = "#06c755", blue = "#2f6fdb", grey = "#9aa5b1", amber = "#f5a524";
+  var common = { responsive: true, maintainAspectRatio: false, animation: false,
+                 plugins: { legend: { position: "bottom" } } };
+  function chart(name, type, datasets, extra) {
+    var canvas = document.querySelector('canvas[data-chart="' + name + '"]');
+    if (!canvas) { return; }
+    new Chart(canvas, { type: type, data: { labels: data[name].labels, datasets: datasets },
+                        options: Object.assign({}, common, extra || {}) });
+  }
+  var w = data.weekly, c = data.customers;
+  chart("weekly", "bar", [
+    { label: w.names.purchases, data: w.purchases, backgroundColor: green, yAxisID: "y" },
+    { label: w.names.revenue, data: w.revenue, type: "line", borderColor: blue,
+      backgroundColor: blue, yAxisID: "y1" }],
+    { scales: { y: { beginAtZero: true, position: "left" },
+                y1: { beginAtZero: true, position: "right", grid: { drawOnChartArea: false } } } });
+  chart("customers", "bar", [
+    { label: c.names.new, data: c.new, backgroundColor: green },
+    { label: c.names.returning, data: c.returning, backgroundColor: blue }],
+    { scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } } });
+  chart("coupons", "bar", [
+    { label: data.coupons.names.redeemed, data: data.coupons.redeemed, backgroundColor: amber }],
+    { indexAxis: "y", scales: { x: { beginAtZero: true } } });
+  chart("funnel", "bar", [
+    { label: data.funnel.names.cards, data: data.funnel.cards, backgroundColor: green }],
+    { scales: { y: { beginAtZero: true } } });
+  chart("tiers", "doughnut", [
+    { label: data.tiers.names.members, data: data.tiers.members,
+      backgroundColor: [grey, blue, amber, green, "#8e59ff", "#e5484d"] }]);
+}());
