@@ -273,3 +273,31 @@ def test_the_dashboard_shows_the_reports_figures_for_the_period(app, browser):
                         page).group(1)
     assert revenue == "NT$2,000"
     assert browser.get("/admin/?from=2026-13-01").status_code == 200  # a bad date: default
+
+
+# -- members -----------------------------------------------------------------------------------
+def test_a_member_is_found_by_phone_in_any_spelling_code_or_name_and_corrected_with_a_reason(
+        app, browser):
+    setup_owner(browser)
+    rt = app.extensions["loyalty"]
+    with transaction(rt.sessions) as session:
+        member = register_member(session, rt.program, user_id(1), utcnow(),
+                                 display_name="王小美").member
+        member.phone = "0912345678"  # as stored
+        code = member.member_code
+    for query in ("0912-345-678", code.lower(), "小美"):
+        page = browser.get(f"/admin/members?q={query}").get_data(as_text=True)
+        assert f'data-member="{code}"' in page, query
+    assert "找不到" in browser.get("/admin/members?q=nobody").get_data(as_text=True)
+    path = f"/admin/members/{code}"
+    refused = browser.post(path, data={"csrf_token": csrf(browser, path), "delta": "50",
+                                       "reason": " "})
+    assert refused.status_code == 400
+    done = browser.post(path, data={"csrf_token": csrf(browser, path), "delta": "50",
+                                    "reason": "咖啡機故障補償"}).get_data(as_text=True)
+    assert "已調整 +50 點" in done and "咖啡機故障補償" in done
+    with rt.sessions() as session:
+        entry = session.scalars(select(AuditLog).where(AuditLog.member_id == member.id,
+                                                       AuditLog.points_delta == 50)).one()
+    assert entry.actor == "console:owner@cafe.tw" and entry.reason == "咖啡機故障補償"
+    assert browser.get("/admin/members/ZZZ-ZZZ-ZZZ").status_code == 404

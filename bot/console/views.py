@@ -24,9 +24,10 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from bot.bootstrap import Runtime
 from bot.console.words import words
 from bot.db import transaction
-from bot.loyalty import accounts
+from bot.loyalty import accounts, directory, members
 from bot.loyalty.errors import ConsoleError, LoginRefused, LoyaltyError
 from bot.loyalty.report import build_report, report_period
+from bot.loyalty.summary import member_summary
 from bot.loyalty.timeutil import utcnow
 
 bp = Blueprint("console", __name__, url_prefix="/admin", template_folder="templates",
@@ -350,3 +351,46 @@ def figures(now: Any, then: Any) -> list[tuple[str, str, str]]:
         ("billed_messages", num(now.pushes.billed), num(then.pushes.billed)),
     ]
     return pairs
+
+
+# -- members -----------------------------------------------------------------------------------
+@bp.get("/members")
+@signed_in()
+def members_page() -> Any:
+    """Find a member by phone, member code or name."""
+    query = request.args.get("q", "")
+    with runtime().sessions() as db:
+        found = directory.search_members(db, query)
+    return page("members.html", query=query, found=found)
+
+
+@bp.route("/members/<code>", methods=["GET", "POST"])
+@signed_in()
+def member_page(code: str) -> Any:
+    """One member: balance, expiring points, tier, stamps, coupons, ledger, purchases, tags,
+    the audit trail; a points correction with its reason."""
+    rt, error, notice = runtime(), None, None
+    if request.method == "POST":
+        try:
+            delta = int(request.form.get("delta", "").strip())
+        except ValueError:
+            error = g.t["delta_whole"]
+        else:
+            try:
+                with transaction(rt.sessions) as db:
+                    member = members.find_by_code(db, code)
+                    members.adjust_points(db, rt.program, member.id, delta, g.now,
+                                          reason=request.form.get("reason", ""),
+                                          actor=accounts.actor(g.who))
+                notice = g.t["adjusted"].format(delta=f"{delta:+,}")
+            except LoyaltyError as exc:
+                error = exc.message(g.lang)
+    try:
+        with rt.sessions() as db:
+            member = members.find_by_code(db, code)
+            shown = member_summary(db, rt.program, member, g.now)
+            history = directory.member_history(db, member.id)
+    except LoyaltyError as exc:
+        return page("message.html", 404, message=exc.message(g.lang))
+    return page("member.html", 400 if error else 200, summary=shown, history=history,
+                error=error, notice=notice, tz=rt.program.timezone, money=money)
