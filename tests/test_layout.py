@@ -10,7 +10,8 @@ from pathlib import Path
 from bot.config import ROOT
 
 # a query or a write of the models, as written in this codebase
-QUERY = re.compile(r"((?<![\w.])(select|update|delete)\(|session\.(add|add_all|delete|execute)\()")
+QUERY = re.compile(r"((?<![\w.])(select|update|delete)\(|(session|db)\.(add|add_all|delete|execute|"
+                   r"merge)\(|\.get\([A-Z]\w*, )")
 ADAPTERS = ["bot/line", "bot/cli", "bot/api", "bot/console", "bot/jobs.py",
             "bot/simulator/views.py"]
 
@@ -37,6 +38,9 @@ def test_the_check_sees_a_query_where_one_is_written():
     assert QUERY.search("    session.execute(update(Coupon).values(status='void'))")
     assert not QUERY.search("    member = find_by_code(session, code)")
     assert not QUERY.search("    digest.update(image)")
+    assert QUERY.search("    owner = call.session.get(Member, view.coupon.member_id)")
+    assert QUERY.search("    account = db.merge(g.who)")
+    assert not QUERY.search('    token = session.get("sid")')
     assert len(adapter_files()) > 15
 
 

@@ -14,9 +14,10 @@ from bot.loyalty import segments
 from bot.loyalty.coupons import (
     CouponView,
     check_coupon,
+    coupon_view,
     issue_coupon,
+    owner_of,
     redeem_coupon,
-    template_for,
 )
 from bot.loyalty.errors import UnknownOrder
 from bot.loyalty.members import find_by_code, find_by_line_user
@@ -25,7 +26,7 @@ from bot.loyalty.purchases import find_purchase, record_purchase, refund_order
 from bot.loyalty.report import build_report, report_period
 from bot.loyalty.rewards import redeem_reward
 from bot.loyalty.summary import member_summary
-from bot.models import CouponTemplateRow, CouponTerms, Member
+from bot.models import Member
 from bot.outbox import coupon_used_key, receipt_key
 
 DEFAULT_SOURCE = "api"
@@ -41,11 +42,7 @@ def find_member(call: Call, ref: dict[str, str]) -> Member:
 
 
 def _view(call: Call, coupon) -> CouponView:
-    terms = call.session.get(CouponTerms, coupon.terms_id) if coupon.terms_id else None
-    return CouponView(coupon, template_for(call.program,
-                                           call.session.get(CouponTemplateRow,
-                                                            coupon.template_id),
-                                           terms.terms if terms else None))
+    return coupon_view(call.session, call.program, coupon)
 
 
 @bp.get("/openapi.json")
@@ -166,7 +163,7 @@ def validate(call: Call) -> tuple[int, Any]:
     view = check_coupon(call.session, call.program, body["code"], call.now,
                         member_id=member_id, order_amount=body.get("order_amount"))
     return 200, {"valid": True, "discount": view.discount,
-                 "coupon": views.coupon(view, call.session.get(Member, view.coupon.member_id))}
+                 "coupon": views.coupon(view, owner_of(call.session, view))}
 
 
 @bp.post("/coupons/redeem")
@@ -184,7 +181,7 @@ def redeem(call: Call) -> tuple[int, Any]:
     view = redeem_coupon(call.session, call.program, body["code"], call.now, actor=call.actor,
                          member_id=member_id, order_amount=body.get("order_amount"),
                          purchase_id=purchase.id if purchase else None, channel="api")
-    owner = call.session.get(Member, view.coupon.member_id)
+    owner = owner_of(call.session, view)
     views.notify(call.session, call.state, owner, "coupon_used",
                  coupon_used_key(view.coupon.id),
                  lambda ctx: messages.customer_coupon_used(ctx, view), call.now)

@@ -210,8 +210,7 @@ def change_password() -> Any:
     if request.method == "POST":
         try:
             with transaction(runtime().sessions) as db:
-                account = db.merge(g.who)
-                accounts.change_password(db, account, request.form.get("old", ""),
+                accounts.change_password(db, g.who.id, request.form.get("old", ""),
                                          request.form.get("new", ""), g.now)
         except ConsoleError as exc:
             return page("change_password.html", 400, error=exc.message(g.lang))

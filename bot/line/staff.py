@@ -16,10 +16,16 @@ from bot.line import formatting as fmt
 from bot.line import messages
 from bot.line.context import Env, Outcome
 from bot.line.messages import RenderContext
-from bot.loyalty.coupons import CouponView, check_coupon, find_coupon, redeem_coupon
+from bot.loyalty.coupons import (
+    CouponView,
+    check_coupon,
+    find_coupon,
+    owner_of,
+    redeem_coupon,
+)
 from bot.loyalty.errors import CouponAlreadyRedeemed, LoyaltyError
 from bot.loyalty.linking import link_by_phone
-from bot.loyalty.members import find_by_code
+from bot.loyalty.members import find_by_code, member_by_id
 from bot.loyalty.purchases import (
     PurchaseResult,
     parse_amount,
@@ -84,7 +90,7 @@ def verify(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: 
         _refused(session, env, worker, "verify", exc, code=args[0][:32])
         return Outcome(messages.staff_redemption_failed(ctx, exc, _why(session, env, exc,
                                                                          args[0])))
-    owner = session.get(Member, view.coupon.member_id)
+    owner = owner_of(session, view)
     tell(session, env.program, owner, "coupon_used", coupon_used_key(view.coupon.id),
          lambda: messages.customer_coupon_used(env.render(owner.language), view), env.now)
     if result is not None:
@@ -189,7 +195,7 @@ def postback(session: Session, env: Env, member: Member, action: str, data: dict
     pending = take_confirmation(session, worker, str(data.get("token", "")), env.now)
     if pending is None:
         return Outcome(messages.text(ctx, "confirm_expired"))
-    target = session.get(Member, pending.member_id)
+    target = member_by_id(session, pending.member_id)
     return _record(session, env, ctx, worker, target, pending.amount,
                    f"confirm:{pending.token}")
 

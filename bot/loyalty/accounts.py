@@ -189,9 +189,10 @@ def set_password_by_link(session: Session, token: str, password: str, now: dt.da
     return account
 
 
-def change_password(session: Session, account: ConsoleAccount, old: str, new: str,
+def change_password(session: Session, account_id: int, old: str, new: str,
                     now: dt.datetime) -> None:
-    if not _matches(account.password_hash, old):
+    account = session.get(ConsoleAccount, account_id)
+    if account is None or not _matches(account.password_hash, old):
         raise LoginRefused()
     check_password(new)
     _set_password(session, account, new, now)

@@ -30,7 +30,7 @@ from bot.loyalty.errors import (
 )
 from bot.loyalty.ledger import lock_member
 from bot.loyalty.timeutil import end_of_day, local_date, start_of_day
-from bot.models import Coupon, CouponTemplateRow, CouponTerms, Redemption
+from bot.models import Coupon, CouponTemplateRow, CouponTerms, Member, Redemption
 from bot.program import CouponTemplate, Program
 
 
@@ -307,3 +307,17 @@ def coupon_views(session: Session, program: Program, coupon_ids: list[int]
     return {coupon.id: CouponView(coupon, template_for(program, row, terms))
             for coupon, row, terms in session.execute(
                 WITH_TERMS.where(Coupon.id.in_(coupon_ids)))}
+
+
+def coupon_view(session: Session, program: Program, coupon: Coupon) -> CouponView:
+    """This coupon with the terms it was issued with."""
+    terms = session.get(CouponTerms, coupon.terms_id) if coupon.terms_id else None
+    return CouponView(coupon, template_for(program, session.get(CouponTemplateRow,
+                                                                coupon.template_id),
+                                           terms.terms if terms else None))
+
+
+def owner_of(session: Session, view: CouponView) -> Member:
+    """The member a coupon belongs to."""
+    return session.get(Member, view.coupon.member_id)
+

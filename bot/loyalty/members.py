@@ -120,6 +120,13 @@ def find_by_code(session: Session, text: str, *, lock: bool = False) -> Member:
 _BY_LINE_USER = select(Member).where(Member.line_user_id == bindparam("line_user_id"))
 
 
+def member_by_id(session: Session, member_id: int) -> Member:
+    member = session.get(Member, member_id)
+    if member is None:
+        raise UnknownMember()
+    return member
+
+
 def find_by_line_user(session: Session, line_user_id: str) -> Member:
     member = session.scalar(_BY_LINE_USER, {"line_user_id": line_user_id})
     if member is None:
