@@ -8,6 +8,7 @@ import re
 from unittest import mock
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import select
 
 from bot.app import create_app
@@ -20,8 +21,31 @@ from bot.loyalty.timeutil import utcnow
 from bot.models import AuditLog, ConsoleAccount, ConsoleLoginFailure
 from tests.line_helpers import user_id
 
+SHOPS_HASHER = accounts._hasher  # before any test swaps it
 TOKEN = "setup-token-from-the-paas"
 PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(autouse=True)
+def quick_hashes(monkeypatch):
+    """Argon2id with its smallest cost: these tests are about sessions and forms, and the
+    shop's cost (about 0.15 s a hash here) would make every sign-in slow. The stored form
+    still says argon2id, which one test checks with the real parameters."""
+    quick = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(accounts, "_hasher", quick)
+    monkeypatch.setattr(accounts, "_DUMMY", quick.hash("not a password anyone has"))
+
+
+def test_passwords_are_stored_as_argon2id_hashes_that_verify(sessions, monkeypatch):
+    monkeypatch.setattr(accounts, "_hasher", SHOPS_HASHER)
+    with transaction(sessions) as session:
+        account, token = accounts.add_account(session, "o@cafe.tw", "owner", utcnow(),
+                                              actor="test")
+        accounts.set_password_by_link(session, token, PASSWORD, utcnow())
+        stored = account.password_hash
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$") and PASSWORD not in stored
+    with transaction(sessions) as session:
+        assert accounts.sign_in(session, "o@cafe.tw", PASSWORD, "127.0.0.1", utcnow())
 
 
 @pytest.fixture
