@@ -22,15 +22,14 @@ from sqlalchemy.exc import (
     InternalError,
     OperationalError,
 )
-from sqlalchemy.orm import Session
 
 from bot.bootstrap import Runtime
-from bot.db import db_error, insert_new, transaction
+from bot.db import db_error, transaction
 from bot.line.client import LineClient, SendResult
 from bot.line.handlers import HANDLERS, OUTSIDE_CHATS, Env, outside_chat, prefetch
 from bot.line.limits import MessageLimitError
+from bot.loyalty.idempotency import claim_event
 from bot.loyalty.timeutil import utcnow
-from bot.models import ProcessedEvent
 from bot.outbox import MESSAGES_MAX, deliver_queued, queued_in
 from bot.outbox.replies import carry, reply_refused
 
@@ -109,7 +108,7 @@ def handle_event(state: Runtime, raw: Any) -> None:
     token = getattr(event, "reply_token", None)
     try:
         with transaction(state.webhook_sessions) as session:
-            if env.event_id and not _claim(session, env.event_id, kind, env):
+            if env.event_id and not claim_event(session, env.event_id, kind, env.now):
                 log.info("event %s already handled", env.event_id)
                 return
             outcome = HANDLERS[kind](session, env, event)
@@ -147,12 +146,6 @@ def _reply(state: Runtime, client: LineClient, token: str, replies: list[dict],
         back += [row_id for row_id, _ in along]
     if back:
         reply_refused(state.webhook_sessions, back, sent.error or "did not fit in the reply")
-
-
-def _claim(session: Session, event_id: str, kind: str, env: Env) -> bool:
-    """Mark the event handled (one statement); False if it was handled before."""
-    return bool(insert_new(session, ProcessedEvent.__table__, [
-        {"event_id": event_id[:64], "event_type": kind, "processed_at": env.now}], "event_id"))
 
 
 def _summary(raw: Any) -> str:

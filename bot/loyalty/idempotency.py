@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from bot.db import insert_new
 from bot.loyalty.errors import LoyaltyError
-from bot.models import IdempotencyRecord
+from bot.models import IdempotencyRecord, ProcessedEvent
 
 
 class IdempotencyKeyReused(LoyaltyError):
@@ -49,3 +49,11 @@ def keep(session: Session, token_id: int, key: str, status: int, response: Any) 
 
 def _record_key(token_id: int, key: str) -> str:
     return f"{token_id}:{key}"
+
+
+def claim_event(session: Session, event_id: str, kind: str, now: dt.datetime) -> bool:
+    """Mark a LINE webhook event handled (one statement); False if it was handled before:
+    LINE redelivers events, and each must change things once."""
+    return bool(insert_new(session, ProcessedEvent.__table__, [
+        {"event_id": event_id[:64], "event_type": kind, "processed_at": now}], "event_id"))
+
