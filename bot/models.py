@@ -148,7 +148,8 @@ class Purchase(Base):
     )
 
     id: Id = pk()
-    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    # None while the order waits for its customer to take its claim code (bot.loyalty.claims)
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
     source: Mapped[str] = mapped_column(String(32))
     external_order_id: Mapped[str] = mapped_column(String(128))
     amount: Mapped[int] = mapped_column(Integer)
@@ -412,11 +413,34 @@ class PendingAction(Base):
     id: Id = pk()
     token: Mapped[str] = mapped_column(String(32), unique=True)
     staff_id: Mapped[int] = ref("staff.id")
-    member_id: Mapped[int] = ref("members.id")
+    member_id: Mapped[int | None] = ref("members.id", nullable=True)  # None: a claim code
     amount: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     created_at: Mapped[dt.datetime]
     expires_at: Mapped[dt.datetime]
+
+
+class Claim(Base):
+    """A one-time code for an order recorded without its customer: the customer sends it to
+    the bot (by scanning its QR) and the order becomes theirs, with its points and stamps."""
+
+    __tablename__ = "claims"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'claimed', 'cancelled')", name="status_known"),
+    )
+
+    id: Id = pk()
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    purchase_id: Mapped[int] = mapped_column(ForeignKey("purchases.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    staff_id: Mapped[int | None] = ref("staff.id", nullable=True)
+    api_token_id: Mapped[int | None] = ref("api_tokens.id", nullable=True)
+    reserved_for: Mapped[int | None] = ref("members.id", nullable=True)  # only they may take it
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    claimed_by: Mapped[int | None] = ref("members.id", nullable=True)
+    claimed_at: Mapped[dt.datetime | None]
+    cancelled_at: Mapped[dt.datetime | None]
 
 
 class StaffInvite(Base):

@@ -108,6 +108,23 @@ class Tier:
 
 
 @dataclass(frozen=True)
+class ClaimRules:
+    """Claim codes (bot.loyalty.claims): staff or the POS record an order without its
+    customer, who takes it by scanning the code's QR; the receipt is then a free reply."""
+
+    enabled: bool = False
+    minutes: int = 3  # how long a code lives: a code on a screen is scanned at once
+    minutes_by_source: dict[str, int] = field(default_factory=dict)  # "pos" = 4320 (printed)
+    staff_daily_total: int | None = None  # NT$ of claim codes one staff member makes a day
+
+    def lifetime(self, source: str) -> dt.timedelta:
+        return dt.timedelta(minutes=self.minutes_by_source.get(source, self.minutes))
+
+
+CLAIM_MOST_MINUTES = 72 * 60
+
+
+@dataclass(frozen=True)
 class Program:
     path: str
     shop_name: str
@@ -134,6 +151,7 @@ class Program:
     winback_coupon: str | None
     confirm_above: int | None
     staff_self_service: bool = False  # staff may earn on, and redeem for, their own membership
+    claims: ClaimRules = field(default_factory=ClaimRules)
     receipts: bool = True
     quiet_hours: tuple[dt.time, dt.time] | None = None  # scheduled pushes wait outside these
     monthly_push_budget: int | None = None
@@ -297,6 +315,7 @@ class _Reader:
         winback = self.table(data, "winback", "winback", required=False)
         staff = self.table(data, "staff", "staff", required=False)
         messaging = self.table(data, "messaging", "messaging", required=False)
+        claims = self.table(data, "claims", "claims", required=False)
         reminders = self.table(data, "reminders", "reminders", required=False)
         return Program(
             path=self.path,
@@ -338,6 +357,7 @@ class _Reader:
             confirm_above=self.integer(staff, "confirm_above", "staff.confirm_above",
                                        default=None, minimum=1),
             staff_self_service=self.flag(staff, "self_service", "staff.self_service", False),
+            claims=self.claims(claims),
             **self.messaging(messaging),
             expiry_warning_days=self.days(reminders.get("points_expiry_days", [30, 7, 1])),
             coupon_warning_days=self.integer(reminders, "coupon_expiry_days",
@@ -372,6 +392,25 @@ class _Reader:
                 "marketing_per_week": self.integer(messaging, "marketing_per_week",
                                                    "messaging.marketing_per_week", default=3,
                                                    minimum=1)}
+
+    def claims(self, claims: dict) -> ClaimRules:
+        by_source = self.table(claims, "minutes_by_source", "claims.minutes_by_source",
+                               required=False)
+        for source, value in by_source.items():
+            self.integer(by_source, source, f"claims.minutes_by_source.{source}", minimum=1)
+            if value > CLAIM_MOST_MINUTES:
+                raise self.fail(f"claims.minutes_by_source.{source}",
+                                f"must be at most {CLAIM_MOST_MINUTES} (72 hours), not {value}")
+        minutes = self.integer(claims, "minutes", "claims.minutes", default=3, minimum=1)
+        if minutes > CLAIM_MOST_MINUTES:
+            raise self.fail("claims.minutes",
+                            f"must be at most {CLAIM_MOST_MINUTES} (72 hours), not {minutes}")
+        return ClaimRules(
+            enabled=self.flag(claims, "enabled", "claims.enabled", False), minutes=minutes,
+            minutes_by_source=dict(by_source),
+            staff_daily_total=self.integer(claims, "staff_daily_total",
+                                           "claims.staff_daily_total", default=None,
+                                           minimum=1))
 
     def receipts(self, value: Any) -> bool:
         """true / "push": receipts are pushed; false / "none": the staff's reply and the

@@ -71,7 +71,8 @@ def render_text(report: Report) -> str:
         ("Repurchase cycle 回購週期 (days)", _num(s.repurchase_cycle_days)),
         ("Revenue 營收", _money(report, s.revenue)),
         ("Average order 客單價", _money(report, s.average_order_value)),
-        ("Fully refunded, excluded 全額退款", _num(s.refunded_excluded))])
+        ("Fully refunded, excluded 全額退款", _num(s.refunded_excluded)),
+        ("Not claimed by a customer 未領取", _num(s.unclaimed))])
     lines.append("Coupons 優惠券")
     header = ["", "issued", "redeemed", "rate", "discount", "orders", "revenue", "cap used"]
 
@@ -122,10 +123,12 @@ def render_text(report: Report) -> str:
     if report.staff:
         lines.append("Staff 員工")
         lines.extend(_table(
-            ["", "purchases", "revenue", "redemptions", "voids", "refused", "of which own"],
+            ["", "purchases", "revenue", "redemptions", "voids", "refused", "of which own",
+             "claim codes", "claimed", "expired"],
             [[row.key + ("" if row.active else " (removed)"), _num(row.purchases),
               _num(row.revenue), _num(row.redemptions), _num(row.voids), _num(row.refused),
-              _num(row.self_service)] for row in report.staff]))
+              _num(row.self_service), _num(row.claims_made), _num(row.claims_claimed),
+              _num(row.claims_expired)] for row in report.staff]))
         lines.append("")
     section(f"Customer lifetime value 顧客終身價值 (estimate, {clv.lifespan_years} years)", [
         ("CLV", _money(report, clv.value)),

@@ -23,7 +23,16 @@ from bot.loyalty.errors import (
     MinimumSpendNotMet,
 )
 from bot.program import Milestone, Program, Reward
-from bot.simulator.samples import TODAY, context, flex_samples, member, purchase, summary, view
+from bot.simulator.samples import (
+    TODAY,
+    claim,
+    context,
+    flex_samples,
+    member,
+    purchase,
+    summary,
+    view,
+)
 
 WEIRD = ('{{x}} "Mei" \'O\'Brien\' \\n 😀🎉👩‍👩‍👧 <b>&amp; ' * 6)[:200]
 LONG_TITLE = '{{y}} "Grand" ' + "超級豪華手沖咖啡與蛋糕組合😀" * 12
@@ -33,7 +42,9 @@ PLACEHOLDER = re.compile(r"\{\{\s*@?[A-Za-z_][\w.]*\s*\}\}")
 CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]")
 TEXT_FIELDS = {"date": "1990-05-17", "amount": 3200, "name": WEIRD, "tier": "Gold",
                "title": "NT$80 off", "points": 1_250_000, "balance": 9_999_999,
-               "purchases": 120, "coupons": 15, "minutes": 2}
+               "purchases": 120, "coupons": 15, "minutes": 2, "code": "7KQ-2M9-XHF",
+               "until": "2027/01/06 12:03", "when": "2027/01/06 12:01",
+               "member_code": "ABC-DEF-GHJ"}
 
 
 def normal(program: Program, lang: str) -> Iterator[tuple[str, list[dict]]]:
@@ -42,6 +53,9 @@ def normal(program: Program, lang: str) -> Iterator[tuple[str, list[dict]]]:
     for key in sorted(k[5:] for k in strings_table(lang) if k.startswith("text.")):
         yield f"text {key}", m.text(ctx, key, **TEXT_FIELDS, message="x")
     yield "error", m.error(ctx, MinimumSpendNotMet(minimum=150, amount=90, currency="TWD "))
+    for status in ("open", "expired", "claimed", "cancelled"):  # text messages, no gallery
+        yield f"staff_claim_status {status}", m.staff_claim_status(
+            ctx, claim(program, 350, status, member("小美")))
 
 def extreme(program: Program, lang: str) -> Iterator[tuple[str, list[dict]]]:
     rewards = tuple(Reward(i, 100 * i, key) for i, key in enumerate(program.coupons, 1)) * 8
@@ -75,6 +89,10 @@ def extreme(program: Program, lang: str) -> Iterator[tuple[str, list[dict]]]:
     yield "staff_purchase_recorded", m.staff_purchase_recorded(
         ctx, who, dataclasses.replace(purchase(program, 20, False), duplicate=True))
     yield "staff_confirm_purchase", m.staff_confirm_purchase(ctx, who, 10**8, "a&b=c/+?%{{x}}")
+    yield "staff_confirm_purchase claim", m.staff_confirm_purchase(ctx, None, 10**8, "t")
+    yield "staff_claim_code", m.staff_claim_code(ctx, dataclasses.replace(
+        claim(program, 10**8), duplicate=True))
+    yield "staff_claim_status", m.staff_claim_status(ctx, claim(program, 10**8, "claimed", who))
     yield "staff_redemption_ok", m.staff_redemption_ok(ctx, many[2], who, 10**8)
     yield "staff_redemption_failed", m.staff_redemption_failed(
         ctx, CouponExpired(until="2026-01-01"), WEIRD * 10)

@@ -37,7 +37,8 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 STATUS = {  # loyalty rule codes -> HTTP status; anything else broken by a rule is 422
     "not_found": 404, "unknown_code": 404, "unknown_reward": 404, "unknown_template": 404,
     "already_redeemed": 409, "order_conflict": 409, "refund_conflict": 409,
-    "idempotency_key_reused": 409,
+    "idempotency_key_reused": 409, "unknown_claim": 404, "claim_taken": 409,
+    "claim_cancelled": 409,
     "invalid_amount": 400, "invalid_birthday": 400,
 }
 KEY_HEADER = re.compile(r"[\x21-\x7e]{1,255}")

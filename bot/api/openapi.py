@@ -62,6 +62,16 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                        "propertyNames": text(64),
                        "description": "amounts per product category, for category multipliers"},
     }, ["member", "amount", "order_id"]),
+    "ClaimRequest": obj({
+        "amount": amount(1, description="what the customer paid, in whole currency units"),
+        "order_id": text(128, description="your order id: reserved at once, so the same order "
+                                          "cannot also be recorded through /purchases"),
+        "source": text(64, description="which system the order comes from (default: api); "
+                                       "[claims] minutes_by_source sets how long its codes live"),
+        "categories": {"type": "object", "additionalProperties": amount(),
+                       "propertyNames": text(64),
+                       "description": "amounts per product category, for category multipliers"},
+    }, ["amount", "order_id"]),
     "RefundRequest": obj({
         "order_id": text(128), "source": text(64), "refund_id": text(128),
         "amount": amount(1),
@@ -113,6 +123,18 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "balance": {"type": "integer"}, "tier": {"type": "string"},
         "duplicate": {"type": "boolean"},
     }, ["purchase_id", "order_id", "member_code", "amount", "points_earned", "balance"]),
+    "Claim": obj({
+        "code": {"type": "string", "description": "print it on the receipt: 領取 CODE"},
+        "status": {"type": "string", "enum": ["open", "expired", "claimed", "cancelled"]},
+        "order_id": {"type": "string"}, "source": {"type": "string"},
+        "amount": {"type": "integer"}, "expires_at": TIME,
+        "claim_url": {"type": "string", "description": "opens the shop's chat with the "
+                                                       "claim typed: put it in the QR code"},
+        "qr_png": {"type": "string", "description": "the QR code as a PNG image's address"},
+        "member_code": {"type": ["string", "null"], "description": "who claimed it"},
+        "claimed_at": {"type": ["string", "null"], "format": "date-time"},
+        "duplicate": {"type": "boolean"},
+    }, ["code", "status", "order_id", "amount", "expires_at", "claim_url"]),
     "RefundResult": obj({
         "refund_id": {"type": "string"}, "order_id": {"type": "string"},
         "amount": {"type": "integer"}, "points_reversed": {"type": "integer"},
@@ -169,6 +191,7 @@ def _op(summary: str, scope: str, ok: tuple[str, str], *, body: str | None = Non
 
 
 CODE_PARAM = {"name": "member_code", "in": "path", "required": True, "schema": text(20)}
+CLAIM_PARAM = {"name": "code", "in": "path", "required": True, "schema": text(20)}
 RULES = "Refused by a loyalty rule (see code)"
 
 PATHS: dict[str, dict[str, Any]] = {
@@ -177,6 +200,20 @@ PATHS: dict[str, dict[str, Any]] = {
         "purchases:write", ("201", "PurchaseResult"), body="PurchaseRequest", idempotent=True,
         fails={"404": "No such member", "409": "Order id (order_conflict) or "
                "Idempotency-Key reused with different details", "422": RULES})},
+    "/claims": {"post": _op(
+        "Record an order without its customer and get a one-time claim code (a QR the customer "
+        "scans with LINE); the receipt is the bot's free reply to the customer",
+        "purchases:write", ("201", "Claim"), body="ClaimRequest", idempotent=True,
+        fails={"409": "Order id already recorded with other details (order_conflict), or "
+               "Idempotency-Key reused", "422": RULES + " (claims_off: [claims] is not on)"})},
+    "/claims/{code}": {"get": _op(
+        "A claim code's state: open, expired, claimed (by whom, when) or cancelled",
+        "purchases:write", ("200", "Claim"), params=[CLAIM_PARAM],
+        fails={"404": "No such claim code"})},
+    "/claims/{code}/cancel": {"post": _op(
+        "Cancel a claim code nobody has taken: its order is refunded in full", "purchases:write",
+        ("200", "Claim"), params=[CLAIM_PARAM], idempotent=True,
+        fails={"404": "No such claim code", "409": "Already claimed or cancelled"})},
     "/refunds": {"post": _op(
         "Refund (part of) an order by refund id; points and stamps taken back in proportion",
         "purchases:write", ("201", "RefundResult"), body="RefundRequest", idempotent=True,
@@ -231,6 +268,10 @@ PATHS: dict[str, dict[str, Any]] = {
         params=[{"name": "from", "in": "query", "required": False, "schema": DATE},
                 {"name": "to", "in": "query", "required": False, "schema": DATE}])},
 }
+for _path, _shown, _why in (("/claims", "Claim", "The same order again: its first code"),
+                            ("/purchases", "PurchaseResult", "Recorded before: the first result"),
+                            ("/refunds", "RefundResult", "Refunded before: the first result")):
+    PATHS[_path]["post"]["responses"]["200"] = {"description": _why, "content": _json(_shown)}
 
 
 def document() -> dict[str, Any]:

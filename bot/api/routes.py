@@ -11,6 +11,7 @@ from bot.api import ApiError, Call, bp, endpoint, views
 from bot.api.openapi import document
 from bot.line import messages
 from bot.loyalty import segments
+from bot.loyalty.claims import cancel_claim, claim_view, make_claim
 from bot.loyalty.coupons import (
     CouponView,
     check_coupon,
@@ -70,6 +71,30 @@ def purchase(call: Call) -> tuple[int, Any]:
         "member_code": owner.member_code, "amount": p.amount, "points_earned": result.points,
         "stamps_earned": result.stamps, "coupons_issued": [views.coupon(v) for v in won],
         "balance": owner.points_balance, "tier": owner.tier, "duplicate": result.duplicate}
+
+
+@bp.post("/claims")
+@endpoint("purchases:write", body="ClaimRequest", idempotent=True)
+def make_claim_code(call: Call) -> tuple[int, Any]:
+    body = call.body
+    view = make_claim(call.session, call.program, body["amount"], call.now,
+                      source=body.get("source", DEFAULT_SOURCE), order_id=body["order_id"],
+                      categories=body.get("categories"), actor=call.actor,
+                      api_token_id=call.token.id)
+    return (200 if view.duplicate else 201), views.claim(call.state, view)
+
+
+@bp.get("/claims/<code>")
+@endpoint("purchases:write")
+def claim_state(call: Call, code: str) -> tuple[int, Any]:
+    return 200, views.claim(call.state, claim_view(call.session, code, call.now))
+
+
+@bp.post("/claims/<code>/cancel")
+@endpoint("purchases:write", idempotent=True)
+def cancel_claim_code(call: Call, code: str) -> tuple[int, Any]:
+    view = cancel_claim(call.session, call.program, code, call.now, actor=call.actor)
+    return 200, views.claim(call.state, view)
 
 
 @bp.post("/refunds")

@@ -11,6 +11,9 @@ from sqlalchemy.orm import Session
 
 from bot.bootstrap import Runtime
 from bot.line.formatting import RenderContext
+from bot.line.qr import claim_payload, qr_url
+from bot.loyalty.claims import ClaimView
+from bot.loyalty.codes import format_code
 from bot.loyalty.coupons import CouponView
 from bot.loyalty.summary import MemberSummary
 from bot.models import Member
@@ -49,6 +52,16 @@ def summary(s: MemberSummary) -> dict[str, Any]:
             "spend": s.spend, "spend_to_next": s.spend_to_next, "stamps": s.stamps,
             "stamp_goal": s.stamp_goal, "stamps_to_next_reward": s.stamps_to_next_reward,
             "coupons": [coupon(v) for v in s.wallet]}
+
+
+def claim(state: Runtime, view: ClaimView) -> dict[str, Any]:
+    c, p, config = view.claim, view.purchase, state.config
+    link = claim_payload(config.line_oa_basic_id, format_code(c.code))
+    return {"code": format_code(c.code), "status": view.status, "order_id": p.external_order_id,
+            "source": p.source, "amount": p.amount, "expires_at": iso(c.expires_at),
+            "claim_url": link, "qr_png": qr_url(config.secret_key, config.public_base_url, link),
+            "member_code": view.claimed_by.member_code if view.claimed_by else None,
+            "claimed_at": iso(c.claimed_at), "duplicate": view.duplicate}
 
 
 def notify(session: Session, state: Runtime, owner: Member, kind: str, key: str,

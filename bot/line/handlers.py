@@ -22,9 +22,10 @@ from bot.line import messages, staff
 from bot.line.client import LineClient, Profile
 from bot.line.context import Env, Outcome
 from bot.line.formatting import RenderContext
+from bot.loyalty import claims
 from bot.loyalty.campaigns import claim, find_by_keyword, find_campaign
 from bot.loyalty.coupons import CouponView, find_coupon, wallet
-from bot.loyalty.errors import LoyaltyError, UnknownReward
+from bot.loyalty.errors import ClaimTaken, LoyaltyError, UnknownReward
 from bot.loyalty.members import find_by_line_user, register_member, set_birthday, unfollow
 from bot.loyalty.rewards import redeem_reward
 from bot.loyalty.staff import find_active_staff, sender
@@ -64,6 +65,8 @@ def on_message(session: Session, env: Env, event: Any) -> Outcome:
             member, worker = _member(session, env), find_active_staff(session, env.user_id)
         return staff.run(session, env, member, worker, command, words[1:], lang)
     member = _member(session, env)
+    if words and words[0].lower() in CLAIM_WORDS:
+        return take_claim(session, env, member, words[1:])
     if text is None:  # stickers, photos ...: a pointer to the menu
         return Outcome(messages.text(env.render(member.language), "menu_pointer"))
     action = KEYWORDS.get(" ".join(words).lower())
@@ -186,6 +189,31 @@ def claim_campaign(session: Session, env: Env, member: Member, data: dict) -> Ou
     view = _view(session, env, coupon.code)
     return Outcome(messages.text(ctx, "claim_ok", title=fmt.title(ctx, view.template))
                    + messages.coupon_detail(ctx, view))
+
+
+CLAIM_WORDS = ("領取", "claim")
+
+
+def take_claim(session: Session, env: Env, member: Member, args: list[str]) -> Outcome:
+    """`領取 CODE`, typed by scanning a claim code's QR: the order becomes the member's and
+    the receipt is this reply (free), never a push."""
+    ctx, who = env.render(member.language), f"line:{env.user_id}"
+    if not args:
+        return Outcome(messages.text(ctx, "claim_usage"))
+    if claims.guessing(session, who, env.now):
+        return Outcome(messages.text(ctx, "claim_too_many"))
+    try:
+        with session.begin_nested():
+            result = claims.take_claim(session, env.program, "".join(args), member.id, env.now,
+                                       actor=who)
+    except LoyaltyError as exc:
+        claims.refuse_claim(session, who, exc.code, env.now)
+        if isinstance(exc, ClaimTaken) and claims.claim_view(
+                session, "".join(args), env.now).claim.claimed_by == member.id:
+            return Outcome(messages.text(ctx, "claim_taken_by_you"))
+        return Outcome(messages.error(ctx, exc))
+    coupons = [_view(session, env, c.code) for c in result.coupons]
+    return Outcome(messages.purchase_receipt(ctx, result, member.points_balance, coupons))
 
 
 def show_help(session: Session, env: Env, member: Member, data: dict) -> Outcome:

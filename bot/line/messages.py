@@ -15,7 +15,8 @@ from bot.line import formatting as fmt
 from bot.line.flex import clip, render
 from bot.line.formatting import ECHO_LIMIT, TITLE_LIMIT, RenderContext
 from bot.line.limits import MAX_ALT_TEXT, MAX_BUBBLES, MAX_TEXT
-from bot.line.qr import member_payload
+from bot.line.qr import claim_payload, member_payload
+from bot.loyalty.claims import ClaimView
 from bot.loyalty.codes import format_code
 from bot.loyalty.coupons import CouponView
 from bot.loyalty.errors import LoyaltyError
@@ -212,13 +213,40 @@ def staff_purchase_recorded(ctx: RenderContext, member: Member,
     return _flex(ctx, "staff_purchase_recorded", alt, fields)
 
 
-def staff_confirm_purchase(ctx: RenderContext, member: Member, amount: int,
+def staff_confirm_purchase(ctx: RenderContext, member: Member | None, amount: int,
                            token: str) -> Messages:
+    """A large amount to confirm: for a member, or (None) for a claim code."""
     s = ctx.strings
-    fields = {"amount": fmt.money(ctx, amount), "name": fmt.name(ctx, member),
-              "member_code": format_code(member.member_code), "token": quote(token, safe="")}
+    fields = {"amount": fmt.money(ctx, amount), "token": quote(token, safe=""),
+              "name": fmt.name(ctx, member) if member else s("claim.confirm_name"),
+              "member_code": format_code(member.member_code) if member else "—"}
     alt = s("alt.confirm_purchase", amount=fields["amount"], name=fields["name"])
     return _flex(ctx, "staff_confirm_purchase", alt, fields)
+
+
+def staff_claim_code(ctx: RenderContext, view: ClaimView) -> Messages:
+    """The claim code's QR for the customer to scan, with the code for a printed receipt."""
+    s = ctx.strings
+    until = view.claim.expires_at.astimezone(ctx.program.timezone)
+    fields = {"amount": fmt.money(ctx, view.purchase.amount),
+              "code": format_code(view.claim.code), "until": s.datetime(until),
+              "duplicate": view.duplicate,
+              "qr": ctx.qr_url(claim_payload(ctx.oa_basic_id, format_code(view.claim.code)))}
+    return _flex(ctx, "staff_claim_code", s("alt.claim_code", code=fields["code"],
+                                             amount=fields["amount"]), fields)
+
+
+def staff_claim_status(ctx: RenderContext, view: ClaimView) -> Messages:
+    """Who took a claim code and when, or why nobody did."""
+    s, tz = ctx.strings, ctx.program.timezone
+    claim, taker = view.claim, view.claimed_by
+    fields = {"code": format_code(claim.code), "amount": fmt.money(ctx, view.purchase.amount),
+              "until": s.datetime(claim.expires_at.astimezone(tz))}
+    if view.status == "claimed":
+        fields.update(name=fmt.name(ctx, taker) if taker else "—",
+                      member_code=format_code(taker.member_code) if taker else "—",
+                      when=s.datetime(claim.claimed_at.astimezone(tz)))
+    return text(ctx, f"claim_status_{view.status}", **fields)
 
 
 def staff_redemption_ok(ctx: RenderContext, view: CouponView, member: Member | None,

@@ -43,6 +43,11 @@ def member_payload(basic_id: str, member_code: str) -> str:
     return chat_payload(basic_id, f"集點 {member_code} ")
 
 
+def claim_payload(basic_id: str, code: str) -> str:
+    """The customer scans it with LINE and taps send: `領取 CODE` (bot.loyalty.claims)."""
+    return chat_payload(basic_id, f"領取 {code}")
+
+
 def qr_url(secret_key: str, public_base_url: str, payload: str) -> str:
     return f"{public_base_url}/qr/{seal(secret_key, payload)}.png"
 

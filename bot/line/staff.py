@@ -16,6 +16,8 @@ from bot.line import formatting as fmt
 from bot.line import messages
 from bot.line.context import Env, Outcome
 from bot.line.messages import RenderContext
+from bot.loyalty.claims import cancel_claim, claim_view, make_claim
+from bot.loyalty.codes import format_code, normalize_code
 from bot.loyalty.coupons import (
     CouponView,
     check_coupon,
@@ -23,7 +25,7 @@ from bot.loyalty.coupons import (
     owner_of,
     redeem_coupon,
 )
-from bot.loyalty.errors import CouponAlreadyRedeemed, LoyaltyError
+from bot.loyalty.errors import AmountMissing, ClaimsOff, CouponAlreadyRedeemed, LoyaltyError
 from bot.loyalty.linking import link_by_phone
 from bot.loyalty.members import find_by_code, member_by_id
 from bot.loyalty.purchases import (
@@ -53,8 +55,9 @@ from bot.outbox import coupon_used_key, linked_key, receipt_key, tell
 
 COMMANDS = {"核銷": "verify", "verify": "verify", "集點": "earn", "earn": "earn",
             "撤銷": "void", "void": "void", "員工": "join", "staff": "join",
-            "綁定": "link", "link": "link"}
-ENGLISH = {"verify", "earn", "void", "staff", "link"}
+            "綁定": "link", "link": "link", "領取查詢": "claimed", "claimed": "claimed",
+            "取消領取": "unclaim", "unclaim": "unclaim"}
+ENGLISH = {"verify", "earn", "void", "staff", "link", "claimed", "unclaim"}
 POSTBACKS = {"earn_confirm", "staff_help"}
 
 
@@ -73,6 +76,8 @@ def run(session: Session, env: Env, member: Member, worker: Staff | None, comman
         return earn(session, env, ctx, worker, args, member.id)
     if command == "link":
         return link(session, env, ctx, worker, args)
+    if command in ("claimed", "unclaim"):
+        return claim_command(session, env, ctx, worker, command, args)
     return void(session, env, ctx, worker)
 
 
@@ -136,11 +141,18 @@ def _refused(session: Session, env: Env, worker: Staff, command: str, exc: Loyal
 
 def earn(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: list[str],
          own_id: int | None) -> Outcome:
-    if len(args) != 2:
+    """`集點 MEMBERCODE AMOUNT` records for that member; `集點 AMOUNT` makes a claim code
+    the customer scans (with claim codes on). A member code is never read as an amount."""
+    args = join_currency(args)
+    if not args or len(args) > 2:
         return Outcome(messages.text(ctx, "earn_usage"))
     if guessing(session, worker, env.now):
         return Outcome(messages.text(ctx, "too_many_failures"))
     try:
+        if len(args) == 1:
+            if normalize_code(args[0]) is not None:
+                raise AmountMissing(code=format_code(normalize_code(args[0])))
+            return _claim(session, env, ctx, worker, parse_amount(args[0]))
         amount = parse_amount(args[1])
         member = find_by_code(session, args[0], lock=True)  # record_purchase would lock it
         check_not_self(env.program, member.id, own_id)
@@ -158,6 +170,51 @@ def earn(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: li
         return Outcome(messages.text(ctx, "repeat_purchase", amount=fmt.money(ctx, amount),
                                      minutes=minutes) + ask)
     return _record(session, env, ctx, worker, member, amount, f"earn:{env.event_id}")
+
+
+def join_currency(args: list[str]) -> list[str]:
+    """`100 元` typed with a space is one amount, as `100元` is."""
+    if len(args) >= 2 and args[-1] in ("元", "塊"):
+        return [*args[:-2], args[-2] + args[-1]]
+    return args
+
+
+def _claim(session: Session, env: Env, ctx: RenderContext, worker: Staff, amount: int,
+           order_id: str | None = None) -> Outcome:
+    """A claim code for `amount` (asked to confirm first above the program's limit)."""
+    if not env.program.claims.enabled:
+        raise ClaimsOff()
+    limit = env.program.confirm_above
+    if order_id is None and limit is not None and amount > limit:
+        token = ask_confirmation(session, worker, None, amount, env.now)
+        return Outcome(messages.staff_confirm_purchase(ctx, None, amount, token))
+    with session.begin_nested():
+        view = make_claim(session, env.program, amount, env.now, source="line",
+                          order_id=order_id or f"claim:{env.event_id}", actor=actor(worker),
+                          staff_id=worker.id)
+    return Outcome(messages.staff_claim_code(ctx, view))
+
+
+def claim_command(session: Session, env: Env, ctx: RenderContext, worker: Staff, command: str,
+                  args: list[str]) -> Outcome:
+    """`領取查詢 CODE`: who took a claim code; `取消領取 CODE`: cancel one nobody took."""
+    if not args:
+        return Outcome(messages.text(ctx, "claim_query_usage" if command == "claimed"
+                                     else "claim_cancel_usage"))
+    if guessing(session, worker, env.now):
+        return Outcome(messages.text(ctx, "too_many_failures"))
+    try:
+        if command == "claimed":
+            return Outcome(messages.staff_claim_status(ctx, claim_view(session, "".join(args),
+                                                                       env.now)))
+        with session.begin_nested():
+            view = cancel_claim(session, env.program, "".join(args), env.now,
+                                actor=actor(worker))
+    except LoyaltyError as exc:
+        _refused(session, env, worker, "claim", exc)
+        return Outcome(messages.error(ctx, exc))
+    return Outcome(messages.text(ctx, "claim_cancelled", code=format_code(view.claim.code),
+                                 amount=fmt.money(ctx, view.purchase.amount)))
 
 
 def _record(session: Session, env: Env, ctx: RenderContext, worker: Staff, member: Member,
@@ -195,6 +252,11 @@ def postback(session: Session, env: Env, member: Member, action: str, data: dict
     pending = take_confirmation(session, worker, str(data.get("token", "")), env.now)
     if pending is None:
         return Outcome(messages.text(ctx, "confirm_expired"))
+    if pending.member_id is None:  # a claim code's amount, confirmed
+        try:
+            return _claim(session, env, ctx, worker, pending.amount, f"confirm:{pending.token}")
+        except LoyaltyError as exc:
+            return Outcome(messages.error(ctx, exc))
     target = member_by_id(session, pending.member_id)
     return _record(session, env, ctx, worker, target, pending.amount,
                    f"confirm:{pending.token}")

@@ -350,3 +350,53 @@ class OwnerOnly(ConsoleError):
     zh = "只有店主可以這樣做。"
     en = "Only an owner can do this."
 
+
+
+class ClaimsOff(LoyaltyError):
+    code = "claims_off"
+    zh = "本店未開啟領取碼，請在集點時輸入會員碼：集點 會員碼 金額。"
+    en = "Claim codes are off in this shop: record the purchase with the member code, " \
+         "earn MEMBERCODE AMOUNT."
+
+
+class UnknownClaim(LoyaltyError):
+    code = "unknown_claim"
+    zh = "查無此領取碼，請確認後再試一次。"
+    en = "No such claim code. Please check it and try again."
+
+
+class ClaimExpired(LoyaltyError):
+    code = "claim_expired"
+    zh = "這個領取碼已於 {until} 過期，請向店員索取新的領取碼。"
+    en = "This claim code expired at {until}. Please ask the staff for a new one."
+
+
+class ClaimCancelled(LoyaltyError):
+    code = "claim_cancelled"
+    zh = "這個領取碼已被店家取消。"
+    en = "This claim code was cancelled by the shop."
+
+
+class ClaimTaken(LoyaltyError):
+    code = "claim_taken"
+    zh = "這個領取碼已被領取過了。"
+    en = "This claim code has already been claimed."
+
+
+class ClaimNotYours(LoyaltyError):
+    code = "claim_not_yours"
+    zh = "這個領取碼是給另一位會員的。"
+    en = "This claim code belongs to another member."
+
+
+class ClaimLimitReached(LoyaltyError):
+    code = "claim_limit"
+    zh = "今天的領取碼總額已達上限 {limit}，請改用 集點 會員碼 金額。"
+    en = "Today's total of claim codes has reached its limit of {limit}: use earn " \
+         "MEMBERCODE AMOUNT instead."
+
+
+class AmountMissing(LoyaltyError):
+    code = "amount_missing"
+    zh = "請在會員碼後面輸入金額，例如：集點 {code} 150"
+    en = "Type the amount after the member code, e.g. earn {code} 150"

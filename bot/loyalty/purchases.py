@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -38,7 +39,7 @@ from bot.loyalty.tiers import (
     undo_refunded_tier,
 )
 from bot.loyalty.timeutil import local_date
-from bot.models import Coupon, PointEntry, Purchase, Refund
+from bot.models import Claim, Coupon, Member, PointEntry, Purchase, Refund
 from bot.program import Program
 
 MAX_AMOUNT = 100_000_000
@@ -70,13 +71,23 @@ def same_purchase_since(session: Session, member_id: int, amount: int, since: dt
         .order_by(Purchase.created_at.desc()).limit(1))
 
 
+_CURRENCY = re.compile(r"^(?:NT\$|NTD|NT|\$)|(?:元|塊)$", re.IGNORECASE)
+
+
 def parse_amount(text: str) -> int:
-    """An amount typed by staff: digits only (full-width ones are folded before this), from
-    1 to MAX_AMOUNT; other scripts' digits (such as ፩) are not amounts."""
-    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_AMOUNT)):
-        raise InvalidAmount(detail=f"{text[:20]!r}: type the amount in digits, "
+    """An amount typed by staff: digits, optionally written as NT$1,200, $1200 or 1200元
+    (full-width characters are folded before this), from 1 to MAX_AMOUNT. Other scripts'
+    digits (such as ፩), decimals and signs are refused, each saying why."""
+    shown = text[:20]
+    digits = _CURRENCY.sub("", text).replace(",", "")
+    if digits.startswith("-"):
+        raise InvalidAmount(detail=f"{shown!r}: the amount must be more than 0")
+    if "." in digits and digits.replace(".", "", 1).isdigit():
+        raise InvalidAmount(detail=f"{shown!r}: whole dollars only, no decimals")
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > len(str(MAX_AMOUNT)):
+        raise InvalidAmount(detail=f"{shown!r}: type the amount in digits, "
                                    f"1 to {MAX_AMOUNT:,}")
-    return _check_amount(int(text), "the amount", minimum=1)
+    return _check_amount(int(digits), "the amount", minimum=1)
 
 
 def _check_amount(value: object, what: str, minimum: int = 0) -> int:
@@ -125,24 +136,64 @@ def record_purchase(session: Session, program: Program, member_id: int, amount: 
                     categories: dict[str, int] | None = None, staff_id: int | None = None,
                     actor: str) -> PurchaseResult:
     """Record a purchase once per (source, order id); a repeat returns the first result."""
-    amount = _check_amount(amount, "the amount")
-    categories = _check_categories(categories, amount)
-    source, order_id = _check_ref(source, "the source"), _check_ref(order_id, "the order id")
+    amount, categories, source, order_id = check_order(amount, categories, source, order_id)
     member = lock_member(session, member_id)
-    if member.status in ("merged", "erased"):  # its points would never reach anyone
-        raise MemberClosed()
-    facts = _facts(session, program, member.id, now)
-    points = points_for(program, amount, categories, member.tier, now) * member.bonus_multiplier
-    stamps = stamps_for(program, amount, facts.stamps_today)
-    purchase = session.scalars(  # taken before (by any request, even now): nothing returned
+    facts = _facts(session, program, member, now)
+    points, stamps = _worth(program, member, amount, categories, facts, now)
+    purchase = insert_order(session, amount, now, source=source, order_id=order_id,
+                            categories=categories, staff_id=staff_id, member_id=member.id,
+                            points=points, stamps=stamps)
+    if purchase is None:
+        return _repeat(find_purchase(session, source, order_id), member.id, amount)
+    return _earn(session, program, member, purchase, facts, now, actor=actor)
+
+
+def check_order(amount: object, categories: dict | None, source: object, order_id: object
+                ) -> tuple[int, dict[str, int], str, str]:
+    """An order's amount, category amounts, source and order id, checked (InvalidAmount)."""
+    amount = _check_amount(amount, "the amount")
+    return (amount, _check_categories(categories, amount), _check_ref(source, "the source"),
+            _check_ref(order_id, "the order id"))
+
+
+def insert_order(session: Session, amount: int, now: dt.datetime, *, source: str,
+                 order_id: str, categories: dict[str, int], staff_id: int | None,
+                 member_id: int | None, points: int = 0, stamps: int = 0) -> Purchase | None:
+    """The order's row, or None when (source, order id) was taken before (by any request,
+    even one running now). Without a member, the order waits for its claim code."""
+    return session.scalars(
         dialect_insert(session, Purchase)
         .on_conflict_do_nothing(index_elements=["source", "external_order_id"])
         .returning(Purchase),
-        [{"member_id": member.id, "source": source, "external_order_id": order_id,
+        [{"member_id": member_id, "source": source, "external_order_id": order_id,
           "amount": amount, "categories": categories, "points_earned": points,
           "stamps_earned": stamps, "staff_id": staff_id, "created_at": now}]).first()
-    if purchase is None:
-        return _repeat(find_purchase(session, source, order_id), member.id, amount)
+
+
+def credit_order(session: Session, program: Program, member_id: int, purchase: Purchase,
+                 now: dt.datetime, *, actor: str) -> PurchaseResult:
+    """Give an order recorded without its customer to the member who claimed it: its points
+    and stamps are worked out now, as if the purchase had been recorded for them now."""
+    member = lock_member(session, member_id)
+    facts = _facts(session, program, member, now)
+    purchase.points_earned, purchase.stamps_earned = _worth(
+        program, member, purchase.amount, purchase.categories, facts, now)
+    purchase.member_id = member.id
+    return _earn(session, program, member, purchase, facts, now, actor=actor)
+
+
+def _worth(program: Program, member: Member, amount: int, categories: dict[str, int],
+           facts: Row, now: dt.datetime) -> tuple[int, int]:
+    """The points and stamps an order earns this member."""
+    points = points_for(program, amount, categories, member.tier, now) * member.bonus_multiplier
+    return points, stamps_for(program, amount, facts.stamps_today)
+
+
+def _earn(session: Session, program: Program, member: Member, purchase: Purchase, facts: Row,
+          now: dt.datetime, *, actor: str) -> PurchaseResult:
+    """Credit what a newly recorded order earned (purchase.points_earned, stamps_earned)."""
+    amount, points = purchase.amount, purchase.points_earned
+    source, order_id = purchase.source, purchase.external_order_id
     if facts.lots_due:
         settle_expired(session, member, now)
     if amount:  # a win-back bonus is for one paid purchase, not an order a coupon paid
@@ -153,8 +204,9 @@ def record_purchase(session: Session, program: Program, member_id: int, amount: 
                reason=f"purchase {source}:{order_id}", purchase_id=purchase.id)
     else:  # a purchase that earns nothing still counts as activity
         extend_rolling_expiry(session, program, member, now)
-    result = PurchaseResult(purchase, points, stamps)
-    outcome = add_stamps(session, program, member, stamps, "purchase", now, purchase)
+    result = PurchaseResult(purchase, points, purchase.stamps_earned)
+    outcome = add_stamps(session, program, member, purchase.stamps_earned, "purchase", now,
+                         purchase)
     starter = program.stamps.starter_stamps if facts.first and amount else 0
     bonus = add_stamps(session, program, member, starter, "starter", now, purchase)
     result.stamps += bonus.added
@@ -167,11 +219,13 @@ def record_purchase(session: Session, program: Program, member_id: int, amount: 
     return result
 
 
-def _facts(session: Session, program: Program, member_id: int, now: dt.datetime) -> Row:
+def _facts(session: Session, program: Program, member: Member, now: dt.datetime) -> Row:
     """What a purchase needs to know beforehand, in one statement: is it the member's first
     paid one (starter stamps wait for it), the stamps purchases earned them today, their
-    window spend so far, any points due to expire."""
-    return session.execute(_FACTS, {**spend_params(program, member_id, now),
+    window spend so far, any points due to expire. A closed member earns nothing."""
+    if member.status in ("merged", "erased"):  # its points would never reach anyone
+        raise MemberClosed()
+    return session.execute(_FACTS, {**spend_params(program, member.id, now),
                                     "today": local_date(now, program.timezone)}).one()
 
 
@@ -210,6 +264,13 @@ def refund_order(session: Session, program: Program, amount: int, now: dt.dateti
     purchase = find_purchase(session, source, order_id)
     if purchase is None:
         raise UnknownOrder()
+    if purchase.member_id is None:  # waiting for its claim code: lock the code, look again
+        claim = session.scalar(select(Claim).where(Claim.purchase_id == purchase.id)
+                               .with_for_update())
+        purchase = find_purchase(session, source, order_id)
+        if purchase.member_id is None:
+            return _refund_unclaimed(session, program, purchase, claim, amount, now,
+                                     refund_id=refund_id, actor=actor)
     member = lock_member(session, purchase.member_id)
     done = session.scalar(select(Refund).where(Refund.source == source,
                                                Refund.refund_id == refund_id))
@@ -241,6 +302,31 @@ def refund_order(session: Session, program: Program, amount: int, now: dt.dateti
                  points_unrecovered=refund.points_unrecovered,
                  stamps_reversed=refund.stamps_reversed,
                  stamps_unrecovered=refund.stamps_unrecovered)
+    return RefundResult(refund)
+
+
+def _refund_unclaimed(session: Session, program: Program, purchase: Purchase,
+                      claim: Claim | None, amount: int, now: dt.datetime, *, refund_id: str,
+                      actor: str) -> RefundResult:
+    """A refund of an order nobody has claimed: revenue goes down, nobody loses points, and
+    its claim code stops working (a code for what is left would be a new code)."""
+    done = session.scalar(select(Refund).where(Refund.source == purchase.source,
+                                               Refund.refund_id == refund_id))
+    if done is not None:
+        return _repeat_refund(done, purchase, amount)
+    left = purchase.amount - purchase.refunded_amount
+    if amount > left:
+        raise RefundExceedsPurchase(left=left, currency=program.currency + " ")
+    purchase.refunded_amount += amount
+    refund = Refund(purchase_id=purchase.id, source=purchase.source, refund_id=refund_id,
+                    amount=amount, created_at=now)
+    session.add(refund)
+    if claim is not None and claim.status == "open":
+        claim.status, claim.cancelled_at = "cancelled", now
+    session.flush()
+    audit.record(session, "refund", member_id=None, actor=actor, at=now, refund_id=refund.id,
+                 amount=amount, points_reversed=0, points_unrecovered=0, stamps_reversed=0,
+                 stamps_unrecovered=0)
     return RefundResult(refund)
 
 

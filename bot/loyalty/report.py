@@ -113,11 +113,14 @@ Staff (each staff member with activity in the period, and every active one)
   refused            their commands refused for a rule: unknown codes, member codes or phones,
                      bad amounts, used or expired coupons, their own account (self_service:
                      how many of these were on their own membership or coupons).
+  claims_made / _claimed / _expired   claim codes they made (集點 AMOUNT), how many a
+                     customer took, how many expired with nobody taking them.
 
 Customer lifetime value (an estimate)
   CLV = average order value x purchases per customer per year x LIFESPAN_YEARS (3).
-  Purchases per customer per year = counted purchases / customers, annualised from the
-  period's length (x DAYS_PER_YEAR / days in the period). None without purchases.
+  Purchases per customer per year = counted purchases with a customer (claim codes nobody
+  took have none) / customers, annualised from the period's length (x DAYS_PER_YEAR / days
+  in the period). None without customers.
 """
 
 from __future__ import annotations
@@ -135,6 +138,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from bot.loyalty.audiences import counted
 from bot.loyalty.audiences import dormant as asleep
+from bot.loyalty.claims import ClaimCounts, claim_counts
 from bot.loyalty.staff import REFUSALS
 from bot.loyalty.timeutil import end_of_day, local_date, start_of_day
 from bot.models import (
@@ -182,6 +186,7 @@ class SalesStats:
     repurchase_cycle_days: float | None
     repurchase_gaps: int
     refunded_excluded: int  # fully refunded purchases in the period, left out of everything
+    unclaimed: int = 0  # counted purchases whose claim code nobody has taken (no customer)
 
 
 @dataclass(frozen=True)
@@ -278,6 +283,9 @@ class StaffRow:
     voids: int
     refused: int
     self_service: int
+    claims_made: int = 0  # claim codes they made in the period
+    claims_claimed: int = 0  # ... that a customer took
+    claims_expired: int = 0  # ... that expired with nobody taking them
 
 
 @dataclass(frozen=True)
@@ -381,7 +389,7 @@ def build_report(session: Session, program: Program, start: dt.datetime, end: dt
         stamps=_stamps(session, program, start, end),
         tiers=_tiers(session, program),
         pushes=_pushes(session, start, end, now, quota, sales),
-        staff=_staff(session, start, end),
+        staff=_staff(session, start, end, now),
         lifetime_value=_lifetime_value(sales, start, end),
         weeks=_weeks(session, program, start, end),
     )
@@ -426,17 +434,19 @@ def _members(session: Session, program: Program, start: dt.datetime, end: dt.dat
 def _sales(session: Session, program: Program, start: dt.datetime, end: dt.datetime
            ) -> SalesStats:
     in_period = _within(Purchase.created_at, start, end)
-    purchases, revenue, excluded = session.execute(
+    purchases, revenue, excluded, unclaimed = session.execute(
         select(_count_if(counted()), _sum(case((counted(), _net()), else_=0)),
-               _count_if(~counted()))
+               _count_if(~counted()), _count_if(counted() & Purchase.member_id.is_(None)))
         .select_from(Purchase).where(in_period)).one()
+    customer = Purchase.member_id.is_not(None)  # an unclaimed order has no customer yet
     per_member = (select(Purchase.member_id, func.count().label("n"))
-                  .where(in_period, counted()).group_by(Purchase.member_id).subquery())
+                  .where(in_period, counted(), customer).group_by(Purchase.member_id)
+                  .subquery())
     customers, repeat = session.execute(
         select(func.count(), _count_if(per_member.c.n >= 2)).select_from(per_member)).one()
     day = _local_day(session, Purchase.created_at, program.timezone, start, end)
     days = (select(Purchase.member_id.label("member_id"), day.label("day"))
-            .where(in_period, counted()).distinct().subquery())
+            .where(in_period, counted(), customer).distinct().subquery())
     previous = func.lag(days.c.day).over(partition_by=days.c.member_id, order_by=days.c.day)
     gaps = select((days.c.day - previous).label("gap")).subquery()
     gap_count, gap_sum = session.execute(
@@ -448,7 +458,8 @@ def _sales(session: Session, program: Program, start: dt.datetime, end: dt.datet
         average_order_value=round(revenue / purchases, 2) if purchases else None,
         repurchase_rate=_pct(int(repeat), customers),
         repurchase_cycle_days=round(int(gap_sum) / gap_count, 1) if gap_count else None,
-        repurchase_gaps=int(gap_count), refunded_excluded=int(excluded))
+        repurchase_gaps=int(gap_count), refunded_excluded=int(excluded),
+        unclaimed=int(unclaimed))
 
 
 def _weeks(session: Session, program: Program, start: dt.datetime, end: dt.datetime
@@ -463,7 +474,7 @@ def _weeks(session: Session, program: Program, start: dt.datetime, end: dt.datet
         .group_by(week, Purchase.member_id)).all()
     first = dict(session.execute(
         select(Purchase.member_id, func.min(Purchase.created_at))
-        .where(counted(), Purchase.member_id.in_({row[1] for row in rows}))
+        .where(counted(), Purchase.member_id.in_({row[1] for row in rows} - {None}))
         .group_by(Purchase.member_id)).all()) if rows else {}
     epoch = dt.date(1970, 1, 1)
     weeks: dict[int, list[int]] = {}
@@ -472,6 +483,8 @@ def _weeks(session: Session, program: Program, start: dt.datetime, end: dt.datet
         figures = weeks.setdefault(int(number), [0, 0, 0, 0])
         figures[0] += int(count)
         figures[1] += int(revenue or 0)
+        if member_id is None:  # unclaimed orders: revenue without a customer
+            continue
         began = local_date(first[member_id].replace(tzinfo=dt.UTC), program.timezone)
         figures[2 if began >= monday else 3] += 1
     return tuple(WeekRow((epoch + dt.timedelta(days=n * 7 - 3)).isoformat(), *figures)
@@ -699,7 +712,8 @@ def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 2) if whole else None
 
 
-def _staff(session: Session, start: dt.datetime, end: dt.datetime) -> tuple[StaffRow, ...]:
+def _staff(session: Session, start: dt.datetime, end: dt.datetime, now: dt.datetime
+           ) -> tuple[StaffRow, ...]:
     """Per staff member: what they did by chat in the period, and what was refused."""
     def by_staff(statement: Any) -> dict[int, Any]:
         return {row[0]: row[1:] for row in session.execute(statement)}
@@ -724,11 +738,14 @@ def _staff(session: Session, start: dt.datetime, end: dt.datetime) -> tuple[Staf
                       .where(Refund.refund_id.like("void:%"),
                              _within(Refund.created_at, start, end))
                       .group_by(Purchase.staff_id))
+    codes = claim_counts(session, start, end, now)
     rows = []
     for worker in session.scalars(select(Staff).order_by(Staff.id)):
         void_redeem, refused, own = audits.get(str(worker.id), (0, 0, 0))
+        made = codes.get(worker.id, ClaimCounts(0, 0, 0, 0))
         figures = (*bought.get(worker.id, (0, 0)), redeemed.get(worker.id, (0,))[0],
-                   voided.get(worker.id, (0,))[0] + void_redeem, refused, own)
+                   voided.get(worker.id, (0,))[0] + void_redeem, refused, own,
+                   made.made, made.claimed, made.expired)
         if worker.active or any(figures):
             rows.append(StaffRow(f"{worker.id} {worker.name}".strip(), worker.active,
                                  *(int(f or 0) for f in figures)))
@@ -738,10 +755,10 @@ def _staff(session: Session, start: dt.datetime, end: dt.datetime) -> tuple[Staf
 
 def _lifetime_value(sales: SalesStats, start: dt.datetime, end: dt.datetime) -> LifetimeValue:
     days = (end - start).total_seconds() / SECONDS_PER_DAY
-    if not sales.purchases:
+    if not sales.customers:  # no purchase, or none claimed by a customer yet
         return LifetimeValue(None, None, None, None, LIFESPAN_YEARS, round(days, 2))
     aov = sales.revenue / sales.purchases
-    per_customer = sales.purchases / sales.customers
+    per_customer = (sales.purchases - sales.unclaimed) / sales.customers
     per_year = per_customer * DAYS_PER_YEAR / days
     return LifetimeValue(value=round(aov * per_year * LIFESPAN_YEARS, 2),
                          average_order_value=round(aov, 2),

@@ -17,6 +17,7 @@ from bot.loyalty.errors import (
     LinkNoRecordForPhone,
     LoyaltyError,
     SelfService,
+    UnknownClaim,
     UnknownCode,
     UnknownMember,
     UnknownStaff,
@@ -89,8 +90,9 @@ CONFIRM_WINDOW = dt.timedelta(minutes=10)
 REPEAT_WINDOW = dt.timedelta(minutes=10)  # the same member and amount again: ask first
 # refusals that say a code or phone is unknown: guessing is what the limit stops (a used
 # coupon or a wrong amount is a real code, typed by a person)
-GUESSES = (UnknownCode.code, UnknownMember.code, LinkNoRecordForPhone.code)
-REFUSALS = ("staff.verify_failed", "staff.earn_failed", "staff.link_failed")
+GUESSES = (UnknownCode.code, UnknownMember.code, LinkNoRecordForPhone.code, UnknownClaim.code)
+REFUSALS = ("staff.verify_failed", "staff.earn_failed", "staff.link_failed",
+            "staff.claim_failed")
 
 
 def actor(worker: Staff) -> str:
@@ -128,11 +130,13 @@ def guessing(session: Session, worker: Staff, now: dt.datetime) -> bool:
         AuditLog.reason.in_(GUESSES), AuditLog.at > now - FAILED_WINDOW)) or 0) >= FAILED_LIMIT
 
 
-def ask_confirmation(session: Session, worker: Staff, member: Member, amount: int,
+def ask_confirmation(session: Session, worker: Staff, member: Member | None, amount: int,
                      now: dt.datetime) -> str:
-    """A purchase waiting for the staff member's confirm tap; returns its token."""
+    """A purchase (for a member, or None: a claim code) waiting for the staff member's
+    confirm tap; returns its token."""
     token = secrets.token_urlsafe(12)
-    session.add(PendingAction(token=token, staff_id=worker.id, member_id=member.id,
+    session.add(PendingAction(token=token, staff_id=worker.id,
+                              member_id=member.id if member else None,
                               amount=amount, created_at=now, expires_at=now + CONFIRM_WINDOW))
     return token
 

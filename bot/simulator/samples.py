@@ -15,13 +15,14 @@ from typing import Any
 from bot.line import messages as m
 from bot.line.formatting import RenderContext
 from bot.line.qr import qr_url
+from bot.loyalty.claims import ClaimView
 from bot.loyalty.codes import ALPHABET
 from bot.loyalty.coupons import CouponView
 from bot.loyalty.errors import CouponAlreadyRedeemed
 from bot.loyalty.purchases import PurchaseResult
 from bot.loyalty.summary import Expiring, MemberSummary
 from bot.loyalty.tiers import TierChange, next_tier
-from bot.models import Coupon, Member, Purchase
+from bot.models import Claim, Coupon, Member, Purchase
 from bot.program import Program
 
 NOW = dt.datetime(2026, 11, 22, 2, 0, tzinfo=dt.UTC)
@@ -107,6 +108,11 @@ def sample_makers(program: Program, ctx: RenderContext) -> Makers:
                                                                        purchase(program))
     yield "staff_confirm_purchase", lambda: m.staff_confirm_purchase(ctx, who, 4200,
                                                                      "tok-123_x")
+    yield "staff_confirm_purchase claim", lambda: m.staff_confirm_purchase(ctx, None, 4200,
+                                                                           "tok-123_x")
+    yield "staff_claim_code", lambda: m.staff_claim_code(ctx, claim(program, 350))
+    yield "staff_claim_code again", lambda: m.staff_claim_code(
+        ctx, dataclasses.replace(claim(program, 350), duplicate=True))
     yield "staff_redemption_ok", lambda: m.staff_redemption_ok(
         ctx, dataclasses.replace(used, discount=50), who, 500)
     yield "staff_redemption_ok gift", lambda: m.staff_redemption_ok(
@@ -118,6 +124,21 @@ def sample_makers(program: Program, ctx: RenderContext) -> Makers:
     yield "nudge", lambda: m.nudge(ctx, who, "stamps", 2, "Any drink, on us")
     yield "nudge one point", lambda: m.nudge(ctx, who, "points", 1, "NT$50 off")
     yield "expiry_warning", lambda: m.expiry_warning(ctx, who, [(TODAY, 40)], [coupon])
+
+
+def claim(program: Program, amount: int, status: str = "open", taker: Member | None = None
+          ) -> ClaimView:
+    """A claim code for an order of `amount`, made at NOW by the counter, in `status`."""
+    order = Purchase(id=41, member_id=None, source="line", external_order_id="claim:e1",
+                     amount=amount, categories={}, points_earned=0, stamps_earned=0,
+                     refunded_amount=0, created_at=NOW)
+    taken = status == "claimed"
+    row = Claim(id=5, code=code(77), purchase_id=41, created_at=NOW,
+                status="open" if status == "expired" else status,
+                expires_at=NOW + program.claims.lifetime("line"),
+                claimed_by=taker.id if taken and taker else None,
+                claimed_at=NOW + dt.timedelta(minutes=1) if taken else None)
+    return ClaimView(row, order, status, taker if taken else None)
 
 
 def flex_samples(program: Program, ctx: RenderContext) -> Samples:
