@@ -31,6 +31,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db import make_engine, make_sessionmaker, transaction
+from bot.loyalty.claims import make_claim, take_claim
 from bot.loyalty.coupons import issue_coupon, redeem_coupon
 from bot.loyalty.errors import LoyaltyError
 from bot.loyalty.members import adjust_points, register_member
@@ -38,6 +39,7 @@ from bot.loyalty.purchases import record_purchase
 from bot.loyalty.rewards import redeem_reward
 from bot.models import (
     AuditLog,
+    Claim,
     Coupon,
     CouponTemplateRow,
     Member,
@@ -166,6 +168,13 @@ def redeem(sessions, index: int, program: Program, code: str, now: dt.datetime) 
                              order_amount=300).coupon.id
 
 
+def take(sessions, index: int, program: Program, code: str, members: list[int],
+         now: dt.datetime) -> int:
+    with transaction(sessions) as session:
+        take_claim(session, program, code, members[index], now, actor=f"line:{index}")
+        return members[index]
+
+
 def spend_on_reward(sessions, index: int, program: Program, member_id: int,
                     now: dt.datetime) -> int:
     with transaction(sessions) as session:
@@ -246,6 +255,28 @@ def test_a_coupon_redeemed_by_twenty_tills_at_once_is_used_exactly_once(
     assert count(sessions, AuditLog, AuditLog.action == "coupon.redeem") == 1
     with sessions() as session:
         assert session.get(Coupon, coupon_id).status == "redeemed"
+
+
+def test_a_claim_code_scanned_by_eight_customers_at_once_goes_to_exactly_one(
+        race, sessions, fixed_program, now):
+    program = dataclasses.replace(fixed_program, claims=dataclasses.replace(
+        fixed_program.claims, enabled=True))
+    members = [join(sessions, program, now, user=f"U-{n}") for n in range(8)]
+    with transaction(sessions) as session:
+        code = make_claim(session, program, 600, now, source="line", order_id="claim:1",
+                          actor="test").claim.code
+
+    outcomes = race(take, 8, program, code, members, now)
+
+    assert codes(outcomes) == {"ok": 1, "claim_taken": 7}
+    winner = values(outcomes)[0]
+    with sessions() as session:
+        order = session.scalars(select(Purchase)).one()
+        assert (order.member_id, order.points_earned) == (winner, 20)
+        assert session.scalars(select(Claim.claimed_by)).one() == winner
+    assert {m: balance(sessions, m) for m in members} == {
+        m: 20 if m == winner else 0 for m in members}
+    assert count(sessions, AuditLog, AuditLog.action == "claim.taken") == 1
 
 
 @pytest.mark.parametrize("spend", [spend_on_reward, spend_by_adjustment],
