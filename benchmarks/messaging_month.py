@@ -1,7 +1,7 @@
 """What a month of LINE messages costs the example café: billed messages by kind.
 
-    .venv/bin/python benchmarks/messaging_month.py              # on SQLite, about 2 minutes
-    .venv/bin/python benchmarks/messaging_month.py --seed 3
+    .venv/bin/python benchmarks/messaging_month.py              # on SQLite, about 8 minutes
+    .venv/bin/python benchmarks/messaging_month.py --flow claims --seed 3
 
 A simulated March 2027 of program.example.toml, through the real webhook (staff `集點` and
 `核銷 CODE AMOUNT`, customers tapping the rich menu) and the real clock jobs (every job at its
@@ -15,6 +15,12 @@ hour, the sender every 15 minutes), against the tests' fake LINE server:
   a card now and then;
 - with the campaign: an NT$50 coupon to every member tagged `active`, on the 15th.
 
+Two counters (`--flow`, both by default): "push", staff record each purchase with the
+member's code (`集點 MEMBERCODE AMOUNT`, `[claims]` off) and the receipt is pushed; "claims",
+staff make a claim code (`集點 AMOUNT`, or `核銷 CODE AMOUNT` for a coupon's owner) and the
+customer scans it at once (`領取 CODE`): the receipt, and the "coupon used" news, are the
+reply to that message.
+
 Figures: messages queued per kind and what LINE bills. "Before" is what the code billed
 before messages were combined: every queued message its own push or multicast recipient (the
 same messages are queued either way). "Now" is the report's billed count: a push once however
@@ -24,9 +30,12 @@ many messages it carries, a reply nothing. Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
+import json
 import logging
 import random
+import re
 import sys
 import time
 from collections import Counter
@@ -69,8 +78,8 @@ SEND_EVERY = dt.timedelta(minutes=15)
 class Shop:
     """The app, its fake LINE, and a clock the webhook reads instead of the real one."""
 
-    def __init__(self, url: str, line: FakeLine) -> None:
-        self.now = START
+    def __init__(self, url: str, line: FakeLine, claims: bool) -> None:
+        self.now, self.line, self.claims = START, line, claims
         self.app = create_app(Config(
             database_url=url, program_path=str(DEFAULT_PROGRAM), secret_key="bench-key",
             line_channel_secret=CHANNEL_SECRET, line_channel_access_token=line.access_token,
@@ -78,6 +87,8 @@ class Shop:
             line_api_base_url=line.base_url))
         self.client = self.app.test_client()
         self.rt = self.app.extensions["loyalty"]
+        self.rt.program = dataclasses.replace(self.rt.program, claims=dataclasses.replace(
+            self.rt.program.claims, enabled=claims))
         self.jobs = self.rt.jobs()
 
     def post(self, event: dict) -> None:
@@ -170,8 +181,16 @@ def buy(shop: Shop, member: tuple[int, str], n: int, rng: random.Random) -> None
                   if v.template.min_spend <= amount and v.coupon.valid_from <= shop.now]
     if usable and rng.random() < USE_COUPON:
         shop.post(text(CLERK, f"核銷 {usable[0].coupon.code} {amount}"))
+    elif shop.claims:
+        shop.post(text(CLERK, f"集點 {amount}"))
     else:
         shop.post(text(CLERK, f"集點 {code} {amount}"))
+    if shop.claims:  # the customer scans the code on the staff's screen and sends it
+        staff_reply = json.dumps(shop.line.replies()[-1]["messages"], ensure_ascii=False)
+        claim = re.search(r"[0-9A-Z]{3}-[0-9A-Z]{3}-[0-9A-Z]{3}", staff_reply.split(
+            '"hero"')[-1]) if '"hero"' in staff_reply else None
+        if claim:  # (a coupon that paid it all: no code, the receipt is pushed)
+            shop.post(text(user_id(n), f"領取 {claim.group(0)}"))
 
 
 def send_campaign(shop: Shop) -> None:
@@ -197,11 +216,11 @@ def figures(shop: Shop) -> tuple[Counter, Counter, Counter, Counter]:
     return queued, billed, replies, missing
 
 
-def simulate(url: str, seed_value: int, campaign: bool) -> None:
+def simulate(url: str, seed_value: int, campaign: bool, claims: bool) -> None:
     rng = random.Random(seed_value)
     with FakeLine() as line:
         line.set_quota(None)
-        shop = Shop(url, line)
+        shop = Shop(url, line, claims)
         began = time.perf_counter()
         members = seed(shop, rng)
         with shop.rt.sessions() as session:
@@ -209,7 +228,8 @@ def simulate(url: str, seed_value: int, campaign: bool) -> None:
         purchases = month(shop, members, rng, campaign)
         queued, billed, replies, missing = figures(shop)
         shop.rt.close()
-    print(f"\n{'with' if campaign else 'without'} the campaign: {MEMBERS} members, "
+    print(f"\n{'claim codes' if claims else 'pushed receipts'}, "
+          f"{'with' if campaign else 'without'} the campaign: {MEMBERS} members, "
           f"{purchases:,} purchases in {DAYS} days ({time.perf_counter() - began:.0f} s)")
     print(f"  {'kind':<16}{'queued':>8}{'billed before':>15}{'billed now':>12}"
           f"{'by reply':>10}")
@@ -228,11 +248,14 @@ def simulate(url: str, seed_value: int, campaign: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--flow", choices=("push", "claims", "both"), default="both")
     args, rest = parser.parse_known_args()
     logging.disable(logging.INFO)  # the jobs log a line a run; the figures are below
     sys.argv = [sys.argv[0], *rest]
-    for campaign in (False, True):
-        run_on_scratch(lambda url, c=campaign: simulate(url, args.seed, c))
+    flows = {"push": (False,), "claims": (True,), "both": (False, True)}[args.flow]
+    for claims in flows:
+        for campaign in (False, True):
+            run_on_scratch(lambda url, c=campaign, k=claims: simulate(url, args.seed, c, k))
 
 
 if __name__ == "__main__":

@@ -14,13 +14,14 @@ from sqlalchemy import func, select
 
 from bot.config import Config, ConfigError
 from bot.db import transaction
+from bot.jobs import JOBS, run_job
 from bot.line.qr import payload_of
 from bot.loyalty.claims import make_claim
 from bot.loyalty.codes import format_code
 from bot.loyalty.report import build_report
 from bot.loyalty.staff import add_staff
 from bot.loyalty.timeutil import utcnow
-from bot.models import AuditLog, Claim, Member, OutboxMessage, Purchase, Refund
+from bot.models import AuditLog, Claim, Coupon, Member, OutboxMessage, Purchase, Refund
 from bot.program import ProgramError, load_program
 from tests.line_helpers import flat, follow, post, postback, text, unfollow, user_id
 from tests.test_api import token
@@ -32,6 +33,8 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "program.example.toml"
 @pytest.fixture
 def shop(client, app, fake_line):
     """Alice and Bob follow the shop; the clerk (阿明) is staff and a member too."""
+    for user, name in ((ALICE, "Alice"), (BOB, "Bob"), (CLERK, "阿明")):
+        fake_line.add_profile(user, name, "zh-TW")
     post(client, [follow(ALICE), follow(BOB), follow(CLERK)])
     with transaction(state_of(app).sessions) as session:
         add_staff(session, CLERK, utcnow(), name="阿明", actor="test")
@@ -92,6 +95,41 @@ def test_scanning_a_claim_code_gives_the_customer_the_purchase_in_a_reply_and_no
     assert (claim.status, claim.claimed_by) == ("claimed", after.id)
     assert "11" in receipt and f"{after.points_balance:,}" in receipt
     assert pushed_or_queued(shop, ALICE) == 0 and fake_line.messages_to(ALICE) == []
+
+
+def test_a_coupon_verified_with_an_amount_gives_a_code_for_its_owner_and_the_news_rides_the_reply(
+        client, app, fake_line, shop):
+    with shop.sessions() as session:
+        coupon = session.scalars(select(Coupon).join(Member).where(
+            Member.line_user_id == ALICE)).first()  # the welcome coupon: NT$50 off
+    post(client, [text(CLERK, f"核銷 {coupon.code} 200")])
+    staff_reply = last_reply(fake_line)
+    assert len(staff_reply) == 2 and "NT$150" in flat(staff_reply[1:])  # 200 - 50
+    code = re.search(r"[0-9A-Z]{3}-[0-9A-Z]{3}-[0-9A-Z]{3}", flat(staff_reply[1:])).group(0)
+    post(client, [text(BOB, f"領取 {code}")])  # the coupon's owner only
+    assert "另一位會員" in flat(last_reply(fake_line))
+    post(client, [text(ALICE, f"領取 {code}")])
+    reply = last_reply(fake_line)
+    assert len(reply) == 2 and "優惠券" in flat(reply[1:])  # receipt, then "coupon used"
+    assert member(shop, ALICE).points_balance == 5  # NT$150 / 30
+    run_job(shop.jobs(), JOBS["send"], utcnow() + dt.timedelta(hours=1))
+    assert fake_line.pushes() == []
+    with shop.sessions() as session:
+        assert {(r.kind, r.via) for r in session.scalars(select(OutboxMessage))} == {
+            ("coupon_used", "reply")}
+
+
+def test_a_coupon_code_nobody_scans_still_tells_its_owner_by_push_when_it_expires(
+        client, app, fake_line, shop):
+    with shop.sessions() as session:
+        coupon = session.scalars(select(Coupon).join(Member).where(
+            Member.line_user_id == ALICE)).first()
+    post(client, [text(CLERK, f"核銷 {coupon.code} 200")])
+    run_job(shop.jobs(), JOBS["send"], utcnow() + dt.timedelta(minutes=1))
+    assert fake_line.pushes() == []  # the code still lives: the news waits for its reply
+    run_job(shop.jobs(), JOBS["send"], utcnow() + dt.timedelta(minutes=4))
+    (push,) = fake_line.wait_for(lambda: fake_line.pushes())
+    assert push["to"] == ALICE and "優惠券" in flat(push["messages"])
 
 
 def test_a_member_code_is_never_read_as_an_amount(client, app, fake_line, shop):

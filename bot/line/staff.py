@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from contextlib import nullcontext
+from functools import partial
 
 from sqlalchemy.orm import Session
 
@@ -16,7 +17,7 @@ from bot.line import formatting as fmt
 from bot.line import messages
 from bot.line.context import Env, Outcome
 from bot.line.messages import RenderContext
-from bot.loyalty.claims import cancel_claim, claim_view, make_claim
+from bot.loyalty.claims import ClaimView, cancel_claim, claim_view, make_claim
 from bot.loyalty.codes import format_code, normalize_code
 from bot.loyalty.coupons import (
     CouponView,
@@ -51,7 +52,7 @@ from bot.models import (
     Member,
     Staff,
 )
-from bot.outbox import coupon_used_key, linked_key, receipt_key, tell
+from bot.outbox import coupon_used_key, linked_key, receipt_key, tell, tell_later
 
 COMMANDS = {"核銷": "verify", "verify": "verify", "集點": "earn", "earn": "earn",
             "撤銷": "void", "void": "void", "員工": "join", "staff": "join",
@@ -90,37 +91,52 @@ def verify(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: 
     try:  # without an amount nothing is written before a failure: no savepoint to undo
         amount = parse_amount(args[1]) if len(args) == 2 else None
         with session.begin_nested() if amount is not None else nullcontext():
-            view, result = _redeem(session, env, worker, args[0], amount, own_id)
+            view, result, claim = _redeem(session, env, worker, args[0], amount, own_id)
     except LoyaltyError as exc:
         _refused(session, env, worker, "verify", exc, code=args[0][:32])
         return Outcome(messages.staff_redemption_failed(ctx, exc, _why(session, env, exc,
                                                                          args[0])))
     owner = owner_of(session, view)
-    tell(session, env.program, owner, "coupon_used", coupon_used_key(view.coupon.id),
-         lambda: messages.customer_coupon_used(env.render(owner.language), view), env.now)
+    used = partial(messages.customer_coupon_used, env.render(owner.language), view)
+    if claim is not None:  # the customer scans the code now: the news rides that reply
+        tell_later(session, env.program, owner, "coupon_used", coupon_used_key(view.coupon.id),
+                   used, env.now, until=claim.claim.expires_at)
+        return Outcome(messages.staff_redemption_ok(ctx, view, owner, amount)
+                       + messages.staff_claim_code(ctx, claim))
+    tell(session, env.program, owner, "coupon_used", coupon_used_key(view.coupon.id), used,
+         env.now)
     if result is not None:
         _receipt(session, env, owner, result)
     return Outcome(messages.staff_redemption_ok(ctx, view, owner, amount))
 
 
 def _redeem(session: Session, env: Env, worker: Staff, code: str, amount: int | None,
-            own_id: int | None) -> tuple[CouponView, PurchaseResult | None]:
-    """Check, record the discounted purchase (with an amount), then redeem: all or nothing."""
-    result = None
+            own_id: int | None
+            ) -> tuple[CouponView, PurchaseResult | None, ClaimView | None]:
+    """Check, record the discounted purchase (with an amount), then redeem: all or nothing.
+    With claim codes on, the purchase waits for the coupon's owner to scan its code."""
+    result, claim, purchase_id = None, None, None
     if amount is None and not env.program.staff_self_service:
         check_not_self(env.program, find_coupon(session, env.program, code).coupon.member_id,
                        own_id)
     if amount is not None:
         view = check_coupon(session, env.program, code, env.now, order_amount=amount)
         check_not_self(env.program, view.coupon.member_id, own_id)
-        result = record_purchase(session, env.program, view.coupon.member_id,
-                                 amount - view.discount, env.now, source="line",
-                                 order_id=f"verify:{env.event_id or secrets.token_hex(8)}",
-                                 staff_id=worker.id, actor=actor(worker))
+        order_id = f"verify:{env.event_id or secrets.token_hex(8)}"
+        if env.program.claims.enabled and amount > view.discount:
+            claim = make_claim(session, env.program, amount - view.discount, env.now,
+                               source="line", order_id=order_id, actor=actor(worker),
+                               staff_id=worker.id, reserved_for=view.coupon.member_id)
+            purchase_id = claim.purchase.id
+        else:
+            result = record_purchase(session, env.program, view.coupon.member_id,
+                                     amount - view.discount, env.now, source="line",
+                                     order_id=order_id, staff_id=worker.id,
+                                     actor=actor(worker))
+            purchase_id = result.purchase.id
     view = redeem_coupon(session, env.program, code, env.now, actor=actor(worker),
-                         order_amount=amount, staff_id=worker.id,
-                         purchase_id=result.purchase.id if result else None)
-    return view, result
+                         order_amount=amount, staff_id=worker.id, purchase_id=purchase_id)
+    return view, result, claim
 
 
 def _why(session: Session, env: Env, exc: LoyaltyError, code: str) -> str:

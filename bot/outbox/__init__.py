@@ -93,6 +93,21 @@ def tell(session: Session, program: Program, member: Member, kind: str, dedupe_k
     return True
 
 
+def tell_later(session: Session, program: Program, member: Member, kind: str,
+               dedupe_key: str, build: Callable[[], list[dict]], now: dt.datetime,
+               until: dt.datetime) -> bool:
+    """Like tell, for news the member is about to hear anyway: it waits until `until` to
+    ride the reply to their next message (a claim code they are scanning), and is pushed
+    only if none came by then."""
+    if kind in RECEIPTS and not program.receipts or not member.line_user_id:
+        return False
+    row = enqueue(session, member, kind, dedupe_key, build(), now, hold_until=until)
+    if row is None:
+        return False
+    session.info.get(QUEUED, {}).pop(row.id, None)  # not pushed at the commit: it waits
+    return True
+
+
 def enqueue(session: Session, member: Member, kind: str, dedupe_key: str,
             messages: list[dict], now: dt.datetime, *, push_key: str | None = None,
             hold_until: dt.datetime | None = None) -> OutboxMessage | None:
@@ -137,10 +152,12 @@ def _join_waiting(session: Session, member: Member, key: str, used: int) -> int:
 # a row still free to be combined or carried: pending, in no push and no multicast yet
 FREE = (OutboxMessage.status == "pending", OutboxMessage.push_key.is_(None),
         OutboxMessage.batch_id.is_(None))
-# what waits for one member, oldest first: it may join their next push or ride a reply
+# what waits for one member, oldest first: it may join their next push or ride a reply (a
+# receipt kind only when it was told to wait: tell_later)
 WAITING = (select(OutboxMessage.id, OutboxMessage.payload)
            .where(OutboxMessage.line_user_id == bindparam("user"), *FREE,
-                  OutboxMessage.kind.not_in(RECEIPT_KINDS))
+                  or_(OutboxMessage.kind.not_in(RECEIPT_KINDS),
+                      OutboxMessage.hold_until.is_not(None)))
            .order_by(OutboxMessage.id).limit(MESSAGES_MAX)
            .with_for_update(skip_locked=True))
 
