@@ -63,4 +63,4 @@ def build(config: Config) -> Runtime:
     return Runtime(config=config, program=program, engine=engine,
                    sessions=make_sessionmaker(engine),
                    webhook_sessions=make_sessionmaker(bounded(engine, WEBHOOK_LOCK_WAIT)),
-                   line=LineClient(config))
+                   line=LineClient(config, aggregation_units=program.aggregation_units))

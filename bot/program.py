@@ -163,6 +163,7 @@ class Program:
         default_factory=lambda: dict(DEFAULT_DROP_AFTER_DAYS))
     marketing_per_day: int = 1  # pushes of nudges, win-back and campaigns to one member
     marketing_per_week: int = 3
+    aggregation_units: bool = False  # name each push's unit for LINE's per-unit statistics
     expiry_warning_days: tuple[int, ...] = (30, 7, 1)
     coupon_warning_days: int = 3
     nudge_stamps: int = 2
@@ -391,7 +392,9 @@ class _Reader:
                                                   minimum=1),
                 "marketing_per_week": self.integer(messaging, "marketing_per_week",
                                                    "messaging.marketing_per_week", default=3,
-                                                   minimum=1)}
+                                                   minimum=1),
+                "aggregation_units": self.flag(messaging, "aggregation_units",
+                                               "messaging.aggregation_units", False)}
 
     def claims(self, claims: dict) -> ClaimRules:
         by_source = self.table(claims, "minutes_by_source", "claims.minutes_by_source",

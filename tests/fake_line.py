@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
+from urllib.parse import parse_qs
 
 from linebot.v3.messaging import (
     Configuration,
@@ -76,6 +77,7 @@ class Call:
     status: int = 0
     response: Any = None
     rejected: bool = False  # refused by a LINE rule (not a scripted failure, quota or lookup miss)
+    query: dict[str, str] = field(default_factory=dict)  # the query string's parameters
 
 
 class LineError(Exception):
@@ -270,6 +272,10 @@ class FakeLine:
             self.user_rich_menus: dict[str, str] = {}
             self.quota_limit: int | None = 10_000
             self.quota_used = 0
+            # aggregation units: refused as for an account that has not applied for them,
+            # else the recipients each unit has reached (LINE's own statistics stand in)
+            self.units_refused = False
+            self.unit_recipients: dict[str, int] = {}
 
     def add_profile(self, user_id: str, display_name: str, language: str = "zh-TW") -> None:
         self.profiles[user_id] = {"userId": user_id, "displayName": display_name,
@@ -425,9 +431,14 @@ class FakeLine:
             if not (isinstance(to, str) and USER_ID.fullmatch(to)):
                 details.append({"message": "invalid user ID", "property": f"to[{i}]"})
         _validate(model, body, details)
+        units = body.get("customAggregationUnits") or []
+        if units and self.units_refused:
+            raise LineError(400, "Not allowed to use the customAggregationUnits")
         if self.quota_limit is not None and self.quota_used + len(recipients) > self.quota_limit:
             raise LineError(429, "You have reached your monthly limit.", rejection=False)
         self.quota_used += len(recipients)
+        for unit in units:
+            self.unit_recipients[unit] = self.unit_recipients.get(unit, 0) + len(recipients)
         response = self._sent(body) if call.path == PUSH else {}
         if key is not None:
             self._accepted_keys[key] = (call.request_id, response)
@@ -467,6 +478,21 @@ class FakeLine:
 
     def _consumption(self, call: Call) -> dict[str, Any]:
         return {"totalUsage": self.quota_used}
+
+    def _unit_list(self, call: Call) -> dict[str, Any]:
+        return {"customAggregationUnits": sorted(self.unit_recipients)}
+
+    def _unit_statistics(self, call: Call) -> dict[str, Any]:
+        """Every recipient counts as one impression; LINE hides figures under 20 (null)."""
+        unit, first, last = (call.query.get(k, "") for k in ("customAggregationUnit", "from",
+                                                               "to"))
+        if not (re.fullmatch(r"[0-9]{8}", first) and re.fullmatch(r"[0-9]{8}", last)):
+            raise LineError(400, "from and to must be yyyyMMdd")
+        seen = self.unit_recipients.get(unit, 0)
+        shown = seen if seen >= 20 else None
+        return {"overview": {"uniqueImpression": shown, "uniqueClick": None,
+                             "uniqueMediaPlayed": None, "uniqueMediaPlayed100Percent": None},
+                "messages": [], "clicks": []}
 
     def _info(self, call: Call) -> dict[str, Any]:
         return dict(self.bot_info)
@@ -561,6 +587,8 @@ _ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/v2/bot/message/quota", "_quota"),
     ("GET", "/v2/bot/message/quota/consumption", "_consumption"),
     ("GET", "/v2/bot/info", "_info"),
+    ("GET", "/v2/bot/message/aggregation/list", "_unit_list"),
+    ("GET", "/v2/bot/insight/message/event/aggregation", "_unit_statistics"),
     ("GET", "/v2/bot/profile/" + _ID.format("user"), "_profile"),
     ("POST", "/v2/bot/group/" + _ID.format("chat") + "/leave", "_leave"),
     ("POST", "/v2/bot/room/" + _ID.format("chat") + "/leave", "_leave"),
@@ -593,8 +621,9 @@ class _Handler(BaseHTTPRequestHandler):
                                                           or "application/json") else None
         except ValueError:
             parsed = None
-        call = Call(self.command, self.path.split("?")[0], Headers(self.headers.items()),
-                    parsed, raw)
+        path, _, query = self.path.partition("?")
+        call = Call(self.command, path, Headers(self.headers.items()), parsed, raw,
+                    query={k: v[0] for k, v in parse_qs(query).items()})
         fake: FakeLine = self.server.fake  # type: ignore[attr-defined]
         status, payload, extra = fake._dispatch(call)
         data = json.dumps(payload, ensure_ascii=False).encode()

@@ -347,7 +347,7 @@ def test_a_push_that_timed_out_is_retried_alone_even_when_its_twin_is_queued(
     real = LineClient(line_config)
 
     class DeliveredButTimedOut:
-        def push(self, user, messages, key):
+        def push(self, user, messages, key, unit=None):
             real.push(user, messages, key)
             return SendResult(False, retry=True, error="read timed out")
 
@@ -372,7 +372,7 @@ def test_a_sender_that_crashes_mid_batch_resumes_without_duplicates_or_losses(
     class CrashAfterSecondPush:
         calls = 0
 
-        def push(self, user, messages, key):
+        def push(self, user, messages, key, unit=None):
             outcome = real.push(user, messages, key)
             self.calls += 1
             if self.calls == 2:  # LINE has it, but the process dies before recording it
@@ -426,7 +426,7 @@ def test_identical_messages_go_as_one_multicast_and_a_crash_never_doubles_them(
     real = LineClient(line_config)
 
     class DiesAfterSending:
-        def multicast(self, users, messages, key):
+        def multicast(self, users, messages, key, unit=None):
             real.multicast(users, messages, key)
             raise RuntimeError("killed before recording")
 

@@ -331,3 +331,54 @@ def test_a_push_the_budget_holds_leaves_the_waiting_nudge_free_for_a_reply(
     post(client, [postback(ALICE, "action=points")])
     assert [m.get("text") for m in fake_line.replies()[-1]["messages"][1:]] == ["tier", "nudge"]
     assert fake_line.pushes() == []
+
+
+# -- LINE's per-unit statistics --------------------------------------------------------------
+def test_pushes_and_multicasts_name_their_unit_when_the_program_asks(app, fake_line):
+    state = app.extensions["loyalty"]
+    program = dataclasses.replace(state.program, aggregation_units=True)
+    client = LineClient(state.config, aggregation_units=True)
+    queue(state.sessions, program, 1, ["expiry_warning", "nudge"], utcnow())
+    with transaction(state.sessions) as session:  # the same campaign card to two members
+        members = [register_member(session, program, user_id(n), utcnow()).member
+                   for n in (2, 3)]
+        enqueue_many(session, program, [(m, "campaign", f"campaign:spring_sale:{m.id}",
+                                         note("spring")) for m in members], utcnow())
+    run_job(runtime(state.sessions, program, state.config, client), JOBS["send"],
+            utcnow() + dt.timedelta(days=1))
+    (push,) = fake_line.pushes()
+    assert push["customAggregationUnits"] == ["expiry_warning"]  # the weightier kind
+    (multicast,) = fake_line.multicasts()
+    assert multicast["customAggregationUnits"] == ["campaign_spring_sale"]
+    assert len(multicast["to"]) == 2
+
+
+def test_a_unit_line_refuses_is_dropped_and_the_message_still_goes_once(app, fake_line):
+    state = app.extensions["loyalty"]
+    program = dataclasses.replace(state.program, aggregation_units=True)
+    client = LineClient(state.config, aggregation_units=True)
+    fake_line.units_refused = True  # the account never applied for units
+    for n in (1, 2):
+        queue(state.sessions, program, n, ["expiry_warning"], utcnow())
+        run_job(runtime(state.sessions, program, state.config, client), JOBS["send"],
+                utcnow() + dt.timedelta(days=1, minutes=n))
+    assert [p["to"] for p in fake_line.pushes()] == [ALICE, user_id(2)]
+    assert all("customAggregationUnits" not in p for p in fake_line.pushes())
+    assert len(fake_line.rejections) == 1  # asked once with a unit, never again
+    assert {row.status for row in rows(state.sessions)} == {"sent"}
+
+
+def test_the_insight_command_shows_each_units_figures_hiding_those_under_20(app, fake_line):
+    state = app.extensions["loyalty"]
+    fake_line.unit_recipients.update({"receipt": 57, "campaign_spring": 12})
+    state.program = dataclasses.replace(state.program, aggregation_units=True)
+    result = app.test_cli_runner().invoke(args=["insight", "--from", "2027-03-01",
+                                                "--to", "2027-03-31"])
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line.split()[1:] for line in result.output.splitlines()[2:]}
+    assert lines == {"campaign_spring": ["<20", "<20"], "receipt": ["57", "<20"]}
+    (call,) = fake_line.calls_to("/v2/bot/insight/message/event/aggregation")[:1]
+    assert call.query["from"] == "20270301" and call.query["to"] == "20270331"
+    too_long = app.test_cli_runner().invoke(args=["insight", "--from", "2027-03-01",
+                                                  "--to", "2027-04-15"])
+    assert too_long.exit_code != 0 and "30 days" in too_long.output

@@ -360,11 +360,11 @@ class Sender:
     def __init__(self, refuse: set[str] = frozenset()):
         self.refuse = refuse
 
-    def push(self, user_id, messages, retry_key):
+    def push(self, user_id, messages, retry_key, unit=None):
         return Outcome(user_id not in self.refuse, error="refused" if user_id in self.refuse
                        else "")
 
-    def multicast(self, user_ids, messages, retry_key):
+    def multicast(self, user_ids, messages, retry_key, unit=None):
         return Outcome(True)
 
 

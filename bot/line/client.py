@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import urllib3
 from linebot.v3.messaging import (
@@ -29,6 +31,8 @@ TIMEOUT = (3.05, 10)  # connect, read (seconds)
 QUOTA_TTL = 300.0  # seconds LINE's quota reading is reused (less what this client sent since)
 MESSAGE = "/v2/bot/message"
 REPLY, PUSH, MULTICAST = f"{MESSAGE}/reply", f"{MESSAGE}/push", f"{MESSAGE}/multicast"
+UNIT_LIST = f"{MESSAGE}/aggregation/list"
+INSIGHT_UNITS = "/v2/bot/insight/message/event/aggregation"
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ def configuration(config: Config) -> Configuration:
 
 
 class LineClient:
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, *, aggregation_units: bool = False):
         self._api_client = ApiClient(configuration(config))
         self.api = MessagingApi(self._api_client)
         self.blob = MessagingApiBlob(self._api_client)
@@ -70,6 +74,10 @@ class LineClient:
                               if config.simulator else IMAGE_SCHEMES)
         self._quota: tuple[float, int | None] | None = None  # (read at, messages left)
         self._quota_lock = threading.Lock()
+        # [messaging] aggregation_units: each push and multicast names its unit (its kind or
+        # campaign) for LINE's per-unit statistics, until LINE refuses one (the account has
+        # not applied for them): the message goes again without it, and no later one tries
+        self.aggregation_units = aggregation_units
 
     def reply(self, reply_token: str, messages: list[dict]) -> SendResult:
         check_messages(messages, "reply", self.image_schemes)
@@ -81,15 +89,16 @@ class LineClient:
             return SendResult(False, error=_describe(exc), refused=refused)
         return SendResult(True)
 
-    def push(self, user_id: str, messages: list[dict], retry_key: str) -> SendResult:
+    def push(self, user_id: str, messages: list[dict], retry_key: str,
+             unit: str | None = None) -> SendResult:
         try:
             check_messages(messages, "push", self.image_schemes)
         except MessageLimitError as exc:  # resending cannot fix it: record, never retry
             return SendResult(False, error=str(exc))
-        return self._send(PUSH, {"to": user_id, "messages": messages}, retry_key)
+        return self._send(PUSH, {"to": user_id, "messages": messages}, retry_key, unit=unit)
 
-    def multicast(self, user_ids: list[str], messages: list[dict], retry_key: str
-                  ) -> SendResult:
+    def multicast(self, user_ids: list[str], messages: list[dict], retry_key: str,
+                  unit: str | None = None) -> SendResult:
         try:
             check_messages(messages, "multicast", self.image_schemes)
         except MessageLimitError as exc:
@@ -98,11 +107,25 @@ class LineClient:
             return SendResult(False, error=f"{len(user_ids)} recipients: 1 to "
                                            f"{MULTICAST_MAX} per multicast")
         return self._send(MULTICAST, {"to": user_ids, "messages": messages}, retry_key,
-                          len(user_ids))
+                          len(user_ids), unit=unit)
 
-    def _send(self, path: str, body: dict, retry_key: str, recipients: int = 1) -> SendResult:
+    def _send(self, path: str, body: dict, retry_key: str, recipients: int = 1,
+              unit: str | None = None) -> SendResult:
         try:
-            self._post(path, body, retry_key)
+            if unit and self.aggregation_units:
+                try:
+                    self._post(path, {**body, "customAggregationUnits": [unit]}, retry_key)
+                except ApiException as exc:
+                    if exc.status != 400:
+                        raise
+                    # LINE took nothing (a 400): perhaps only the unit is refused. Without it
+                    # from now on; this message goes again at once, under the same retry key
+                    log.warning("LINE refused the aggregation unit %r (%s): sending without "
+                                "units from now on", unit, _describe(exc))
+                    self.aggregation_units = False
+                    self._post(path, body, retry_key)
+            else:
+                self._post(path, body, retry_key)
         except ApiException as exc:
             if exc.status == 409:  # this retry key was accepted before: delivered
                 return SendResult(delivered=True)
@@ -114,6 +137,34 @@ class LineClient:
             return SendResult(False, retry=True, error=_describe(exc))
         self._spent(recipients)
         return SendResult(delivered=True)
+
+    def unit_statistics(self, unit: str, first: dt.date, last: dt.date) -> dict | None:
+        """LINE's statistics of one aggregation unit for days `first` to `last` (LINE's days,
+        UTC+9; at most 30 days apart): {"overview": {...}, "messages": [...], "clicks": [...]},
+        where LINE shows null for figures under 20 people. None when LINE gives none."""
+        query = urlencode({"customAggregationUnit": unit, "from": f"{first:%Y%m%d}",
+                           "to": f"{last:%Y%m%d}"})
+        return self._get(f"{INSIGHT_UNITS}?{query}")
+
+    def units_this_month(self) -> list[str]:
+        """The aggregation units LINE has counted this month."""
+        found = self._get(UNIT_LIST) or {}
+        return list(found.get("customAggregationUnits") or [])
+
+    def _get(self, path: str) -> dict | None:
+        headers = dict(self._api_client.default_headers)
+        try:
+            answer = self._api_client.rest_client.pool_manager.request(
+                "GET", self._api_client.configuration.host + path, headers=headers,
+                timeout=urllib3.Timeout(connect=TIMEOUT[0], read=TIMEOUT[1]))
+        except Exception as exc:
+            log.warning("LINE statistics unavailable: %s", _describe(exc))
+            return None
+        if not 200 <= answer.status <= 299:
+            log.warning("LINE statistics unavailable: HTTP %s %s", answer.status,
+                        answer.data[:200].decode("utf-8", "replace"))
+            return None
+        return json.loads(answer.data or b"{}")
 
     def _post(self, path: str, body: dict, retry_key: str | None = None) -> None:
         """POST a message body over the SDK's connection pool, with its host, credentials

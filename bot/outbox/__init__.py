@@ -15,6 +15,7 @@ import datetime as dt
 import functools
 import json
 import logging
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -47,10 +48,30 @@ class Sent(Protocol):
 
 
 class Sender(Protocol):
-    def push(self, user_id: str, messages: list[dict], retry_key: str) -> Sent: ...
+    def push(self, user_id: str, messages: list[dict], retry_key: str,
+             unit: str | None = None) -> Sent: ...
 
-    def multicast(self, user_ids: list[str], messages: list[dict], retry_key: str
-                  ) -> Sent: ...
+    def multicast(self, user_ids: list[str], messages: list[dict], retry_key: str,
+                  unit: str | None = None) -> Sent: ...
+
+
+# the unit a push is counted under in LINE's statistics ([messaging] aggregation_units): a
+# campaign's own, else the most important kind it carries
+UNIT_ORDER = ("receipt", "coupon_used", "expiry_warning", "birthday", "tier", "winback",
+              "nudge")
+
+
+def aggregation_unit(rows: Iterable[Any]) -> str:
+    """`campaign_<key>` or the kind, as LINE allows unit names: [A-Za-z0-9_], 1 to 30."""
+    rows = list(rows)
+    for row in rows:
+        if (row.dedupe_key or "").startswith("campaign:"):
+            name = "campaign_" + row.dedupe_key.split(":")[1]
+            break
+    else:
+        kinds = [row.kind for row in rows]
+        name = min(kinds, key=lambda k: UNIT_ORDER.index(k) if k in UNIT_ORDER else 99)
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)[:30] or "other"
 
 
 # what a customer is told after their own purchase or redemption: [messaging] receipts
@@ -198,6 +219,8 @@ class Queued(NamedTuple):
     payload: dict
     push_key: str
     status: str | None
+    kind: str = ""
+    dedupe_key: str = ""
 
 
 def deliver(sessions: sessionmaker[Session], sender: Sender, ids: Iterable[int],
@@ -222,7 +245,8 @@ def deliver(sessions: sessionmaker[Session], sender: Sender, ids: Iterable[int],
                 keys = select(OutboxMessage.push_key).where(OutboxMessage.id.in_(page))
                 rows = session.execute(
                     select(OutboxMessage.id, OutboxMessage.line_user_id, OutboxMessage.payload,
-                           OutboxMessage.push_key, Member.status)
+                           OutboxMessage.push_key, Member.status, OutboxMessage.kind,
+                           OutboxMessage.dedupe_key)
                     .outerjoin(Member, Member.id == OutboxMessage.member_id)
                     .where(OutboxMessage.push_key.in_(keys), OutboxMessage.status == "pending")
                     .order_by(OutboxMessage.id)).all()
@@ -239,7 +263,7 @@ def queued_in(session: Session) -> list[Queued]:
     queued = session.info.pop(QUEUED, {})
     session.info.pop(PUSHES, None)
     return [Queued(row.id, row.line_user_id, row.payload, row.push_key or row.retry_key,
-                   member.status)
+                   member.status, row.kind, row.dedupe_key)
             for row, member in (queued[row_id] for row_id in sorted(queued))]
 
 
@@ -258,7 +282,7 @@ def _push_rows(sessions: sessionmaker[Session], sender: Sender, rows: list, now:
     def push_all(pushes: list[list]) -> list[tuple[list[int], Sent]]:
         return [([row.id for row in push], sender.push(
             push[0].line_user_id, [m for row in push for m in row.payload["messages"]],
-            push[0].push_key)) for push in pushes]
+            push[0].push_key, unit=aggregation_unit(push))) for push in pushes]
 
     delivered = 0
     done: list[tuple[int, str, Sent | None]] = [
@@ -394,7 +418,8 @@ def make_batches(sessions: sessionmaker[Session], ids: list[int], now: dt.dateti
 
 def _batch(session: Session, rows: list[OutboxMessage], now: dt.datetime) -> int:
     batch = OutboxBatch(recipients={"to": [r.line_user_id for r in rows]},
-                        payload=rows[0].payload, retry_key=str(uuid.uuid4()), created_at=now)
+                        payload={**rows[0].payload, "unit": aggregation_unit(rows[:1])},
+                        retry_key=str(uuid.uuid4()), created_at=now)
     session.add(batch)
     session.flush()
     for row in rows:
@@ -434,7 +459,8 @@ def deliver_batches(sessions: sessionmaker[Session], sender: Sender, now: dt.dat
                                   .order_by(OutboxBatch.id)).all()
     reached = 0
     for batch_id, recipients, payload, key in batches:
-        outcome = sender.multicast(recipients["to"], payload["messages"], key)
+        outcome = sender.multicast(recipients["to"], payload["messages"], key,
+                                   unit=payload.get("unit"))
         status = "sent" if outcome.delivered else "pending" if outcome.retry else "failed"
         with transaction(sessions) as session:
             batch = session.get(OutboxBatch, batch_id)
