@@ -443,6 +443,18 @@ class Claim(Base):
     cancelled_at: Mapped[dt.datetime | None]
 
 
+class TapCount(Base):
+    """Taps on the bot's buttons per local day, per where the button was (the rich menu, a
+    kind of message, a campaign) and per action: counted by the bot itself, every day."""
+
+    __tablename__ = "tap_counts"
+
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    source: Mapped[str] = mapped_column(String(40), primary_key=True)
+    action: Mapped[str] = mapped_column(String(32), primary_key=True)
+    taps: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class StaffInvite(Base):
     """A one-time code a new staff member sends to the bot to become staff."""
 

@@ -130,6 +130,11 @@ def render_text(report: Report) -> str:
               _num(row.self_service), _num(row.claims_made), _num(row.claims_claimed),
               _num(row.claims_expired)] for row in report.staff]))
         lines.append("")
+    if report.taps:
+        lines.append("Taps 點擊 (counted by the bot)")
+        lines.extend(_table(["where", "action", "taps"],
+                            [[row.source, row.action, _num(row.taps)] for row in report.taps]))
+        lines.append("")
     section(f"Customer lifetime value 顧客終身價值 (estimate, {clv.lifespan_years} years)", [
         ("CLV", _money(report, clv.value)),
         ("Average order 客單價", _money(report, clv.average_order_value)),

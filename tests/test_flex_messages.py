@@ -191,12 +191,12 @@ def test_the_wallet_pages_eleven_coupons_and_a_more_bubble(example_program):
         buttons = [b["body"]["contents"][-1]["action"] for b in bubbles if "hero" not in b]
         seen += [b["hero"]["action"]["data"] for b in bubbles if "hero" in b]
         assert len(buttons) <= 1
-        page = int(buttons[0]["data"].split("page=")[1]) if buttons else 0
+        page = int(buttons[0]["data"].split("page=")[1].split("&")[0]) if buttons else 0
         assert not buttons or (buttons[0]["data"] == f"action=wallet&page={pages + 2}"
-                               and len(bubbles) == 12)
+                               "&via=wallet" and len(bubbles) == 12)
         pages += 1
     assert pages == 9
-    assert seen == [f"action=coupon&id={n}" for n in range(100)]
+    assert seen == [f"action=coupon&id={n}&via=wallet" for n in range(100)]
     assert len(m.wallet(ctx, coupons[:12])[0]["contents"]["contents"]) == 12
 
 

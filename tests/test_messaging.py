@@ -382,3 +382,39 @@ def test_the_insight_command_shows_each_units_figures_hiding_those_under_20(app,
     too_long = app.test_cli_runner().invoke(args=["insight", "--from", "2027-03-01",
                                                   "--to", "2027-04-15"])
     assert too_long.exit_code != 0 and "30 days" in too_long.output
+
+
+# -- the bot's own tap counts ----------------------------------------------------------------
+def test_taps_are_counted_by_where_the_button_was_and_what_it_asked(app, client, fake_line):
+    from bot.line import messages
+    from bot.report_format import render_text
+    from bot.simulator.samples import member as sample_member
+
+    state = app.extensions["loyalty"]
+    post(client, [follow(ALICE)])
+    ctx = render_context(state.config, state.program, "zh-TW")
+    nudge = messages.nudge(ctx, sample_member(), "stamps", 2, "Any drink")
+    data = [a["data"] for a in _actions(nudge) if a["type"] == "postback"]
+    assert data and all(d.endswith("&via=nudge") for d in data)  # buttons say where they are
+    post(client, [postback(ALICE, "action=points"), postback(ALICE, "action=points"),
+                  postback(ALICE, data[0]), postback(ALICE, "action=claim&campaign=spring"),
+                  postback(ALICE, "action=bogus&via=<script>")])
+    with state.sessions() as session:
+        report = build_report(session, state.program, utcnow() - dt.timedelta(days=1),
+                              utcnow() + dt.timedelta(days=1), utcnow())
+    counted = {(row.source, row.action): row.taps for row in report.taps}
+    nudge_action = dict(p.split("=") for p in data[0].split("&"))["action"]
+    assert counted == {("menu", "points"): 2, ("nudge", nudge_action): 1,
+                       ("campaign_spring", "claim"): 1, ("other", "unknown"): 1}
+    assert "Taps" in render_text(report)
+
+
+def _actions(node):
+    if isinstance(node, dict):
+        if isinstance(node.get("action"), dict):
+            yield node["action"]
+        for value in node.values():
+            yield from _actions(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _actions(item)

@@ -30,6 +30,8 @@ from bot.loyalty.members import find_by_line_user, register_member, set_birthday
 from bot.loyalty.rewards import redeem_reward
 from bot.loyalty.staff import find_active_staff, sender
 from bot.loyalty.summary import member_summary
+from bot.loyalty.taps import count_tap, tap_source
+from bot.loyalty.timeutil import local_date
 from bot.models import Member
 
 
@@ -82,6 +84,9 @@ def on_postback(session: Session, env: Env, event: Any) -> Outcome:
     data = {k: v[0] for k, v in parse_qs(event.postback.data or "").items()}
     params = event.postback.params or {}
     action = data.get("action", "")
+    known = action in staff.POSTBACKS or action in CUSTOMER_ACTIONS
+    count_tap(session, local_date(env.now, env.program.timezone), tap_source(data),
+              action if known else "unknown")
     if action in staff.POSTBACKS:
         return staff.postback(session, env, member, action, data)
     handler = CUSTOMER_ACTIONS.get(action)

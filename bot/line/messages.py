@@ -289,4 +289,21 @@ def error(ctx: RenderContext, exc: LoyaltyError) -> Messages:
 # -- helpers --------------------------------------------------------------------------------
 def _flex(ctx: RenderContext, template: str, alt: str, fields: dict[str, Any]) -> Messages:
     contents = render(template, {"shop": fmt.shop(ctx), **fields}, ctx.strings.table)
+    _tag_postbacks(contents, f"&via={template}")
     return [{"type": "flex", "altText": clip(alt, MAX_ALT_TEXT), "contents": contents}]
+
+
+def _tag_postbacks(node: Any, via: str) -> None:
+    """Every postback button says which message it was in (`via`), for the bot's own tap
+    counts (bot.loyalty.taps); rich-menu taps carry none."""
+    if isinstance(node, dict):
+        action = node.get("action")
+        if isinstance(action, dict) and action.get("type") == "postback" \
+                and "via=" not in action.get("data", ""):
+            action["data"] += via
+        for value in node.values():
+            if isinstance(value, dict | list):
+                _tag_postbacks(value, via)
+    elif isinstance(node, list):
+        for item in node:
+            _tag_postbacks(item, via)

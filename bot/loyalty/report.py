@@ -116,6 +116,9 @@ Staff (each staff member with activity in the period, and every active one)
   claims_made / _claimed / _expired   claim codes they made (集點 AMOUNT), how many a
                      customer took, how many expired with nobody taking them.
 
+Taps (counted by the bot, per local day): taps on its buttons, by where the button was
+  (`menu`, a message's kind, `campaign_<key>`) and what it asked for.
+
 Customer lifetime value (an estimate)
   CLV = average order value x purchases per customer per year x LIFESPAN_YEARS (3).
   Purchases per customer per year = counted purchases with a customer (claim codes nobody
@@ -140,6 +143,7 @@ from bot.loyalty.audiences import counted
 from bot.loyalty.audiences import dormant as asleep
 from bot.loyalty.claims import ClaimCounts, claim_counts
 from bot.loyalty.staff import REFUSALS
+from bot.loyalty.taps import tap_counts
 from bot.loyalty.timeutil import end_of_day, local_date, start_of_day
 from bot.models import (
     AuditLog,
@@ -289,6 +293,13 @@ class StaffRow:
 
 
 @dataclass(frozen=True)
+class TapRow:
+    source: str  # "menu", a message kind ("nudge", "expiry_warning", ...) or "campaign_<key>"
+    action: str  # what the button asked for ("points", "rewards", "claim", ...)
+    taps: int
+
+
+@dataclass(frozen=True)
 class LifetimeValue:
     value: float | None
     average_order_value: float | None
@@ -327,6 +338,7 @@ class Report:
     staff: tuple[StaffRow, ...]
     lifetime_value: LifetimeValue
     weeks: tuple[WeekRow, ...] = ()
+    taps: tuple[TapRow, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types: dates and times as ISO strings, tuples as lists."""
@@ -392,6 +404,8 @@ def build_report(session: Session, program: Program, start: dt.datetime, end: dt
         staff=_staff(session, start, end, now),
         lifetime_value=_lifetime_value(sales, start, end),
         weeks=_weeks(session, program, start, end),
+        taps=tuple(TapRow(*row) for row in tap_counts(
+            session, local_date(start, tz), local_date(end - dt.timedelta(microseconds=1), tz))),
     )
 
 
