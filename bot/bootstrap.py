@@ -12,7 +12,7 @@ from functools import partial
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.config import Config, ConfigError
+from bot.config import Config
 from bot.db import bounded, make_engine, make_sessionmaker
 from bot.jobs import JobContext
 from bot.line.client import LineClient
@@ -53,12 +53,7 @@ class Runtime:
 def build(config: Config) -> Runtime:
     """Load the program (ProgramError if it is unusable) and open the database's pool."""
     program = load_program(config.program_path)
-    if program.claims.enabled and config.line_configured and not config.simulator \
-            and not config.line_oa_basic_id:
-        raise ConfigError("Configuration error: LINE_OA_BASIC_ID (the account's basic id, "
-                          "such as @123abcde) must be set when [claims] is enabled in the "
-                          "program: a claim code's QR opens the chat with the shop, and "
-                          "LINE's QR reader cannot type text without it")
+    config.check_program(program)
     engine = make_engine(config.database_url)
     return Runtime(config=config, program=program, engine=engine,
                    sessions=make_sessionmaker(engine),

@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the program module is not needed to read settings
+    from bot.program import Program
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PROGRAM = ROOT / "program.example.toml"
@@ -94,6 +98,16 @@ class Config:
             console_setup_token=(env.get("CONSOLE_SETUP_TOKEN") or "").strip(),
             trusted_proxy_hops=_count(env, "TRUSTED_PROXY_HOPS"),
         )._checked()
+
+    def check_program(self, program: Program) -> None:
+        """Settings the program file needs (ConfigError, one line): with claim codes on and
+        a real LINE channel, the account's basic id."""
+        if program.claims.enabled and self.line_configured and not self.simulator \
+                and not self.line_oa_basic_id:
+            raise ConfigError("Configuration error: LINE_OA_BASIC_ID (the account's basic id, "
+                              "such as @123abcde) must be set when [claims] is enabled in "
+                              "the program: a claim code's QR opens the chat with the shop, "
+                              "and LINE's QR reader cannot type text without it")
 
     def _checked(self) -> Config:
         """With a real LINE channel, settings that are harmless on a laptop break the shop."""

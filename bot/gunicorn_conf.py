@@ -28,7 +28,7 @@ errorlog = "-"
 
 def on_starting(server) -> None:
     try:
-        load_program(_config.program_path)
-    except ProgramError as exc:
+        _config.check_program(load_program(_config.program_path))
+    except (ProgramError, ConfigError) as exc:
         print(exc, file=sys.stderr, flush=True)
         sys.exit(1)

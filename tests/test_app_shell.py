@@ -261,6 +261,17 @@ def test_the_web_process_exits_at_once_with_the_line_when_secret_key_is_missing(
     assert "SECRET_KEY must be set" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_the_web_process_exits_at_once_when_claim_codes_need_the_basic_id(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "LINE_OA_BASIC_ID"}
+    env.update(LINE_ENV, PUBLIC_BASE_URL="https://cafe.example", SECRET_KEY="k" * 32,
+               DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}", PORT=str(free_port()))
+    done = subprocess.run([str(Path(sys.executable).parent / "gunicorn"), "--config",
+                           "bot/gunicorn_conf.py", "bot:create_app()"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0  # the example program turns claim codes on
+    assert "LINE_OA_BASIC_ID" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_from_env_reads_the_process_environment(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgres://u:p@h/db")
     monkeypatch.setenv("PORT", "9000")

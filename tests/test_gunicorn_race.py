@@ -53,7 +53,8 @@ def gunicorn(pg_url, fake_line, tmp_path):
            "SECRET_KEY": "race", "LINE_CHANNEL_SECRET": CHANNEL_SECRET,
            "PUBLIC_BASE_URL": "https://cafe.example",
            "LINE_CHANNEL_ACCESS_TOKEN": fake_line.access_token,
-           "LINE_API_BASE_URL": fake_line.base_url, "PORT": str(port), "WEB_CONCURRENCY": "4",
+           "LINE_API_BASE_URL": fake_line.base_url, "LINE_OA_BASIC_ID": "@mountainmist",
+           "PORT": str(port), "WEB_CONCURRENCY": "4",
            "XDG_RUNTIME_DIR": str(tmp_path)}
     proc = subprocess.Popen([sys.executable, "-c", GUNICORN, "--config", "bot/gunicorn_conf.py",
                              "--threads", "4", "bot:create_app()"], cwd=ROOT, env=env,
