@@ -156,6 +156,26 @@ def test_staff_redeem_a_coupon_they_scan_in_the_customers_chat(site):
     assert site.console_errors() == []
 
 
+def test_a_customer_scans_the_claim_code_on_the_staff_screen_and_gets_the_receipt(site):
+    site.follow("mei")
+    site.persona("kai")
+    kai_before, mei_before = len(site.bot_messages("kai")), len(site.bot_messages("mei"))
+    site.find("#sim-text").send_keys("集點 350")
+    site.find(".sim-send").click()
+    card = site.said("kai", kai_before, "the claim code")
+    assert "領取碼" in card and "NT$350" in card
+    scan = site.all('.sim-conversation[data-persona="kai"] .sim-scan')[-1]
+    site.driver.execute_script("arguments[0].click()", scan)
+
+    assert site.find("#sim-who").text != "店員 Kai"  # the customer scans it ...
+    typed = site.find("#sim-text").get_attribute("value")
+    assert re.fullmatch(r"領取 [0-9A-Z]{3}-[0-9A-Z]{3}-[0-9A-Z]{3}", typed)  # ... text typed
+    site.find(".sim-send").click()
+    receipt = site.said("mei", mei_before + 0, "the receipt")
+    assert "11" in receipt  # NT$350 / 30: the receipt is the bot's reply
+    assert site.console_errors() == []
+
+
 def test_a_birthday_card_from_the_clock_panel_rides_the_reply_to_the_next_tap(site):
     from selenium.webdriver.support.ui import Select
 

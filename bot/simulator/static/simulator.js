@@ -11,6 +11,7 @@ const state = {
   lastSeq: 0,          // last conversation entry shown
   friendship: {},      // persona -> "friend" | "blocked" | "none", as the server knows it
   busy: false,
+  customer: null,      // the customer persona last shown: who scans a claim code
 };
 
 function conversation(key) {
@@ -29,6 +30,7 @@ function scrollChat() {
 function showPersona(key) {
   state.persona = key;
   const button = personaButton(key);
+  if (button.dataset.menu !== "staff") state.customer = key;
   $$(".sim-persona").forEach((b) => b.setAttribute("aria-selected", String(b === button)));
   $$(".sim-conversation").forEach((c) => { c.hidden = c.dataset.persona !== key; });
   $$(".sim-richmenu").forEach((m) => { m.hidden = m.dataset.menu !== button.dataset.menu; });
@@ -178,9 +180,12 @@ function fillText(text) {
 }
 
 function scan(text) {
-  // a staff member scans a customer's QR with LINE: the chat opens with its text typed
+  // a staff member scans a customer's QR with LINE: the chat opens with its text typed;
+  // a claim code on the staff's screen is scanned by the customer last shown instead
+  const customer = state.customer || ($(".sim-persona:not([data-menu='staff'])") || {}).dataset?.persona;
   const staff = $(".sim-persona[data-menu='staff']");
-  if (staff) showPersona(staff.dataset.persona);
+  if (text.startsWith("領取") && customer) showPersona(customer);
+  else if (staff) showPersona(staff.dataset.persona);
   fillText(text);
 }
 
