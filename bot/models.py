@@ -72,6 +72,10 @@ class Member(Base):
         CheckConstraint("points_balance >= 0", name="balance_not_negative"),
         CheckConstraint("status IN ('active', 'blocked', 'merged', 'erased')",
                         name="status_known"),
+        # the console's name search (ILIKE '%...%'): a pg_trgm GIN index, PostgreSQL only
+        # (migration 0013, which qualifies the operator class with pg_trgm's schema)
+        Index("ix_members_display_name_trgm", "display_name", postgresql_using="gin",
+              postgresql_ops={"display_name": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
     )
 
     id: Id = pk()

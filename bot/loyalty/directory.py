@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from bot.loyalty.codes import normalize_code
@@ -26,7 +26,7 @@ def search_members(session: Session, text: str, limit: int = SEARCH_LIMIT) -> li
     if (code := normalize_code(text)) is not None:
         rules.append(Member.member_code == code)
     pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    rules.append(func.lower(Member.display_name).like(pattern.lower(), escape="\\"))
+    rules.append(Member.display_name.ilike(pattern, escape="\\"))  # pg_trgm index (0013)
     return list(session.scalars(select(Member).where(or_(*rules))
                                 .order_by(Member.joined_at.desc(), Member.id.desc())
                                 .limit(limit)))
