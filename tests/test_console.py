@@ -17,9 +17,12 @@ from bot.app import create_app
 from bot.config import DEFAULT_PROGRAM, Config
 from bot.console.words import WORDS
 from bot.db import transaction
+from bot.jobs import JOBS, JobContext, run_job
 from bot.loyalty import accounts, coupons
+from bot.loyalty import dashboard as figures
 from bot.loyalty.members import member_by_id, register_member
 from bot.loyalty.purchases import record_purchase
+from bot.loyalty.report import report_period
 from bot.loyalty.summary import member_summary
 from bot.loyalty.timeutil import utcnow
 from bot.models import AuditLog, ConsoleAccount, ConsoleLoginFailure, Coupon, Purchase
@@ -527,3 +530,36 @@ def test_every_console_word_exists_in_both_languages():
     for key in WORDS["en"]:
         fields = [set(re.findall(r"\{(\w+)\}", WORDS[lang][key])) for lang in WORDS]
         assert fields[0] == fields[1], key
+
+
+def test_the_dashboard_shows_the_clock_jobs_figures_with_their_time_and_live_ones_otherwise(
+        app, browser):
+    setup_owner(browser)
+    rt = app.extensions["loyalty"]
+    jobs = JobContext(rt.program, rt.sessions, render=lambda language: None)
+    with transaction(rt.sessions) as session:
+        member = register_member(session, rt.program, user_id(1), utcnow()).member
+        record_purchase(session, rt.program, member.id, 1200, utcnow(), source="pos",
+                        order_id="o-1", actor="test")
+    ran = utcnow()
+    assert "computed in" in run_job(jobs, JOBS["dashboard"], ran)
+    with rt.sessions() as session:
+        start, end = report_period(rt.program, None, None, ran)
+        kept = figures.kept(session, rt.program, ran)
+        live = figures.compute(session, rt.program, start, end, ran)
+    assert (kept.current, kept.previous) == (live.current, live.previous)  # kept as computed
+    with transaction(rt.sessions) as session:  # bought after the job ran
+        record_purchase(session, rt.program, member.id, 800, utcnow(), source="pos",
+                        order_id="o-2", actor="test")
+
+    def revenue(path: str) -> tuple[str, bool]:
+        page = browser.get(path).get_data(as_text=True)
+        shown = re.search(r'data-figure="revenue"><th scope="row">[^<]+</th><td>([^<]+)</td>',
+                          page).group(1)
+        return shown, 'class="freshness"' in page and "這些數字計算於" in page
+    assert revenue("/admin/") == ("NT$1,200", True)  # the job's figures, said so
+    week = f"from={kept.current.last_day - dt.timedelta(days=6)}&to={kept.current.last_day}"
+    assert revenue(f"/admin/?{week}") == ("NT$2,000", False)  # other dates: live
+    with transaction(rt.sessions) as session:  # the clock stopped 40 minutes ago
+        figures.refresh(session, rt.program, utcnow() - dt.timedelta(minutes=40))
+    assert revenue("/admin/") == ("NT$2,000", False)

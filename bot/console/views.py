@@ -1,4 +1,5 @@
-"""The console's pages: sign-in, the first owner, passwords, accounts, the dashboard."""
+"""The console's pages: sign-in, the first owner, passwords, accounts, the dashboard, members
+and their corrections, erasure and the members export."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from bot.db import transaction
 from bot.line.client import LineClient
 from bot.line.richmenu import unlink_staff
 from bot.loyalty import accounts, audit, coupons, directory, erasure, members, purchases, stamps
+from bot.loyalty import dashboard as figures
 from bot.loyalty.codes import format_code, normalize_code
 from bot.loyalty.coupons import coupon_views
 from bot.loyalty.errors import (
@@ -43,7 +45,7 @@ from bot.loyalty.errors import (
 )
 from bot.loyalty.member_export import export_members
 from bot.loyalty.purchases import MAX_AMOUNT
-from bot.loyalty.report import build_report, report_period
+from bot.loyalty.report import report_period
 from bot.loyalty.summary import member_summary
 from bot.loyalty.timeutil import utcnow
 from bot.models import Member
@@ -294,15 +296,17 @@ def dashboard() -> Any:
         start, end = report_period(rt.program, days[0], days[1], g.now)
     except ValueError:
         start, end = report_period(rt.program, None, None, g.now)
-    before = (start - (end - start), start)
     with rt.sessions() as db:
-        now_report = build_report(db, rt.program, start, end, g.now,
-                                  quota=rt.program.allowance)
-        then_report = build_report(db, rt.program, *before, g.now)
-    rows = figures(now_report, then_report)
+        shown = None
+        if (start, end) == report_period(rt.program, None, None, g.now):
+            shown = figures.kept(db, rt.program, g.now)  # the clock job's, if fresh
+        shown = shown or figures.compute(db, rt.program, start, end, g.now)
+    rows = figures_table(shown.current, shown.previous)
     last = (end - dt.timedelta(microseconds=1)).astimezone(tz).date()
     return page("dashboard.html", rows=rows, first=start.astimezone(tz).date(), last=last,
-                report=now_report, charts=charts(now_report, rt.program, g.t, g.lang))
+                report=shown.current, charts=charts(shown.current, rt.program, g.t, g.lang),
+                computed_at=shown.computed_at and shown.computed_at.astimezone(tz),
+                every=figures.EVERY_MINUTES)
 
 
 def charts(report: Any, program: Any, t: dict[str, str], lang: str) -> dict[str, Any]:
@@ -343,7 +347,7 @@ def money(value: float | int | None) -> str:
     return "-" if value is None else f"NT${round(value):,}"
 
 
-def figures(now: Any, then: Any) -> list[tuple[str, str, str]]:
+def figures_table(now: Any, then: Any) -> list[tuple[str, str, str]]:
     """(label key, this period, previous period) for the dashboard's table."""
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{v:.1f}%"

@@ -41,6 +41,8 @@ WORDS: dict[str, dict[str, str]] = {
         "delta_whole": "請輸入非零的整數點數，例如 50 或 -20。",
         "adjusted": "已調整 {delta} 點。", "valid_until": "有效至", "birthday": "生日",
         "none": "無",
+        "computed_at": "這些數字計算於 {time}，排程每 {minutes} 分鐘更新一次；"
+                       "選其他日期則即時計算。",
         "corrections": "更正（每一筆都要寫原因，會記在異動紀錄裡）",
         "stamps_adjust": "給章或收回章", "stamps_delta": "章數（給章 1、收回 -1）",
         "stamps_adjusted": "集章已調整 {delta} 章。", "coupon_won": "獲得「{title}」。",
@@ -112,6 +114,8 @@ WORDS: dict[str, dict[str, str]] = {
         "delta_whole": "Type a whole number of points other than 0, e.g. 50 or -20.",
         "adjusted": "Adjusted by {delta} points.", "valid_until": "Valid until",
         "birthday": "Birthday", "none": "None",
+        "computed_at": "Figures as of {time}, refreshed by the clock every {minutes} minutes; "
+                       "other dates are computed when asked.",
         "corrections": "Corrections (each needs a reason, kept in the audit trail)",
         "stamps_adjust": "Give or take back stamps",
         "stamps_delta": "Stamps (1 to give, -1 to take back)",
