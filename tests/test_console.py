@@ -328,7 +328,10 @@ def test_a_member_is_found_by_phone_in_any_spelling_code_or_name_and_corrected_w
     path = f"/admin/members/{code}"
     refused = browser.post(path, data={"csrf_token": csrf(browser, path), "delta": "50",
                                        "reason": " "})
-    assert refused.status_code == 400
+    assert refused.status_code == 400 and "請寫下原因" in refused.get_data(as_text=True)
+    too_long = browser.post(path, data={"csrf_token": csrf(browser, path), "delta": "50",
+                                        "reason": "x" * 600})
+    assert too_long.status_code == 400 and "原因最多" in too_long.get_data(as_text=True)
     done = browser.post(path, data={"csrf_token": csrf(browser, path), "delta": "50",
                                     "reason": "咖啡機故障補償"}).get_data(as_text=True)
     assert "已調整 +50 點" in done and "咖啡機故障補償" in done
@@ -386,7 +389,8 @@ def test_a_manager_gives_and_takes_back_stamps_with_a_reason_and_bad_input_chang
                          ({"stamps": "one", "reason": "x"}, "1 到 10"),
                          ({"stamps": "11", "reason": "x"}, "1 到 10"),
                          ({"stamps": "0", "reason": "x"}, "1 到 10"),
-                         ({"stamps": "-1", "reason": "  "}, "請寫下原因")):
+                         ({"stamps": "-1", "reason": "  "}, "請寫下原因"),
+                         ({"stamps": "1", "reason": "長" * 201}, "原因最多 200 個字")):
         refused = post(manager, path, **fields)
         assert refused.status_code == 400 and says in refused.get_data(as_text=True), fields
     assert card_stamps(rt, member_id) == before + 1
@@ -452,6 +456,7 @@ def test_a_refund_takes_back_its_share_once_and_bad_amounts_or_orders_change_not
             ({"purchase": purchase_id, "amount": "0"}, "請輸入 1 以上的整數金額"),
             ({"purchase": theirs, "amount": "100"}, "找不到這筆訂單"),
             ({"purchase": "x", "amount": "100"}, "找不到這筆訂單"),
+            ({"purchase": str(10 ** 30), "amount": "100"}, "找不到這筆訂單"),
             ({"purchase": purchase_id, "amount": "100", "reason": ""}, "請寫下原因")):
         refused = post(manager, path, **{"reason": "退貨", "key": "k0", **fields})
         assert refused.status_code == 400 and says in refused.get_data(as_text=True), fields

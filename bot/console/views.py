@@ -504,6 +504,9 @@ def member_erase(code: str) -> Any:
     return answer
 
 
+REASON_MAX = 200  # characters: the forms' maxlength, checked again here
+
+
 class Refused(Exception):
     """A form's input the console itself refuses (before any domain verb): words key."""
 
@@ -524,6 +527,8 @@ def correct(code: str, work: Callable[[Session, Member], str]) -> Any:
     """Run one correction in a transaction: its notice on the member's page, or the reason
     it was refused (400) with nothing changed."""
     try:
+        if len(request.form.get("reason", "")) > REASON_MAX:
+            raise Refused("reason_too_long", most=str(REASON_MAX))
         with transaction(runtime().sessions) as db:
             notice = work(db, members.find_by_code(db, code))
     except Refused as exc:

@@ -44,6 +44,7 @@ WORDS: dict[str, dict[str, str]] = {
         "computed_at": "這些數字計算於 {time}，排程每 {minutes} 分鐘更新一次；"
                        "選其他日期則即時計算。",
         "corrections": "更正（每一筆都要寫原因，會記在異動紀錄裡）",
+        "reason_too_long": "原因最多 {most} 個字，請寫短一點。",
         "stamps_adjust": "給章或收回章", "stamps_delta": "章數（給章 1、收回 -1）",
         "stamps_adjusted": "集章已調整 {delta} 章。", "coupon_won": "獲得「{title}」。",
         "coupon_give": "發送優惠券", "template": "優惠券種類",
@@ -117,6 +118,7 @@ WORDS: dict[str, dict[str, str]] = {
         "computed_at": "Figures as of {time}, refreshed by the clock every {minutes} minutes; "
                        "other dates are computed when asked.",
         "corrections": "Corrections (each needs a reason, kept in the audit trail)",
+        "reason_too_long": "A reason has {most} characters at most: please shorten it.",
         "stamps_adjust": "Give or take back stamps",
         "stamps_delta": "Stamps (1 to give, -1 to take back)",
         "stamps_adjusted": "Stamps adjusted by {delta}.", "coupon_won": " Earned \"{title}\".",

@@ -355,8 +355,8 @@ class OwnerOnly(ConsoleError):
 # -- corrections by hand (the owner console) ---------------------------------------------------
 
 
-class ReasonRequired(LoyaltyError):
-    code = "reason_required"
+class ReasonRequired(InvalidAmount):  # an input left out, as a missing amount is
+    code = "invalid_amount"
     zh = "請寫下原因（會記在異動紀錄裡）。"
     en = "Give a reason: it is kept in the audit trail."
 

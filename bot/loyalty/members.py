@@ -170,7 +170,7 @@ def adjust_points(session: Session, program: Program, member_id: int, delta: int
     if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0:
         raise InvalidAmount(detail="the adjustment must be a non-zero whole number of points")
     if not reason.strip():
-        raise InvalidAmount(detail="a reason is required")
+        raise ReasonRequired()
     member = lock_member(session, member_id)
     settle_expired(session, member, now)
     if delta > 0:

@@ -282,7 +282,8 @@ def refund_by_hand(session: Session, program: Program, member_id: int, purchase_
     twice refunds once."""
     if not (reason or "").strip():
         raise ReasonRequired()
-    purchase = session.get(Purchase, purchase_id) if isinstance(purchase_id, int) else None
+    purchase = session.get(Purchase, purchase_id) if isinstance(purchase_id, int) and (
+        0 < purchase_id < 2 ** 63) else None
     if purchase is None or purchase.member_id != member_id:
         raise UnknownOrder()
     return refund_order(session, program, amount, now, source=purchase.source,
