@@ -332,6 +332,10 @@ def test_a_member_is_found_by_phone_in_any_spelling_code_or_name_and_corrected_w
     too_long = browser.post(path, data={"csrf_token": csrf(browser, path), "delta": "50",
                                         "reason": "x" * 600})
     assert too_long.status_code == 400 and "原因最多" in too_long.get_data(as_text=True)
+    for delta in ("1e3", "9" * 30, "9" * 5000):  # never a server error, nothing changed
+        huge = browser.post(path, data={"csrf_token": csrf(browser, path), "delta": delta,
+                                        "reason": "x"})
+        assert huge.status_code == 400 and "請輸入非零的整數點數" in huge.get_data(as_text=True)
     done = browser.post(path, data={"csrf_token": csrf(browser, path), "delta": "50",
                                     "reason": "咖啡機故障補償"}).get_data(as_text=True)
     assert "已調整 +50 點" in done and "咖啡機故障補償" in done
@@ -388,6 +392,7 @@ def test_a_manager_gives_and_takes_back_stamps_with_a_reason_and_bad_input_chang
     for fields, says in (({"stamps": "-9", "reason": "x"}, f"只有 {before + 1} 章"),
                          ({"stamps": "one", "reason": "x"}, "1 到 10"),
                          ({"stamps": "11", "reason": "x"}, "1 到 10"),
+                         ({"stamps": "9" * 5000, "reason": "x"}, "1 到 10"),
                          ({"stamps": "0", "reason": "x"}, "1 到 10"),
                          ({"stamps": "-1", "reason": "  "}, "請寫下原因"),
                          ({"stamps": "1", "reason": "長" * 201}, "原因最多 200 個字")):
@@ -454,6 +459,7 @@ def test_a_refund_takes_back_its_share_once_and_bad_amounts_or_orders_change_not
             ({"purchase": purchase_id, "amount": "1201"}, "最多 NT$1,200"),
             ({"purchase": purchase_id, "amount": "12.5"}, "請輸入 1 以上的整數金額"),
             ({"purchase": purchase_id, "amount": "0"}, "請輸入 1 以上的整數金額"),
+            ({"purchase": purchase_id, "amount": "9" * 5000}, "請輸入 1 以上的整數金額"),
             ({"purchase": theirs, "amount": "100"}, "找不到這筆訂單"),
             ({"purchase": "x", "amount": "100"}, "找不到這筆訂單"),
             ({"purchase": str(10 ** 30), "amount": "100"}, "找不到這筆訂單"),

@@ -399,6 +399,8 @@ def member_page(code: str) -> Any:
             delta = int(request.form.get("delta", "").strip())
         except ValueError:
             raise Refused("delta_whole") from None
+        if abs(delta) > members.MAX_ADJUSTMENT:
+            raise Refused("delta_whole")
         members.adjust_points(db, runtime().program, member.id, delta, g.now,
                               reason=request.form.get("reason", ""), actor=who())
         return g.t["adjusted"].format(delta=f"{delta:+,}")
@@ -456,7 +458,8 @@ def member_refund(code: str) -> Any:
     stamps it earned come back in proportion, as with a refund from the till."""
     def refund(db: Session, member: Member) -> str:
         text = request.form.get("amount", "").strip()
-        if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= MAX_AMOUNT:
+        if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_AMOUNT)) \
+                or not 0 < int(text) <= MAX_AMOUNT:
             raise Refused("refund_amount_bad")
         try:
             purchase_id = int(request.form.get("purchase", ""))

@@ -38,7 +38,7 @@ WORDS: dict[str, dict[str, str]] = {
         "audit": "異動紀錄", "when": "時間", "points": "點數", "kind": "類別",
         "reason": "原因", "by": "操作者", "amount": "金額", "refunded": "已退款",
         "adjust": "調整點數", "delta": "增減點數（例如 50 或 -20）",
-        "delta_whole": "請輸入非零的整數點數，例如 50 或 -20。",
+        "delta_whole": "請輸入非零的整數點數（最多一億點），例如 50 或 -20。",
         "adjusted": "已調整 {delta} 點。", "valid_until": "有效至", "birthday": "生日",
         "none": "無",
         "computed_at": "這些數字計算於 {time}，排程每 {minutes} 分鐘更新一次；"
@@ -112,7 +112,8 @@ WORDS: dict[str, dict[str, str]] = {
         "audit": "Audit trail", "when": "When", "points": "Points", "kind": "Kind",
         "reason": "Reason", "by": "By", "amount": "Amount", "refunded": "Refunded",
         "adjust": "Adjust points", "delta": "Points to add or take (e.g. 50 or -20)",
-        "delta_whole": "Type a whole number of points other than 0, e.g. 50 or -20.",
+        "delta_whole": "Type a whole number of points other than 0 (100,000,000 at most), "
+                       "e.g. 50 or -20.",
         "adjusted": "Adjusted by {delta} points.", "valid_until": "Valid until",
         "birthday": "Birthday", "none": "None",
         "computed_at": "Figures as of {time}, refreshed by the clock every {minutes} minutes; "

@@ -26,6 +26,8 @@ from bot.loyalty.ledger import credit, debit, lock_member, remember_locks, settl
 from bot.models import Coupon, Member
 from bot.program import Program
 
+MAX_ADJUSTMENT = 100_000_000  # points, either way: beyond it a typing slip, not a correction
+
 
 @dataclass(frozen=True)
 class Registration:
@@ -167,8 +169,10 @@ def correct_birthday(session: Session, member_id: int, birthday: dt.date | str,
 def adjust_points(session: Session, program: Program, member_id: int, delta: int, now: dt.datetime,
                   *, reason: str, actor: str) -> Member:
     """A manual correction, always as a new ledger entry with its reason."""
-    if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0:
-        raise InvalidAmount(detail="the adjustment must be a non-zero whole number of points")
+    if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0 \
+            or abs(delta) > MAX_ADJUSTMENT:
+        raise InvalidAmount(detail=f"the adjustment must be a non-zero whole number of points, "
+                                   f"{MAX_ADJUSTMENT:,} at most either way")
     if not reason.strip():
         raise ReasonRequired()
     member = lock_member(session, member_id)
