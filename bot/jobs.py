@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.db import transaction
 from bot.line import messages
 from bot.line.formatting import RenderContext
+from bot.loyalty import dashboard as figures
 from bot.loyalty.audiences import (
     active_members,
     birthday_members,
@@ -351,6 +352,12 @@ def send(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
     return rt.deliver(now)
 
 
+def dashboard(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
+    """Keep the console dashboard's default figures ready (bot.loyalty.dashboard)."""
+    with transaction(rt.sessions) as session:
+        return figures.refresh(session, rt.program, now)
+
+
 JOBS: dict[str, Job] = {job.name: job for job in (
     Job("send", {"minute": "*"}, send, "deliver queued pushes (quiet hours, budget, retries)"),
     Job("expire", {"hour": 0, "minute": 5}, expire, "expire points and coupons past validity"),
@@ -361,4 +368,6 @@ JOBS: dict[str, Job] = {job.name: job for job in (
     Job("winback", {"hour": 15, "minute": 0}, winback, "comeback coupon for dormant members"),
     Job("tiers", {"hour": 3, "minute": 0}, tiers, "re-evaluate tiers and downgrades"),
     Job("tags", {"hour": 2, "minute": 30}, tags, "recompute automatic tags for segments"),
+    Job("dashboard", {"minute": f"*/{figures.EVERY_MINUTES}"}, dashboard,
+        "the console dashboard's figures for the last 30 days"),
 )}

@@ -72,6 +72,10 @@ class Member(Base):
         CheckConstraint("points_balance >= 0", name="balance_not_negative"),
         CheckConstraint("status IN ('active', 'blocked', 'merged', 'erased')",
                         name="status_known"),
+        # the console's name search (ILIKE '%...%'): a pg_trgm GIN index, PostgreSQL only
+        # (migration 0015, which qualifies the operator class with pg_trgm's schema)
+        Index("ix_members_display_name_trgm", "display_name", postgresql_using="gin",
+              postgresql_ops={"display_name": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
     )
 
     id: Id = pk()
@@ -610,3 +614,19 @@ class ConsoleLoginFailure(Base):
     address: Mapped[str] = mapped_column(String(64))
     at: Mapped[dt.datetime]
 
+
+
+class DashboardSnapshot(Base):
+    """The console dashboard's report for its default period (and the period before), kept
+    by the `dashboard` clock job: with a million members the page reads this row instead of
+    computing two reports while the owner waits, and says how old it is."""
+
+    __tablename__ = "dashboard_snapshots"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)  # "default"
+    first_day: Mapped[dt.date] = mapped_column(Date)  # the period's local days
+    last_day: Mapped[dt.date] = mapped_column(Date)
+    computed_at: Mapped[dt.datetime]
+    took_ms: Mapped[int] = mapped_column(Integer)
+    current: Mapped[dict[str, Any]] = mapped_column(JSON)  # Report.to_dict()
+    previous: Mapped[dict[str, Any]] = mapped_column(JSON)

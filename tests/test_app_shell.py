@@ -310,13 +310,23 @@ def test_db_current_names_the_revision(tmp_path, sqlite_template):
     assert (result.exit_code, result.stdout.strip()) == (0, head_revision())
 
 
+def for_dialect(name: str):
+    """Leave out of the comparison what the models make on another database only (an
+    index with .ddl_if(dialect=...)): alembic compares it on every database otherwise."""
+    def include(obj, _name, _kind, _reflected, _compare_to) -> bool:
+        only = getattr(obj, "_ddl_if", None)
+        return only is None or only.dialect is None or only.dialect == name
+    return include
+
+
 def test_the_models_match_the_migrations(db_url):
     engine = make_engine(db_url)
     try:
         with engine.connect() as conn:
             assert set(inspect(conn).get_table_names()) >= set(Base.metadata.tables)
             context = MigrationContext.configure(
-                conn, opts={"compare_type": True, "compare_server_default": True})
+                conn, opts={"compare_type": True, "compare_server_default": True,
+                            "include_object": for_dialect(conn.dialect.name)})
             assert compare_metadata(context, MetaData()) != []  # the comparison does see tables
             assert compare_metadata(context, Base.metadata) == []
     finally:

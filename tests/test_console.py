@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime as dt
+import io
 import re
 from unittest import mock
 
@@ -13,12 +15,17 @@ from sqlalchemy import select
 
 from bot.app import create_app
 from bot.config import DEFAULT_PROGRAM, Config
+from bot.console.words import WORDS
 from bot.db import transaction
-from bot.loyalty import accounts
-from bot.loyalty.members import register_member
+from bot.jobs import JOBS, JobContext, run_job
+from bot.loyalty import accounts, coupons
+from bot.loyalty import dashboard as figures
+from bot.loyalty.members import member_by_id, register_member
 from bot.loyalty.purchases import record_purchase
+from bot.loyalty.report import report_period
+from bot.loyalty.summary import member_summary
 from bot.loyalty.timeutil import utcnow
-from bot.models import AuditLog, ConsoleAccount, ConsoleLoginFailure
+from bot.models import AuditLog, ConsoleAccount, ConsoleLoginFailure, Coupon, Purchase
 from tests.line_helpers import user_id
 
 SHOPS_HASHER = accounts._hasher  # before any test swaps it
@@ -321,7 +328,14 @@ def test_a_member_is_found_by_phone_in_any_spelling_code_or_name_and_corrected_w
     path = f"/admin/members/{code}"
     refused = browser.post(path, data={"csrf_token": csrf(browser, path), "delta": "50",
                                        "reason": " "})
-    assert refused.status_code == 400
+    assert refused.status_code == 400 and "請寫下原因" in refused.get_data(as_text=True)
+    too_long = browser.post(path, data={"csrf_token": csrf(browser, path), "delta": "50",
+                                        "reason": "x" * 600})
+    assert too_long.status_code == 400 and "原因最多" in too_long.get_data(as_text=True)
+    for delta in ("1e3", "9" * 30, "9" * 5000):  # never a server error, nothing changed
+        huge = browser.post(path, data={"csrf_token": csrf(browser, path), "delta": delta,
+                                        "reason": "x"})
+        assert huge.status_code == 400 and "請輸入非零的整數點數" in huge.get_data(as_text=True)
     done = browser.post(path, data={"csrf_token": csrf(browser, path), "delta": "50",
                                     "reason": "咖啡機故障補償"}).get_data(as_text=True)
     assert "已調整 +50 點" in done and "咖啡機故障補償" in done
@@ -330,3 +344,233 @@ def test_a_member_is_found_by_phone_in_any_spelling_code_or_name_and_corrected_w
                                                        AuditLog.points_delta == 50)).one()
     assert entry.actor == "console:owner@cafe.tw" and entry.reason == "咖啡機故障補償"
     assert browser.get("/admin/members/ZZZ-ZZZ-ZZZ").status_code == 404
+
+
+# -- corrections, erasure, export ------------------------------------------------------------
+@pytest.fixture
+def shop(app, browser):
+    """An owner (browser) and a manager signed in, and a member who bought NT$1,200."""
+    setup_owner(browser)
+    manager = app.test_client()
+    set_password(manager, invite(app, "mei@cafe.tw", "manager"))
+    assert sign_in(manager, "mei@cafe.tw").status_code == 302
+    rt = app.extensions["loyalty"]
+    with transaction(rt.sessions) as session:
+        member = register_member(session, rt.program, user_id(1), utcnow(),
+                                 display_name="王小美").member
+        purchase = record_purchase(session, rt.program, member.id, 1200, utcnow(),
+                                   source="pos", order_id="A-1", actor="test").purchase
+        ids = (member.id, member.member_code, purchase.id)
+    return rt, manager, ids
+
+
+def post(client, path: str, **fields):
+    page = f"/admin/members/{path.split('/')[3]}"
+    return client.post(path, data={"csrf_token": csrf(client, page), **fields})
+
+
+def audit_rows(rt, member_id: int, action: str) -> list[AuditLog]:
+    with rt.sessions() as session:
+        return list(session.scalars(select(AuditLog).where(
+            AuditLog.member_id == member_id, AuditLog.action == action)))
+
+
+def card_stamps(rt, member_id: int) -> int:
+    with rt.sessions() as session:
+        return member_summary(session, rt.program, member_by_id(session, member_id),
+                              utcnow()).stamps
+
+
+def test_a_manager_gives_and_takes_back_stamps_with_a_reason_and_bad_input_changes_nothing(
+        shop):
+    rt, manager, (member_id, code, _) = shop
+    path = f"/admin/members/{code}/stamps"
+    before = card_stamps(rt, member_id)  # the purchase's stamp and the starter stamp
+    given = post(manager, path, stamps="1", reason="集點卡蓋錯格")
+    assert given.status_code == 200 and "集章已調整 +1 章" in given.get_data(as_text=True)
+    assert card_stamps(rt, member_id) == before + 1
+    for fields, says in (({"stamps": "-9", "reason": "x"}, f"只有 {before + 1} 章"),
+                         ({"stamps": "one", "reason": "x"}, "1 到 10"),
+                         ({"stamps": "11", "reason": "x"}, "1 到 10"),
+                         ({"stamps": "9" * 5000, "reason": "x"}, "1 到 10"),
+                         ({"stamps": "0", "reason": "x"}, "1 到 10"),
+                         ({"stamps": "-1", "reason": "  "}, "請寫下原因"),
+                         ({"stamps": "1", "reason": "長" * 201}, "原因最多 200 個字")):
+        refused = post(manager, path, **fields)
+        assert refused.status_code == 400 and says in refused.get_data(as_text=True), fields
+    assert card_stamps(rt, member_id) == before + 1
+    taken = post(manager, path, stamps="-1", reason="重複蓋章")
+    assert "集章已調整 -1 章" in taken.get_data(as_text=True)
+    assert card_stamps(rt, member_id) == before
+    rows = audit_rows(rt, member_id, "stamps.adjust")
+    assert [(r.actor, r.reason, r.details["stamps"]) for r in rows] == [
+        ("console:mei@cafe.tw", "集點卡蓋錯格", 1), ("console:mei@cafe.tw", "重複蓋章", -1)]
+
+
+def test_a_coupon_issued_from_a_template_reaches_the_wallet_with_the_reason_audited(shop):
+    rt, manager, (member_id, code, _) = shop
+    path = f"/admin/members/{code}/coupon"
+    for fields, says in (({"template": "no_such", "reason": "x"}, "沒有「no_such」"),
+                         ({"template": "free_drink", "reason": ""}, "請寫下原因")):
+        refused = post(manager, path, **fields)
+        assert refused.status_code == 400 and says in refused.get_data(as_text=True)
+    given = post(manager, path, template="free_drink", reason="等太久的補償")
+    shown = re.search(r"已發送「任選飲品一杯」，代碼 ([0-9A-Z-]{11})", given.get_data(as_text=True))
+    assert given.status_code == 200 and shown
+    with rt.sessions() as session:
+        wallet = [v.display_code for v in coupons.wallet(session, rt.program, member_id,
+                                                           utcnow())
+                  if v.template.key == "free_drink"]
+        reason = session.scalar(select(Coupon.reason).where(Coupon.member_id == member_id,
+                                                            Coupon.status == "issued")
+                                .order_by(Coupon.id.desc()))
+    assert wallet == [shown.group(1)] and reason == "manual"
+    [row] = audit_rows(rt, member_id, "coupon.issue")[-1:]
+    assert (row.actor, row.reason, row.details["template"]) == (
+        "console:mei@cafe.tw", "等太久的補償", "free_drink")
+
+
+def test_the_birthday_is_corrected_with_a_reason_and_an_impossible_date_is_refused(shop):
+    rt, manager, (member_id, code, _) = shop
+    path = f"/admin/members/{code}/birthday"
+    for fields, says in (({"birthday": "2999-01-01", "reason": "x"}, "生日日期不正確"),
+                         ({"birthday": "1990-02-30", "reason": "x"}, "生日日期不正確"),
+                         ({"birthday": "1990-02-03", "reason": ""}, "請寫下原因")):
+        refused = post(manager, path, **fields)
+        assert refused.status_code == 400 and says in refused.get_data(as_text=True)
+    assert audit_rows(rt, member_id, "member.birthday") == []
+    fixed = post(manager, path, birthday="1990-02-03", reason="顧客當初選錯月份")
+    assert "生日已改為 1990/02/03" in fixed.get_data(as_text=True)
+    with rt.sessions() as session:
+        assert member_by_id(session, member_id).birthday == dt.date(1990, 2, 3)
+    [row] = audit_rows(rt, member_id, "member.birthday")
+    assert (row.actor, row.reason) == ("console:mei@cafe.tw", "顧客當初選錯月份")
+
+
+def test_a_refund_takes_back_its_share_once_and_bad_amounts_or_orders_change_nothing(
+        app, shop):
+    rt, manager, (member_id, code, purchase_id) = shop
+    path = f"/admin/members/{code}/refund"
+    with transaction(rt.sessions) as session:  # another member's purchase
+        other = register_member(session, rt.program, user_id(2), utcnow()).member
+        theirs = record_purchase(session, rt.program, other.id, 500, utcnow(), source="pos",
+                                 order_id="B-1", actor="test").purchase.id
+    for fields, says in (
+            ({"purchase": purchase_id, "amount": "1201"}, "最多 NT$1,200"),
+            ({"purchase": purchase_id, "amount": "12.5"}, "請輸入 1 以上的整數金額"),
+            ({"purchase": purchase_id, "amount": "0"}, "請輸入 1 以上的整數金額"),
+            ({"purchase": purchase_id, "amount": "9" * 5000}, "請輸入 1 以上的整數金額"),
+            ({"purchase": theirs, "amount": "100"}, "找不到這筆訂單"),
+            ({"purchase": "x", "amount": "100"}, "找不到這筆訂單"),
+            ({"purchase": str(10 ** 30), "amount": "100"}, "找不到這筆訂單"),
+            ({"purchase": purchase_id, "amount": "100", "reason": ""}, "請寫下原因")):
+        refused = post(manager, path, **{"reason": "退貨", "key": "k0", **fields})
+        assert refused.status_code == 400 and says in refused.get_data(as_text=True), fields
+    with rt.sessions() as session:
+        assert session.get(Purchase, purchase_id).refunded_amount == 0
+        balance = member_by_id(session, member_id).points_balance
+    done = post(manager, path, purchase=purchase_id, amount="600", reason="半份退貨", key="k1")
+    assert "已退款 NT$600：收回 20 點" in done.get_data(as_text=True)
+    again = post(manager, path, purchase=purchase_id, amount="600", reason="半份退貨", key="k1")
+    assert "沒有重複退款" in again.get_data(as_text=True)
+    with rt.sessions() as session:
+        assert session.get(Purchase, purchase_id).refunded_amount == 600
+        assert member_by_id(session, member_id).points_balance == balance - 20
+    [row] = audit_rows(rt, member_id, "refund")
+    assert (row.actor, row.reason, row.details["amount"]) == (
+        "console:mei@cafe.tw", "半份退貨", 600)
+
+
+def test_only_an_owner_erases_a_member_after_typing_the_member_code_again(app, browser, shop):
+    rt, manager, (member_id, code, _) = shop
+    path = f"/admin/members/{code}/erase"
+    assert 'data-form="erase"' not in manager.get(f"/admin/members/{code}").get_data(
+        as_text=True)
+    refused = post(manager, path, confirm=code)
+    assert refused.status_code == 403
+    assert "只有店主可以刪除會員的個人資料" in refused.get_data(as_text=True)
+    wrong = post(browser, path, confirm="ABC-DEF-GHJ")
+    assert wrong.status_code == 400 and "沒有刪除任何資料" in wrong.get_data(as_text=True)
+    with rt.sessions() as session:
+        assert member_by_id(session, member_id).display_name == "王小美"
+    erased = post(browser, path, confirm=f"{code[:3]}-{code[3:6]}-{code[6:]}".lower())
+    assert erased.status_code == 200 and "個人資料已刪除" in erased.get_data(as_text=True)
+    with rt.sessions() as session:
+        member = member_by_id(session, member_id)
+        assert (member.status, member.display_name, member.line_user_id) == ("erased", "", None)
+    [row] = audit_rows(rt, member_id, "member.erase")
+    assert row.actor == "console:owner@cafe.tw"
+
+
+def test_only_an_owner_exports_and_only_after_typing_the_password_again(app, browser, shop):
+    rt, manager, (_, code, _) = shop
+    assert manager.get("/admin/export").status_code == 403
+    refused = manager.post("/admin/export", data={"csrf_token": csrf(manager, "/admin/"),
+                                                  "password": PASSWORD})
+    assert refused.status_code == 403 and "只有店主可以匯出" in refused.get_data(as_text=True)
+    wrong = browser.post("/admin/export", data={"csrf_token": csrf(browser, "/admin/export"),
+                                                "password": "not my password"})
+    assert wrong.status_code == 401 and "密碼不正確" in wrong.get_data(as_text=True)
+    assert "text/csv" not in wrong.headers["Content-Type"]
+    sent = browser.post("/admin/export", data={"csrf_token": csrf(browser, "/admin/export"),
+                                               "password": PASSWORD})
+    assert sent.status_code == 200 and sent.headers["Content-Type"].startswith("text/csv")
+    assert "attachment" in sent.headers["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(sent.get_data(as_text=True).lstrip("\ufeff"))))
+    assert rows[0][0] == "member_code" and [r[0] for r in rows[1:]] == [code]
+    assert rows[1][4] == "王小美"
+    with rt.sessions() as session:
+        assert session.scalars(select(AuditLog.actor).where(
+            AuditLog.action == "members.export")).all() == ["console:owner@cafe.tw"]
+        failures = session.scalars(select(ConsoleLoginFailure.email)).all()
+    assert failures == ["owner@cafe.tw"]  # the wrong password counts toward the throttle
+
+
+def test_a_correction_posted_without_its_csrf_token_is_refused_and_changes_nothing(shop):
+    rt, manager, (member_id, code, _) = shop
+    before = card_stamps(rt, member_id)
+    answer = manager.post(f"/admin/members/{code}/stamps", data={"stamps": "1",
+                                                                 "reason": "x"})
+    assert answer.status_code == 400 and "表單已過期" in answer.get_data(as_text=True)
+    assert card_stamps(rt, member_id) == before
+    assert audit_rows(rt, member_id, "stamps.adjust") == []
+
+
+def test_every_console_word_exists_in_both_languages():
+    assert set(WORDS["zh-TW"]) == set(WORDS["en"])
+    for key in WORDS["en"]:
+        fields = [set(re.findall(r"\{(\w+)\}", WORDS[lang][key])) for lang in WORDS]
+        assert fields[0] == fields[1], key
+
+
+def test_the_dashboard_shows_the_clock_jobs_figures_with_their_time_and_live_ones_otherwise(
+        app, browser):
+    setup_owner(browser)
+    rt = app.extensions["loyalty"]
+    jobs = JobContext(rt.program, rt.sessions, render=lambda language: None)
+    with transaction(rt.sessions) as session:
+        member = register_member(session, rt.program, user_id(1), utcnow()).member
+        record_purchase(session, rt.program, member.id, 1200, utcnow(), source="pos",
+                        order_id="o-1", actor="test")
+    ran = utcnow()
+    assert "computed in" in run_job(jobs, JOBS["dashboard"], ran)
+    with rt.sessions() as session:
+        start, end = report_period(rt.program, None, None, ran)
+        kept = figures.kept(session, rt.program, ran)
+        live = figures.compute(session, rt.program, start, end, ran)
+    assert (kept.current, kept.previous) == (live.current, live.previous)  # kept as computed
+    with transaction(rt.sessions) as session:  # bought after the job ran
+        record_purchase(session, rt.program, member.id, 800, utcnow(), source="pos",
+                        order_id="o-2", actor="test")
+
+    def revenue(path: str) -> tuple[str, bool]:
+        page = browser.get(path).get_data(as_text=True)
+        shown = re.search(r'data-figure="revenue"><th scope="row">[^<]+</th><td>([^<]+)</td>',
+                          page).group(1)
+        return shown, 'class="freshness"' in page and "這些數字計算於" in page
+    assert revenue("/admin/") == ("NT$1,200", True)  # the job's figures, said so
+    week = f"from={kept.current.last_day - dt.timedelta(days=6)}&to={kept.current.last_day}"
+    assert revenue(f"/admin/?{week}") == ("NT$2,000", False)  # other dates: live
+    with transaction(rt.sessions) as session:  # the clock stopped 40 minutes ago
+        figures.refresh(session, rt.program, utcnow() - dt.timedelta(minutes=40))
+    assert revenue("/admin/") == ("NT$2,000", False)

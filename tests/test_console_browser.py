@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 
 import pytest
 
 from bot.config import ROOT
 from bot.db import transaction
-from bot.loyalty.members import register_member
+from bot.loyalty import accounts
+from bot.loyalty.members import find_by_code, find_by_line_user, register_member
 from bot.loyalty.purchases import record_purchase
 from bot.loyalty.report import build_report, report_period
 from bot.loyalty.timeutil import utcnow
+from bot.simulator.store import line_user_id
 from tests.chromium import chrome, needs_chromium
 from tests.line_helpers import user_id
 from tests.live_app import free_port, served, simulator_config
+from tests.test_simulator_browser import Page
 
 pytestmark = needs_chromium
 ARTIFACTS = ROOT / "test-artifacts"
@@ -44,15 +48,21 @@ def console(tmp_path, sqlite_template, phone):
         yield app, base, phone
 
 
-def fill(driver, values: dict[str, str]) -> None:
-    """Type into the page's form, send it, and wait for the next page."""
+def fill(driver, values: dict[str, str], form: str = "main form") -> None:
+    """Type into the page's (first) form, or the one `form` selects, send it, and wait for
+    the next page. A <select> is set to the option of that value."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 
+    found = driver.find_element(By.CSS_SELECTOR, form)
     for name, value in values.items():
-        field = driver.find_element(By.NAME, name)
+        field = found.find_element(By.NAME, name)
+        if field.tag_name == "select":
+            Select(field).select_by_value(value)
+            continue
         field.clear()
         field.send_keys(value)
-    click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]"))
+    click_and_wait(driver, found.find_element(By.CSS_SELECTOR, "button[type=submit]"))
 
 
 def click_and_wait(driver, button) -> None:
@@ -133,3 +143,83 @@ def test_the_first_owner_signs_in_on_a_phone_and_reads_the_dashboard(console):
     wrong_password = "/admin/login - Failed to load resource: the server responded with a " \
                      "status of 401"  # the page that said so, as intended
     assert [e for e in errors(driver) if wrong_password not in e] == []
+
+
+def account(app, email: str, role: str) -> None:
+    """An account with its password set, as its one-time link would."""
+    with transaction(app.extensions["loyalty"].sessions) as session:
+        _, token = accounts.add_account(session, email, role, utcnow(), actor="test")
+        accounts.set_password_by_link(session, token, PASSWORD, utcnow())
+
+
+def test_a_manager_finds_no_erase_form_and_one_sent_anyway_is_refused(console):
+    app, base, driver = console
+    rt = app.extensions["loyalty"]
+    account(app, "owner@cafe.tw", "owner")
+    account(app, "mei@cafe.tw", "manager")
+    with transaction(rt.sessions) as session:
+        code = register_member(session, rt.program, user_id(1), utcnow(),
+                               display_name="王小美").member.member_code
+    driver.get(f"{base}/admin/login")
+    fill(driver, {"email": "mei@cafe.tw", "password": PASSWORD})
+    driver.get(f"{base}/admin/members/{code}")
+    from selenium.webdriver.common.by import By
+
+    assert driver.find_elements(By.CSS_SELECTOR, "form[data-form=erase]") == []
+    assert "請由店主操作" in text(driver)
+    # the erase form an owner's page would have, sent with this page's own CSRF token
+    driver.execute_script("""
+        const form = document.querySelector('form[data-form=stamps]').cloneNode(true);
+        form.action = location.pathname + '/erase';
+        const confirm = form.querySelector('input[name=stamps]');
+        Object.assign(confirm, {name: 'confirm', type: 'text', value: arguments[0]});
+        form.querySelector('input[name=reason]').value = 'asked';
+        document.querySelector('main').append(form);""", code)
+    click_and_wait(driver, driver.find_elements(By.CSS_SELECTOR,
+                                                "form[data-form=stamps] button")[-1])
+    assert "只有店主可以刪除會員的個人資料" in text(driver)
+    with rt.sessions() as session:
+        member = find_by_code(session, code)
+        assert (member.status, member.display_name) == ("active", "王小美")
+    refused = f"/admin/members/{code}/erase - Failed to load resource: the server " \
+              "responded with a status of 403"  # the page that said so, as intended
+    assert [e for e in errors(driver) if refused not in e] == []
+
+
+@pytest.fixture(scope="module")
+def desktop():
+    driver = chrome(1280, 1000)
+    yield driver
+    driver.quit()
+
+
+def test_a_coupon_issued_in_the_console_is_in_the_customers_wallet_in_the_simulator(
+        tmp_path, sqlite_template, desktop):
+    path = tmp_path / "loyalty.db"
+    shutil.copy(sqlite_template, path)
+    with served(simulator_config(f"sqlite:///{path}", free_port())) as (app, base):
+        site = Page(desktop, base)
+        desktop.get(f"{base}/simulator")
+        assert "小美" in site.follow("mei")
+        with app.extensions["loyalty"].sessions() as session:
+            code = find_by_line_user(session, line_user_id("mei")).member_code
+        account(app, "owner@cafe.tw", "owner")
+        account(app, "mei@cafe.tw", "manager")
+        desktop.get(f"{base}/admin/login")
+        fill(desktop, {"email": "mei@cafe.tw", "password": PASSWORD})
+        desktop.get(f"{base}/admin/members?q=小美")
+        from selenium.webdriver.common.by import By
+
+        click_and_wait(desktop, desktop.find_element(By.CSS_SELECTOR, f'[data-member="{code}"] a'))
+        fill(desktop, {"template": "cake_set", "reason": "生日派對訂位"},
+             form="form[data-form=coupon]")
+        issued = re.search(r"已發送「蛋糕套餐兌換券」，代碼 ([0-9A-Z-]{11})", text(desktop))
+        assert issued, text(desktop)
+        desktop.get(f"{base}/simulator")
+        site.persona("mei")
+        wallet = site.tap_area("mei", "優惠券")
+        assert "蛋糕套餐兌換券" in wallet
+        codes = [scan.get_attribute("data-scan") for scan in
+                 site.all('.sim-conversation[data-persona="mei"] .sim-scan')]
+        assert f"核銷 {issued.group(1).replace('-', '')}" in codes
+        assert site.console_errors() == []

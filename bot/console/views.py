@@ -1,9 +1,12 @@
-"""The console's pages: sign-in, the first owner, passwords, accounts, the dashboard."""
+"""The console's pages: sign-in, the first owner, passwords, accounts, the dashboard, members
+and their corrections, erasure and the members export."""
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import secrets
+import tempfile
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,15 +23,32 @@ from flask import (
     url_for,
 )
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy.orm import Session
 
 from bot.bootstrap import Runtime
 from bot.console.words import words
 from bot.db import transaction
-from bot.loyalty import accounts, directory, members
-from bot.loyalty.errors import ConsoleError, LoginRefused, LoyaltyError
-from bot.loyalty.report import build_report, report_period
+from bot.line.client import LineClient
+from bot.line.richmenu import unlink_staff
+from bot.loyalty import accounts, audit, coupons, directory, erasure, members, purchases, stamps
+from bot.loyalty import dashboard as figures
+from bot.loyalty.codes import format_code, normalize_code
+from bot.loyalty.coupons import coupon_views
+from bot.loyalty.errors import (
+    ConfirmationMismatch,
+    ConsoleError,
+    InvalidStampCount,
+    LoginRefused,
+    LoyaltyError,
+    RefundExceedsPurchase,
+    UnknownOrder,
+)
+from bot.loyalty.member_export import export_members
+from bot.loyalty.purchases import MAX_AMOUNT
+from bot.loyalty.report import report_period
 from bot.loyalty.summary import member_summary
 from bot.loyalty.timeutil import utcnow
+from bot.models import Member
 
 bp = Blueprint("console", __name__, url_prefix="/admin", template_folder="templates",
                static_folder="static", static_url_path="/static")
@@ -101,8 +121,9 @@ def address() -> str:
     return (request.remote_addr or "")[:64]
 
 
-def signed_in(role: str | None = None) -> Callable:
-    """The view needs a signed-in account (of `role`, if given)."""
+def signed_in(role: str | None = None, refusal: str = "not_allowed") -> Callable:
+    """The view needs a signed-in account (of `role`, if given: others get a 403 page
+    saying `refusal`)."""
     def wrap(view: Callable) -> Callable:
         @functools.wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
@@ -110,7 +131,7 @@ def signed_in(role: str | None = None) -> Callable:
                 return redirect(url_for("console.login", next=request.path,
                                         expired=1 if g.get("expired") else None))
             if role and g.who.role != role:
-                return page("message.html", 403, message=g.t["not_allowed"])
+                return page("message.html", 403, message=g.t[refusal])
             return view(*args, **kwargs)
         return guarded
     return wrap
@@ -275,15 +296,17 @@ def dashboard() -> Any:
         start, end = report_period(rt.program, days[0], days[1], g.now)
     except ValueError:
         start, end = report_period(rt.program, None, None, g.now)
-    before = (start - (end - start), start)
     with rt.sessions() as db:
-        now_report = build_report(db, rt.program, start, end, g.now,
-                                  quota=rt.program.allowance)
-        then_report = build_report(db, rt.program, *before, g.now)
-    rows = figures(now_report, then_report)
+        shown = None
+        if (start, end) == report_period(rt.program, None, None, g.now):
+            shown = figures.kept(db, rt.program, g.now)  # the clock job's, if fresh
+        shown = shown or figures.compute(db, rt.program, start, end, g.now)
+    rows = figures_table(shown.current, shown.previous)
     last = (end - dt.timedelta(microseconds=1)).astimezone(tz).date()
     return page("dashboard.html", rows=rows, first=start.astimezone(tz).date(), last=last,
-                report=now_report, charts=charts(now_report, rt.program, g.t, g.lang))
+                report=shown.current, charts=charts(shown.current, rt.program, g.t, g.lang),
+                computed_at=shown.computed_at and shown.computed_at.astimezone(tz),
+                every=figures.EVERY_MINUTES)
 
 
 def charts(report: Any, program: Any, t: dict[str, str], lang: str) -> dict[str, Any]:
@@ -324,7 +347,7 @@ def money(value: float | int | None) -> str:
     return "-" if value is None else f"NT${round(value):,}"
 
 
-def figures(now: Any, then: Any) -> list[tuple[str, str, str]]:
+def figures_table(now: Any, then: Any) -> list[tuple[str, str, str]]:
     """(label key, this period, previous period) for the dashboard's table."""
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{v:.1f}%"
@@ -367,23 +390,159 @@ def members_page() -> Any:
 @signed_in()
 def member_page(code: str) -> Any:
     """One member: balance, expiring points, tier, stamps, coupons, ledger, purchases, tags,
-    the audit trail; a points correction with its reason."""
-    rt, error, notice = runtime(), None, None
-    if request.method == "POST":
+    the audit trail, and the corrections (each with its reason); POST adjusts points."""
+    if request.method == "GET":
+        return show_member(code)
+
+    def adjust(db: Session, member: Member) -> str:
         try:
             delta = int(request.form.get("delta", "").strip())
         except ValueError:
-            error = g.t["delta_whole"]
-        else:
-            try:
-                with transaction(rt.sessions) as db:
-                    member = members.find_by_code(db, code)
-                    members.adjust_points(db, rt.program, member.id, delta, g.now,
-                                          reason=request.form.get("reason", ""),
-                                          actor=accounts.actor(g.who))
-                notice = g.t["adjusted"].format(delta=f"{delta:+,}")
-            except LoyaltyError as exc:
-                error = exc.message(g.lang)
+            raise Refused("delta_whole") from None
+        if abs(delta) > members.MAX_ADJUSTMENT:
+            raise Refused("delta_whole")
+        members.adjust_points(db, runtime().program, member.id, delta, g.now,
+                              reason=request.form.get("reason", ""), actor=who())
+        return g.t["adjusted"].format(delta=f"{delta:+,}")
+    return correct(code, adjust)
+
+
+@bp.post("/members/<code>/stamps")
+@signed_in()
+def member_stamps(code: str) -> Any:
+    """Give (+n) or take back (-n) stamps on the current card, with a reason."""
+    def adjust(db: Session, member: Member) -> str:
+        program = runtime().program
+        try:
+            delta = int(request.form.get("stamps", "").strip())
+        except ValueError:
+            raise InvalidStampCount(goal=program.stamps.goal) from None
+        outcome = stamps.adjust_stamps(db, program, member.id, delta, g.now,
+                                       reason=request.form.get("reason", ""), actor=who())
+        won = "".join(g.t["coupon_won"].format(title=title(view.template))
+                      for view in coupon_views(db, program, [c.id for c in outcome.coupons]
+                                               ).values())
+        return g.t["stamps_adjusted"].format(delta=f"{delta:+,}") + won
+    return correct(code, adjust)
+
+
+@bp.post("/members/<code>/coupon")
+@signed_in()
+def member_coupon(code: str) -> Any:
+    """Issue a coupon from one of the program's templates, with a reason."""
+    def give(db: Session, member: Member) -> str:
+        program = runtime().program
+        coupon = coupons.give_coupon(db, program, member.id, request.form.get("template", ""),
+                                     g.now, reason=request.form.get("reason", ""), actor=who())
+        view = coupon_views(db, program, [coupon.id])[coupon.id]
+        return g.t["coupon_given"].format(title=title(view.template), code=view.display_code)
+    return correct(code, give)
+
+
+@bp.post("/members/<code>/birthday")
+@signed_in()
+def member_birthday(code: str) -> Any:
+    """Correct the birthday (a customer sets theirs once), with a reason."""
+    def fix(db: Session, member: Member) -> str:
+        changed = members.correct_birthday(db, member.id, request.form.get("birthday", ""),
+                                           g.now, reason=request.form.get("reason", ""),
+                                           actor=who())
+        return g.t["birthday_fixed"].format(date=changed.birthday.strftime("%Y/%m/%d"))
+    return correct(code, fix)
+
+
+@bp.post("/members/<code>/refund")
+@signed_in()
+def member_refund(code: str) -> Any:
+    """Refund all or part of one of the member's purchases, with a reason: the points and
+    stamps it earned come back in proportion, as with a refund from the till."""
+    def refund(db: Session, member: Member) -> str:
+        text = request.form.get("amount", "").strip()
+        if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_AMOUNT)) \
+                or not 0 < int(text) <= MAX_AMOUNT:
+            raise Refused("refund_amount_bad")
+        try:
+            purchase_id = int(request.form.get("purchase", ""))
+        except ValueError:
+            raise UnknownOrder() from None
+        try:
+            done = purchases.refund_by_hand(
+                db, runtime().program, member.id, purchase_id, int(text), g.now,
+                key=request.form.get("key", "")[:64] or secrets.token_urlsafe(12),
+                reason=request.form.get("reason", ""), actor=who())
+        except RefundExceedsPurchase as exc:  # said in the console's money format
+            raise Refused("refund_too_much", left=money(exc.context["left"])) from None
+        if done.duplicate:
+            return g.t["refund_repeat"]
+        r = done.refund
+        lost = g.t["refund_unrecovered"].format(points=f"{r.points_unrecovered:,}") \
+            if r.points_unrecovered else ""
+        return g.t["refunded_notice"].format(amount=money(r.amount),
+                                             points=f"{r.points_reversed:,}",
+                                             stamps=r.stamps_reversed) + lost
+    return correct(code, refund)
+
+
+@bp.post("/members/<code>/erase")
+@signed_in("owner", refusal="erase_owner_only")
+def member_erase(code: str) -> Any:
+    """Erase the member's personal data on their request (owners only), after the member
+    code is typed again; the anonymised ledger stays for the accounts."""
+    unlink: list[str] = []
+
+    def erase(db: Session, member: Member) -> str:
+        if normalize_code(request.form.get("confirm", "")) != member.member_code:
+            raise ConfirmationMismatch()
+        result = erasure.erase_member(db, member.id, g.now, actor=who())
+        if result.unlink_menu_of:
+            unlink.append(result.unlink_menu_of)
+        key = "already_erased" if result.already_erased else "erased"
+        return g.t[key].format(code=format_code(result.member_code)) + (
+            g.t["staff_ended"] if result.staff else "")
+    answer = correct(code, erase)
+    config = runtime().config
+    for user in unlink:  # after the commit, as the CLI does: the customer menu again
+        if config.line_configured and not config.simulator:
+            unlink_staff(LineClient(config).api, user)
+    return answer
+
+
+REASON_MAX = 200  # characters: the forms' maxlength, checked again here
+
+
+class Refused(Exception):
+    """A form's input the console itself refuses (before any domain verb): words key."""
+
+    def __init__(self, key: str, **values: str):
+        super().__init__(key)
+        self.key, self.values = key, values
+
+
+def who() -> str:
+    return accounts.actor(g.who)
+
+
+def title(template: Any) -> str:
+    return (template.title_en or template.title) if g.lang == "en" else template.title
+
+
+def correct(code: str, work: Callable[[Session, Member], str]) -> Any:
+    """Run one correction in a transaction: its notice on the member's page, or the reason
+    it was refused (400) with nothing changed."""
+    try:
+        if len(request.form.get("reason", "")) > REASON_MAX:
+            raise Refused("reason_too_long", most=str(REASON_MAX))
+        with transaction(runtime().sessions) as db:
+            notice = work(db, members.find_by_code(db, code))
+    except Refused as exc:
+        return show_member(code, error=g.t[exc.key].format(**exc.values))
+    except LoyaltyError as exc:
+        return show_member(code, error=exc.message(g.lang))
+    return show_member(code, notice=notice)
+
+
+def show_member(code: str, error: str | None = None, notice: str | None = None) -> Any:
+    rt = runtime()
     try:
         with rt.sessions() as db:
             member = members.find_by_code(db, code)
@@ -391,5 +550,42 @@ def member_page(code: str) -> Any:
             history = directory.member_history(db, member.id)
     except LoyaltyError as exc:
         return page("message.html", 404, message=exc.message(g.lang))
+    templates = [(key, title(t)) for key, t in rt.program.coupons.items()]
     return page("member.html", 400 if error else 200, summary=shown, history=history,
-                error=error, notice=notice, tz=rt.program.timezone, money=money)
+                error=error, notice=notice, tz=rt.program.timezone, money=money,
+                templates=templates, key=secrets.token_urlsafe(12),
+                goal=rt.program.stamps.goal, today=g.now.astimezone(rt.program.timezone))
+
+
+# -- export (owners only) ------------------------------------------------------------------------
+@bp.route("/export", methods=["GET", "POST"])
+@signed_in("owner", refusal="export_owner_only")
+def export() -> Any:
+    """Every member as CSV (the CLI's export), after the owner types their password again."""
+    if request.method == "GET":
+        return page("export.html", error=None)
+    rt = runtime()
+    try:
+        with transaction(rt.sessions) as db:
+            confirmed = accounts.password_again(db, g.who.id, request.form.get("password", ""),
+                                                address(), g.now)
+    except ConsoleError as exc:  # throttled
+        return page("export.html", 429, error=exc.message(g.lang))
+    if not confirmed:
+        return page("export.html", 401, error=g.t["wrong_password"])
+    # on disk, not in memory (a million members is about 100 MB); closed by chunks()
+    spool = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # noqa: SIM115
+    with transaction(rt.sessions) as db:
+        count = export_members(db, spool, tz=rt.program.timezone)
+        audit.record(db, "members.export", member_id=None, actor=who(), at=g.now,
+                     members=count)
+    spool.seek(0)
+
+    def chunks() -> Any:
+        yield "\ufeff"  # a byte-order mark: Excel then reads the file as UTF-8
+        with spool:
+            while block := spool.read(64 * 1024):
+                yield block
+    day = g.now.astimezone(rt.program.timezone).strftime("%Y%m%d")
+    return Response(chunks(), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="members-{day}.csv"'})

@@ -221,6 +221,18 @@ def sign_in(session: Session, email: str, password: str, address: str, now: dt.d
     (the account, the new session's token for the cookie). A wrong password (or an unknown
     e-mail) returns None and is recorded: commit it, it is what the throttle counts."""
     email = (email or "").strip().lower()[:254]
+    _throttle(session, email, address, now)
+    account = session.scalar(select(ConsoleAccount).where(
+        ConsoleAccount.email == email, ConsoleAccount.removed_at.is_(None)))
+    if not _matches(account.password_hash if account else None, password):
+        _failed(session, email, address, now)
+        return None
+    if _hasher.check_needs_rehash(account.password_hash):
+        account.password_hash = _hasher.hash(password)
+    return account, start_session(session, account, address, now)
+
+
+def _throttle(session: Session, email: str, address: str, now: dt.datetime) -> None:
     since = now - THROTTLE_WINDOW
     by_account = session.scalar(select(func.count()).select_from(ConsoleLoginFailure).where(
         ConsoleLoginFailure.email == email, ConsoleLoginFailure.at > since))
@@ -228,15 +240,26 @@ def sign_in(session: Session, email: str, password: str, address: str, now: dt.d
         ConsoleLoginFailure.address == address, ConsoleLoginFailure.at > since))
     if by_account >= FAILURES_PER_ACCOUNT or by_address >= FAILURES_PER_ADDRESS:
         raise LoginThrottled(minutes=int(THROTTLE_WINDOW.total_seconds() // 60))
-    account = session.scalar(select(ConsoleAccount).where(
-        ConsoleAccount.email == email, ConsoleAccount.removed_at.is_(None)))
-    if not _matches(account.password_hash if account else None, password):
-        session.add(ConsoleLoginFailure(email=email, address=address[:64], at=now))
-        session.flush()
-        return None
-    if _hasher.check_needs_rehash(account.password_hash):
-        account.password_hash = _hasher.hash(password)
-    return account, start_session(session, account, address, now)
+
+
+def _failed(session: Session, email: str, address: str, now: dt.datetime) -> None:
+    session.add(ConsoleLoginFailure(email=email, address=address[:64], at=now))
+    session.flush()
+
+
+def password_again(session: Session, account_id: int, password: str, address: str,
+                   now: dt.datetime) -> bool:
+    """The signed-in account's password typed again before a sensitive step (an export).
+    Throttled as sign-ins are (LoginThrottled), and a wrong password counts as a failed
+    sign-in: False, recorded, so commit it."""
+    account = session.get(ConsoleAccount, account_id)
+    if account is None or account.removed_at is not None:
+        return False
+    _throttle(session, account.email, address, now)
+    if _matches(account.password_hash, password):
+        return True
+    _failed(session, account.email, address, now)
+    return False
 
 
 def start_session(session: Session, account: ConsoleAccount, address: str,

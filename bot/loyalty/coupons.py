@@ -25,8 +25,12 @@ from bot.loyalty.errors import (
     CouponNotYours,
     CouponWindowClosed,
     InvalidAmount,
+    MemberClosed,
     MinimumSpendNotMet,
+    ReasonRequired,
     UnknownCode,
+    UnknownMember,
+    UnknownTemplate,
 )
 from bot.loyalty.ledger import lock_member
 from bot.loyalty.timeutil import end_of_day, local_date, start_of_day
@@ -91,7 +95,7 @@ def validity(program: Program, template: CouponTemplate, now: dt.datetime
 
 def issue_coupon(session: Session, program: Program, member_id: int, template_key: str,
                  now: dt.datetime, *, reason: str, actor: str = "system",
-                 issue_key: str | None = None) -> Coupon:
+                 issue_key: str | None = None, note: str = "") -> Coupon:
     """Give a member a coupon, within the template's total and per-member caps.
 
     With an `issue_key`, the same grant (a welcome gift, a card's milestone) happens at most
@@ -99,21 +103,22 @@ def issue_coupon(session: Session, program: Program, member_id: int, template_ke
     """
     member = lock_member(session, member_id)  # serializes grants, so the checks below hold
     coupon = issue_coupons(session, program, [(member.id, issue_key)], template_key, now,
-                           reason=reason, actor=actor)[0]
+                           reason=reason, actor=actor, note=note)[0]
     if coupon is None:
         raise CapReached(title=program.coupons[template_key].title)
     return coupon
 
 
 def issue_coupons(session: Session, program: Program, grants: list[tuple[int, str | None]],
-                  template_key: str, now: dt.datetime, *, reason: str, actor: str = "system"
-                  ) -> list[Coupon | None]:
+                  template_key: str, now: dt.datetime, *, reason: str, actor: str = "system",
+                  note: str = "") -> list[Coupon | None]:
     """Issue one template to many members at once: a handful of statements, not a few per member.
 
     `grants` are (member id, issue key or None) for distinct members the caller has locked.
     Returns, in the same order, each member's coupon (the one given before for a known issue
     key) or None where a cap stops it; members earlier in the list come first under the total
-    cap. Raises CouponWindowClosed if the template can no longer be issued at all.
+    cap. Raises CouponWindowClosed if the template can no longer be issued at all. The audit
+    trail records `note` as the reason, if given (a person's words), else `reason`.
     """
     template = program.coupons[template_key]
     keys = [key for _, key in grants if key]
@@ -153,8 +158,25 @@ def issue_coupons(session: Session, program: Program, grants: list[tuple[int, st
     for (i, _, _), coupon in zip(new, coupons, strict=True):
         result[i] = coupon
         audit.record(session, "coupon.issue", member_id=coupon.member_id, actor=actor, at=now,
-                     reason=reason, coupon_id=coupon.id, template=template.key)
+                     reason=note or reason, coupon_id=coupon.id, template=template.key)
     return result
+
+
+def give_coupon(session: Session, program: Program, member_id: int, template_key: str,
+                now: dt.datetime, *, reason: str, actor: str) -> Coupon:
+    """A coupon given by hand (the owner console), within the template's caps, with the
+    reason in the audit trail; the coupon's own reason is "manual"."""
+    if template_key not in program.coupons:
+        raise UnknownTemplate(key=str(template_key)[:40])
+    if not (reason or "").strip():
+        raise ReasonRequired()
+    member = session.get(Member, member_id)
+    if member is None:
+        raise UnknownMember()
+    if member.status in ("merged", "erased"):
+        raise MemberClosed()
+    return issue_coupon(session, program, member_id, template_key, now, reason="manual",
+                        actor=actor, note=reason.strip())
 
 
 def _unused_codes(session: Session, count: int) -> list[str]:

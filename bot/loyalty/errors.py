@@ -400,3 +400,37 @@ class AmountMissing(LoyaltyError):
     code = "amount_missing"
     zh = "請在會員碼後面輸入金額，例如：集點 {code} 150"
     en = "Type the amount after the member code, e.g. earn {code} 150"
+
+
+# -- corrections by hand (the owner console) ---------------------------------------------------
+
+
+class ReasonRequired(InvalidAmount):  # an input left out, as a missing amount is
+    code = "invalid_amount"
+    zh = "請寫下原因（會記在異動紀錄裡）。"
+    en = "Give a reason: it is kept in the audit trail."
+
+
+class InvalidStampCount(LoyaltyError):
+    code = "invalid_stamp_count"
+    zh = "請輸入 1 到 {goal} 之間的章數，給章用正數、收回用負數（例如 1 或 -1）。"
+    en = "Type a number of stamps from 1 to {goal}: positive to give, negative to take " \
+         "back (e.g. 1 or -1)."
+
+
+class NotEnoughStamps(LoyaltyError):
+    code = "not_enough_stamps"
+    zh = "目前的集點卡只有 {stamps} 章，不能收回 {count} 章。"
+    en = "The current card holds {stamps} stamps: {count} cannot be taken back."
+
+
+class UnknownTemplate(LoyaltyError):
+    code = "unknown_template"
+    zh = "方案裡沒有「{key}」這種優惠券。"
+    en = "The program has no coupon template \"{key}\"."
+
+
+class ConfirmationMismatch(LoyaltyError):
+    code = "confirmation_mismatch"
+    zh = "輸入的會員碼與這位會員不符，沒有刪除任何資料。"
+    en = "The member code typed does not match this member: nothing was erased."

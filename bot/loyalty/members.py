@@ -19,11 +19,14 @@ from bot.loyalty.errors import (
     CouponWindowClosed,
     InvalidAmount,
     InvalidBirthday,
+    ReasonRequired,
     UnknownMember,
 )
 from bot.loyalty.ledger import credit, debit, lock_member, remember_locks, settle_expired
 from bot.models import Coupon, Member
 from bot.program import Program
+
+MAX_ADJUSTMENT = 100_000_000  # points, either way: beyond it a typing slip, not a correction
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,7 @@ def find_by_line_user(session: Session, line_user_id: str) -> Member:
 
 
 def set_birthday(session: Session, member_id: int, birthday: dt.date | str, now: dt.datetime,
-                 *, actor: str, by_owner: bool = False) -> Member:
+                 *, actor: str, by_owner: bool = False, reason: str = "") -> Member:
     """A customer sets their birthday once; only the owner can change it afterwards."""
     if isinstance(birthday, str):
         try:
@@ -149,18 +152,29 @@ def set_birthday(session: Session, member_id: int, birthday: dt.date | str, now:
         raise BirthdayAlreadySet()
     previous, member.birthday, member.birthday_set_at = member.birthday, birthday, now
     audit.record(session, "member.birthday", member_id=member.id, actor=actor, at=now,
-                 birthday=birthday.isoformat(),
+                 reason=reason, birthday=birthday.isoformat(),
                  previous=previous.isoformat() if previous else None)
     return member
+
+
+def correct_birthday(session: Session, member_id: int, birthday: dt.date | str,
+                     now: dt.datetime, *, reason: str, actor: str) -> Member:
+    """The shop corrects a member's birthday (set once by the customer), with a reason."""
+    if not (reason or "").strip():
+        raise ReasonRequired()
+    return set_birthday(session, member_id, birthday, now, actor=actor, by_owner=True,
+                        reason=reason.strip())
 
 
 def adjust_points(session: Session, program: Program, member_id: int, delta: int, now: dt.datetime,
                   *, reason: str, actor: str) -> Member:
     """A manual correction, always as a new ledger entry with its reason."""
-    if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0:
-        raise InvalidAmount(detail="the adjustment must be a non-zero whole number of points")
+    if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0 \
+            or abs(delta) > MAX_ADJUSTMENT:
+        raise InvalidAmount(detail=f"the adjustment must be a non-zero whole number of points, "
+                                   f"{MAX_ADJUSTMENT:,} at most either way")
     if not reason.strip():
-        raise InvalidAmount(detail="a reason is required")
+        raise ReasonRequired()
     member = lock_member(session, member_id)
     settle_expired(session, member, now)
     if delta > 0:

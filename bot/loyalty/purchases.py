@@ -17,6 +17,7 @@ from bot.loyalty.errors import (
     InvalidAmount,
     MemberClosed,
     OrderConflict,
+    ReasonRequired,
     RefundConflict,
     RefundExceedsPurchase,
     UnknownOrder,
@@ -252,7 +253,8 @@ def _repeat(existing: Purchase, member_id: int, amount: int) -> PurchaseResult:
 
 
 def refund_order(session: Session, program: Program, amount: int, now: dt.datetime, *,
-                 source: str, order_id: str, refund_id: str, actor: str) -> RefundResult:
+                 source: str, order_id: str, refund_id: str, actor: str,
+                 reason: str = "") -> RefundResult:
     """Take back the points and stamps of the refunded share of an order, once per refund id.
 
     Points already spent cannot be taken back without a negative balance: what cannot be
@@ -270,7 +272,7 @@ def refund_order(session: Session, program: Program, amount: int, now: dt.dateti
         purchase = find_purchase(session, source, order_id)
         if purchase.member_id is None:
             return _refund_unclaimed(session, program, purchase, claim, amount, now,
-                                     refund_id=refund_id, actor=actor)
+                                     refund_id=refund_id, actor=actor, reason=reason)
     member = lock_member(session, purchase.member_id)
     done = session.scalar(select(Refund).where(Refund.source == source,
                                                Refund.refund_id == refund_id))
@@ -297,7 +299,7 @@ def refund_order(session: Session, program: Program, amount: int, now: dt.dateti
     refund.stamps_unrecovered = stamps_due - refund.stamps_reversed
     undo_refunded_tier(session, program, member, purchase, now) or evaluate_tier(
         session, program, member, now)
-    audit.record(session, "refund", member_id=member.id, actor=actor, at=now,
+    audit.record(session, "refund", member_id=member.id, actor=actor, at=now, reason=reason,
                  refund_id=refund.id, amount=amount, points_reversed=refund.points_reversed,
                  points_unrecovered=refund.points_unrecovered,
                  stamps_reversed=refund.stamps_reversed,
@@ -307,7 +309,7 @@ def refund_order(session: Session, program: Program, amount: int, now: dt.dateti
 
 def _refund_unclaimed(session: Session, program: Program, purchase: Purchase,
                       claim: Claim | None, amount: int, now: dt.datetime, *, refund_id: str,
-                      actor: str) -> RefundResult:
+                      actor: str, reason: str = "") -> RefundResult:
     """A refund of an order nobody has claimed: revenue goes down, nobody loses points, and
     its claim code stops working (a code for what is left would be a new code)."""
     done = session.scalar(select(Refund).where(Refund.source == purchase.source,
@@ -326,7 +328,7 @@ def _refund_unclaimed(session: Session, program: Program, purchase: Purchase,
     session.flush()
     audit.record(session, "refund", member_id=None, actor=actor, at=now, refund_id=refund.id,
                  amount=amount, points_reversed=0, points_unrecovered=0, stamps_reversed=0,
-                 stamps_unrecovered=0)
+                 stamps_unrecovered=0, reason=reason)
     return RefundResult(refund)
 
 
@@ -356,3 +358,20 @@ def _lots_purchase_first(session: Session, member_id: int, purchase: Purchase
     own = session.scalar(select(PointEntry.id).where(PointEntry.purchase_id == purchase.id,
                                                      PointEntry.kind == "earn"))
     return open_lots(session, member_id, first_lot_id=own)
+
+
+def refund_by_hand(session: Session, program: Program, member_id: int, purchase_id: int,
+                   amount: int, now: dt.datetime, *, key: str, reason: str, actor: str
+                   ) -> RefundResult:
+    """A refund the shop records for one of the member's purchases (the owner console), with
+    its reason: refund_order under the refund id `manual:<key>`, so the same form sent
+    twice refunds once."""
+    if not (reason or "").strip():
+        raise ReasonRequired()
+    purchase = session.get(Purchase, purchase_id) if isinstance(purchase_id, int) and (
+        0 < purchase_id < 2 ** 63) else None
+    if purchase is None or purchase.member_id != member_id:
+        raise UnknownOrder()
+    return refund_order(session, program, amount, now, source=purchase.source,
+                        order_id=purchase.external_order_id, refund_id=f"manual:{key}"[:128],
+                        actor=actor, reason=reason.strip())

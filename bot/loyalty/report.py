@@ -132,7 +132,8 @@ import datetime as dt
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, fields, is_dataclass
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import BigInteger, Integer, and_, case, cast, extract, func, or_, select
@@ -486,9 +487,11 @@ def _weeks(session: Session, program: Program, start: dt.datetime, end: dt.datet
         select(week.label("week"), Purchase.member_id, func.count(), _sum(_net()))
         .where(_within(Purchase.created_at, start, end), counted())
         .group_by(week, Purchase.member_id)).all()
+    buyers = (select(Purchase.member_id)  # a subquery: a list of ids would stop PostgreSQL
+              .where(_within(Purchase.created_at, start, end), counted()))  # at 65,535
     first = dict(session.execute(
         select(Purchase.member_id, func.min(Purchase.created_at))
-        .where(counted(), Purchase.member_id.in_({row[1] for row in rows} - {None}))
+        .where(counted(), Purchase.member_id.in_(buyers))
         .group_by(Purchase.member_id)).all()) if rows else {}
     epoch = dt.date(1970, 1, 1)
     weeks: dict[int, list[int]] = {}
@@ -779,3 +782,26 @@ def _lifetime_value(sales: SalesStats, start: dt.datetime, end: dt.datetime) -> 
                          purchases_per_customer=round(per_customer, 2),
                          purchases_per_year=round(per_year, 2),
                          lifespan_years=LIFESPAN_YEARS, period_days=round(days, 2))
+
+
+def report_from_dict(data: dict[str, Any]) -> Report:
+    """The Report that Report.to_dict() made `data` from (times come back with a fixed UTC
+    offset: the same instants)."""
+    return _unplain(Report, data)
+
+
+def _unplain(kind: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    if is_dataclass(kind):
+        hints = get_type_hints(kind)
+        return kind(**{f.name: _unplain(hints[f.name], value[f.name])
+                       for f in fields(kind) if f.name in value})
+    origin, args = get_origin(kind), get_args(kind)
+    if origin is tuple:
+        return tuple(_unplain(args[0], item) for item in value)
+    if origin in (Union, UnionType):
+        return _unplain(next(a for a in args if a is not type(None)), value)
+    if kind in (dt.datetime, dt.date):
+        return kind.fromisoformat(value)
+    return value

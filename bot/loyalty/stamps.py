@@ -12,7 +12,15 @@ from sqlalchemy.sql.selectable import ScalarSelect
 
 from bot.loyalty import audit
 from bot.loyalty.coupons import issue_coupon
-from bot.loyalty.errors import CapReached, CouponWindowClosed
+from bot.loyalty.errors import (
+    CapReached,
+    CouponWindowClosed,
+    InvalidStampCount,
+    MemberClosed,
+    NotEnoughStamps,
+    ReasonRequired,
+)
+from bot.loyalty.ledger import lock_member
 from bot.loyalty.tiers import SPEND, spend_params
 from bot.loyalty.timeutil import end_of_day, local_date
 from bot.models import Coupon, Member, Purchase, Stamp, StampCard
@@ -142,3 +150,35 @@ def take_back_stamps(session: Session, program: Program, member: Member, count: 
                           created_at=now, purchase_id=purchase.id))
         session.flush()
     return taken
+
+
+def adjust_stamps(session: Session, program: Program, member_id: int, delta: int,
+                  now: dt.datetime, *, reason: str, actor: str) -> StampOutcome:
+    """A correction by hand, with its reason: give (+) or take back (-) stamps on the
+    member's current card. Stamps given count as any stamp does (a milestone or a full card
+    earns its coupon); stamps taken come off the current card only, never below zero (a
+    completed card stays completed). Not a purchase's stamps: one-per-day ignores them."""
+    if isinstance(delta, bool) or not isinstance(delta, int) or not (
+            0 < abs(delta) <= program.stamps.goal):
+        raise InvalidStampCount(goal=program.stamps.goal)
+    if not (reason or "").strip():
+        raise ReasonRequired()
+    member = lock_member(session, member_id)
+    if member.status in ("merged", "erased"):
+        raise MemberClosed()
+    if delta > 0:
+        outcome = add_stamps(session, program, member, delta, "adjust", now)
+    else:
+        card = active_card(session, program, member.id, now)
+        if card.stamps < -delta:
+            raise NotEnoughStamps(stamps=card.stamps, count=-delta)
+        card.stamps += delta
+        session.add(Stamp(card_id=card.id, member_id=member.id, count=delta,
+                          local_day=local_date(now, program.timezone), reason="adjust",
+                          created_at=now))
+        outcome = StampOutcome(added=delta)
+    audit.record(session, "stamps.adjust", member_id=member.id, actor=actor, at=now,
+                 reason=reason.strip(), stamps=delta,
+                 coupons=[coupon.id for coupon in outcome.coupons])
+    session.flush()
+    return outcome
