@@ -146,25 +146,32 @@ def empty_database(url: str) -> Iterator[str]:
         admin.dispose()
 
 
-def run(*argv: str) -> None:
-    tool = shutil.which(argv[0])
-    assert tool, f"{argv[0]} is not installed (TEST_DATABASE_URL is set: install the " \
-                 f"PostgreSQL client, e.g. Debian's postgresql-client)"
-    result = subprocess.run([tool, *argv[1:]], capture_output=True, text=True, timeout=60)
+def client_tool(name: str) -> str:
+    """The PostgreSQL client program's path; with TEST_DATABASE_URL set, a missing one fails
+    the test (it is never skipped)."""
+    path = shutil.which(name)
+    assert path, (f"{name} is not installed (TEST_DATABASE_URL is set: install the "
+                  f"PostgreSQL client, e.g. Debian's postgresql-client)")
+    return path
+
+
+def run(tool: str, *args: str) -> None:
+    result = subprocess.run([tool, *args], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_pg_dump_restored_into_an_empty_database_gives_every_row_back(db_url, program, now,
                                                                        tmp_path):
+    pg_dump, pg_restore = client_tool("pg_dump"), client_tool("pg_restore")
     engine, rows, report = made_shop(db_url, program, now)
     engine.dispose()
     source, schema = libpq(db_url)
     dump = tmp_path / "loyalty.dump"
-    run("pg_dump", "--format=custom", f"--schema={schema}", f"--file={dump}", source)
+    run(pg_dump, "--format=custom", f"--schema={schema}", f"--file={dump}", source)
     with empty_database(db_url) as name:
         target, _ = libpq(db_url, name)
-        run("pg_restore", "--no-owner", "--no-acl", "--exit-on-error", f"--dbname={target}",
+        run(pg_restore, "--no-owner", "--no-acl", "--exit-on-error", f"--dbname={target}",
             str(dump))
         restored = make_url(db_url).set(database=name).render_as_string(hide_password=False)
         assert_restored(restored, rows, report, program, now)
