@@ -6,6 +6,7 @@ import logging
 import sys
 
 from flask import Flask, jsonify, request
+from sqlalchemy.orm import Session
 
 from bot import api, console, simulator
 from bot.api import http_problem
@@ -14,6 +15,8 @@ from bot.cli import register_cli
 from bot.config import Config
 from bot.db import bounded, can_write, db_error
 from bot.line import qr_images, webhook
+from bot.loyalty.job_runs import seconds_since_clock_ran
+from bot.loyalty.timeutil import utcnow
 
 HEALTH_LOCK_WAIT = 5  # seconds: a check behind a long write still answers before a PaaS gives up
 
@@ -65,11 +68,16 @@ def _logging(app: Flask) -> None:
 def _health(app: Flask) -> None:
     @app.get("/healthz")
     def healthz():
-        """200 when the database takes a write, 503 when it does not."""
+        """200 when the database takes a write, with how many seconds ago the clock last
+        completed a job (null if it never has: a stopped clock leaves the web process
+        healthy); 503 when the database takes no write."""
+        engine = bounded(app.extensions["loyalty"].engine, HEALTH_LOCK_WAIT)
         try:
-            can_write(bounded(app.extensions["loyalty"].engine, HEALTH_LOCK_WAIT))
+            with Session(engine) as session, session.begin():
+                can_write(session.connection())
+                clock = seconds_since_clock_ran(session, utcnow())
         except Exception as exc:  # unreachable, read-only, full: "not healthy"
             logging.getLogger("bot").error("health check: the database cannot be written: "
                                            "%s", db_error(exc))
             return jsonify(status="database unavailable"), 503
-        return jsonify(status="ok")
+        return jsonify(status="ok", clock_last_ran_seconds_ago=clock)

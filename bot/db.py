@@ -21,7 +21,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, create_engine, event, text
+from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -271,15 +271,14 @@ def db_error(exc: BaseException | None) -> str:
     return f"{type(exc).__name__}: {first}"[:300]
 
 
-def can_write(engine: Engine) -> None:
-    """Commit a write and undo it (a row in processed_events, added and deleted in one
-    transaction): raises if the database cannot be reached, is read-only, or has no room
-    to commit, where `SELECT 1` would still pass."""
+def can_write(conn: Connection) -> None:
+    """Write and undo it (a row in processed_events, added and deleted) in the caller's
+    transaction, which then commits: together they raise if the database cannot be reached,
+    is read-only, or has no room to commit, where `SELECT 1` would still pass."""
     key = f"healthz:{uuid.uuid4().hex}"
-    with engine.begin() as conn:
-        conn.execute(text("INSERT INTO processed_events (event_id, event_type, processed_at) "
-                          "VALUES (:key, 'healthz', CURRENT_TIMESTAMP)"), {"key": key})
-        conn.execute(text("DELETE FROM processed_events WHERE event_id = :key"), {"key": key})
+    conn.execute(text("INSERT INTO processed_events (event_id, event_type, processed_at) "
+                      "VALUES (:key, 'healthz', CURRENT_TIMESTAMP)"), {"key": key})
+    conn.execute(text("DELETE FROM processed_events WHERE event_id = :key"), {"key": key})
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -8,6 +8,7 @@ in-process (tests/cli_helpers.py).
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import json
 import os
 import shlex
@@ -40,6 +41,7 @@ from bot.config import (
 )
 from bot.db import make_engine, make_sessionmaker, transaction
 from bot.loyalty.codes import format_code
+from bot.loyalty.job_runs import finish_run, seconds_since_clock_ran, start_run
 from bot.loyalty.members import adjust_points, register_member
 from bot.loyalty.timeutil import utcnow
 from bot.models import AuditLog, Base, Member
@@ -171,7 +173,43 @@ def healthz(database_url: str):
 def test_healthz_answers_ok_on_a_migrated_database(db_url):
     response = healthz(db_url)
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok"}
+    assert response.get_json() == {"status": "ok", "clock_last_ran_seconds_ago": None}
+
+
+def test_healthz_says_how_long_ago_the_clock_last_completed_a_job(db_url):
+    """Any job's last completed run counts; a run started but not finished does not."""
+    engine = make_engine(db_url)
+    before = utcnow()
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            for name, ago in (("tags", 3600), ("send", 90), ("expire", 7200)):
+                start_run(session, name, before - dt.timedelta(seconds=ago + 5))
+                finish_run(session, name, before - dt.timedelta(seconds=ago), "done")
+            start_run(session, "nudges", before)  # still running
+    finally:
+        engine.dispose()
+    response = healthz(db_url)
+    waited = (utcnow() - before).total_seconds()
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "ok"
+    assert 90 <= body["clock_last_ran_seconds_ago"] <= 90 + waited + 1
+
+
+def test_a_job_run_as_of_a_later_time_counts_as_just_now(db_url):
+    engine = make_engine(db_url)
+    now = utcnow()
+    try:
+        sessions = make_sessionmaker(engine)
+        with transaction(sessions) as session:
+            assert seconds_since_clock_ran(session, now) is None
+            start_run(session, "send", now + dt.timedelta(hours=1))
+            finish_run(session, "send", now + dt.timedelta(hours=1), "as of later")
+        with sessions() as session:
+            assert seconds_since_clock_ran(session, now) == 0
+            assert seconds_since_clock_ran(session, now + dt.timedelta(hours=2)) == 3600
+    finally:
+        engine.dispose()
 
 
 def test_healthz_answers_503_when_postgresql_is_unreachable():
@@ -385,7 +423,8 @@ def test_the_web_process_serves_healthz_with_a_good_program(tmp_path, start_web,
         assert proc.poll() is None, proc.communicate()
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as reply:
-                assert (reply.status, json.load(reply)) == (200, {"status": "ok"})
+                assert (reply.status, json.load(reply)) == (200, {"status": "ok",
+                                                          "clock_last_ran_seconds_ago": None})
                 return
         except OSError as exc:  # refused, reset, or slow to answer on a busy machine
             last = exc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -14,6 +14,14 @@ from bot.models import JobRun
 def last_runs(session: Session) -> dict[str, JobRun]:
     """Each job's record of its last completed run, by job name (jobs never run are absent)."""
     return {row.name: row for row in session.scalars(select(JobRun))}
+
+
+def seconds_since_clock_ran(session: Session, now: dt.datetime) -> int | None:
+    """Whole seconds from the last completed run of any job to `now` (None if no job ever
+    completed): one small query, for /healthz. A run by hand (`jobs run`, the simulator)
+    counts too, as of the time it ran as; a run as of a later time than `now` counts as 0."""
+    last = session.scalar(select(func.max(JobRun.last_completed_at)))
+    return None if last is None else max(0, int((now - last).total_seconds()))
 
 
 def start_run(session: Session, name: str, now: dt.datetime) -> dt.datetime | None:
