@@ -16,8 +16,10 @@ from bot.config import Config, ConfigError
 from bot.db import transaction
 from bot.jobs import JOBS, run_job
 from bot.line.qr import payload_of
+from bot.loyalty.campaigns import create_campaign, set_status
 from bot.loyalty.claims import make_claim
 from bot.loyalty.codes import format_code
+from bot.loyalty.coupons import issue_coupon
 from bot.loyalty.report import build_report
 from bot.loyalty.staff import add_staff
 from bot.loyalty.timeutil import utcnow
@@ -130,6 +132,72 @@ def test_a_coupon_code_nobody_scans_still_tells_its_owner_by_push_when_it_expire
     run_job(shop.jobs(), JOBS["send"], utcnow() + dt.timedelta(minutes=4))
     (push,) = fake_line.wait_for(lambda: fake_line.pushes())
     assert push["to"] == ALICE and "優惠券" in flat(push["messages"])
+
+
+def alice_coupon(state) -> Coupon:
+    with state.sessions() as session:
+        return session.scalars(select(Coupon).join(Member).where(
+            Member.line_user_id == ALICE)).first()
+
+
+def test_cancelling_a_coupons_claim_code_gives_the_coupon_back_and_tells_nobody(
+        client, app, fake_line, shop):
+    coupon = alice_coupon(shop)
+    post(client, [text(CLERK, f"核銷 {coupon.code} 200")])
+    code = re.findall(r"[0-9A-Z]{3}-[0-9A-Z]{3}-[0-9A-Z]{3}", flat(last_reply(fake_line)))[-1]
+    post(client, [text(CLERK, f"取消領取 {code}")])
+    assert "已取消" in flat(last_reply(fake_line))
+    assert alice_coupon(shop).status == "issued"  # the customer still has it
+    post(client, [text(CLERK, "撤銷")])  # nothing of that sale is left to undo
+    assert "撤銷" in flat(last_reply(fake_line)) or "沒有" in flat(last_reply(fake_line))
+    assert alice_coupon(shop).status == "issued"
+    run_job(shop.jobs(), JOBS["send"], utcnow() + dt.timedelta(minutes=5))
+    assert fake_line.pushes() == []  # no "coupon used" for a coupon that was not used
+    with shop.sessions() as session:
+        order = session.scalars(select(Purchase)).one()
+        assert (order.member_id, order.refunded_amount) == (None, 150)
+
+
+def test_voiding_a_coupons_claim_code_takes_back_its_coupon_used_news(
+        client, app, fake_line, shop):
+    coupon = alice_coupon(shop)
+    post(client, [text(CLERK, f"核銷 {coupon.code} 200")])
+    post(client, [text(CLERK, "撤銷")])
+    assert alice_coupon(shop).status == "issued"
+    run_job(shop.jobs(), JOBS["send"], utcnow() + dt.timedelta(minutes=5))
+    assert fake_line.pushes() == []
+    post(client, [text(CLERK, f"核銷 {coupon.code} 300")])  # really used, later
+    code = re.findall(r"[0-9A-Z]{3}-[0-9A-Z]{3}-[0-9A-Z]{3}", flat(last_reply(fake_line)))[-1]
+    post(client, [text(ALICE, f"領取 {code}")])
+    assert "優惠券" in flat(last_reply(fake_line)[1:])  # its news is told this time
+
+
+def test_a_coupon_of_a_member_without_line_is_credited_at_once(client, app, fake_line, shop):
+    with transaction(shop.sessions) as session:  # imported from the POS: no LINE account
+        imported = Member(line_user_id=None, member_code="ZZZ222333", display_name="王先生",
+                          tier="member", tier_since=utcnow(), joined_at=utcnow(),
+                          last_activity_at=utcnow())
+        session.add(imported)
+        session.flush()
+        code = issue_coupon(session, shop.program, imported.id, "nt50", utcnow(),
+                            reason="test").code
+    post(client, [text(CLERK, f"核銷 {code} 300")])
+    assert len(last_reply(fake_line)) == 1  # no claim code: nobody could ever take it
+    with shop.sessions() as session:
+        order = session.scalars(select(Purchase)).one()
+        assert order.member_id is not None and order.amount == 250
+
+
+def test_a_lone_claim_word_is_left_to_a_campaign_keyword(client, app, fake_line, shop):
+    with transaction(shop.sessions) as session:
+        campaign = create_campaign(session, shop.program, "gift", template="nt50",
+                                   now=utcnow(), keyword="領取", cap=10)
+        set_status(session, campaign, "open", utcnow())
+    post(client, [text(ALICE, "領取")])
+    assert "領取格式" not in flat(last_reply(fake_line))
+    with shop.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Coupon).join(Member).where(
+            Member.line_user_id == ALICE)) == 2  # the welcome coupon and the campaign's
 
 
 def test_a_member_code_is_never_read_as_an_amount(client, app, fake_line, shop):

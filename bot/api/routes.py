@@ -28,7 +28,7 @@ from bot.loyalty.report import build_report, report_period
 from bot.loyalty.rewards import redeem_reward
 from bot.loyalty.summary import member_summary
 from bot.models import Member
-from bot.outbox import coupon_used_key, receipt_key
+from bot.outbox import coupon_used_key, receipt_key, withdraw
 
 DEFAULT_SOURCE = "api"
 
@@ -94,6 +94,8 @@ def claim_state(call: Call, code: str) -> tuple[int, Any]:
 @endpoint("purchases:write", idempotent=True)
 def cancel_claim_code(call: Call, code: str) -> tuple[int, Any]:
     view = cancel_claim(call.session, call.program, code, call.now, actor=call.actor)
+    for coupon_id in view.coupons_back:
+        withdraw(call.session, coupon_used_key(coupon_id))
     return 200, views.claim(call.state, view)
 
 

@@ -116,7 +116,7 @@ class LineClient:
                 try:
                     self._post(path, {**body, "customAggregationUnits": [unit]}, retry_key)
                 except ApiException as exc:
-                    if exc.status != 400:
+                    if exc.status != 400 or "aggregation" not in _describe(exc).lower():
                         raise
                     # LINE took nothing (a 400): perhaps only the unit is refused. Without it
                     # from now on; this message goes again at once, under the same retry key

@@ -67,8 +67,8 @@ def on_message(session: Session, env: Env, event: Any) -> Outcome:
             member, worker = _member(session, env), find_active_staff(session, env.user_id)
         return staff.run(session, env, member, worker, command, words[1:], lang)
     member = _member(session, env)
-    if words and words[0].lower() in CLAIM_WORDS:
-        return take_claim(session, env, member, words[1:])
+    if len(words) >= 2 and words[0].lower() in CLAIM_WORDS and env.program.claims.enabled:
+        return take_claim(session, env, member, words[1:])  # (a lone 領取 may be a keyword)
     if text is None:  # stickers, photos ...: a pointer to the menu
         return Outcome(messages.text(env.render(member.language), "menu_pointer"))
     action = KEYWORDS.get(" ".join(words).lower())
@@ -84,15 +84,16 @@ def on_postback(session: Session, env: Env, event: Any) -> Outcome:
     data = {k: v[0] for k, v in parse_qs(event.postback.data or "").items()}
     params = event.postback.params or {}
     action = data.get("action", "")
-    known = action in staff.POSTBACKS or action in CUSTOMER_ACTIONS
-    count_tap(session, local_date(env.now, env.program.timezone), tap_source(data),
-              action if known else "unknown")
     if action in staff.POSTBACKS:
-        return staff.postback(session, env, member, action, data)
-    handler = CUSTOMER_ACTIONS.get(action)
-    if handler is None:
-        return Outcome(messages.text(env.render(member.language), "menu_pointer"))
-    return handler(session, env, member, {**data, **params})
+        outcome = staff.postback(session, env, member, action, data)
+    elif (handler := CUSTOMER_ACTIONS.get(action)) is not None:
+        outcome = handler(session, env, member, {**data, **params})
+    else:
+        outcome = Outcome(messages.text(env.render(member.language), "menu_pointer"))
+        action = "unknown"
+    # counted last: the day's row for this button stays locked only until the commit
+    count_tap(session, local_date(env.now, env.program.timezone), tap_source(data), action)
+    return outcome
 
 
 def normalize(text: str) -> str:

@@ -52,7 +52,7 @@ from bot.models import (
     Member,
     Staff,
 )
-from bot.outbox import coupon_used_key, linked_key, receipt_key, tell, tell_later
+from bot.outbox import coupon_used_key, linked_key, receipt_key, tell, tell_later, withdraw
 
 COMMANDS = {"核銷": "verify", "verify": "verify", "集點": "earn", "earn": "earn",
             "撤銷": "void", "void": "void", "員工": "join", "staff": "join",
@@ -123,7 +123,8 @@ def _redeem(session: Session, env: Env, worker: Staff, code: str, amount: int | 
         view = check_coupon(session, env.program, code, env.now, order_amount=amount)
         check_not_self(env.program, view.coupon.member_id, own_id)
         order_id = f"verify:{env.event_id or secrets.token_hex(8)}"
-        if env.program.claims.enabled and amount > view.discount:
+        owner = owner_of(session, view)  # an imported member without LINE takes no code
+        if env.program.claims.enabled and amount > view.discount and owner.line_user_id:
             claim = make_claim(session, env.program, amount - view.discount, env.now,
                                source="line", order_id=order_id, actor=actor(worker),
                                staff_id=worker.id, reserved_for=view.coupon.member_id)
@@ -229,6 +230,8 @@ def claim_command(session: Session, env: Env, ctx: RenderContext, worker: Staff,
     except LoyaltyError as exc:
         _refused(session, env, worker, "claim", exc)
         return Outcome(messages.error(ctx, exc))
+    for coupon_id in view.coupons_back:
+        withdraw(session, coupon_used_key(coupon_id))
     return Outcome(messages.text(ctx, "claim_cancelled", code=format_code(view.claim.code),
                                  amount=fmt.money(ctx, view.purchase.amount)))
 
@@ -280,9 +283,15 @@ def postback(session: Session, env: Env, member: Member, action: str, data: dict
 
 def void(session: Session, env: Env, ctx: RenderContext, worker: Staff) -> Outcome:
     """Undo this staff member's last purchase or redemption, if it is recent."""
-    undone = void_last(session, env.program, worker, env.now)
+    try:
+        with session.begin_nested():
+            undone = void_last(session, env.program, worker, env.now)
+    except LoyaltyError as exc:
+        return Outcome(messages.error(ctx, exc))
     if undone is None:
         return Outcome(messages.text(ctx, "nothing_to_void"))
+    if undone.coupon_id is not None:  # "coupon used" still waiting for its claim: not so
+        withdraw(session, coupon_used_key(undone.coupon_id))
     if undone.purchase_amount is None:
         return Outcome(messages.text(ctx, "voided_redemption"))
     return Outcome(messages.text(ctx, "voided_purchase", amount=undone.purchase_amount))

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from bot.loyalty import audit
 from bot.loyalty.codes import new_code, normalize_code
+from bot.loyalty.coupons import unredeem
 from bot.loyalty.errors import (
     ClaimCancelled,
     ClaimExpired,
@@ -43,7 +44,7 @@ from bot.loyalty.purchases import (
     refund_order,
 )
 from bot.loyalty.timeutil import local_date, start_of_day
-from bot.models import AuditLog, Claim, Member, Purchase, Staff
+from bot.models import AuditLog, Claim, Member, Purchase, Redemption, Staff
 from bot.program import Program
 
 # a customer who sends this many unknown codes in the window waits (as staff who guess do)
@@ -57,6 +58,7 @@ class ClaimView:
     status: str  # open, expired, claimed, cancelled
     claimed_by: Member | None = None
     duplicate: bool = False  # the same order asked again: the first code
+    coupons_back: tuple[int, ...] = ()  # coupons usable again: the cancelled order used them
 
 
 def _status(claim: Claim, now: dt.datetime) -> str:
@@ -97,6 +99,7 @@ def _check_daily_total(session: Session, program: Program, staff_id: int, amount
                        now: dt.datetime) -> None:
     """Codes one staff member made today (not cancelled) may add up to the program's cap."""
     limit = program.claims.staff_daily_total
+    session.execute(select(Staff.id).where(Staff.id == staff_id).with_for_update())  # in turn
     since = start_of_day(local_date(now, program.timezone), program.timezone)
     made = session.scalar(
         select(func.coalesce(func.sum(Purchase.amount), 0))
@@ -147,6 +150,7 @@ def refuse_claim(session: Session, actor: str, error_code: str, now: dt.datetime
 def guessing(session: Session, actor: str, now: dt.datetime) -> bool:
     """GUESS_LIMIT unknown codes in GUESS_WINDOW: the sender's codes are not looked at."""
     return (session.scalar(select(func.count()).select_from(AuditLog).where(
+        AuditLog.member_id.is_(None),  # as refusals are written: the (member, at) index serves
         AuditLog.action == "claim.take_failed", AuditLog.actor == actor,
         AuditLog.reason == UnknownClaim.code, AuditLog.at > now - GUESS_WINDOW)) or 0
             ) >= GUESS_LIMIT
@@ -182,10 +186,15 @@ def cancel_claim(session: Session, program: Program, text: str, now: dt.datetime
         refund_order(session, program, purchase.amount - purchase.refunded_amount, now,
                      source=purchase.source, order_id=purchase.external_order_id,
                      refund_id=f"cancel:{claim.id}", actor=actor)
+    back = []  # a coupon redeemed with this order (核銷 CODE AMOUNT) is the customer's again
+    for redemption in session.scalars(select(Redemption).where(
+            Redemption.purchase_id == purchase.id, Redemption.voided_at.is_(None))):
+        unredeem(session, redemption, now, actor=actor)
+        back.append(redemption.coupon_id)
     claim.status, claim.cancelled_at = "cancelled", now
     audit.record(session, "claim.cancelled", member_id=None, actor=actor, at=now,
                  claim_id=claim.id, purchase_id=purchase.id)
-    return ClaimView(claim, purchase, "cancelled")
+    return ClaimView(claim, purchase, "cancelled", coupons_back=tuple(back))
 
 
 @dataclass(frozen=True)

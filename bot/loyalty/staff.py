@@ -126,6 +126,7 @@ def guessing(session: Session, worker: Staff, now: dt.datetime) -> bool:
     """Unknown coupon codes, member codes and phones, counted together across commands:
     FAILED_LIMIT of them in FAILED_WINDOW pause the staff member's commands."""
     return (session.scalar(select(func.count()).select_from(AuditLog).where(
+        AuditLog.member_id.is_(None),  # as refusals are written: the (member, at) index serves
         AuditLog.action.in_(REFUSALS), AuditLog.actor == actor(worker),
         AuditLog.reason.in_(GUESSES), AuditLog.at > now - FAILED_WINDOW)) or 0) >= FAILED_LIMIT
 
@@ -187,6 +188,7 @@ def who_redeemed(session: Session, program: Program, code: str
 @dataclass(frozen=True)
 class Voided:
     purchase_amount: int | None  # the purchase undone, if one was (with or without a coupon)
+    coupon_id: int | None = None  # the coupon usable again, if a redemption was undone
 
 
 def void_last(session: Session, program: Program, worker: Staff, now: dt.datetime
@@ -202,18 +204,22 @@ def void_last(session: Session, program: Program, worker: Staff, now: dt.datetim
         Redemption.staff_id == worker.id, Redemption.redeemed_at > since,
         Redemption.voided_at.is_(None))
         .order_by(Redemption.redeemed_at.desc(), Redemption.id.desc()))
+    coupon_id = None
     if redemption and (purchase is None or redemption.redeemed_at >= purchase.created_at):
         unredeem(session, redemption, now, actor=actor(worker))
+        coupon_id = redemption.coupon_id
         purchase = session.get(Purchase, redemption.purchase_id) if redemption.purchase_id \
             else None
         if purchase is None:
-            return Voided(None)
+            return Voided(None, coupon_id)
     if purchase is None:
         return None
-    refund_order(session, program, purchase.amount, now, source=purchase.source,
-                 order_id=purchase.external_order_id, refund_id=f"void:{purchase.id}",
-                 actor=actor(worker))
-    return Voided(purchase.amount)
+    left = purchase.amount - purchase.refunded_amount  # a cancelled claim code: nothing left
+    if left:
+        refund_order(session, program, left, now, source=purchase.source,
+                     order_id=purchase.external_order_id, refund_id=f"void:{purchase.id}",
+                     actor=actor(worker))
+    return Voided(left, coupon_id)
 
 
 def seed_staff(session: Session, people: dict[str, str], now: dt.datetime, *, actor: str

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db import dialect_insert, insert_new, transaction
@@ -127,6 +127,13 @@ def tell_later(session: Session, program: Program, member: Member, kind: str,
         return False
     session.info.get(QUEUED, {}).pop(row.id, None)  # not pushed at the commit: it waits
     return True
+
+
+def withdraw(session: Session, dedupe_key: str) -> None:
+    """Take back a message that has not gone yet (in no push, no multicast, not sent): the
+    change it told of was undone. Its dedupe key is free again for the next such change."""
+    session.execute(delete(OutboxMessage).where(OutboxMessage.dedupe_key == dedupe_key,
+                                                *FREE))
 
 
 def enqueue(session: Session, member: Member, kind: str, dedupe_key: str,
