@@ -293,3 +293,18 @@ def test_check_messages_accepts_a_full_carousel_and_knows_its_send_kinds():
     check_messages([_flex({"type": "carousel", "contents": [_bubble()] * 12})] * 5)
     with pytest.raises(ValueError):
         check_messages([{"type": "text", "text": "hi"}], "telepathy")
+
+
+def test_one_word_per_thing_stamps_are_zhang_and_points_are_dian(everything, example_program):
+    """zh-TW counts stamps in 章 and points in 點; English says stamps and points in full."""
+    for lang, kind, name, batch in everything:
+        text = "\n".join(texts(batch))
+        if lang == "en":
+            assert not re.search(r"\bpts\b", text), f"{kind} {name}: {text!r}"
+        elif name.startswith(("stamp_card", "nudge")) and "point" not in name:
+            assert not re.search(r"集(?:滿)?\s*\d[\d,]*\s*點", text), f"{kind} {name}: {text!r}"
+    zh = context(example_program, "zh-TW")
+    card = "\n".join(texts(m.stamp_card(zh, summary(example_program, member(), stamps=3,
+                                                    to_next=2))))
+    assert "再集 2 章" in card and "集滿 5 章" in card
+    assert "再集 3 章" in "\n".join(texts(m.nudge(zh, member(), "stamps", 3, "任選飲品一杯")))
