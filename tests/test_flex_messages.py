@@ -31,7 +31,7 @@ LONG_TITLE_EN = '{{y}} "Grand" ' + "mega deluxe coffee set 😀 " * 12
 LITERALS = ("{{x}}", "{{y}}")  # placeholders inside user data: they must come out as they are
 PLACEHOLDER = re.compile(r"\{\{\s*@?[A-Za-z_][\w.]*\s*\}\}")
 CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]")
-TEXT_FIELDS = {"date": "1990-05-17", "amount": 3200, "name": WEIRD, "tier": "Gold",
+TEXT_FIELDS = {"date": "1990/05/17", "amount": 3200, "name": WEIRD, "tier": "Gold",
                "title": "NT$80 off", "points": 1_250_000, "balance": 9_999_999,
                "purchases": 120, "coupons": 15, "minutes": 2}
 
@@ -41,7 +41,7 @@ def normal(program: Program, lang: str) -> Iterator[tuple[str, list[dict]]]:
     yield from flex_samples(program, ctx)
     for key in sorted(k[5:] for k in strings_table(lang) if k.startswith("text.")):
         yield f"text {key}", m.text(ctx, key, **TEXT_FIELDS, message="x")
-    yield "error", m.error(ctx, MinimumSpendNotMet(minimum=150, amount=90, currency="TWD "))
+    yield "error", m.error(ctx, MinimumSpendNotMet(minimum=150, amount=90, currency="TWD"))
 
 def extreme(program: Program, lang: str) -> Iterator[tuple[str, list[dict]]]:
     rewards = tuple(Reward(i, 100 * i, key) for i, key in enumerate(program.coupons, 1)) * 8
@@ -77,7 +77,7 @@ def extreme(program: Program, lang: str) -> Iterator[tuple[str, list[dict]]]:
     yield "staff_confirm_purchase", m.staff_confirm_purchase(ctx, who, 10**8, "a&b=c/+?%{{x}}")
     yield "staff_redemption_ok", m.staff_redemption_ok(ctx, many[2], who, 10**8)
     yield "staff_redemption_failed", m.staff_redemption_failed(
-        ctx, CouponExpired(until="2026-01-01"), WEIRD * 10)
+        ctx, CouponExpired(until=dt.date(2026, 1, 1)), WEIRD * 10)
     yield "customer_coupon_used", m.customer_coupon_used(ctx, many[3])
     yield "birthday_gift", m.birthday_gift(ctx, who, many[4])
     yield "nudge", m.nudge(ctx, who, "stamps", 48, local_title)
@@ -308,3 +308,21 @@ def test_one_word_per_thing_stamps_are_zhang_and_points_are_dian(everything, exa
                                                     to_next=2))))
     assert "再集 2 章" in card and "集滿 5 章" in card
     assert "再集 3 章" in "\n".join(texts(m.nudge(zh, member(), "stamps", 3, "任選飲品一杯")))
+
+
+def test_money_and_dates_are_written_one_way_in_both_languages(everything, example_program):
+    """NT$1,234 and 2027/01/06, never `TWD 150`, `50 元`, `Nov 22, 2026` or an ISO date."""
+    for lang, kind, name, batch in everything:
+        text = "\n".join(texts(batch))
+        for wrong in (r"TWD", r"\d\s*元", r"\d{4}-\d\d-\d\d", r"\b(?:Jan|Nov|Dec) \d",
+                      r"\d\.\d\d\b"):
+            assert not re.search(wrong, text), f"{lang} {kind} {name}: {wrong} in {text!r}"
+    for lang in ("zh-TW", "en"):
+        ctx = context(example_program, lang)
+        points = "\n".join(texts(m.points_card(ctx, summary(example_program, member()))))
+        assert "2026/11/22" in points and "NT$8,000" in points
+        voided = m.text(ctx, "voided_purchase", amount=3200)[0]["text"]
+        assert "NT$3,200" in voided and "元" not in voided
+        refused = MinimumSpendNotMet(minimum=1500, amount=90, currency="TWD").message(lang)
+        assert "NT$1,500" in refused and "NT$90" in refused
+        assert "2027/01/06" in CouponExpired(until=dt.date(2027, 1, 6)).message(lang)

@@ -111,7 +111,7 @@ def test_the_birthday_picker_sets_the_birthday_once(client, app, fake_line):
     post(client, [postback(ALICE, "action=birthday", {"date": "1991-03-01"})])
     with app.extensions["loyalty"].sessions() as session:
         assert str(session.scalars(select(Member)).one().birthday) == "1990-02-28"
-    assert "1990-02-28" in flat(fake_line.replies()[1]["messages"])
+    assert "1990/02/28" in flat(fake_line.replies()[1]["messages"])
     second = flat(fake_line.replies()[2]["messages"])
     assert "已經設定" in second
 

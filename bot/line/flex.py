@@ -15,7 +15,6 @@ display name holding quotes, emoji or `{{x}}` stays literal text and cannot brea
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from collections import ChainMap
@@ -133,7 +132,7 @@ def format_string(strings: Mapping[str, str], key: str, fields: Fields) -> str:
 
 
 class Strings:
-    """One language's strings and number, money and date formats."""
+    """One language's strings (numbers, money and dates are bot.line.formatting's)."""
 
     def __init__(self, lang: str):
         self.lang = language(lang)
@@ -152,18 +151,6 @@ class Strings:
 
     def number(self, n: int) -> str:
         return f"{n:,}"
-
-    def money(self, amount: int, currency: str) -> str:
-        symbol = self.table.get(f"currency.{currency}", f"{currency} ")
-        return self("money", symbol=symbol, amount=self.number(amount))
-
-    def date(self, day: dt.date) -> str:
-        return self("date", year=day.year, month=day.month, day=day.day,
-                    mon=self(f"month.{day.month}"))
-
-    def datetime(self, instant: dt.datetime) -> str:
-        return self("datetime", date=self.date(instant.date()), hour=instant.hour,
-                    minute=instant.minute)
 
 
 def units(text: str) -> int:

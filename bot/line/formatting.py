@@ -18,6 +18,25 @@ from bot.program import CouponTemplate, Program, Tier
 TITLE_LIMIT = 80  # program titles are free text: keep 12 bubbles well under 50 KB
 ECHO_LIMIT = 30  # a title repeated in a button's displayText (the user's side of the chat)
 NAME_LIMIT = 400  # UTF-16 units: all of a 200-character Member.display_name
+CURRENCY_SYMBOLS = {"TWD": "NT$"}
+
+
+# -- the one way numbers, money and dates are written, to customers and to staff alike ------
+def money_text(amount: int | float, currency: str = "TWD") -> str:
+    """NT$1,234 in either language: whole dollars (an average is rounded), no `TWD 150`."""
+    code = currency.strip() or "TWD"
+    symbol = CURRENCY_SYMBOLS.get(code, f"{code} ")
+    return f"{'-' if amount < 0 else ''}{symbol}{abs(round(amount)):,}"
+
+
+def date_text(day: dt.date) -> str:
+    """2027/01/06 in either language; an instant is shown in its own timezone's day."""
+    return f"{day.year}/{day.month:02d}/{day.day:02d}"
+
+
+def datetime_text(instant: dt.datetime) -> str:
+    """2027/01/06 14:05: pass a time already in the program's timezone, never UTC."""
+    return f"{date_text(instant.date())} {instant.hour:02d}:{instant.minute:02d}"
 
 
 @dataclass(frozen=True)
@@ -53,13 +72,13 @@ def name(ctx: RenderContext, member: Member | None) -> str:
 
 
 def money(ctx: RenderContext, amount: int) -> str:
-    return ctx.strings.money(amount, ctx.program.currency)
+    return money_text(amount, ctx.program.currency)
 
 
 def coupon_until(ctx: RenderContext, view: CouponView) -> str:
     """The last local day a coupon can be used (valid_until is the first instant after it)."""
     last = view.coupon.valid_until - dt.timedelta(microseconds=1)
-    return ctx.strings.date(local_date(last, ctx.program.timezone))
+    return date_text(local_date(last, ctx.program.timezone))
 
 
 def coupon(ctx: RenderContext, view: CouponView) -> dict[str, Any]:
@@ -70,7 +89,7 @@ def coupon(ctx: RenderContext, view: CouponView) -> dict[str, Any]:
         "id": row.id, "code": view.display_code, "title": title(ctx, template),
         "kind": s(f"kind.{template.kind}"), "value": value(ctx, template),
         "conditions": [{"text": line} for line in conditions(ctx, template)],
-        "until": coupon_until(ctx, view), "since": s.date(since),
+        "until": coupon_until(ctx, view), "since": date_text(since),
         "not_yet": since > local_date(row.issued_at, ctx.program.timezone),
         "qr": ctx.qr_url(coupon_payload(ctx.oa_basic_id, row.code)),
     }

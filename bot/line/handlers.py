@@ -166,11 +166,11 @@ def save_birthday(session: Session, env: Env, member: Member, data: dict) -> Out
     ctx = env.render(member.language)
     try:
         with session.begin_nested():
-            set_birthday(session, member.id, str(data.get("date", "")), env.now,
-                         actor=f"line:{env.user_id}")
+            saved = set_birthday(session, member.id, str(data.get("date", "")), env.now,
+                                 actor=f"line:{env.user_id}")
     except LoyaltyError as exc:
         return Outcome(messages.error(ctx, exc))
-    return Outcome(messages.text(ctx, "birthday_saved", date=str(data.get("date"))))
+    return Outcome(messages.text(ctx, "birthday_saved", date=fmt.date_text(saved.birthday)))
 
 
 def claim_campaign(session: Session, env: Env, member: Member, data: dict) -> Outcome:

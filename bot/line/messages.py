@@ -54,7 +54,7 @@ def points_card(ctx: RenderContext, summary: MemberSummary) -> Messages:
         "to_next": fmt.money(ctx, summary.spend_to_next or 0),
         "spend": fmt.money(ctx, summary.spend), "months": ctx.program.tier_window_months,
         "progress": f"{progress}%", "has_progress": progress > 0,
-        "expiring": [{"date": s.date(e.date), "points": s.number(e.points)}
+        "expiring": [{"date": fmt.date_text(e.date), "points": s.number(e.points)}
                      for e in summary.expiring[:ROWS]],
         "has_expiring": bool(summary.expiring), "more_expiring": bool(hidden),
         "more_points": s.number(sum(e.points for e in hidden)),
@@ -155,7 +155,7 @@ def purchase_receipt(ctx: RenderContext, result: PurchaseResult, balance: int,
 
 def customer_coupon_used(ctx: RenderContext, view: CouponView) -> Messages:
     used = view.coupon.redeemed_at
-    when = ctx.strings.datetime(used.astimezone(ctx.program.timezone)) if used else ""
+    when = fmt.datetime_text(used.astimezone(ctx.program.timezone)) if used else ""
     fields = {**fmt.coupon(ctx, view), "used_at": when}
     return _flex(ctx, "customer_coupon_used", ctx.strings("alt.used", title=fields["title"]),
                  fields)
@@ -189,7 +189,7 @@ def expiry_warning(ctx: RenderContext, member: Member, points: list[tuple[dt.dat
     fields = {
         "name": fmt.name(ctx, member),
         "has_points": bool(points), "more_points": bool(later),
-        "points": [{"date": s.date(day), "points": s.number(n)} for day, n in points[:ROWS]],
+        "points": [{"date": fmt.date_text(day), "points": s.number(n)} for day, n in points[:ROWS]],
         "later_points": s.number(sum(n for _, n in later)),
         "has_coupons": bool(coupons), "more_coupons": len(coupons) > ROWS,
         "more_count": s.number(len(coupons) - ROWS),
@@ -246,10 +246,12 @@ def staff_redemption_failed(ctx: RenderContext, error: LoyaltyError,
 
 # -- plain text -----------------------------------------------------------------------------
 def text(ctx: RenderContext, key: str, **fields: Any) -> Messages:
-    """The strings-table entry `text.<key>`; whole-number fields get thousands separators."""
+    """The strings-table entry `text.<key>`; whole-number fields get thousands separators,
+    and a whole-number `amount` is money (NT$1,234)."""
     s = ctx.strings
-    shown = {name: s.number(value) if isinstance(value, int) and not isinstance(value, bool)
-             else value for name, value in fields.items()}
+    shown = {name: (fmt.money(ctx, value) if name == "amount" else s.number(value))
+             if isinstance(value, int) and not isinstance(value, bool) else value
+             for name, value in fields.items()}
     return [{"type": "text", "text": clip(s(f"text.{key}", **shown), MAX_TEXT)}]
 
 

@@ -112,7 +112,7 @@ def sample_makers(program: Program, ctx: RenderContext) -> Makers:
     yield "staff_redemption_ok gift", lambda: m.staff_redemption_ok(
         ctx, view(program, "free_drink"), None, None)
     yield "staff_redemption_failed", lambda: m.staff_redemption_failed(
-        ctx, CouponAlreadyRedeemed(), "2026-11-20 14:05 · Amy")
+        ctx, CouponAlreadyRedeemed(), "2026/11/20 14:05 · Amy")
     yield "customer_coupon_used", lambda: m.customer_coupon_used(ctx, used)
     yield "birthday_gift", lambda: m.birthday_gift(ctx, who, view(program, "bday_member", 5))
     yield "nudge", lambda: m.nudge(ctx, who, "stamps", 2, "Any drink, on us")
