@@ -326,3 +326,23 @@ def test_money_and_dates_are_written_one_way_in_both_languages(everything, examp
         refused = MinimumSpendNotMet(minimum=1500, amount=90, currency="TWD").message(lang)
         assert "NT$1,500" in refused and "NT$90" in refused
         assert "2027/01/06" in CouponExpired(until=dt.date(2027, 1, 6)).message(lang)
+
+
+def test_no_zero_counts_and_english_plurals(everything, example_program):
+    """"1 張優惠券即將到期", not "0 點、1 張優惠券"; "1 coupon", "2 coupons", never "coupon(s)"."""
+    for lang, kind, name, batch in everything:
+        text = "\n".join(texts(batch))
+        assert "(s)" not in text, f"{lang} {kind} {name}"
+        if name.startswith(("expiry_warning", "nudge", "wallet", "staff_purchase_recorded")):
+            assert not re.search(r"(?<![\d,])0 (?:點|張|章)", text), f"{lang} {kind} {name}"
+        if lang == "en":
+            assert not re.search(r"(?<![\d,])1 (?:points|coupons|stamps|purchases)\b", text), (
+                f"{kind} {name}: {text!r}")
+    zh, en = context(example_program, "zh-TW"), context(example_program, "en")
+    coupon = view(example_program)
+    assert m.expiry_warning(zh, member(), [], [coupon])[0]["altText"] == "1 張優惠券即將到期"
+    assert m.expiry_warning(en, member(), [], [coupon])[0]["altText"] == "Expiring soon: 1 coupon"
+    both = m.expiry_warning(en, member(), [(TODAY, 1)], [coupon, coupon])[0]["altText"]
+    assert both == "Expiring soon: 1 point, 2 coupons"
+    one = "\n".join(texts(m.rewards_catalog(en, 99)))
+    assert "\n1 more point needed" in one and not re.search(r"(?<![\d,])1 more points", one)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import string
 from collections import ChainMap
 from collections.abc import Mapping
 from functools import cache
@@ -121,12 +122,25 @@ class _Filler:
         return str(found)
 
 
+class _Plurals(string.Formatter):
+    """`{n:n:coupon/coupons}` is "1 coupon", "2 coupons" (English counts; zh-TW needs none)."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if format_spec.startswith("n:"):
+            one, _, many = format_spec[2:].partition("/")
+            return f"{value} {one if str(value) == '1' else many or one}"
+        return super().format_field(value, format_spec)
+
+
+_PLURALS = _Plurals()
+
+
 def format_string(strings: Mapping[str, str], key: str, fields: Fields) -> str:
     """The strings-table entry `key`, its `{name}` fields filled from `fields`."""
     if key not in strings:
         raise TemplateError(f"no string {key!r}")
     try:
-        return strings[key].format_map(fields)
+        return _PLURALS.vformat(strings[key], (), fields)
     except (KeyError, IndexError, ValueError) as exc:
         raise TemplateError(f"string {key!r} cannot be filled: {exc!r}") from None
 

@@ -196,8 +196,9 @@ def expiry_warning(ctx: RenderContext, member: Member, points: list[tuple[dt.dat
         "coupons": [{"title": fmt.title(ctx, v.template), "until": fmt.coupon_until(ctx, v)}
                     for v in coupons[:ROWS]],
     }
-    alt = s("alt.expiry", points=s.number(sum(n for _, n in points)),
-            coupons=s.number(len(coupons)))
+    counts = [s("expiry.count_points", n=s.number(sum(n for _, n in points))) if points else "",
+              s("expiry.count_coupons", n=s.number(len(coupons))) if coupons else ""]
+    alt = s("alt.expiry", what=s("expiry.separator").join(c for c in counts if c))
     return _flex(ctx, "expiry_warning", alt, fields)
 
 
