@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db import transaction
+from bot.line import formatting as fmt
 from bot.line import messages
 from bot.line.formatting import RenderContext
 from bot.loyalty.audiences import (
@@ -335,9 +336,9 @@ def send_campaign(rt: JobContext, key: str, now: dt.datetime) -> str:
                 for member, issue_key, coupon in zip(members, keys, coupons, strict=True):
                     if coupon is not None:
                         ctx = rt.render(member.language)
-                        title = template.title_en if ctx.lang == "en" else template.title
                         pushes.append((member, "campaign", issue_key, messages.text(
-                            ctx, "campaign_gift", name=campaign.name, title=title)))
+                            ctx, "campaign_gift", name=fmt.readable(ctx, campaign.name),
+                            title=fmt.title(ctx, template))))
                 sent += enqueue_many(session, rt.program, pushes, now)
     with transaction(rt.sessions) as session:
         mark_campaign_sent(session, key, now)

@@ -31,6 +31,7 @@ RECEIPT_KINDS = ("receipt", "coupon_used")
 # three days, or it is dropped (the receipt already shows how far a reward is)
 DEFAULT_WAIT_HOURS = {"expiry_warning": 12, "birthday": 10, "tier": 48, "nudge": 72}
 DEFAULT_DROP_AFTER_DAYS = {"nudge": 3}
+_CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]")  # Chinese, and full-width forms
 RESERVE_SHARE = 10  # % of the allowance kept for receipts and expiry warnings by default
 
 
@@ -64,6 +65,7 @@ class CouponTemplate:
     max_discount: int | None = None
     min_spend: int = 0
     gift: str = ""
+    gift_en: str = ""  # the gift in English (falls back to title_en)
     valid_days: int | None = None
     valid_from: dt.date | None = None
     valid_until: dt.date | None = None
@@ -248,6 +250,17 @@ class _Reader:
             raise self.fail(path, f"must be one of {', '.join(choices)}, not {value!r}")
         return value
 
+    def english(self, data: dict, key: str, path: str, fallback: str) -> str:
+        """An optional English form (`name_en`, `title_en`, `gift_en` ...): English cards show
+        it, so it holds no Chinese; left out, English cards show `fallback`."""
+        if key not in data:
+            return fallback
+        value = self.text(data, key, path)
+        if _CJK.search(value):
+            raise self.fail(path, f"is the English form shown on English cards: write it "
+                                  f"without Chinese characters, not {value!r}")
+        return value
+
     def flag(self, data: dict, key: str, path: str, default: bool) -> bool:
         value = data.get(key, default)
         if not isinstance(value, bool):
@@ -301,8 +314,7 @@ class _Reader:
         return Program(
             path=self.path,
             shop_name=self.text(shop, "name", "shop.name"),
-            shop_name_en=self.text(shop, "name_en", "shop.name_en", default=None)
-            or shop["name"],
+            shop_name_en=self.english(shop, "name_en", "shop.name_en", shop["name"]),
             timezone=timezone,
             currency=self.text(shop, "currency", "shop.currency", default="TWD"),
             amount_per_point=self.integer(earning, "amount_per_point", "earning.amount_per_point",
@@ -420,7 +432,8 @@ class _Reader:
             if ends < starts:
                 raise self.fail(f"{at}.ends", "must not be before starts")
             name = self.text(item, "name", f"{at}.name")
-            result.append(PointsCampaign(name, item.get("name_en") or name, starts, ends,
+            name_en = self.english(item, "name_en", f"{at}.name_en", name)
+            result.append(PointsCampaign(name, name_en, starts, ends,
                                    self.multiplier(item.get("multiplier"), f"{at}.multiplier")))
         return tuple(result)
 
@@ -448,13 +461,15 @@ class _Reader:
             raise self.fail(f"{at}.valid_days", "set either valid_days or valid_until (not both)")
         if valid_from and valid_until and valid_until < valid_from:
             raise self.fail(f"{at}.valid_until", "must not be before valid_from")
+        title_en = self.english(data, "title_en", f"{at}.title_en", title)
         return CouponTemplate(
-            key=key, title=title, title_en=data.get("title_en") or title, kind=kind,
+            key=key, title=title, title_en=title_en, kind=kind,
             amount=amount, percent=percent,
             max_discount=self.integer(data, "max_discount", f"{at}.max_discount", default=None,
                                       minimum=1),
             min_spend=self.integer(data, "min_spend", f"{at}.min_spend", default=0),
             gift=self.text(data, "gift", f"{at}.gift", default=""),
+            gift_en=self.english(data, "gift_en", f"{at}.gift_en", title_en),
             valid_days=valid_days, valid_from=valid_from, valid_until=valid_until,
             total_cap=self.integer(data, "total_cap", f"{at}.total_cap", default=None, minimum=1),
             per_member_cap=self.integer(data, "per_member_cap", f"{at}.per_member_cap",
@@ -516,7 +531,7 @@ class _Reader:
             name = self.text(item, "name", f"{at}.name")
             result.append(Tier(
                 key=self.text(item, "key", f"{at}.key"), name=name,
-                name_en=item.get("name_en") or name,
+                name_en=self.english(item, "name_en", f"{at}.name_en", name),
                 threshold=self.integer(item, "threshold", f"{at}.threshold"),
                 multiplier=self.multiplier(item.get("multiplier", 1), f"{at}.multiplier"),
                 birthday_coupon=self.coupon_ref(item.get("birthday_coupon"),

@@ -16,6 +16,7 @@ from linebot.v3.messaging import FlexContainer, FlexMessage, TextMessage
 
 from bot.line import messages as m
 from bot.line.flex import TEMPLATE_DIR, TemplateError, fill, strings_table, template
+from bot.line.formatting import readable
 from bot.line.limits import MessageLimitError, check_messages, json_bytes
 from bot.loyalty.errors import (
     CapReached,
@@ -34,13 +35,15 @@ CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]")
 TEXT_FIELDS = {"date": "1990/05/17", "amount": 3200, "name": WEIRD, "tier": "Gold",
                "title": "NT$80 off", "points": 1_250_000, "balance": 9_999_999,
                "purchases": 120, "coupons": 15, "minutes": 2}
+TEXT_FIELDS_ZH = {"tier": "金卡會員", "title": "折價NT$80"}  # program texts come in the reader's
 
 
 def normal(program: Program, lang: str) -> Iterator[tuple[str, list[dict]]]:
     ctx = context(program, lang)
     yield from flex_samples(program, ctx)
     for key in sorted(k[5:] for k in strings_table(lang) if k.startswith("text.")):
-        yield f"text {key}", m.text(ctx, key, **TEXT_FIELDS, message="x")
+        local = TEXT_FIELDS if lang == "en" else {**TEXT_FIELDS, **TEXT_FIELDS_ZH}
+        yield f"text {key}", m.text(ctx, key, **local, message="x")
     yield "error", m.error(ctx, MinimumSpendNotMet(minimum=150, amount=90, currency="TWD"))
 
 def extreme(program: Program, lang: str) -> Iterator[tuple[str, list[dict]]]:
@@ -151,7 +154,7 @@ def test_names_with_braces_stay_literal_and_no_placeholder_is_left(everything):
 
 def test_english_messages_carry_no_chinese_except_the_programs_own_names(everything,
                                                                          example_program):
-    allowed = [WEIRD, member().display_name, *(t.gift for t in example_program.coupons.values())]
+    allowed = [WEIRD, member().display_name]
     for lang, kind, name, batch in everything:
         if lang != "en":
             continue
@@ -346,3 +349,45 @@ def test_no_zero_counts_and_english_plurals(everything, example_program):
     assert both == "Expiring soon: 1 point, 2 coupons"
     one = "\n".join(texts(m.rewards_catalog(en, 99)))
     assert "\n1 more point needed" in one and not re.search(r"(?<![\d,])1 more points", one)
+
+
+def shown(node: Any) -> Iterator[str]:
+    """What a reader sees: texts, alt texts, button labels and what a tap types."""
+    if isinstance(node, dict):
+        for key, child in node.items():
+            if key in ("text", "altText", "label", "displayText") and isinstance(child, str):
+                yield child
+            else:
+                yield from shown(child)
+    elif isinstance(node, list):
+        for child in node:
+            yield from shown(child)
+
+
+CODE = re.compile(r"\b[0-9A-Z]{3}-[0-9A-Z]{3}-[0-9A-Z]{3}\b")
+ZH_KEEPS = ("NT$", "QR", "LINE", *LITERALS)  # what Taiwanese cards write in Latin letters
+
+
+def test_zh_tw_cards_show_no_english_words_and_english_cards_no_chinese(everything,
+                                                                        example_program):
+    names = [WEIRD, member().display_name, "Amy"]  # people's names are as they are
+    for lang, kind, name, batch in everything:
+        for text in shown(batch):
+            for value in names:
+                text = text.replace(value, "")
+            if lang == "en":
+                assert not CJK.search(text), f"{kind} {name}: {text!r}"
+                continue
+            if kind == "extreme":  # its titles are made up to stress the layout
+                continue
+            text = CODE.sub("", text)
+            for value in ZH_KEEPS:
+                text = text.replace(value, "")
+            assert not re.search(r"[A-Za-z]{2,}", text), f"{kind} {name}: {text!r}"
+
+
+def test_an_owners_chinese_campaign_name_is_not_shown_to_english_readers(example_program):
+    zh, en = context(example_program, "zh-TW"), context(example_program, "en")
+    assert readable(zh, "聖誕快樂") == "聖誕快樂"
+    assert readable(en, "聖誕快樂") == "Mountain Mist Café"
+    assert readable(en, "Merry Xmas") == "Merry Xmas"

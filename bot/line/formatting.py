@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ TITLE_LIMIT = 80  # program titles are free text: keep 12 bubbles well under 50 
 ECHO_LIMIT = 30  # a title repeated in a button's displayText (the user's side of the chat)
 NAME_LIMIT = 400  # UTF-16 units: all of a 200-character Member.display_name
 CURRENCY_SYMBOLS = {"TWD": "NT$"}
+CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]")  # Chinese, full-width forms
 
 
 # -- the one way numbers, money and dates are written, to customers and to staff alike ------
@@ -66,6 +68,12 @@ def title(ctx: RenderContext, template: CouponTemplate, limit: int = TITLE_LIMIT
     return clip(template.title_en if ctx.strings.english else template.title, limit)
 
 
+def readable(ctx: RenderContext, text: str) -> str:
+    """An owner's free text (a campaign's name) on a card: English readers get the shop's
+    English name instead of Chinese they may not read."""
+    return shop(ctx) if ctx.strings.english and CJK.search(text) else text
+
+
 def name(ctx: RenderContext, member: Member | None) -> str:
     given = (member.display_name or "").strip() if member else ""
     return clip(given, NAME_LIMIT) if given else ctx.strings("name.anonymous")
@@ -106,7 +114,8 @@ def value(ctx: RenderContext, template: CouponTemplate) -> str:
         return s("value.percent_off", percent=template.percent, zhe=zhe)
     if template.kind == "free_shipping":
         return s("value.free_shipping")
-    return clip(template.gift, TITLE_LIMIT) if template.gift else s("value.free_gift")
+    gift = template.gift_en if s.english else template.gift
+    return clip(gift, TITLE_LIMIT) if gift else s("value.free_gift")
 
 
 def conditions(ctx: RenderContext, template: CouponTemplate) -> list[str]:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
+from bot.line import formatting as fmt
 from bot.line import messages as m
 from bot.line.formatting import RenderContext
 from bot.line.qr import qr_url
@@ -45,7 +46,7 @@ def view(program: Program, key: str = "welcome", n: int = 1, title: str | None =
     template = program.coupons.get(key) or next(iter(program.coupons.values()))
     if title:
         template = dataclasses.replace(template, title=title, title_en=title_en or title,
-                                       gift=title_en or title)
+                                       gift=title, gift_en=title_en or title)
     row = Coupon(id=n, code=code(n), template_id=1, member_id=7, valid_from=NOW,
                  valid_until=NOW + dt.timedelta(days=days), issued_at=NOW, reason="test",
                  **{"status": "issued", **coupon})
@@ -88,6 +89,9 @@ def sample_makers(program: Program, ctx: RenderContext) -> Makers:
     coupon = view(program)
     used = view(program, "pct10", 2, redeemed_at=NOW, status="redeemed")
     rewards = program.rewards
+
+    def title(key: str) -> str:  # in the gallery's language, like the jobs pass it
+        return fmt.title(ctx, program.coupons.get(key) or next(iter(program.coupons.values())))
     yield "welcome", lambda: m.welcome(ctx, who, coupon)
     yield "welcome without gift or name", lambda: m.welcome(ctx, member(""), None)
     yield "points_card", lambda: m.points_card(ctx, summary(program, who))
@@ -115,8 +119,8 @@ def sample_makers(program: Program, ctx: RenderContext) -> Makers:
         ctx, CouponAlreadyRedeemed(), "2026/11/20 14:05 · Amy")
     yield "customer_coupon_used", lambda: m.customer_coupon_used(ctx, used)
     yield "birthday_gift", lambda: m.birthday_gift(ctx, who, view(program, "bday_member", 5))
-    yield "nudge", lambda: m.nudge(ctx, who, "stamps", 2, "Any drink, on us")
-    yield "nudge one point", lambda: m.nudge(ctx, who, "points", 1, "NT$50 off")
+    yield "nudge", lambda: m.nudge(ctx, who, "stamps", 2, title("free_drink"))
+    yield "nudge one point", lambda: m.nudge(ctx, who, "points", 1, title("nt50"))
     yield "expiry_warning", lambda: m.expiry_warning(ctx, who, [(TODAY, 40)], [coupon])
 
 
