@@ -303,8 +303,7 @@ def _retier(session: Session, rt: JobContext, ids: list[int], now: dt.datetime) 
             continue
         tier, ctx = change.new, rt.render(member.language)
         pushes.append((member, "tier", f"tier:{member.id}:{now.date()}:{tier.key}",
-                       messages.text(ctx, "tier_up" if change.upgraded else "tier_down",
-                                     tier=tier.name_en if ctx.lang == "en" else tier.name)))
+                       messages.tier_news(ctx, tier, change.upgraded)))
     enqueue_many(session, rt.program, pushes, now)
     return len(pushes)
 

@@ -32,6 +32,7 @@ RECEIPT_KINDS = ("receipt", "coupon_used")
 DEFAULT_WAIT_HOURS = {"expiry_warning": 12, "birthday": 10, "tier": 48, "nudge": 72}
 DEFAULT_DROP_AFTER_DAYS = {"nudge": 3}
 _CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]")  # Chinese, and full-width forms
+BENEFIT_LENGTH, MAX_BENEFITS = 40, 5  # a tier's benefits: short lines on the cards
 RESERVE_SHARE = 10  # % of the allowance kept for receipts and expiry warnings by default
 
 
@@ -107,6 +108,8 @@ class Tier:
     threshold: int
     multiplier: Fraction
     birthday_coupon: str | None
+    benefits: tuple[str, ...] = ()  # what else the tier gives, one short line each
+    benefits_en: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -260,6 +263,30 @@ class _Reader:
             raise self.fail(path, f"is the English form shown on English cards: write it "
                                   f"without Chinese characters, not {value!r}")
         return value
+
+    def text_list(self, data: dict, key: str, path: str) -> tuple[str, ...]:
+        value = data.get(key, [])
+        if not isinstance(value, list) or not all(
+                isinstance(v, str) and v.strip() and len(v) <= BENEFIT_LENGTH for v in value):
+            raise self.fail(path, f"must be a list of short texts (up to {BENEFIT_LENGTH} "
+                                  f"characters each) such as [\"免費升級大杯\"]")
+        if len(value) > MAX_BENEFITS:
+            raise self.fail(path, f"lists at most {MAX_BENEFITS} benefits, not {len(value)}")
+        return tuple(v.strip() for v in value)
+
+    def benefits(self, item: dict, at: str) -> dict[str, tuple[str, ...]]:
+        """A tier's `benefits` and their English `benefits_en` (line for line)."""
+        zh = self.text_list(item, "benefits", f"{at}.benefits")
+        if "benefits_en" not in item:
+            return {"benefits": zh, "benefits_en": zh}
+        en = self.text_list(item, "benefits_en", f"{at}.benefits_en")
+        if len(en) != len(zh):
+            raise self.fail(f"{at}.benefits_en", f"must list the same {len(zh)} benefits as "
+                                                 f"benefits, in English, not {len(en)}")
+        if any(_CJK.search(line) for line in en):
+            raise self.fail(f"{at}.benefits_en", "is the English form shown on English cards: "
+                                                 "write it without Chinese characters")
+        return {"benefits": zh, "benefits_en": en}
 
     def flag(self, data: dict, key: str, path: str, default: bool) -> bool:
         value = data.get(key, default)
@@ -536,6 +563,7 @@ class _Reader:
                 multiplier=self.multiplier(item.get("multiplier", 1), f"{at}.multiplier"),
                 birthday_coupon=self.coupon_ref(item.get("birthday_coupon"),
                                                 f"{at}.birthday_coupon", coupons),
+                **self.benefits(item, at),
             ))
         if result[0].threshold != 0:
             raise self.fail("tiers[0].threshold", "the first tier must start at 0")

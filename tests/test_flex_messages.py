@@ -45,6 +45,8 @@ def normal(program: Program, lang: str) -> Iterator[tuple[str, list[dict]]]:
         local = TEXT_FIELDS if lang == "en" else {**TEXT_FIELDS, **TEXT_FIELDS_ZH}
         yield f"text {key}", m.text(ctx, key, **local, message="x")
     yield "error", m.error(ctx, MinimumSpendNotMet(minimum=150, amount=90, currency="TWD"))
+    yield "tier_news up", m.tier_news(ctx, program.tiers[-1], True)
+    yield "tier_news down", m.tier_news(ctx, program.tiers[0], False)
 
 def extreme(program: Program, lang: str) -> Iterator[tuple[str, list[dict]]]:
     rewards = tuple(Reward(i, 100 * i, key) for i, key in enumerate(program.coupons, 1)) * 8
@@ -87,6 +89,13 @@ def extreme(program: Program, lang: str) -> Iterator[tuple[str, list[dict]]]:
     yield "expiry_warning", m.expiry_warning(
         ctx, who, [(TODAY + dt.timedelta(days=i), 5) for i in range(30)], many[:40])
     yield "text staff_welcome", m.text(ctx, "staff_welcome", name=WEIRD * 40)
+    many_tiers = dataclasses.replace(program, tiers=tuple(
+        dataclasses.replace(program.tiers[-1], key=f"t{n}", threshold=n * 1000,
+                            name=LONG_TITLE, name_en=LONG_TITLE_EN,
+                            benefits=(LONG_TITLE,) * 5, benefits_en=(LONG_TITLE_EN,) * 5)
+        for n in range(10)))
+    yield "rules", m.rules(context(many_tiers, lang))
+    yield "tier_news", m.tier_news(context(many_tiers, lang), many_tiers.tiers[-1], True)
     yield "error", m.error(ctx, CapReached(title=local_title * 40))
 
 
@@ -391,3 +400,28 @@ def test_an_owners_chinese_campaign_name_is_not_shown_to_english_readers(example
     assert readable(zh, "聖誕快樂") == "聖誕快樂"
     assert readable(en, "聖誕快樂") == "Mountain Mist Café"
     assert readable(en, "Merry Xmas") == "Merry Xmas"
+
+
+def test_the_rules_card_says_how_points_stamps_and_tiers_work(example_program):
+    zh = "\n".join(shown(m.rules(context(example_program, "zh-TW"))))
+    for rule in ("每消費 NT$30 累積 1 點", "點數在獲得後第 12 個月的月底到期",
+                 "每次消費滿 NT$80 集 1 章", "每天最多集 1 章", "集滿 5 章：全品項9折",
+                 "集滿 10 章：任選飲品一杯", "365 天內有效", "近 12 個月消費滿 NT$15,000",
+                 "消費點數 1.5 倍", "生日禮：生日快樂！免費蛋糕套餐", "新品搶先試喝",
+                 "生日當天"):
+        assert rule in zh, rule
+    en = "\n".join(shown(m.rules(context(example_program, "en"))))
+    for rule in ("Every NT$30 you spend earns 1 point", "1.5× points on every purchase",
+                 "First taste of new drinks", "valid for 365 days"):
+        assert rule in en, rule
+
+
+def test_the_points_card_and_tier_news_show_the_tiers_benefits(example_program):
+    zh = context(example_program, "zh-TW")
+    card = "\n".join(shown(m.points_card(zh, summary(example_program, member(tier="gold")))))
+    assert "金卡會員禮遇" in card and "新品搶先試喝" in card and "消費點數 1.5 倍" in card
+    news = m.tier_news(zh, example_program.tier("gold"), True)[0]["text"]
+    assert "金卡會員" in news and "新品搶先試喝" in news
+    assert "新品搶先試喝" not in m.tier_news(zh, example_program.tier("gold"), False)[0]["text"]
+    receipt = "\n".join(shown(m.purchase_receipt(zh, purchase(example_program), 10, [])))
+    assert "新品搶先試喝" in receipt

@@ -166,3 +166,12 @@ def test_without_a_channel_configured_callback_answers_503(db_url):
                             secret_key="k"))
     assert post(app.test_client(), [follow(ALICE)]).status_code == 503
     assert app.test_client().get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("how", [text(ALICE, "使用說明"), text(ALICE, "How it works"),
+                                 postback(ALICE, "action=rules")])
+def test_the_rules_card_answers_a_keyword_or_a_menu_tap(client, fake_line, how):
+    post(client, [follow(ALICE)])
+    post(client, [how])
+    [card] = fake_line.replies()[-1]["messages"]
+    assert card["type"] == "flex" and "使用說明" in card["altText"]

@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from bot.line.flex import Strings, clip
@@ -129,9 +130,29 @@ def conditions(ctx: RenderContext, template: CouponTemplate) -> list[str]:
 
 def purchase(ctx: RenderContext, result: PurchaseResult) -> dict[str, Any]:
     s, change = ctx.strings, result.tier_change
+    up = bool(change and change.upgraded)
     return {"amount": money(ctx, result.purchase.amount), "points": s.number(result.points),
-            "stamps": s.number(result.stamps), "tier_up": bool(change and change.upgraded),
-            "tier": tier(ctx, change.new) if change else ""}
+            "stamps": s.number(result.stamps), "tier_up": up,
+            "tier": tier(ctx, change.new) if change else "",
+            "benefits": [{"text": clip(line, TITLE_LIMIT)}
+                         for line in (tier_benefits(ctx, change.new) if up else [])]}
+
+
+def times(multiplier: Fraction) -> str:
+    """1.5 / 2 / 1.25: a multiplier as people write it."""
+    return f"{float(multiplier):g}"
+
+
+def tier_benefits(ctx: RenderContext, level: Tier) -> list[str]:
+    """What a tier gives: its points multiplier, its birthday gift, then the program's own
+    `benefits` lines, in the reader's language."""
+    s, lines = ctx.strings, []
+    if level.multiplier != 1:
+        lines.append(s("tier.multiplier", times=times(level.multiplier)))
+    if level.birthday_coupon:
+        lines.append(s("tier.birthday",
+                       title=title(ctx, ctx.program.coupons[level.birthday_coupon])))
+    return lines + list(level.benefits_en if s.english else level.benefits)
 
 
 def progress(current: Tier, upcoming: Tier | None, spend: int) -> int:

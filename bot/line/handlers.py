@@ -192,6 +192,10 @@ def show_help(session: Session, env: Env, member: Member, data: dict) -> Outcome
     return Outcome(messages.text(env.render(member.language), "help"))
 
 
+def show_rules(session: Session, env: Env, member: Member, data: dict) -> Outcome:
+    return Outcome(partial(messages.rules, env.render(member.language)))
+
+
 def cancel(session: Session, env: Env, member: Member, data: dict) -> Outcome:
     return Outcome(messages.text(env.render(member.language), "cancelled"))
 
@@ -204,7 +208,7 @@ CUSTOMER_ACTIONS: dict[str, Callable[[Session, Env, Member, dict], Outcome]] = {
     "points": show_points, "stamps": show_stamps, "wallet": show_wallet, "coupon": show_coupon,
     "card": show_card, "rewards": show_rewards, "reward": ask_reward,
     "reward_confirm": take_reward, "birthday": save_birthday, "help": show_help,
-    "cancel": cancel, "claim": claim_campaign,
+    "cancel": cancel, "claim": claim_campaign, "rules": show_rules,
 }
 
 KEYWORDS = {
@@ -214,6 +218,7 @@ KEYWORDS = {
     "會員卡": "card", "card": "card", "member card": "card",
     "兌換": "rewards", "兌換好禮": "rewards", "rewards": "rewards",
     "說明": "help", "help": "help", "?": "help", "？": "help",
+    "使用說明": "rules", "規則": "rules", "rules": "rules", "how it works": "rules",
 }
 
 # -- groups and rooms: never a member's codes in front of others ------------------------------

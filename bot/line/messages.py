@@ -22,7 +22,7 @@ from bot.loyalty.errors import LoyaltyError
 from bot.loyalty.purchases import PurchaseResult
 from bot.loyalty.summary import MemberSummary
 from bot.models import Member
-from bot.program import Reward
+from bot.program import Reward, Tier
 
 WALLET_PAGE = 11  # coupon bubbles on a page that has more after it (+1 "more" bubble)
 REWARDS_PER_BUBBLE = 5
@@ -58,9 +58,48 @@ def points_card(ctx: RenderContext, summary: MemberSummary) -> Messages:
                      for e in summary.expiring[:ROWS]],
         "has_expiring": bool(summary.expiring), "more_expiring": bool(hidden),
         "more_points": s.number(sum(e.points for e in hidden)),
+        "benefits": _lines(fmt.tier_benefits(ctx, summary.tier)),
+        "has_benefits": bool(fmt.tier_benefits(ctx, summary.tier)),
     }
     alt = s("alt.points_card", balance=fields["balance"], tier=fields["tier"])
     return _flex(ctx, "points_card", alt, fields)
+
+
+def rules(ctx: RenderContext) -> Messages:
+    """How it works: earning and expiry, the stamp card, each tier and the birthday gift."""
+    s, program, card = ctx.strings, ctx.program, ctx.program.stamps
+    if program.expiry_mode == "rolling":
+        expiry = s("rules.expiry_rolling", months=program.expiry_months)
+    else:
+        key = "rules.expiry_lot_month_end" if program.expiry_end_of_month else "rules.expiry_lot"
+        expiry = s(key, months=program.expiry_months)
+    points = [s("rules.earn", amount=fmt.money(ctx, program.amount_per_point)), expiry,
+              *([s("rules.redeem")] if program.rewards else [])]
+    if card.per == "amount":
+        stamps = [s("rules.stamp_amount", amount=fmt.money(ctx, card.amount_per_stamp))]
+    elif card.min_amount:
+        stamps = [s("rules.stamp_visit_min", amount=fmt.money(ctx, card.min_amount))]
+    else:
+        stamps = [s("rules.stamp_visit")]
+    if card.one_per_day:
+        stamps.append(s("rules.one_per_day"))
+    rewards = {m.at: m.reward for m in card.milestones}
+    if card.completion_reward:
+        rewards[card.goal] = card.completion_reward
+    stamps += [s("stamps.milestone", at=at, title=fmt.title(ctx, program.coupons[key]))
+               for at, key in sorted(rewards.items())]
+    if card.card_valid_days:
+        stamps.append(s("rules.card_valid", days=s.number(card.card_valid_days)))
+    tiers = [{"name": fmt.tier(ctx, level),
+              "threshold": s("tier.threshold", amount=fmt.money(ctx, level.threshold),
+                             months=program.tier_window_months)
+              if level.threshold else s("tier.first"),
+              "benefits": _lines(fmt.tier_benefits(ctx, level))} for level in program.tiers]
+    birthday = any(level.birthday_coupon for level in program.tiers)
+    fields = {"points": _lines(points), "stamps": _lines(stamps), "tiers": tiers,
+              "has_birthday": birthday,
+              "birthday": s(f"rules.birthday_{program.birthday_when}") if birthday else ""}
+    return _flex(ctx, "rules", s("alt.rules"), fields)
 
 
 def stamp_card(ctx: RenderContext, summary: MemberSummary) -> Messages:
@@ -166,6 +205,17 @@ def birthday_gift(ctx: RenderContext, member: Member, view: CouponView) -> Messa
     return _flex(ctx, "birthday_gift", ctx.strings("alt.birthday", name=fields["name"]), fields)
 
 
+def tier_news(ctx: RenderContext, tier: Tier, upgraded: bool) -> Messages:
+    """A tier change; a move up lists what the new tier gives."""
+    news = text(ctx, "tier_up" if upgraded else "tier_down", tier=fmt.tier(ctx, tier))
+    benefits = fmt.tier_benefits(ctx, tier) if upgraded else []
+    if benefits:
+        bullet = ctx.strings("name.bullet")
+        listed = "\n".join(f"{bullet}{line}" for line in benefits)
+        news[0]["text"] = clip(f"{news[0]['text']}\n{listed}", MAX_TEXT)
+    return news
+
+
 def nudge(ctx: RenderContext, member: Member, what: str, remaining: int,
           reward_title: str) -> Messages:
     """A near-goal nudge; `what` is "stamps" or "points", `reward_title` in the member's
@@ -262,6 +312,10 @@ def error(ctx: RenderContext, exc: LoyaltyError) -> Messages:
 
 
 # -- helpers --------------------------------------------------------------------------------
+def _lines(texts: list[str]) -> list[dict[str, str]]:
+    return [{"text": clip(line, TITLE_LIMIT)} for line in texts]
+
+
 def _flex(ctx: RenderContext, template: str, alt: str, fields: dict[str, Any]) -> Messages:
     contents = render(template, {"shop": fmt.shop(ctx), **fields}, ctx.strings.table)
     return [{"type": "flex", "altText": clip(alt, MAX_ALT_TEXT), "contents": contents}]

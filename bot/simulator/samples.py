@@ -122,6 +122,7 @@ def sample_makers(program: Program, ctx: RenderContext) -> Makers:
     yield "nudge", lambda: m.nudge(ctx, who, "stamps", 2, title("free_drink"))
     yield "nudge one point", lambda: m.nudge(ctx, who, "points", 1, title("nt50"))
     yield "expiry_warning", lambda: m.expiry_warning(ctx, who, [(TODAY, 40)], [coupon])
+    yield "rules", lambda: m.rules(ctx)
 
 
 def flex_samples(program: Program, ctx: RenderContext) -> Samples:
