@@ -24,6 +24,7 @@ from bot.line.formatting import RenderContext
 from bot.loyalty.audiences import (
     active_members,
     birthday_members,
+    cards_expiring,
     coupons_expiring,
     members_to_retier,
     near_points_goal,
@@ -161,13 +162,17 @@ def expire(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
 
 
 def expiry_warnings(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
-    """One message per member for points (per lot, per horizon) and coupons about to expire."""
+    """One message per member for points (per lot, per horizon), an unfinished stamp card
+    (per card, per horizon) and coupons about to expire."""
     program, due = rt.program, {}
     with rt.sessions() as session:
         for days in program.expiry_warning_days:
             horizon = now + dt.timedelta(days=days)
             for lot_id, member_id, expires, points in points_expiring(session, now, horizon):
                 due.setdefault(member_id, {})[f"lot:{lot_id}:{days}"] = (expires, points)
+            for card_id, member_id, expires, stamps, goal in cards_expiring(session, now,
+                                                                            horizon):
+                due.setdefault(member_id, {})[f"card:{card_id}:{days}"] = (expires, stamps, goal)
         horizon = now + dt.timedelta(days=program.coupon_warning_days)
         for coupon_id, member_id in coupons_expiring(session, now, horizon):
             due.setdefault(member_id, {})[f"coupon:{coupon_id}"] = coupon_id
@@ -195,10 +200,12 @@ def _warn(session: Session, rt: JobContext, due: dict[int, dict], now: dt.dateti
                 by_day[day] = by_day.get(day, 0) + value[1]
         coupons = sorted((views[cid] for key, cid in items.items() if key.startswith("coupon:")),
                          key=lambda v: (v.coupon.valid_until, v.coupon.id))
+        card = next(((local_date(v[0] - dt.timedelta(microseconds=1), tz), v[1], v[2])
+                     for key, v in items.items() if key.startswith("card:")), None)
         digest = hashlib.sha256("|".join(sorted(items)).encode()).hexdigest()[:16]
         pushes.append((member, "expiry_warning", f"expiry:{member_id}:{digest}",
                        messages.expiry_warning(rt.render(member.language), member,
-                                               sorted(by_day.items()), coupons)))
+                                               sorted(by_day.items()), coupons, card)))
     return enqueue_many(session, rt.program, pushes, now)
 
 

@@ -87,7 +87,8 @@ def extreme(program: Program, lang: str) -> Iterator[tuple[str, list[dict]]]:
     yield "birthday_gift", m.birthday_gift(ctx, who, many[4])
     yield "nudge", m.nudge(ctx, who, "stamps", 48, local_title)
     yield "expiry_warning", m.expiry_warning(
-        ctx, who, [(TODAY + dt.timedelta(days=i), 5) for i in range(30)], many[:40])
+        ctx, who, [(TODAY + dt.timedelta(days=i), 5) for i in range(30)], many[:40],
+        (TODAY, 49, 50))
     yield "text staff_welcome", m.text(ctx, "staff_welcome", name=WEIRD * 40)
     many_tiers = dataclasses.replace(program, tiers=tuple(
         dataclasses.replace(program.tiers[-1], key=f"t{n}", threshold=n * 1000,
@@ -425,3 +426,12 @@ def test_the_points_card_and_tier_news_show_the_tiers_benefits(example_program):
     assert "新品搶先試喝" not in m.tier_news(zh, example_program.tier("gold"), False)[0]["text"]
     receipt = "\n".join(shown(m.purchase_receipt(zh, purchase(example_program), 10, [])))
     assert "新品搶先試喝" in receipt
+
+
+def test_the_stamp_card_shows_its_last_day(example_program):
+    zh = context(example_program, "zh-TW")
+    card = "\n".join(shown(m.stamp_card(zh, dataclasses.replace(
+        summary(example_program, member()), stamps_until=dt.date(2027, 1, 6)))))
+    assert "有效期限至 2027/01/06" in card
+    endless = dataclasses.replace(summary(example_program, member()), stamps_until=None)
+    assert "有效期限" not in "\n".join(shown(m.stamp_card(zh, endless)))

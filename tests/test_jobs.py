@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import threading
 from functools import partial
 from zoneinfo import ZoneInfo
@@ -164,6 +165,20 @@ def test_expiry_warnings_come_once_per_lot_and_horizon(rt, sessions, program):
     assert len(queued(sessions, "expiry_warning")) == 1
     run(rt, "expiry-warnings", at(2026, 11, 24, 10))  # 6 days left: the 7-day horizon
     assert len(queued(sessions, "expiry_warning")) == 2
+
+
+def test_the_expiry_warning_also_warns_of_an_unfinished_stamp_card_in_the_same_message(
+        rt, sessions, program):
+    with transaction(sessions) as session:
+        member = register_member(session, program, user_id(1), at(2025, 11, 10, 12)).member.id
+    buy(sessions, program, member, 300, at(2025, 11, 10, 12))  # a card valid to 2026-11-09
+    run(rt, "expiry-warnings", at(2026, 11, 5, 10))  # the card: 4 days; points: 25 days
+    [warning] = queued(sessions, "expiry_warning")
+    shown = json.dumps(warning.payload["messages"], ensure_ascii=False)
+    assert "2026/11/09" in shown and "2/10 章" in shown and "2026/11/30" in shown
+    assert warning.payload["messages"][0]["altText"] == "10 點、集點卡即將到期"
+    run(rt, "expiry-warnings", at(2026, 11, 6, 10))  # same horizons: nothing new
+    assert len(queued(sessions, "expiry_warning")) == 1
 
 
 def test_a_nudge_comes_once_per_crossing(rt, sessions, program):

@@ -116,7 +116,9 @@ def stamp_card(ctx: RenderContext, summary: MemberSummary) -> Messages:
               "has_legend": bool(legend),
               "rows": fmt.stamp_rows(stamps, goal, {*milestones, goal}),
               "to_go": fmt.stamps_to_go(ctx, stamps, goal, summary.stamps_to_next_reward,
-                                        rewards)}
+                                        rewards),
+              "has_until": summary.stamps_until is not None,
+              "until": fmt.date_text(summary.stamps_until) if summary.stamps_until else ""}
     return _flex(ctx, "stamp_card", s("alt.stamp_card", stamps=stamps, goal=goal), fields)
 
 
@@ -230,9 +232,11 @@ def nudge(ctx: RenderContext, member: Member, what: str, remaining: int,
 
 
 def expiry_warning(ctx: RenderContext, member: Member, points: list[tuple[dt.date, int]],
-                   coupons: list[CouponView]) -> Messages:
-    """Points and coupons about to expire; nothing to warn about means no message ([])."""
-    if not points and not coupons:
+                   coupons: list[CouponView],
+                   card: tuple[dt.date, int, int] | None = None) -> Messages:
+    """Points, an unfinished stamp card (its last day, stamps, goal) and coupons about to
+    expire, in one message; nothing to warn about means no message ([])."""
+    if not points and not coupons and not card:
         return []
     s = ctx.strings
     later = points[ROWS:]
@@ -245,9 +249,13 @@ def expiry_warning(ctx: RenderContext, member: Member, points: list[tuple[dt.dat
         "more_count": s.number(len(coupons) - ROWS),
         "coupons": [{"title": fmt.title(ctx, v.template), "until": fmt.coupon_until(ctx, v)}
                     for v in coupons[:ROWS]],
+        "has_card": card is not None,
+        "card": s("expiry.card", date=fmt.date_text(card[0]), stamps=s.number(card[1]),
+                  goal=s.number(card[2]), left=s.number(card[2] - card[1])) if card else "",
     }
     counts = [s("expiry.count_points", n=s.number(sum(n for _, n in points))) if points else "",
-              s("expiry.count_coupons", n=s.number(len(coupons))) if coupons else ""]
+              s("expiry.count_coupons", n=s.number(len(coupons))) if coupons else "",
+              s("expiry.count_card") if card else ""]
     alt = s("alt.expiry", what=s("expiry.separator").join(c for c in counts if c))
     return _flex(ctx, "expiry_warning", alt, fields)
 

@@ -129,6 +129,18 @@ def coupons_expiring(session: Session, start: dt.datetime, end: dt.datetime
             Coupon.valid_until <= end)).all()
 
 
+def cards_expiring(session: Session, start: dt.datetime, end: dt.datetime
+                   ) -> Sequence[Row[int, int, dt.datetime, int, int]]:
+    """(card id, member id, expires at, stamps, goal) of the active stamp cards holding
+    stamps that expire after `start`, up to and including `end`."""
+    return session.execute(
+        select(StampCard.id, StampCard.member_id, StampCard.expires_at, StampCard.stamps,
+               StampCard.goal)
+        .where(StampCard.status == "active", StampCard.stamps > 0,
+               StampCard.stamps < StampCard.goal, StampCard.expires_at > start,
+               StampCard.expires_at <= end)).all()
+
+
 def near_stamp_goal(session: Session, targets: list[int], within: int
                     ) -> Sequence[Row[int, int, int]]:
     """(card id, member id, stamps) of active cards 1 to `within` stamps short of one of

@@ -62,7 +62,8 @@ def summary(program: Program, who: Member, *, balance: int = 1234, spend: int = 
         member=who, balance=balance, tier=tier, next_tier=upcoming, spend=spend,
         expiring=[Expiring(TODAY + dt.timedelta(days=i), 10 + i) for i in range(lots)],
         spend_to_next=max(0, upcoming.threshold - spend) if upcoming else None,
-        stamps=stamps, stamp_goal=goal, stamps_to_next_reward=to_next, wallet=list(wallet))
+        stamps=stamps, stamp_goal=goal, stamps_to_next_reward=to_next, wallet=list(wallet),
+        stamps_until=TODAY + dt.timedelta(days=300))
 
 
 def purchase(program: Program, coupons: int = 1, tier_up: bool = True) -> PurchaseResult:
@@ -122,6 +123,8 @@ def sample_makers(program: Program, ctx: RenderContext) -> Makers:
     yield "nudge", lambda: m.nudge(ctx, who, "stamps", 2, title("free_drink"))
     yield "nudge one point", lambda: m.nudge(ctx, who, "points", 1, title("nt50"))
     yield "expiry_warning", lambda: m.expiry_warning(ctx, who, [(TODAY, 40)], [coupon])
+    yield "expiry_warning stamp card only", lambda: m.expiry_warning(
+        ctx, who, [], [], (TODAY + dt.timedelta(days=7), 8, 10))
     yield "rules", lambda: m.rules(ctx)
 
 
