@@ -101,6 +101,7 @@ def test_the_clock_runs_a_job_as_of_the_chosen_time_and_holds_pushes_in_quiet_ho
     app, base = live
     act(base, "mei", type="follow")
     act(base, "mei", type="postback", data="action=birthday", params={"date": "1995-12-01"})
+    act(base, "mei", type="postback", data="action=birthday_confirm&date=1995-12-01")
     assert str(member(app, "mei").birthday) == "1995-12-01"
 
     late = requests.post(f"{base}/simulator/api/clock", timeout=60,

@@ -105,15 +105,25 @@ def test_every_rich_menu_area_answers_with_its_card(client, fake_line, data, nee
     assert fake_line.rejections == []
 
 
-def test_the_birthday_picker_sets_the_birthday_once(client, app, fake_line):
+def test_the_birthday_picker_asks_to_confirm_and_sets_the_birthday_once(client, app,
+                                                                        fake_line):
     post(client, [follow(ALICE)])
     post(client, [postback(ALICE, "action=birthday", {"date": "1990-02-28"})])
+    [ask] = fake_line.replies()[1]["messages"]
+    assert "1990/02/28" in ask["text"] and "只能設定一次" in ask["text"]
+    with app.extensions["loyalty"].sessions() as session:
+        assert session.scalars(select(Member)).one().birthday is None  # not before a yes
+    yes, again, no = (item["action"] for item in ask["quickReply"]["items"])
+    assert (again["type"], again["data"], no["data"]) == (
+        "datetimepicker", "action=birthday", "action=cancel")
+    post(client, [postback(ALICE, yes["data"])])
     post(client, [postback(ALICE, "action=birthday", {"date": "1991-03-01"})])
+    post(client, [postback(ALICE, "action=birthday_confirm&date=1991-03-01")])
     with app.extensions["loyalty"].sessions() as session:
         assert str(session.scalars(select(Member)).one().birthday) == "1990-02-28"
-    assert "1990/02/28" in flat(fake_line.replies()[1]["messages"])
-    second = flat(fake_line.replies()[2]["messages"])
-    assert "已經設定" in second
+    assert "1990/02/28" in flat(fake_line.replies()[2]["messages"])
+    assert "已經設定" in flat(fake_line.replies()[3]["messages"])
+    assert "已經設定" in flat(fake_line.replies()[4]["messages"])
 
 
 @pytest.mark.parametrize("words", ["點數", "ＰＯＩＮＴＳ", "points", " 集點卡 ", "優惠券", "會員卡",

@@ -9,6 +9,7 @@ a failure to render it undoes the change instead of leaving staff without an ans
 
 from __future__ import annotations
 
+import datetime as dt
 import unicodedata
 from collections.abc import Callable
 from functools import partial
@@ -24,7 +25,7 @@ from bot.line.context import Env, Outcome
 from bot.line.formatting import RenderContext
 from bot.loyalty.campaigns import claim, find_by_keyword, find_campaign
 from bot.loyalty.coupons import CouponView, find_coupon, wallet
-from bot.loyalty.errors import LoyaltyError, UnknownReward
+from bot.loyalty.errors import BirthdayAlreadySet, InvalidBirthday, LoyaltyError, UnknownReward
 from bot.loyalty.members import find_by_line_user, register_member, set_birthday, unfollow
 from bot.loyalty.rewards import redeem_reward
 from bot.loyalty.staff import find_active_staff, sender
@@ -162,6 +163,18 @@ def take_reward(session: Session, env: Env, member: Member, data: dict) -> Outco
                                           member.points_balance))
 
 
+def ask_birthday(session: Session, env: Env, member: Member, data: dict) -> Outcome:
+    """The picked date, to confirm first: a birthday can be set only once."""
+    ctx = env.render(member.language)
+    if member.birthday is not None:
+        return Outcome(messages.error(ctx, BirthdayAlreadySet()))
+    try:
+        day = dt.date.fromisoformat(str(data.get("date", "")))
+    except ValueError:
+        return Outcome(messages.error(ctx, InvalidBirthday()))
+    return Outcome(messages.birthday_confirm(ctx, day))
+
+
 def save_birthday(session: Session, env: Env, member: Member, data: dict) -> Outcome:
     ctx = env.render(member.language)
     try:
@@ -207,7 +220,8 @@ def _int(value: Any) -> int:
 CUSTOMER_ACTIONS: dict[str, Callable[[Session, Env, Member, dict], Outcome]] = {
     "points": show_points, "stamps": show_stamps, "wallet": show_wallet, "coupon": show_coupon,
     "card": show_card, "rewards": show_rewards, "reward": ask_reward,
-    "reward_confirm": take_reward, "birthday": save_birthday, "help": show_help,
+    "reward_confirm": take_reward, "birthday": ask_birthday,
+    "birthday_confirm": save_birthday, "help": show_help,
     "cancel": cancel, "claim": claim_campaign, "rules": show_rules,
 }
 

@@ -314,6 +314,24 @@ def text(ctx: RenderContext, key: str, **fields: Any) -> Messages:
     return [{"type": "text", "text": clip(s(f"text.{key}", **shown), MAX_TEXT)}]
 
 
+def birthday_confirm(ctx: RenderContext, day: dt.date) -> Messages:
+    """The date picked, to confirm before it is saved (it can be set once): yes, pick
+    another day, or cancel, as quick replies."""
+    s = ctx.strings
+    message = text(ctx, "birthday_confirm", date=fmt.date_text(day))[0]
+    message["quickReply"] = {"items": [
+        {"type": "action", "action": {
+            "type": "postback", "label": s("birthday.yes"), "displayText": s("birthday.yes"),
+            "data": f"action=birthday_confirm&date={day.isoformat()}"}},
+        {"type": "action", "action": {
+            "type": "datetimepicker", "label": s("birthday.again"), "data": "action=birthday",
+            "mode": "date", "initial": day.isoformat()}},
+        {"type": "action", "action": {
+            "type": "postback", "label": s("button.cancel"), "displayText": s("button.cancel"),
+            "data": "action=cancel"}}]}
+    return [message]
+
+
 def error(ctx: RenderContext, exc: LoyaltyError) -> Messages:
     """A domain error in the reader's language."""
     return text(ctx, "error", message=exc.message(ctx.strings.lang))
