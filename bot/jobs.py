@@ -40,6 +40,7 @@ from bot.loyalty.errors import CouponWindowClosed
 from bot.loyalty.job_runs import finish_run, start_run
 from bot.loyalty.ledger import expire_due_points, lock_members
 from bot.loyalty.notices import claim_notices
+from bot.loyalty.rewards import available_rewards, within_reach
 from bot.loyalty.segments import refresh_automatic_tags
 from bot.loyalty.tiers import evaluate_tier, window_spends
 from bot.loyalty.timeutil import local_date
@@ -191,6 +192,7 @@ def _warn(session: Session, rt: JobContext, due: dict[int, dict], now: dt.dateti
         cid for m in members for key, cid in due[m].items()
         if key in fresh and key.startswith("coupon:")])
     tz, pushes = rt.program.timezone, []
+    rewards = available_rewards(session, rt.program, now)
     for member_id, member in members.items():
         items = {key: value for key, value in due[member_id].items() if key in fresh}
         by_day: dict[dt.date, int] = {}
@@ -205,7 +207,8 @@ def _warn(session: Session, rt: JobContext, due: dict[int, dict], now: dt.dateti
         digest = hashlib.sha256("|".join(sorted(items)).encode()).hexdigest()[:16]
         pushes.append((member, "expiry_warning", f"expiry:{member_id}:{digest}",
                        messages.expiry_warning(rt.render(member.language), member,
-                                               sorted(by_day.items()), coupons, card)))
+                                               sorted(by_day.items()), coupons, card,
+                                               within_reach(rewards, member.points_balance))))
     return enqueue_many(session, rt.program, pushes, now)
 
 
@@ -215,8 +218,8 @@ def nudges(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
     are marketing, so none for staff (bot.loyalty.audiences)."""
     program, sent = rt.program, 0
     targets = sorted({m.at for m in program.stamps.milestones} | {program.stamps.goal})
-    rewards = sorted(program.rewards, key=lambda r: r.points)
     with rt.sessions() as session:
+        rewards = sorted(available_rewards(session, program, now), key=lambda r: r.points)
         cards = near_stamp_goal(session, targets, program.nudge_stamps)
         near = near_points_goal(session, [r.points for r in rewards], program.nudge_points)
     wanted = []  # (notice key, member id, 'stamps' or 'points', how many to go, coupon template)

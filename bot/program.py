@@ -95,9 +95,12 @@ class StampRules:
 
 @dataclass(frozen=True)
 class Reward:
-    id: int
+    id: int  # its place in the file, from 1: retire a reward rather than delete it
     points: int
     coupon: str
+    retired: bool = False  # no longer offered (its id stays taken)
+    starts: dt.date | None = None  # offered from this local day ...
+    ends: dt.date | None = None  # ... through this one (inclusive)
 
 
 @dataclass(frozen=True)
@@ -546,7 +549,13 @@ class _Reader:
             coupon = self.coupon_ref(item.get("coupon"), f"rewards[{i}].coupon", coupons)
             if coupon is None:
                 raise self.fail(f"rewards[{i}].coupon", "is required")
-            result.append(Reward(i + 1, points, coupon))
+            starts = self.date(item, "starts", f"rewards[{i}].starts")
+            ends = self.date(item, "ends", f"rewards[{i}].ends")
+            if starts and ends and ends < starts:
+                raise self.fail(f"rewards[{i}].ends", "must not be before starts")
+            result.append(Reward(i + 1, points, coupon,
+                                 self.flag(item, "retired", f"rewards[{i}].retired", False),
+                                 starts, ends))
         return tuple(result)
 
     def tiers(self, items: Any, coupons: dict) -> tuple[Tier, ...]:

@@ -437,3 +437,16 @@ def test_the_stamp_card_shows_its_last_day(example_program):
     assert "有效期限至 2027/01/06" in card
     endless = dataclasses.replace(summary(example_program, member()), stamps_until=None)
     assert "有效期限" not in "\n".join(shown(m.stamp_card(zh, endless)))
+
+
+def test_the_expiry_warning_points_to_a_reward_or_says_how_many_points_are_missing(
+        example_program):
+    zh, rewards = context(example_program, "zh-TW"), example_program.rewards
+    soon = [(TODAY, 40)]
+    short = "\n".join(shown(m.expiry_warning(zh, member(), soon, [], None, (rewards[0], 60))))
+    assert "再 60 點就能兌換「折價NT$50」" in short
+    rich = "\n".join(shown(m.expiry_warning(zh, member(), soon, [], None, (rewards[1], 0))))
+    assert "可以兌換「蛋糕套餐兌換券」" in rich
+    coupons_only = m.expiry_warning(zh, member(), [], [view(example_program)], None,
+                                    (rewards[0], 0))
+    assert "兌換" not in "\n".join(shown(coupons_only)).replace("兌換好禮", "")

@@ -25,9 +25,15 @@ from bot.line.context import Env, Outcome
 from bot.line.formatting import RenderContext
 from bot.loyalty.campaigns import claim, find_by_keyword, find_campaign
 from bot.loyalty.coupons import CouponView, find_coupon, wallet
-from bot.loyalty.errors import BirthdayAlreadySet, InvalidBirthday, LoyaltyError, UnknownReward
+from bot.loyalty.errors import (
+    BirthdayAlreadySet,
+    InvalidBirthday,
+    LoyaltyError,
+    RewardUnavailable,
+    UnknownReward,
+)
 from bot.loyalty.members import find_by_line_user, register_member, set_birthday, unfollow
-from bot.loyalty.rewards import redeem_reward
+from bot.loyalty.rewards import available_rewards, redeem_reward
 from bot.loyalty.staff import find_active_staff, sender
 from bot.loyalty.summary import member_summary
 from bot.models import Member
@@ -139,7 +145,7 @@ def show_card(session: Session, env: Env, member: Member, data: dict) -> Outcome
 def show_rewards(session: Session, env: Env, member: Member, data: dict) -> Outcome:
     summary = member_summary(session, env.program, member, env.now)
     return Outcome(partial(messages.rewards_catalog, env.render(member.language),
-                           summary.balance))
+                           summary.balance, available_rewards(session, env.program, env.now)))
 
 
 def ask_reward(session: Session, env: Env, member: Member, data: dict) -> Outcome:
@@ -147,6 +153,8 @@ def ask_reward(session: Session, env: Env, member: Member, data: dict) -> Outcom
     reward = env.program.reward(_int(data.get("id")))
     if reward is None:
         return Outcome(messages.error(ctx, UnknownReward()))
+    if reward not in available_rewards(session, env.program, env.now):
+        return Outcome(messages.error(ctx, RewardUnavailable()))
     summary = member_summary(session, env.program, member, env.now)
     return Outcome(partial(messages.reward_confirm, ctx, reward, summary.balance))
 

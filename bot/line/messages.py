@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -155,12 +156,15 @@ def member_card(ctx: RenderContext, member: Member, summary: MemberSummary) -> M
     return _flex(ctx, "member_card", s("alt.member_card", code=fields["code"]), fields)
 
 
-def rewards_catalog(ctx: RenderContext, balance: int) -> Messages:
+def rewards_catalog(ctx: RenderContext, balance: int,
+                    rewards: Sequence[Reward] | None = None) -> Messages:
+    """The rewards on offer (rewards.available_rewards; the whole program's by default)."""
     s, program = ctx.strings, ctx.program
     items = [{"id": r.id, "title": fmt.title(ctx, program.coupons[r.coupon]),
               "echo": fmt.title(ctx, program.coupons[r.coupon], ECHO_LIMIT),
               "points": s.number(r.points), "affordable": balance >= r.points,
-              "missing": s.number(max(0, r.points - balance))} for r in program.rewards]
+              "missing": s.number(max(0, r.points - balance))}
+             for r in (program.rewards if rewards is None else rewards)]
     pages = [{"rewards": items[i:i + REWARDS_PER_BUBBLE]}
              for i in range(0, len(items), REWARDS_PER_BUBBLE)][:REWARD_BUBBLES]
     fields = {"pages": pages, "empty": not items, "balance": s.number(balance)}
@@ -233,7 +237,8 @@ def nudge(ctx: RenderContext, member: Member, what: str, remaining: int,
 
 def expiry_warning(ctx: RenderContext, member: Member, points: list[tuple[dt.date, int]],
                    coupons: list[CouponView],
-                   card: tuple[dt.date, int, int] | None = None) -> Messages:
+                   card: tuple[dt.date, int, int] | None = None,
+                   offer: tuple[Reward, int] | None = None) -> Messages:
     """Points, an unfinished stamp card (its last day, stamps, goal) and coupons about to
     expire, in one message; nothing to warn about means no message ([])."""
     if not points and not coupons and not card:
@@ -249,6 +254,8 @@ def expiry_warning(ctx: RenderContext, member: Member, points: list[tuple[dt.dat
         "more_count": s.number(len(coupons) - ROWS),
         "coupons": [{"title": fmt.title(ctx, v.template), "until": fmt.coupon_until(ctx, v)}
                     for v in coupons[:ROWS]],
+        "has_offer": bool(points and offer),
+        "offer": _offer(ctx, offer) if points and offer else "",
         "has_card": card is not None,
         "card": s("expiry.card", date=fmt.date_text(card[0]), stamps=s.number(card[1]),
                   goal=s.number(card[2]), left=s.number(card[2] - card[1])) if card else "",
@@ -338,6 +345,16 @@ def error(ctx: RenderContext, exc: LoyaltyError) -> Messages:
 
 
 # -- helpers --------------------------------------------------------------------------------
+def _offer(ctx: RenderContext, offer: tuple[Reward, int]) -> str:
+    """A reward the member can take before points expire, or how many points it still needs."""
+    reward, missing = offer
+    title = fmt.title(ctx, ctx.program.coupons[reward.coupon], TITLE_LIMIT)
+    if missing:
+        return ctx.strings("expiry.offer_missing", missing=ctx.strings.number(missing),
+                           title=title)
+    return ctx.strings("expiry.offer", title=title)
+
+
 def _lines(texts: list[str]) -> list[dict[str, str]]:
     return [{"text": clip(line, TITLE_LIMIT)} for line in texts]
 

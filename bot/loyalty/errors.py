@@ -111,6 +111,12 @@ class UnknownReward(LoyaltyError):
     en = "No such reward."
 
 
+class RewardUnavailable(LoyaltyError):
+    code = "reward_unavailable"
+    zh = "這個兌換項目目前沒有提供。"
+    en = "This reward is not available now."
+
+
 class InvalidAmount(LoyaltyError):
     code = "invalid_amount"
     zh = "金額或數量不正確：{detail}"

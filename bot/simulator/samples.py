@@ -122,7 +122,9 @@ def sample_makers(program: Program, ctx: RenderContext) -> Makers:
     yield "birthday_gift", lambda: m.birthday_gift(ctx, who, view(program, "bday_member", 5))
     yield "nudge", lambda: m.nudge(ctx, who, "stamps", 2, title("free_drink"))
     yield "nudge one point", lambda: m.nudge(ctx, who, "points", 1, title("nt50"))
-    yield "expiry_warning", lambda: m.expiry_warning(ctx, who, [(TODAY, 40)], [coupon])
+    yield "expiry_warning", lambda: m.expiry_warning(
+        ctx, who, [(TODAY, 40)], [coupon], None,
+        (rewards[0], max(0, rewards[0].points - 40)) if rewards else None)
     yield "expiry_warning stamp card only", lambda: m.expiry_warning(
         ctx, who, [], [], (TODAY + dt.timedelta(days=7), 8, 10))
     yield "rules", lambda: m.rules(ctx)
