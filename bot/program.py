@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -33,6 +34,7 @@ DEFAULT_WAIT_HOURS = {"expiry_warning": 12, "birthday": 10, "tier": 48, "nudge":
 DEFAULT_DROP_AFTER_DAYS = {"nudge": 3}
 _CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]")  # Chinese, and full-width forms
 BENEFIT_LENGTH, MAX_BENEFITS = 40, 5  # a tier's benefits: short lines on the cards
+UNKNOWN_TEXT = ("silent", "pointer")  # silent: the owner answers by hand in LINE's chat
 RESERVE_SHARE = 10  # % of the allowance kept for receipts and expiry warnings by default
 
 
@@ -116,6 +118,13 @@ class Tier:
 
 
 @dataclass(frozen=True)
+class Faq:
+    keywords: tuple[str, ...]  # folded (NFKC, lower case), as a customer's text is
+    answer: str
+    answer_en: str
+
+
+@dataclass(frozen=True)
 class Program:
     path: str
     shop_name: str
@@ -157,6 +166,8 @@ class Program:
     coupon_warning_days: int = 3
     nudge_stamps: int = 2
     nudge_points: int = 50
+    faq: tuple[Faq, ...] = ()  # keywords the bot answers with the shop's own text
+    unknown_text: str = "silent"  # a message it does not know: "silent" or "pointer"
 
     @property
     def allowance(self) -> int | None:
@@ -168,6 +179,10 @@ class Program:
     def tier(self, key: str) -> Tier:
         """The tier with this key, or the lowest tier for an unknown key."""
         return next((t for t in self.tiers if t.key == key), self.tiers[0])
+
+    def answer(self, text: str) -> Faq | None:
+        """The FAQ entry one of whose keywords is this (folded) text."""
+        return next((f for f in self.faq if text in f.keywords), None)
 
     def reward(self, reward_id: int) -> Reward | None:
         return next((r for r in self.rewards if r.id == reward_id), None)
@@ -388,7 +403,35 @@ class _Reader:
                                       default=2),
             nudge_points=self.integer(reminders, "nudge_points", "reminders.nudge_points",
                                       default=50),
+            faq=self.faq(data.get("faq")),
+            unknown_text=self.text(self.table(data, "chat", "chat", required=False),
+                                   "unknown_text", "chat.unknown_text", default="silent",
+                                   choices=UNKNOWN_TEXT),
         )
+
+    def faq(self, items: Any) -> tuple[Faq, ...]:
+        result, seen = [], set()
+        for i, item in enumerate(self.tables(items, "faq")):
+            at = f"faq[{i}]"
+            words = item.get("keywords")
+            if not isinstance(words, list) or not words or not all(
+                    isinstance(w, str) and w.strip() and len(w) <= 30 for w in words):
+                raise self.fail(f"{at}.keywords", "must be a list of words a customer types, "
+                                                  "such as [\"營業時間\", \"hours\"]")
+            folded = tuple(" ".join(unicodedata.normalize("NFKC", w).lower().split())
+                           for w in words)
+            if seen & set(folded):
+                raise self.fail(f"{at}.keywords", f"{sorted(seen & set(folded))[0]!r} is "
+                                                  "already the keyword of another answer")
+            seen |= set(folded)
+            answer = self.text(item, "answer", f"{at}.answer")
+            if len(answer) > 2000:
+                raise self.fail(f"{at}.answer", "must be at most 2,000 characters")
+            answer_en = self.english(item, "answer_en", f"{at}.answer_en", answer)
+            if len(answer_en) > 2000:
+                raise self.fail(f"{at}.answer_en", "must be at most 2,000 characters")
+            result.append(Faq(folded, answer, answer_en))
+        return tuple(result)
 
     def messaging(self, messaging: dict) -> dict[str, Any]:
         plan = self.text(messaging, "line_plan", "messaging.line_plan", default=None,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 from sqlalchemy import func, select
 
+from bot.app import create_app
+from bot.config import DEFAULT_PROGRAM
 from bot.models import Coupon, Member, ProcessedEvent
 from tests.line_helpers import flat, follow, post, postback, sticker, text, unfollow, user_id
 
@@ -135,13 +138,38 @@ def test_customer_keywords_in_any_width_or_case_answer(client, fake_line, words)
     assert fake_line.rejections == []
 
 
-def test_anything_else_gets_a_friendly_pointer_to_the_menu(client, fake_line):
+def test_anything_else_gets_no_reply_so_the_owner_can_answer_in_line_chat(client, fake_line):
+    post(client, [follow(ALICE)])
+    post(client, [text(ALICE, "你好")])
+    post(client, [sticker(ALICE)])
+    assert len(fake_line.replies()) == 1  # the welcome only
+    assert fake_line.rejections == []
+
+
+def test_with_unknown_text_set_to_pointer_anything_else_gets_a_pointer_to_the_menu(
+        line_config, fake_line, tmp_path):
+    program = tmp_path / "shop.toml"
+    program.write_text(DEFAULT_PROGRAM.read_text(encoding="utf-8").replace(
+        'unknown_text = "silent"', 'unknown_text = "pointer"'), encoding="utf-8")
+    app = create_app(dataclasses.replace(line_config, program_path=str(program)))
+    client = app.test_client()
     post(client, [follow(ALICE)])
     post(client, [text(ALICE, "你好")])
     post(client, [sticker(ALICE)])
     first, second = fake_line.replies()[1:]
     assert first["messages"] == second["messages"]
-    assert first["messages"][0]["type"] == "text"
+    assert "說明" in first["messages"][0]["text"]
+    app.extensions["loyalty"].engine.dispose()
+
+
+def test_a_faq_keyword_gets_the_shops_answer_and_help_lists_the_keywords(client, fake_line):
+    post(client, [follow(ALICE)])
+    post(client, [text(ALICE, "營業時間")])
+    post(client, [text(ALICE, " ＨＯＵＲＳ ")])
+    post(client, [text(ALICE, "說明")])
+    hours, english, help_ = (r["messages"][0]["text"] for r in fake_line.replies()[1:])
+    assert hours.startswith("營業時間：週二至週日") and english == hours  # Alice reads zh-TW
+    assert "也可以問我：營業時間、地址、菜單" in help_
 
 
 def test_a_points_reward_asks_for_confirmation_before_spending(client, app, fake_line):

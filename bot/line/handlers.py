@@ -71,13 +71,15 @@ def on_message(session: Session, env: Env, event: Any) -> Outcome:
             member, worker = _member(session, env), find_active_staff(session, env.user_id)
         return staff.run(session, env, member, worker, command, words[1:], lang)
     member = _member(session, env)
-    if text is None:  # stickers, photos ...: a pointer to the menu
-        return Outcome(messages.text(env.render(member.language), "menu_pointer"))
+    if text is None:  # stickers, photos ...: left to the owner, like unknown text
+        return _unknown(env, member)
     action = KEYWORDS.get(" ".join(words).lower())
     if action is None:
         if len(words) == 1 and (campaign := find_by_keyword(session, words[0])):
             return claim_campaign(session, env, member, {"campaign": campaign.key})
-        return Outcome(messages.text(env.render(member.language), "menu_pointer"))
+        if faq := env.program.answer(" ".join(words).lower()):
+            return Outcome(messages.faq_answer(env.render(member.language), faq))
+        return _unknown(env, member)
     return CUSTOMER_ACTIONS[action](session, env, member, {})
 
 
@@ -92,6 +94,14 @@ def on_postback(session: Session, env: Env, event: Any) -> Outcome:
     if handler is None:
         return Outcome(messages.text(env.render(member.language), "menu_pointer"))
     return handler(session, env, member, {**data, **params})
+
+
+def _unknown(env: Env, member: Member) -> Outcome:
+    """No reply by default: the owner answers by hand (free) in LINE Official Account
+    Manager's chat; `[chat] unknown_text = "pointer"` points to the menu instead."""
+    if env.program.unknown_text == "pointer":
+        return Outcome(messages.text(env.render(member.language), "menu_pointer"))
+    return Outcome()
 
 
 def normalize(text: str) -> str:
@@ -210,7 +220,7 @@ def claim_campaign(session: Session, env: Env, member: Member, data: dict) -> Ou
 
 
 def show_help(session: Session, env: Env, member: Member, data: dict) -> Outcome:
-    return Outcome(messages.text(env.render(member.language), "help"))
+    return Outcome(messages.help_text(env.render(member.language)))
 
 
 def show_rules(session: Session, env: Env, member: Member, data: dict) -> Outcome:

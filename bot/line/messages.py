@@ -23,7 +23,7 @@ from bot.loyalty.errors import LoyaltyError
 from bot.loyalty.purchases import PurchaseResult
 from bot.loyalty.summary import MemberSummary
 from bot.models import Member
-from bot.program import Reward, Tier
+from bot.program import Faq, Reward, Tier
 
 WALLET_PAGE = 11  # coupon bubbles on a page that has more after it (+1 "more" bubble)
 REWARDS_PER_BUBBLE = 5
@@ -337,6 +337,24 @@ def birthday_confirm(ctx: RenderContext, day: dt.date) -> Messages:
             "type": "postback", "label": s("button.cancel"), "displayText": s("button.cancel"),
             "data": "action=cancel"}}]}
     return [message]
+
+
+def help_text(ctx: RenderContext) -> Messages:
+    """What the bot does and the words it knows, the program's FAQ keywords included."""
+    message = text(ctx, "help")[0]
+    english = ctx.strings.english
+    words = [next((w for w in faq.keywords if english != bool(fmt.CJK.search(w))),
+                  faq.keywords[0]) for faq in ctx.program.faq]
+    if words:
+        more = ctx.strings("name.help_faq", keywords=ctx.strings("expiry.separator").join(words))
+        message["text"] = clip(f"{message['text']}\n{more}", MAX_TEXT)
+    return [message]
+
+
+def faq_answer(ctx: RenderContext, faq: Faq) -> Messages:
+    """The shop's own answer to one of its FAQ keywords, in the reader's language."""
+    return [{"type": "text",
+             "text": clip(faq.answer_en if ctx.strings.english else faq.answer, MAX_TEXT)}]
 
 
 def error(ctx: RenderContext, exc: LoyaltyError) -> Messages:
