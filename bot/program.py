@@ -166,6 +166,8 @@ class Program:
     coupon_warning_days: int = 3
     nudge_stamps: int = 2
     nudge_points: int = 50
+    privacy_notice: str = ""  # the shop's full notice ([privacy] notice); "" = a short default
+    privacy_notice_en: str = ""
     faq: tuple[Faq, ...] = ()  # keywords the bot answers with the shop's own text
     unknown_text: str = "silent"  # a message it does not know: "silent" or "pointer"
 
@@ -404,10 +406,20 @@ class _Reader:
             nudge_points=self.integer(reminders, "nudge_points", "reminders.nudge_points",
                                       default=50),
             faq=self.faq(data.get("faq")),
+            **self.privacy(self.table(data, "privacy", "privacy", required=False)),
             unknown_text=self.text(self.table(data, "chat", "chat", required=False),
                                    "unknown_text", "chat.unknown_text", default="silent",
                                    choices=UNKNOWN_TEXT),
         )
+
+    def privacy(self, table: dict) -> dict[str, str]:
+        notice = self.text(table, "notice", "privacy.notice", default="")
+        notice_en = self.english(table, "notice_en", "privacy.notice_en", notice)
+        for key, value in (("notice", notice), ("notice_en", notice_en)):
+            if len(value) > 4000:
+                raise self.fail(f"privacy.{key}", "must be at most 4,000 characters (link to a "
+                                                  "longer notice instead)")
+        return {"privacy_notice": notice, "privacy_notice_en": notice_en}
 
     def faq(self, items: Any) -> tuple[Faq, ...]:
         result, seen = [], set()

@@ -47,6 +47,8 @@ def normal(program: Program, lang: str) -> Iterator[tuple[str, list[dict]]]:
     yield "error", m.error(ctx, MinimumSpendNotMet(minimum=150, amount=90, currency="TWD"))
     yield "birthday_confirm", m.birthday_confirm(ctx, dt.date(1990, 5, 17))
     yield "help_text", m.help_text(ctx)
+    yield "privacy_notice", m.privacy_notice(ctx)
+    yield "rules opted out", m.rules(ctx, True)
     for faq in program.faq:
         yield "faq_answer", m.faq_answer(ctx, faq)
     yield "tier_news up", m.tier_news(ctx, program.tiers[-1], True)
@@ -105,6 +107,8 @@ def extreme(program: Program, lang: str) -> Iterator[tuple[str, list[dict]]]:
         Faq((f"{LONG_TITLE}{n}", f"{LONG_TITLE_EN}{n}"), LONG_TITLE * 40, LONG_TITLE_EN * 40)
         for n in range(50)))
     yield "help_text", m.help_text(context(chatty, lang))
+    yield "privacy_notice", m.privacy_notice(context(dataclasses.replace(
+        program, privacy_notice=LONG_TITLE * 40, privacy_notice_en=LONG_TITLE_EN * 40), lang))
     yield "faq_answer", m.faq_answer(context(chatty, lang), chatty.faq[0])
     yield "tier_news", m.tier_news(context(many_tiers, lang), many_tiers.tiers[-1], True)
     yield "error", m.error(ctx, CapReached(title=local_title * 40))

@@ -213,3 +213,33 @@ def test_the_rules_card_answers_a_keyword_or_a_menu_tap(client, fake_line, how):
     post(client, [how])
     [card] = fake_line.replies()[-1]["messages"]
     assert card["type"] == "flex" and "使用說明" in card["altText"]
+
+
+def test_stop_promotions_and_start_again_by_keyword_or_the_rules_cards_button(client, app,
+                                                                             fake_line):
+    post(client, [follow(ALICE)])
+    welcome = flat(fake_line.replies()[0]["messages"])
+    assert "本店會保存你的 LINE 名稱、生日和消費紀錄" in welcome and "action=privacy" in welcome
+
+    def opted_out() -> bool:
+        with app.extensions["loyalty"].sessions() as session:
+            return session.scalars(select(Member)).one().marketing_opt_out
+
+    post(client, [text(ALICE, "停止推播")])
+    assert opted_out() and "不會再傳優惠" in flat(fake_line.replies()[-1]["messages"])
+    post(client, [text(ALICE, "使用說明")])
+    assert "action=marketing_on" in flat(fake_line.replies()[-1]["messages"])
+    post(client, [postback(ALICE, "action=marketing_on")])
+    assert not opted_out()
+    post(client, [postback(ALICE, "action=rules")])
+    assert "action=marketing_off" in flat(fake_line.replies()[-1]["messages"])
+    post(client, [text(ALICE, "Stop Promotions")])
+    assert opted_out()
+
+
+def test_the_privacy_notice_says_what_is_kept_why_and_the_hash_kept_after_erasure(
+        client, fake_line):
+    post(client, [follow(ALICE)])
+    post(client, [postback(ALICE, "action=privacy")])
+    notice = fake_line.replies()[-1]["messages"][0]["text"]
+    assert "我們保存" in notice and "用途" in notice and "雜湊值" in notice

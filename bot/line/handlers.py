@@ -32,7 +32,13 @@ from bot.loyalty.errors import (
     RewardUnavailable,
     UnknownReward,
 )
-from bot.loyalty.members import find_by_line_user, register_member, set_birthday, unfollow
+from bot.loyalty.members import (
+    find_by_line_user,
+    register_member,
+    set_birthday,
+    set_marketing,
+    unfollow,
+)
 from bot.loyalty.rewards import available_rewards, redeem_reward
 from bot.loyalty.staff import find_active_staff, sender
 from bot.loyalty.summary import member_summary
@@ -224,7 +230,21 @@ def show_help(session: Session, env: Env, member: Member, data: dict) -> Outcome
 
 
 def show_rules(session: Session, env: Env, member: Member, data: dict) -> Outcome:
-    return Outcome(partial(messages.rules, env.render(member.language)))
+    return Outcome(partial(messages.rules, env.render(member.language),
+                           member.marketing_opt_out))
+
+
+def show_privacy(session: Session, env: Env, member: Member, data: dict) -> Outcome:
+    return Outcome(messages.privacy_notice(env.render(member.language)))
+
+
+def marketing(wanted: bool) -> Callable[[Session, Env, Member, dict], Outcome]:
+    """停止推播 / stop promotions (False) or 恢復推播 / start promotions (True)."""
+    def act(session: Session, env: Env, member: Member, data: dict) -> Outcome:
+        set_marketing(session, member.id, wanted, env.now, actor=f"line:{env.user_id}")
+        return Outcome(messages.text(env.render(member.language),
+                                     "marketing_on" if wanted else "marketing_off"))
+    return act
 
 
 def cancel(session: Session, env: Env, member: Member, data: dict) -> Outcome:
@@ -240,7 +260,8 @@ CUSTOMER_ACTIONS: dict[str, Callable[[Session, Env, Member, dict], Outcome]] = {
     "card": show_card, "rewards": show_rewards, "reward": ask_reward,
     "reward_confirm": take_reward, "birthday": ask_birthday,
     "birthday_confirm": save_birthday, "help": show_help,
-    "cancel": cancel, "claim": claim_campaign, "rules": show_rules,
+    "cancel": cancel, "claim": claim_campaign, "rules": show_rules, "privacy": show_privacy,
+    "marketing_off": marketing(False), "marketing_on": marketing(True),
 }
 
 KEYWORDS = {
@@ -251,6 +272,9 @@ KEYWORDS = {
     "兌換": "rewards", "兌換好禮": "rewards", "rewards": "rewards",
     "說明": "help", "help": "help", "?": "help", "？": "help",
     "使用說明": "rules", "規則": "rules", "rules": "rules", "how it works": "rules",
+    "隱私權": "privacy", "個資": "privacy", "privacy": "privacy",
+    "停止推播": "marketing_off", "stop promotions": "marketing_off",
+    "恢復推播": "marketing_on", "start promotions": "marketing_on",
 }
 
 # -- groups and rooms: never a member's codes in front of others ------------------------------

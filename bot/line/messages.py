@@ -66,8 +66,9 @@ def points_card(ctx: RenderContext, summary: MemberSummary) -> Messages:
     return _flex(ctx, "points_card", alt, fields)
 
 
-def rules(ctx: RenderContext) -> Messages:
-    """How it works: earning and expiry, the stamp card, each tier and the birthday gift."""
+def rules(ctx: RenderContext, opted_out: bool = False) -> Messages:
+    """How it works: earning and expiry, the stamp card, each tier and the birthday gift;
+    a button stops promotions (or starts them again for a member who stopped them)."""
     s, program, card = ctx.strings, ctx.program, ctx.program.stamps
     if program.expiry_mode == "rolling":
         expiry = s("rules.expiry_rolling", months=program.expiry_months)
@@ -99,8 +100,20 @@ def rules(ctx: RenderContext) -> Messages:
     birthday = any(level.birthday_coupon for level in program.tiers)
     fields = {"points": _lines(points), "stamps": _lines(stamps), "tiers": tiers,
               "has_birthday": birthday,
-              "birthday": s(f"rules.birthday_{program.birthday_when}") if birthday else ""}
+              "birthday": s(f"rules.birthday_{program.birthday_when}") if birthday else "",
+              "opted_out": opted_out}
     return _flex(ctx, "rules", s("alt.rules"), fields)
+
+
+def privacy_notice(ctx: RenderContext) -> Messages:
+    """The shop's notice under Taiwan's Personal Data Protection Act ([privacy] notice in the
+    program file), or a short default naming what is kept and why."""
+    program = ctx.program
+    notice = program.privacy_notice_en if ctx.strings.english else program.privacy_notice
+    if notice:
+        return [{"type": "text", "text": clip(notice, MAX_TEXT)}]
+    return [{"type": "text",
+             "text": clip(ctx.strings("name.privacy", shop=fmt.shop(ctx)), MAX_TEXT)}]
 
 
 def stamp_card(ctx: RenderContext, summary: MemberSummary) -> Messages:

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot.loyalty import audit
-from bot.loyalty.audiences import not_staff
+from bot.loyalty.audiences import may_market
 from bot.loyalty.coupons import issue_coupon
 from bot.loyalty.errors import (
     AlreadyClaimed,
@@ -92,11 +92,12 @@ def all_campaigns(session: Session) -> list[Campaign]:
 
 def audience(session: Session, campaign: Campaign):
     """The members a campaign is for: active, in its segment, in id order (a SELECT). An
-    issue campaign is marketing and leaves staff out; a claim campaign is asked for with its
-    keyword, so a staff member who is also a customer may claim it."""
+    issue campaign is marketing and leaves out staff and members who stopped marketing; a
+    claim campaign is asked for with its keyword, so a staff member who is also a customer
+    (or a member who stopped marketing) may claim it."""
     rules = [Member.status == "active", segment_filter(session, campaign.segment)]
     if campaign.mode == "issue":
-        rules.append(not_staff())
+        rules.append(may_market())
     return select(Member.id).where(*rules).order_by(Member.id)
 
 
