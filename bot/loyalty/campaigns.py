@@ -27,7 +27,7 @@ from bot.loyalty.errors import (
     UnknownCampaign,
 )
 from bot.loyalty.ledger import lock_member
-from bot.loyalty.segments import segment_filter
+from bot.loyalty.segments import needs_automatic_tags, refresh_automatic_tags, segment_filter
 from bot.models import Campaign, Coupon, Member
 from bot.program import Program
 
@@ -56,6 +56,8 @@ def create_campaign(session: Session, program: Program, key: str, *, template: s
                                    f"{', '.join(program.coupons)}")
     if session.scalar(select(Campaign.id).where(Campaign.key == key)) is not None:
         raise CampaignError(detail=f"a campaign {key!r} exists already")
+    if needs_automatic_tags(session, segment):  # a fresh database: the tags job never ran
+        refresh_automatic_tags(session, program, now)
     segment_filter(session, segment)  # refuse a segment that cannot be read, now
     claim = keyword is not None or cap is not None
     if cap is not None and cap < 1:

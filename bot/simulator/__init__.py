@@ -55,10 +55,13 @@ def init_app(app: Flask) -> None:
         return
     # imported here: the pages load only when the simulator is on, and they use this
     # package's helpers above (a top-level import would be a loop)
+    from flask import redirect
+
     from bot.simulator import line_api, views
     from bot.simulator.store import Store
 
     app.extensions["simulator"] = Store()
     app.register_blueprint(line_api.bp)
     app.register_blueprint(views.bp)
+    app.add_url_rule("/", "home", lambda: redirect("/simulator"))  # a fresh clone's first page
     log.info("LINE simulator on: open %s/simulator", config.public_base_url)
