@@ -53,10 +53,10 @@ def init_app(app: Flask) -> None:
     config = app.extensions["loyalty"].config
     if not config.simulator:
         return
-    # imported here: the pages load only when the simulator is on, and they use this
-    # package's helpers above (a top-level import would be a loop)
     from flask import redirect
 
+    # imported here: the pages load only when the simulator is on, and they use this
+    # package's helpers above (a top-level import would be a loop)
     from bot.simulator import line_api, views
     from bot.simulator.store import Store
 
