@@ -422,8 +422,8 @@ def test_the_rules_card_says_how_points_stamps_and_tiers_work(example_program):
     for rule in ("每消費 NT$30 累積 1 點", "點數在獲得後第 12 個月的月底到期",
                  "每次消費滿 NT$80 集 1 章", "每天最多集 1 章", "集滿 5 章：全品項9折",
                  "集滿 10 章：任選飲品一杯", "365 天內有效", "近 12 個月消費滿 NT$15,000",
-                 "消費點數 1.5 倍", "生日禮：生日快樂！免費蛋糕套餐", "新品搶先試喝",
-                 "生日當天"):
+                 "消費點數 1 倍", "消費點數 1.5 倍", "生日禮：生日快樂！免費蛋糕套餐",
+                 "新品搶先試喝", "生日當天"):
         assert rule in zh, rule
     en = "\n".join(shown(m.rules(context(example_program, "en"))))
     for rule in ("Every NT$30 you spend earns 1 point", "1.5× points on every purchase",

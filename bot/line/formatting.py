@@ -143,11 +143,12 @@ def times(multiplier: Fraction) -> str:
     return f"{float(multiplier):g}"
 
 
-def tier_benefits(ctx: RenderContext, level: Tier) -> list[str]:
-    """What a tier gives: its points multiplier, its birthday gift, then the program's own
-    `benefits` lines, in the reader's language."""
+def tier_benefits(ctx: RenderContext, level: Tier, every_multiplier: bool = False) -> list[str]:
+    """What a tier gives: its points multiplier (x1 only when `every_multiplier`, as the rules
+    compare tiers), its birthday gift, then the program's own `benefits` lines, in the
+    reader's language."""
     s, lines = ctx.strings, []
-    if level.multiplier != 1:
+    if level.multiplier != 1 or every_multiplier:
         lines.append(s("tier.multiplier", times=times(level.multiplier)))
     if level.birthday_coupon:
         lines.append(s("tier.birthday",

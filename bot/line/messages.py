@@ -96,7 +96,8 @@ def rules(ctx: RenderContext, opted_out: bool = False) -> Messages:
               "threshold": s("tier.threshold", amount=fmt.money(ctx, level.threshold),
                              months=program.tier_window_months)
               if level.threshold else s("tier.first"),
-              "benefits": _lines(fmt.tier_benefits(ctx, level))} for level in program.tiers]
+              "benefits": _lines(fmt.tier_benefits(ctx, level, every_multiplier=True))}
+             for level in program.tiers]
     birthday = any(level.birthday_coupon for level in program.tiers)
     fields = {"points": _lines(points), "stamps": _lines(stamps), "tiers": tiers,
               "has_birthday": birthday,
