@@ -171,6 +171,8 @@ def test_a_faq_keyword_gets_the_shops_answer_and_help_lists_the_keywords(client,
     assert hours.startswith("營業時間：週二至週日") and english == hours  # Alice reads zh-TW
     assert "也可以問我：營業時間、地址、菜單" in help_
     assert all(word in help_ for word in ("使用說明", "停止推播", "恢復推播", "隱私權"))
+    chips = fake_line.replies()[-1]["messages"][0]["quickReply"]["items"]
+    assert [c["action"]["data"] for c in chips] == ["action=rules", "action=privacy"]
 
 
 def test_a_points_reward_asks_for_confirmation_before_spending(client, app, fake_line):

@@ -354,14 +354,19 @@ def birthday_confirm(ctx: RenderContext, day: dt.date) -> Messages:
 
 
 def help_text(ctx: RenderContext) -> Messages:
-    """What the bot does and the words it knows, the program's FAQ keywords included."""
+    """What the bot does and the words it knows, the program's FAQ keywords included, with
+    the rules card and the privacy notice as quick replies."""
+    s = ctx.strings
     message = text(ctx, "help")[0]
-    english = ctx.strings.english
-    words = [next((w for w in faq.keywords if english != bool(fmt.CJK.search(w))),
+    words = [next((w for w in faq.keywords if s.english != bool(fmt.CJK.search(w))),
                   faq.keywords[0]) for faq in ctx.program.faq]
     if words:
-        more = ctx.strings("name.help_faq", keywords=ctx.strings("expiry.separator").join(words))
+        more = s("name.help_faq", keywords=s("expiry.separator").join(words))
         message["text"] = clip(f"{message['text']}\n{more}", MAX_TEXT)
+    message["quickReply"] = {"items": [
+        {"type": "action", "action": {"type": "postback", "label": s(label),
+                                      "displayText": s(label), "data": f"action={action}"}}
+        for label, action in (("rules.title", "rules"), ("button.privacy", "privacy"))]}
     return [message]
 
 
