@@ -18,12 +18,14 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db import transaction
+from bot.line import formatting as fmt
 from bot.line import messages
 from bot.line.formatting import RenderContext
 from bot.loyalty import dashboard as figures
 from bot.loyalty.audiences import (
     active_members,
     birthday_members,
+    cards_expiring,
     coupons_expiring,
     members_to_retier,
     near_points_goal,
@@ -39,6 +41,7 @@ from bot.loyalty.errors import CouponWindowClosed
 from bot.loyalty.job_runs import finish_run, start_run
 from bot.loyalty.ledger import expire_due_points, lock_members
 from bot.loyalty.notices import claim_notices
+from bot.loyalty.rewards import available_rewards, within_reach
 from bot.loyalty.segments import refresh_automatic_tags
 from bot.loyalty.tiers import evaluate_tier, window_spends
 from bot.loyalty.timeutil import local_date
@@ -161,13 +164,17 @@ def expire(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
 
 
 def expiry_warnings(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
-    """One message per member for points (per lot, per horizon) and coupons about to expire."""
+    """One message per member for points (per lot, per horizon), an unfinished stamp card
+    (per card, per horizon) and coupons about to expire."""
     program, due = rt.program, {}
     with rt.sessions() as session:
         for days in program.expiry_warning_days:
             horizon = now + dt.timedelta(days=days)
             for lot_id, member_id, expires, points in points_expiring(session, now, horizon):
                 due.setdefault(member_id, {})[f"lot:{lot_id}:{days}"] = (expires, points)
+            for card_id, member_id, expires, stamps, goal in cards_expiring(session, now,
+                                                                            horizon):
+                due.setdefault(member_id, {})[f"card:{card_id}:{days}"] = (expires, stamps, goal)
         horizon = now + dt.timedelta(days=program.coupon_warning_days)
         for coupon_id, member_id in coupons_expiring(session, now, horizon):
             due.setdefault(member_id, {})[f"coupon:{coupon_id}"] = coupon_id
@@ -186,6 +193,7 @@ def _warn(session: Session, rt: JobContext, due: dict[int, dict], now: dt.dateti
         cid for m in members for key, cid in due[m].items()
         if key in fresh and key.startswith("coupon:")])
     tz, pushes = rt.program.timezone, []
+    rewards = available_rewards(session, rt.program, now)
     for member_id, member in members.items():
         items = {key: value for key, value in due[member_id].items() if key in fresh}
         by_day: dict[dt.date, int] = {}
@@ -195,10 +203,13 @@ def _warn(session: Session, rt: JobContext, due: dict[int, dict], now: dt.dateti
                 by_day[day] = by_day.get(day, 0) + value[1]
         coupons = sorted((views[cid] for key, cid in items.items() if key.startswith("coupon:")),
                          key=lambda v: (v.coupon.valid_until, v.coupon.id))
+        card = next(((local_date(v[0] - dt.timedelta(microseconds=1), tz), v[1], v[2])
+                     for key, v in items.items() if key.startswith("card:")), None)
         digest = hashlib.sha256("|".join(sorted(items)).encode()).hexdigest()[:16]
         pushes.append((member, "expiry_warning", f"expiry:{member_id}:{digest}",
                        messages.expiry_warning(rt.render(member.language), member,
-                                               sorted(by_day.items()), coupons)))
+                                               sorted(by_day.items()), coupons, card,
+                                               within_reach(rewards, member.points_balance))))
     return enqueue_many(session, rt.program, pushes, now)
 
 
@@ -208,8 +219,8 @@ def nudges(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
     are marketing, so none for staff (bot.loyalty.audiences)."""
     program, sent = rt.program, 0
     targets = sorted({m.at for m in program.stamps.milestones} | {program.stamps.goal})
-    rewards = sorted(program.rewards, key=lambda r: r.points)
     with rt.sessions() as session:
+        rewards = sorted(available_rewards(session, program, now), key=lambda r: r.points)
         cards = near_stamp_goal(session, targets, program.nudge_stamps)
         near = near_points_goal(session, [r.points for r in rewards], program.nudge_points)
     wanted = []  # (notice key, member id, 'stamps' or 'points', how many to go, coupon template)
@@ -303,8 +314,7 @@ def _retier(session: Session, rt: JobContext, ids: list[int], now: dt.datetime) 
             continue
         tier, ctx = change.new, rt.render(member.language)
         pushes.append((member, "tier", f"tier:{member.id}:{now.date()}:{tier.key}",
-                       messages.text(ctx, "tier_up" if change.upgraded else "tier_down",
-                                     tier=tier.name_en if ctx.lang == "en" else tier.name)))
+                       messages.tier_news(ctx, tier, change.upgraded)))
     enqueue_many(session, rt.program, pushes, now)
     return len(pushes)
 
@@ -336,9 +346,9 @@ def send_campaign(rt: JobContext, key: str, now: dt.datetime) -> str:
                 for member, issue_key, coupon in zip(members, keys, coupons, strict=True):
                     if coupon is not None:
                         ctx = rt.render(member.language)
-                        title = template.title_en if ctx.lang == "en" else template.title
                         pushes.append((member, "campaign", issue_key, messages.text(
-                            ctx, "campaign_gift", name=campaign.name, title=title)))
+                            ctx, "campaign_gift", name=fmt.readable(ctx, campaign.name),
+                            title=fmt.title(ctx, template))))
                 sent += enqueue_many(session, rt.program, pushes, now)
     with transaction(rt.sessions) as session:
         mark_campaign_sent(session, key, now)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -97,6 +98,9 @@ class Member(Base):
     last_purchase_at: Mapped[dt.datetime | None]
     winback_sent_at: Mapped[dt.datetime | None]  # the current dormant spell got its coupon
     bonus_multiplier: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # "停止推播": no nudges, win-back or campaign pushes (receipts and warnings still come)
+    marketing_opt_out: Mapped[bool] = mapped_column(default=False, server_default=false())
+    marketing_opt_out_at: Mapped[dt.datetime | None]
 
 
 class PointEntry(Base):

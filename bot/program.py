@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -31,6 +32,9 @@ RECEIPT_KINDS = ("receipt", "coupon_used")
 # three days, or it is dropped (the receipt already shows how far a reward is)
 DEFAULT_WAIT_HOURS = {"expiry_warning": 12, "birthday": 10, "tier": 48, "nudge": 72}
 DEFAULT_DROP_AFTER_DAYS = {"nudge": 3}
+_CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]")  # Chinese, and full-width forms
+BENEFIT_LENGTH, MAX_BENEFITS = 40, 5  # a tier's benefits: short lines on the cards
+UNKNOWN_TEXT = ("silent", "pointer")  # silent: the owner answers by hand in LINE's chat
 RESERVE_SHARE = 10  # % of the allowance kept for receipts and expiry warnings by default
 
 
@@ -64,6 +68,7 @@ class CouponTemplate:
     max_discount: int | None = None
     min_spend: int = 0
     gift: str = ""
+    gift_en: str = ""  # the gift in English (falls back to title_en)
     valid_days: int | None = None
     valid_from: dt.date | None = None
     valid_until: dt.date | None = None
@@ -92,9 +97,12 @@ class StampRules:
 
 @dataclass(frozen=True)
 class Reward:
-    id: int
+    id: int  # its place in the file, from 1: retire a reward rather than delete it
     points: int
     coupon: str
+    retired: bool = False  # no longer offered (its id stays taken)
+    starts: dt.date | None = None  # offered from this local day ...
+    ends: dt.date | None = None  # ... through this one (inclusive)
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,15 @@ class Tier:
     threshold: int
     multiplier: Fraction
     birthday_coupon: str | None
+    benefits: tuple[str, ...] = ()  # what else the tier gives, one short line each
+    benefits_en: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Faq:
+    keywords: tuple[str, ...]  # folded (NFKC, lower case), as a customer's text is
+    answer: str
+    answer_en: str
 
 
 @dataclass(frozen=True)
@@ -168,6 +185,10 @@ class Program:
     coupon_warning_days: int = 3
     nudge_stamps: int = 2
     nudge_points: int = 50
+    privacy_notice: str = ""  # the shop's full notice ([privacy] notice); "" = a short default
+    privacy_notice_en: str = ""
+    faq: tuple[Faq, ...] = ()  # keywords the bot answers with the shop's own text
+    unknown_text: str = "silent"  # a message it does not know: "silent" or "pointer"
 
     @property
     def allowance(self) -> int | None:
@@ -179,6 +200,10 @@ class Program:
     def tier(self, key: str) -> Tier:
         """The tier with this key, or the lowest tier for an unknown key."""
         return next((t for t in self.tiers if t.key == key), self.tiers[0])
+
+    def answer(self, text: str) -> Faq | None:
+        """The FAQ entry one of whose keywords is this (folded) text."""
+        return next((f for f in self.faq if text in f.keywords), None)
 
     def reward(self, reward_id: int) -> Reward | None:
         return next((r for r in self.rewards if r.id == reward_id), None)
@@ -267,6 +292,41 @@ class _Reader:
             raise self.fail(path, f"must be one of {', '.join(choices)}, not {value!r}")
         return value
 
+    def english(self, data: dict, key: str, path: str, fallback: str) -> str:
+        """An optional English form (`name_en`, `title_en`, `gift_en` ...): English cards show
+        it, so it holds no Chinese; left out, English cards show `fallback`."""
+        if key not in data:
+            return fallback
+        value = self.text(data, key, path)
+        if _CJK.search(value):
+            raise self.fail(path, f"is the English form shown on English cards: write it "
+                                  f"without Chinese characters, not {value!r}")
+        return value
+
+    def text_list(self, data: dict, key: str, path: str) -> tuple[str, ...]:
+        value = data.get(key, [])
+        if not isinstance(value, list) or not all(
+                isinstance(v, str) and v.strip() and len(v) <= BENEFIT_LENGTH for v in value):
+            raise self.fail(path, f"must be a list of short texts (up to {BENEFIT_LENGTH} "
+                                  f"characters each) such as [\"免費升級大杯\"]")
+        if len(value) > MAX_BENEFITS:
+            raise self.fail(path, f"lists at most {MAX_BENEFITS} benefits, not {len(value)}")
+        return tuple(v.strip() for v in value)
+
+    def benefits(self, item: dict, at: str) -> dict[str, tuple[str, ...]]:
+        """A tier's `benefits` and their English `benefits_en` (line for line)."""
+        zh = self.text_list(item, "benefits", f"{at}.benefits")
+        if "benefits_en" not in item:
+            return {"benefits": zh, "benefits_en": zh}
+        en = self.text_list(item, "benefits_en", f"{at}.benefits_en")
+        if len(en) != len(zh):
+            raise self.fail(f"{at}.benefits_en", f"must list the same {len(zh)} benefits as "
+                                                 f"benefits, in English, not {len(en)}")
+        if any(_CJK.search(line) for line in en):
+            raise self.fail(f"{at}.benefits_en", "is the English form shown on English cards: "
+                                                 "write it without Chinese characters")
+        return {"benefits": zh, "benefits_en": en}
+
     def flag(self, data: dict, key: str, path: str, default: bool) -> bool:
         value = data.get(key, default)
         if not isinstance(value, bool):
@@ -321,8 +381,7 @@ class _Reader:
         return Program(
             path=self.path,
             shop_name=self.text(shop, "name", "shop.name"),
-            shop_name_en=self.text(shop, "name_en", "shop.name_en", default=None)
-            or shop["name"],
+            shop_name_en=self.english(shop, "name_en", "shop.name_en", shop["name"]),
             timezone=timezone,
             currency=self.text(shop, "currency", "shop.currency", default="TWD"),
             amount_per_point=self.integer(earning, "amount_per_point", "earning.amount_per_point",
@@ -367,7 +426,45 @@ class _Reader:
                                       default=2),
             nudge_points=self.integer(reminders, "nudge_points", "reminders.nudge_points",
                                       default=50),
+            faq=self.faq(data.get("faq")),
+            **self.privacy(self.table(data, "privacy", "privacy", required=False)),
+            unknown_text=self.text(self.table(data, "chat", "chat", required=False),
+                                   "unknown_text", "chat.unknown_text", default="silent",
+                                   choices=UNKNOWN_TEXT),
         )
+
+    def privacy(self, table: dict) -> dict[str, str]:
+        notice = self.text(table, "notice", "privacy.notice", default="")
+        notice_en = self.english(table, "notice_en", "privacy.notice_en", notice)
+        for key, value in (("notice", notice), ("notice_en", notice_en)):
+            if len(value) > 4000:
+                raise self.fail(f"privacy.{key}", "must be at most 4,000 characters (link to a "
+                                                  "longer notice instead)")
+        return {"privacy_notice": notice, "privacy_notice_en": notice_en}
+
+    def faq(self, items: Any) -> tuple[Faq, ...]:
+        result, seen = [], set()
+        for i, item in enumerate(self.tables(items, "faq")):
+            at = f"faq[{i}]"
+            words = item.get("keywords")
+            if not isinstance(words, list) or not words or not all(
+                    isinstance(w, str) and w.strip() and len(w) <= 30 for w in words):
+                raise self.fail(f"{at}.keywords", "must be a list of words a customer types, "
+                                                  "such as [\"營業時間\", \"hours\"]")
+            folded = tuple(" ".join(unicodedata.normalize("NFKC", w).lower().split())
+                           for w in words)
+            if seen & set(folded):
+                raise self.fail(f"{at}.keywords", f"{sorted(seen & set(folded))[0]!r} is "
+                                                  "already the keyword of another answer")
+            seen |= set(folded)
+            answer = self.text(item, "answer", f"{at}.answer")
+            if len(answer) > 2000:
+                raise self.fail(f"{at}.answer", "must be at most 2,000 characters")
+            answer_en = self.english(item, "answer_en", f"{at}.answer_en", answer)
+            if len(answer_en) > 2000:
+                raise self.fail(f"{at}.answer_en", "must be at most 2,000 characters")
+            result.append(Faq(folded, answer, answer_en))
+        return tuple(result)
 
     def messaging(self, messaging: dict) -> dict[str, Any]:
         plan = self.text(messaging, "line_plan", "messaging.line_plan", default=None,
@@ -462,7 +559,8 @@ class _Reader:
             if ends < starts:
                 raise self.fail(f"{at}.ends", "must not be before starts")
             name = self.text(item, "name", f"{at}.name")
-            result.append(PointsCampaign(name, item.get("name_en") or name, starts, ends,
+            name_en = self.english(item, "name_en", f"{at}.name_en", name)
+            result.append(PointsCampaign(name, name_en, starts, ends,
                                    self.multiplier(item.get("multiplier"), f"{at}.multiplier")))
         return tuple(result)
 
@@ -490,13 +588,15 @@ class _Reader:
             raise self.fail(f"{at}.valid_days", "set either valid_days or valid_until (not both)")
         if valid_from and valid_until and valid_until < valid_from:
             raise self.fail(f"{at}.valid_until", "must not be before valid_from")
+        title_en = self.english(data, "title_en", f"{at}.title_en", title)
         return CouponTemplate(
-            key=key, title=title, title_en=data.get("title_en") or title, kind=kind,
+            key=key, title=title, title_en=title_en, kind=kind,
             amount=amount, percent=percent,
             max_discount=self.integer(data, "max_discount", f"{at}.max_discount", default=None,
                                       minimum=1),
             min_spend=self.integer(data, "min_spend", f"{at}.min_spend", default=0),
             gift=self.text(data, "gift", f"{at}.gift", default=""),
+            gift_en=self.english(data, "gift_en", f"{at}.gift_en", title_en),
             valid_days=valid_days, valid_from=valid_from, valid_until=valid_until,
             total_cap=self.integer(data, "total_cap", f"{at}.total_cap", default=None, minimum=1),
             per_member_cap=self.integer(data, "per_member_cap", f"{at}.per_member_cap",
@@ -546,7 +646,13 @@ class _Reader:
             coupon = self.coupon_ref(item.get("coupon"), f"rewards[{i}].coupon", coupons)
             if coupon is None:
                 raise self.fail(f"rewards[{i}].coupon", "is required")
-            result.append(Reward(i + 1, points, coupon))
+            starts = self.date(item, "starts", f"rewards[{i}].starts")
+            ends = self.date(item, "ends", f"rewards[{i}].ends")
+            if starts and ends and ends < starts:
+                raise self.fail(f"rewards[{i}].ends", "must not be before starts")
+            result.append(Reward(i + 1, points, coupon,
+                                 self.flag(item, "retired", f"rewards[{i}].retired", False),
+                                 starts, ends))
         return tuple(result)
 
     def tiers(self, items: Any, coupons: dict) -> tuple[Tier, ...]:
@@ -558,11 +664,12 @@ class _Reader:
             name = self.text(item, "name", f"{at}.name")
             result.append(Tier(
                 key=self.text(item, "key", f"{at}.key"), name=name,
-                name_en=item.get("name_en") or name,
+                name_en=self.english(item, "name_en", f"{at}.name_en", name),
                 threshold=self.integer(item, "threshold", f"{at}.threshold"),
                 multiplier=self.multiplier(item.get("multiplier", 1), f"{at}.multiplier"),
                 birthday_coupon=self.coupon_ref(item.get("birthday_coupon"),
                                                 f"{at}.birthday_coupon", coupons),
+                **self.benefits(item, at),
             ))
         if result[0].threshold != 0:
             raise self.fail("tiers[0].threshold", "the first tier must start at 0")

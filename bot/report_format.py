@@ -8,6 +8,7 @@ import io
 import unicodedata
 from typing import Any
 
+from bot.line.formatting import date_text, datetime_text, money_text
 from bot.loyalty.report import CouponRow, Report
 
 
@@ -31,10 +32,8 @@ def _num(value: Any, suffix: str = "") -> str:
 
 
 def _money(report: Report, value: int | float | None) -> str:
-    if value is None:
-        return "-"
-    amount = f"{value:,.2f}" if isinstance(value, float) else f"{value:,}"
-    return f"{report.currency} {amount}"
+    """NT$1,234: averages and estimates rounded to whole dollars, like every amount shown."""
+    return "-" if value is None else money_text(value, report.currency)
 
 
 def _table(header: list[str], rows: list[list[str]], indent: str = "  ") -> list[str]:
@@ -51,8 +50,8 @@ def render_text(report: Report) -> str:
     m, s, p, c, pu, clv = (report.members, report.sales, report.points, report.coupons,
                            report.pushes, report.lifetime_value)
     lines = [f"Loyalty report 會員報表 · {report.shop}",
-             f"{report.first_day.isoformat()} - {report.last_day.isoformat()} "
-             f"({report.timezone}), generated {report.generated_at:%Y-%m-%d %H:%M}", ""]
+             f"{date_text(report.first_day)} - {date_text(report.last_day)} "
+             f"({report.timezone}), generated {datetime_text(report.generated_at)}", ""]
 
     def section(title: str, rows: list[tuple[str, str]]) -> None:
         lines.append(title)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from bot.db import transaction
 from bot.jobs import JOBS, run_job, send_campaign
 from bot.loyalty import campaigns, segments
-from bot.loyalty.errors import LoyaltyError
+from bot.loyalty.errors import LoyaltyError, SegmentError
 from bot.loyalty.members import register_member, set_birthday, unfollow
 from bot.loyalty.staff import add_staff
 from bot.models import Campaign, Coupon, Member, OutboxMessage
@@ -249,6 +249,19 @@ def test_campaign_and_tags_commands(cli, sessions, program):
     bad = cli("campaign", "create", "x", "--template", "nt50", "--segment", "nobody-tag")
     assert bad.exit_code != 0 and "nobody-tag" in bad.stderr and "Traceback" not in bad.stderr
     assert exited_cleanly(bad), bad.exc_info
+
+
+def test_a_campaign_for_automatic_tags_on_a_fresh_database_computes_them_first(cli, sessions,
+                                                                                program):
+    with transaction(sessions) as session:
+        register_member(session, program, user_id(1), NOW)
+        with pytest.raises(SegmentError, match="jobs run tags"):
+            segments.segment_filter(session, "vip and not dormant")
+    made = cli("campaign", "create", "vips", "--template", "nt50", "--segment",
+               "vip and not dormant")
+    assert made.exit_code == 0, made.output
+    dry = cli("campaign", "send", "vips", "--dry-run")
+    assert dry.exit_code == 0 and "0 members" in dry.stdout, dry.output
 
 
 def test_tags_through_the_api(client, app, sessions, program):

@@ -27,11 +27,12 @@ from bot.loyalty.errors import (
     CouponWindowClosed,
     InsufficientPoints,
     MinimumSpendNotMet,
+    RewardUnavailable,
     UnknownCode,
     UnknownReward,
 )
 from bot.loyalty.members import adjust_points
-from bot.loyalty.rewards import redeem_reward
+from bot.loyalty.rewards import available_rewards, redeem_reward, within_reach
 from bot.models import AuditLog, Coupon, Redemption
 from tests.helpers import balance, join
 
@@ -110,7 +111,7 @@ def test_an_expired_coupon_is_refused_with_its_last_day(sessions, program, now):
     other = issue(sessions, program, member, "nt50", now)
     with pytest.raises(CouponExpired) as caught:
         redeem(sessions, program, other.code, last_moment + dt.timedelta(minutes=1))
-    assert "2027-01-21" in caught.value.message("en")
+    assert "2027/01/21" in caught.value.message("en")
 
 
 def test_a_coupon_with_a_fixed_window_is_not_valid_before_it_opens(sessions, program, now):
@@ -118,7 +119,7 @@ def test_a_coupon_with_a_fixed_window_is_not_valid_before_it_opens(sessions, pro
     coupon = issue(sessions, program, member, "xmas_beans", now)  # window Dec 1-31
     with pytest.raises(CouponNotYetValid) as caught:
         redeem(sessions, program, coupon.code, now)
-    assert "2026-12-01" in caught.value.message("en")
+    assert "2026/12/01" in caught.value.message("en")
     opening = dt.datetime(2026, 12, 1, 0, 0, tzinfo=TAIPEI)
     assert redeem(sessions, program, coupon.code, opening).coupon.status == "redeemed"
 
@@ -287,3 +288,41 @@ def test_coupons_issued_before_terms_were_kept_get_todays_terms_from_the_migrati
     import json
     assert json.loads(kept["CODE1"])["amount"] == program.coupons["nt50"].amount
     assert kept["CODE2"] is None  # its template is gone: shown from its stored title
+
+
+def test_the_catalog_hides_rewards_retired_out_of_their_dates_or_out_of_stock(sessions, program,
+                                                                             now):
+    today = now.astimezone(program.timezone).date()
+    rewards = (
+        dataclasses.replace(program.rewards[0], id=1),  # nt50: offered
+        dataclasses.replace(program.rewards[0], id=2, retired=True),
+        dataclasses.replace(program.rewards[0], id=3, starts=today + dt.timedelta(days=1)),
+        dataclasses.replace(program.rewards[0], id=4, ends=today - dt.timedelta(days=1)),
+        dataclasses.replace(program.rewards[1], id=5),  # cake_set: a cap of 1, given below
+        dataclasses.replace(program.rewards[0], id=6, coupon="xmas_beans"),  # window over
+    )
+    coupons = {**program.coupons,
+               "cake_set": dataclasses.replace(program.coupons["cake_set"], total_cap=1),
+               "xmas_beans": dataclasses.replace(program.coupons["xmas_beans"],
+                                                 valid_from=today - dt.timedelta(days=9),
+                                                 valid_until=today - dt.timedelta(days=1))}
+    shop = dataclasses.replace(program, rewards=rewards, coupons=coupons)
+    member = join(sessions, shop, now)
+    with sessions() as session:
+        assert [r.id for r in available_rewards(session, shop, now)] == [1, 5]
+    issue(sessions, shop, member, "cake_set", now)  # the last one
+    with sessions() as session:
+        assert [r.id for r in available_rewards(session, shop, now)] == [1]
+    with transaction(sessions) as session:
+        adjust_points(session, shop, member, 1000, now, reason="gift", actor="owner")
+    for hidden in (2, 3, 4):
+        with pytest.raises(RewardUnavailable), transaction(sessions) as session:
+            redeem_reward(session, shop, member, hidden, now, actor="member")
+    assert balance(sessions, member) == 1000
+
+
+def test_the_reward_within_reach_is_the_dearest_affordable_or_the_cheapest(program):
+    rewards = program.rewards  # 100, 500 and 1,000 points
+    assert within_reach(rewards, 620) == (rewards[1], 0)
+    assert within_reach(rewards, 40) == (rewards[0], 60)
+    assert within_reach((), 40) is None

@@ -16,13 +16,14 @@ from linebot.v3.messaging import FlexContainer, FlexMessage, TextMessage
 
 from bot.line import messages as m
 from bot.line.flex import TEMPLATE_DIR, TemplateError, fill, strings_table, template
+from bot.line.formatting import readable
 from bot.line.limits import MessageLimitError, check_messages, json_bytes
 from bot.loyalty.errors import (
     CapReached,
     CouponExpired,
     MinimumSpendNotMet,
 )
-from bot.program import Milestone, Program, Reward
+from bot.program import Faq, Milestone, Program, Reward
 from bot.simulator.samples import (
     TODAY,
     claim,
@@ -40,22 +41,32 @@ LONG_TITLE_EN = '{{y}} "Grand" ' + "mega deluxe coffee set 😀 " * 12
 LITERALS = ("{{x}}", "{{y}}")  # placeholders inside user data: they must come out as they are
 PLACEHOLDER = re.compile(r"\{\{\s*@?[A-Za-z_][\w.]*\s*\}\}")
 CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]")
-TEXT_FIELDS = {"date": "1990-05-17", "amount": 3200, "name": WEIRD, "tier": "Gold",
+TEXT_FIELDS = {"date": "1990/05/17", "amount": 3200, "name": WEIRD, "tier": "Gold",
                "title": "NT$80 off", "points": 1_250_000, "balance": 9_999_999,
                "purchases": 120, "coupons": 15, "minutes": 2, "code": "7KQ-2M9-XHF",
                "until": "2027/01/06 12:03", "when": "2027/01/06 12:01",
                "member_code": "ABC-DEF-GHJ"}
+TEXT_FIELDS_ZH = {"tier": "金卡會員", "title": "折價NT$80"}  # program texts come in the reader's
 
 
 def normal(program: Program, lang: str) -> Iterator[tuple[str, list[dict]]]:
     ctx = context(program, lang)
     yield from flex_samples(program, ctx)
     for key in sorted(k[5:] for k in strings_table(lang) if k.startswith("text.")):
-        yield f"text {key}", m.text(ctx, key, **TEXT_FIELDS, message="x")
-    yield "error", m.error(ctx, MinimumSpendNotMet(minimum=150, amount=90, currency="TWD "))
+        local = TEXT_FIELDS if lang == "en" else {**TEXT_FIELDS, **TEXT_FIELDS_ZH}
+        yield f"text {key}", m.text(ctx, key, **local, message="x")
+    yield "error", m.error(ctx, MinimumSpendNotMet(minimum=150, amount=90, currency="TWD"))
     for status in ("open", "expired", "claimed", "cancelled"):  # text messages, no gallery
         yield f"staff_claim_status {status}", m.staff_claim_status(
             ctx, claim(program, 350, status, member("小美")))
+    yield "birthday_confirm", m.birthday_confirm(ctx, dt.date(1990, 5, 17))
+    yield "help_text", m.help_text(ctx)
+    yield "privacy_notice", m.privacy_notice(ctx)
+    yield "rules opted out", m.rules(ctx, True)
+    for faq in program.faq:
+        yield "faq_answer", m.faq_answer(ctx, faq)
+    yield "tier_news up", m.tier_news(ctx, program.tiers[-1], True)
+    yield "tier_news down", m.tier_news(ctx, program.tiers[0], False)
 
 def extreme(program: Program, lang: str) -> Iterator[tuple[str, list[dict]]]:
     rewards = tuple(Reward(i, 100 * i, key) for i, key in enumerate(program.coupons, 1)) * 8
@@ -95,13 +106,29 @@ def extreme(program: Program, lang: str) -> Iterator[tuple[str, list[dict]]]:
     yield "staff_claim_status", m.staff_claim_status(ctx, claim(program, 10**8, "claimed", who))
     yield "staff_redemption_ok", m.staff_redemption_ok(ctx, many[2], who, 10**8)
     yield "staff_redemption_failed", m.staff_redemption_failed(
-        ctx, CouponExpired(until="2026-01-01"), WEIRD * 10)
+        ctx, CouponExpired(until=dt.date(2026, 1, 1)), WEIRD * 10)
     yield "customer_coupon_used", m.customer_coupon_used(ctx, many[3])
     yield "birthday_gift", m.birthday_gift(ctx, who, many[4])
     yield "nudge", m.nudge(ctx, who, "stamps", 48, local_title)
     yield "expiry_warning", m.expiry_warning(
-        ctx, who, [(TODAY + dt.timedelta(days=i), 5) for i in range(30)], many[:40])
+        ctx, who, [(TODAY + dt.timedelta(days=i), 5) for i in range(30)], many[:40],
+        (TODAY, 49, 50))
     yield "text staff_welcome", m.text(ctx, "staff_welcome", name=WEIRD * 40)
+    many_tiers = dataclasses.replace(program, tiers=tuple(
+        dataclasses.replace(program.tiers[-1], key=f"t{n}", threshold=n * 1000,
+                            name=LONG_TITLE, name_en=LONG_TITLE_EN,
+                            benefits=(LONG_TITLE,) * 5, benefits_en=(LONG_TITLE_EN,) * 5)
+        for n in range(10)))
+    yield "rules", m.rules(context(many_tiers, lang))
+    yield "birthday_confirm", m.birthday_confirm(ctx, dt.date(1900, 1, 1))
+    chatty = dataclasses.replace(program, faq=tuple(
+        Faq((f"{LONG_TITLE}{n}", f"{LONG_TITLE_EN}{n}"), LONG_TITLE * 40, LONG_TITLE_EN * 40)
+        for n in range(50)))
+    yield "help_text", m.help_text(context(chatty, lang))
+    yield "privacy_notice", m.privacy_notice(context(dataclasses.replace(
+        program, privacy_notice=LONG_TITLE * 40, privacy_notice_en=LONG_TITLE_EN * 40), lang))
+    yield "faq_answer", m.faq_answer(context(chatty, lang), chatty.faq[0])
+    yield "tier_news", m.tier_news(context(many_tiers, lang), many_tiers.tiers[-1], True)
     yield "error", m.error(ctx, CapReached(title=local_title * 40))
 
 
@@ -169,7 +196,7 @@ def test_names_with_braces_stay_literal_and_no_placeholder_is_left(everything):
 
 def test_english_messages_carry_no_chinese_except_the_programs_own_names(everything,
                                                                          example_program):
-    allowed = [WEIRD, member().display_name, *(t.gift for t in example_program.coupons.values())]
+    allowed = [WEIRD, member().display_name]
     for lang, kind, name, batch in everything:
         if lang != "en":
             continue
@@ -311,3 +338,145 @@ def test_check_messages_accepts_a_full_carousel_and_knows_its_send_kinds():
     check_messages([_flex({"type": "carousel", "contents": [_bubble()] * 12})] * 5)
     with pytest.raises(ValueError):
         check_messages([{"type": "text", "text": "hi"}], "telepathy")
+
+
+def test_one_word_per_thing_stamps_are_zhang_and_points_are_dian(everything, example_program):
+    """zh-TW counts stamps in 章 and points in 點; English says stamps and points in full."""
+    for lang, kind, name, batch in everything:
+        text = "\n".join(texts(batch))
+        if lang == "en":
+            assert not re.search(r"\bpts\b", text), f"{kind} {name}: {text!r}"
+        elif name.startswith(("stamp_card", "nudge")) and "point" not in name:
+            assert not re.search(r"集(?:滿)?\s*\d[\d,]*\s*點", text), f"{kind} {name}: {text!r}"
+    zh = context(example_program, "zh-TW")
+    card = "\n".join(texts(m.stamp_card(zh, summary(example_program, member(), stamps=3,
+                                                    to_next=2))))
+    assert "再集 2 章" in card and "集滿 5 章" in card
+    assert "再集 3 章" in "\n".join(texts(m.nudge(zh, member(), "stamps", 3, "任選飲品一杯")))
+
+
+def test_money_and_dates_are_written_one_way_in_both_languages(everything, example_program):
+    """NT$1,234 and 2027/01/06, never `TWD 150`, `50 元`, `Nov 22, 2026` or an ISO date."""
+    for lang, kind, name, batch in everything:
+        text = "\n".join(shown(batch))
+        for wrong in (r"TWD", r"\d\s*元", r"\d{4}-\d\d-\d\d", r"\b(?:Jan|Nov|Dec) \d",
+                      r"\d\.\d\d\b"):
+            assert not re.search(wrong, text), f"{lang} {kind} {name}: {wrong} in {text!r}"
+    for lang in ("zh-TW", "en"):
+        ctx = context(example_program, lang)
+        points = "\n".join(texts(m.points_card(ctx, summary(example_program, member()))))
+        assert "2026/11/22" in points and "NT$8,000" in points
+        voided = m.text(ctx, "voided_purchase", amount=3200)[0]["text"]
+        assert "NT$3,200" in voided and "元" not in voided
+        refused = MinimumSpendNotMet(minimum=1500, amount=90, currency="TWD").message(lang)
+        assert "NT$1,500" in refused and "NT$90" in refused
+        assert "2027/01/06" in CouponExpired(until=dt.date(2027, 1, 6)).message(lang)
+
+
+def test_no_zero_counts_and_english_plurals(everything, example_program):
+    """"1 張優惠券即將到期", not "0 點、1 張優惠券"; "1 coupon", "2 coupons", never "coupon(s)"."""
+    for lang, kind, name, batch in everything:
+        text = "\n".join(texts(batch))
+        assert "(s)" not in text, f"{lang} {kind} {name}"
+        if name.startswith(("expiry_warning", "nudge", "wallet", "staff_purchase_recorded")):
+            assert not re.search(r"(?<![\d,])0 (?:點|張|章)", text), f"{lang} {kind} {name}"
+        if lang == "en":
+            assert not re.search(r"(?<![\d,])1 (?:points|coupons|stamps|purchases)\b", text), (
+                f"{kind} {name}: {text!r}")
+    zh, en = context(example_program, "zh-TW"), context(example_program, "en")
+    coupon = view(example_program)
+    assert m.expiry_warning(zh, member(), [], [coupon])[0]["altText"] == "1 張優惠券即將到期"
+    assert m.expiry_warning(en, member(), [], [coupon])[0]["altText"] == "Expiring soon: 1 coupon"
+    both = m.expiry_warning(en, member(), [(TODAY, 1)], [coupon, coupon])[0]["altText"]
+    assert both == "Expiring soon: 1 point, 2 coupons"
+    one = "\n".join(texts(m.rewards_catalog(en, 99)))
+    assert "\n1 more point needed" in one and not re.search(r"(?<![\d,])1 more points", one)
+
+
+def shown(node: Any) -> Iterator[str]:
+    """What a reader sees: texts, alt texts, button labels and what a tap types."""
+    if isinstance(node, dict):
+        for key, child in node.items():
+            if key in ("text", "altText", "label", "displayText") and isinstance(child, str):
+                yield child
+            else:
+                yield from shown(child)
+    elif isinstance(node, list):
+        for child in node:
+            yield from shown(child)
+
+
+CODE = re.compile(r"\b[0-9A-Z]{3}-[0-9A-Z]{3}-[0-9A-Z]{3}\b")
+ZH_KEEPS = ("NT$", "QR", "LINE", *LITERALS)  # what Taiwanese cards write in Latin letters
+
+
+def test_zh_tw_cards_show_no_english_words_and_english_cards_no_chinese(everything,
+                                                                        example_program):
+    names = [WEIRD, member().display_name, "Amy"]  # people's names are as they are
+    for lang, kind, name, batch in everything:
+        for text in shown(batch):
+            for value in names:
+                text = text.replace(value, "")
+            if lang == "en":
+                assert not CJK.search(text), f"{kind} {name}: {text!r}"
+                continue
+            if kind == "extreme":  # its titles are made up to stress the layout
+                continue
+            text = CODE.sub("", re.sub(r"https?://\S+", "", text))  # links are links
+            for value in ZH_KEEPS:
+                text = text.replace(value, "")
+            assert not re.search(r"[A-Za-z]{2,}", text), f"{kind} {name}: {text!r}"
+
+
+def test_an_owners_chinese_campaign_name_is_not_shown_to_english_readers(example_program):
+    zh, en = context(example_program, "zh-TW"), context(example_program, "en")
+    assert readable(zh, "聖誕快樂") == "聖誕快樂"
+    assert readable(en, "聖誕快樂") == "Mountain Mist Café"
+    assert readable(en, "Merry Xmas") == "Merry Xmas"
+
+
+def test_the_rules_card_says_how_points_stamps_and_tiers_work(example_program):
+    zh = "\n".join(shown(m.rules(context(example_program, "zh-TW"))))
+    for rule in ("每消費 NT$30 累積 1 點", "點數在獲得後第 12 個月的月底到期",
+                 "每次消費滿 NT$80 集 1 章", "每天最多集 1 章", "集滿 5 章：全品項9折",
+                 "集滿 10 章：任選飲品一杯", "365 天內有效", "近 12 個月消費滿 NT$15,000",
+                 "消費點數 1 倍", "消費點數 1.5 倍", "生日禮：生日快樂！免費蛋糕套餐",
+                 "新品搶先試喝", "生日當天"):
+        assert rule in zh, rule
+    en = "\n".join(shown(m.rules(context(example_program, "en"))))
+    for rule in ("Every NT$30 you spend earns 1 point", "1.5× points on every purchase",
+                 "First taste of new drinks", "valid for 365 days"):
+        assert rule in en, rule
+
+
+def test_the_points_card_and_tier_news_show_the_tiers_benefits(example_program):
+    zh = context(example_program, "zh-TW")
+    card = "\n".join(shown(m.points_card(zh, summary(example_program, member(tier="gold")))))
+    assert "金卡會員禮遇" in card and "新品搶先試喝" in card and "消費點數 1.5 倍" in card
+    news = m.tier_news(zh, example_program.tier("gold"), True)[0]["text"]
+    assert "金卡會員" in news and "新品搶先試喝" in news
+    assert "新品搶先試喝" not in m.tier_news(zh, example_program.tier("gold"), False)[0]["text"]
+    receipt = "\n".join(shown(m.purchase_receipt(zh, purchase(example_program), 10, [])))
+    assert "新品搶先試喝" in receipt
+
+
+def test_the_stamp_card_shows_its_last_day(example_program):
+    zh = context(example_program, "zh-TW")
+    card = "\n".join(shown(m.stamp_card(zh, dataclasses.replace(
+        summary(example_program, member()), stamps_until=dt.date(2027, 1, 6)))))
+    assert "有效期限至 2027/01/06" in card
+    endless = dataclasses.replace(summary(example_program, member()), stamps_until=None)
+    assert "有效期限" not in "\n".join(shown(m.stamp_card(zh, endless)))
+
+
+def test_the_expiry_warning_points_to_a_reward_or_says_how_many_points_are_missing(
+        example_program):
+    zh, rewards = context(example_program, "zh-TW"), example_program.rewards
+    soon = [(TODAY, 40)]
+    short = "\n".join(shown(m.expiry_warning(zh, member(), soon, [], None, (rewards[0], 60))))
+    assert "再 60 點就能兌換「折價NT$50」" in short
+    rich = "\n".join(shown(m.expiry_warning(zh, member(), soon, [], None, (rewards[1], 0))))
+    assert "可以兌換「蛋糕套餐兌換券」" in rich
+    coupons_only = m.expiry_warning(zh, member(), [], [view(example_program)], None,
+                                    (rewards[0], 0))
+    assert "兌換" not in "\n".join(shown(coupons_only)).replace("兌換好禮", "")

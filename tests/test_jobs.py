@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import threading
 from functools import partial
 from zoneinfo import ZoneInfo
@@ -13,10 +14,11 @@ from sqlalchemy import func, select
 
 from bot.config import Config
 from bot.db import transaction
-from bot.jobs import JOBS, JobContext, run_job
+from bot.jobs import JOBS, JobContext, run_job, send_campaign
 from bot.line.client import LineClient, SendResult
 from bot.line.context import render_context
-from bot.loyalty.members import register_member, set_birthday, unfollow
+from bot.loyalty.campaigns import create_campaign, reach
+from bot.loyalty.members import register_member, set_birthday, set_marketing, unfollow
 from bot.loyalty.purchases import refund_order
 from bot.loyalty.staff import add_staff
 from bot.models import Coupon, CouponTemplateRow, Member, OutboxMessage
@@ -166,6 +168,20 @@ def test_expiry_warnings_come_once_per_lot_and_horizon(rt, sessions, program):
     assert len(queued(sessions, "expiry_warning")) == 2
 
 
+def test_the_expiry_warning_also_warns_of_an_unfinished_stamp_card_in_the_same_message(
+        rt, sessions, program):
+    with transaction(sessions) as session:
+        member = register_member(session, program, user_id(1), at(2025, 11, 10, 12)).member.id
+    buy(sessions, program, member, 300, at(2025, 11, 10, 12))  # a card valid to 2026-11-09
+    run(rt, "expiry-warnings", at(2026, 11, 5, 10))  # the card: 4 days; points: 25 days
+    [warning] = queued(sessions, "expiry_warning")
+    shown = json.dumps(warning.payload["messages"], ensure_ascii=False)
+    assert "2026/11/09" in shown and "2/10 章" in shown and "2026/11/30" in shown
+    assert warning.payload["messages"][0]["altText"] == "10 點、集點卡即將到期"
+    run(rt, "expiry-warnings", at(2026, 11, 6, 10))  # same horizons: nothing new
+    assert len(queued(sessions, "expiry_warning")) == 1
+
+
 def test_a_nudge_comes_once_per_crossing(rt, sessions, program):
     with transaction(sessions) as session:
         member = register_member(session, program, user_id(1), at(2026, 11, 1, 12)).member.id
@@ -223,6 +239,46 @@ def test_staff_get_no_nudges_but_still_their_birthday_and_expiry_warnings(
     run(rt, "send", at(2027, 1, 5, 11))
     assert received(sessions, fake_line, 1) == ["expiry_warning", "nudge"]
     assert received(sessions, fake_line, 2) == ["birthday", "expiry_warning"]
+
+
+def test_a_member_who_stopped_promotions_gets_no_nudge_win_back_or_campaign_but_still_warnings(
+        rt, sessions, program, fake_line):
+    with transaction(sessions) as session:
+        keen, quiet = [register_member(session, program, user_id(n), JOINED).member.id
+                       for n in (1, 2)]
+    for member in (keen, quiet):  # 1 starter + 2 visits = 3 stamps: 2 short of the 5th
+        for day in (1, 2):
+            buy(sessions, program, member, 100, at(2026, 1, day, 12))
+    with transaction(sessions) as session:
+        set_marketing(session, quiet, False, at(2026, 1, 2, 13), actor="test")
+        made = create_campaign(session, program, "spring", template="nt50",
+                               now=at(2026, 1, 3, 9), push=True)
+        assert reach(session, made).members == 1
+    run(rt, "nudges", at(2026, 1, 3, 11))
+    send_campaign(rt, "spring", at(2026, 1, 3, 11))
+    run(rt, "winback", at(2026, 3, 10, 15))
+    run(rt, "expiry-warnings", at(2027, 1, 5, 10))
+    run(rt, "send", at(2027, 1, 5, 11))
+    assert received(sessions, fake_line, 1) == ["campaign", "expiry_warning", "nudge", "winback"]
+    assert received(sessions, fake_line, 2) == ["expiry_warning"]
+    assert coupons_of(sessions, quiet, "comeback") == coupons_of(sessions, quiet, "nt50") == 0
+    with transaction(sessions) as session:  # promotions again: the next spell is won back
+        set_marketing(session, quiet, True, at(2027, 1, 6, 9), actor="test")
+    run(rt, "winback", at(2027, 1, 6, 15))
+    assert coupons_of(sessions, quiet, "comeback") == 1
+
+
+def test_marketing_queued_before_a_stop_is_skipped(rt, sessions, program, fake_line):
+    with transaction(sessions) as session:
+        member = register_member(session, program, user_id(1), JOINED).member.id
+    for day in (1, 2):
+        buy(sessions, program, member, 100, at(2026, 1, day, 12))
+    run(rt, "nudges", at(2026, 1, 3, 11))  # the nudge waits for a free reply
+    with transaction(sessions) as session:
+        set_marketing(session, member, False, at(2026, 1, 3, 12), actor="test")
+    run(rt, "send", at(2026, 1, 9, 11))
+    assert [row.status for row in queued(sessions, "nudge")] == ["skipped"]
+    assert fake_line.messages_to(user_id(1)) == []
 
 
 def received(sessions, fake_line, n: int) -> list[str]:

@@ -4,7 +4,6 @@ export, linking an imported record to a LINE member once, and erasing personal d
 from __future__ import annotations
 
 import csv
-import dataclasses
 import datetime as dt
 import io
 import json
@@ -13,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import event, func, select, update
+from sqlalchemy import text as sql_text
 
 from bot.db import transaction
 from bot.loyalty.codes import format_code
@@ -649,18 +649,22 @@ def test_upgrading_marks_records_closed_before_as_merged_or_erased(db_url, sessi
 
     sessions.kw["bind"].dispose()
     migrate.downgrade(db_url, "0007")
-    bare = dataclasses.replace(program, welcome_coupon=None)  # coupons have later columns
     try:
         with transaction(sessions) as session:
             ids = {}
-            for user, actions in (("U-merged", ["member.merged"]),
-                                  ("U-erased", ["member.erase"]),
-                                  ("U-both", ["member.merged", "member.erase"]),
-                                  ("U-blocked", [])):
-                member = register_member(session, bare, user, now).member
-                member.status, ids[user] = "blocked", member.id
+            for n, (user, actions) in enumerate((("U-merged", ["member.merged"]),
+                                                 ("U-erased", ["member.erase"]),
+                                                 ("U-both", ["member.merged", "member.erase"]),
+                                                 ("U-blocked", []))):
+                # in SQL: members (and coupons) have later columns the ORM would write
+                ids[user] = session.execute(sql_text(
+                    "INSERT INTO members (line_user_id, member_code, display_name, language, "
+                    "tier, tier_since, status, points_balance, joined_at, last_activity_at) "
+                    "VALUES (:user, :code, '', 'zh-TW', 'member', :now, 'blocked', 0, :now, "
+                    ":now) RETURNING id"), {"user": user, "code": f"OLD{n}",
+                                            "now": now.replace(tzinfo=None)}).scalar_one()
                 for action in actions:
-                    audit.record(session, action, member_id=member.id, actor="test", at=now)
+                    audit.record(session, action, member_id=ids[user], actor="test", at=now)
     finally:  # the PostgreSQL schema is the whole run's: never leave it downgraded
         sessions.kw["bind"].dispose()
         migrate.upgrade(db_url)

@@ -212,6 +212,20 @@ BROKEN = [
          '"push" or "none"', 'receipts = "sometimes"', id="receipts neither push nor none"),
     case(edit("nudge = 72", "receipt = 72"), "messaging.wait_hours.receipt",
          "may wait", "receipt = 72", id="a receipt told to wait for a reply"),
+    # English forms
+    case(edit('gift_en = "Any drink"', 'gift_en = "Any drink 任選"'),
+         "coupons.free_drink.gift_en", "without Chinese characters", 'gift_en = "Any drink 任選"',
+         id="an English gift text holding Chinese"),
+    case(edit('name_en = "Gold"', 'name_en = "金卡"'), "tiers[2].name_en",
+         "English form", 'name_en = "金卡"', id="an English tier name in Chinese"),
+    case(edit('benefits_en = ["Free upgrade to a large drink"]', 'benefits_en = []'),
+         "tiers[1].benefits_en", "the same 1 benefits", "benefits_en = []",
+         id="English benefits that do not match the Chinese ones"),
+    case(edit('benefits = ["飲品免費升級大杯"]', 'benefits = "飲品免費升級大杯"'),
+         "tiers[1].benefits", "list of short texts", 'benefits = "飲品免費升級大杯"',
+         id="benefits that are not a list"),
+    case(edit('title_en = "NT$50 off"', 'title_en = ""'), "coupons.nt50.title_en",
+         "non-empty text", 'title_en = ""', id="an empty English title"),
     case(edit("nudge = 72", "nudge = -1"), "messaging.wait_hours.nudge", "0 to 336",
          "nudge = -1", id="a negative wait"),
     case(edit("# reserve = 300", "reserve = 5000"), "messaging.reserve",
@@ -270,6 +284,8 @@ def test_the_shipped_example_loads_with_what_a_cafe_owner_reads_in_it(example_pr
     assert (pct10.kind, pct10.percent, pct10.max_discount, pct10.valid_days) == (
         "percent_off", 10, 200, 60)
     assert p.coupons["free_drink"].title_en == "Any drink, on us"
+    assert (p.coupons["free_drink"].gift, p.coupons["free_drink"].gift_en) == (
+        "任選飲品一杯", "Any drink")
     xmas = p.coupons["xmas_beans"]
     assert (xmas.valid_days, xmas.valid_from, xmas.valid_until) == (
         None, dt.date(2026, 12, 1), dt.date(2026, 12, 31))
@@ -420,3 +436,8 @@ def test_program_check_on_the_example_says_ok(tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == (f"{DEFAULT_PROGRAM}: OK — 山嵐咖啡, 11 coupons, "
                                      "3 rewards, 3 tiers")
+
+
+def test_a_left_out_english_gift_falls_back_to_the_english_title(tmp_path):
+    program = load_program(write(tmp_path, drop_line('gift_en = "Any drink"')))
+    assert program.coupons["free_drink"].gift_en == "Any drink, on us"

@@ -436,11 +436,11 @@ def test_text_and_csv_reports_show_the_same_numbers(sessions, program):
     text_report = render_text(result)
     lines = text_report.splitlines()
     assert lines[0] == "Loyalty report 會員報表 · 山嵐咖啡"
-    assert "2026-01-01 - 2026-12-31 (Asia/Taipei)" in lines[1]
+    assert "2026/01/01 - 2026/12/31 (Asia/Taipei)" in lines[1]
     line = next(x for x in lines if x.strip().startswith("Repurchase rate"))
     assert line.endswith(" 50.0%")
-    assert next(x for x in lines if x.strip().startswith("CLV")).endswith(" TWD 1,350.00")
-    assert next(x for x in lines if x.strip().startswith("Revenue")).endswith(" TWD 900")
+    assert next(x for x in lines if x.strip().startswith("CLV")).endswith(" NT$1,350")
+    assert next(x for x in lines if x.strip().startswith("Revenue")).endswith(" NT$900")
     sales = lines[lines.index("Sales 消費") + 1:lines.index("Coupons 優惠券") - 1]
     assert len({_width(x) for x in sales}) == 1  # values right-aligned, CJK counted as two
     coupons = lines[lines.index("Coupons 優惠券") + 1:]

@@ -101,6 +101,7 @@ def test_the_clock_runs_a_job_as_of_the_chosen_time_and_holds_pushes_in_quiet_ho
     app, base = live
     act(base, "mei", type="follow")
     act(base, "mei", type="postback", data="action=birthday", params={"date": "1995-12-01"})
+    act(base, "mei", type="postback", data="action=birthday_confirm&date=1995-12-01")
     assert str(member(app, "mei").birthday) == "1995-12-01"
 
     late = requests.post(f"{base}/simulator/api/clock", timeout=60,
@@ -155,9 +156,30 @@ def test_the_simulated_messaging_api_behaves_like_lines(live):
     assert len(chat(base, "mei")) == 2
 
 
+def test_with_the_simulator_the_home_page_opens_it_and_no_step_says_callback_answers_503(
+        tmp_path, monkeypatch, caplog):
+    on = create_app(simulator_config(f"sqlite:///{tmp_path / 'y.db'}", 5000))
+    home = on.test_client().get("/")
+    assert home.status_code == 302 and home.headers["Location"].endswith("/simulator")
+    assert "answers 503" not in caplog.text
+    from bot import dev  # only this test drives the quick start's steps
+
+    steps = []
+    monkeypatch.setattr(dev, "run", lambda *args, env=None: steps.append((args, env)) or 0)
+    for name in ("LINE_CHANNEL_SECRET", "LINE_CHANNEL_ACCESS_TOKEN", "SIMULATOR", "PORT"):
+        monkeypatch.delenv(name, raising=False)
+    assert dev.serve(["--port", "8123"]) == 0
+    assert [args[3] for args, _ in steps] == ["db", "owner", "run"]
+    assert all(env["SIMULATOR"] == "1" and env["PORT"] == "8123" for _, env in steps)
+    assert steps[-1][0][-2:] == ("8123", "--with-threads")
+    monkeypatch.setenv("PORT", "8200")
+    assert dev.serve_env([], {"PORT": "8200"})["PORT"] == "8200"
+
+
 def test_without_simulator_1_there_is_no_simulator_and_callback_still_answers_503(tmp_path):
     off = create_app(simulator_config(f"sqlite:///{tmp_path / 'z.db'}", 5000, simulator=False))
     client = off.test_client()
+    assert client.get("/").status_code == 404
     assert client.get("/simulator").status_code == 404
     assert client.get("/simulator/gallery").status_code == 404
     assert client.post("/simulator/line/v2/bot/message/push", json={}).status_code == 404

@@ -97,6 +97,12 @@ class Page:
             self.find("#sim-picker-ok").click()
         return self.said(key, before, f"the answer to {label}")
 
+    def confirm_birthday(self, key: str) -> str:
+        """Tap the first quick reply (確定 / Yes) under the bot's last message."""
+        before = len(self.bot_messages(key))
+        self.all(f'.sim-conversation[data-persona="{key}"] .sim-chip')[-3].click()
+        return self.said(key, before, "the birthday saved")
+
     def screenshot(self, name: str) -> Path:
         ARTIFACTS.mkdir(exist_ok=True)
         path = ARTIFACTS / f"{name}.png"
@@ -118,7 +124,8 @@ def test_a_customer_follows_and_each_rich_menu_area_shows_its_card(site):
     assert re.search(r"[0-9A-Z]{3}-[0-9A-Z]{3}-[0-9A-Z]{3}", answers["優惠券"])
     assert "會員" in answers["會員卡"] and "小美" in answers["會員卡"]
     assert "兌換好禮" in answers["兌換好禮"]
-    assert "1995-12-01" in answers["生日"]
+    assert "1995/12/01" in answers["生日"] and "只能設定一次" in answers["生日"]
+    assert "已記下你的生日 1995/12/01" in site.confirm_birthday("mei")
     cards = site.all('.sim-conversation[data-persona="mei"] .flex-bubble')
     qr_codes = site.all('.sim-conversation[data-persona="mei"] img[src*="/qr/"]')
     assert len(cards) >= 5 and len(qr_codes) >= 2  # the coupon's and the member card's
@@ -180,7 +187,8 @@ def test_a_birthday_card_from_the_clock_panel_rides_the_reply_to_the_next_tap(si
     from selenium.webdriver.support.ui import Select
 
     assert "Welcome" in site.follow("emma")
-    assert "your birthday is 1995-12-01" in site.tap_area("emma", "生日")
+    assert "Is your birthday 1995/12/01?" in site.tap_area("emma", "生日")
+    assert "your birthday is 1995/12/01" in site.confirm_birthday("emma")
     Select(site.find("#sim-job")).select_by_value("birthday")
     site.driver.execute_script(
         "document.querySelector('#sim-at').value = '2026-12-01T09:00'")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 from sqlalchemy import func, select
 
+from bot.app import create_app
+from bot.config import DEFAULT_PROGRAM
 from bot.models import Coupon, Member, ProcessedEvent
 from tests.line_helpers import flat, follow, post, postback, sticker, text, unfollow, user_id
 
@@ -105,15 +108,25 @@ def test_every_rich_menu_area_answers_with_its_card(client, fake_line, data, nee
     assert fake_line.rejections == []
 
 
-def test_the_birthday_picker_sets_the_birthday_once(client, app, fake_line):
+def test_the_birthday_picker_asks_to_confirm_and_sets_the_birthday_once(client, app,
+                                                                        fake_line):
     post(client, [follow(ALICE)])
     post(client, [postback(ALICE, "action=birthday", {"date": "1990-02-28"})])
+    [ask] = fake_line.replies()[1]["messages"]
+    assert "1990/02/28" in ask["text"] and "只能設定一次" in ask["text"]
+    with app.extensions["loyalty"].sessions() as session:
+        assert session.scalars(select(Member)).one().birthday is None  # not before a yes
+    yes, again, no = (item["action"] for item in ask["quickReply"]["items"])
+    assert (again["type"], again["data"], no["data"]) == (
+        "datetimepicker", "action=birthday", "action=cancel")
+    post(client, [postback(ALICE, yes["data"])])
     post(client, [postback(ALICE, "action=birthday", {"date": "1991-03-01"})])
+    post(client, [postback(ALICE, "action=birthday_confirm&date=1991-03-01")])
     with app.extensions["loyalty"].sessions() as session:
         assert str(session.scalars(select(Member)).one().birthday) == "1990-02-28"
-    assert "1990-02-28" in flat(fake_line.replies()[1]["messages"])
-    second = flat(fake_line.replies()[2]["messages"])
-    assert "已經設定" in second
+    assert "1990/02/28" in flat(fake_line.replies()[2]["messages"])
+    assert "已經設定" in flat(fake_line.replies()[3]["messages"])
+    assert "已經設定" in flat(fake_line.replies()[4]["messages"])
 
 
 @pytest.mark.parametrize("words", ["點數", "ＰＯＩＮＴＳ", "points", " 集點卡 ", "優惠券", "會員卡",
@@ -125,13 +138,41 @@ def test_customer_keywords_in_any_width_or_case_answer(client, fake_line, words)
     assert fake_line.rejections == []
 
 
-def test_anything_else_gets_a_friendly_pointer_to_the_menu(client, fake_line):
+def test_anything_else_gets_no_reply_so_the_owner_can_answer_in_line_chat(client, fake_line):
+    post(client, [follow(ALICE)])
+    post(client, [text(ALICE, "你好")])
+    post(client, [sticker(ALICE)])
+    assert len(fake_line.replies()) == 1  # the welcome only
+    assert fake_line.rejections == []
+
+
+def test_with_unknown_text_set_to_pointer_anything_else_gets_a_pointer_to_the_menu(
+        line_config, fake_line, tmp_path):
+    program = tmp_path / "shop.toml"
+    program.write_text(DEFAULT_PROGRAM.read_text(encoding="utf-8").replace(
+        'unknown_text = "silent"', 'unknown_text = "pointer"'), encoding="utf-8")
+    app = create_app(dataclasses.replace(line_config, program_path=str(program)))
+    client = app.test_client()
     post(client, [follow(ALICE)])
     post(client, [text(ALICE, "你好")])
     post(client, [sticker(ALICE)])
     first, second = fake_line.replies()[1:]
     assert first["messages"] == second["messages"]
-    assert first["messages"][0]["type"] == "text"
+    assert "說明" in first["messages"][0]["text"]
+    app.extensions["loyalty"].engine.dispose()
+
+
+def test_a_faq_keyword_gets_the_shops_answer_and_help_lists_the_keywords(client, fake_line):
+    post(client, [follow(ALICE)])
+    post(client, [text(ALICE, "營業時間")])
+    post(client, [text(ALICE, " ＨＯＵＲＳ ")])
+    post(client, [text(ALICE, "說明")])
+    hours, english, help_ = (r["messages"][0]["text"] for r in fake_line.replies()[1:])
+    assert hours.startswith("營業時間：週二至週日") and english == hours  # Alice reads zh-TW
+    assert "也可以問我：營業時間、地址、菜單" in help_
+    assert all(word in help_ for word in ("使用說明", "停止推播", "恢復推播", "隱私權"))
+    chips = fake_line.replies()[-1]["messages"][0]["quickReply"]["items"]
+    assert [c["action"]["data"] for c in chips] == ["action=rules", "action=privacy"]
 
 
 def test_a_points_reward_asks_for_confirmation_before_spending(client, app, fake_line):
@@ -166,3 +207,42 @@ def test_without_a_channel_configured_callback_answers_503(db_url):
                             secret_key="k"))
     assert post(app.test_client(), [follow(ALICE)]).status_code == 503
     assert app.test_client().get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("how", [text(ALICE, "使用說明"), text(ALICE, "How it works"),
+                                 postback(ALICE, "action=rules")])
+def test_the_rules_card_answers_a_keyword_or_a_menu_tap(client, fake_line, how):
+    post(client, [follow(ALICE)])
+    post(client, [how])
+    [card] = fake_line.replies()[-1]["messages"]
+    assert card["type"] == "flex" and "使用說明" in card["altText"]
+
+
+def test_stop_promotions_and_start_again_by_keyword_or_the_rules_cards_button(client, app,
+                                                                             fake_line):
+    post(client, [follow(ALICE)])
+    welcome = flat(fake_line.replies()[0]["messages"])
+    assert "本店會保存你的 LINE 名稱、生日和消費紀錄" in welcome and "action=privacy" in welcome
+
+    def opted_out() -> bool:
+        with app.extensions["loyalty"].sessions() as session:
+            return session.scalars(select(Member)).one().marketing_opt_out
+
+    post(client, [text(ALICE, "停止推播")])
+    assert opted_out() and "不會再傳優惠" in flat(fake_line.replies()[-1]["messages"])
+    post(client, [text(ALICE, "使用說明")])
+    assert "action=marketing_on" in flat(fake_line.replies()[-1]["messages"])
+    post(client, [postback(ALICE, "action=marketing_on")])
+    assert not opted_out()
+    post(client, [postback(ALICE, "action=rules")])
+    assert "action=marketing_off" in flat(fake_line.replies()[-1]["messages"])
+    post(client, [text(ALICE, "Stop Promotions")])
+    assert opted_out()
+
+
+def test_the_privacy_notice_says_what_is_kept_why_and_the_hash_kept_after_erasure(
+        client, fake_line):
+    post(client, [follow(ALICE)])
+    post(client, [postback(ALICE, "action=privacy")])
+    notice = fake_line.replies()[-1]["messages"][0]["text"]
+    assert "我們保存" in notice and "用途" in notice and "雜湊值" in notice

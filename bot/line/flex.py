@@ -15,9 +15,9 @@ display name holding quotes, emoji or `{{x}}` stays literal text and cannot brea
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
+import string
 from collections import ChainMap
 from collections.abc import Mapping
 from functools import cache
@@ -122,18 +122,31 @@ class _Filler:
         return str(found)
 
 
+class _Plurals(string.Formatter):
+    """`{n:n:coupon/coupons}` is "1 coupon", "2 coupons" (English counts; zh-TW needs none)."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if format_spec.startswith("n:"):
+            one, _, many = format_spec[2:].partition("/")
+            return f"{value} {one if str(value) == '1' else many or one}"
+        return super().format_field(value, format_spec)
+
+
+_PLURALS = _Plurals()
+
+
 def format_string(strings: Mapping[str, str], key: str, fields: Fields) -> str:
     """The strings-table entry `key`, its `{name}` fields filled from `fields`."""
     if key not in strings:
         raise TemplateError(f"no string {key!r}")
     try:
-        return strings[key].format_map(fields)
+        return _PLURALS.vformat(strings[key], (), fields)
     except (KeyError, IndexError, ValueError) as exc:
         raise TemplateError(f"string {key!r} cannot be filled: {exc!r}") from None
 
 
 class Strings:
-    """One language's strings and number, money and date formats."""
+    """One language's strings (numbers, money and dates are bot.line.formatting's)."""
 
     def __init__(self, lang: str):
         self.lang = language(lang)
@@ -152,18 +165,6 @@ class Strings:
 
     def number(self, n: int) -> str:
         return f"{n:,}"
-
-    def money(self, amount: int, currency: str) -> str:
-        symbol = self.table.get(f"currency.{currency}", f"{currency} ")
-        return self("money", symbol=symbol, amount=self.number(amount))
-
-    def date(self, day: dt.date) -> str:
-        return self("date", year=day.year, month=day.month, day=day.day,
-                    mon=self(f"month.{day.month}"))
-
-    def datetime(self, instant: dt.datetime) -> str:
-        return self("datetime", date=self.date(instant.date()), hour=instant.hour,
-                    minute=instant.minute)
 
 
 def units(text: str) -> int:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from bot.line.flex import Strings, clip
@@ -18,6 +20,26 @@ from bot.program import CouponTemplate, Program, Tier
 TITLE_LIMIT = 80  # program titles are free text: keep 12 bubbles well under 50 KB
 ECHO_LIMIT = 30  # a title repeated in a button's displayText (the user's side of the chat)
 NAME_LIMIT = 400  # UTF-16 units: all of a 200-character Member.display_name
+CURRENCY_SYMBOLS = {"TWD": "NT$"}
+CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]")  # Chinese, full-width forms
+
+
+# -- the one way numbers, money and dates are written, to customers and to staff alike ------
+def money_text(amount: int | float, currency: str = "TWD") -> str:
+    """NT$1,234 in either language: whole dollars (an average is rounded), no `TWD 150`."""
+    code = currency.strip() or "TWD"
+    symbol = CURRENCY_SYMBOLS.get(code, f"{code} ")
+    return f"{'-' if amount < 0 else ''}{symbol}{abs(round(amount)):,}"
+
+
+def date_text(day: dt.date) -> str:
+    """2027/01/06 in either language; an instant is shown in its own timezone's day."""
+    return f"{day.year}/{day.month:02d}/{day.day:02d}"
+
+
+def datetime_text(instant: dt.datetime) -> str:
+    """2027/01/06 14:05: pass a time already in the program's timezone, never UTC."""
+    return f"{date_text(instant.date())} {instant.hour:02d}:{instant.minute:02d}"
 
 
 @dataclass(frozen=True)
@@ -47,19 +69,25 @@ def title(ctx: RenderContext, template: CouponTemplate, limit: int = TITLE_LIMIT
     return clip(template.title_en if ctx.strings.english else template.title, limit)
 
 
+def readable(ctx: RenderContext, text: str) -> str:
+    """An owner's free text (a campaign's name) on a card: English readers get the shop's
+    English name instead of Chinese they may not read."""
+    return shop(ctx) if ctx.strings.english and CJK.search(text) else text
+
+
 def name(ctx: RenderContext, member: Member | None) -> str:
     given = (member.display_name or "").strip() if member else ""
     return clip(given, NAME_LIMIT) if given else ctx.strings("name.anonymous")
 
 
 def money(ctx: RenderContext, amount: int) -> str:
-    return ctx.strings.money(amount, ctx.program.currency)
+    return money_text(amount, ctx.program.currency)
 
 
 def coupon_until(ctx: RenderContext, view: CouponView) -> str:
     """The last local day a coupon can be used (valid_until is the first instant after it)."""
     last = view.coupon.valid_until - dt.timedelta(microseconds=1)
-    return ctx.strings.date(local_date(last, ctx.program.timezone))
+    return date_text(local_date(last, ctx.program.timezone))
 
 
 def coupon(ctx: RenderContext, view: CouponView) -> dict[str, Any]:
@@ -70,7 +98,7 @@ def coupon(ctx: RenderContext, view: CouponView) -> dict[str, Any]:
         "id": row.id, "code": view.display_code, "title": title(ctx, template),
         "kind": s(f"kind.{template.kind}"), "value": value(ctx, template),
         "conditions": [{"text": line} for line in conditions(ctx, template)],
-        "until": coupon_until(ctx, view), "since": s.date(since),
+        "until": coupon_until(ctx, view), "since": date_text(since),
         "not_yet": since > local_date(row.issued_at, ctx.program.timezone),
         "qr": ctx.qr_url(coupon_payload(ctx.oa_basic_id, row.code)),
     }
@@ -87,7 +115,8 @@ def value(ctx: RenderContext, template: CouponTemplate) -> str:
         return s("value.percent_off", percent=template.percent, zhe=zhe)
     if template.kind == "free_shipping":
         return s("value.free_shipping")
-    return clip(template.gift, TITLE_LIMIT) if template.gift else s("value.free_gift")
+    gift = template.gift_en if s.english else template.gift
+    return clip(gift, TITLE_LIMIT) if gift else s("value.free_gift")
 
 
 def conditions(ctx: RenderContext, template: CouponTemplate) -> list[str]:
@@ -101,9 +130,30 @@ def conditions(ctx: RenderContext, template: CouponTemplate) -> list[str]:
 
 def purchase(ctx: RenderContext, result: PurchaseResult) -> dict[str, Any]:
     s, change = ctx.strings, result.tier_change
+    up = bool(change and change.upgraded)
     return {"amount": money(ctx, result.purchase.amount), "points": s.number(result.points),
-            "stamps": s.number(result.stamps), "tier_up": bool(change and change.upgraded),
-            "tier": tier(ctx, change.new) if change else ""}
+            "stamps": s.number(result.stamps), "tier_up": up,
+            "tier": tier(ctx, change.new) if change else "",
+            "benefits": [{"text": clip(line, TITLE_LIMIT)}
+                         for line in (tier_benefits(ctx, change.new) if up else [])]}
+
+
+def times(multiplier: Fraction) -> str:
+    """1.5 / 2 / 1.25: a multiplier as people write it."""
+    return f"{float(multiplier):g}"
+
+
+def tier_benefits(ctx: RenderContext, level: Tier, every_multiplier: bool = False) -> list[str]:
+    """What a tier gives: its points multiplier (x1 only when `every_multiplier`, as the rules
+    compare tiers), its birthday gift, then the program's own `benefits` lines, in the
+    reader's language."""
+    s, lines = ctx.strings, []
+    if level.multiplier != 1 or every_multiplier:
+        lines.append(s("tier.multiplier", times=times(level.multiplier)))
+    if level.birthday_coupon:
+        lines.append(s("tier.birthday",
+                       title=title(ctx, ctx.program.coupons[level.birthday_coupon])))
+    return lines + list(level.benefits_en if s.english else level.benefits)
 
 
 def progress(current: Tier, upcoming: Tier | None, spend: int) -> int:

@@ -9,6 +9,7 @@ a failure to render it undoes the change instead of leaving staff without an ans
 
 from __future__ import annotations
 
+import datetime as dt
 import unicodedata
 from collections.abc import Callable
 from functools import partial
@@ -25,9 +26,22 @@ from bot.line.formatting import RenderContext
 from bot.loyalty import claims
 from bot.loyalty.campaigns import claim, find_by_keyword, find_campaign
 from bot.loyalty.coupons import CouponView, find_coupon, wallet
-from bot.loyalty.errors import ClaimTaken, LoyaltyError, UnknownReward
-from bot.loyalty.members import find_by_line_user, register_member, set_birthday, unfollow
-from bot.loyalty.rewards import redeem_reward
+from bot.loyalty.errors import (
+    BirthdayAlreadySet,
+    ClaimTaken,
+    InvalidBirthday,
+    LoyaltyError,
+    RewardUnavailable,
+    UnknownReward,
+)
+from bot.loyalty.members import (
+    find_by_line_user,
+    register_member,
+    set_birthday,
+    set_marketing,
+    unfollow,
+)
+from bot.loyalty.rewards import available_rewards, redeem_reward
 from bot.loyalty.staff import find_active_staff, sender
 from bot.loyalty.summary import member_summary
 from bot.loyalty.taps import count_tap, tap_source
@@ -69,13 +83,15 @@ def on_message(session: Session, env: Env, event: Any) -> Outcome:
     member = _member(session, env)
     if len(words) >= 2 and words[0].lower() in CLAIM_WORDS and env.program.claims.enabled:
         return take_claim(session, env, member, words[1:])  # (a lone 領取 may be a keyword)
-    if text is None:  # stickers, photos ...: a pointer to the menu
-        return Outcome(messages.text(env.render(member.language), "menu_pointer"))
+    if text is None:  # stickers, photos ...: left to the owner, like unknown text
+        return _unknown(env, member)
     action = KEYWORDS.get(" ".join(words).lower())
     if action is None:
         if len(words) == 1 and (campaign := find_by_keyword(session, words[0])):
             return claim_campaign(session, env, member, {"campaign": campaign.key})
-        return Outcome(messages.text(env.render(member.language), "menu_pointer"))
+        if faq := env.program.answer(" ".join(words).lower()):
+            return Outcome(messages.faq_answer(env.render(member.language), faq))
+        return _unknown(env, member)
     return CUSTOMER_ACTIONS[action](session, env, member, {})
 
 
@@ -94,6 +110,14 @@ def on_postback(session: Session, env: Env, event: Any) -> Outcome:
     # counted last: the day's row for this button stays locked only until the commit
     count_tap(session, local_date(env.now, env.program.timezone), tap_source(data), action)
     return outcome
+
+
+def _unknown(env: Env, member: Member) -> Outcome:
+    """No reply by default: the owner answers by hand (free) in LINE Official Account
+    Manager's chat; `[chat] unknown_text = "pointer"` points to the menu instead."""
+    if env.program.unknown_text == "pointer":
+        return Outcome(messages.text(env.render(member.language), "menu_pointer"))
+    return Outcome()
 
 
 def normalize(text: str) -> str:
@@ -147,7 +171,7 @@ def show_card(session: Session, env: Env, member: Member, data: dict) -> Outcome
 def show_rewards(session: Session, env: Env, member: Member, data: dict) -> Outcome:
     summary = member_summary(session, env.program, member, env.now)
     return Outcome(partial(messages.rewards_catalog, env.render(member.language),
-                           summary.balance))
+                           summary.balance, available_rewards(session, env.program, env.now)))
 
 
 def ask_reward(session: Session, env: Env, member: Member, data: dict) -> Outcome:
@@ -155,6 +179,8 @@ def ask_reward(session: Session, env: Env, member: Member, data: dict) -> Outcom
     reward = env.program.reward(_int(data.get("id")))
     if reward is None:
         return Outcome(messages.error(ctx, UnknownReward()))
+    if reward not in available_rewards(session, env.program, env.now):
+        return Outcome(messages.error(ctx, RewardUnavailable()))
     summary = member_summary(session, env.program, member, env.now)
     return Outcome(partial(messages.reward_confirm, ctx, reward, summary.balance))
 
@@ -171,15 +197,27 @@ def take_reward(session: Session, env: Env, member: Member, data: dict) -> Outco
                                           member.points_balance))
 
 
+def ask_birthday(session: Session, env: Env, member: Member, data: dict) -> Outcome:
+    """The picked date, to confirm first: a birthday can be set only once."""
+    ctx = env.render(member.language)
+    if member.birthday is not None:
+        return Outcome(messages.error(ctx, BirthdayAlreadySet()))
+    try:
+        day = dt.date.fromisoformat(str(data.get("date", "")))
+    except ValueError:
+        return Outcome(messages.error(ctx, InvalidBirthday()))
+    return Outcome(messages.birthday_confirm(ctx, day))
+
+
 def save_birthday(session: Session, env: Env, member: Member, data: dict) -> Outcome:
     ctx = env.render(member.language)
     try:
         with session.begin_nested():
-            set_birthday(session, member.id, str(data.get("date", "")), env.now,
-                         actor=f"line:{env.user_id}")
+            saved = set_birthday(session, member.id, str(data.get("date", "")), env.now,
+                                 actor=f"line:{env.user_id}")
     except LoyaltyError as exc:
         return Outcome(messages.error(ctx, exc))
-    return Outcome(messages.text(ctx, "birthday_saved", date=str(data.get("date"))))
+    return Outcome(messages.text(ctx, "birthday_saved", date=fmt.date_text(saved.birthday)))
 
 
 def claim_campaign(session: Session, env: Env, member: Member, data: dict) -> Outcome:
@@ -223,7 +261,25 @@ def take_claim(session: Session, env: Env, member: Member, args: list[str]) -> O
 
 
 def show_help(session: Session, env: Env, member: Member, data: dict) -> Outcome:
-    return Outcome(messages.text(env.render(member.language), "help"))
+    return Outcome(messages.help_text(env.render(member.language)))
+
+
+def show_rules(session: Session, env: Env, member: Member, data: dict) -> Outcome:
+    return Outcome(partial(messages.rules, env.render(member.language),
+                           member.marketing_opt_out))
+
+
+def show_privacy(session: Session, env: Env, member: Member, data: dict) -> Outcome:
+    return Outcome(messages.privacy_notice(env.render(member.language)))
+
+
+def marketing(wanted: bool) -> Callable[[Session, Env, Member, dict], Outcome]:
+    """停止推播 / stop promotions (False) or 恢復推播 / start promotions (True)."""
+    def act(session: Session, env: Env, member: Member, data: dict) -> Outcome:
+        set_marketing(session, member.id, wanted, env.now, actor=f"line:{env.user_id}")
+        return Outcome(messages.text(env.render(member.language),
+                                     "marketing_on" if wanted else "marketing_off"))
+    return act
 
 
 def cancel(session: Session, env: Env, member: Member, data: dict) -> Outcome:
@@ -237,8 +293,10 @@ def _int(value: Any) -> int:
 CUSTOMER_ACTIONS: dict[str, Callable[[Session, Env, Member, dict], Outcome]] = {
     "points": show_points, "stamps": show_stamps, "wallet": show_wallet, "coupon": show_coupon,
     "card": show_card, "rewards": show_rewards, "reward": ask_reward,
-    "reward_confirm": take_reward, "birthday": save_birthday, "help": show_help,
-    "cancel": cancel, "claim": claim_campaign,
+    "reward_confirm": take_reward, "birthday": ask_birthday,
+    "birthday_confirm": save_birthday, "help": show_help,
+    "cancel": cancel, "claim": claim_campaign, "rules": show_rules, "privacy": show_privacy,
+    "marketing_off": marketing(False), "marketing_on": marketing(True),
 }
 
 KEYWORDS = {
@@ -248,6 +306,10 @@ KEYWORDS = {
     "會員卡": "card", "card": "card", "member card": "card",
     "兌換": "rewards", "兌換好禮": "rewards", "rewards": "rewards",
     "說明": "help", "help": "help", "?": "help", "？": "help",
+    "使用說明": "rules", "規則": "rules", "rules": "rules", "how it works": "rules",
+    "隱私權": "privacy", "個資": "privacy", "privacy": "privacy",
+    "停止推播": "marketing_off", "stop promotions": "marketing_off",
+    "恢復推播": "marketing_on", "start promotions": "marketing_on",
 }
 
 # -- groups and rooms: never a member's codes in front of others ------------------------------

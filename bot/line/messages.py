@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -23,7 +24,7 @@ from bot.loyalty.errors import LoyaltyError
 from bot.loyalty.purchases import PurchaseResult
 from bot.loyalty.summary import MemberSummary
 from bot.models import Member
-from bot.program import Reward
+from bot.program import Faq, Reward, Tier
 
 WALLET_PAGE = 11  # coupon bubbles on a page that has more after it (+1 "more" bubble)
 REWARDS_PER_BUBBLE = 5
@@ -55,13 +56,66 @@ def points_card(ctx: RenderContext, summary: MemberSummary) -> Messages:
         "to_next": fmt.money(ctx, summary.spend_to_next or 0),
         "spend": fmt.money(ctx, summary.spend), "months": ctx.program.tier_window_months,
         "progress": f"{progress}%", "has_progress": progress > 0,
-        "expiring": [{"date": s.date(e.date), "points": s.number(e.points)}
+        "expiring": [{"date": fmt.date_text(e.date), "points": s.number(e.points)}
                      for e in summary.expiring[:ROWS]],
         "has_expiring": bool(summary.expiring), "more_expiring": bool(hidden),
         "more_points": s.number(sum(e.points for e in hidden)),
+        "benefits": _lines(fmt.tier_benefits(ctx, summary.tier)),
+        "has_benefits": bool(fmt.tier_benefits(ctx, summary.tier)),
     }
     alt = s("alt.points_card", balance=fields["balance"], tier=fields["tier"])
     return _flex(ctx, "points_card", alt, fields)
+
+
+def rules(ctx: RenderContext, opted_out: bool = False) -> Messages:
+    """How it works: earning and expiry, the stamp card, each tier and the birthday gift;
+    a button stops promotions (or starts them again for a member who stopped them)."""
+    s, program, card = ctx.strings, ctx.program, ctx.program.stamps
+    if program.expiry_mode == "rolling":
+        expiry = s("rules.expiry_rolling", months=program.expiry_months)
+    else:
+        key = "rules.expiry_lot_month_end" if program.expiry_end_of_month else "rules.expiry_lot"
+        expiry = s(key, months=program.expiry_months)
+    points = [s("rules.earn", amount=fmt.money(ctx, program.amount_per_point)), expiry,
+              *([s("rules.redeem")] if program.rewards else [])]
+    if card.per == "amount":
+        stamps = [s("rules.stamp_amount", amount=fmt.money(ctx, card.amount_per_stamp))]
+    elif card.min_amount:
+        stamps = [s("rules.stamp_visit_min", amount=fmt.money(ctx, card.min_amount))]
+    else:
+        stamps = [s("rules.stamp_visit")]
+    if card.one_per_day:
+        stamps.append(s("rules.one_per_day"))
+    rewards = {m.at: m.reward for m in card.milestones}
+    if card.completion_reward:
+        rewards[card.goal] = card.completion_reward
+    stamps += [s("stamps.milestone", at=at, title=fmt.title(ctx, program.coupons[key]))
+               for at, key in sorted(rewards.items())]
+    if card.card_valid_days:
+        stamps.append(s("rules.card_valid", days=s.number(card.card_valid_days)))
+    tiers = [{"name": fmt.tier(ctx, level),
+              "threshold": s("tier.threshold", amount=fmt.money(ctx, level.threshold),
+                             months=program.tier_window_months)
+              if level.threshold else s("tier.first"),
+              "benefits": _lines(fmt.tier_benefits(ctx, level, every_multiplier=True))}
+             for level in program.tiers]
+    birthday = any(level.birthday_coupon for level in program.tiers)
+    fields = {"points": _lines(points), "stamps": _lines(stamps), "tiers": tiers,
+              "has_birthday": birthday,
+              "birthday": s(f"rules.birthday_{program.birthday_when}") if birthday else "",
+              "opted_out": opted_out}
+    return _flex(ctx, "rules", s("alt.rules"), fields)
+
+
+def privacy_notice(ctx: RenderContext) -> Messages:
+    """The shop's notice under Taiwan's Personal Data Protection Act ([privacy] notice in the
+    program file), or a short default naming what is kept and why."""
+    program = ctx.program
+    notice = program.privacy_notice_en if ctx.strings.english else program.privacy_notice
+    if notice:
+        return [{"type": "text", "text": clip(notice, MAX_TEXT)}]
+    return [{"type": "text",
+             "text": clip(ctx.strings("name.privacy", shop=fmt.shop(ctx)), MAX_TEXT)}]
 
 
 def stamp_card(ctx: RenderContext, summary: MemberSummary) -> Messages:
@@ -78,7 +132,9 @@ def stamp_card(ctx: RenderContext, summary: MemberSummary) -> Messages:
               "has_legend": bool(legend),
               "rows": fmt.stamp_rows(stamps, goal, {*milestones, goal}),
               "to_go": fmt.stamps_to_go(ctx, stamps, goal, summary.stamps_to_next_reward,
-                                        rewards)}
+                                        rewards),
+              "has_until": summary.stamps_until is not None,
+              "until": fmt.date_text(summary.stamps_until) if summary.stamps_until else ""}
     return _flex(ctx, "stamp_card", s("alt.stamp_card", stamps=stamps, goal=goal), fields)
 
 
@@ -115,12 +171,15 @@ def member_card(ctx: RenderContext, member: Member, summary: MemberSummary) -> M
     return _flex(ctx, "member_card", s("alt.member_card", code=fields["code"]), fields)
 
 
-def rewards_catalog(ctx: RenderContext, balance: int) -> Messages:
+def rewards_catalog(ctx: RenderContext, balance: int,
+                    rewards: Sequence[Reward] | None = None) -> Messages:
+    """The rewards on offer (rewards.available_rewards; the whole program's by default)."""
     s, program = ctx.strings, ctx.program
     items = [{"id": r.id, "title": fmt.title(ctx, program.coupons[r.coupon]),
               "echo": fmt.title(ctx, program.coupons[r.coupon], ECHO_LIMIT),
               "points": s.number(r.points), "affordable": balance >= r.points,
-              "missing": s.number(max(0, r.points - balance))} for r in program.rewards]
+              "missing": s.number(max(0, r.points - balance))}
+             for r in (program.rewards if rewards is None else rewards)]
     pages = [{"rewards": items[i:i + REWARDS_PER_BUBBLE]}
              for i in range(0, len(items), REWARDS_PER_BUBBLE)][:REWARD_BUBBLES]
     fields = {"pages": pages, "empty": not items, "balance": s.number(balance)}
@@ -156,7 +215,7 @@ def purchase_receipt(ctx: RenderContext, result: PurchaseResult, balance: int,
 
 def customer_coupon_used(ctx: RenderContext, view: CouponView) -> Messages:
     used = view.coupon.redeemed_at
-    when = ctx.strings.datetime(used.astimezone(ctx.program.timezone)) if used else ""
+    when = fmt.datetime_text(used.astimezone(ctx.program.timezone)) if used else ""
     fields = {**fmt.coupon(ctx, view), "used_at": when}
     return _flex(ctx, "customer_coupon_used", ctx.strings("alt.used", title=fields["title"]),
                  fields)
@@ -165,6 +224,17 @@ def customer_coupon_used(ctx: RenderContext, view: CouponView) -> Messages:
 def birthday_gift(ctx: RenderContext, member: Member, view: CouponView) -> Messages:
     fields = {**fmt.coupon(ctx, view), "name": fmt.name(ctx, member)}
     return _flex(ctx, "birthday_gift", ctx.strings("alt.birthday", name=fields["name"]), fields)
+
+
+def tier_news(ctx: RenderContext, tier: Tier, upgraded: bool) -> Messages:
+    """A tier change; a move up lists what the new tier gives."""
+    news = text(ctx, "tier_up" if upgraded else "tier_down", tier=fmt.tier(ctx, tier))
+    benefits = fmt.tier_benefits(ctx, tier) if upgraded else []
+    if benefits:
+        bullet = ctx.strings("name.bullet")
+        listed = "\n".join(f"{bullet}{line}" for line in benefits)
+        news[0]["text"] = clip(f"{news[0]['text']}\n{listed}", MAX_TEXT)
+    return news
 
 
 def nudge(ctx: RenderContext, member: Member, what: str, remaining: int,
@@ -181,24 +251,34 @@ def nudge(ctx: RenderContext, member: Member, what: str, remaining: int,
 
 
 def expiry_warning(ctx: RenderContext, member: Member, points: list[tuple[dt.date, int]],
-                   coupons: list[CouponView]) -> Messages:
-    """Points and coupons about to expire; nothing to warn about means no message ([])."""
-    if not points and not coupons:
+                   coupons: list[CouponView],
+                   card: tuple[dt.date, int, int] | None = None,
+                   offer: tuple[Reward, int] | None = None) -> Messages:
+    """Points, an unfinished stamp card (its last day, stamps, goal) and coupons about to
+    expire, in one message; nothing to warn about means no message ([])."""
+    if not points and not coupons and not card:
         return []
     s = ctx.strings
     later = points[ROWS:]
     fields = {
         "name": fmt.name(ctx, member),
         "has_points": bool(points), "more_points": bool(later),
-        "points": [{"date": s.date(day), "points": s.number(n)} for day, n in points[:ROWS]],
+        "points": [{"date": fmt.date_text(day), "points": s.number(n)} for day, n in points[:ROWS]],
         "later_points": s.number(sum(n for _, n in later)),
         "has_coupons": bool(coupons), "more_coupons": len(coupons) > ROWS,
         "more_count": s.number(len(coupons) - ROWS),
         "coupons": [{"title": fmt.title(ctx, v.template), "until": fmt.coupon_until(ctx, v)}
                     for v in coupons[:ROWS]],
+        "has_offer": bool(points and offer),
+        "offer": _offer(ctx, offer) if points and offer else "",
+        "has_card": card is not None,
+        "card": s("expiry.card", date=fmt.date_text(card[0]), stamps=s.number(card[1]),
+                  goal=s.number(card[2]), left=s.number(card[2] - card[1])) if card else "",
     }
-    alt = s("alt.expiry", points=s.number(sum(n for _, n in points)),
-            coupons=s.number(len(coupons)))
+    counts = [s("expiry.count_points", n=s.number(sum(n for _, n in points))) if points else "",
+              s("expiry.count_coupons", n=s.number(len(coupons))) if coupons else "",
+              s("expiry.count_card") if card else ""]
+    alt = s("alt.expiry", what=s("expiry.separator").join(c for c in counts if c))
     return _flex(ctx, "expiry_warning", alt, fields)
 
 
@@ -229,7 +309,7 @@ def staff_claim_code(ctx: RenderContext, view: ClaimView) -> Messages:
     s = ctx.strings
     until = view.claim.expires_at.astimezone(ctx.program.timezone)
     fields = {"amount": fmt.money(ctx, view.purchase.amount),
-              "code": format_code(view.claim.code), "until": s.datetime(until),
+              "code": format_code(view.claim.code), "until": fmt.datetime_text(until),
               "duplicate": view.duplicate,
               "qr": ctx.qr_url(claim_payload(ctx.oa_basic_id, format_code(view.claim.code)))}
     return _flex(ctx, "staff_claim_code", s("alt.claim_code", code=fields["code"],
@@ -238,14 +318,14 @@ def staff_claim_code(ctx: RenderContext, view: ClaimView) -> Messages:
 
 def staff_claim_status(ctx: RenderContext, view: ClaimView) -> Messages:
     """Who took a claim code and when, or why nobody did."""
-    s, tz = ctx.strings, ctx.program.timezone
+    tz = ctx.program.timezone
     claim, taker = view.claim, view.claimed_by
     fields = {"code": format_code(claim.code), "amount": fmt.money(ctx, view.purchase.amount),
-              "until": s.datetime(claim.expires_at.astimezone(tz))}
+              "until": fmt.datetime_text(claim.expires_at.astimezone(tz))}
     if view.status == "claimed":
         fields.update(name=fmt.name(ctx, taker) if taker else "—",
                       member_code=format_code(taker.member_code) if taker else "—",
-                      when=s.datetime(claim.claimed_at.astimezone(tz)))
+                      when=fmt.datetime_text(claim.claimed_at.astimezone(tz)))
     return text(ctx, f"claim_status_{view.status}", **fields)
 
 
@@ -274,11 +354,54 @@ def staff_redemption_failed(ctx: RenderContext, error: LoyaltyError,
 
 # -- plain text -----------------------------------------------------------------------------
 def text(ctx: RenderContext, key: str, **fields: Any) -> Messages:
-    """The strings-table entry `text.<key>`; whole-number fields get thousands separators."""
+    """The strings-table entry `text.<key>`; whole-number fields get thousands separators,
+    and a whole-number `amount` is money (NT$1,234)."""
     s = ctx.strings
-    shown = {name: s.number(value) if isinstance(value, int) and not isinstance(value, bool)
-             else value for name, value in fields.items()}
+    shown = {name: (fmt.money(ctx, value) if name == "amount" else s.number(value))
+             if isinstance(value, int) and not isinstance(value, bool) else value
+             for name, value in fields.items()}
     return [{"type": "text", "text": clip(s(f"text.{key}", **shown), MAX_TEXT)}]
+
+
+def birthday_confirm(ctx: RenderContext, day: dt.date) -> Messages:
+    """The date picked, to confirm before it is saved (it can be set once): yes, pick
+    another day, or cancel, as quick replies."""
+    s = ctx.strings
+    message = text(ctx, "birthday_confirm", date=fmt.date_text(day))[0]
+    message["quickReply"] = {"items": [
+        {"type": "action", "action": {
+            "type": "postback", "label": s("birthday.yes"), "displayText": s("birthday.yes"),
+            "data": f"action=birthday_confirm&date={day.isoformat()}"}},
+        {"type": "action", "action": {
+            "type": "datetimepicker", "label": s("birthday.again"), "data": "action=birthday",
+            "mode": "date", "initial": day.isoformat()}},
+        {"type": "action", "action": {
+            "type": "postback", "label": s("button.cancel"), "displayText": s("button.cancel"),
+            "data": "action=cancel"}}]}
+    return [message]
+
+
+def help_text(ctx: RenderContext) -> Messages:
+    """What the bot does and the words it knows, the program's FAQ keywords included, with
+    the rules card and the privacy notice as quick replies."""
+    s = ctx.strings
+    message = text(ctx, "help")[0]
+    words = [next((w for w in faq.keywords if s.english != bool(fmt.CJK.search(w))),
+                  faq.keywords[0]) for faq in ctx.program.faq]
+    if words:
+        more = s("name.help_faq", keywords=s("expiry.separator").join(words))
+        message["text"] = clip(f"{message['text']}\n{more}", MAX_TEXT)
+    message["quickReply"] = {"items": [
+        {"type": "action", "action": {"type": "postback", "label": s(label),
+                                      "displayText": s(label), "data": f"action={action}"}}
+        for label, action in (("rules.title", "rules"), ("button.privacy", "privacy"))]}
+    return [message]
+
+
+def faq_answer(ctx: RenderContext, faq: Faq) -> Messages:
+    """The shop's own answer to one of its FAQ keywords, in the reader's language."""
+    return [{"type": "text",
+             "text": clip(faq.answer_en if ctx.strings.english else faq.answer, MAX_TEXT)}]
 
 
 def error(ctx: RenderContext, exc: LoyaltyError) -> Messages:
@@ -287,6 +410,20 @@ def error(ctx: RenderContext, exc: LoyaltyError) -> Messages:
 
 
 # -- helpers --------------------------------------------------------------------------------
+def _offer(ctx: RenderContext, offer: tuple[Reward, int]) -> str:
+    """A reward the member can take before points expire, or how many points it still needs."""
+    reward, missing = offer
+    title = fmt.title(ctx, ctx.program.coupons[reward.coupon], TITLE_LIMIT)
+    if missing:
+        return ctx.strings("expiry.offer_missing", missing=ctx.strings.number(missing),
+                           title=title)
+    return ctx.strings("expiry.offer", title=title)
+
+
+def _lines(texts: list[str]) -> list[dict[str, str]]:
+    return [{"text": clip(line, TITLE_LIMIT)} for line in texts]
+
+
 def _flex(ctx: RenderContext, template: str, alt: str, fields: dict[str, Any]) -> Messages:
     contents = render(template, {"shop": fmt.shop(ctx), **fields}, ctx.strings.table)
     _tag_postbacks(contents, f"&via={template}")

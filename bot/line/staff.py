@@ -148,7 +148,7 @@ def _why(session: Session, env: Env, exc: LoyaltyError, code: str) -> str:
     if used is None:
         return ""
     when, who = used
-    return f"{when.astimezone(env.program.timezone):%Y-%m-%d %H:%M} · {who or '—'}"
+    return f"{fmt.datetime_text(when.astimezone(env.program.timezone))} · {who or '—'}"
 
 
 def _refused(session: Session, env: Env, worker: Staff, command: str, exc: LoyaltyError,

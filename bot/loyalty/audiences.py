@@ -6,9 +6,10 @@ on Feb 28 in other years) or, in month mode, the 1st of the month.
 
 Who marketing may reach: win-back, nudges and issue campaigns are marketing, and staff
 (active rows of the staff table, matched by LINE user id) get none of them, so a shop's own
-people are not counted, billed or rewarded as customers to win. Receipts, warnings about a
-member's own points and coupons, tier changes and birthday gifts are not marketing: staff
-who are members get those like anyone else.
+people are not counted, billed or rewarded as customers to win; nor does a member who sent
+停止推播 / stop promotions (Member.marketing_opt_out), until they start them again.
+Receipts, warnings about a member's own points and coupons, tier changes and birthday gifts
+are not marketing: staff, and members who stopped marketing, get those like anyone else.
 
 Due: points lots and coupons expiring within a warning's horizon, members a few stamps or
 points short of a reward (nudges), members above the first tier (re-evaluated for
@@ -66,6 +67,12 @@ def not_staff() -> ColumnElement[bool]:
     return ~exists().where(Staff.active, Staff.line_user_id == Member.line_user_id)
 
 
+def may_market() -> ColumnElement[bool]:
+    """A WHERE clause on Member: marketing may reach them (not staff, and they have not
+    sent 停止推播 / stop promotions)."""
+    return not_staff() & Member.marketing_opt_out.is_(False)
+
+
 def _bought(*conditions: ColumnElement[bool]) -> Exists:
     return exists().where(Purchase.member_id == Member.id, counted(), *conditions)
 
@@ -84,7 +91,7 @@ def winback_due(program: Program, now: dt.datetime) -> Select:
     new_spell = or_(Member.winback_sent_at.is_(None),
                     Purchase.created_at > Member.winback_sent_at)
     return (select(Member.id, last)
-            .where(Member.status == "active", Member.line_user_id.is_not(None), not_staff(),
+            .where(Member.status == "active", Member.line_user_id.is_not(None), may_market(),
                    _bought(Purchase.created_at <= cutoff, new_spell),
                    ~_bought(Purchase.created_at > cutoff))
             .order_by(Member.id))
@@ -129,6 +136,18 @@ def coupons_expiring(session: Session, start: dt.datetime, end: dt.datetime
             Coupon.valid_until <= end)).all()
 
 
+def cards_expiring(session: Session, start: dt.datetime, end: dt.datetime
+                   ) -> Sequence[Row[int, int, dt.datetime, int, int]]:
+    """(card id, member id, expires at, stamps, goal) of the active stamp cards holding
+    stamps that expire after `start`, up to and including `end`."""
+    return session.execute(
+        select(StampCard.id, StampCard.member_id, StampCard.expires_at, StampCard.stamps,
+               StampCard.goal)
+        .where(StampCard.status == "active", StampCard.stamps > 0,
+               StampCard.stamps < StampCard.goal, StampCard.expires_at > start,
+               StampCard.expires_at <= end)).all()
+
+
 def near_stamp_goal(session: Session, targets: list[int], within: int
                     ) -> Sequence[Row[int, int, int]]:
     """(card id, member id, stamps) of active cards 1 to `within` stamps short of one of
@@ -136,7 +155,7 @@ def near_stamp_goal(session: Session, targets: list[int], within: int
     return session.execute(
         select(StampCard.id, StampCard.member_id, StampCard.stamps)
         .join(Member, Member.id == StampCard.member_id)
-        .where(StampCard.status == "active", Member.status == "active", not_staff(),
+        .where(StampCard.status == "active", Member.status == "active", may_market(),
                or_(*[StampCard.stamps.between(t - within, t - 1) for t in targets]))
         .order_by(StampCard.member_id)).all()
 
@@ -148,7 +167,7 @@ def near_points_goal(session: Session, goals: list[int], within: int
     if not goals:
         return []
     return session.execute(select(Member.id, Member.points_balance).where(
-        Member.status == "active", not_staff(), or_(*[Member.points_balance.between(
+        Member.status == "active", may_market(), or_(*[Member.points_balance.between(
             goal - within, goal - 1) for goal in goals]))
         .order_by(Member.id)).all()
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot.loyalty import audit
-from bot.loyalty.audiences import not_staff
+from bot.loyalty.audiences import may_market
 from bot.loyalty.coupons import issue_coupon
 from bot.loyalty.errors import (
     AlreadyClaimed,
@@ -27,7 +27,7 @@ from bot.loyalty.errors import (
     UnknownCampaign,
 )
 from bot.loyalty.ledger import lock_member
-from bot.loyalty.segments import segment_filter
+from bot.loyalty.segments import needs_automatic_tags, refresh_automatic_tags, segment_filter
 from bot.models import Campaign, Coupon, Member
 from bot.program import Program
 
@@ -56,6 +56,8 @@ def create_campaign(session: Session, program: Program, key: str, *, template: s
                                    f"{', '.join(program.coupons)}")
     if session.scalar(select(Campaign.id).where(Campaign.key == key)) is not None:
         raise CampaignError(detail=f"a campaign {key!r} exists already")
+    if needs_automatic_tags(session, segment):  # a fresh database: the tags job never ran
+        refresh_automatic_tags(session, program, now)
     segment_filter(session, segment)  # refuse a segment that cannot be read, now
     claim = keyword is not None or cap is not None
     if cap is not None and cap < 1:
@@ -92,11 +94,12 @@ def all_campaigns(session: Session) -> list[Campaign]:
 
 def audience(session: Session, campaign: Campaign):
     """The members a campaign is for: active, in its segment, in id order (a SELECT). An
-    issue campaign is marketing and leaves staff out; a claim campaign is asked for with its
-    keyword, so a staff member who is also a customer may claim it."""
+    issue campaign is marketing and leaves out staff and members who stopped marketing; a
+    claim campaign is asked for with its keyword, so a staff member who is also a customer
+    (or a member who stopped marketing) may claim it."""
     rules = [Member.status == "active", segment_filter(session, campaign.segment)]
     if campaign.mode == "issue":
-        rules.append(not_staff())
+        rules.append(may_market())
     return select(Member.id).where(*rules).order_by(Member.id)
 
 

@@ -107,7 +107,7 @@ def _check_daily_total(session: Session, program: Program, staff_id: int, amount
         .where(Claim.staff_id == staff_id, Claim.created_at >= since,
                Claim.status != "cancelled")) or 0
     if made + amount > limit:
-        raise ClaimLimitReached(limit=f"{program.currency} {limit:,}")
+        raise ClaimLimitReached(limit=limit, currency=program.currency)
 
 
 def take_claim(session: Session, program: Program, text: str, member_id: int,

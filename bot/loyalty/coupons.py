@@ -245,12 +245,12 @@ def check_coupon(session: Session, program: Program, text: str, now: dt.datetime
         raise CouponAlreadyRedeemed()
     last_day = local_date(coupon.valid_until - dt.timedelta(microseconds=1), tz)
     if coupon.status in ("expired", "void") or now >= coupon.valid_until:
-        raise CouponExpired(until=last_day.isoformat())
+        raise CouponExpired(until=last_day)
     if now < coupon.valid_from:
-        raise CouponNotYetValid(since=local_date(coupon.valid_from, tz).isoformat())
+        raise CouponNotYetValid(since=local_date(coupon.valid_from, tz))
     if order_amount is not None and order_amount < template.min_spend:
         raise MinimumSpendNotMet(minimum=template.min_spend, amount=order_amount,
-                                 currency=program.currency + " ")
+                                 currency=program.currency)
     return CouponView(coupon, template, discount_for(template, order_amount))
 
 

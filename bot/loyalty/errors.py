@@ -6,19 +6,29 @@ English; `message(lang)` picks one.
 
 from __future__ import annotations
 
+import datetime as dt
+
 
 class LoyaltyError(Exception):
     code = "loyalty_error"
     zh = "無法完成這個操作。"
     en = "This can't be done."
+    money: tuple[str, ...] = ()  # context fields that are amounts of the `currency` field
 
     def __init__(self, **context):
         self.context = context
         super().__init__(self.message("en"))
 
     def message(self, lang: str = "zh-TW") -> str:
+        """The message with amounts as NT$1,234 and days as 2027/01/06 (the one way)."""
+        # bot.line.formatting reads the coupons and purchases that raise these errors
+        from bot.line.formatting import date_text, money_text
+        currency = str(self.context.get("currency", ""))
+        shown = {key: money_text(value, currency) if key in self.money
+                 else date_text(value) if isinstance(value, dt.date) else value
+                 for key, value in self.context.items()}
         template = self.en if lang.lower().startswith("en") else self.zh
-        return template.format(**self.context)
+        return template.format(**shown)
 
 
 class UnknownCode(LoyaltyError):
@@ -72,8 +82,9 @@ class CouponNotYours(LoyaltyError):
 
 class MinimumSpendNotMet(LoyaltyError):
     code = "minimum_spend_not_met"
-    zh = "消費滿 {currency}{minimum} 才能使用（本次 {currency}{amount}）。"
-    en = "Needs a spend of {currency}{minimum} or more (this order: {currency}{amount})."
+    zh = "消費滿 {minimum} 才能使用（本次 {amount}）。"
+    en = "Needs a spend of {minimum} or more (this order: {amount})."
+    money = ("minimum", "amount")
 
 
 class CapReached(LoyaltyError):
@@ -100,6 +111,12 @@ class UnknownReward(LoyaltyError):
     en = "No such reward."
 
 
+class RewardUnavailable(LoyaltyError):
+    code = "reward_unavailable"
+    zh = "這個兌換項目目前沒有提供。"
+    en = "This reward is not available now."
+
+
 class InvalidAmount(LoyaltyError):
     code = "invalid_amount"
     zh = "金額或數量不正確：{detail}"
@@ -108,8 +125,9 @@ class InvalidAmount(LoyaltyError):
 
 class RefundExceedsPurchase(LoyaltyError):
     code = "refund_exceeds_purchase"
-    zh = "退款金額超過訂單剩餘金額（最多 {currency}{left}）。"
-    en = "The refund is more than what is left on the order ({currency}{left} at most)."
+    zh = "退款金額超過訂單剩餘金額（最多 {left}）。"
+    en = "The refund is more than what is left on the order ({left} at most)."
+    money = ("left",)
 
 
 class UnknownOrder(LoyaltyError):
@@ -391,6 +409,7 @@ class ClaimNotYours(LoyaltyError):
 
 class ClaimLimitReached(LoyaltyError):
     code = "claim_limit"
+    money = ("limit",)
     zh = "今天的領取碼總額已達上限 {limit}，請改用 集點 會員碼 金額。"
     en = "Today's total of claim codes has reached its limit of {limit}: use earn " \
          "MEMBERCODE AMOUNT instead."

@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,7 +23,8 @@ from bot.loyalty.errors import (
     UnknownMember,
 )
 from bot.loyalty.ledger import credit, debit, lock_member, remember_locks, settle_expired
-from bot.models import Coupon, Member
+from bot.models import Coupon, Member, OutboxMessage
+from bot.outbox.sender import MARKETING
 from bot.program import Program
 
 MAX_ADJUSTMENT = 100_000_000  # points, either way: beyond it a typing slip, not a correction
@@ -164,6 +165,26 @@ def correct_birthday(session: Session, member_id: int, birthday: dt.date | str,
         raise ReasonRequired()
     return set_birthday(session, member_id, birthday, now, actor=actor, by_owner=True,
                         reason=reason.strip())
+
+
+def set_marketing(session: Session, member_id: int, wanted: bool, now: dt.datetime, *,
+                  actor: str) -> Member:
+    """停止推播 / stop promotions (wanted=False) or start them again (True). Marketing
+    (nudges, win-back, issue campaigns) then leaves the member out, and their marketing
+    pushes still waiting alone in the outbox are skipped; receipts, expiry warnings,
+    birthdays and tier news still come."""
+    member = lock_member(session, member_id)
+    if member.marketing_opt_out == (not wanted):
+        return member
+    member.marketing_opt_out, member.marketing_opt_out_at = not wanted, None if wanted else now
+    if not wanted:
+        session.execute(update(OutboxMessage).where(
+            OutboxMessage.member_id == member.id, OutboxMessage.status == "pending",
+            OutboxMessage.kind.in_(MARKETING), OutboxMessage.batch_id.is_(None))
+            .values(status="skipped").execution_options(synchronize_session=False))
+    audit.record(session, "member.marketing", member_id=member.id, actor=actor, at=now,
+                 wanted=wanted)
+    return member
 
 
 def adjust_points(session: Session, program: Program, member_id: int, delta: int, now: dt.datetime,

@@ -3,14 +3,47 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.loyalty.coupons import issue_coupon
-from bot.loyalty.errors import UnknownReward
+from bot.loyalty.coupons import issue_coupon, validity
+from bot.loyalty.errors import RewardUnavailable, UnknownReward
 from bot.loyalty.ledger import debit, lock_member, settle_expired
-from bot.models import Coupon
-from bot.program import Program
+from bot.loyalty.timeutil import local_date
+from bot.models import Coupon, CouponTemplateRow
+from bot.program import Program, Reward
+
+
+def offered(program: Program, reward: Reward, now: dt.datetime) -> bool:
+    """Not retired, within its own dates, and its coupon can still be issued."""
+    today = local_date(now, program.timezone)
+    return (not reward.retired and (reward.starts is None or reward.starts <= today)
+            and (reward.ends is None or today <= reward.ends)
+            and validity(program, program.coupons[reward.coupon], now)[1] > now)
+
+
+def available_rewards(session: Session, program: Program, now: dt.datetime) -> list[Reward]:
+    """The catalog as members see it now: offered rewards whose coupon has some left under
+    its total cap."""
+    listed = [r for r in program.rewards if offered(program, r, now)]
+    capped = {r.coupon for r in listed if program.coupons[r.coupon].total_cap is not None}
+    issued = dict(session.execute(
+        select(CouponTemplateRow.key, CouponTemplateRow.issued_count)
+        .where(CouponTemplateRow.key.in_(capped))).all()) if capped else {}
+    return [r for r in listed if r.coupon not in capped
+            or issued.get(r.coupon, 0) < (program.coupons[r.coupon].total_cap or 0)]
+
+
+def within_reach(rewards: Sequence[Reward], balance: int) -> tuple[Reward, int] | None:
+    """The dearest reward the balance buys (0 points missing), else the cheapest one and the
+    points missing; None for an empty catalog."""
+    affordable = [r for r in rewards if r.points <= balance]
+    if affordable:
+        return max(affordable, key=lambda r: (r.points, -r.id)), 0
+    cheapest = min(rewards, key=lambda r: (r.points, r.id), default=None)
+    return (cheapest, cheapest.points - balance) if cheapest else None
 
 
 def redeem_reward(session: Session, program: Program, member_id: int, reward_id: int,
@@ -19,6 +52,8 @@ def redeem_reward(session: Session, program: Program, member_id: int, reward_id:
     reward = program.reward(reward_id)
     if reward is None:
         raise UnknownReward()
+    if not offered(program, reward, now):
+        raise RewardUnavailable()
     member = lock_member(session, member_id)
     settle_expired(session, member, now)
     coupon = issue_coupon(session, program, member.id, reward.coupon, now, reason="reward",

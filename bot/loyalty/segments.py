@@ -136,6 +136,14 @@ def refresh_automatic_tags(session: Session, program: Program, now: dt.datetime
 TOKEN = re.compile(r"\s*(\(|\)|[^\s()]+)")
 
 
+def needs_automatic_tags(session: Session, expression: str) -> bool:
+    """Does the expression name an automatic tag never computed yet (the daily `tags` job
+    has not run on this database)?"""
+    words = {word.lower() for word in TOKEN.findall(expression or "")} & set(AUTOMATIC)
+    return bool(words) and bool(words - set(session.scalars(
+        select(Tag.name).where(Tag.name.in_(words)))))
+
+
 def segment_filter(session: Session, expression: str) -> ColumnElement[bool]:
     """A WHERE clause on Member for a tag expression: names joined by and, or, not and
     parentheses. An empty expression (or `all`) is everyone."""
@@ -187,6 +195,9 @@ def segment_filter(session: Session, expression: str) -> ColumnElement[bool]:
         if word in ("and", "or", ")"):
             raise SegmentError(detail=f"unexpected {word!r} in {expression!r}")
         name = take().lower()
+        if name in AUTOMATIC and name not in known:
+            raise SegmentError(detail=f"{name!r} is an automatic tag not computed yet: run "
+                                      "`flask --app bot jobs run tags` first")
         if name not in known:
             raise SegmentError(detail=f"no tag {name!r}; tags: {', '.join(sorted(known))}"
                                if known else f"no tag {name!r} (no tags yet)")

@@ -35,6 +35,7 @@ class MemberSummary:
     stamp_goal: int
     stamps_to_next_reward: int
     wallet: list[CouponView]
+    stamps_until: dt.date | None = None  # the card's last local day; None: it never expires
 
 
 _LOTS = (  # built once: points left per expiry instant
@@ -67,4 +68,6 @@ def member_summary(session: Session, program: Program, member: Member, now: dt.d
         spend_to_next=max(0, upcoming.threshold - spend) if upcoming else None,
         stamps=card.stamps, stamp_goal=card.goal,
         stamps_to_next_reward=min(targets) - card.stamps,
-        wallet=wallet(session, program, member.id, now))
+        wallet=wallet(session, program, member.id, now),
+        stamps_until=local_date(card.expires_at - dt.timedelta(microseconds=1), tz)
+        if card.expires_at else None)

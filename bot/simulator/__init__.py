@@ -53,6 +53,8 @@ def init_app(app: Flask) -> None:
     config = app.extensions["loyalty"].config
     if not config.simulator:
         return
+    from flask import redirect
+
     # imported here: the pages load only when the simulator is on, and they use this
     # package's helpers above (a top-level import would be a loop)
     from bot.simulator import line_api, views
@@ -61,4 +63,5 @@ def init_app(app: Flask) -> None:
     app.extensions["simulator"] = Store()
     app.register_blueprint(line_api.bp)
     app.register_blueprint(views.bp)
+    app.add_url_rule("/", "home", lambda: redirect("/simulator"))  # a fresh clone's first page
     log.info("LINE simulator on: open %s/simulator", config.public_base_url)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
+from bot.line import formatting as fmt
 from bot.line import messages as m
 from bot.line.formatting import RenderContext
 from bot.line.qr import qr_url
@@ -46,7 +47,7 @@ def view(program: Program, key: str = "welcome", n: int = 1, title: str | None =
     template = program.coupons.get(key) or next(iter(program.coupons.values()))
     if title:
         template = dataclasses.replace(template, title=title, title_en=title_en or title,
-                                       gift=title_en or title)
+                                       gift=title, gift_en=title_en or title)
     row = Coupon(id=n, code=code(n), template_id=1, member_id=7, valid_from=NOW,
                  valid_until=NOW + dt.timedelta(days=days), issued_at=NOW, reason="test",
                  **{"status": "issued", **coupon})
@@ -62,7 +63,8 @@ def summary(program: Program, who: Member, *, balance: int = 1234, spend: int = 
         member=who, balance=balance, tier=tier, next_tier=upcoming, spend=spend,
         expiring=[Expiring(TODAY + dt.timedelta(days=i), 10 + i) for i in range(lots)],
         spend_to_next=max(0, upcoming.threshold - spend) if upcoming else None,
-        stamps=stamps, stamp_goal=goal, stamps_to_next_reward=to_next, wallet=list(wallet))
+        stamps=stamps, stamp_goal=goal, stamps_to_next_reward=to_next, wallet=list(wallet),
+        stamps_until=TODAY + dt.timedelta(days=300))
 
 
 def purchase(program: Program, coupons: int = 1, tier_up: bool = True) -> PurchaseResult:
@@ -89,6 +91,9 @@ def sample_makers(program: Program, ctx: RenderContext) -> Makers:
     coupon = view(program)
     used = view(program, "pct10", 2, redeemed_at=NOW, status="redeemed")
     rewards = program.rewards
+
+    def title(key: str) -> str:  # in the gallery's language, like the jobs pass it
+        return fmt.title(ctx, program.coupons.get(key) or next(iter(program.coupons.values())))
     yield "welcome", lambda: m.welcome(ctx, who, coupon)
     yield "welcome without gift or name", lambda: m.welcome(ctx, member(""), None)
     yield "points_card", lambda: m.points_card(ctx, summary(program, who))
@@ -118,12 +123,17 @@ def sample_makers(program: Program, ctx: RenderContext) -> Makers:
     yield "staff_redemption_ok gift", lambda: m.staff_redemption_ok(
         ctx, view(program, "free_drink"), None, None)
     yield "staff_redemption_failed", lambda: m.staff_redemption_failed(
-        ctx, CouponAlreadyRedeemed(), "2026-11-20 14:05 · Amy")
+        ctx, CouponAlreadyRedeemed(), "2026/11/20 14:05 · Amy")
     yield "customer_coupon_used", lambda: m.customer_coupon_used(ctx, used)
     yield "birthday_gift", lambda: m.birthday_gift(ctx, who, view(program, "bday_member", 5))
-    yield "nudge", lambda: m.nudge(ctx, who, "stamps", 2, "Any drink, on us")
-    yield "nudge one point", lambda: m.nudge(ctx, who, "points", 1, "NT$50 off")
-    yield "expiry_warning", lambda: m.expiry_warning(ctx, who, [(TODAY, 40)], [coupon])
+    yield "nudge", lambda: m.nudge(ctx, who, "stamps", 2, title("free_drink"))
+    yield "nudge one point", lambda: m.nudge(ctx, who, "points", 1, title("nt50"))
+    yield "expiry_warning", lambda: m.expiry_warning(
+        ctx, who, [(TODAY, 40)], [coupon], None,
+        (rewards[0], max(0, rewards[0].points - 40)) if rewards else None)
+    yield "expiry_warning stamp card only", lambda: m.expiry_warning(
+        ctx, who, [], [], (TODAY + dt.timedelta(days=7), 8, 10))
+    yield "rules", lambda: m.rules(ctx)
 
 
 def claim(program: Program, amount: int, status: str = "open", taker: Member | None = None
