@@ -422,3 +422,17 @@ def test_a_code_may_live_at_most_72_hours(tmp_path):
     off = tmp_path / "off.toml"
     off.write_text(example.replace("enabled = true", "enabled = false", 1), encoding="utf-8")
     assert load_program(off).claims.enabled is False
+
+
+def test_the_receipt_shows_the_stamp_card_and_why_no_stamp_was_given(
+        client, app, fake_line, shop):
+    def claim_for_alice(amount: int) -> str:
+        code = make_code(client, fake_line, f"集點 {amount}")
+        post(client, [text(ALICE, f"領取 {code}")])
+        return flat(last_reply(fake_line))
+
+    goal = shop.program.stamps.goal
+    first = claim_for_alice(350)  # a stamp (and the starter stamps of a first purchase)
+    assert re.search(rf"集章卡 \d+ / {goal} 章", first)
+    assert "未滿 NT$80，這次沒有集章" in claim_for_alice(50)  # below the stamp minimum
+    assert "今天已集過章" in claim_for_alice(200)  # one stamp a day

@@ -13,6 +13,7 @@ from bot.line.flex import Strings, clip
 from bot.line.qr import coupon_payload
 from bot.loyalty.coupons import CouponView
 from bot.loyalty.purchases import PurchaseResult
+from bot.loyalty.stamps import stamp_minimum
 from bot.loyalty.timeutil import local_date
 from bot.models import Member
 from bot.program import CouponTemplate, Program, Tier
@@ -131,8 +132,15 @@ def conditions(ctx: RenderContext, template: CouponTemplate) -> list[str]:
 def purchase(ctx: RenderContext, result: PurchaseResult) -> dict[str, Any]:
     s, change = ctx.strings, result.tier_change
     up = bool(change and change.upgraded)
+    progress = result.card_goal is not None
+    why = {"minimum": s("receipt.no_stamp_minimum",
+                        amount=money(ctx, stamp_minimum(ctx.program))),
+           "today": s("receipt.no_stamp_today")}.get(result.no_stamp or "", "")
     return {"amount": money(ctx, result.purchase.amount), "points": s.number(result.points),
             "stamps": s.number(result.stamps), "tier_up": up,
+            "has_progress": progress, "no_stamp": why,
+            "progress": s("receipt.progress", have=s.number(result.card_stamps or 0),
+                          goal=s.number(result.card_goal or 0)) if progress else "",
             "tier": tier(ctx, change.new) if change else "",
             "benefits": [{"text": clip(line, TITLE_LIMIT)}
                          for line in (tier_benefits(ctx, change.new) if up else [])]}

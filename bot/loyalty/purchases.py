@@ -31,7 +31,13 @@ from bot.loyalty.ledger import (
     open_lots,
     settle_expired,
 )
-from bot.loyalty.stamps import add_stamps, stamps_for, stamps_today, take_back_stamps
+from bot.loyalty.stamps import (
+    add_stamps,
+    stamp_minimum,
+    stamps_for,
+    stamps_today,
+    take_back_stamps,
+)
 from bot.loyalty.tiers import (
     SPEND,
     TierChange,
@@ -54,6 +60,9 @@ class PurchaseResult:
     coupons: list[Coupon] = field(default_factory=list)
     tier_change: TierChange | None = None
     duplicate: bool = False
+    card_stamps: int | None = None  # the stamp card after this purchase (None: not stamped)
+    card_goal: int | None = None
+    no_stamp: str | None = None  # why a paid purchase got no stamp: "minimum" or "today"
 
 
 @dataclass
@@ -213,6 +222,11 @@ def _earn(session: Session, program: Program, member: Member, purchase: Purchase
     result.stamps += bonus.added
     purchase.stamps_earned = result.stamps
     result.coupons = outcome.coupons + bonus.coupons
+    last = bonus if bonus.card_goal is not None else outcome
+    result.card_stamps, result.card_goal = last.card_stamps, last.card_goal
+    if amount and not result.stamps:
+        result.no_stamp = "minimum" if amount < stamp_minimum(program) else (
+            "today" if program.stamps.one_per_day else None)
     result.tier_change = evaluate_tier(session, program, member, now,
                                        spend=facts.spend_before + amount)
     audit.record(session, "purchase", member_id=member.id, actor=actor, at=now,

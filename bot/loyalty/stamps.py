@@ -32,6 +32,8 @@ class StampOutcome:
     added: int = 0
     coupons: list[Coupon] = field(default_factory=list)
     cards_completed: int = 0
+    card_stamps: int | None = None  # the last card stamped: its stamps then (goal when full)
+    card_goal: int | None = None
 
 
 def active_card(session: Session, program: Program, member_id: int, now: dt.datetime
@@ -84,6 +86,12 @@ def stamps_today(member_id: int, today: dt.date) -> ScalarSelect[int]:
                    Stamp.reason == "purchase").scalar_subquery())
 
 
+def stamp_minimum(program: Program) -> int:
+    """The smallest purchase that earns a stamp."""
+    rules = program.stamps
+    return max(rules.min_amount, 1, rules.amount_per_stamp if rules.per == "amount" else 0)
+
+
 def stamps_for(program: Program, amount: int, earned_today: int) -> int:
     """Stamps a purchase of `amount` earns, before starter stamps, after `earned_today`."""
     rules = program.stamps
@@ -104,6 +112,7 @@ def add_stamps(session: Session, program: Program, member: Member, count: int, r
         card = active_card(session, program, member.id, now)
         put = min(count, card.goal - card.stamps)
         before, card.stamps = card.stamps, card.stamps + put
+        outcome.card_stamps, outcome.card_goal = card.stamps, card.goal
         session.add(Stamp(card_id=card.id, member_id=member.id, count=put, local_day=today,
                           reason=reason, created_at=now,
                           purchase_id=purchase.id if purchase else None))
