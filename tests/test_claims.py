@@ -436,3 +436,13 @@ def test_the_receipt_shows_the_stamp_card_and_why_no_stamp_was_given(
     assert re.search(rf"集章卡 \d+ / {goal} 章", first)
     assert "未滿 NT$80，這次沒有集章" in claim_for_alice(50)  # below the stamp minimum
     assert "今天已集過章" in claim_for_alice(200)  # one stamp a day
+
+
+def test_staff_typing_something_unknown_get_their_commands_not_silence(
+        client, app, fake_line, shop):
+    post(client, [text(CLERK, "幫我看一下")])
+    answer = flat(last_reply(fake_line))
+    assert "店員指令" in answer and "集點 金額" in answer
+    fake_line.reset()
+    post(client, [text(ALICE, "幫我看一下")])  # a customer: left to the owner's hand reply
+    assert fake_line.replies() == []

@@ -104,9 +104,10 @@ def test_staff_menu_actions() -> None:
     data = menu("staff")
     assert data["size"] == {"width": 2500, "height": 843}
     actions = [a["action"] for a in data["areas"]]
-    assert [a.get("data") or a.get("text") for a in actions] == [
+    assert [a.get("data") or a.get("text") or a.get("uri") for a in actions] == [
+        "https://line.me/R/nv/QRCodeReader",  # LINE's own QR code reader, first
         "action=staff_help&topic=verify", "action=staff_help&topic=earn", "撤銷"]
-    assert actions[2]["type"] == "message"
+    assert actions[0]["type"] == "uri" and actions[3]["type"] == "message"
 
 
 @pytest.mark.parametrize("role", ["customer", "staff"])
@@ -145,8 +146,8 @@ def test_check_menu_finds_what_line_would_refuse() -> None:
     data = menu("staff")
     data["chatBarText"] = "這是一段超過十四個字的聊天列文字喔"
     data["areas"][1]["bounds"]["x"] = 700  # now overlaps area 1
-    data["areas"][2]["bounds"]["width"] = 900  # reaches past 2500
-    data["areas"][0]["action"]["data"] = "x" * 301
+    data["areas"][3]["bounds"]["width"] = 900  # reaches past 2500
+    data["areas"][1]["action"]["data"] = "x" * 301
     problems = check_menu(data, (MENUS_DIR / "customer.png").read_bytes())
     assert any("chatBarText" in p for p in problems)
     assert any("overlaps" in p for p in problems)

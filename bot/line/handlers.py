@@ -91,6 +91,8 @@ def on_message(session: Session, env: Env, event: Any) -> Outcome:
             return claim_campaign(session, env, member, {"campaign": campaign.key})
         if faq := env.program.answer(" ".join(words).lower()):
             return Outcome(messages.faq_answer(env.render(member.language), faq))
+        if find_active_staff(session, env.user_id) is not None:  # staff: their commands
+            return Outcome(messages.text(env.render(member.language), "staff_commands"))
         return _unknown(env, member)
     return CUSTOMER_ACTIONS[action](session, env, member, {})
 

@@ -38,7 +38,8 @@ DEFAULT_TILES = {
     "action=card": Tile("會員卡", "Member Card", "card"),
     "action=rewards": Tile("兌換好禮", "Rewards", "gift"),
     "action=birthday": Tile("生日", "Birthday", "cake"),
-    "action=staff_help&topic=verify": Tile("核銷說明", "Redeem a Code", "scan"),
+    "https://line.me/R/nv/QRCodeReader": Tile("掃描", "Scan a QR", "scan"),
+    "action=staff_help&topic=verify": Tile("核銷說明", "Redeem a Code", "ticket"),
     "action=staff_help&topic=earn": Tile("集點說明", "Give Stamps", "cup"),
     "撤銷": Tile("撤銷", "Undo Last", "undo"),
 }

@@ -164,6 +164,11 @@ function runAction(action) {
     case "uri": {
       const typed = chatText(action.uri || "");
       if (typed !== null) return fillText(typed);
+      if (/^https:\/\/line\.me\/R\/nv\/QRCodeReader/.test(action.uri || "")) {
+        // LINE's app opens its QR code reader; here, each QR in a chat has its scan button
+        return notice(state.persona, "LINE opens its QR code reader here. In the simulator, "
+          + "tap the scan button under a QR code in a chat: the chat opens with its text typed.");
+      }
       return window.open(action.uri, "_blank", "noopener");
     }
     case "clipboard":
