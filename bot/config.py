@@ -122,4 +122,10 @@ class Config:
             raise ConfigError("Configuration error: PUBLIC_BASE_URL must be the app's https "
                               "address when the LINE channel is configured (LINE loads QR "
                               f"images over https only), not {self.public_base_url!r}")
+        if not self.line_oa_basic_id:
+            raise ConfigError("Configuration error: LINE_OA_BASIC_ID (the account's basic id, "
+                              "such as @123abcde, from LINE Official Account Manager) must be "
+                              "set when the LINE channel is configured: staff scan customers' "
+                              "QR codes with LINE's QR reader, which opens the chat with the "
+                              "command typed only through the basic id")
         return self

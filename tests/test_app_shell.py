@@ -284,8 +284,16 @@ def test_with_line_configured_the_default_secret_key_is_refused_in_one_clear_lin
 def test_with_line_configured_a_public_base_url_that_is_not_https_is_refused(url):
     with pytest.raises(ConfigError, match="PUBLIC_BASE_URL must be the app's https"):
         Config.from_env({**LINE_ENV, "SECRET_KEY": "k" * 32, "PUBLIC_BASE_URL": url})
-    assert Config.from_env({**LINE_ENV, "SECRET_KEY": "k" * 32,
+    assert Config.from_env({**LINE_ENV, "SECRET_KEY": "k" * 32, "LINE_OA_BASIC_ID": "@cafe",
                             "PUBLIC_BASE_URL": "https://cafe.example/"}).line_configured
+
+
+def test_with_line_configured_the_basic_id_is_required_in_one_clear_line():
+    settings = {**LINE_ENV, "SECRET_KEY": "k" * 32, "PUBLIC_BASE_URL": "https://cafe.example"}
+    with pytest.raises(ConfigError, match="LINE_OA_BASIC_ID") as refused:
+        Config.from_env(settings)
+    assert "\n" not in str(refused.value)
+    assert Config.from_env({**settings, "SIMULATOR": "1"}).simulator  # the simulator needs none
 
 
 def test_the_web_process_exits_at_once_with_the_line_when_secret_key_is_missing(tmp_path):
