@@ -446,3 +446,11 @@ def test_staff_typing_something_unknown_get_their_commands_not_silence(
     fake_line.reset()
     post(client, [text(ALICE, "幫我看一下")])  # a customer: left to the owner's hand reply
     assert fake_line.replies() == []
+
+
+def test_a_staff_members_staff_answers_are_marked_apart_from_their_customer_ones(
+        client, app, fake_line, shop):
+    post(client, [text(CLERK, "集點")])  # a staff command: its text answer is marked
+    assert flat(last_reply(fake_line)).startswith('[{"type": "text", "text": "【店員】')
+    post(client, [text(CLERK, "說明")])  # the same person as a customer: not marked
+    assert "【店員】" not in flat(last_reply(fake_line))

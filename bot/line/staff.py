@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 from bot.line import formatting as fmt
 from bot.line import messages
 from bot.line.context import Env, Outcome
+from bot.line.flex import clip
+from bot.line.limits import MAX_TEXT
 from bot.line.messages import RenderContext
 from bot.loyalty.claims import ClaimView, cancel_claim, claim_view, make_claim
 from bot.loyalty.codes import format_code, normalize_code
@@ -72,14 +74,26 @@ def run(session: Session, env: Env, member: Member, worker: Staff | None, comman
     if worker is None:
         return Outcome(messages.text(env.render(member.language), "staff_only"))
     if command == "verify":
-        return verify(session, env, ctx, worker, args, member.id)
-    if command == "earn":
-        return earn(session, env, ctx, worker, args, member.id)
-    if command == "link":
-        return link(session, env, ctx, worker, args)
-    if command in ("claimed", "unclaim"):
-        return claim_command(session, env, ctx, worker, command, args)
-    return void(session, env, ctx, worker)
+        outcome = verify(session, env, ctx, worker, args, member.id)
+    elif command == "earn":
+        outcome = earn(session, env, ctx, worker, args, member.id)
+    elif command == "link":
+        outcome = link(session, env, ctx, worker, args)
+    elif command in ("claimed", "unclaim"):
+        outcome = claim_command(session, env, ctx, worker, command, args)
+    else:
+        outcome = void(session, env, ctx, worker)
+    return Outcome(staff_marked(ctx, outcome.messages()))
+
+
+def staff_marked(ctx: RenderContext, replies: list[dict]) -> list[dict]:
+    """A staff member's text answers say they are staff answers: a staff member is also a
+    customer in the same chat, and their own customer messages must not be mistaken for
+    them (the staff cards say so in their dark headers)."""
+    mark = ctx.strings("staff.mark")
+    return [{**m, "text": clip(f"{mark}{m['text']}", MAX_TEXT)}
+            if m.get("type") == "text" and not m["text"].startswith(mark) else m
+            for m in replies]
 
 
 def verify(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: list[str],
