@@ -70,6 +70,19 @@ WORDS: dict[str, dict[str, str]] = {
                                            "請再輸入一次你的密碼。",
         "export_button": "下載 CSV", "export_owner_only": "只有店主可以匯出會員資料。",
         "wrong_password": "密碼不正確，沒有匯出任何資料。",
+        "staff": "員工", "staff_active": "目前的員工（可以使用員工指令）",
+        "staff_since": "成為員工日期", "no_staff": "還沒有員工。",
+        "staff_invite": "邀請新員工", "staff_name": "姓名（可留空）",
+        "invite_hint": "請新員工在 3 天內用自己的 LINE 掃描這個 QR 碼並送出，或把下面這行"
+                       "傳給官方帳號（只能用一次）：",
+        "invite_qr": "邀請 QR 碼", "staff_removed": "{name} 已不是員工，權限立即失效。",
+        "name_too_long": "姓名最多 {most} 個字，請寫短一點。",
+        "bad_action": "看不懂這個表單，什麼都沒有改變。",
+        "bad_days": "日期不正確（開始日要在結束日之前），改為顯示最近 30 天。",
+        "staff_activity": "員工操作紀錄", "redemptions": "核銷", "voids": "撤銷",
+        "refused_attempts": "被拒絕的操作", "claims_made": "領取碼",
+        "claims_claimed": "已領取", "claims_expired": "過期未領",
+        "staff_former": "（已移除）",
     },
     "en": {
         "console": "Shop console", "sign_in": "Sign in", "sign_out": "Sign out",
@@ -151,6 +164,21 @@ WORDS: dict[str, dict[str, str]] = {
                        "be imported again). Type your password again.",
         "export_button": "Download CSV", "export_owner_only": "Only an owner can export members.",
         "wrong_password": "Wrong password: nothing was exported.",
+        "staff": "Staff", "staff_active": "Staff now (they can use the staff commands)",
+        "staff_since": "Staff since", "no_staff": "No staff yet.",
+        "staff_invite": "Invite a new staff member", "staff_name": "Name (may be empty)",
+        "invite_hint": "Within 3 days, the new staff member scans this QR code with their own "
+                       "LINE and sends it, or sends this line to the shop's account (once):",
+        "invite_qr": "Invite QR code",
+        "staff_removed": "{name} is no longer staff; their rights ended at once.",
+        "name_too_long": "A name has {most} characters at most: please shorten it.",
+        "bad_action": "This form was not understood: nothing changed.",
+        "bad_days": "Those dates make no sense (the first must not come after the last): the "
+                    "last 30 days are shown instead.",
+        "staff_activity": "Staff activity", "redemptions": "Redemptions", "voids": "Voids",
+        "refused_attempts": "Refused attempts", "claims_made": "Claim codes made",
+        "claims_claimed": "Claimed", "claims_expired": "Expired unclaimed",
+        "staff_former": "(removed)",
     },
 }
 
