@@ -19,6 +19,7 @@ from bot.console.words import WORDS
 from bot.db import transaction
 from bot.jobs import JOBS, JobContext, run_job
 from bot.line import qr
+from bot.line.client import LineClient
 from bot.loyalty import accounts, coupons, staff
 from bot.loyalty import dashboard as figures
 from bot.loyalty.members import member_by_id, register_member
@@ -26,7 +27,15 @@ from bot.loyalty.purchases import record_purchase
 from bot.loyalty.report import report_period
 from bot.loyalty.summary import member_summary
 from bot.loyalty.timeutil import utcnow
-from bot.models import AuditLog, ConsoleAccount, ConsoleLoginFailure, Coupon, Purchase
+from bot.models import (
+    AuditLog,
+    ConsoleAccount,
+    ConsoleLoginFailure,
+    Coupon,
+    OutboxMessage,
+    Purchase,
+)
+from bot.outbox import deliver, enqueue
 from tests.line_helpers import CHANNEL_SECRET, user_id
 
 SHOPS_HASHER = accounts._hasher  # before any test swaps it
@@ -685,3 +694,99 @@ def test_with_line_set_up_removing_staff_unlinks_their_staff_menu(config, fake_l
     assert staff_post(browser, action="remove", user=user_id(5)).status_code == 200
     assert len(fake_line.calls_to(f"/user/{user_id(5)}/richmenu", "DELETE")) == 1
     app.extensions["loyalty"].engine.dispose()
+
+
+# -- the clock and messages --------------------------------------------------------------------
+def test_the_clock_page_shows_each_jobs_schedule_and_last_run_in_shop_time(shop):
+    rt, manager, _ = shop
+    ran = utcnow()
+    run_job(JobContext(rt.program, rt.sessions, render=lambda language: None),
+            JOBS["dashboard"], ran)
+    page = manager.get("/admin/clock").get_data(as_text=True)
+    row = re.search(r'data-job="dashboard">(.*?)</tr>', page, re.S).group(1)
+    assert "每 10 分鐘" in row and "computed in" in row
+    assert ran.astimezone(rt.program.timezone).strftime("%Y/%m/%d %H:%M") in row
+    assert "每天 09:00" in re.search(r'data-job="birthday">(.*?)</tr>', page, re.S).group(1)
+    assert "從未執行" in re.search(r'data-job="send">(.*?)</tr>', page, re.S).group(1)
+    assert set(re.findall(r'data-job="([\w-]+)"', page)) == set(JOBS)
+
+
+@pytest.fixture
+def outbox(config, fake_line):
+    """A shop with LINE (the fake) and four messages to one member: one pushed, one LINE
+    refused with a 400, one whose fate is unknown (500s for over a day), one queued."""
+    app = create_app(dataclasses.replace(
+        config, line_channel_secret=CHANNEL_SECRET,
+        line_channel_access_token=fake_line.access_token,
+        line_oa_basic_id="@mountainmist", line_api_base_url=fake_line.base_url))
+    rt = app.extensions["loyalty"]
+    owner = app.test_client()
+    setup_owner(owner)
+    manager = app.test_client()
+    set_password(manager, invite(app, "mei@cafe.tw", "manager"))
+    sign_in(manager, "mei@cafe.tw")
+    start = utcnow()
+    ids = {}
+    with transaction(rt.sessions) as session:
+        member = register_member(session, rt.program, user_id(1), start).member
+        for name in ("sent", "refused", "unknown", "queued"):
+            ids[name] = enqueue(session, member, "nudge", f"t:{name}",
+                                [{"type": "text", "text": name}], start).id
+    line = LineClient(rt.config)
+    deliver(rt.sessions, line, [ids["sent"]], start)
+    fake_line.fail_next("/message/push", 400)
+    deliver(rt.sessions, line, [ids["refused"]], start)
+    fake_line.fail_next("/message/push", 500, times=2)
+    deliver(rt.sessions, line, [ids["unknown"]], start)
+    deliver(rt.sessions, line, [ids["unknown"]], start + dt.timedelta(hours=25))
+    yield rt, owner, manager, ids
+    app.extensions["loyalty"].engine.dispose()
+
+
+def status_of(rt, row_id: int) -> str:
+    with rt.sessions() as session:
+        return session.get(OutboxMessage, row_id).status
+
+
+def test_the_outbox_counts_and_latest_failures_with_lines_reason(outbox):
+    rt, _, manager, ids = outbox
+    assert [status_of(rt, ids[n]) for n in ("sent", "refused", "unknown", "queued")] == [
+        "sent", "failed", "failed", "pending"]
+    page = manager.get("/admin/clock").get_data(as_text=True)
+    counts = dict(re.findall(r'data-count="(\w+)"><th scope="row">[^<]+</th><td>([^<]+)</td>',
+                             page))
+    assert counts == {"pending": "1", "pushed": "1", "replied": "0", "failed": "2",
+                      "dropped": "0"}
+    refused = re.search(rf'data-failed="{ids["refused"]}">(.*?)</tr>', page, re.S).group(1)
+    unknown = re.search(rf'data-failed="{ids["unknown"]}">(.*?)</tr>', page, re.S).group(1)
+    assert "400" in refused and f'data-retry="{ids["refused"]}"' in refused
+    assert "undelivered for 24 hours" in unknown and "data-retry" not in unknown
+    assert "結果不明，不重送" in unknown
+    assert page.count("data-retry=") == 1
+
+
+def test_only_a_push_line_refused_is_sent_again_and_every_other_retry_changes_nothing(
+        outbox, fake_line):
+    rt, owner, manager, ids = outbox
+    no_token = manager.post("/admin/clock", data={"message": ids["refused"]})
+    assert no_token.status_code == 400 and "表單已過期" in no_token.get_data(as_text=True)
+    for wanted in (ids["unknown"], ids["sent"], ids["queued"], "abc", "9" * 40, "-1"):
+        answer = manager.post("/admin/clock", data={
+            "csrf_token": csrf(manager, "/admin/clock"), "message": wanted})
+        assert answer.status_code == 400, wanted
+        assert "只有 LINE 明確拒收（4xx）的推播可以重送" in answer.get_data(as_text=True)
+    assert [status_of(rt, ids[n]) for n in ("sent", "refused", "unknown", "queued")] == [
+        "sent", "failed", "failed", "pending"]
+    done = manager.post("/admin/clock", data={"csrf_token": csrf(manager, "/admin/clock"),
+                                              "message": ids["refused"]})
+    assert done.status_code == 200 and "已放回佇列" in done.get_data(as_text=True)
+    assert status_of(rt, ids["refused"]) == "pending"
+    again = owner.post("/admin/clock", data={"csrf_token": csrf(owner, "/admin/clock"),
+                                             "message": ids["refused"]})
+    assert again.status_code == 400  # pending now: not twice
+    with rt.sessions() as session:
+        assert session.scalars(select(AuditLog.actor).where(
+            AuditLog.action == "outbox.retry")).all() == ["console:mei@cafe.tw"]
+    deliver(rt.sessions, LineClient(rt.config), [ids["refused"]], utcnow())
+    assert status_of(rt, ids["refused"]) == "sent"
+    assert [m["text"] for m in fake_line.messages_to(user_id(1))] == ["sent", "refused"]

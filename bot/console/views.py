@@ -1,5 +1,5 @@
 """The console's pages: sign-in, the first owner, passwords, accounts, the dashboard, members
-and their corrections, erasure, the members export and staff."""
+and their corrections, erasure, the members export, staff, and the clock and messages."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from bot.bootstrap import Runtime
 from bot.console.words import words
 from bot.db import transaction
+from bot.jobs import JOBS
 from bot.line import qr
 from bot.line.client import LineClient
 from bot.line.richmenu import unlink_staff
@@ -52,14 +53,17 @@ from bot.loyalty.errors import (
     LoginRefused,
     LoyaltyError,
     RefundExceedsPurchase,
+    RetryUnsafe,
     UnknownOrder,
 )
+from bot.loyalty.job_runs import last_runs
 from bot.loyalty.member_export import export_members
 from bot.loyalty.purchases import MAX_AMOUNT
 from bot.loyalty.report import build_report, report_period
 from bot.loyalty.summary import member_summary
 from bot.loyalty.timeutil import utcnow
 from bot.models import Member
+from bot.outbox import overview
 
 bp = Blueprint("console", __name__, url_prefix="/admin", template_folder="templates",
                static_folder="static", static_url_path="/static")
@@ -672,3 +676,58 @@ def days_asked() -> tuple[dt.date, dt.date, dt.datetime, dt.datetime, str | None
     return (start.astimezone(tz).date(), (end - dt.timedelta(microseconds=1)).astimezone(tz
                                                                                       ).date(),
             start, end, bad)
+
+
+# -- the clock and messages (owners and managers) -----------------------------------------------
+@bp.route("/clock", methods=["GET", "POST"])
+@signed_in()
+def clock_page() -> Any:
+    """Each clock job's schedule and last run; the outbox this month, the latest failures
+    with LINE's reason, and a retry for a push LINE definitely refused."""
+    rt = runtime()
+    notice, error = None, None
+    if request.method == "POST":
+        try:
+            wanted = int(request.form.get("message", ""))
+            if not 0 < wanted < 2 ** 63:
+                raise ValueError(wanted)
+        except ValueError:
+            error = RetryUnsafe().message(g.lang)
+        else:
+            try:
+                with transaction(rt.sessions) as db:
+                    overview.retry_refused(db, wanted, g.now, actor=who())
+            except LoyaltyError as exc:
+                error = exc.message(g.lang)
+            else:
+                notice = g.t["retry_queued"].format(id=wanted)
+    with rt.sessions() as db:
+        runs = last_runs(db)
+        counts = overview.counts(db, rt.program, g.now)
+        failed = overview.latest_failed(db)
+    tz = rt.program.timezone
+    jobs = [{"name": job.name, "schedule": schedule(job.cron), "about": job_words(job),
+             "last": runs[job.name].last_completed_at.astimezone(tz)
+             if job.name in runs and runs[job.name].last_completed_at else None,
+             "summary": runs[job.name].last_summary if job.name in runs else ""}
+            for job in JOBS.values()]
+    return page("clock.html", 400 if error else 200, jobs=jobs, counts=counts, failed=failed,
+                notice=notice, error=error, tz=tz,
+                month=g.now.astimezone(tz).strftime("%Y/%m"))
+
+
+def schedule(cron: dict[str, Any]) -> str:
+    """A job's cron fields in words: every minute, every 10 minutes, daily at 09:00."""
+    minute, hour = str(cron.get("minute", "*")), cron.get("hour")
+    if set(cron) <= {"minute", "hour"}:
+        if hour is None and minute == "*":
+            return g.t["every_minute"]
+        if hour is None and minute.startswith("*/") and minute[2:].isdigit():
+            return g.t["every_minutes"].format(n=minute[2:])
+        if isinstance(hour, int) and minute.isdigit():
+            return g.t["daily_at"].format(time=f"{hour:02d}:{int(minute):02d}")
+    return " ".join(f"{k}={v}" for k, v in cron.items())
+
+
+def job_words(job: Any) -> str:
+    return g.t.get(f"job_{job.name}", job.description)
