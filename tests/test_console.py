@@ -22,9 +22,10 @@ from bot.line import qr
 from bot.line.client import LineClient
 from bot.loyalty import accounts, coupons, staff
 from bot.loyalty import dashboard as figures
+from bot.loyalty.errors import UnknownCode
 from bot.loyalty.members import member_by_id, register_member
 from bot.loyalty.purchases import record_purchase
-from bot.loyalty.report import report_period
+from bot.loyalty.report import build_report, report_period
 from bot.loyalty.summary import member_summary
 from bot.loyalty.timeutil import utcnow
 from bot.models import (
@@ -34,6 +35,7 @@ from bot.models import (
     Coupon,
     OutboxMessage,
     Purchase,
+    Staff,
 )
 from bot.outbox import deliver, enqueue
 from tests.line_helpers import CHANNEL_SECRET, user_id
@@ -644,10 +646,19 @@ def test_staff_activity_is_the_reports_for_the_chosen_days(shop):
         for n, amount in enumerate((1500, 2700)):
             record_purchase(session, rt.program, member_id, amount, utcnow(), source="line",
                             order_id=f"s-{n}", staff_id=worker, actor=f"staff:{worker}")
+        staff.record_refusal(session, session.get(Staff, worker), "verify", UnknownCode(),
+                             utcnow(), code="NOPE")
     page = manager.get("/admin/staff").get_data(as_text=True)
     row = re.search(rf'data-activity="{worker}">(.*?)</tr>', page, re.S).group(1)
     cells = re.findall(r"<td>([^<]*)</td>", row)
-    assert "小華" in row and cells[:5] == ["2", "NT$4,200", "0", "0", "0"]
+    assert "小華" in row and cells[:5] == ["2", "NT$4,200", "0", "0", "1"]
+    with rt.sessions() as session:  # the report's figures, every one
+        start, end = report_period(rt.program, None, None, utcnow())
+        [figures] = build_report(session, rt.program, start, end, utcnow()).staff
+    assert cells == [f"{figures.purchases:,}", f"NT${figures.revenue:,}",
+                     *(f"{n:,}" for n in (figures.redemptions, figures.voids, figures.refused,
+                                          figures.claims_made, figures.claims_claimed,
+                                          figures.claims_expired))]
     today = utcnow().astimezone(rt.program.timezone).date()
     long_ago = f"from={today.replace(year=today.year - 2)}&to={today.replace(year=today.year - 1)}"
     earlier = manager.get(f"/admin/staff?{long_ago}").get_data(as_text=True)

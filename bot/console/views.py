@@ -59,7 +59,7 @@ from bot.loyalty.errors import (
 from bot.loyalty.job_runs import last_runs
 from bot.loyalty.member_export import export_members
 from bot.loyalty.purchases import MAX_AMOUNT
-from bot.loyalty.report import build_report, report_period
+from bot.loyalty.report import report_period, staff_rows
 from bot.loyalty.summary import member_summary
 from bot.loyalty.timeutil import utcnow
 from bot.models import Member
@@ -641,7 +641,7 @@ def staff_page() -> Any:
     first, last, start, end, bad_days = days_asked()
     with rt.sessions() as db:
         workers = staff.active_staff(db)
-        rows = build_report(db, rt.program, start, end, g.now).staff
+        rows = staff_rows(db, start, end, g.now)
     return page("staff.html", 400 if error or bad_days else 200, workers=workers, rows=rows,
                 notice=notice, error=error or bad_days, invited=invited, first=first,
                 last=last, tz=rt.program.timezone, money=money)
