@@ -724,8 +724,9 @@ def test_the_clock_page_shows_each_jobs_schedule_and_last_run_in_shop_time(shop)
 
 @pytest.fixture
 def outbox(config, fake_line):
-    """A shop with LINE (the fake) and four messages to one member: one pushed, one LINE
-    refused with a 400, one whose fate is unknown (500s for over a day), one queued."""
+    """A shop with LINE (the fake) and five messages to one member: one pushed, two in one
+    push LINE refused with a 400, one whose fate is unknown (500s for over a day), one
+    queued."""
     app = create_app(dataclasses.replace(
         config, line_channel_secret=CHANNEL_SECRET,
         line_channel_access_token=fake_line.access_token,
@@ -740,13 +741,15 @@ def outbox(config, fake_line):
     ids = {}
     with transaction(rt.sessions) as session:
         member = register_member(session, rt.program, user_id(1), start).member
-        for name in ("sent", "refused", "unknown", "queued"):
+        for name in ("sent", "refused", "refused2", "unknown", "queued"):
             ids[name] = enqueue(session, member, "nudge", f"t:{name}",
-                                [{"type": "text", "text": name}], start).id
+                                [{"type": "text", "text": name}], start,
+                                push_key="0" * 8 + "-1111-2222-3333-" + "4" * 12
+                                if name.startswith("refused") else None).id
     line = LineClient(rt.config)
     deliver(rt.sessions, line, [ids["sent"]], start)
     fake_line.fail_next("/message/push", 400)
-    deliver(rt.sessions, line, [ids["refused"]], start)
+    deliver(rt.sessions, line, [ids["refused"]], start)  # with refused2: one push
     fake_line.fail_next("/message/push", 500, times=2)
     deliver(rt.sessions, line, [ids["unknown"]], start)
     deliver(rt.sessions, line, [ids["unknown"]], start + dt.timedelta(hours=25))
@@ -761,19 +764,20 @@ def status_of(rt, row_id: int) -> str:
 
 def test_the_outbox_counts_and_latest_failures_with_lines_reason(outbox):
     rt, _, manager, ids = outbox
-    assert [status_of(rt, ids[n]) for n in ("sent", "refused", "unknown", "queued")] == [
-        "sent", "failed", "failed", "pending"]
+    assert [status_of(rt, ids[n]) for n in ("sent", "refused", "refused2", "unknown",
+                                            "queued")] == [
+        "sent", "failed", "failed", "failed", "pending"]
     page = manager.get("/admin/clock").get_data(as_text=True)
     counts = dict(re.findall(r'data-count="(\w+)"><th scope="row">[^<]+</th><td>([^<]+)</td>',
                              page))
-    assert counts == {"pending": "1", "pushed": "1", "replied": "0", "failed": "2",
+    assert counts == {"pending": "1", "pushed": "1", "replied": "0", "failed": "3",
                       "dropped": "0"}
     refused = re.search(rf'data-failed="{ids["refused"]}">(.*?)</tr>', page, re.S).group(1)
     unknown = re.search(rf'data-failed="{ids["unknown"]}">(.*?)</tr>', page, re.S).group(1)
     assert "400" in refused and f'data-retry="{ids["refused"]}"' in refused
     assert "undelivered for 24 hours" in unknown and "data-retry" not in unknown
     assert "結果不明，不重送" in unknown
-    assert page.count("data-retry=") == 1
+    assert page.count("data-retry=") == 2 and f'data-retry="{ids["refused2"]}"' in page
 
 
 def test_only_a_push_line_refused_is_sent_again_and_every_other_retry_changes_nothing(
@@ -786,8 +790,9 @@ def test_only_a_push_line_refused_is_sent_again_and_every_other_retry_changes_no
             "csrf_token": csrf(manager, "/admin/clock"), "message": wanted})
         assert answer.status_code == 400, wanted
         assert "只有 LINE 明確拒收（4xx）的推播可以重送" in answer.get_data(as_text=True)
-    assert [status_of(rt, ids[n]) for n in ("sent", "refused", "unknown", "queued")] == [
-        "sent", "failed", "failed", "pending"]
+    assert [status_of(rt, ids[n]) for n in ("sent", "refused", "refused2", "unknown",
+                                            "queued")] == [
+        "sent", "failed", "failed", "failed", "pending"]
     done = manager.post("/admin/clock", data={"csrf_token": csrf(manager, "/admin/clock"),
                                               "message": ids["refused"]})
     assert done.status_code == 200 and "已放回佇列" in done.get_data(as_text=True)
@@ -796,8 +801,15 @@ def test_only_a_push_line_refused_is_sent_again_and_every_other_retry_changes_no
                                              "message": ids["refused"]})
     assert again.status_code == 400  # pending now: not twice
     with rt.sessions() as session:
-        assert session.scalars(select(AuditLog.actor).where(
-            AuditLog.action == "outbox.retry")).all() == ["console:mei@cafe.tw"]
+        assert session.scalars(select(AuditLog.details).where(
+            AuditLog.action == "outbox.retry", AuditLog.actor == "console:mei@cafe.tw")
+        ).one()["outbox_id"] == ids["refused"]
     deliver(rt.sessions, LineClient(rt.config), [ids["refused"]], utcnow())
     assert status_of(rt, ids["refused"]) == "sent"
-    assert [m["text"] for m in fake_line.messages_to(user_id(1))] == ["sent", "refused"]
+    # the other half of the refused push, sent again later, goes under a key of its own
+    assert manager.post("/admin/clock", data={"csrf_token": csrf(manager, "/admin/clock"),
+                                              "message": ids["refused2"]}).status_code == 200
+    deliver(rt.sessions, LineClient(rt.config), [ids["refused2"]], utcnow())
+    assert status_of(rt, ids["refused2"]) == "sent"
+    assert [m["text"] for m in fake_line.messages_to(user_id(1))] == [
+        "sent", "refused", "refused2"]

@@ -9,6 +9,7 @@ fate, and is never sent again (README: no double delivery)."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,14 +88,18 @@ def latest_failed(session: Session, limit: int = LATEST) -> list[Failed]:
 
 def retry_refused(session: Session, outbox_id: int, now: dt.datetime, *, actor: str
                   ) -> OutboxMessage:
-    """Put a push LINE refused back in the queue for the sender job; anything else (fate
-    unknown, sent, pending, a multicast's) raises RetryUnsafe and changes nothing."""
+    """Put a push LINE refused back in the queue for the sender job, as a new push with a
+    new retry key; anything else (fate unknown, sent, pending, a multicast's) raises
+    RetryUnsafe and changes nothing."""
     row = session.scalar(select(OutboxMessage).where(OutboxMessage.id == outbox_id, REFUSED)
                          .with_for_update())
     if row is None:
         raise RetryUnsafe()
     error = row.last_error
     row.status, row.last_error = "pending", ""
+    # a key of its own: the refused push's key may since have gone out with another of its
+    # rows, and LINE would answer 409 (taken as delivered) to this one under it
+    row.retry_key, row.push_key = str(uuid.uuid4()), None
     session.flush()
     audit.record(session, "outbox.retry", member_id=row.member_id, actor=actor, at=now,
                  outbox_id=row.id, kind=row.kind, error=error[:200])
