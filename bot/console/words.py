@@ -71,7 +71,7 @@ WORDS: dict[str, dict[str, str]] = {
         "export_button": "下載 CSV", "export_owner_only": "只有店主可以匯出會員資料。",
         "wrong_password": "密碼不正確，沒有匯出任何資料。",
         "staff": "員工", "staff_active": "目前的員工（可以使用員工指令）",
-        "staff_since": "成為員工日期", "no_staff": "還沒有員工。",
+        "staff_since": "首次成為員工", "no_staff": "還沒有員工。",
         "staff_invite": "邀請新員工", "staff_name": "姓名（可留空）",
         "invite_hint": "請新員工在 3 天內用自己的 LINE 掃描這個 QR 碼並送出，或把下面這行"
                        "傳給官方帳號（只能用一次）：",
@@ -181,7 +181,7 @@ WORDS: dict[str, dict[str, str]] = {
         "export_button": "Download CSV", "export_owner_only": "Only an owner can export members.",
         "wrong_password": "Wrong password: nothing was exported.",
         "staff": "Staff", "staff_active": "Staff now (they can use the staff commands)",
-        "staff_since": "Staff since", "no_staff": "No staff yet.",
+        "staff_since": "Staff since (first time)", "no_staff": "No staff yet.",
         "staff_invite": "Invite a new staff member", "staff_name": "Name (may be empty)",
         "invite_hint": "Within 3 days, the new staff member scans this QR code with their own "
                        "LINE and sends it, or sends this line to the shop's account (once):",
