@@ -720,6 +720,10 @@ def test_the_clock_page_shows_each_jobs_schedule_and_last_run_in_shop_time(shop)
     assert "每天 09:00" in re.search(r'data-job="birthday">(.*?)</tr>', page, re.S).group(1)
     assert "從未執行" in re.search(r'data-job="send">(.*?)</tr>', page, re.S).group(1)
     assert set(re.findall(r'data-job="([\w-]+)"', page)) == set(JOBS)
+    manager.set_cookie("lang", "en", path="/admin")
+    english = manager.get("/admin/clock").get_data(as_text=True)
+    assert "daily at 09:00" in english and "every 10 minutes" in english
+    assert "Sent by push this month" in english and "每天" not in english
 
 
 @pytest.fixture
