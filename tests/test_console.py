@@ -18,15 +18,27 @@ from bot.config import DEFAULT_PROGRAM, Config
 from bot.console.words import WORDS
 from bot.db import transaction
 from bot.jobs import JOBS, JobContext, run_job
-from bot.loyalty import accounts, coupons
+from bot.line import qr
+from bot.line.client import LineClient
+from bot.loyalty import accounts, coupons, staff
 from bot.loyalty import dashboard as figures
+from bot.loyalty.errors import UnknownCode
 from bot.loyalty.members import member_by_id, register_member
 from bot.loyalty.purchases import record_purchase
-from bot.loyalty.report import report_period
+from bot.loyalty.report import build_report, report_period
 from bot.loyalty.summary import member_summary
 from bot.loyalty.timeutil import utcnow
-from bot.models import AuditLog, ConsoleAccount, ConsoleLoginFailure, Coupon, Purchase
-from tests.line_helpers import user_id
+from bot.models import (
+    AuditLog,
+    ConsoleAccount,
+    ConsoleLoginFailure,
+    Coupon,
+    OutboxMessage,
+    Purchase,
+    Staff,
+)
+from bot.outbox import deliver, enqueue
+from tests.line_helpers import CHANNEL_SECRET, user_id
 
 SHOPS_HASHER = accounts._hasher  # before any test swaps it
 TOKEN = "setup-token-from-the-paas"
@@ -574,3 +586,234 @@ def test_the_dashboard_shows_the_clock_jobs_figures_with_their_time_and_live_one
     with transaction(rt.sessions) as session:  # the clock stopped 40 minutes ago
         figures.refresh(session, rt.program, utcnow() - dt.timedelta(minutes=40))
     assert revenue("/admin/") == ("NT$2,000", False)
+
+
+# -- staff -------------------------------------------------------------------------------------
+def staff_post(client, **fields):
+    return client.post("/admin/staff", data={"csrf_token": csrf(client, "/admin/staff"),
+                                             **fields})
+
+
+def make_staff(rt, n: int, name: str):
+    """A customer who joined as staff with an invite, as the staff chat does it."""
+    with transaction(rt.sessions) as session:
+        member = register_member(session, rt.program, user_id(n), utcnow()).member
+        code = staff.create_invite(session, utcnow(), name=name, actor="test")
+        worker = staff.join_with_invite(session, code, user_id(n), member, utcnow())
+        session.flush()
+        return worker.id
+
+
+def test_a_manager_invites_staff_with_a_code_and_qr_that_types_it_and_the_code_works(
+        config, shop):
+    rt, manager, _ = shop
+    page = staff_post(manager, action="invite", name="阿明").get_data(as_text=True)
+    code = re.search(r'<code id="invite-code">員工 ([0-9A-Z]{3}-[0-9A-Z]{3}-[0-9A-Z]{3})</code>',
+                     page).group(1)
+    image = re.search(r'<img src="(/qr/[\w-]+\.png)"', page).group(1)
+    assert qr.payload(config.secret_key, image[4:-4]) == f"員工 {code}"  # no OA id: the text
+    picture = manager.get(image)
+    assert picture.status_code == 200 and picture.data.startswith(b"\x89PNG")
+    with transaction(rt.sessions) as session:
+        member = register_member(session, rt.program, user_id(7), utcnow()).member
+        worker = staff.join_with_invite(session, code, user_id(7), member, utcnow())
+        assert worker is not None and worker.name == "阿明"
+    listed = manager.get("/admin/staff").get_data(as_text=True)
+    today = utcnow().astimezone(rt.program.timezone).strftime("%Y/%m/%d")
+    assert re.search(rf'data-staff="{worker.id}">\s*<td>阿明</td>\s*<td>{today}</td>', listed)
+    with rt.sessions() as session:
+        assert session.scalars(select(AuditLog.actor).where(
+            AuditLog.action == "staff.invite")).all() == ["console:mei@cafe.tw"]
+
+
+def test_with_an_oa_id_the_invite_qr_opens_the_chat_with_the_code_typed(config, db_url):
+    app = create_app(dataclasses.replace(config, line_oa_basic_id="@mountainmist"))
+    browser = app.test_client()
+    setup_owner(browser)
+    page = staff_post(browser, action="invite").get_data(as_text=True)
+    code = re.search(r'員工 ([0-9A-Z-]{11})</code>', page).group(1)
+    token = re.search(r'<img src="/qr/([\w-]+)\.png"', page).group(1)
+    held = qr.payload(config.secret_key, token)
+    assert held.startswith("https://line.me/R/oaMessage/%40mountainmist/?")
+    assert qr.typed_text(held) == f"員工 {code}" and held in page  # the link is shown too
+    app.extensions["loyalty"].engine.dispose()
+
+
+def test_staff_activity_is_the_reports_for_the_chosen_days(shop):
+    rt, manager, (member_id, _, _) = shop
+    worker = make_staff(rt, 5, "小華")
+    with transaction(rt.sessions) as session:
+        for n, amount in enumerate((1500, 2700)):
+            record_purchase(session, rt.program, member_id, amount, utcnow(), source="line",
+                            order_id=f"s-{n}", staff_id=worker, actor=f"staff:{worker}")
+        staff.record_refusal(session, session.get(Staff, worker), "verify", UnknownCode(),
+                             utcnow(), code="NOPE")
+    page = manager.get("/admin/staff").get_data(as_text=True)
+    row = re.search(rf'data-activity="{worker}">(.*?)</tr>', page, re.S).group(1)
+    cells = re.findall(r"<td>([^<]*)</td>", row)
+    assert "小華" in row and cells[:5] == ["2", "NT$4,200", "0", "0", "1"]
+    with rt.sessions() as session:  # the report's figures, every one
+        start, end = report_period(rt.program, None, None, utcnow())
+        [figures] = build_report(session, rt.program, start, end, utcnow()).staff
+    assert cells == [f"{figures.purchases:,}", f"NT${figures.revenue:,}",
+                     *(f"{n:,}" for n in (figures.redemptions, figures.voids, figures.refused,
+                                          figures.claims_made, figures.claims_claimed,
+                                          figures.claims_expired))]
+    today = utcnow().astimezone(rt.program.timezone).date()
+    long_ago = f"from={today.replace(year=today.year - 2)}&to={today.replace(year=today.year - 1)}"
+    earlier = manager.get(f"/admin/staff?{long_ago}").get_data(as_text=True)
+    row = re.search(rf'data-activity="{worker}">(.*?)</tr>', earlier, re.S).group(1)
+    assert re.findall(r"<td>([^<]*)</td>", row)[:2] == ["0", "NT$0"]
+    backwards = manager.get(f"/admin/staff?from={today}&to={today.replace(year=today.year - 1)}")
+    assert backwards.status_code == 400 and "日期不正確" in backwards.get_data(as_text=True)
+
+
+def test_removing_staff_ends_their_rights_once_and_bad_forms_change_nothing(shop):
+    rt, manager, _ = shop
+    worker = make_staff(rt, 5, "小華")
+    refused = manager.post("/admin/staff", data={"action": "remove", "user": user_id(5)})
+    assert refused.status_code == 400 and "表單已過期" in refused.get_data(as_text=True)
+    for fields, says in (({"action": "invite", "name": "長" * 41}, "姓名最多 40 個字"),
+                         ({"action": "fire", "user": user_id(5)}, "什麼都沒有改變"),
+                         ({"action": "remove", "user": user_id(6)}, "找不到這位員工")):
+        answer = staff_post(manager, **fields)
+        assert answer.status_code == 400 and says in answer.get_data(as_text=True), fields
+    with rt.sessions() as session:
+        assert [w.id for w in staff.active_staff(session)] == [worker]
+        assert session.scalars(select(AuditLog.action).where(
+            AuditLog.action.like("staff.%"), AuditLog.actor.like("console:%"))).all() == []
+    done = staff_post(manager, action="remove", user=user_id(5))
+    assert done.status_code == 200 and "小華 已不是員工" in done.get_data(as_text=True)
+    assert f'data-staff="{worker}"' not in done.get_data(as_text=True)
+    with rt.sessions() as session:
+        assert staff.active_staff(session) == []
+        assert staff.find_active_staff(session, user_id(5)) is None  # the chat asks this
+        assert session.scalars(select(AuditLog.actor).where(
+            AuditLog.action == "staff.remove")).all() == ["console:mei@cafe.tw"]
+    again = staff_post(manager, action="remove", user=user_id(5))
+    assert again.status_code == 400 and "找不到這位員工" in again.get_data(as_text=True)
+
+
+def test_with_line_set_up_removing_staff_unlinks_their_staff_menu(config, fake_line):
+    app = create_app(dataclasses.replace(
+        config, line_channel_secret=CHANNEL_SECRET,
+        line_channel_access_token=fake_line.access_token,
+        line_oa_basic_id="@mountainmist", line_api_base_url=fake_line.base_url))
+    browser = app.test_client()
+    setup_owner(browser)
+    make_staff(app.extensions["loyalty"], 5, "小華")
+    assert staff_post(browser, action="remove", user=user_id(5)).status_code == 200
+    assert len(fake_line.calls_to(f"/user/{user_id(5)}/richmenu", "DELETE")) == 1
+    app.extensions["loyalty"].engine.dispose()
+
+
+# -- the clock and messages --------------------------------------------------------------------
+def test_the_clock_page_shows_each_jobs_schedule_and_last_run_in_shop_time(shop):
+    rt, manager, _ = shop
+    ran = utcnow()
+    run_job(JobContext(rt.program, rt.sessions, render=lambda language: None),
+            JOBS["dashboard"], ran)
+    page = manager.get("/admin/clock").get_data(as_text=True)
+    row = re.search(r'data-job="dashboard">(.*?)</tr>', page, re.S).group(1)
+    assert "每 10 分鐘" in row and "computed in" in row
+    assert ran.astimezone(rt.program.timezone).strftime("%Y/%m/%d %H:%M") in row
+    assert "每天 09:00" in re.search(r'data-job="birthday">(.*?)</tr>', page, re.S).group(1)
+    assert "從未執行" in re.search(r'data-job="send">(.*?)</tr>', page, re.S).group(1)
+    assert set(re.findall(r'data-job="([\w-]+)"', page)) == set(JOBS)
+    manager.set_cookie("lang", "en", path="/admin")
+    english = manager.get("/admin/clock").get_data(as_text=True)
+    assert "daily at 09:00" in english and "every 10 minutes" in english
+    assert "Sent by push this month" in english and "每天" not in english
+
+
+@pytest.fixture
+def outbox(config, fake_line):
+    """A shop with LINE (the fake) and five messages to one member: one pushed, two in one
+    push LINE refused with a 400, one whose fate is unknown (500s for over a day), one
+    queued."""
+    app = create_app(dataclasses.replace(
+        config, line_channel_secret=CHANNEL_SECRET,
+        line_channel_access_token=fake_line.access_token,
+        line_oa_basic_id="@mountainmist", line_api_base_url=fake_line.base_url))
+    rt = app.extensions["loyalty"]
+    owner = app.test_client()
+    setup_owner(owner)
+    manager = app.test_client()
+    set_password(manager, invite(app, "mei@cafe.tw", "manager"))
+    sign_in(manager, "mei@cafe.tw")
+    start = utcnow()
+    ids = {}
+    with transaction(rt.sessions) as session:
+        member = register_member(session, rt.program, user_id(1), start).member
+        for name in ("sent", "refused", "refused2", "unknown", "queued"):
+            ids[name] = enqueue(session, member, "nudge", f"t:{name}",
+                                [{"type": "text", "text": name}], start,
+                                push_key="0" * 8 + "-1111-2222-3333-" + "4" * 12
+                                if name.startswith("refused") else None).id
+    line = LineClient(rt.config)
+    deliver(rt.sessions, line, [ids["sent"]], start)
+    fake_line.fail_next("/message/push", 400)
+    deliver(rt.sessions, line, [ids["refused"]], start)  # with refused2: one push
+    fake_line.fail_next("/message/push", 500, times=2)
+    deliver(rt.sessions, line, [ids["unknown"]], start)
+    deliver(rt.sessions, line, [ids["unknown"]], start + dt.timedelta(hours=25))
+    yield rt, owner, manager, ids
+    app.extensions["loyalty"].engine.dispose()
+
+
+def status_of(rt, row_id: int) -> str:
+    with rt.sessions() as session:
+        return session.get(OutboxMessage, row_id).status
+
+
+def test_the_outbox_counts_and_latest_failures_with_lines_reason(outbox):
+    rt, _, manager, ids = outbox
+    assert [status_of(rt, ids[n]) for n in ("sent", "refused", "refused2", "unknown",
+                                            "queued")] == [
+        "sent", "failed", "failed", "failed", "pending"]
+    page = manager.get("/admin/clock").get_data(as_text=True)
+    counts = dict(re.findall(r'data-count="(\w+)"><th scope="row">[^<]+</th><td>([^<]+)</td>',
+                             page))
+    assert counts == {"pending": "1", "pushed": "1", "replied": "0", "failed": "3",
+                      "dropped": "0"}
+    refused = re.search(rf'data-failed="{ids["refused"]}">(.*?)</tr>', page, re.S).group(1)
+    unknown = re.search(rf'data-failed="{ids["unknown"]}">(.*?)</tr>', page, re.S).group(1)
+    assert "400" in refused and f'data-retry="{ids["refused"]}"' in refused
+    assert "undelivered for 24 hours" in unknown and "data-retry" not in unknown
+    assert "結果不明，不重送" in unknown
+    assert page.count("data-retry=") == 2 and f'data-retry="{ids["refused2"]}"' in page
+
+
+def test_only_a_push_line_refused_is_sent_again_and_every_other_retry_changes_nothing(
+        outbox, fake_line):
+    rt, owner, manager, ids = outbox
+    no_token = manager.post("/admin/clock", data={"message": ids["refused"]})
+    assert no_token.status_code == 400 and "表單已過期" in no_token.get_data(as_text=True)
+    for wanted in (ids["unknown"], ids["sent"], ids["queued"], "abc", "9" * 40, "-1"):
+        answer = manager.post("/admin/clock", data={
+            "csrf_token": csrf(manager, "/admin/clock"), "message": wanted})
+        assert answer.status_code == 400, wanted
+        assert "只有 LINE 明確拒收（4xx）的推播可以重送" in answer.get_data(as_text=True)
+    assert [status_of(rt, ids[n]) for n in ("sent", "refused", "refused2", "unknown",
+                                            "queued")] == [
+        "sent", "failed", "failed", "failed", "pending"]
+    done = manager.post("/admin/clock", data={"csrf_token": csrf(manager, "/admin/clock"),
+                                              "message": ids["refused"]})
+    assert done.status_code == 200 and "已放回佇列" in done.get_data(as_text=True)
+    assert status_of(rt, ids["refused"]) == "pending"
+    again = owner.post("/admin/clock", data={"csrf_token": csrf(owner, "/admin/clock"),
+                                             "message": ids["refused"]})
+    assert again.status_code == 400  # pending now: not twice
+    with rt.sessions() as session:
+        assert session.scalars(select(AuditLog.details).where(
+            AuditLog.action == "outbox.retry", AuditLog.actor == "console:mei@cafe.tw")
+        ).one()["outbox_id"] == ids["refused"]
+    deliver(rt.sessions, LineClient(rt.config), [ids["refused"]], utcnow())
+    assert status_of(rt, ids["refused"]) == "sent"
+    # the other half of the refused push, sent again later, goes under a key of its own
+    assert manager.post("/admin/clock", data={"csrf_token": csrf(manager, "/admin/clock"),
+                                              "message": ids["refused2"]}).status_code == 200
+    deliver(rt.sessions, LineClient(rt.config), [ids["refused2"]], utcnow())
+    assert status_of(rt, ids["refused2"]) == "sent"
+    assert [m["text"] for m in fake_line.messages_to(user_id(1))] == [
+        "sent", "refused", "refused2"]

@@ -1,5 +1,6 @@
 """The owner console in headless Chromium at a phone's width: the first owner, signing in,
-the dashboard, with no script and no console error under the page's CSP.
+the dashboard, a staff invite's QR and the clock page, with no script and no console error
+under the page's CSP.
 
 The README's picture of the console (docs/console.png) is the dashboard screenshot taken
 here; `UPDATE_SCREENSHOTS=1` copies it there, to commit when the page has changed."""
@@ -223,3 +224,25 @@ def test_a_coupon_issued_in_the_console_is_in_the_customers_wallet_in_the_simula
                  site.all('.sim-conversation[data-persona="mei"] .sim-scan')]
         assert f"核銷 {issued.group(1).replace('-', '')}" in codes
         assert site.console_errors() == []
+
+
+def test_a_manager_invites_staff_on_a_phone_and_the_qr_and_the_clock_page_show(console):
+    app, base, driver = console
+    account(app, "owner@cafe.tw", "owner")
+    account(app, "mei@cafe.tw", "manager")
+    driver.get(f"{base}/admin/login")
+    fill(driver, {"email": "mei@cafe.tw", "password": PASSWORD})
+    driver.get(f"{base}/admin/staff")
+    assert "還沒有員工" in text(driver)
+    fill(driver, {"name": "阿明"}, form="form.card")
+    assert re.search(r"員工 [0-9A-Z]{3}-[0-9A-Z]{3}-[0-9A-Z]{3}", text(driver)), text(driver)
+    drawn = driver.execute_script(  # the QR image loaded under the page's CSP
+        "const i = document.getElementById('invite-qr'); return i.complete && i.naturalWidth")
+    assert drawn and drawn > 100
+    assert driver.execute_script("return document.documentElement.scrollWidth") <= 390
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / "console-staff.png"))
+    driver.get(f"{base}/admin/clock")
+    assert "排程工作" in text(driver) and "每分鐘" in text(driver)
+    assert driver.execute_script("return document.documentElement.scrollWidth") <= 390
+    assert errors(driver) == []

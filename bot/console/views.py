@@ -1,5 +1,5 @@
 """The console's pages: sign-in, the first owner, passwords, accounts, the dashboard, members
-and their corrections, erasure and the members export."""
+and their corrections, erasure, the members export, staff, and the clock and messages."""
 
 from __future__ import annotations
 
@@ -28,9 +28,21 @@ from sqlalchemy.orm import Session
 from bot.bootstrap import Runtime
 from bot.console.words import words
 from bot.db import transaction
+from bot.jobs import JOBS
+from bot.line import qr
 from bot.line.client import LineClient
 from bot.line.richmenu import unlink_staff
-from bot.loyalty import accounts, audit, coupons, directory, erasure, members, purchases, stamps
+from bot.loyalty import (
+    accounts,
+    audit,
+    coupons,
+    directory,
+    erasure,
+    members,
+    purchases,
+    staff,
+    stamps,
+)
 from bot.loyalty import dashboard as figures
 from bot.loyalty.codes import format_code, normalize_code
 from bot.loyalty.coupons import coupon_views
@@ -41,14 +53,17 @@ from bot.loyalty.errors import (
     LoginRefused,
     LoyaltyError,
     RefundExceedsPurchase,
+    RetryUnsafe,
     UnknownOrder,
 )
+from bot.loyalty.job_runs import last_runs
 from bot.loyalty.member_export import export_members
 from bot.loyalty.purchases import MAX_AMOUNT
-from bot.loyalty.report import report_period
+from bot.loyalty.report import report_period, staff_rows
 from bot.loyalty.summary import member_summary
 from bot.loyalty.timeutil import utcnow
 from bot.models import Member
+from bot.outbox import overview
 
 bp = Blueprint("console", __name__, url_prefix="/admin", template_folder="templates",
                static_folder="static", static_url_path="/static")
@@ -589,3 +604,130 @@ def export() -> Any:
     day = g.now.astimezone(rt.program.timezone).strftime("%Y%m%d")
     return Response(chunks(), mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="members-{day}.csv"'})
+
+
+# -- staff (owners and managers) -----------------------------------------------------------------
+@bp.route("/staff", methods=["GET", "POST"])
+@signed_in()
+def staff_page() -> Any:
+    """Who may use the staff commands, their activity for a period, an invite (a one-time
+    `員工 CODE` as text and QR), and removal (rights end at once, the staff menu unlinked)."""
+    rt = runtime()
+    notice, error, invited, unlink = None, None, None, None
+    if request.method == "POST":
+        action = request.form.get("action")
+        try:
+            if action == "invite":
+                name = request.form.get("name", "").strip()
+                if len(name) > NAME_MAX:
+                    raise Refused("name_too_long", most=str(NAME_MAX))
+                with transaction(rt.sessions) as db:
+                    code = staff.create_invite(db, g.now, name=name, actor=who())
+                invited = invitation(code)
+            elif action == "remove":
+                user = request.form.get("user", "")
+                with transaction(rt.sessions) as db:
+                    worker = staff.remove_staff(db, user, g.now, actor=who())
+                    notice = g.t["staff_removed"].format(name=worker.name)
+                unlink = user
+            else:
+                raise Refused("bad_action")
+        except Refused as exc:
+            error = g.t[exc.key].format(**exc.values)
+        except LoyaltyError as exc:
+            error = exc.message(g.lang)
+    if unlink and rt.config.line_configured and not rt.config.simulator:
+        unlink_staff(LineClient(rt.config).api, unlink)  # after the commit, as the CLI does
+    first, last, start, end, bad_days = days_asked()
+    with rt.sessions() as db:
+        workers = staff.active_staff(db)
+        rows = staff_rows(db, start, end, g.now)
+    return page("staff.html", 400 if error or bad_days else 200, workers=workers, rows=rows,
+                notice=notice, error=error or bad_days, invited=invited, first=first,
+                last=last, tz=rt.program.timezone, money=money)
+
+
+NAME_MAX = 40  # characters of a staff member's name: the form's maxlength, checked again
+
+
+def invitation(code: str) -> dict[str, str]:
+    """What the new staff member sends, the QR that types it (and its link, with an OA id)."""
+    config = runtime().config
+    text = f"員工 {format_code(code)}"
+    payload = qr.chat_payload(config.line_oa_basic_id, text)
+    return {"text": text, "link": payload if payload != text else "",
+            "qr": url_for("qr.qr_image", token=qr.seal(config.secret_key, payload))}
+
+
+def days_asked() -> tuple[dt.date, dt.date, dt.datetime, dt.datetime, str | None]:
+    """The local days ?from= and ?to= ask for (by default the report's last 30 days): the
+    first and last day, their [start, end) and, for dates that make no sense, why the
+    default is shown instead."""
+    program = runtime().program
+    try:
+        days = [dt.date.fromisoformat(request.args[k]) if request.args.get(k) else None
+                for k in ("from", "to")]
+        start, end = report_period(program, days[0], days[1], g.now)
+        bad = None
+    except ValueError:
+        start, end = report_period(program, None, None, g.now)
+        bad = g.t["bad_days"]
+    tz = program.timezone
+    return (start.astimezone(tz).date(), (end - dt.timedelta(microseconds=1)).astimezone(tz
+                                                                                      ).date(),
+            start, end, bad)
+
+
+# -- the clock and messages (owners and managers) -----------------------------------------------
+@bp.route("/clock", methods=["GET", "POST"])
+@signed_in()
+def clock_page() -> Any:
+    """Each clock job's schedule and last run; the outbox this month, the latest failures
+    with LINE's reason, and a retry for a push LINE definitely refused."""
+    rt = runtime()
+    notice, error = None, None
+    if request.method == "POST":
+        try:
+            wanted = int(request.form.get("message", ""))
+            if not 0 < wanted < 2 ** 63:
+                raise ValueError(wanted)
+        except ValueError:
+            error = RetryUnsafe().message(g.lang)
+        else:
+            try:
+                with transaction(rt.sessions) as db:
+                    overview.retry_refused(db, wanted, g.now, actor=who())
+            except LoyaltyError as exc:
+                error = exc.message(g.lang)
+            else:
+                notice = g.t["retry_queued"].format(id=wanted)
+    with rt.sessions() as db:
+        runs = last_runs(db)
+        counts = overview.counts(db, rt.program, g.now)
+        failed = overview.latest_failed(db)
+    tz = rt.program.timezone
+    jobs = [{"name": job.name, "schedule": schedule(job.cron), "about": job_words(job),
+             "last": runs[job.name].last_completed_at.astimezone(tz)
+             if job.name in runs and runs[job.name].last_completed_at else None,
+             "summary": runs[job.name].last_summary if job.name in runs else ""}
+            for job in JOBS.values()]
+    return page("clock.html", 400 if error else 200, jobs=jobs, counts=counts, failed=failed,
+                notice=notice, error=error, tz=tz,
+                month=g.now.astimezone(tz).strftime("%Y/%m"))
+
+
+def schedule(cron: dict[str, Any]) -> str:
+    """A job's cron fields in words: every minute, every 10 minutes, daily at 09:00."""
+    minute, hour = str(cron.get("minute", "*")), cron.get("hour")
+    if set(cron) <= {"minute", "hour"}:
+        if hour is None and minute == "*":
+            return g.t["every_minute"]
+        if hour is None and minute.startswith("*/") and minute[2:].isdigit():
+            return g.t["every_minutes"].format(n=minute[2:])
+        if isinstance(hour, int) and minute.isdigit():
+            return g.t["daily_at"].format(time=f"{hour:02d}:{int(minute):02d}")
+    return " ".join(f"{k}={v}" for k, v in cron.items())
+
+
+def job_words(job: Any) -> str:
+    return g.t.get(f"job_{job.name}", job.description)

@@ -453,3 +453,11 @@ class ConfirmationMismatch(LoyaltyError):
     code = "confirmation_mismatch"
     zh = "輸入的會員碼與這位會員不符，沒有刪除任何資料。"
     en = "The member code typed does not match this member: nothing was erased."
+
+
+class RetryUnsafe(LoyaltyError):
+    code = "retry_unsafe"
+    zh = "只有 LINE 明確拒收（4xx）的推播可以重送；這則訊息的結果不明或已處理，" \
+         "重送可能讓顧客收到兩次。"
+    en = "Only a push LINE definitely refused (a 4xx answer) can be sent again; this one's " \
+         "fate is unknown or settled, and sending it again could show it twice."

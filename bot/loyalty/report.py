@@ -729,6 +729,15 @@ def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 2) if whole else None
 
 
+def staff_rows(session: Session, start: dt.datetime, end: dt.datetime, now: dt.datetime
+               ) -> tuple[StaffRow, ...]:
+    """The report's staff figures alone (build_report(...).staff), for the console's staff
+    page: the same queries, without the rest of the report."""
+    if end <= start:
+        raise ValueError("the period must end after it starts")
+    return _staff(session, start, end, now)
+
+
 def _staff(session: Session, start: dt.datetime, end: dt.datetime, now: dt.datetime
            ) -> tuple[StaffRow, ...]:
     """Per staff member: what they did by chat in the period, and what was refused."""
