@@ -781,6 +781,7 @@ def test_the_outbox_counts_and_latest_failures_with_lines_reason(outbox):
     assert "400" in refused and f'data-retry="{ids["refused"]}"' in refused
     assert "undelivered for 24 hours" in unknown and "data-retry" not in unknown
     assert "結果不明，不重送" in unknown
+    assert "集點提醒" in refused and ">nudge<" not in page  # kinds in the reader's words
     assert page.count("data-retry=") == 2 and f'data-retry="{ids["refused2"]}"' in page
 
 

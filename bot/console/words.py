@@ -99,6 +99,9 @@ WORDS: dict[str, dict[str, str]] = {
                       "超過 24 小時）不會重送，以免顧客收到兩次。",
         "retry": "重送", "fate_unknown": "結果不明，不重送",
         "retry_queued": "訊息 {id} 已放回佇列，排程會在一分鐘內送出。",
+        "kind_receipt": "消費明細", "kind_coupon_used": "優惠券已使用",
+        "kind_expiry_warning": "到期提醒", "kind_birthday": "生日禮", "kind_tier": "等級通知",
+        "kind_nudge": "集點提醒", "kind_winback": "回流優惠", "kind_campaign": "活動",
     },
     "en": {
         "console": "Shop console", "sign_in": "Sign in", "sign_out": "Sign out",
@@ -218,6 +221,10 @@ WORDS: dict[str, dict[str, str]] = {
                       "hours) is never resent, so no customer sees a message twice.",
         "retry": "Send again", "fate_unknown": "fate unknown: not resent",
         "retry_queued": "Message {id} is back in the queue; the clock sends it within a minute.",
+        "kind_receipt": "Receipt", "kind_coupon_used": "Coupon used",
+        "kind_expiry_warning": "Expiry warning", "kind_birthday": "Birthday gift",
+        "kind_tier": "Tier news", "kind_nudge": "Nudge", "kind_winback": "Win-back",
+        "kind_campaign": "Campaign",
     },
 }
 
