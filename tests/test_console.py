@@ -11,7 +11,7 @@ from unittest import mock
 
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.app import create_app
 from bot.config import DEFAULT_PROGRAM, Config
@@ -818,3 +818,30 @@ def test_only_a_push_line_refused_is_sent_again_and_every_other_retry_changes_no
     assert status_of(rt, ids["refused2"]) == "sent"
     assert [m["text"] for m in fake_line.messages_to(user_id(1))] == [
         "sent", "refused", "refused2"]
+
+
+# -- rich menus ----------------------------------------------------------------------------------
+def test_an_owner_previews_both_rich_menus_and_deploys_them_to_line(outbox, fake_line):
+    rt, owner, manager, _ = outbox
+    with transaction(rt.sessions) as session:
+        staff.add_staff(session, user_id(9), utcnow(), name="阿明", actor="test")
+    page = owner.get("/admin/richmenu").get_data(as_text=True)
+    assert 'data-menu="customer"' in page and 'data-menu="staff"' in page
+    image = owner.get("/admin/richmenu/staff.png")
+    assert image.status_code == 200 and image.data.startswith(b"\x89PNG")
+    assert owner.get("/admin/richmenu/nobody.png").status_code == 404
+    assert manager.get("/admin/richmenu").status_code == 403  # menus are the owner's
+    assert owner.post("/admin/richmenu").status_code == 400  # no CSRF token: nothing sent
+    assert fake_line.rich_menus == {}
+
+    done = owner.post("/admin/richmenu", data={"csrf_token": csrf(owner, "/admin/richmenu")})
+    assert done.status_code == 200, done.get_data(as_text=True)
+    assert "1／1" in done.get_data(as_text=True)  # the staff member linked
+    assert len(fake_line.rich_menus) == 2 and fake_line.default_rich_menu_id
+    assert fake_line.user_rich_menus.get(user_id(9)) in fake_line.rich_menus
+    with rt.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(AuditLog).where(
+            AuditLog.action == "richmenu.deploy")) == 1
+    again = owner.post("/admin/richmenu", data={"csrf_token": csrf(owner, "/admin/richmenu")})
+    assert "新增 0 個、沿用 2 個" in again.get_data(as_text=True)  # nothing changed: reused
+    assert len(fake_line.rich_menus) == 2

@@ -246,3 +246,13 @@ def test_a_manager_invites_staff_on_a_phone_and_the_qr_and_the_clock_page_show(c
     assert "排程工作" in text(driver) and "每分鐘" in text(driver)
     assert driver.execute_script("return document.documentElement.scrollWidth") <= 390
     assert errors(driver) == []
+    driver.delete_all_cookies()  # the owner, on the same phone: the rich menus' preview
+    driver.get(f"{base}/admin/login")
+    fill(driver, {"email": "owner@cafe.tw", "password": PASSWORD})
+    driver.get(f"{base}/admin/richmenu")
+    drawn = driver.execute_script("return [...document.querySelectorAll('img.richmenu')]"
+                                  ".map(i => i.complete && i.naturalWidth)")
+    assert drawn == [2500, 2500]  # both pictures, under the page's CSP
+    assert driver.execute_script("return document.documentElement.scrollWidth") <= 390
+    driver.save_screenshot(str(ARTIFACTS / "console-richmenu.png"))
+    assert errors(driver) == []

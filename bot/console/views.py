@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     Response,
+    abort,
     current_app,
     g,
     redirect,
@@ -31,7 +32,8 @@ from bot.db import transaction
 from bot.jobs import JOBS
 from bot.line import qr
 from bot.line.client import LineClient
-from bot.line.richmenu import unlink_staff
+from bot.line.richmenu import MENUS_DIR, load_menus, publish, unlink_staff, versioned_name
+from bot.line.richmenu_art import RichMenuError
 from bot.loyalty import (
     accounts,
     audit,
@@ -676,6 +678,56 @@ def days_asked() -> tuple[dt.date, dt.date, dt.datetime, dt.datetime, str | None
     return (start.astimezone(tz).date(), (end - dt.timedelta(microseconds=1)).astimezone(tz
                                                                                       ).date(),
             start, end, bad)
+
+
+# -- rich menus (owners) -----------------------------------------------------------------------
+@bp.route("/richmenu", methods=["GET", "POST"])
+@signed_in("owner", refusal="richmenu_owner_only")
+def richmenu_page() -> Any:
+    """Both rich menus as LINE will show them, and their deploy (the CLI's `richmenu
+    deploy`): upload what changed, make the customer menu the default, link staff to theirs."""
+    rt = runtime()
+    notice, error = None, None
+    try:
+        menus = load_menus(MENUS_DIR)
+    except RichMenuError as exc:
+        return page("richmenu.html", 500, menus=[], notice=None, error=str(exc))
+    if request.method == "POST":
+        if rt.config.simulator or not rt.config.line_configured:
+            error = g.t["richmenu_no_line"]
+        else:
+            with rt.sessions() as db:
+                staff_ids = [w.line_user_id for w in staff.active_staff(db) if w.line_user_id]
+            try:
+                report = publish(rt.config, staff_ids, MENUS_DIR)
+            except RichMenuError as exc:
+                error = str(exc)
+            else:
+                with transaction(rt.sessions) as db:
+                    audit.record(db, "richmenu.deploy", member_id=None, actor=who(), at=g.now,
+                                 created=report.created, reused=report.reused,
+                                 linked=len(report.linked))
+                notice = g.t["richmenu_deployed"].format(
+                    created=len(report.created), reused=len(report.reused),
+                    linked=len(report.linked),
+                    staff=len(report.linked) + len(report.link_failures))
+                if report.link_failures:
+                    error = g.t["richmenu_link_failed"].format(
+                        users=", ".join(report.link_failures))
+    shown = [{"role": role, "name": versioned_name(menu, image),
+              "bar": menu.get("chatBarText", ""), "areas": len(menu["areas"])}
+             for role, (menu, image) in menus.items()]
+    return page("richmenu.html", 400 if error and request.method == "POST" else 200,
+                menus=shown, notice=notice, error=error)
+
+
+@bp.get("/richmenu/<role>.png")
+@signed_in()
+def richmenu_image(role: str) -> Any:
+    menus = load_menus(MENUS_DIR)
+    if role not in menus:
+        abort(404)
+    return Response(menus[role][1], mimetype="image/png")
 
 
 # -- the clock and messages (owners and managers) -----------------------------------------------

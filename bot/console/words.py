@@ -102,6 +102,18 @@ WORDS: dict[str, dict[str, str]] = {
         "kind_receipt": "消費明細", "kind_coupon_used": "優惠券已使用",
         "kind_expiry_warning": "到期提醒", "kind_birthday": "生日禮", "kind_tier": "等級通知",
         "kind_nudge": "集點提醒", "kind_winback": "回流優惠", "kind_campaign": "活動",
+        "richmenu": "圖文選單", "richmenu_customer": "顧客選單", "richmenu_staff": "店員選單",
+        "richmenu_hint": "LINE 聊天室下方的選單。要修改請編輯 "
+                         "richmenu/*.json，再用 richmenu images 重畫圖片。",
+        "richmenu_bar": "選單列文字", "richmenu_areas": "按鈕數",
+        "richmenu_deploy": "上傳到 LINE",
+        "richmenu_deploy_hint": "上傳有變更的選單、把顧客選單設為預設，並為每位店員連結店員選單。",
+        "richmenu_deployed": "已上傳：新增 {created} 個、沿用 {reused} 個；"
+                             "店員選單已連結 {linked}／{staff} 位。",
+        "richmenu_link_failed": "無法連結店員選單：{users}",
+        "richmenu_no_line": "尚未設定 LINE 頻道（或開著模擬器），無法上傳；"
+                            "模擬器直接顯示 richmenu/*.json。",
+        "richmenu_owner_only": "只有店主可以管理圖文選單。",
     },
     "en": {
         "console": "Shop console", "sign_in": "Sign in", "sign_out": "Sign out",
@@ -225,6 +237,20 @@ WORDS: dict[str, dict[str, str]] = {
         "kind_expiry_warning": "Expiry warning", "kind_birthday": "Birthday gift",
         "kind_tier": "Tier news", "kind_nudge": "Nudge", "kind_winback": "Win-back",
         "kind_campaign": "Campaign",
+        "richmenu": "Rich menus", "richmenu_customer": "Customer menu",
+        "richmenu_staff": "Staff menu",
+        "richmenu_hint": "The menus under the LINE chat. To change one, edit richm"
+            "enu/*.json and redraw the pictures with richmenu images.",
+        "richmenu_bar": "Chat bar text", "richmenu_areas": "Buttons",
+        "richmenu_deploy": "Upload to LINE",
+        "richmenu_deploy_hint": "Uploads the menus that changed, makes the customer menu t"
+            "he default and links each staff member to the staff menu.",
+        "richmenu_deployed": "Uploaded: {created} new, {reused} unchanged"
+            "; staff menu linked for {linked} of {staff}.",
+        "richmenu_link_failed": "Could not link the staff menu for: {users}",
+        "richmenu_no_line": "The LINE channel is not configured (or the simulator is on): no"
+            "thing to upload to; the simulator shows richmenu/*.json itself.",
+        "richmenu_owner_only": "Only an owner can manage the rich menus.",
     },
 }
 
