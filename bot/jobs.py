@@ -233,7 +233,7 @@ def nudges(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
             spends = points_spend_counts(session, [m for m, _ in chunk])
         for member_id, balance in chunk:
             reward = next(r for r in rewards if r.points > balance)
-            wanted.append((f"nudge:points:{member_id}:{reward.id}:{spends.get(member_id, 0)}",
+            wanted.append((f"nudge:points:{member_id}:{reward.key}:{spends.get(member_id, 0)}",
                            member_id, "points", reward.points - balance, reward.coupon))
     for chunk in _chunks([w for w in wanted if w[4]]):
         with transaction(rt.sessions) as session:

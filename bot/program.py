@@ -35,6 +35,7 @@ DEFAULT_DROP_AFTER_DAYS = {"nudge": 3}
 _CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]")  # Chinese, and full-width forms
 BENEFIT_LENGTH, MAX_BENEFITS = 40, 5  # a tier's benefits: short lines on the cards
 UNKNOWN_TEXT = ("silent", "pointer")  # silent: the owner answers by hand in LINE's chat
+KEY = re.compile(r"[A-Za-z0-9_-]{1,40}")  # a reward's key: it travels in postback data
 RESERVE_SHARE = 10  # % of the allowance kept for receipts and expiry warnings by default
 
 
@@ -97,10 +98,10 @@ class StampRules:
 
 @dataclass(frozen=True)
 class Reward:
-    id: int  # its place in the file, from 1: retire a reward rather than delete it
+    key: str  # stable across edits: a confirmation names it, never a place in the list
     points: int
     coupon: str
-    retired: bool = False  # no longer offered (its id stays taken)
+    retired: bool = False  # no longer offered (its key stays taken)
     starts: dt.date | None = None  # offered from this local day ...
     ends: dt.date | None = None  # ... through this one (inclusive)
 
@@ -143,7 +144,7 @@ CLAIM_MOST_MINUTES = 72 * 60
 
 @dataclass(frozen=True)
 class Program:
-    path: str
+    path: str  # where it came from: the file, or "version N" of the live program
     shop_name: str
     shop_name_en: str
     timezone: ZoneInfo
@@ -189,6 +190,7 @@ class Program:
     privacy_notice_en: str = ""
     faq: tuple[Faq, ...] = ()  # keywords the bot answers with the shop's own text
     unknown_text: str = "silent"  # a message it does not know: "silent" or "pointer"
+    version: int = 0  # the live program's version (bot.loyalty.programs); 0 for a file
 
     @property
     def allowance(self) -> int | None:
@@ -205,26 +207,38 @@ class Program:
         """The FAQ entry one of whose keywords is this (folded) text."""
         return next((f for f in self.faq if text in f.keywords), None)
 
-    def reward(self, reward_id: int) -> Reward | None:
-        return next((r for r in self.rewards if r.id == reward_id), None)
+    def reward(self, key: str) -> Reward | None:
+        return next((r for r in self.rewards if r.key == key), None)
+
+
+def read_text(path: str | Path) -> str:
+    """A program file's text (ProgramError when it cannot be read)."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")  # tolerate Notepad's BOM
+    except OSError as exc:
+        raise ProgramError(str(path), "", f"cannot read the file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ProgramError(str(path), "", "the file is not UTF-8 text") from None
 
 
 def load_program(path: str | Path) -> Program:
     """Read and validate a program file; raise ProgramError on the first mistake."""
-    path = str(path)
+    return parse_program(read_text(path), str(path))
+
+
+def parse_toml(text: str, path: str) -> dict[str, Any]:
+    """The program's TOML as data (ProgramError, with its line, when it is not TOML)."""
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")  # tolerate Notepad's BOM
-    except OSError as exc:
-        raise ProgramError(path, "", f"cannot read the file ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise ProgramError(path, "", "the file is not UTF-8 text") from None
-    try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         match = re.search(r"line (\d+)", str(exc))
         line = int(match.group(1)) if match else None
         raise ProgramError(path, "", f"not valid TOML: {exc}", line) from None
-    return _Reader(path, text).program(data)
+
+
+def parse_program(text: str, path: str, version: int = 0) -> Program:
+    """Validate a program's TOML text; `path` names it in errors (a file, or "version 3")."""
+    return _Reader(path, text).program(parse_toml(text, path), version)
 
 
 class _Reader:
@@ -360,7 +374,7 @@ class _Reader:
         return value
 
     # -- sections ----------------------------------------------------------------
-    def program(self, data: dict) -> Program:
+    def program(self, data: dict, version: int = 0) -> Program:
         shop = self.table(data, "shop", "shop")
         tz_name = self.text(shop, "timezone", "shop.timezone", default="Asia/Taipei")
         try:
@@ -379,7 +393,7 @@ class _Reader:
         claims = self.table(data, "claims", "claims", required=False)
         reminders = self.table(data, "reminders", "reminders", required=False)
         return Program(
-            path=self.path,
+            path=self.path, version=version,
             shop_name=self.text(shop, "name", "shop.name"),
             shop_name_en=self.english(shop, "name_en", "shop.name_en", shop["name"]),
             timezone=timezone,
@@ -640,17 +654,26 @@ class _Reader:
         )
 
     def rewards(self, items: Any, coupons: dict) -> tuple[Reward, ...]:
-        result = []
+        result: list[Reward] = []
         for i, item in enumerate(self.tables(items, "rewards")):
             points = self.integer(item, "points", f"rewards[{i}].points", minimum=1)
             coupon = self.coupon_ref(item.get("coupon"), f"rewards[{i}].coupon", coupons)
             if coupon is None:
                 raise self.fail(f"rewards[{i}].coupon", "is required")
+            key = self.text(item, "key", f"rewards[{i}].key", default=coupon)
+            if not KEY.fullmatch(key):
+                given = "" if "key" in item else " (it is the coupon's key unless set)"
+                raise self.fail(f"rewards[{i}].key", f"must be letters, digits, - or _ (at most "
+                                                     f"40){given}, not {key!r}")
+            if any(r.key == key for r in result):
+                raise self.fail(f"rewards[{i}].key", f"{key!r} is already another reward's key "
+                                                     "(a reward's key is its coupon unless set): "
+                                                     "give this one its own key")
             starts = self.date(item, "starts", f"rewards[{i}].starts")
             ends = self.date(item, "ends", f"rewards[{i}].ends")
             if starts and ends and ends < starts:
                 raise self.fail(f"rewards[{i}].ends", "must not be before starts")
-            result.append(Reward(i + 1, points, coupon,
+            result.append(Reward(key, points, coupon,
                                  self.flag(item, "retired", f"rewards[{i}].retired", False),
                                  starts, ends))
         return tuple(result)

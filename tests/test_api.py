@@ -324,18 +324,18 @@ def test_a_redemption_against_an_order_is_linked_to_it(pos, state):
 # -- rewards and issuing -----------------------------------------------------------------------
 def test_points_buy_a_reward_only_when_there_are_enough(pos, state):
     reward = min(state.program.rewards, key=lambda r: r.points)
-    reply = pos.call("POST", f"/members/{pos.member_code}/rewards", {"reward_id": reward.id})
+    reply = pos.call("POST", f"/members/{pos.member_code}/rewards", {"reward": reward.key})
     assert (reply[0], problem_code(reply)) == (422, "insufficient_points")
     with transaction(state.sessions) as session:
         member = session.scalars(select(Member)).one()
         adjust_points(session, state.program, member.id, reward.points + 5, utcnow(),
                       reason="test", actor="test")
     status, body = pos.call("POST", f"/members/{pos.member_code}/rewards",
-                            {"reward_id": reward.id})
+                            {"reward": reward.key})
     assert status == 201 and body["balance"] == 5
     assert body["coupon"]["template"] == reward.coupon
     assert problem_code(pos.call("POST", f"/members/{pos.member_code}/rewards",
-                                 {"reward_id": 999})) == "unknown_reward"
+                                 {"reward": "nope"})) == "unknown_reward"
 
 
 def test_issuing_a_coupon_names_unknown_templates(pos, state):

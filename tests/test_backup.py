@@ -53,7 +53,7 @@ def open_shop(sessions: sessionmaker[Session], program: Program, now: dt.datetim
         refund_order(session, program, 200, now + 11 * DAY, source="pos", order_id="b-2",
                      refund_id="r-2", actor="test")
     with transaction(sessions) as session:
-        redeem_reward(session, program, alice, 1, now + 12 * DAY, actor="member")
+        redeem_reward(session, program, alice, "nt50", now + 12 * DAY, actor="member")
         welcome = session.scalars(select(Coupon).where(Coupon.member_id == bob)).first()
         redeem_coupon(session, program, welcome.code, now + 12 * DAY, actor="staff:test",
                       order_amount=300)

@@ -178,7 +178,8 @@ def take(sessions, index: int, program: Program, code: str, members: list[int],
 def spend_on_reward(sessions, index: int, program: Program, member_id: int,
                     now: dt.datetime) -> int:
     with transaction(sessions) as session:
-        return redeem_reward(session, program, member_id, 1, now, actor=f"till-{index}").id
+        return redeem_reward(session, program, member_id, "nt50", now,
+                             actor=f"till-{index}").id
 
 
 def spend_by_adjustment(sessions, index: int, program: Program, member_id: int,

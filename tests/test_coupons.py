@@ -183,7 +183,7 @@ def test_points_buy_a_catalog_reward_coupon(sessions, program, now):
     member = join(sessions, program, now)
     with transaction(sessions) as session:
         adjust_points(session, program, member, 120, now, reason="gift", actor="owner")
-        coupon = redeem_reward(session, program, member, 1, now, actor="member")
+        coupon = redeem_reward(session, program, member, "nt50", now, actor="member")
     assert balance(sessions, member) == 20
     with sessions() as session:
         codes = [v.coupon.code for v in wallet(session, program, member, now)]
@@ -195,10 +195,10 @@ def test_a_reward_without_enough_points_changes_nothing(sessions, program, now):
     with transaction(sessions) as session:
         adjust_points(session, program, member, 99, now, reason="gift", actor="owner")
     with pytest.raises(InsufficientPoints) as caught, transaction(sessions) as session:
-        redeem_reward(session, program, member, 1, now, actor="member")
+        redeem_reward(session, program, member, "nt50", now, actor="member")
     assert "100" in caught.value.message("en") and "99" in caught.value.message("en")
     with pytest.raises(UnknownReward), transaction(sessions) as session:
-        redeem_reward(session, program, member, 42, now, actor="member")
+        redeem_reward(session, program, member, "gone", now, actor="member")
     assert balance(sessions, member) == 99
     with sessions() as session:
         assert len(wallet(session, program, member, now)) == 1  # just the welcome coupon
@@ -294,12 +294,12 @@ def test_the_catalog_hides_rewards_retired_out_of_their_dates_or_out_of_stock(se
                                                                              now):
     today = now.astimezone(program.timezone).date()
     rewards = (
-        dataclasses.replace(program.rewards[0], id=1),  # nt50: offered
-        dataclasses.replace(program.rewards[0], id=2, retired=True),
-        dataclasses.replace(program.rewards[0], id=3, starts=today + dt.timedelta(days=1)),
-        dataclasses.replace(program.rewards[0], id=4, ends=today - dt.timedelta(days=1)),
-        dataclasses.replace(program.rewards[1], id=5),  # cake_set: a cap of 1, given below
-        dataclasses.replace(program.rewards[0], id=6, coupon="xmas_beans"),  # window over
+        dataclasses.replace(program.rewards[0], key="r1"),  # nt50: offered
+        dataclasses.replace(program.rewards[0], key="r2", retired=True),
+        dataclasses.replace(program.rewards[0], key="r3", starts=today + dt.timedelta(days=1)),
+        dataclasses.replace(program.rewards[0], key="r4", ends=today - dt.timedelta(days=1)),
+        dataclasses.replace(program.rewards[1], key="r5"),  # cake_set: a cap of 1, given below
+        dataclasses.replace(program.rewards[0], key="r6", coupon="xmas_beans"),  # window over
     )
     coupons = {**program.coupons,
                "cake_set": dataclasses.replace(program.coupons["cake_set"], total_cap=1),
@@ -309,13 +309,13 @@ def test_the_catalog_hides_rewards_retired_out_of_their_dates_or_out_of_stock(se
     shop = dataclasses.replace(program, rewards=rewards, coupons=coupons)
     member = join(sessions, shop, now)
     with sessions() as session:
-        assert [r.id for r in available_rewards(session, shop, now)] == [1, 5]
+        assert [r.key for r in available_rewards(session, shop, now)] == ["r1", "r5"]
     issue(sessions, shop, member, "cake_set", now)  # the last one
     with sessions() as session:
-        assert [r.id for r in available_rewards(session, shop, now)] == [1]
+        assert [r.key for r in available_rewards(session, shop, now)] == ["r1"]
     with transaction(sessions) as session:
         adjust_points(session, shop, member, 1000, now, reason="gift", actor="owner")
-    for hidden in (2, 3, 4):
+    for hidden in ("r2", "r3", "r4"):
         with pytest.raises(RewardUnavailable), transaction(sessions) as session:
             redeem_reward(session, shop, member, hidden, now, actor="member")
     assert balance(sessions, member) == 1000

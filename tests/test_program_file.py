@@ -291,9 +291,9 @@ def test_the_shipped_example_loads_with_what_a_cafe_owner_reads_in_it(example_pr
         None, dt.date(2026, 12, 1), dt.date(2026, 12, 31))
     assert (xmas.total_cap, xmas.per_member_cap) == (300, 1)
 
-    assert p.rewards == (Reward(1, 100, "nt50"), Reward(2, 500, "cake_set"),
-                         Reward(3, 1000, "free_shipping"))
-    assert p.reward(2).coupon == "cake_set" and p.reward(4) is None
+    assert p.rewards == (Reward("nt50", 100, "nt50"), Reward("cake_set", 500, "cake_set"),
+                         Reward("free_shipping", 1000, "free_shipping"))
+    assert p.reward("cake_set").points == 500 and p.reward("2") is None
 
     assert (p.tier_window_months, p.downgrade, p.grace_months) == (12, "grace", 12)
     assert [(t.key, t.name_en, t.threshold, t.multiplier, t.birthday_coupon) for t in p.tiers] == [

@@ -160,7 +160,7 @@ def test_points_already_spent_are_recorded_as_unrecovered_and_the_balance_stays_
     member = join(sessions, program, now)
     buy(sessions, program, member, 3000, now, order_id="A-1")  # 100 points
     with transaction(sessions) as session:
-        redeem_reward(session, program, member, 1, now, actor="test")  # spends 100
+        redeem_reward(session, program, member, "nt50", now, actor="test")  # spends 100
     result = refund(sessions, program, "A-1", 3000, "R-1", now).refund
     assert (result.points_reversed, result.points_unrecovered) == (0, 100)
     assert balance(sessions, member) == 0

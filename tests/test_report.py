@@ -265,7 +265,7 @@ def test_coupon_rates_and_attributed_revenue_per_template_and_campaign(sessions,
     with transaction(sessions) as session:
         adjust_points(session, program, bob, 500, local(2026, 11, 7), reason="gift",
                       actor="owner")
-        redeem_reward(session, program, bob, 2, local(2026, 11, 7), actor="U-bob")  # cake set
+        redeem_reward(session, program, bob, "cake_set", local(2026, 11, 7), actor="U-bob")
     result = report(sessions, program, dt.date(2026, 11, 1), dt.date(2026, 11, 30))
     rows = {row.key: row for row in result.coupons.templates}
     assert list(rows)[:3] == ["welcome", "pct10", "free_drink"]  # the program's order
@@ -306,7 +306,7 @@ def test_points_issued_redeemed_expired_and_the_outstanding_liability(sessions, 
         adjust_points(session, program, alice, -5, local(2026, 7, 3), reason="typo",
                       actor="owner")
     with transaction(sessions) as session:
-        redeem_reward(session, program, alice, 1, local(2026, 7, 4), actor="U-alice")
+        redeem_reward(session, program, alice, "nt50", local(2026, 7, 4), actor="U-alice")
     refund(sessions, program, "A-big", 300, local(2026, 7, 5))  # a tenth: 10 points back
     points = report(sessions, program, dt.date(2026, 6, 1), dt.date(2026, 7, 31),
                     now=local(2026, 8, 1)).points

@@ -186,17 +186,24 @@ def test_a_points_reward_asks_for_confirmation_before_spending(client, app, fake
         member = session.scalars(select(Member)).one()
         adjust_points(session, state.program, member.id, 150, utcnow(), reason="t",
                       actor="t")
-    post(client, [postback(ALICE, "action=reward&id=1")])
-    assert "action=reward_confirm&id=1" in flat(fake_line.replies()[-1]["messages"])
+    post(client, [postback(ALICE, "action=reward&key=nt50")])
+    assert "action=reward_confirm&key=nt50&points=100" in flat(fake_line.replies()[-1]["messages"])
     with state.sessions() as session:
         assert session.scalars(select(Member)).one().points_balance == 150
-    post(client, [postback(ALICE, "action=reward_confirm&id=1")])
+    post(client, [postback(ALICE, "action=reward_confirm&key=nt50&points=100")])
     with state.sessions() as session:
         assert session.scalars(select(Member)).one().points_balance == 50
-    post(client, [postback(ALICE, "action=reward_confirm&id=1")])
+    post(client, [postback(ALICE, "action=reward_confirm&key=nt50&points=100")])
     with state.sessions() as session:
         assert session.scalars(select(Member)).one().points_balance == 50
     assert "100" in flat(fake_line.replies()[-1]["messages"])  # "100 needed"
+
+
+def test_a_reward_button_from_before_rewards_had_keys_asks_to_open_the_catalog_again(
+        client, app, fake_line):
+    post(client, [follow(ALICE)])
+    post(client, [postback(ALICE, "action=reward_confirm&id=1")])
+    assert "請重新打開兌換目錄" in flat(fake_line.replies()[-1]["messages"])
 
 
 def test_without_a_channel_configured_callback_answers_503(db_url):

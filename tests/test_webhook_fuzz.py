@@ -29,7 +29,8 @@ event_like = st.fixed_dictionaries(
             "quoteToken": st.just("q")}),
         "postback": st.fixed_dictionaries({}, optional={
             "data": st.text(max_size=60) | st.sampled_from(
-                ["action=reward_confirm&id=1", "action=wallet&page=-3", "action=coupon&id=x",
+                ["action=reward_confirm&key=nt50&points=100", "action=wallet&page=-3",
+                 "action=coupon&id=x",
                  "action=earn_confirm&token=", "action=birthday", "action=staff_help&topic=x"]),
             "params": st.dictionaries(st.sampled_from(["date", "time"]), st.text(max_size=12))}),
         "mode": st.sampled_from(["active", "standby"]),

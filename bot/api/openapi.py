@@ -84,8 +84,13 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "order_id": text(128, description="link the redemption to an order recorded before"),
         "source": text(64), "member_code": text(20),
     }, ["code"]),
-    "RewardRequest": obj({"reward_id": {"type": "integer", "minimum": 1,
-                                        "maximum": 2 ** 31 - 1}}, ["reward_id"]),
+    "RewardRequest": obj({
+        "reward": text(40, description="the reward's key in the program ([[rewards]] key, "
+                                       "which is its coupon's key unless set)"),
+        "points": amount(1, description="the price your customer saw: if the program's price "
+                                        "is another, nothing is charged (422 "
+                                        "reward_price_changed)"),
+    }, ["reward"]),
     "IssueRequest": obj({"template": text(64)}, ["template"]),
     "TagRequest": obj({"tag": TAG}, ["tag"]),
     "Tags": obj({"member_code": {"type": "string"},

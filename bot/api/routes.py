@@ -143,8 +143,8 @@ def summary(call: Call, member_code: str) -> tuple[int, Any]:
 @endpoint("points:redeem", body="RewardRequest", idempotent=True)
 def reward(call: Call, member_code: str) -> tuple[int, Any]:
     owner = find_by_code(call.session, member_code)
-    coupon = redeem_reward(call.session, call.program, owner.id, call.body["reward_id"],
-                           call.now, actor=call.actor)
+    coupon = redeem_reward(call.session, call.program, owner.id, call.body["reward"],
+                           call.now, actor=call.actor, shown_points=call.body.get("points"))
     return 201, {"coupon": views.coupon(_view(call, coupon), owner),
                  "balance": owner.points_balance}
 

@@ -31,6 +31,7 @@ from bot.loyalty.errors import (
     ClaimTaken,
     InvalidBirthday,
     LoyaltyError,
+    RewardPriceChanged,
     RewardUnavailable,
     UnknownReward,
 )
@@ -178,7 +179,7 @@ def show_rewards(session: Session, env: Env, member: Member, data: dict) -> Outc
 
 def ask_reward(session: Session, env: Env, member: Member, data: dict) -> Outcome:
     ctx = env.render(member.language)
-    reward = env.program.reward(_int(data.get("id")))
+    reward = env.program.reward(str(data.get("key", "")))
     if reward is None:
         return Outcome(messages.error(ctx, UnknownReward()))
     if reward not in available_rewards(session, env.program, env.now):
@@ -191,8 +192,14 @@ def take_reward(session: Session, env: Env, member: Member, data: dict) -> Outco
     ctx = env.render(member.language)
     try:
         with session.begin_nested():
-            coupon = redeem_reward(session, env.program, member.id, _int(data.get("id")),
-                                   env.now, actor=f"line:{env.user_id}")
+            coupon = redeem_reward(session, env.program, member.id, str(data.get("key", "")),
+                                   env.now, actor=f"line:{env.user_id}",
+                                   shown_points=_int(data.get("points"), None))
+    except RewardPriceChanged as exc:  # the offer changed since it was shown: confirm anew
+        reward = env.program.reward(str(data.get("key")))
+        summary = member_summary(session, env.program, member, env.now)
+        return Outcome(messages.error(ctx, exc)
+                       + messages.reward_confirm(ctx, reward, summary.balance))
     except LoyaltyError as exc:
         return Outcome(messages.error(ctx, exc))
     return Outcome(messages.reward_issued(ctx, _view(session, env, coupon.code),
@@ -288,8 +295,8 @@ def cancel(session: Session, env: Env, member: Member, data: dict) -> Outcome:
     return Outcome(messages.text(env.render(member.language), "cancelled"))
 
 
-def _int(value: Any) -> int:
-    return int(value) if str(value).isdigit() else -1
+def _int(value: Any, missing: Any = -1) -> Any:
+    return int(value) if str(value).isdigit() and len(str(value)) < 10 else missing
 
 
 CUSTOMER_ACTIONS: dict[str, Callable[[Session, Env, Member, dict], Outcome]] = {

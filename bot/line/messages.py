@@ -175,7 +175,7 @@ def rewards_catalog(ctx: RenderContext, balance: int,
                     rewards: Sequence[Reward] | None = None) -> Messages:
     """The rewards on offer (rewards.available_rewards; the whole program's by default)."""
     s, program = ctx.strings, ctx.program
-    items = [{"id": r.id, "title": fmt.title(ctx, program.coupons[r.coupon]),
+    items = [{"key": r.key, "title": fmt.title(ctx, program.coupons[r.coupon]),
               "echo": fmt.title(ctx, program.coupons[r.coupon], ECHO_LIMIT),
               "points": s.number(r.points), "affordable": balance >= r.points,
               "missing": s.number(max(0, r.points - balance))}
@@ -188,7 +188,7 @@ def rewards_catalog(ctx: RenderContext, balance: int,
 
 def reward_confirm(ctx: RenderContext, reward: Reward, balance: int) -> Messages:
     s, template = ctx.strings, ctx.program.coupons[reward.coupon]
-    fields = {"id": reward.id, "title": fmt.title(ctx, template),
+    fields = {"key": reward.key, "price": reward.points, "title": fmt.title(ctx, template),
               "echo": fmt.title(ctx, template, ECHO_LIMIT), "value": fmt.value(ctx, template),
               "points": s.number(reward.points), "balance": s.number(balance),
               "after": s.number(balance - reward.points), "affordable": balance >= reward.points,

@@ -107,8 +107,15 @@ class InsufficientPoints(LoyaltyError):
 
 class UnknownReward(LoyaltyError):
     code = "unknown_reward"
-    zh = "沒有這個兌換項目。"
-    en = "No such reward."
+    zh = "沒有這個兌換項目（可能已經更改），請重新打開兌換目錄。"
+    en = "No such reward (it may have changed): please open the rewards catalog again."
+
+
+class RewardPriceChanged(LoyaltyError):
+    """The reward's price is not the one the member confirmed: they confirm the new one."""
+    code = "reward_price_changed"
+    zh = "這個兌換項目的點數已從 {shown} 點改為 {points} 點，請再確認一次。"
+    en = "This reward now takes {points} points, not {shown}: please confirm again."
 
 
 class RewardUnavailable(LoyaltyError):

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.loyalty.coupons import issue_coupon, validity
-from bot.loyalty.errors import RewardUnavailable, UnknownReward
+from bot.loyalty.errors import RewardPriceChanged, RewardUnavailable, UnknownReward
 from bot.loyalty.ledger import debit, lock_member, settle_expired
 from bot.loyalty.timeutil import local_date
 from bot.models import Coupon, CouponTemplateRow
@@ -41,23 +41,26 @@ def within_reach(rewards: Sequence[Reward], balance: int) -> tuple[Reward, int] 
     points missing; None for an empty catalog."""
     affordable = [r for r in rewards if r.points <= balance]
     if affordable:
-        return max(affordable, key=lambda r: (r.points, -r.id)), 0
-    cheapest = min(rewards, key=lambda r: (r.points, r.id), default=None)
+        return max(affordable, key=lambda r: r.points), 0  # the first of equals: max is stable
+    cheapest = min(rewards, key=lambda r: r.points, default=None)
     return (cheapest, cheapest.points - balance) if cheapest else None
 
 
-def redeem_reward(session: Session, program: Program, member_id: int, reward_id: int,
-                  now: dt.datetime, *, actor: str) -> Coupon:
-    """Exchange points for the reward's coupon; both happen or neither does."""
-    reward = program.reward(reward_id)
+def redeem_reward(session: Session, program: Program, member_id: int, key: str,
+                  now: dt.datetime, *, actor: str, shown_points: int | None = None) -> Coupon:
+    """Exchange points for the reward's coupon; both happen or neither does. With
+    `shown_points` (the price the member confirmed), a changed price is refused, never charged."""
+    reward = program.reward(key)
     if reward is None:
         raise UnknownReward()
     if not offered(program, reward, now):
         raise RewardUnavailable()
+    if shown_points is not None and shown_points != reward.points:
+        raise RewardPriceChanged(shown=shown_points, points=reward.points)
     member = lock_member(session, member_id)
     settle_expired(session, member, now)
     coupon = issue_coupon(session, program, member.id, reward.coupon, now, reason="reward",
                           actor=actor) if member.points_balance >= reward.points else None
     debit(session, member, reward.points, "spend", now, actor=actor, coupon_id=coupon and coupon.id,
-          reason=f"reward #{reward.id}: {program.coupons[reward.coupon].title}")
+          reason=f"reward {reward.key}: {program.coupons[reward.coupon].title}")
     return coupon
