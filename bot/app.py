@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import sys
 
-from flask import Flask, jsonify, request
+from flask import Flask, g, jsonify, request
 from sqlalchemy.orm import Session
 
 from bot import api, console, simulator
 from bot.api import http_problem
-from bot.bootstrap import build
+from bot.bootstrap import Runtime, build
 from bot.cli import register_cli
 from bot.config import Config
 from bot.db import bounded, can_write, db_error
@@ -28,6 +28,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.config.update(SECRET_KEY=runtime.config.secret_key, MAX_CONTENT_LENGTH=1024 * 1024)
     app.extensions["loyalty"] = runtime
     _logging(app)
+    _pin_program(app, runtime)
     _health(app)
     webhook.init_app(app)
     app.register_blueprint(qr_images.bp)
@@ -37,6 +38,21 @@ def create_app(config: Config | None = None) -> Flask:
     _errors(app)
     register_cli(app)
     return app
+
+
+def _pin_program(app: Flask, runtime: Runtime) -> None:
+    """A request uses one program version from start to end, even if a newer one goes live
+    while it runs."""
+
+    @app.before_request
+    def pin() -> None:
+        g.program_token = runtime.pin()
+
+    @app.teardown_request
+    def unpin(_exc: BaseException | None) -> None:
+        token = g.pop("program_token", None)
+        if token is not None:
+            runtime.unpin(token)
 
 
 def _errors(app: Flask) -> None:

@@ -1,6 +1,7 @@
 """Gunicorn settings for the `web` process.
 
-Settings and the program file are validated in the master before any worker forks:
+Settings and the live program (or the program file, before the database has one) are
+validated in the master before any worker forks:
 gunicorn would otherwise respawn workers that fail to boot, forever, hiding the one
 clear message.
 """
@@ -8,7 +9,7 @@ clear message.
 import sys
 
 from bot.config import Config, ConfigError
-from bot.program import ProgramError, load_program
+from bot.program import ProgramError
 
 try:
     _config = Config.from_env()
@@ -28,7 +29,9 @@ errorlog = "-"
 
 def on_starting(server) -> None:
     try:
-        _config.check_program(load_program(_config.program_path))
+        from bot.bootstrap import build  # the master opens no pool until here
+
+        build(_config).close()
     except (ProgramError, ConfigError) as exc:
         print(exc, file=sys.stderr, flush=True)
         sys.exit(1)

@@ -634,3 +634,20 @@ class DashboardSnapshot(Base):
     took_ms: Mapped[int] = mapped_column(Integer)
     current: Mapped[dict[str, Any]] = mapped_column(JSON)  # Report.to_dict()
     previous: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class ProgramVersion(Base):
+    """One version of the shop's program (bot.loyalty.programs): the newest is live. Rows are
+    never changed; a rollback is a new version. `data` is canonical TOML in the shape
+    `schema` names, upgraded when an older shape is loaded."""
+
+    __tablename__ = "program_versions"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    schema: Mapped[int] = mapped_column(Integer)
+    data: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime]
+    created_by: Mapped[str] = mapped_column(String(200))  # "file", "console:owner@x", "cli"
+    source: Mapped[str] = mapped_column(String(16))  # file, apply, console, rollback
+    file_sha256: Mapped[str | None] = mapped_column(String(64))  # of the file it came from
+    summary: Mapped[str] = mapped_column(Text)  # what changed from the version before

@@ -13,18 +13,21 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bot import simulator
-from bot.bootstrap import build
+from bot.bootstrap import Runtime, build
 from bot.config import Config, ConfigError
-from bot.jobs import JOBS, Job, JobContext, run_job
+from bot.jobs import JOBS, Job, run_job
 from bot.loyalty.timeutil import utcnow
 from bot.program import ProgramError
 
 log = logging.getLogger("bot.clock")
 
 
-def run_safely(rt: JobContext, job: Job) -> None:
+def run_safely(runtime: Runtime, job: Job) -> None:
+    """One run of a job, on the program version live when it starts (a newer version saved
+    in the console is used from the next run, without a restart)."""
     try:
-        run_job(rt, job, utcnow())
+        with runtime.pinned():
+            run_job(runtime.jobs(), job, utcnow())
     except Exception:  # one failing run must not stop the clock; the next run catches up
         log.exception("job %s failed", job.name)
 
@@ -34,16 +37,16 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        rt = build(simulator.configure(Config.from_env())).jobs()
+        runtime = build(simulator.configure(Config.from_env()))
     except (ProgramError, ConfigError) as exc:  # one clear line, as the web process gives
         print(exc, file=sys.stderr)
         raise SystemExit(1) from None
-    tz = rt.program.timezone
+    tz = runtime.program.timezone  # a new timezone reaches the schedule at the next start
     scheduler = BlockingScheduler(timezone=tz, job_defaults={
         "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
     for job in JOBS.values():
-        run_safely(rt, job)  # catch up at once on whatever fell due while we were down
-        scheduler.add_job(run_safely, CronTrigger(timezone=tz, **job.cron), args=(rt, job),
+        run_safely(runtime, job)  # catch up at once on whatever fell due while we were down
+        scheduler.add_job(run_safely, CronTrigger(timezone=tz, **job.cron), args=(runtime, job),
                           id=job.name, name=job.description)
     log.info("clock started with %d jobs in %s", len(JOBS), tz.key)
     scheduler.start()

@@ -111,6 +111,20 @@ class UnknownReward(LoyaltyError):
     en = "No such reward (it may have changed): please open the rewards catalog again."
 
 
+class ProgramChanged(LoyaltyError):
+    """Someone saved the program since this edit began: never overwrite their change."""
+    code = "program_changed"
+    zh = "方案已在 {at} 由 {by} 改為第 {version} 版：請重新載入後再修改。"
+    en = "The program was changed by {by} at {at} (version {version}): reload it and make " \
+         "your change again."
+
+
+class UnknownProgramVersion(LoyaltyError):
+    code = "unknown_program_version"
+    zh = "沒有第 {number} 版的方案。"
+    en = "There is no version {number} of the program."
+
+
 class RewardPriceChanged(LoyaltyError):
     """The reward's price is not the one the member confirmed: they confirm the new one."""
     code = "reward_price_changed"
