@@ -62,6 +62,12 @@ class LiveProgram:
                 self._refresh()
         return self._program
 
+    def adopt(self, program: Program) -> None:
+        """A version this process just saved: live here at once, not in CHECK_EVERY."""
+        with self._lock:
+            if program.version > self._program.version:
+                self._program = program
+
     def _refresh(self) -> None:
         try:
             with self.sessions() as session:

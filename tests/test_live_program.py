@@ -1,0 +1,307 @@
+"""The program lives in the database: versions, apply, export, rollback, conflicts, and a
+change that reaches every running process without a restart."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot import bootstrap
+from bot.config import DEFAULT_PROGRAM, ConfigError
+from bot.db import transaction
+from bot.loyalty import programs
+from bot.loyalty.errors import ProgramChanged
+from bot.loyalty.staff import add_staff
+from bot.loyalty.timeutil import utcnow
+from bot.models import Member, ProgramVersion, Purchase
+from bot.program import ProgramError, parse_toml
+from tests.cli_helpers import Cli
+from tests.line_helpers import flat, follow, post, postback, text, user_id
+
+ALICE, CLERK = user_id(1), user_id(9)
+EXAMPLE = DEFAULT_PROGRAM.read_text("utf-8")
+
+
+def edited(tmp_path: Path, old: str, new: str, name: str = "edited.toml") -> Path:
+    assert old in EXAMPLE
+    path = tmp_path / name
+    path.write_text(EXAMPLE.replace(old, new, 1), "utf-8")
+    return path
+
+
+def cheaper_points(tmp_path: Path) -> Path:
+    """The example, earning a point per NT$10 instead of per NT$30."""
+    return edited(tmp_path, "amount_per_point = 30", "amount_per_point = 10")
+
+
+@pytest.fixture
+def looks_every_time(monkeypatch):
+    """Each process looks for a new version at every use (the 2 s wait is tested apart)."""
+    monkeypatch.setattr(bootstrap, "CHECK_EVERY", 0.0)
+
+
+def versions(sessions) -> list[tuple[int, str]]:
+    with sessions() as session:
+        return [(v.version, v.source) for v in
+                session.scalars(select(ProgramVersion).order_by(ProgramVersion.version))]
+
+
+# -- versions -----------------------------------------------------------------------------
+def test_the_first_start_makes_the_file_version_1_and_later_starts_keep_the_database_one(
+        db_url, tmp_path, caplog):
+    with Cli(db_url) as cli:
+        assert cli.app.extensions["loyalty"].program.version == 1
+        assert versions(cli.app.extensions["loyalty"].sessions) == [(1, "file")]
+    changed = cheaper_points(tmp_path)
+    caplog.set_level(logging.WARNING, logger="bot")
+    with Cli(db_url, changed) as cli:  # the file is no longer read at start
+        program = cli.app.extensions["loyalty"].program
+        assert (program.version, program.amount_per_point) == (1, 30)
+    notes = [r.getMessage() for r in caplog.records if "has changed" in r.getMessage()]
+    assert len(notes) == 1 and f"program apply {changed}" in notes[0]
+
+
+def test_an_unchanged_file_is_not_reported(db_url, caplog):
+    Cli(db_url).close()
+    caplog.set_level(logging.WARNING, logger="bot")
+    Cli(db_url).close()
+    assert not [r for r in caplog.records if "has changed" in r.getMessage()]
+
+
+def test_apply_makes_a_new_version_and_history_says_what_changed(cli, tmp_path):
+    changed = cheaper_points(tmp_path)
+    dry = cli("program", "apply", str(changed), "--dry-run")
+    assert dry.exit_code == 0 and "earning.amount_per_point: 30 -> 10" in dry.output
+    assert cli("program", "history").output.count("version ") == 1  # nothing saved
+
+    result = cli("program", "apply", str(changed))
+    assert result.exit_code == 0, result.output
+    assert "Version 2 is live" in result.output
+    history = cli("program", "history").output
+    assert "version 2" in history and "apply by cli" in history
+    assert "earning.amount_per_point: 30 -> 10" in history
+    assert "version 1" in history and "from " in history
+    assert cli.app.extensions["loyalty"].program.amount_per_point == 10
+
+
+def test_a_broken_file_is_refused_naming_the_field_and_nothing_changes(cli, tmp_path):
+    broken = edited(tmp_path, "amount_per_point = 30", "amount_per_point = 0")
+    result = cli("program", "apply", str(broken))
+    assert result.exit_code != 0
+    assert "earning.amount_per_point" in result.output and str(broken) in result.output
+    assert "must be at least 1" in result.output
+    assert versions(cli.app.extensions["loyalty"].sessions) == [(1, "file")]
+    assert cli("program", "check", str(broken)).exit_code != 0
+
+
+def test_export_round_trips_check_and_reapplies_as_an_identical_program(cli, tmp_path):
+    assert cli("program", "apply", str(cheaper_points(tmp_path))).exit_code == 0
+    exported = tmp_path / "exported.toml"
+    result = cli("program", "export", str(exported))
+    assert result.exit_code == 0 and "Version 2 written" in result.output
+    assert "Comments are not kept" in exported.read_text("utf-8")
+    assert cli("program", "check", str(exported)).exit_code == 0
+    assert "no change" in cli("program", "apply", str(exported), "--dry-run").output
+    assert cli("program", "apply", str(exported)).exit_code == 0
+    with cli.app.extensions["loyalty"].sessions() as session:
+        assert programs.data_of(session, 3) == programs.data_of(session, 2)
+        second, third = programs.load(session, 2), programs.load(session, 3)
+    assert second.__dict__ | {"version": 0, "path": ""} == \
+        third.__dict__ | {"version": 0, "path": ""}
+
+
+def test_rollback_makes_an_old_version_live_again_as_a_new_version(cli, tmp_path):
+    assert cli("program", "apply", str(cheaper_points(tmp_path))).exit_code == 0
+    result = cli("program", "rollback", "1")
+    assert result.exit_code == 0 and "Version 3 is live" in result.output
+    assert cli.app.extensions["loyalty"].program.amount_per_point == 30
+    history = cli("program", "history").output
+    assert "back to version 1" in history and "earning.amount_per_point: 10 -> 30" in history
+    assert "no version 9" in cli("program", "rollback", "9").output.lower()
+
+
+def test_a_save_from_an_old_version_is_refused_with_who_changed_it_and_when(sessions, cli,
+                                                                          tmp_path):
+    data = parse_toml(EXAMPLE, "example")
+    with transaction(sessions) as session:
+        programs.save(session, data, base=1, actor="console:owner@cafe.tw", source="console",
+                      now=utcnow())
+    with pytest.raises(ProgramChanged) as refused, transaction(sessions) as session:
+        programs.save(session, data, base=1, actor="console:manager@cafe.tw",
+                      source="console", now=utcnow())
+    assert "owner@cafe.tw" in str(refused.value) and "reload" in str(refused.value)
+    assert versions(sessions) == [(1, "file"), (2, "console")]
+
+
+@pytest.mark.slow
+def test_two_owners_saving_at_once_one_wins_the_other_is_told(sessions, cli):
+    data = parse_toml(EXAMPLE, "example")
+    start, outcomes = threading.Barrier(2), []
+
+    def owner(name: str) -> None:
+        start.wait()
+        try:
+            with transaction(sessions) as session:
+                programs.save(session, data, base=1, actor=name, source="console",
+                              now=utcnow())
+            outcomes.append("saved")
+        except ProgramChanged:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=owner, args=(f"owner{i}",)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["refused", "saved"]
+    assert versions(sessions) == [(1, "file"), (2, "console")]
+
+
+def test_a_version_written_in_an_older_shape_is_upgraded_and_can_be_rolled_back_to(sessions,
+                                                                                 cli):
+    old = EXAMPLE.replace('coupon = "nt50"', 'coupon = "nt50"\n', 1)
+    with transaction(sessions) as session:  # as the first code stored it: rewards unkeyed
+        session.add(ProgramVersion(version=2, schema=1, data=programs.canonical(
+            parse_toml(old, "old")), created_at=utcnow(), created_by="older code",
+            source="console", summary="older"))
+    with sessions() as session:
+        assert "key" not in parse_toml(session.get(ProgramVersion, 2).data, "v2")["rewards"][0]
+        assert programs.data_of(session, 2)["rewards"][0]["key"] == "nt50"
+        assert [r.key for r in programs.load(session, 2).rewards][0] == "nt50"
+    assert cli("program", "rollback", "2").exit_code == 0
+    with sessions() as session:
+        row = session.get(ProgramVersion, 3)
+        assert row.schema == programs.SCHEMA and 'key = "nt50"' in row.data
+
+
+def test_a_program_the_deployment_cannot_run_is_refused(db_url, fake_line, tmp_path):
+    """Claim codes need the account's basic id when a LINE channel is set."""
+    from bot.app import create_app
+    from bot.config import Config
+    from tests.line_helpers import CHANNEL_SECRET
+
+    app = create_app(Config(database_url=db_url, program_path=str(DEFAULT_PROGRAM),
+                            secret_key="k", line_channel_secret=CHANNEL_SECRET,
+                            line_channel_access_token=fake_line.access_token,
+                            line_oa_basic_id="@cafe", line_api_base_url=fake_line.base_url))
+    rt = app.extensions["loyalty"]
+    without_id = dataclasses.replace(rt.config, line_oa_basic_id="")
+    with pytest.raises(ConfigError, match="LINE_OA_BASIC_ID"), transaction(rt.sessions) as s:
+        programs.save(s, parse_toml(EXAMPLE, "x"), base=1, actor="t", source="console",
+                      now=utcnow(), check=without_id.check_program)
+    assert versions(rt.sessions) == [(1, "file")]
+    rt.engine.dispose()
+
+
+# -- no restart ---------------------------------------------------------------------------
+def test_a_new_version_reaches_every_worker_without_a_restart(app, client, fake_line, db_url,
+                                                               tmp_path, looks_every_time):
+    """Two web workers (two runtimes on one database) and a staff purchase in each: both
+    earn by the new rate once it is applied elsewhere."""
+    from bot.app import create_app
+
+    other = create_app(app.extensions["loyalty"].config)
+    post(client, [follow(ALICE)])
+    state = app.extensions["loyalty"]
+    with transaction(state.sessions) as session:
+        add_staff(session, CLERK, utcnow(), name="阿明", actor="test")
+        code = session.scalars(select(Member.member_code)
+                               .where(Member.line_user_id == ALICE)).one()
+    with Cli(db_url) as cli:
+        assert cli("program", "apply", str(cheaper_points(tmp_path))).exit_code == 0
+    for worker, amount in ((client, 300), (other.test_client(), 600)):
+        post(worker, [text(CLERK, f"集點 {code} {amount}")])
+    with state.sessions() as session:
+        earned = session.scalars(select(Purchase.points_earned).order_by(Purchase.id)).all()
+    assert earned == [30, 60]  # a point per NT$10, not per NT$30
+    other.extensions["loyalty"].engine.dispose()
+
+
+def test_a_process_looks_for_a_new_version_at_most_every_two_seconds(sessions, cli, tmp_path):
+    now = [100.0]
+    looks = []
+    counting = type("Counting", (), {"__call__": lambda self: (looks.append(1), sessions())[1]})
+    live = bootstrap.LiveProgram(counting(), cli.app.extensions["loyalty"].program,
+                                 clock=lambda: now[0])
+    assert cli("program", "apply", str(cheaper_points(tmp_path))).exit_code == 0
+    for _ in range(1000):
+        assert live.current().amount_per_point == 30  # within the 2 s: not looked for
+    assert looks == []
+    now[0] += bootstrap.CHECK_EVERY
+    assert live.current().amount_per_point == 10 and live.current().version == 2
+    assert len(looks) == 1
+
+
+def test_a_request_keeps_the_version_it_started_with(cli, tmp_path, looks_every_time):
+    rt = cli.app.extensions["loyalty"]
+    with rt.pinned() as program:
+        assert cli("program", "apply", str(cheaper_points(tmp_path))).exit_code == 0
+        assert rt.program is program and rt.program.amount_per_point == 30
+    assert rt.program.amount_per_point == 10
+
+
+def test_the_clock_runs_its_next_job_on_the_new_version(cli, tmp_path, looks_every_time):
+    from bot import scheduler
+    from bot.jobs import JOBS, Job
+
+    seen = []
+    probe = Job("probe", {"minute": "*"}, lambda rt, since, now: seen.append(
+        rt.program.amount_per_point) or "", "probe")
+    rt = cli.app.extensions["loyalty"]
+    scheduler.run_safely(rt, probe)
+    assert cli("program", "apply", str(cheaper_points(tmp_path))).exit_code == 0
+    scheduler.run_safely(rt, probe)
+    assert seen == [30, 10] and "probe" not in JOBS
+
+
+# -- members keep what they were shown ------------------------------------------------------
+def test_a_reward_confirmed_before_a_price_change_is_confirmed_again_not_charged(
+        app, client, fake_line, db_url, tmp_path, looks_every_time):
+    from bot.loyalty.members import adjust_points
+
+    post(client, [follow(ALICE)])
+    state = app.extensions["loyalty"]
+    with transaction(state.sessions) as session:
+        member = session.scalars(select(Member)).one()
+        adjust_points(session, state.program, member.id, 150, utcnow(), reason="t", actor="t")
+    post(client, [postback(ALICE, "action=reward&key=nt50")])
+    shown = flat(fake_line.replies()[-1]["messages"])
+    assert "action=reward_confirm&key=nt50&points=100" in shown
+    dearer = edited(tmp_path, 'points = 100\ncoupon = "nt50"', 'points = 120\ncoupon = "nt50"')
+    with Cli(db_url) as cli:
+        assert cli("program", "apply", str(dearer)).exit_code == 0
+    post(client, [postback(ALICE, "action=reward_confirm&key=nt50&points=100")])
+    again = flat(fake_line.replies()[-1]["messages"])
+    assert "120" in again and "action=reward_confirm&key=nt50&points=120" in again
+    with state.sessions() as session:
+        assert session.scalars(select(Member)).one().points_balance == 150  # not charged
+    post(client, [postback(ALICE, "action=reward_confirm&key=nt50&points=120")])
+    with state.sessions() as session:
+        assert session.scalars(select(Member)).one().points_balance == 30
+
+
+def test_a_reward_keeps_its_key_when_the_list_is_reordered(tmp_path, cli):
+    reordered = EXAMPLE.replace('[[rewards]]\npoints = 100\ncoupon = "nt50"\n\n', "", 1)
+    reordered = reordered.replace('[[rewards]]\npoints = 1000', '[[rewards]]\npoints = 100\n'
+                                  'coupon = "nt50"\n\n[[rewards]]\npoints = 1000', 1)
+    path = tmp_path / "reordered.toml"
+    path.write_text(reordered, "utf-8")
+    assert cli("program", "apply", str(path)).exit_code == 0
+    program = cli.app.extensions["loyalty"].program
+    assert [r.key for r in program.rewards] == ["cake_set", "nt50", "free_shipping"]
+    assert program.reward("nt50").points == 100
+
+
+def test_two_rewards_of_one_coupon_need_their_own_keys(tmp_path):
+    from bot.program import load_program
+
+    path = tmp_path / "twice.toml"
+    path.write_text(EXAMPLE.replace('[[rewards]]\npoints = 500\ncoupon = "cake_set"',
+                                    '[[rewards]]\npoints = 500\ncoupon = "nt50"', 1), "utf-8")
+    with pytest.raises(ProgramError, match=r"rewards\[1\]\.key.*already another reward's key"):
+        load_program(path)
