@@ -15,6 +15,7 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from bot.console import program as _program_pages  # noqa: F401  (its routes join bp)
 from bot.console import views
 from bot.console.views import bp
 

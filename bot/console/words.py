@@ -255,5 +255,88 @@ WORDS: dict[str, dict[str, str]] = {
 }
 
 
+# the program pages (bot.console.program)
+PROGRAM_WORDS: dict[str, dict[str, str]] = {
+    "zh-TW": {
+        "program": "方案設定", "program_live": "目前生效的是第 {version} 版。",
+        "program_how": "每次儲存都是新的一版，幾秒內所有程序都會使用，不需重新啟動；"
+                       "舊版本可以隨時還原。",
+        "program_saved": "第 {version} 版已生效。", "program_edit_heading": "修改",
+        "program_earning": "集點規則", "program_earning_now": "目前每 NT${amount} 得 1 點",
+        "program_toml": "完整方案（TOML 文字）", "program_coupons": "優惠券範本",
+        "program_key": "代號", "program_title": "名稱", "program_new_template": "新增優惠券範本",
+        "program_history": "版本紀錄", "program_version": "版本", "program_changes": "變更內容",
+        "program_rollback": "還原成這一版", "program_review": "檢查變更",
+        "program_save": "儲存為新版本", "program_back": "回到方案設定",
+        "program_amount_per_point": "每幾元得 1 點（NT$）", "program_rounding": "尾數處理",
+        "rounding_floor": "無條件捨去", "rounding_round": "四捨五入", "rounding_ceil": "無條件進位",
+        "program_multipliers": "商品類別倍數（每行一個，例如 beans = 2）",
+        "program_multipliers_hint": "沒有列出的類別以 1 倍計算。",
+        "program_bad_multiplier": "「{line}」不是「類別 = 倍數」的格式（例如 beans = 2）。",
+        "program_coupon": "優惠券範本",
+        "program_coupon_kept": "已經發出的優惠券保留發出時的條件；修改只影響之後發出的券。",
+        "program_key_hint": "小寫英文、數字或底線，之後不能更改。",
+        "program_bad_key": "代號只能用小寫英文、數字或底線（最多 40 字）。",
+        "program_key_taken": "已經有代號為 {key} 的範本。",
+        "program_no_template": "沒有這個優惠券範本。",
+        "program_card_now": "顧客看到的樣子", "program_card_preview": "修改後顧客看到的樣子",
+        "program_toml_hint": "這是方案的全部內容（註解不會保留）。修改後先檢查變更再儲存。",
+        "program_too_long": "內容太長了。", "program_edit": "修改的方案",
+        "program_owner_only": "只有店主可以修改方案。",
+        "kind_amount_off": "折抵金額", "kind_percent_off": "折扣百分比",
+        "kind_free_shipping": "免運費", "kind_free_gift": "贈品",
+        "coupon_title": "名稱", "coupon_title_en": "英文名稱", "coupon_gift": "贈品內容",
+        "coupon_gift_en": "贈品英文", "coupon_amount": "折抵金額（NT$）",
+        "coupon_percent": "折扣（%）", "coupon_max_discount": "最多折抵（NT$）",
+        "coupon_min_spend": "最低消費（NT$）", "coupon_valid_days": "發出後幾天內有效",
+        "coupon_total_cap": "總發放上限", "coupon_per_member_cap": "每位會員上限",
+        "coupon_valid_from": "開始日期", "coupon_valid_until": "結束日期",
+    },
+    "en": {
+        "program": "Program", "program_live": "Version {version} is live.",
+        "program_how": "Each save is a new version, in force everywhere within seconds with "
+                       "no restart; any older version can be made live again.",
+        "program_saved": "Version {version} is live.", "program_edit_heading": "Change",
+        "program_earning": "Earning points",
+        "program_earning_now": "now 1 point per NT${amount}",
+        "program_toml": "The whole program (TOML text)", "program_coupons": "Coupon templates",
+        "program_key": "Key", "program_title": "Title",
+        "program_new_template": "New coupon template",
+        "program_history": "Versions", "program_version": "Version",
+        "program_changes": "What changed", "program_rollback": "Make this version live",
+        "program_review": "Review the change", "program_save": "Save as a new version",
+        "program_back": "Back to the program",
+        "program_amount_per_point": "NT$ per point", "program_rounding": "Rounding",
+        "rounding_floor": "Down", "rounding_round": "To the nearest", "rounding_ceil": "Up",
+        "program_multipliers": "Category multipliers (one a line, like beans = 2)",
+        "program_multipliers_hint": "Categories not listed count once.",
+        "program_bad_multiplier": "\"{line}\" is not \"category = multiplier\" (like beans = 2).",
+        "program_coupon": "Coupon template",
+        "program_coupon_kept": "Coupons already given keep the terms they were given with; "
+                               "a change applies to coupons given from now on.",
+        "program_key_hint": "Lower-case letters, digits or _; it cannot change later.",
+        "program_bad_key": "A key is lower-case letters, digits or _ (at most 40).",
+        "program_key_taken": "There is a template with the key {key} already.",
+        "program_no_template": "There is no such coupon template.",
+        "program_card_now": "As customers see it", "program_card_preview":
+            "As customers will see it",
+        "program_toml_hint": "Everything the program holds (comments are not kept). Review "
+                             "the change before saving it.",
+        "program_too_long": "This is too long.", "program_edit": "the edited program",
+        "program_owner_only": "Only an owner can change the program.",
+        "kind_amount_off": "Amount off", "kind_percent_off": "Percent off",
+        "kind_free_shipping": "Free shipping", "kind_free_gift": "Free gift",
+        "coupon_title": "Title", "coupon_title_en": "Title in English", "coupon_gift": "Gift",
+        "coupon_gift_en": "Gift in English", "coupon_amount": "Amount off (NT$)",
+        "coupon_percent": "Percent off", "coupon_max_discount": "At most (NT$)",
+        "coupon_min_spend": "Minimum spend (NT$)", "coupon_valid_days": "Valid days after giving",
+        "coupon_total_cap": "Total cap", "coupon_per_member_cap": "Cap per member",
+        "coupon_valid_from": "Valid from", "coupon_valid_until": "Valid until",
+    },
+}
+for _lang, _words in PROGRAM_WORDS.items():
+    WORDS[_lang].update(_words)
+
+
 def words(lang: str) -> dict[str, str]:
     return WORDS["en" if lang.startswith("en") else "zh-TW"]

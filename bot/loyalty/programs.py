@@ -102,7 +102,7 @@ def save(session: Session, data: dict[str, Any], *, base: int | None, actor: str
     (Config.check_program). Flushes; the caller commits."""
     current = current_number(session)
     if current != base:
-        raise _changed(session, current)
+        raise changed(session, current)
     number = (base or 0) + 1
     data = upgraded(data)
     program = parse_program(canonical(data), f"version {number}", number)
@@ -116,11 +116,11 @@ def save(session: Session, data: dict[str, Any], *, base: int | None, actor: str
         with session.begin_nested():
             session.add(row)
     except IntegrityError:  # another save took this number between our read and our write
-        raise _changed(session, number) from None
+        raise changed(session, number) from None
     return program
 
 
-def _changed(session: Session, number: int | None) -> ProgramChanged:
+def changed(session: Session, number: int | None) -> ProgramChanged:
     row = session.get(ProgramVersion, number) if number else None
     return ProgramChanged(version=number or 0, by=row.created_by if row else "?",
                           at=row.created_at.strftime("%Y-%m-%d %H:%M UTC") if row else "?")

@@ -1,0 +1,244 @@
+"""The program pages: the live version and its history, editors for the earning rate and the
+coupon templates, the whole program as TOML, and rollback. Owners edit; managers read.
+
+Every editor makes a proposal (the whole program, with the edit) and shows what changes
+and any mistake before anything is saved; saving makes the next version (bot.loyalty.
+programs.save), refused if someone saved since the editor was opened.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from flask import g, redirect, request, send_from_directory, url_for
+
+from bot.config import ConfigError
+from bot.console.views import bp, page, runtime, signed_in, who
+from bot.db import transaction
+from bot.line import messages
+from bot.line.qr import qr_url
+from bot.loyalty import audit, programs
+from bot.loyalty.errors import LoyaltyError
+from bot.program import COUPON_KINDS, ROUNDING, Program, ProgramError, parse_program, parse_toml
+from bot.simulator import flex_html, samples
+from bot.simulator.flex_html import render_message
+
+COUPON_NUMBERS = ("amount", "percent", "max_discount", "min_spend", "valid_days", "total_cap",
+                  "per_member_cap")
+COUPON_TEXTS = ("title", "title_en", "gift", "gift_en")
+COUPON_DATES = ("valid_from", "valid_until")
+TEMPLATE_KEY = re.compile(r"[a-z0-9_]{1,40}")
+MAX_PROGRAM = 200_000  # characters of TOML: far above any real program
+FLEX_CSS = Path(flex_html.__file__).parent / "static" / "flex.css"  # the simulator's card look
+
+
+def _current() -> tuple[int, dict[str, Any]]:
+    with runtime().sessions() as db:
+        number = programs.current_number(db) or 0
+        return number, programs.data_of(db, number) if number else {}
+
+
+@bp.get("/program")
+@signed_in()
+def program_page() -> Any:
+    """The live version, what each version changed, and the editors (owners)."""
+    with runtime().sessions() as db:
+        history = programs.history(db, 30)
+    program = runtime().program
+    return page("program.html", history=history, program=program,
+                notice=request.args.get("saved") and g.t["program_saved"].format(
+                    version=request.args["saved"]))
+
+
+@bp.get("/program/flex.css")
+@signed_in()
+def flex_css() -> Any:
+    """The card styles the simulator uses, for the coupon preview."""
+    return send_from_directory(FLEX_CSS.parent, FLEX_CSS.name)
+
+
+# -- editors --------------------------------------------------------------------------------
+@bp.route("/program/earning", methods=["GET", "POST"])
+@signed_in("owner", refusal="program_owner_only")
+def program_earning() -> Any:
+    """How points are earned: NT$ per point, rounding, category multipliers."""
+    base, data = _current()
+    earning = data.get("earning", {})
+    base = _base(base)
+    if request.method == "GET":
+        lines = "\n".join(f"{k} = {v}" for k, v in earning.get("category_multipliers",
+                                                               {}).items())
+        return page("program_earning.html", base=base, earning=earning, multipliers=lines,
+                    roundings=ROUNDING)
+    earning = dict(earning)
+    earning["amount_per_point"] = _number(request.form.get("amount_per_point", ""))
+    earning["rounding"] = request.form.get("rounding", "")
+    multipliers = _multipliers(request.form.get("multipliers", ""))
+    if isinstance(multipliers, str):
+        return _review(base, None, error=multipliers)
+    if multipliers:
+        earning["category_multipliers"] = multipliers
+    else:
+        earning.pop("category_multipliers", None)
+    return _review(base, {**data, "earning": earning})
+
+
+@bp.route("/program/coupons/<key>", methods=["GET", "POST"])
+@signed_in("owner", refusal="program_owner_only")
+def program_coupon(key: str) -> Any:
+    """One coupon template (`new` for a new one), with its card as a customer sees it."""
+    base, data = _current()
+    coupons = data.get("coupons", {})
+    base = _base(base)
+    if key != "new" and key not in coupons:
+        return page("message.html", 404, message=g.t["program_no_template"])
+    if request.method == "GET":
+        return page("program_coupon.html", base=base, key=key,
+                    fields=coupons.get(key, {"kind": "amount_off", "valid_days": 30}),
+                    kinds=COUPON_KINDS, preview=_card(key) if key != "new" else None)
+    new_key = key if key != "new" else request.form.get("key", "").strip()
+    if not TEMPLATE_KEY.fullmatch(new_key):
+        return _review(base, None, error=g.t["program_bad_key"])
+    if key == "new" and new_key in coupons:
+        return _review(base, None, error=g.t["program_key_taken"].format(key=new_key))
+    template = _template(request.form)
+    return _review(base, {**data, "coupons": {**coupons, new_key: template}}, coupon=new_key)
+
+
+@bp.route("/program/toml", methods=["GET", "POST"])
+@signed_in("owner", refusal="program_owner_only")
+def program_toml() -> Any:
+    """Everything the program holds, as TOML (what `program export` writes)."""
+    base, data = _current()
+    if request.method == "GET":
+        return page("program_toml.html", base=base, text=programs.canonical(data))
+    text = request.form.get("text", "")
+    if len(text) > MAX_PROGRAM:
+        return _review(base, None, error=g.t["program_too_long"])
+    try:
+        proposal = parse_toml(text, g.t["program_edit"])
+    except ProgramError as exc:
+        return _review(base, None, error=str(exc))
+    return _review(_base(base), proposal)  # the version the editor was opened on
+
+
+# -- review, save, rollback -----------------------------------------------------------------
+@bp.post("/program/save")
+@signed_in("owner", refusal="program_owner_only")
+def program_save() -> Any:
+    """Save the reviewed proposal as the next version (refused if one was saved since)."""
+    base = _base(None)
+    text = request.form.get("proposal", "")
+    try:
+        proposal = parse_toml(text[:MAX_PROGRAM], g.t["program_edit"])
+        with transaction(runtime().sessions) as db:
+            program = programs.save(db, proposal, base=base, actor=who(), source="console",
+                                    now=g.now, check=runtime().config.check_program)
+            audit.record(db, "program.save", member_id=None, actor=who(), at=g.now,
+                         version=program.version)
+    except (ProgramError, ConfigError) as exc:
+        return _review(base, None, error=str(exc))
+    except LoyaltyError as exc:
+        return page("program_review.html", 409, base=base, changes=[], proposal="",
+                    error=exc.message(g.lang), preview=None)
+    runtime().live.adopt(program)
+    return redirect(url_for("console.program_page", saved=program.version))
+
+
+@bp.post("/program/rollback/<int:number>")
+@signed_in("owner", refusal="program_owner_only")
+def program_rollback(number: int) -> Any:
+    """Make an old version live again, as a new version."""
+    try:
+        with transaction(runtime().sessions) as db:
+            program = programs.rollback(db, number, actor=who(), now=g.now,
+                                        check=runtime().config.check_program)
+            audit.record(db, "program.rollback", member_id=None, actor=who(), at=g.now,
+                         version=program.version, to=number)
+    except (ProgramError, ConfigError) as exc:
+        return page("message.html", 400, message=str(exc))
+    except LoyaltyError as exc:
+        return page("message.html", 409, message=exc.message(g.lang))
+    runtime().live.adopt(program)
+    return redirect(url_for("console.program_page", saved=program.version))
+
+
+def _review(base: int, proposal: dict[str, Any] | None, *, error: str | None = None,
+            coupon: str | None = None) -> Any:
+    """What the proposal changes and whether it is valid, before anything is saved."""
+    changes, preview, text = [], None, ""
+    with runtime().sessions() as db:
+        if error is None and programs.current_number(db) != base:
+            error = programs.changed(db, programs.current_number(db)).message(g.lang)
+    if proposal is not None:
+        text = programs.canonical(proposal)
+        try:
+            program = parse_program(programs.canonical(programs.upgraded(proposal)),
+                                    g.t["program_edit"])
+            runtime().config.check_program(program)
+        except (ProgramError, ConfigError) as exc:
+            error = str(exc)
+        else:
+            preview = _card(coupon, program) if coupon else None
+        with runtime().sessions() as db:
+            before = programs.data_of(db, base) if base else None
+        changes = programs.describe(before, programs.upgraded(proposal)).splitlines()
+    return page("program_review.html", 400 if error else 200, base=base, changes=changes,
+                proposal="" if error else text, error=error, preview=preview)
+
+
+def _card(key: str, program: Program | None = None) -> str:
+    """The coupon's card as the customer reads it, in the console's language."""
+    program = program or runtime().program
+    ctx = samples.context(program, "en" if g.lang == "en" else "zh-TW",
+                                 qr=partial(qr_url, runtime().config.secret_key, ""))
+    return "".join(render_message(m) for m in
+                   messages.coupon_detail(ctx, samples.view(program, key)))
+
+
+def _base(default: int | None) -> int | None:
+    value = request.form.get("base", "")
+    return int(value) if value.isdigit() and len(value) < 10 else default
+
+
+def _number(value: str) -> Any:
+    """A whole number as typed (1,200 too); anything else as typed, for the validator to
+    refuse with the field's name."""
+    cleaned = value.strip().replace(",", "")
+    return int(cleaned) if cleaned.isdigit() and len(cleaned) < 10 else value.strip()
+
+
+def _multipliers(text: str) -> dict[str, Any] | str:
+    """`beans = 2` lines -> {"beans": 2}; a line that is not one gives the message to show."""
+    found: dict[str, Any] = {}
+    for line in filter(None, (raw.strip() for raw in text.splitlines())):
+        name, sep, value = line.partition("=")
+        try:
+            number = float(value) if sep else None
+        except ValueError:
+            number = None
+        if number is None or not name.strip():
+            return g.t["program_bad_multiplier"].format(line=line)
+        found[name.strip()] = int(number) if number.is_integer() else number
+    return found
+
+
+def _template(form: Any) -> dict[str, Any]:
+    template: dict[str, Any] = {"kind": form.get("kind", "")}
+    for name in COUPON_TEXTS:
+        if form.get(name, "").strip():
+            template[name] = form[name].strip()
+    for name in COUPON_NUMBERS:
+        if form.get(name, "").strip():
+            template[name] = _number(form[name])
+    for name in COUPON_DATES:
+        if form.get(name, "").strip():
+            try:
+                template[name] = dt.date.fromisoformat(form[name].strip())
+            except ValueError:
+                template[name] = form[name].strip()
+    return template

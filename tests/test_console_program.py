@@ -1,0 +1,188 @@
+"""The owner edits the program in the console: a review of what changes, then a new version
+that the running app uses at once; managers read, conflicts are refused, rollbacks work."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+from argon2 import PasswordHasher
+from sqlalchemy import select
+
+from bot.app import create_app
+from bot.config import DEFAULT_PROGRAM, Config
+from bot.loyalty import accounts, programs
+from bot.loyalty.timeutil import utcnow
+from bot.models import AuditLog
+from tests.test_console import (
+    TOKEN,
+    csrf,
+    invite,
+    set_password,
+    setup_owner,
+    sign_in,
+)
+
+
+@pytest.fixture(autouse=True)
+def quick_hashes(monkeypatch):
+    """Argon2id at its smallest cost, as in the console's other tests."""
+    quick = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(accounts, "_hasher", quick)
+    monkeypatch.setattr(accounts, "_DUMMY", quick.hash("not a password anyone has"))
+
+
+@pytest.fixture
+def app(db_url):
+    app = create_app(Config(database_url=db_url, program_path=str(DEFAULT_PROGRAM),
+                            secret_key="console-test-secret", console_setup_token=TOKEN,
+                            public_base_url="https://cafe.example"))
+    yield app
+    app.extensions["loyalty"].engine.dispose()
+
+
+@pytest.fixture
+def browser(app):
+    return app.test_client()
+
+
+def owner(browser) -> None:
+    setup_owner(browser)
+    assert sign_in(browser, "owner@cafe.tw").status_code == 302
+
+
+def review(browser, path: str, **fields):
+    return browser.post(path, data={"csrf_token": csrf(browser, path), **fields})
+
+
+def save(browser, page: str):
+    proposal = re.search(r'<textarea name="proposal" hidden>(.*?)</textarea>', page, re.S)
+    base = re.search(r'name="base" value="(\d*)"', page).group(1)
+    return browser.post("/admin/program/save", data={
+        "csrf_token": csrf(browser, "/admin/program"), "base": base,
+        "proposal": html.unescape(proposal.group(1))})
+
+
+def earning_form(**changes) -> dict[str, str]:
+    return {"base": "1", "amount_per_point": "30", "rounding": "floor",
+            "multipliers": "beans = 2\nmerch = 1.5", **changes}
+
+
+def live(app):
+    return app.extensions["loyalty"].program
+
+
+def test_the_owner_changes_the_earning_rate_after_seeing_what_changes(app, browser):
+    owner(browser)
+    answer = review(browser, "/admin/program/earning", **earning_form(amount_per_point="10"))
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 200
+    assert "earning.amount_per_point: 30 -&gt; 10" in page and "儲存為新版本" in page
+    assert live(app).amount_per_point == 30  # nothing saved by a review
+    saved = save(browser, page)
+    assert saved.status_code == 302 and saved.headers["Location"].endswith("saved=2")
+    assert live(app).amount_per_point == 10 and live(app).version == 2
+    shown = browser.get(saved.headers["Location"]).get_data(as_text=True)
+    assert "第 2 版已生效" in shown and "owner@cafe.tw" in shown
+    with app.extensions["loyalty"].sessions() as session:
+        assert session.scalars(select(AuditLog.actor).where(
+            AuditLog.action == "program.save")).all() == ["console:owner@cafe.tw"]
+
+
+def test_a_mistake_is_named_and_nothing_can_be_saved(app, browser):
+    owner(browser)
+    answer = review(browser, "/admin/program/earning", **earning_form(amount_per_point="abc"))
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 400
+    assert "earning.amount_per_point" in page and "whole number" in page
+    assert 'name="proposal"' not in page
+    bad = review(browser, "/admin/program/earning", **earning_form(multipliers="beans two"))
+    assert bad.status_code == 400 and "beans two" in bad.get_data(as_text=True)
+    assert live(app).version == 1
+
+
+def test_a_coupon_template_is_edited_with_its_card_previewed(app, browser):
+    owner(browser)
+    form = browser.get("/admin/program/coupons/nt50").get_data(as_text=True)
+    assert "折價NT$50" in form and "sim-msg" in form  # the card as customers see it now
+    answer = review(browser, "/admin/program/coupons/nt50", base="1", kind="amount_off",
+                    title="折價NT$30", title_en="NT$30 off", amount="30", valid_days="60")
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 200
+    assert "coupons.nt50.amount: 50 -&gt; 30" in page and "折價NT$30" in page
+    assert "sim-msg" in page  # the preview of the edited card
+    assert save(browser, page).status_code == 302
+    template = live(app).coupons["nt50"]
+    assert (template.title, template.amount) == ("折價NT$30", 30)
+
+
+def test_a_new_template_needs_a_free_key_of_plain_letters(app, browser):
+    owner(browser)
+    taken = review(browser, "/admin/program/coupons/new", base="1", key="nt50",
+                   kind="free_gift", title="x", valid_days="10")
+    assert taken.status_code == 400 and "nt50" in taken.get_data(as_text=True)
+    bad = review(browser, "/admin/program/coupons/new", base="1", key="咖啡",
+                 kind="free_gift", title="x", valid_days="10")
+    assert bad.status_code == 400
+    answer = review(browser, "/admin/program/coupons/new", base="1", key="weekend30",
+                    kind="amount_off", title="週末折NT$30", amount="30",
+                    valid_until="2026-12-31")
+    assert "coupons.weekend30.amount: added (30)" in answer.get_data(as_text=True)
+    assert save(browser, answer.get_data(as_text=True)).status_code == 302
+    assert live(app).coupons["weekend30"].valid_until.isoformat() == "2026-12-31"
+
+
+def test_an_edit_begun_before_anothers_save_is_refused_with_who_and_when(app, browser):
+    owner(browser)
+    opened = review(browser, "/admin/program/earning", **earning_form(amount_per_point="10"))
+    first = opened.get_data(as_text=True)
+    with app.extensions["loyalty"].sessions() as session, session.begin():
+        programs.save(session, programs.data_of(session, 1), base=1, actor="cli",
+                      source="apply", now=utcnow())
+    late = save(browser, first)
+    assert late.status_code == 409
+    assert "cli" in late.get_data(as_text=True) and "重新載入" in late.get_data(as_text=True)
+    again = review(browser, "/admin/program/earning", **earning_form(amount_per_point="10"))
+    assert again.status_code == 400 and "cli" in again.get_data(as_text=True)
+    assert live(app).amount_per_point == 30
+
+
+def test_the_whole_program_can_be_edited_as_text(app, browser):
+    owner(browser)
+    text = browser.get("/admin/program/toml").get_data(as_text=True)
+    assert "amount_per_point = 30" in text
+    broken = review(browser, "/admin/program/toml", base="1", text="[shop\nname = 1")
+    assert broken.status_code == 400 and "line 1" in broken.get_data(as_text=True)
+    body = html.unescape(re.search(r'<textarea name="text"[^>]*>(.*?)</textarea>', text,
+                                   re.S).group(1))
+    answer = review(browser, "/admin/program/toml", base="1",
+                    text=body.replace("goal = 10", "goal = 8"))
+    assert "stamps.goal: 10 -&gt; 8" in answer.get_data(as_text=True)
+    assert save(browser, answer.get_data(as_text=True)).status_code == 302
+    assert live(app).stamps.goal == 8
+
+
+def test_rollback_from_the_console_brings_the_old_version_back(app, browser):
+    owner(browser)
+    page = review(browser, "/admin/program/earning",
+                  **earning_form(amount_per_point="10")).get_data(as_text=True)
+    assert save(browser, page).status_code == 302
+    answer = browser.post("/admin/program/rollback/1",
+                          data={"csrf_token": csrf(browser, "/admin/program")})
+    assert answer.status_code == 302 and live(app).amount_per_point == 30
+    assert "back to version 1" in browser.get("/admin/program").get_data(as_text=True)
+
+
+def test_a_manager_reads_the_program_but_cannot_change_it(app, browser):
+    owner(browser)
+    manager = app.test_client()
+    set_password(manager, invite(app, "m@cafe.tw", "manager"))
+    assert sign_in(manager, "m@cafe.tw").status_code == 302
+    shown = manager.get("/admin/program")
+    assert shown.status_code == 200 and "/admin/program/earning" not in shown.get_data(
+        as_text=True)
+    assert manager.get("/admin/program/earning").status_code == 403
+    refused = manager.post("/admin/program/rollback/1",
+                           data={"csrf_token": csrf(manager, "/admin/program")})
+    assert refused.status_code == 403 and live(app).version == 1
