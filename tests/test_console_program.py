@@ -186,3 +186,12 @@ def test_a_manager_reads_the_program_but_cannot_change_it(app, browser):
     refused = manager.post("/admin/program/rollback/1",
                            data={"csrf_token": csrf(manager, "/admin/program")})
     assert refused.status_code == 403 and live(app).version == 1
+
+
+def test_only_the_card_preview_pages_allow_inline_styles_and_none_allows_inline_scripts(
+        app, browser):
+    owner(browser)
+    plain = browser.get("/admin/program").headers["Content-Security-Policy"]
+    card = browser.get("/admin/program/coupons/nt50").headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in plain
+    assert "style-src 'self' 'unsafe-inline'" in card and "script-src 'self';" in card

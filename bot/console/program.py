@@ -17,7 +17,7 @@ from typing import Any
 from flask import g, redirect, request, send_from_directory, url_for
 
 from bot.config import ConfigError
-from bot.console.views import bp, page, runtime, signed_in, who
+from bot.console.views import CSP, bp, page, runtime, signed_in, who
 from bot.db import transaction
 from bot.line import messages
 from bot.line.qr import qr_url
@@ -192,7 +192,10 @@ def _review(base: int, proposal: dict[str, Any] | None, *, error: str | None = N
 
 
 def _card(key: str, program: Program | None = None) -> str:
-    """The coupon's card as the customer reads it, in the console's language."""
+    """The coupon's card as the customer reads it, in the console's language. The card's
+    layout is in style attributes, so this page's policy allows inline styles (never
+    inline scripts)."""
+    g.csp = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
     program = program or runtime().program
     ctx = samples.context(program, "en" if g.lang == "en" else "zh-TW",
                                  qr=partial(qr_url, runtime().config.secret_key, ""))

@@ -115,7 +115,7 @@ def shop() -> dict[str, Any]:
 
 @bp.after_request
 def headers(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = CSP
+    response.headers["Content-Security-Policy"] = g.get("csp", CSP)
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
