@@ -62,10 +62,10 @@ class LiveProgram:
                 self._refresh()
         return self._program
 
-    def adopt(self, program: Program) -> None:
+    def adopt(self, program: Program, force: bool = False) -> None:
         """A version this process just saved: live here at once, not in CHECK_EVERY."""
         with self._lock:
-            if program.version > self._program.version:
+            if force or program.version > self._program.version:
                 self._program = program
 
     def _refresh(self) -> None:
@@ -94,6 +94,12 @@ class Runtime:
     def program(self) -> Program:
         """The version pinned by the request or job run in progress, else the live one."""
         return _pinned.get() or self.live.current()
+
+    @program.setter
+    def program(self, program: Program) -> None:
+        """Put a variant in force in this process only, unsaved (tests try variants so); it
+        gives way to the next version saved."""
+        self.live.adopt(program, force=True)
 
     def pin(self) -> Token:
         """Use one version from here until `unpin` (a request, a job run)."""

@@ -203,6 +203,10 @@ class StampCard(Base):
     started_at: Mapped[dt.datetime]
     expires_at: Mapped[dt.datetime | None]
     completed_at: Mapped[dt.datetime | None]
+    # the rewards the card started with, {"5": "pct10", "10": "free_drink"} (stamps ->
+    # coupon template): a later program change does not move them; None on cards begun
+    # before they were kept (the program's then)
+    rewards: Mapped[dict[str, str] | None] = mapped_column(JSON)
 
 
 class Stamp(Base):

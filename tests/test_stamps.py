@@ -11,7 +11,8 @@ from sqlalchemy import select
 from bot.db import transaction
 from bot.loyalty.coupons import wallet
 from bot.loyalty.summary import member_summary
-from bot.models import Coupon, CouponTemplateRow, Member, StampCard
+from bot.models import AuditLog, Coupon, CouponTemplateRow, Member, StampCard
+from bot.program import Milestone
 from tests.helpers import buy, join
 
 TAIPEI = ZoneInfo("Asia/Taipei")
@@ -109,3 +110,45 @@ def test_one_stamp_a_day_follows_local_days_through_a_daylight_saving_change(ses
 def _wallet(sessions, program, member, now):
     with sessions() as session:
         return wallet(session, program, member, now)
+
+
+def test_a_card_keeps_the_rewards_it_started_with_when_the_program_changes(sessions, program,
+                                                                            now):
+    """The milestone moves from the 5th stamp (10% off) to the 3rd (NT$50 off): a card begun
+    before still gives 10% off at 5, and its card says so; the next card follows the change."""
+    moved = dataclasses.replace(program, stamps=dataclasses.replace(
+        program.stamps, milestones=(Milestone(3, "nt50"),)))
+    member = join(sessions, program, now)
+    buy(sessions, program, member, 100, now)  # 2 stamps (the starter) on a card of today's
+    for day in range(1, 4):
+        buy(sessions, moved, member, 100, now + dt.timedelta(days=day))
+    assert coupons_of(sessions, member) == ["welcome", "pct10"]  # at 5, not at 3
+    with sessions() as session:
+        summary = member_summary(session, moved, session.get(Member, member),
+                                 now + dt.timedelta(days=4))
+    assert summary.stamp_rewards == {5: "pct10", 10: "free_drink"}
+    assert summary.stamps_to_next_reward == 5  # 5 of 10: the full card is next
+    for day in range(4, 12):
+        buy(sessions, moved, member, 100, now + dt.timedelta(days=day))
+    with sessions() as session:
+        cards = session.scalars(select(StampCard).where(StampCard.member_id == member)
+                                .order_by(StampCard.id)).all()
+        assert [c.rewards for c in cards] == [{"5": "pct10", "10": "free_drink"},
+                                              {"3": "nt50", "10": "free_drink"}]
+    assert coupons_of(sessions, member) == ["welcome", "pct10", "free_drink", "nt50"]
+
+
+def test_a_kept_reward_whose_template_was_removed_is_recorded_not_given(sessions, program,
+                                                                         now):
+    member = join(sessions, program, now)
+    buy(sessions, program, member, 100, now)
+    coupons = {k: v for k, v in program.coupons.items() if k != "pct10"}
+    without = dataclasses.replace(program, coupons=coupons, stamps=dataclasses.replace(
+        program.stamps, milestones=()))
+    for day in range(1, 4):
+        result = buy(sessions, without, member, 100, now + dt.timedelta(days=day))
+    assert result.stamps == 1 and coupons_of(sessions, member) == ["welcome"]
+    with sessions() as session:
+        noted = session.scalars(select(AuditLog).where(
+            AuditLog.action == "coupon.not_issued")).one()
+        assert (noted.reason, noted.details["template"]) == ("template_removed", "pct10")

@@ -22,6 +22,7 @@ from bot.loyalty.codes import format_code
 from bot.loyalty.coupons import CouponView
 from bot.loyalty.errors import LoyaltyError
 from bot.loyalty.purchases import PurchaseResult
+from bot.loyalty.stamps import program_card_rewards
 from bot.loyalty.summary import MemberSummary
 from bot.models import Member
 from bot.program import Faq, Reward, Tier
@@ -119,13 +120,13 @@ def privacy_notice(ctx: RenderContext) -> Messages:
 
 
 def stamp_card(ctx: RenderContext, summary: MemberSummary) -> Messages:
-    s, rules, coupons = ctx.strings, ctx.program.stamps, ctx.program.coupons
+    s, coupons = ctx.strings, ctx.program.coupons
     goal = summary.stamp_goal
     stamps = min(summary.stamps, goal)
-    milestones = {m.at: m.reward for m in rules.milestones if m.at < goal}
-    rewards = dict(milestones)
-    if rules.completion_reward:
-        rewards[goal] = rules.completion_reward
+    kept = (program_card_rewards(ctx.program, goal) if summary.stamp_rewards is None
+            else summary.stamp_rewards)  # the card's own: a later program change moves none
+    rewards = {at: key for at, key in kept.items() if key in coupons}
+    milestones = {at: key for at, key in rewards.items() if at < goal}
     legend = [{"text": s("stamps.milestone", at=at, title=fmt.title(ctx, coupons[key]))}
               for at, key in sorted(rewards.items())]
     fields = {"stamps": str(stamps), "goal": str(goal), "legend": legend,

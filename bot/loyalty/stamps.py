@@ -63,10 +63,28 @@ def usable_card(session: Session, program: Program, member_id: int, now: dt.date
         expires = (end_of_day(local_date(now, program.timezone) + dt.timedelta(days=days - 1),
                               program.timezone) if days else None)
         card = StampCard(member_id=member_id, goal=program.stamps.goal, stamps=0,
-                         started_at=now, expires_at=expires)
+                         started_at=now, expires_at=expires,
+                         rewards={str(at): key for at, key in
+                                  program_card_rewards(program, program.stamps.goal).items()})
         session.add(card)
         session.flush()
     return card
+
+
+def program_card_rewards(program: Program, goal: int) -> dict[int, str]:
+    """What a card with this goal gives under the program: stamps -> coupon template."""
+    rewards = {m.at: m.reward for m in program.stamps.milestones if m.at < goal}
+    if program.stamps.completion_reward:
+        rewards[goal] = program.stamps.completion_reward
+    return rewards
+
+
+def card_rewards(program: Program, card: StampCard) -> dict[int, str]:
+    """What this card gives: the rewards it started with (a program change does not move
+    them), or the program's for a card begun before they were kept."""
+    if card.rewards is None:
+        return program_card_rewards(program, card.goal)
+    return {int(at): key for at, key in card.rewards.items()}
 
 
 def _active(member_id: Any) -> tuple:
@@ -116,15 +134,16 @@ def add_stamps(session: Session, program: Program, member: Member, count: int, r
         session.add(Stamp(card_id=card.id, member_id=member.id, count=put, local_day=today,
                           reason=reason, created_at=now,
                           purchase_id=purchase.id if purchase else None))
-        for milestone in program.stamps.milestones:
-            if before < milestone.at <= card.stamps:
-                _reward(session, program, member, milestone.reward, now,
-                        f"stampcard:{card.id}:at:{milestone.at}", outcome)
+        rewards = card_rewards(program, card)
+        for at, template in sorted(rewards.items()):
+            if before < at < card.goal and at <= card.stamps:
+                _reward(session, program, member, template, now,
+                        f"stampcard:{card.id}:at:{at}", outcome)
         if card.stamps >= card.goal:
             card.status, card.completed_at = "completed", now
             outcome.cards_completed += 1
-            if program.stamps.completion_reward:
-                _reward(session, program, member, program.stamps.completion_reward, now,
+            if card.goal in rewards:
+                _reward(session, program, member, rewards[card.goal], now,
                         f"stampcard:{card.id}:complete", outcome)
             active_card(session, program, member.id, now)  # the next card starts at once
         outcome.added += put
@@ -135,7 +154,12 @@ def add_stamps(session: Session, program: Program, member: Member, count: int, r
 
 def _reward(session: Session, program: Program, member: Member, template: str,
             now: dt.datetime, key: str, outcome: StampOutcome) -> None:
-    """Issue a card reward; a reward that has run out must not undo the purchase."""
+    """Issue a card reward; a reward that has run out (or whose template the owner has
+    since removed) must not undo the purchase."""
+    if template not in program.coupons:
+        audit.record(session, "coupon.not_issued", member_id=member.id, actor="system", at=now,
+                     reason="template_removed", template=template, issue_key=key)
+        return
     try:
         outcome.coupons.append(issue_coupon(session, program, member.id, template, now,
                                             reason="stamp_card", issue_key=key))

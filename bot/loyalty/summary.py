@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from bot.loyalty.coupons import CouponView, wallet
-from bot.loyalty.stamps import card_and_spend
+from bot.loyalty.stamps import card_and_spend, card_rewards
 from bot.loyalty.tiers import next_tier
 from bot.loyalty.timeutil import local_date
 from bot.models import Member, PointEntry
@@ -36,6 +36,8 @@ class MemberSummary:
     stamps_to_next_reward: int
     wallet: list[CouponView]
     stamps_until: dt.date | None = None  # the card's last local day; None: it never expires
+    stamp_rewards: dict[int, str] | None = None  # the card's, stamps -> template (None: the
+    # program's for its goal)
 
 
 _LOTS = (  # built once: points left per expiry instant
@@ -60,7 +62,8 @@ def member_summary(session: Session, program: Program, member: Member, now: dt.d
     tier = program.tier(member.tier)
     upcoming = next_tier(program, tier)
     card, spend = card_and_spend(session, program, member.id, now)
-    targets = [m.at for m in program.stamps.milestones if m.at > card.stamps] + [card.goal]
+    rewards = card_rewards(program, card)
+    targets = [at for at in rewards if card.stamps < at < card.goal] + [card.goal]
     return MemberSummary(
         member=member, balance=member.points_balance - lapsed,
         expiring=[Expiring(day, points) for day, points in sorted(by_day.items())],
@@ -70,4 +73,4 @@ def member_summary(session: Session, program: Program, member: Member, now: dt.d
         stamps_to_next_reward=min(targets) - card.stamps,
         wallet=wallet(session, program, member.id, now),
         stamps_until=local_date(card.expires_at - dt.timedelta(microseconds=1), tz)
-        if card.expires_at else None)
+        if card.expires_at else None, stamp_rewards=rewards)
