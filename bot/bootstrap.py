@@ -51,6 +51,7 @@ class LiveProgram:
                  clock: Callable[[], float] = time.monotonic):
         self.sessions, self.clock, self._program = sessions, clock, program
         self._looked = clock()
+        self._seen: tuple[int | None, int | None] = (program.version, None)  # live, newest
         self._lock = threading.Lock()
 
     def current(self) -> Program:
@@ -62,20 +63,25 @@ class LiveProgram:
                 self._refresh()
         return self._program
 
-    def adopt(self, program: Program, force: bool = False) -> None:
-        """A version this process just saved: live here at once, not in CHECK_EVERY."""
+    def replace(self, program: Program) -> None:
+        """Put `program` in force in this process, unsaved, until the next version."""
         with self._lock:
-            if force or program.version > self._program.version:
-                self._program = program
+            self._program = program
+
+    def refresh(self) -> None:
+        """Look now (after this process saved a version), not in CHECK_EVERY."""
+        with self._lock:
+            self._looked = self.clock()
+            self._refresh()
 
     def _refresh(self) -> None:
         try:
             with self.sessions() as session:
-                if (programs.current_number(session) or 0) != self._program.version:
-                    newer = programs.load(session)
-                    if newer is not None:
-                        self._program = newer
-                        log.info("program version %d is live", newer.version)
+                seen = programs.numbers(session, utcnow())
+                if seen != self._seen and seen[0] is not None:
+                    self._program = programs.live(session, utcnow()) or self._program
+                    self._seen = seen
+                    log.info("program version %d is live", self._program.version)
         except (SQLAlchemyError, ProgramError) as exc:  # keep serving the version we have
             log.error("could not look for a new program version: %s", exc)
 
@@ -99,7 +105,7 @@ class Runtime:
     def program(self, program: Program) -> None:
         """Put a variant in force in this process only, unsaved (tests try variants so); it
         gives way to the next version saved."""
-        self.live.adopt(program, force=True)
+        self.live.replace(program)
 
     def pin(self) -> Token:
         """Use one version from here until `unpin` (a request, a job run)."""
@@ -155,7 +161,7 @@ def _starting_program(config: Config, sessions: sessionmaker[Session]
     path = config.program_path
     try:
         with sessions() as session:
-            live = programs.load(session)
+            live = programs.current_number(session)
     except SQLAlchemyError:  # no program_versions table yet: `db upgrade` is about to run
         return parse_program(read_text(path), path), None
     if live is None:

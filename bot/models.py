@@ -651,6 +651,11 @@ class ProgramVersion(Base):
     schema: Mapped[int] = mapped_column(Integer)
     data: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime]
+    # in force from: created_at, or later when it takes something away from members (the
+    # program's notice period); the live version is the newest one in force
+    effective_at: Mapped[dt.datetime] = mapped_column(index=True)
+    # a waiting version a newer save replaced before it took effect: it never will
+    superseded: Mapped[bool] = mapped_column(default=False)
     created_by: Mapped[str] = mapped_column(String(200))  # "file", "console:owner@x", "cli"
     source: Mapped[str] = mapped_column(String(16))  # file, apply, console, rollback
     file_sha256: Mapped[str | None] = mapped_column(String(64))  # of the file it came from

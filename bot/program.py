@@ -126,6 +126,19 @@ class Faq:
 
 
 @dataclass(frozen=True)
+class Change:
+    """Something a newer version takes away from members (bot.loyalty.programs.takeaways),
+    announced until it takes effect: `kind` names it, `subject` what it is about (a reward's
+    coupon template, a tier's key), `old` and `new` the values."""
+
+    kind: str  # reward_price, reward_gone, expiry_shorter, earn_slower, category_lower,
+    #            tier_multiplier_lower, tier_threshold_higher, tier_benefit_gone
+    subject: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
 class ClaimRules:
     """Claim codes (bot.loyalty.claims): staff or the POS record an order without its
     customer, who takes it by scanning the code's QR; the receipt is then a free reply."""
@@ -191,6 +204,9 @@ class Program:
     faq: tuple[Faq, ...] = ()  # keywords the bot answers with the shop's own text
     unknown_text: str = "silent"  # a message it does not know: "silent" or "pointer"
     version: int = 0  # the live program's version (bot.loyalty.programs); 0 for a file
+    notice_days: int = 30  # [changes]: a change that takes something away waits this long
+    coming: tuple[Change, ...] = ()  # what a saved version takes away, on `coming_at`
+    coming_at: dt.datetime | None = None
 
     @property
     def allowance(self) -> int | None:
@@ -392,8 +408,10 @@ class _Reader:
         messaging = self.table(data, "messaging", "messaging", required=False)
         claims = self.table(data, "claims", "claims", required=False)
         reminders = self.table(data, "reminders", "reminders", required=False)
+        changes = self.table(data, "changes", "changes", required=False)
         return Program(
             path=self.path, version=version,
+            notice_days=self.integer(changes, "notice_days", "changes.notice_days", default=30),
             shop_name=self.text(shop, "name", "shop.name"),
             shop_name_en=self.english(shop, "name_en", "shop.name_en", shop["name"]),
             timezone=timezone,

@@ -163,15 +163,30 @@ def test_the_whole_program_can_be_edited_as_text(app, browser):
     assert live(app).stamps.goal == 8
 
 
+def test_a_change_that_takes_away_is_shown_as_such_and_waits_out_the_notice(app, browser):
+    owner(browser)
+    page = review(browser, "/admin/program/earning",
+                  **earning_form(amount_per_point="60")).get_data(as_text=True)
+    assert "這項修改會減少會員的權益" in page and "儲存後 30 天才生效" in page
+    assert "起：每消費 NT$60 得 1 點（現在 NT$30）" in page
+    saved = save(browser, page)
+    shown = browser.get(saved.headers["Location"]).get_data(as_text=True)
+    assert "第 2 版已儲存，將於" in shown and "data-pending" in shown
+    assert (live(app).version, live(app).amount_per_point) == (1, 30)
+    assert [c.kind for c in live(app).coming] == ["earn_slower"]
+
+
 def test_rollback_from_the_console_brings_the_old_version_back(app, browser):
     owner(browser)
     page = review(browser, "/admin/program/earning",
                   **earning_form(amount_per_point="10")).get_data(as_text=True)
-    assert save(browser, page).status_code == 302
+    assert save(browser, page).status_code == 302 and live(app).amount_per_point == 10
     answer = browser.post("/admin/program/rollback/1",
                           data={"csrf_token": csrf(browser, "/admin/program")})
-    assert answer.status_code == 302 and live(app).amount_per_point == 30
-    assert "back to version 1" in browser.get("/admin/program").get_data(as_text=True)
+    assert answer.status_code == 302
+    assert live(app).amount_per_point == 10 and live(app).coming  # takes away: it waits
+    shown = browser.get(answer.headers["Location"]).get_data(as_text=True)
+    assert "back to version 1" in shown and "第 3 版已儲存，將於" in shown
 
 
 def test_a_manager_reads_the_program_but_cannot_change_it(app, browser):

@@ -1,6 +1,8 @@
 """In Chromium: the owner edits the earning rate and a coupon template in the console, and,
 with no restart, the next staff purchase in the simulator earns by the new rate and the
-clock's next birthday job gives the edited coupon; a rollback brings the old rate back."""
+clock's next birthday job gives the edited coupon. Rolling the rate back takes points away
+from members, so it waits out the notice period: meanwhile purchases keep the better rate
+and the points card announces the change."""
 
 from __future__ import annotations
 
@@ -97,8 +99,12 @@ def test_an_edited_rate_and_coupon_are_in_force_at_once_and_a_rollback_undoes_th
 
     click_and_wait(driver, driver.find_element(
         By.CSS_SELECTOR, "tr[data-version='1'] form button"))
-    assert "第 4 版已生效" in text(driver)
+    assert "第 4 版已儲存，將於" in text(driver)  # a point per NT$30 takes points away
     driver.get(f"{base}/simulator")
     receipt = staff_purchase(site, 600)
-    assert "+20" in receipt.replace(" ", "")  # back to NT$30 a point
+    assert "+60" in receipt.replace(" ", "")  # still NT$10 a point until then
+    site.persona("mei")
+    card = site.tap_area("mei", "我的點數")
+    assert "權益異動預告" in card and "每消費 NT$30 得 1 點（現在 NT$10）" in card
+    site.screenshot("points-card-changes-coming")
     assert errors(driver) == []

@@ -4,6 +4,7 @@ change that reaches every running process without a restart."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import threading
 from pathlib import Path
@@ -116,13 +117,48 @@ def test_export_round_trips_check_and_reapplies_as_an_identical_program(cli, tmp
 
 
 def test_rollback_makes_an_old_version_live_again_as_a_new_version(cli, tmp_path):
-    assert cli("program", "apply", str(cheaper_points(tmp_path))).exit_code == 0
-    result = cli("program", "rollback", "1")
+    dearer = edited(tmp_path, "amount_per_point = 30", "amount_per_point = 60")
+    assert "takes effect at" in cli("program", "apply", str(dearer)).output  # takes away
+    result = cli("program", "rollback", "1")  # gives back: at once
     assert result.exit_code == 0 and "Version 3 is live" in result.output
-    assert cli.app.extensions["loyalty"].program.amount_per_point == 30
+    program = cli.app.extensions["loyalty"].program
+    assert (program.version, program.amount_per_point, program.coming) == (3, 30, ())
     history = cli("program", "history").output
-    assert "back to version 1" in history and "earning.amount_per_point: 10 -> 30" in history
+    assert "back to version 1" in history and "earning.amount_per_point: 60 -> 30" in history
     assert "no version 9" in cli("program", "rollback", "9").output.lower()
+
+
+def test_a_change_that_takes_something_away_waits_out_the_notice_and_is_announced(
+        cli, sessions, tmp_path):
+    """A point per NT$60 instead of NT$30, the NT$50 voucher at 150 points instead of 100,
+    and the gold tier's cake set gone: in force 30 days later, announced until then."""
+    taking = EXAMPLE.replace("amount_per_point = 30", "amount_per_point = 60", 1).replace(
+        'points = 100\ncoupon = "nt50"', 'points = 150\ncoupon = "nt50"', 1)
+    path = tmp_path / "taking.toml"
+    path.write_text(taking, "utf-8")
+    result = cli("program", "apply", str(path))
+    assert result.exit_code == 0 and "Version 2 takes effect at" in result.output
+    now = utcnow()
+    with sessions() as session:
+        live = programs.live(session, now)
+        later = programs.live(session, now + dt.timedelta(days=30, minutes=1))
+    assert (live.version, live.amount_per_point, live.reward("nt50").points) == (1, 30, 100)
+    assert {(c.kind, c.subject, c.old, c.new) for c in live.coming} == {
+        ("earn_slower", "", 30, 60), ("reward_price", "nt50", 100, 150)}
+    assert dt.timedelta(days=29, hours=23) < live.coming_at - now <= dt.timedelta(days=30)
+    assert (later.version, later.amount_per_point, later.coming) == (2, 60, ())
+    assert "takes effect" in cli("program", "history").output
+
+
+def test_a_newer_save_replaces_a_waiting_version_which_never_takes_effect(cli, sessions,
+                                                                         tmp_path):
+    dearer = edited(tmp_path, "amount_per_point = 30", "amount_per_point = 60")
+    assert cli("program", "apply", str(dearer)).exit_code == 0
+    renamed = edited(tmp_path, 'name_en = "Mountain Mist Café"', 'name_en = "Mist Cafe"')
+    assert "Version 3 is live" in cli("program", "apply", str(renamed)).output  # gives back
+    with sessions() as session:
+        later = programs.live(session, utcnow() + dt.timedelta(days=31))
+    assert (later.version, later.amount_per_point, later.shop_name_en) == (3, 30, "Mist Cafe")
 
 
 def test_a_save_from_an_old_version_is_refused_with_who_changed_it_and_when(sessions, cli,
@@ -167,7 +203,8 @@ def test_a_version_written_in_an_older_shape_is_upgraded_and_can_be_rolled_back_
     old = EXAMPLE.replace('coupon = "nt50"', 'coupon = "nt50"\n', 1)
     with transaction(sessions) as session:  # as the first code stored it: rewards unkeyed
         session.add(ProgramVersion(version=2, schema=1, data=programs.canonical(
-            parse_toml(old, "old")), created_at=utcnow(), created_by="older code",
+            parse_toml(old, "old")), created_at=utcnow(), effective_at=utcnow(),
+            created_by="older code",
             source="console", summary="older"))
     with sessions() as session:
         assert "key" not in parse_toml(session.get(ProgramVersion, 2).data, "v2")["rewards"][0]
@@ -261,9 +298,16 @@ def test_the_clock_runs_its_next_job_on_the_new_version(cli, tmp_path, looks_eve
 
 # -- members keep what they were shown ------------------------------------------------------
 def test_a_reward_confirmed_before_a_price_change_is_confirmed_again_not_charged(
-        app, client, fake_line, db_url, tmp_path, looks_every_time):
+        line_config, fake_line, db_url, tmp_path, looks_every_time):
+    """With no notice period ([changes] notice_days = 0) a dearer reward is in force at once:
+    a confirmation shown before it is asked again at the new price."""
+    from bot.app import create_app
     from bot.loyalty.members import adjust_points
 
+    no_notice = tmp_path / "no_notice.toml"
+    no_notice.write_text(EXAMPLE.replace("notice_days = 30", "notice_days = 0"), "utf-8")
+    app = create_app(dataclasses.replace(line_config, program_path=str(no_notice)))
+    client = app.test_client()
     post(client, [follow(ALICE)])
     state = app.extensions["loyalty"]
     with transaction(state.sessions) as session:
@@ -272,9 +316,11 @@ def test_a_reward_confirmed_before_a_price_change_is_confirmed_again_not_charged
     post(client, [postback(ALICE, "action=reward&key=nt50")])
     shown = flat(fake_line.replies()[-1]["messages"])
     assert "action=reward_confirm&key=nt50&points=100" in shown
-    dearer = edited(tmp_path, 'points = 100\ncoupon = "nt50"', 'points = 120\ncoupon = "nt50"')
+    dearer = tmp_path / "dearer.toml"
+    dearer.write_text(no_notice.read_text("utf-8").replace(
+        'points = 100\ncoupon = "nt50"', 'points = 120\ncoupon = "nt50"'), "utf-8")
     with Cli(db_url) as cli:
-        assert cli("program", "apply", str(dearer)).exit_code == 0
+        assert "Version 2 is live" in cli("program", "apply", str(dearer)).output
     post(client, [postback(ALICE, "action=reward_confirm&key=nt50&points=100")])
     again = flat(fake_line.replies()[-1]["messages"])
     assert "120" in again and "action=reward_confirm&key=nt50&points=120" in again
@@ -283,6 +329,31 @@ def test_a_reward_confirmed_before_a_price_change_is_confirmed_again_not_charged
     post(client, [postback(ALICE, "action=reward_confirm&key=nt50&points=120")])
     with state.sessions() as session:
         assert session.scalars(select(Member)).one().points_balance == 30
+    app.extensions["loyalty"].engine.dispose()
+
+
+def test_members_read_what_is_coming_on_their_points_card_and_in_the_catalog(
+        app, client, fake_line, db_url, tmp_path, looks_every_time):
+    from bot.loyalty.members import adjust_points
+
+    post(client, [follow(ALICE)])
+    state = app.extensions["loyalty"]
+    with transaction(state.sessions) as session:
+        member = session.scalars(select(Member)).one()
+        adjust_points(session, state.program, member.id, 150, utcnow(), reason="t", actor="t")
+    dearer = edited(tmp_path, 'points = 100\ncoupon = "nt50"', 'points = 120\ncoupon = "nt50"')
+    with Cli(db_url) as cli:
+        assert "takes effect at" in cli("program", "apply", str(dearer)).output
+    day = (utcnow() + dt.timedelta(days=30)).astimezone(state.program.timezone)
+    post(client, [postback(ALICE, "action=rewards")])
+    catalog = flat(fake_line.replies()[-1]["messages"])
+    assert "權益異動預告" in catalog and f"{day:%Y/%m/%d} 起：「折價NT$50」需要 120 點" in catalog
+    assert "action=reward&key=nt50" in catalog
+    post(client, [postback(ALICE, "action=points")])
+    assert "「折價NT$50」需要 120 點（現在 100 點）" in flat(fake_line.replies()[-1]["messages"])
+    post(client, [postback(ALICE, "action=reward_confirm&key=nt50&points=100")])
+    with state.sessions() as session:  # the price shown is the price in force until then
+        assert session.scalars(select(Member)).one().points_balance == 50
 
 
 def test_a_reward_keeps_its_key_when_the_list_is_reordered(tmp_path, cli):

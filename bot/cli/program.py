@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import click
@@ -62,13 +63,21 @@ def program_apply(program_file: str, dry_run: bool) -> None:
             program = programs.save(session, data, base=base, actor="cli", source="apply",
                                     now=utcnow(), file_sha256=programs.file_sha256(text),
                                     check=state.config.check_program)
+            when = programs.history(session, 1)[0].effective_at
     except (ProgramError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
     except LoyaltyError as exc:
         raise fail(exc) from None
-    state.live.adopt(program)
-    click.echo(f"Version {program.version} is live ({_describe(program)}); web workers and "
-               f"the clock use it within a few seconds.\n{changes}")
+    state.live.refresh()
+    click.echo(f"{_in_force(program.version, when)} ({_describe(program)}).\n{changes}")
+
+
+def _in_force(version: int, when: dt.datetime) -> str:
+    if when <= utcnow():
+        return (f"Version {version} is live; web workers and the clock use it within a few "
+                f"seconds")
+    return (f"Version {version} takes effect at {when:%Y-%m-%d %H:%M} UTC, after the notice "
+            f"period (it takes something away from members, who are told meanwhile)")
 
 
 @program_group.command("history")
@@ -119,9 +128,10 @@ def program_rollback(version: int) -> None:
         with transaction(state.sessions) as session:
             program = programs.rollback(session, version, actor="cli", now=utcnow(),
                                         check=state.config.check_program)
+            when = programs.history(session, 1)[0].effective_at
     except (ProgramError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
     except LoyaltyError as exc:
         raise fail(exc) from None
-    state.live.adopt(program)
-    click.echo(f"Version {program.version} is live: the program of version {version}.")
+    state.live.refresh()
+    click.echo(f"{_in_force(program.version, when)}: the program of version {version}.")

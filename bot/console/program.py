@@ -8,6 +8,7 @@ programs.save), refused if someone saved since the editor was opened.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from functools import partial
@@ -19,6 +20,7 @@ from flask import g, redirect, request, send_from_directory, url_for
 from bot.config import ConfigError
 from bot.console.views import CSP, bp, page, runtime, signed_in, who
 from bot.db import transaction
+from bot.line import formatting as fmt
 from bot.line import messages
 from bot.line.qr import qr_url
 from bot.loyalty import audit, programs
@@ -49,9 +51,14 @@ def program_page() -> Any:
     with runtime().sessions() as db:
         history = programs.history(db, 30)
     program = runtime().program
-    return page("program.html", history=history, program=program,
-                notice=request.args.get("saved") and g.t["program_saved"].format(
-                    version=request.args["saved"]))
+    saved = next((v for v in history if str(v.number) == request.args.get("saved")), None)
+    notice = None
+    if saved is not None:
+        notice = g.t["program_saved"].format(version=saved.number) if (
+            saved.effective_at <= g.now) else g.t["program_saved_later"].format(
+            version=saved.number,
+            date=saved.effective_at.astimezone(program.timezone).strftime("%Y/%m/%d %H:%M"))
+    return page("program.html", history=history, program=program, notice=notice)
 
 
 @bp.get("/program/flex.css")
@@ -145,7 +152,7 @@ def program_save() -> Any:
     except LoyaltyError as exc:
         return page("program_review.html", 409, base=base, changes=[], proposal="",
                     error=exc.message(g.lang), preview=None)
-    runtime().live.adopt(program)
+    runtime().live.refresh()
     return redirect(url_for("console.program_page", saved=program.version))
 
 
@@ -163,14 +170,14 @@ def program_rollback(number: int) -> Any:
         return page("message.html", 400, message=str(exc))
     except LoyaltyError as exc:
         return page("message.html", 409, message=exc.message(g.lang))
-    runtime().live.adopt(program)
+    runtime().live.refresh()
     return redirect(url_for("console.program_page", saved=program.version))
 
 
 def _review(base: int, proposal: dict[str, Any] | None, *, error: str | None = None,
             coupon: str | None = None) -> Any:
     """What the proposal changes and whether it is valid, before anything is saved."""
-    changes, preview, text = [], None, ""
+    changes, preview, text, taken = [], None, "", []
     with runtime().sessions() as db:
         if error is None and programs.current_number(db) != base:
             error = programs.changed(db, programs.current_number(db)).message(g.lang)
@@ -184,11 +191,25 @@ def _review(base: int, proposal: dict[str, Any] | None, *, error: str | None = N
             error = str(exc)
         else:
             preview = _card(coupon, program) if coupon else None
+            taken = _takeaways(program)
         with runtime().sessions() as db:
             before = programs.data_of(db, base) if base else None
         changes = programs.describe(before, programs.upgraded(proposal)).splitlines()
     return page("program_review.html", 400 if error else 200, base=base, changes=changes,
-                proposal="" if error else text, error=error, preview=preview)
+                proposal="" if error else text, error=error, preview=preview, taken=taken,
+                notice_days=runtime().program.notice_days)
+
+
+def _takeaways(program: Program) -> list[str]:
+    """What saving `program` would take away from members, as they would be told of it."""
+    live = runtime().program
+    found = programs.takeaways(live, program)
+    if not found:
+        return []
+    coming = dataclasses.replace(live, coming=tuple(found),
+                                 coming_at=g.now + dt.timedelta(days=live.notice_days))
+    ctx = samples.context(coming, "en" if g.lang == "en" else "zh-TW")
+    return fmt.coming(ctx, (*fmt.CUSTOMER_CHANGES, "notice_shorter"))
 
 
 def _card(key: str, program: Program | None = None) -> str:

@@ -291,6 +291,12 @@ PROGRAM_WORDS: dict[str, dict[str, str]] = {
         "coupon_min_spend": "最低消費（NT$）", "coupon_valid_days": "發出後幾天內有效",
         "coupon_total_cap": "總發放上限", "coupon_per_member_cap": "每位會員上限",
         "coupon_valid_from": "開始日期", "coupon_valid_until": "結束日期",
+        "program_takes_away": "這項修改會減少會員的權益",
+        "program_notice": "依方案的預告期，儲存後 {days} 天才生效；在那之前，會員的點數卡與兌換"
+                          "目錄會預告以下內容：",
+        "program_pending": "{date} 生效", "program_in_force": "生效中",
+        "program_saved_later": "第 {version} 版已儲存，將於 {date} 生效。",
+        "program_coming": "已儲存的新版本將於 {date} 生效（會員的點數卡與兌換目錄正在預告）。",
     },
     "en": {
         "program": "Program", "program_live": "Version {version} is live.",
@@ -332,6 +338,14 @@ PROGRAM_WORDS: dict[str, dict[str, str]] = {
         "coupon_min_spend": "Minimum spend (NT$)", "coupon_valid_days": "Valid days after giving",
         "coupon_total_cap": "Total cap", "coupon_per_member_cap": "Cap per member",
         "coupon_valid_from": "Valid from", "coupon_valid_until": "Valid until",
+        "program_takes_away": "This change takes something away from members",
+        "program_notice": "By the program's notice period it takes effect {days} days after "
+                          "saving; until then members' points card and rewards catalog "
+                          "announce:",
+        "program_pending": "in force from {date}", "program_in_force": "in force",
+        "program_saved_later": "Version {version} is saved and takes effect on {date}.",
+        "program_coming": "A saved version takes effect on {date} (members' points card "
+                          "and rewards catalog announce it).",
     },
 }
 for _lang, _words in PROGRAM_WORDS.items():

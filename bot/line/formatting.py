@@ -146,6 +146,35 @@ def purchase(ctx: RenderContext, result: PurchaseResult) -> dict[str, Any]:
                          for line in (tier_benefits(ctx, change.new) if up else [])]}
 
 
+CUSTOMER_CHANGES = ("earn_slower", "category_lower", "expiry_shorter", "reward_price",
+                    "reward_gone", "tier_multiplier_lower", "tier_threshold_higher",
+                    "tier_benefit_gone")  # notice_shorter concerns the shop only
+
+
+def coming(ctx: RenderContext, kinds: tuple[str, ...] = CUSTOMER_CHANGES) -> list[str]:
+    """What the program's next version takes away and from when (the notice period), one
+    line each in the reader's language; [] when nothing is coming."""
+    program, s = ctx.program, ctx.strings
+    if not program.coming or program.coming_at is None:
+        return []
+    day = date_text(program.coming_at.astimezone(program.timezone).date())
+    lines = []
+    for change in (c for c in program.coming if c.kind in kinds):
+        values = {"date": day, "old": change.old, "new": change.new, "what": change.subject}
+        if change.kind in ("reward_price", "reward_gone"):
+            template = program.coupons.get(change.subject)
+            values["what"] = title(ctx, template) if template else change.subject
+        elif change.kind.startswith("tier_"):
+            level = next((t for t in program.tiers if t.key == change.subject), None)
+            values["what"] = tier(ctx, level) if level else change.subject
+        if change.kind in ("category_lower", "tier_multiplier_lower"):
+            values.update(old=times(change.old), new=times(change.new))
+        if change.kind in ("earn_slower", "tier_threshold_higher"):
+            values.update(old=money(ctx, change.old), new=money(ctx, change.new))
+        lines.append(s(f"coming.{change.kind}", **values))
+    return lines
+
+
 def times(multiplier: Fraction) -> str:
     """1.5 / 2 / 1.25: a multiplier as people write it."""
     return f"{float(multiplier):g}"

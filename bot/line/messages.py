@@ -63,6 +63,7 @@ def points_card(ctx: RenderContext, summary: MemberSummary) -> Messages:
         "more_points": s.number(sum(e.points for e in hidden)),
         "benefits": _lines(fmt.tier_benefits(ctx, summary.tier)),
         "has_benefits": bool(fmt.tier_benefits(ctx, summary.tier)),
+        **_coming(ctx),
     }
     alt = s("alt.points_card", balance=fields["balance"], tier=fields["tier"])
     return _flex(ctx, "points_card", alt, fields)
@@ -183,7 +184,8 @@ def rewards_catalog(ctx: RenderContext, balance: int,
              for r in (program.rewards if rewards is None else rewards)]
     pages = [{"rewards": items[i:i + REWARDS_PER_BUBBLE]}
              for i in range(0, len(items), REWARDS_PER_BUBBLE)][:REWARD_BUBBLES]
-    fields = {"pages": pages, "empty": not items, "balance": s.number(balance)}
+    fields = {"pages": pages, "empty": not items, "balance": s.number(balance),
+              **_coming(ctx, ("reward_price", "reward_gone"))}
     return _flex(ctx, "rewards_catalog", s("alt.rewards", balance=fields["balance"]), fields)
 
 
@@ -419,6 +421,13 @@ def _offer(ctx: RenderContext, offer: tuple[Reward, int]) -> str:
         return ctx.strings("expiry.offer_missing", missing=ctx.strings.number(missing),
                            title=title)
     return ctx.strings("expiry.offer", title=title)
+
+
+def _coming(ctx: RenderContext, kinds: tuple[str, ...] = fmt.CUSTOMER_CHANGES
+            ) -> dict[str, Any]:
+    """A card's announcement of what the next program version takes away, and when."""
+    lines = fmt.coming(ctx, kinds)
+    return {"coming": [{"text": clip(line, 200)} for line in lines], "has_coming": bool(lines)}
 
 
 def _lines(texts: list[str]) -> list[dict[str, str]]:

@@ -5,6 +5,13 @@ a rollback) goes through `save`: the same validator as the file (bot.program), t
 row, never an edit of an old one. Two saves made from the same version cannot both win:
 the version number is the table's key, so the second one is refused (ProgramChanged).
 
+A version that takes something away from members (a dearer reward, points that expire
+sooner, fewer tier benefits ...: `takeaways`) takes effect only after the program's notice
+period ([changes] notice_days, 30 by default); meanwhile the live program carries it as
+`coming`, which the points card and the rewards catalog announce. The live version is the
+newest one in force; a version still waiting when a newer one is saved never takes effect
+(the newer one holds what the owner wants now, and waits again if it takes away).
+
 A version is stored as canonical TOML in the shape `SCHEMA` names. A version written by
 older code is upgraded when it is loaded (UPGRADES), so rolling back to it still works
 after new fields were added.
@@ -13,6 +20,7 @@ after new fields were added.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import hashlib
 from collections.abc import Callable
@@ -20,13 +28,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import tomli_w
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.loyalty.errors import ProgramChanged, UnknownProgramVersion
 from bot.models import ProgramVersion
-from bot.program import Program, parse_program, parse_toml
+from bot.program import Change, Program, parse_program, parse_toml
 
 SUMMARY_LINES = 30  # a version's "what changed" names at most this many values
 
@@ -51,6 +59,7 @@ class Version:
     created_by: str
     source: str
     summary: str
+    effective_at: dt.datetime
 
 
 def upgraded(data: dict[str, Any], schema: int = 1) -> dict[str, Any]:
@@ -68,15 +77,45 @@ def canonical(data: dict[str, Any]) -> str:
 
 
 def current_number(session: Session) -> int | None:
-    """The live version's number (None before the first one)."""
+    """The newest version's number, in force or not yet (None before the first one): the
+    one an edit starts from."""
     return session.scalar(select(func.max(ProgramVersion.version)))
 
 
-def load(session: Session, number: int | None = None) -> Program | None:
-    """A version (the live one by default) as a Program; None when there is none."""
-    number = number or current_number(session)
-    row = session.get(ProgramVersion, number) if number else None
+def live_number(session: Session, now: dt.datetime) -> int | None:
+    """The number of the version in force at `now`."""
+    return session.scalar(select(func.max(ProgramVersion.version))
+                          .where(ProgramVersion.effective_at <= now,
+                                 ProgramVersion.superseded.is_(False)))
+
+
+def numbers(session: Session, now: dt.datetime) -> tuple[int | None, int | None]:
+    """(the version in force at `now`, the newest version), in one statement."""
+    in_force = func.max(ProgramVersion.version).filter(
+        ProgramVersion.effective_at <= now, ProgramVersion.superseded.is_(False))
+    return tuple(session.execute(select(in_force, func.max(ProgramVersion.version))).one())
+
+
+def load(session: Session, number: int) -> Program | None:
+    """One version as a Program; None when there is no such version."""
+    row = session.get(ProgramVersion, number)
     return _program(row) if row else None
+
+
+def live(session: Session, now: dt.datetime) -> Program | None:
+    """The program in force at `now`, carrying what the newest saved version will take away
+    and when (`coming`, `coming_at`); None before the first version."""
+    number = live_number(session, now)
+    program = load(session, number) if number else None
+    newest = current_number(session)
+    row = session.get(ProgramVersion, newest) if newest else None
+    if program is None or newest == number or row.superseded or row.effective_at <= now:
+        return program
+    coming = takeaways(program, _program(row))
+    return dataclasses.replace(program, coming=tuple(coming),
+                               coming_at=row.effective_at)
+
+
 
 
 def _program(row: ProgramVersion) -> Program:
@@ -109,15 +148,68 @@ def save(session: Session, data: dict[str, Any], *, base: int | None, actor: str
     if check:
         check(program)
     before = data_of(session, base) if base else None
-    row = ProgramVersion(version=number, schema=SCHEMA, data=canonical(data), created_at=now,
+    effective = _effective(session, program, now)
+    session.execute(update(ProgramVersion).where(  # a waiting version never takes effect now
+        ProgramVersion.effective_at > now, ProgramVersion.superseded.is_(False))
+        .values(superseded=True))
+    when = (f"\ntakes effect {effective:%Y-%m-%d %H:%M} UTC, after the notice period: it "
+            f"takes something away from members" if effective > now else "")
+    row = ProgramVersion(version=number, schema=SCHEMA, data=canonical(data),
+                         created_at=now, effective_at=effective,
                          created_by=actor[:200], source=source, file_sha256=file_sha256,
-                         summary=summary or describe(before, data))
+                         summary=(summary or describe(before, data)) + when)
     try:
         with session.begin_nested():
             session.add(row)
     except IntegrityError:  # another save took this number between our read and our write
         raise changed(session, number) from None
     return program
+
+
+def _effective(session: Session, program: Program, now: dt.datetime) -> dt.datetime:
+    """When a new version takes effect: now, or after the live program's notice period if
+    it takes something away from members (a version still waiting is superseded by it: what
+    it took away, if still in the new one, waits again from now)."""
+    in_force = live(session, now)
+    if in_force is not None and takeaways(in_force, program):
+        return now + dt.timedelta(days=in_force.notice_days)
+    return now
+
+
+def takeaways(old: Program, new: Program) -> list[Change]:
+    """What `new` takes away from members that `old` gives them."""
+    found = [Change("earn_slower", "", old.amount_per_point, new.amount_per_point)
+             ] if new.amount_per_point > old.amount_per_point else []
+    found += [Change("category_lower", name, rate, new.category_multipliers.get(name, 1))
+              for name, rate in old.category_multipliers.items()
+              if new.category_multipliers.get(name, 1) < rate]
+    if new.expiry_months < old.expiry_months or (
+            old.expiry_mode, new.expiry_mode) == ("rolling", "lot"):
+        found.append(Change("expiry_shorter", "", old.expiry_months, new.expiry_months))
+    offered = {r.key: r for r in new.rewards if not r.retired}
+    for reward in (r for r in old.rewards if not r.retired):
+        now_offered = offered.get(reward.key)
+        if now_offered is None:
+            found.append(Change("reward_gone", reward.coupon, reward.points, None))
+        elif now_offered.points > reward.points:
+            found.append(Change("reward_price", reward.coupon, reward.points,
+                                now_offered.points))
+    tiers = {t.key: t for t in new.tiers}
+    for tier in old.tiers:
+        kept = tiers.get(tier.key)
+        if kept is None:
+            continue
+        if kept.multiplier < tier.multiplier:
+            found.append(Change("tier_multiplier_lower", tier.key, tier.multiplier,
+                                kept.multiplier))
+        if kept.threshold > tier.threshold:
+            found.append(Change("tier_threshold_higher", tier.key, tier.threshold,
+                                kept.threshold))
+        found += [Change("tier_benefit_gone", tier.key, line, None)
+                  for line in tier.benefits if line not in kept.benefits]
+    if new.notice_days < old.notice_days:
+        found.append(Change("notice_shorter", "", old.notice_days, new.notice_days))
+    return found
 
 
 def changed(session: Session, number: int | None) -> ProgramChanged:
@@ -140,7 +232,8 @@ def history(session: Session, limit: int = 50) -> list[Version]:
     """The newest versions first."""
     rows = session.scalars(select(ProgramVersion).order_by(ProgramVersion.version.desc())
                            .limit(limit))
-    return [Version(r.version, r.created_at, r.created_by, r.source, r.summary) for r in rows]
+    return [Version(r.version, r.created_at, r.created_by, r.source, r.summary,
+                    r.effective_at) for r in rows]
 
 
 def file_sha256(text: str) -> str:
@@ -152,14 +245,14 @@ def start(session: Session, text: str, path: str, now: dt.datetime,
     """The program at start: the live version, or, while the database has none, the file's
     text as version 1 (ProgramError if it is unusable). The note, when there is one, says
     that the file changed since it was last applied, and how to apply it."""
-    program = load(session)
+    program = live(session, now)
     if program is None:
         try:
             program = save(session, parse_toml(text, path), base=None, actor="file",
                            source="file", now=now, file_sha256=file_sha256(text), check=check,
                            summary=f"from {path}")
         except ProgramChanged:  # another process imported it first
-            program = load(session)
+            program = live(session, now)
         return program, None
     applied = session.scalar(select(ProgramVersion.file_sha256)
                              .where(ProgramVersion.file_sha256.is_not(None))

@@ -24,7 +24,7 @@ from bot.loyalty.purchases import PurchaseResult
 from bot.loyalty.summary import Expiring, MemberSummary
 from bot.loyalty.tiers import TierChange, next_tier
 from bot.models import Claim, Coupon, Member, Purchase
-from bot.program import Program
+from bot.program import Change, Program
 
 NOW = dt.datetime(2026, 11, 22, 2, 0, tzinfo=dt.UTC)
 TODAY = dt.date(2026, 11, 22)
@@ -82,6 +82,19 @@ def context(program: Program, lang: str, qr: Callable[[str], str] | None = None
                          qr_url=qr or partial(qr_url, "sample-key", "https://cafe.example"))
 
 
+def announcing(ctx: RenderContext) -> RenderContext:
+    """The program as it is while a saved version that takes something away waits out the
+    notice period: a dearer first reward, points that expire sooner."""
+    program = ctx.program
+    coming = [Change("expiry_shorter", "", program.expiry_months,
+                     max(1, program.expiry_months // 2))]
+    if program.rewards:
+        first = program.rewards[0]
+        coming.append(Change("reward_price", first.coupon, first.points, first.points + 20))
+    return dataclasses.replace(ctx, program=dataclasses.replace(
+        program, coming=tuple(coming), coming_at=NOW + dt.timedelta(days=30)))
+
+
 def sample_makers(program: Program, ctx: RenderContext) -> Makers:
     """(name, make) for every Flex template, some twice (with and without a gift ...).
 
@@ -97,12 +110,15 @@ def sample_makers(program: Program, ctx: RenderContext) -> Makers:
     yield "welcome", lambda: m.welcome(ctx, who, coupon)
     yield "welcome without gift or name", lambda: m.welcome(ctx, member(""), None)
     yield "points_card", lambda: m.points_card(ctx, summary(program, who))
+    yield "points_card changes coming", lambda: m.points_card(
+        announcing(ctx), summary(program, who))
     yield "stamp_card", lambda: m.stamp_card(ctx, summary(program, who))
     yield "wallet", lambda: m.wallet(ctx, [view(program, k, i)
                                            for i, k in enumerate(program.coupons)])
     yield "coupon_detail", lambda: m.coupon_detail(ctx, view(program, "xmas_beans", 3))
     yield "member_card", lambda: m.member_card(ctx, who, summary(program, who, wallet=[coupon]))
     yield "rewards_catalog", lambda: m.rewards_catalog(ctx, 600)
+    yield "rewards_catalog changes coming", lambda: m.rewards_catalog(announcing(ctx), 600)
     if rewards:
         yield "reward_confirm", lambda: m.reward_confirm(ctx, rewards[0], 600)
         yield "reward_confirm short", lambda: m.reward_confirm(
