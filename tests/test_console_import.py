@@ -11,15 +11,15 @@ import io
 import pytest
 from sqlalchemy import func, select
 
+from bot.app import create_app
+from bot.config import DEFAULT_PROGRAM, Config
 from bot.jobs import JOBS, run_job
 from bot.loyalty import import_queue, member_import
 from bot.loyalty.timeutil import utcnow
 from bot.models import AuditLog, Member, MemberImport, MemberImportPart, PointEntry
 from tests.helpers import ledger_totals
-from tests.test_console import (  # noqa: F401  (fixtures)
-    app,
-    browser,
-    config,
+from tests.test_console import (  # noqa: F401  (quick_hashes: a fixture, for every test)
+    TOKEN,
     csrf,
     invite,
     quick_hashes,
@@ -29,6 +29,25 @@ from tests.test_console import (  # noqa: F401  (fixtures)
 )
 
 HEADER = "phone,name,birthday,points,external_id\n"
+
+
+@pytest.fixture
+def config(db_url) -> Config:
+    return Config(database_url=db_url, program_path=str(DEFAULT_PROGRAM),
+                  secret_key="console-test-secret", console_setup_token=TOKEN,
+                  public_base_url="https://cafe.example")
+
+
+@pytest.fixture
+def app(config):
+    app = create_app(config)
+    yield app
+    app.extensions["loyalty"].engine.dispose()
+
+
+@pytest.fixture
+def browser(app):
+    return app.test_client()
 
 
 def pos_file(rows: int, start: int = 0) -> str:
@@ -106,7 +125,7 @@ def test_a_file_that_is_not_a_members_file_is_refused_at_once_and_nothing_is_sto
     assert wrong.status_code == 400
     assert "missing column(s): phone, birthday, points, external_id" in \
         wrong.get_data(as_text=True)
-    big5 = upload(browser, "phone,name,birthday,points,external_id\n".encode()
+    big5 = upload(browser, b"phone,name,birthday,points,external_id\n"
                   .replace(b"name", "姓名".encode("big5")))
     assert big5.status_code == 400 and "UTF-8" in big5.get_data(as_text=True)
     none = browser.post("/admin/import", content_type="multipart/form-data",
@@ -116,8 +135,6 @@ def test_a_file_that_is_not_a_members_file_is_refused_at_once_and_nothing_is_sto
 
 
 def test_a_file_past_the_upload_limit_gets_a_page_saying_so(config):
-    from bot.app import create_app
-
     app = create_app(dataclasses.replace(config, import_max_bytes=2 * 1024 * 1024))
     try:
         browser = app.test_client()

@@ -46,6 +46,10 @@ def megabytes(size: int | None) -> str:
     return f"{(size or 0) / (1024 * 1024):,.1f}"
 
 
+def file_size(size: int) -> str:
+    return f"{megabytes(size)} MB" if size >= 1024 * 1024 else f"{max(1, size // 1024)} KB"
+
+
 @bp.route("/import", methods=["GET", "POST"])
 @signed_in("owner", refusal="import_owner_only")
 def import_page() -> Any:
