@@ -15,7 +15,7 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from bot.console import imports, views  # noqa: F401  (imports adds its pages to bp)
+from bot.console import imports, moves, views  # noqa: F401  (they add their pages to bp)
 from bot.console.views import bp
 
 csrf = CSRFProtect()

@@ -32,6 +32,15 @@ MORE_WORDS: dict[str, dict[str, str]] = {
         "import_by": "{who} 於 {when} 上傳，{size}", "import_title": "匯入會員：{name}",
         "import_unknown": "找不到這次匯入。",
         "job_imports": "匯入後台上傳的會員檔",
+        "move": "轉移到新的 LINE 帳號",
+        "move_hint": "顧客換了手機或 LINE 帳號時使用。先確認是本人（證件、手機號碼），再請"
+                     "顧客用新的 LINE 帳號加入好友、點「會員卡」，輸入卡上的會員碼。點數（各自"
+                     "的到期日）、集章、優惠券、消費與點數紀錄、標籤、等級和生日都會轉過去，"
+                     "新帳號自己的點數、集章和優惠券也會併入；舊的 LINE 帳號從此不再是這位"
+                     "會員。只能轉到還沒有消費、沒用過優惠券的新帳號，每個新帳號只能轉一次。",
+        "move_code": "新帳號的會員碼", "move_button": "轉移會員資格",
+        "moved": "已轉移到新的 LINE 帳號：新帳號（會員碼 {code}）的 {points} 點、"
+                 "{coupons} 張優惠券已併入，舊的 LINE 帳號已解除。",
     },
     "en": {
         "import": "Import members", "import_owner_only": "Only an owner can import members.",
@@ -63,5 +72,18 @@ MORE_WORDS: dict[str, dict[str, str]] = {
         "import_by": "Uploaded by {who} on {when}, {size}", "import_title": "Import: {name}",
         "import_unknown": "No such import.",
         "job_imports": "import members files uploaded in the console",
+        "move": "Move to a new LINE account",
+        "move_hint": "For a customer with a new phone or LINE account. Check it is them first "
+                     "(an ID, their phone number), then ask them to add the shop from the new "
+                     "LINE account, open the member card and read you its code. Points (each "
+                     "with its own expiry), stamps, coupons, purchases and the ledger, tags, "
+                     "tier and birthday move there, and the new account's own points, stamps "
+                     "and coupons are added; the old LINE account stops being this member's. "
+                     "Only to a new account without purchases or used coupons, and once per "
+                     "new account.",
+        "move_code": "The new account's member code", "move_button": "Move the membership",
+        "moved": "Moved to the new LINE account: its own {points} points and {coupons} "
+                 "coupons (member code {code}) were added, and the old LINE account is "
+                 "unlinked.",
     },
 }
