@@ -69,6 +69,7 @@ class Job:
     cron: dict[str, Any]  # APScheduler cron fields, in the program's timezone
     run: Callable[[JobContext, dt.datetime, dt.datetime], str]
     description: str
+    at_start: bool = True  # run once when the clock starts (a long one waits for its cron)
 
 
 def window_start(last: dt.datetime | None, now: dt.datetime) -> dt.datetime:
@@ -386,5 +387,6 @@ JOBS: dict[str, Job] = {job.name: job for job in (
     Job("tags", {"hour": 2, "minute": 30}, tags, "recompute automatic tags for segments"),
     Job("dashboard", {"minute": f"*/{figures.EVERY_MINUTES}"}, dashboard,
         "the console dashboard's figures for the last 30 days"),
-    Job("imports", {"minute": "*"}, imports, "import members files uploaded in the console"),
+    Job("imports", {"minute": "*"}, imports, "import members files uploaded in the console",
+        at_start=False),
 )}

@@ -204,3 +204,20 @@ def test_an_import_stopped_by_a_crash_is_taken_over_and_creates_nobody_twice(
             sum(i % 50 for i in range(50))
         assert list(import_queue.refusals(session, import_id)) == [
             (52, "phone 0900000001 is also on line 3")]  # line 3 was the first run's
+
+
+def test_the_clock_starts_its_other_jobs_without_waiting_for_an_import(
+        monkeypatch, tmp_path, sqlite_template):
+    from bot import scheduler
+
+    path = tmp_path / "clock.db"
+    path.write_bytes(sqlite_template.read_bytes())
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{path}")
+    ran, added = [], []
+    monkeypatch.setattr(scheduler, "run_safely", lambda rt, job: ran.append(job.name))
+    monkeypatch.setattr(scheduler.BlockingScheduler, "add_job",
+                        lambda self, func, trigger, args, **kw: added.append(args[1].name))
+    monkeypatch.setattr(scheduler.BlockingScheduler, "start", lambda self: None)
+    scheduler.main()
+    assert "imports" in added and "imports" not in ran  # taken up by its cron, in its thread
+    assert set(ran) == set(JOBS) - {"imports"}

@@ -124,9 +124,8 @@ def run_import(sessions: sessionmaker[Session], program: Program, import_id: int
     words. A file that cannot be read is marked failed with the reason (nothing imported
     from it); ImportTakenOver if another runner claimed it meanwhile."""
     with tempfile.TemporaryFile() as raw:
-        with transaction(sessions) as session:
-            for block in _parts(session, import_id):
-                raw.write(block)
+        for block in _parts(sessions, import_id):
+            raw.write(block)
         raw.seek(0)
         stream = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         with sessions() as session:
@@ -150,12 +149,17 @@ def run_import(sessions: sessionmaker[Session], program: Program, import_id: int
                     f"{job.refused:,} refused")
 
 
-def _parts(session: Session, import_id: int) -> Iterator[bytes]:
-    """The file's parts in order, one in memory at a time."""
-    count = session.scalar(select(func.count()).where(MemberImportPart.import_id == import_id))
-    for seq in range(count or 0):
-        yield session.scalar(select(MemberImportPart.data).where(
-            MemberImportPart.import_id == import_id, MemberImportPart.seq == seq))
+def _parts(sessions: sessionmaker[Session], import_id: int) -> Iterator[bytes]:
+    """The file's parts in order, one in memory at a time, each read in a transaction of its
+    own (on SQLite every transaction holds the write lock: the webhook waits for one part,
+    not the whole file)."""
+    with sessions() as session:
+        count = session.scalar(select(func.count())
+                               .where(MemberImportPart.import_id == import_id)) or 0
+    for seq in range(count):
+        with sessions() as session:
+            yield session.scalar(select(MemberImportPart.data).where(
+                MemberImportPart.import_id == import_id, MemberImportPart.seq == seq))
 
 
 def _batches(session: Session, program: Program, job: MemberImport, token: str, rows: object,
