@@ -95,9 +95,13 @@ def test_an_upload_waits_for_the_clock_which_imports_it_and_the_page_shows_every
     shown = browser.get(f"/admin/import/{import_id}").get_data(as_text=True)
     assert "完成" in shown and "已處理 33 / 33 列（100%）" in shown
     assert 'http-equiv="refresh"' not in shown  # done: the page stops reloading
-    assert "<td>32</td><td>bad phone &#39;0912&#39;" in shown
-    assert "<td>33</td><td>phone 0900000003 is also on line 5</td>" in shown
-    assert "<td>34</td><td>bad birthday &#39;1990-02-30&#39;" in shown
+    assert "<td>32</td><td>手機 &#39;0912&#39; 不是台灣的手機號碼（09xxxxxxxx）</td>" in shown
+    assert "<td>33</td><td>手機 0900000003 也在第 5 行</td>" in shown
+    assert "<td>34</td><td>生日 &#39;1990-02-30&#39; 不是 YYYY-MM-DD 或 YYYY/MM/DD 的日期" \
+        in shown
+    english = browser.get(f"/admin/import/{import_id}", headers={"Accept-Language": "en"})
+    assert "<td>33</td><td>phone 0900000003 is also on line 5</td>" in \
+        english.get_data(as_text=True)
     assert count(app, Member) == 30 and count(app, MemberImportPart) == 0  # bytes gone
     with app.extensions["loyalty"].sessions() as session:
         member = session.scalar(select(Member).where(Member.external_id == "POS-7"))
@@ -221,3 +225,29 @@ def test_the_clock_starts_its_other_jobs_without_waiting_for_an_import(
     scheduler.main()
     assert "imports" in added and "imports" not in ran  # taken up by its cron, in its thread
     assert set(ran) == set(JOBS) - {"imports"}
+
+
+def test_every_reason_a_row_is_refused_for_is_said_in_chinese_too(program):
+    from bot.loyalty.import_file import read_csv
+    from bot.loyalty.import_reasons import in_language
+    from bot.loyalty.import_rows import FirstLines, parse_row
+
+    text = HEADER + "".join([
+        "0912345678,A,,1,P1\n", "0912345678,B,,1,P1\n",  # the same id and phone again
+        "abc,C,1990-13-01,-5,P2\n", "0922333444,D,1800-01-01,1.5,P3\n",
+        f"0933444555,{'E' * 201},,99999999999,{'x' * 129}\n", "0944555666,F,,,\n",
+        "0955666777,G,,2,P4,extra\n", "0966777888,'H\x00,,3,P5\n"])
+    rows, today = read_csv(io.StringIO(text)), dt.date(2026, 12, 1)
+    seen = FirstLines(rows.repeats)
+    reasons = ["; ".join(parse_row(line, raw, today, seen)[1]) for line, raw in rows]
+    reasons.append("phone 0912345678 already belongs to member ABCDEFGHJ")
+    said = [in_language(reason, "zh-TW") for reason in reasons if reason]
+    assert said == [
+        "external_id 'P1' 重複（第一次出現在第 2 行）；手機 0912345678 也在第 2 行",
+        "手機 'abc' 不是台灣的手機號碼（09xxxxxxxx）；生日 '1990-13-01' 不是 YYYY-MM-DD 或 "
+        "YYYY/MM/DD 的日期；點數 '-5' 不能是負數",
+        "生日 '1800-01-01' 不在 1900-01-01 到今天之間；點數 '1.5' 不是整數",
+        "external_id 超過 128 個字元；姓名超過 200 個字；點數 '99999999999' 超過 10,000,000",
+        "缺少 external_id", "這一列有 6 欄，標題列卻有 5 欄", "含有 NUL 字元",
+        "手機 0912345678 已經是會員 ABCDEFGHJ 的"]
+    assert [in_language(reason, "en") for reason in reasons] == reasons

@@ -69,8 +69,8 @@ def test_an_owner_uploads_a_file_on_a_phone_and_watches_it_imported_with_refused
     assert driver.find_element(By.ID, "import-imported").text == "198"
     assert driver.find_element(By.ID, "import-refused").text == "2"
     rows = [r.text for r in driver.find_elements(By.CSS_SELECTOR, "#refused tbody tr")]
-    assert rows == ["200 bad phone '0912': not a Taiwan mobile number (09xxxxxxxx)",
-                    "201 phone 0900000001 is also on line 3"]
+    assert rows == ["200 手機 '0912' 不是台灣的手機號碼（09xxxxxxxx）",
+                    "201 手機 0900000001 也在第 3 行"]
     assert driver.execute_script("return document.documentElement.scrollWidth") <= 390
     ARTIFACTS.mkdir(exist_ok=True)
     driver.save_screenshot(str(ARTIFACTS / "console-import.png"))
@@ -78,8 +78,7 @@ def test_an_owner_uploads_a_file_on_a_phone_and_watches_it_imported_with_refused
     downloaded = driver.execute_async_script(
         "fetch(arguments[0]).then(r => r.text()).then(arguments[1])", link)
     assert downloaded.splitlines()[1:] == [
-        "200,bad phone '0912': not a Taiwan mobile number (09xxxxxxxx)",
-        "201,phone 0900000001 is also on line 3"]
+        "200,手機 '0912' 不是台灣的手機號碼（09xxxxxxxx）", "201,手機 0900000001 也在第 3 行"]
     driver.find_element(By.PARTIAL_LINK_TEXT, "所有匯入").click()
     assert "pos.csv" in text(driver) and "完成" in text(driver)
     assert errors(driver) == []

@@ -19,6 +19,7 @@ from bot.console.views import bp, page, runtime, signed_in, who
 from bot.db import transaction
 from bot.loyalty import import_queue
 from bot.loyalty.errors import ImportFileError
+from bot.loyalty.import_reasons import in_language
 from bot.loyalty.member_csv import spreadsheet_safe
 
 SHOWN_REFUSALS = 100  # refused rows listed on the page; the download has them all
@@ -84,7 +85,8 @@ def import_status(import_id: int) -> Any:
         job = import_queue.find_import(db, import_id)
         if job is None:
             return page("message.html", 404, message=g.t["import_unknown"])
-        refused = list(import_queue.refusals(db, import_id, SHOWN_REFUSALS))
+        refused = [(line, in_language(reason, g.lang)) for line, reason
+                   in import_queue.refusals(db, import_id, SHOWN_REFUSALS)]
     going = job.status in ("queued", "running")
     return page("import.html", job=job, refused=refused, refresh=REFRESH_SECONDS if going
                 else None, tz=rt.program.timezone, shown=SHOWN_REFUSALS,
@@ -94,8 +96,8 @@ def import_status(import_id: int) -> Any:
 @bp.get("/import/<int:import_id>/refused.csv")
 @signed_in("owner", refusal="import_owner_only")
 def import_refused(import_id: int) -> Any:
-    """Every refused row of an import as CSV: line, reason."""
-    rt = runtime()
+    """Every refused row of an import as CSV: line, reason (in the page's language)."""
+    rt, lang = runtime(), g.lang
     with rt.sessions() as db:
         if import_queue.find_import(db, import_id) is None:
             return page("message.html", 404, message=g.t["import_unknown"])
@@ -107,7 +109,7 @@ def import_refused(import_id: int) -> Any:
         writer.writerow(["line", "reason"])
         with rt.sessions() as db:
             for line, reason in import_queue.refusals(db, import_id):
-                writer.writerow([line, spreadsheet_safe(reason)])
+                writer.writerow([line, spreadsheet_safe(in_language(reason, lang))])
                 if out.tell() > 64 * 1024:
                     yield out.getvalue()
                     out.seek(0)
