@@ -5,6 +5,7 @@ every refusal changes nothing."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 from sqlalchemy import func, select
@@ -194,3 +195,27 @@ def test_messages_waiting_for_the_lost_account_go_to_the_new_one(sessions, progr
     assert rows == {waiting: (old, "U-new-phone"),
                     keyed: (old, "U-old-phone"),  # already given its push: sent as it is
                     welcome: (old, "U-new-phone")}
+
+
+def test_two_moves_at_once_with_one_code_move_it_once(sessions, program, now):
+    first, second = (join(sessions, program, now, user) for user in ("U-first", "U-second"))
+    code = member(sessions, join(sessions, program, now, "U-new-phone")).member_code
+    start, outcomes = threading.Barrier(2), []
+
+    def attempt(member_id: int) -> None:
+        start.wait()
+        try:
+            move(sessions, program, member_id, code, now)
+            outcomes.append("moved")
+        except MoveAlreadyDone:
+            outcomes.append("refused")
+    threads = [threading.Thread(target=attempt, args=(m,)) for m in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["moved", "refused"]
+    with sessions() as session:
+        owners = session.scalars(select(Member.id).where(Member.line_user_id == "U-new-phone")
+                                 ).all()
+    assert len(owners) == 1 and owners[0] in (first, second)
