@@ -251,3 +251,15 @@ def test_every_reason_a_row_is_refused_for_is_said_in_chinese_too(program):
         "缺少 external_id", "這一列有 6 欄，標題列卻有 5 欄", "含有 NUL 字元",
         "手機 0912345678 已經是會員 ABCDEFGHJ 的"]
     assert [in_language(reason, "en") for reason in reasons] == reasons
+
+
+def test_a_file_that_breaks_after_its_header_fails_with_the_reason_and_imports_nobody(
+        app, browser):
+    setup_owner(browser)
+    broken = (pos_file(5) + "0911111111,\"never closed,,1,POS-9\n").encode() + b"\xff\xfe\n"
+    import_id = uploaded_id(upload(browser, broken))
+    assert "import 1: not UTF-8 text" in run_clock(app)
+    shown = browser.get(f"/admin/import/{import_id}").get_data(as_text=True)
+    assert "失敗" in shown and "無法匯入這個檔案：not UTF-8 text" in shown
+    assert 'http-equiv="refresh"' not in shown
+    assert count(app, Member) == 0 and count(app, MemberImportPart) == 0

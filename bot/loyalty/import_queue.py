@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import logging
 import secrets
 import tempfile
 from collections.abc import Callable, Iterator
@@ -38,7 +37,6 @@ from bot.loyalty.timeutil import utcnow
 from bot.models import MemberImport, MemberImportPart, MemberImportRefusal
 from bot.program import Program
 
-log = logging.getLogger("bot.imports")
 PART_SIZE = 1024 * 1024  # bytes per stored part
 HEAD_SIZE = 64 * 1024  # the header line must be within the file's first 64 KB
 STALE_AFTER = dt.timedelta(minutes=3)  # a claim without a batch for this long is taken over
@@ -133,7 +131,7 @@ def run_import(sessions: sessionmaker[Session], program: Program, import_id: int
             try:
                 rows = read_csv(stream)
             except (ImportFileError, UnicodeDecodeError) as exc:
-                reason = exc.message("en") if isinstance(exc, LoyaltyError) else \
+                reason = str(exc.context["detail"]) if isinstance(exc, LoyaltyError) else \
                     f"not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as " \
                     "UTF-8 CSV"
                 _finish(session, job, clock(), failure=reason)
