@@ -91,11 +91,14 @@ def test_the_membership_moves_to_the_new_account_with_its_history_and_the_new_po
     assert before["new_points"] > 0
     code, old_code = member(sessions, new).member_code, member(sessions, old).member_code
     with sessions() as session:
-        wallets = [session.scalar(select(func.count()).where(Coupon.member_id == who))
+        wallets = [session.scalar(select(func.count()).where(Coupon.member_id == who,
+                                                             Coupon.status == "issued"))
                    for who in (old, new)]
+        assert wallets == [2, 1]  # the welcome coupon, and one given; the new one's welcome
 
     result = move(sessions, program, old, format_code(code).lower(), later + DAY)
     assert (result.merged.points, result.merged.stamps_carried) == (before["new_points"], 1)
+    assert result.welcome_voided == 1  # one welcome gift per customer
     moved, closed = member(sessions, old), member(sessions, new)
     assert (moved.line_user_id, moved.member_code, moved.status) == (
         "U-new-phone", old_code, "active")
@@ -108,8 +111,10 @@ def test_the_membership_moves_to_the_new_account_with_its_history_and_the_new_po
         assert find_by_line_user(session, "U-new-phone").id == old
         with pytest.raises(UnknownMember):  # the lost account is nobody's now
             find_by_line_user(session, "U-old-phone")
-        assert session.scalar(select(func.count()).where(Coupon.member_id == old)) == \
-            sum(wallets) > wallets[0]
+        wallet = session.execute(select(Coupon.reason, Coupon.status)
+                                 .where(Coupon.member_id == old)).all()
+        assert sorted(wallet) == [("manual", "issued"), ("welcome", "issued"),
+                                  ("welcome", "void")]  # the new account's, kept as history
         assert session.scalar(select(func.count()).where(MemberTag.member_id == old)) == 1
         logs = session.execute(select(AuditLog.member_id, AuditLog.points_delta,
                                       AuditLog.actor, AuditLog.reason)

@@ -23,6 +23,6 @@ def member_move(code: str) -> Any:
                                      request.form.get("new_code", ""), g.now,
                                      reason=request.form.get("reason", ""), actor=who())
         return g.t["moved"].format(code=format_code(result.closed.member_code),
-                                   points=f"{result.merged.points:,}",
-                                   coupons=result.merged.coupons)
+                                   points=f"{result.merged.points:,}") + (
+            g.t["move_welcome_voided"] if result.welcome_voided else "")
     return correct(code, move)

@@ -39,8 +39,9 @@ MORE_WORDS: dict[str, dict[str, str]] = {
                      "新帳號自己的點數、集章和優惠券也會併入；舊的 LINE 帳號從此不再是這位"
                      "會員。只能轉到還沒有消費、沒用過優惠券的新帳號，每個新帳號只能轉一次。",
         "move_code": "新帳號的會員碼", "move_button": "轉移會員資格",
-        "moved": "已轉移到新的 LINE 帳號：新帳號（會員碼 {code}）的 {points} 點、"
-                 "{coupons} 張優惠券已併入，舊的 LINE 帳號已解除。",
+        "moved": "已轉移到新的 LINE 帳號：新帳號（會員碼 {code}）的 {points} 點、集章和"
+                 "優惠券已併入，舊的 LINE 帳號已解除。",
+        "move_welcome_voided": "新帳號的新會員見面禮已作廢（這位會員領過了）。",
     },
     "en": {
         "import": "Import members", "import_owner_only": "Only an owner can import members.",
@@ -82,8 +83,10 @@ MORE_WORDS: dict[str, dict[str, str]] = {
                      "Only to a new account without purchases or used coupons, and once per "
                      "new account.",
         "move_code": "The new account's member code", "move_button": "Move the membership",
-        "moved": "Moved to the new LINE account: its own {points} points and {coupons} "
+        "moved": "Moved to the new LINE account: its own {points} points, stamps and "
                  "coupons (member code {code}) were added, and the old LINE account is "
                  "unlinked.",
+        "move_welcome_voided": " The new account's welcome coupon is void: this member had "
+                               "their welcome gift already.",
     },
 }

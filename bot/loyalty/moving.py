@@ -5,7 +5,8 @@ at the counter they show its member card, and after checking who they are the sh
 their membership there. The membership keeps its own row (member code, tier, birthday,
 phone, name, joined date, history): it takes the new account's LINE user id, and the new
 account's own member is merged into it the way a POS record is linked (linking's
-merge_history: its points lot by lot, stamps, coupons, tags), then closed as 'merged'. The
+merge_history: its points lot by lot, stamps, coupons, tags), then closed as 'merged'; its
+unused welcome coupon is void if the membership had its own welcome gift. The
 old LINE user id then belongs to nobody: a message from it finds no membership, and
 following the shop from it again starts an empty one.
 
@@ -40,7 +41,7 @@ from bot.loyalty.ledger import lock_members
 from bot.loyalty.linking import Merged, fill_in, merge_history
 from bot.loyalty.staff import find_active_staff
 from bot.loyalty.tiers import TierChange, evaluate_tier
-from bot.models import AuditLog, Claim, Member, OutboxMessage, Purchase, Redemption
+from bot.models import AuditLog, Claim, Coupon, Member, OutboxMessage, Purchase, Redemption
 from bot.program import Program
 
 MOVED, MERGED_AWAY = "member.moved", "member.merged"  # audit actions (the second as linking's)
@@ -51,6 +52,7 @@ class MoveResult:
     member: Member  # the membership, now on the new LINE account
     closed: Member  # the new account's own member, merged into it
     merged: Merged  # what came over from the new account's own member
+    welcome_voided: int  # its unused welcome coupon, void: the membership had its own
     tier_change: TierChange | None
 
 
@@ -73,6 +75,7 @@ def move_to_new_account(session: Session, program: Program, member_id: int, new_
     locked = {m.id: m for m in lock_members(session, [member_id, new_id])}
     member, new = locked[member_id], locked[new_id]
     _check(session, member, new)
+    voided = _one_welcome_gift(session, member, new)
     merged = merge_history(session, program, member, new, now)
     fill_in(session, member, new, now)
     _move_claims_and_messages(session, member, new)
@@ -89,10 +92,20 @@ def move_to_new_account(session: Session, program: Program, member_id: int, new_
     audit.record(session, MOVED, member_id=member.id, actor=actor, at=now,
                  points_delta=merged.points, reason=reason, from_member_id=new.id,
                  from_member_code=new.member_code, stamps_carried=merged.stamps_carried,
-                 **merged.counts())
+                 welcome_voided=voided, **merged.counts())
     tier_change = evaluate_tier(session, program, member, now)
     session.flush()
-    return MoveResult(member, new, merged, tier_change)
+    return MoveResult(member, new, merged, voided, tier_change)
+
+
+def _one_welcome_gift(session: Session, member: Member, new: Member) -> int:
+    """The new account's unused welcome coupon is void when the membership had its own: a
+    customer gets one welcome gift, however many LINE accounts they move through."""
+    if member.welcome_given_at is None:
+        return 0
+    return session.execute(update(Coupon).where(
+        Coupon.member_id == new.id, Coupon.reason == "welcome", Coupon.status == "issued")
+        .values(status="void").execution_options(synchronize_session=False)).rowcount
 
 
 def _check(session: Session, member: Member, new: Member) -> None:
