@@ -88,6 +88,7 @@ def test_an_upload_waits_for_the_clock_which_imports_it_and_the_page_shows_every
     import_id = uploaded_id(upload(browser, text))
     waiting = browser.get(f"/admin/import/{import_id}").get_data(as_text=True)
     assert "排隊中" in waiting and 'http-equiv="refresh"' in waiting
+    assert "owner@cafe.tw 於 " in waiting and " 上傳，1 KB" in waiting
     assert count(app, Member) == 0  # nothing imported inside the web request
 
     said = run_clock(app)

@@ -46,6 +46,8 @@ def test_an_owner_uploads_a_file_on_a_phone_and_watches_it_imported_with_refused
     driver.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(path))
     click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "#import-form button"))
     assert "排隊中" in text(driver) and "每分鐘會接手" in text(driver)
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / "console-import-queued.png"))
 
     def clock() -> None:  # the clock process, slowed to a batch of 10 every 0.3 s
         with transaction(rt.sessions) as session:
@@ -81,4 +83,6 @@ def test_an_owner_uploads_a_file_on_a_phone_and_watches_it_imported_with_refused
         "200,手機 '0912' 不是台灣的手機號碼（09xxxxxxxx）", "201,手機 0900000001 也在第 3 行"]
     driver.find_element(By.PARTIAL_LINK_TEXT, "所有匯入").click()
     assert "pos.csv" in text(driver) and "完成" in text(driver)
+    assert driver.execute_script("return document.documentElement.scrollWidth") <= 390
+    driver.save_screenshot(str(ARTIFACTS / "console-import-list.png"))
     assert errors(driver) == []

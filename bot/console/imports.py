@@ -90,6 +90,7 @@ def import_status(import_id: int) -> Any:
     going = job.status in ("queued", "running")
     return page("import.html", job=job, refused=refused, refresh=REFRESH_SECONDS if going
                 else None, tz=rt.program.timezone, shown=SHOWN_REFUSALS,
+                size=file_size(job.size),
                 percent=100 * job.rows_done // job.rows_total if job.rows_total else 0)
 
 
