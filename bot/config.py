@@ -69,6 +69,7 @@ class Config:
     simulator: bool = False  # SIMULATOR=1: the browser LINE simulator takes the channel's place
     console_setup_token: str = ""  # lets /admin/setup make the first owner, until one exists
     trusted_proxy_hops: int = 0  # proxies in front of the app whose X-Forwarded-For is trusted
+    import_max_bytes: int = 50 * 1024 * 1024  # CONSOLE_IMPORT_MAX_MB: a console upload's limit
 
     @property
     def https(self) -> bool:
@@ -97,6 +98,7 @@ class Config:
             simulator=_switch(env, "SIMULATOR"),
             console_setup_token=(env.get("CONSOLE_SETUP_TOKEN") or "").strip(),
             trusted_proxy_hops=_count(env, "TRUSTED_PROXY_HOPS"),
+            import_max_bytes=_positive_int(env, "CONSOLE_IMPORT_MAX_MB", 50) * 1024 * 1024,
         )._checked()
 
     def check_program(self, program: Program) -> None:

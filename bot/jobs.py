@@ -38,6 +38,7 @@ from bot.loyalty.audiences import (
 from bot.loyalty.campaigns import issue_campaign_members, mark_campaign_sent
 from bot.loyalty.coupons import CouponView, coupon_views, expire_due_coupons, issue_coupons
 from bot.loyalty.errors import CouponWindowClosed
+from bot.loyalty.import_queue import run_waiting
 from bot.loyalty.job_runs import finish_run, start_run
 from bot.loyalty.ledger import expire_due_points, lock_members
 from bot.loyalty.notices import claim_notices
@@ -68,6 +69,7 @@ class Job:
     cron: dict[str, Any]  # APScheduler cron fields, in the program's timezone
     run: Callable[[JobContext, dt.datetime, dt.datetime], str]
     description: str
+    at_start: bool = True  # run once when the clock starts (a long one waits for its cron)
 
 
 def window_start(last: dt.datetime | None, now: dt.datetime) -> dt.datetime:
@@ -362,6 +364,11 @@ def send(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
     return rt.deliver(now)
 
 
+def imports(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
+    """Import the members files uploaded in the console (bot.loyalty.import_queue)."""
+    return run_waiting(rt.sessions, rt.program)
+
+
 def dashboard(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
     """Keep the console dashboard's default figures ready (bot.loyalty.dashboard)."""
     with transaction(rt.sessions) as session:
@@ -380,4 +387,6 @@ JOBS: dict[str, Job] = {job.name: job for job in (
     Job("tags", {"hour": 2, "minute": 30}, tags, "recompute automatic tags for segments"),
     Job("dashboard", {"minute": f"*/{figures.EVERY_MINUTES}"}, dashboard,
         "the console dashboard's figures for the last 30 days"),
+    Job("imports", {"minute": "*"}, imports, "import members files uploaded in the console",
+        at_start=False),
 )}

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -660,3 +661,62 @@ class ProgramVersion(Base):
     source: Mapped[str] = mapped_column(String(16))  # file, apply, console, rollback
     file_sha256: Mapped[str | None] = mapped_column(String(64))  # of the file it came from
     summary: Mapped[str] = mapped_column(Text)  # what changed from the version before
+
+
+class MemberImport(Base):
+    """A members file uploaded in the console, imported in the background by the clock's
+    `imports` job, a batch per transaction. Its bytes are kept in the database (the one
+    storage every process of a PaaS shares) until the import is done. `runner` is the
+    claim of the process importing it: a batch is committed only while it still holds it,
+    and a claim whose heartbeat stopped is taken over and carries on after `lines_done`."""
+
+    __tablename__ = "member_imports"
+    __table_args__ = (
+        CheckConstraint("status IN ('queued', 'running', 'done', 'failed')",
+                        name="status_known"),
+        Index("ix_member_imports_status_id", "status", "id"),
+    )
+
+    id: Id = pk()
+    filename: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(BigInteger)  # bytes
+    uploaded_by: Mapped[str] = mapped_column(String(300))  # the audit actor, console:EMAIL
+    uploaded_at: Mapped[dt.datetime]
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    runner: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    heartbeat_at: Mapped[dt.datetime | None]
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+    rows_total: Mapped[int | None] = mapped_column(Integer)  # known once the file is checked
+    rows_done: Mapped[int] = mapped_column(Integer, default=0)
+    lines_done: Mapped[int] = mapped_column(Integer, default=0)  # the file's last line done
+    imported: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    refused: Mapped[int] = mapped_column(Integer, default=0)
+    points: Mapped[int] = mapped_column(BigInteger, default=0)  # opening points credited
+    failure: Mapped[str] = mapped_column(Text, default="")  # why the file could not be read
+
+
+class MemberImportPart(Base):
+    """One piece (1 MB) of an uploaded file, in order: neither side holds the file whole."""
+
+    __tablename__ = "member_import_parts"
+
+    import_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("member_imports.id"),
+        primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class MemberImportRefusal(Base):
+    """A row of an uploaded file that was not imported: its line and the reason."""
+
+    __tablename__ = "member_import_refusals"
+
+    import_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("member_imports.id"),
+        primary_key=True)
+    line: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)

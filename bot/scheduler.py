@@ -45,7 +45,8 @@ def main() -> None:
     scheduler = BlockingScheduler(timezone=tz, job_defaults={
         "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
     for job in JOBS.values():
-        run_safely(runtime, job)  # catch up at once on whatever fell due while we were down
+        if job.at_start:  # catch up at once on whatever fell due while we were down
+            run_safely(runtime, job)
         scheduler.add_job(run_safely, CronTrigger(timezone=tz, **job.cron), args=(runtime, job),
                           id=job.name, name=job.description)
     log.info("clock started with %d jobs in %s", len(JOBS), tz.key)

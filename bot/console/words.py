@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bot.console.words_members import MORE_WORDS
+
 WORDS: dict[str, dict[str, str]] = {
     "zh-TW": {
         "console": "店家後台", "sign_in": "登入", "sign_out": "登出", "email": "電子郵件",
@@ -350,6 +352,8 @@ PROGRAM_WORDS: dict[str, dict[str, str]] = {
 }
 for _lang, _words in PROGRAM_WORDS.items():
     WORDS[_lang].update(_words)
+for _lang, _more in MORE_WORDS.items():
+    WORDS[_lang].update(_more)
 
 
 def words(lang: str) -> dict[str, str]:

@@ -482,3 +482,60 @@ class RetryUnsafe(LoyaltyError):
          "重送可能讓顧客收到兩次。"
     en = "Only a push LINE definitely refused (a 4xx answer) can be sent again; this one's " \
          "fate is unknown or settled, and sending it again could show it twice."
+
+
+class MoveUnknownAccount(LoyaltyError):
+    code = "move_unknown_account"
+    zh = "找不到會員碼 {code}：請顧客在新的 LINE 帳號點「會員卡」，念出卡上的會員碼。"
+    en = "No member has the code {code}: ask the customer to open the member card in their " \
+         "new LINE account and read its code."
+
+
+class MoveToSelf(LoyaltyError):
+    code = "move_to_self"
+    zh = "這是同一位會員的會員碼：請輸入顧客新 LINE 帳號的會員卡上的會員碼。"
+    en = "That is this member's own code: type the code on the member card of the " \
+         "customer's new LINE account."
+
+
+class MoveAlreadyDone(LoyaltyError):
+    code = "move_already_done"
+    zh = "會員碼 {code} 的帳號已經轉移過了（併入 {into}），沒有再轉移一次。"
+    en = "The account with the code {code} was already moved (into {into}): nothing was " \
+         "moved again."
+
+
+class MoveNeedsLineAccount(LoyaltyError):
+    code = "move_needs_line_account"
+    zh = "會員碼 {code} 不是 LINE 帳號的會員（是匯入的資料）：只能轉移到顧客新的 LINE 帳號。"
+    en = "The code {code} is not a LINE account's member (it is an imported record): a " \
+         "membership moves only to the customer's new LINE account."
+
+
+class MoveFromNoLine(LoyaltyError):
+    code = "move_from_no_line"
+    zh = "這位會員沒有 LINE 帳號（匯入的資料）：請店員用「綁定」把它綁到顧客的 LINE 會員。"
+    en = "This member has no LINE account (an imported record): staff link it to the " \
+         "customer's LINE membership with 綁定 (link) instead."
+
+
+class MoveTargetHasHistory(LoyaltyError):
+    code = "move_target_has_history"
+    zh = "會員碼 {code} 的帳號已有自己的消費或使用過優惠券，不能轉移到這個帳號"
+    zh += "（只能轉移到還沒有消費、沒用過優惠券的新帳號）。"
+    en = "The account with the code {code} already has purchases or used coupons of its " \
+         "own: a membership moves only to a new account without any."
+
+
+class MoveToStaffAccount(LoyaltyError):
+    code = "move_to_staff_account"
+    zh = "會員碼 {code} 是店員的 LINE 帳號，不能把會員資格轉移過去。"
+    en = "The code {code} is a staff member's LINE account: a membership can't be moved " \
+         "there."
+
+
+class MoveFromStaffAccount(LoyaltyError):
+    code = "move_from_staff_account"
+    zh = "這位會員的 LINE 帳號是店員帳號：請先在「員工」頁移除，再轉移會員資格。"
+    en = "This member's LINE account is a staff member's: remove them on the Staff page " \
+         "first, then move the membership."

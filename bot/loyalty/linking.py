@@ -110,6 +110,44 @@ def link_member(session: Session, program: Program, line_member_id: int, member_
     if record.phone != wanted:
         raise LinkPhoneMismatch()
 
+    merged = merge_history(session, program, member, record, now)
+    filled = fill_in(session, member, record, now)
+    record.status = "merged"
+    member.last_activity_at = now
+    counts = merged.counts()
+    audit.record(session, MERGED, member_id=record.id, actor=actor, at=now,
+                 points_delta=-merged.points, reason=f"merged into member {member.member_code}",
+                 into_member_id=member.id, **counts)
+    audit.record(session, LINKED, member_id=member.id, actor=actor, at=now,
+                 points_delta=merged.points,
+                 reason=f"linked imported record {record.member_code}", record_id=record.id,
+                 stamps_carried=merged.stamps_carried, filled=list(filled), **counts)
+    tier_change = evaluate_tier(session, program, member, now)  # the record's purchases count
+    session.flush()
+    return LinkResult(member, record, merged.points, merged.lots, merged.purchases,
+                      merged.coupons, merged.stamp_cards, merged.stamps_carried, filled,
+                      tier_change)
+
+
+@dataclass(frozen=True)
+class Merged:
+    points: int  # points moved
+    lots: int  # lots with points left that moved, each with its own expiry
+    purchases: int
+    coupons: int
+    stamp_cards: int
+    stamps_carried: int  # stamps moved onto the member's current card
+
+    def counts(self) -> dict[str, int]:
+        return dict(lots=self.lots, purchases=self.purchases, coupons=self.coupons,
+                    stamp_cards=self.stamp_cards)
+
+
+def merge_history(session: Session, program: Program, member: Member, record: Member,
+                  now: dt.datetime) -> Merged:
+    """Move every ledger row, purchase, coupon, stamp card, tag and notice of `record` to
+    `member` (both locked by the caller), with its points: see the module docstring. Both
+    current stamp cards: the record's stamps go onto the member's card."""
     settle_expired(session, record, now)
     settle_expired(session, member, now)
     points = record.points_balance
@@ -124,24 +162,11 @@ def link_member(session: Session, program: Program, line_member_id: int, member_
     carried = _carry_stamps(session, program, member, own_card, their_card, now)
     member.points_balance += points
     record.points_balance = 0
-    filled = _fill_in(session, member, record, now)
-    record.status = "merged"
     if record.last_purchase_at and (member.last_purchase_at is None
                                     or record.last_purchase_at > member.last_purchase_at):
         member.last_purchase_at = record.last_purchase_at
-    member.last_activity_at = now
-    counts = dict(lots=lots, purchases=moved["purchases"], coupons=moved["coupons"],
-                  stamp_cards=moved["stamp_cards"])
-    audit.record(session, MERGED, member_id=record.id, actor=actor, at=now, points_delta=-points,
-                 reason=f"merged into member {member.member_code}", into_member_id=member.id,
-                 **counts)
-    audit.record(session, LINKED, member_id=member.id, actor=actor, at=now, points_delta=points,
-                 reason=f"linked imported record {record.member_code}", record_id=record.id,
-                 stamps_carried=carried, filled=list(filled), **counts)
-    tier_change = evaluate_tier(session, program, member, now)  # the record's purchases count
-    session.flush()
-    return LinkResult(member, record, points, lots, moved["purchases"], moved["coupons"],
-                      moved["stamp_cards"], carried, filled, tier_change)
+    return Merged(points, lots, moved["purchases"], moved["coupons"], moved["stamp_cards"],
+                  carried)
 
 
 def link_by_phone(session: Session, program: Program, line_member_code: str, phone: str,
@@ -208,8 +233,8 @@ def _carry_stamps(session: Session, program: Program, member: Member,
     return carried
 
 
-def _fill_in(session: Session, member: Member, record: Member, now: dt.datetime
-             ) -> tuple[str, ...]:
+def fill_in(session: Session, member: Member, record: Member, now: dt.datetime
+            ) -> tuple[str, ...]:
     """Move the record's phone, birthday and external id to the member where theirs is empty."""
     filled = tuple(name for name in ("phone", "birthday", "external_id")
                    if getattr(member, name) is None and getattr(record, name) is not None)

@@ -48,11 +48,22 @@ class ImportResult:
     skipped: int = 0  # already imported (their external id or member code is known)
     errors: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
     points: int = 0  # opening points credited by this run
+    refused: int = 0  # rows not imported, each with a reason (in errors, or given to keep)
+    last_line: int = 0  # the file line of the last row read
+    # where refused rows go instead of `errors` (a file of many bad rows then takes no memory)
+    keep: Callable[[int, str], None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def rows(self) -> int:
-        """Every data row read: each is imported, skipped or an error, none is dropped."""
-        return self.imported + self.skipped + len(self.errors)
+        """Every data row read: each is imported, skipped or refused, none is dropped."""
+        return self.imported + self.skipped + self.refused
+
+    def refuse(self, line: int, reason: str) -> None:
+        self.refused += 1
+        if self.keep is None:
+            self.errors.append((line, reason))
+        else:
+            self.keep(line, reason)
 
 
 def import_members(session: Session, program: Program,
@@ -60,7 +71,8 @@ def import_members(session: Session, program: Program,
                    commit: Callable[[], None],
                    progress: Callable[[int, int | None], None] | None = None,
                    total: int | None = None, actor: str = "import",
-                   batch_size: int = BATCH_SIZE) -> ImportResult:
+                   batch_size: int = BATCH_SIZE, result: ImportResult | None = None,
+                   start_after: int = 0) -> ImportResult:
     """Import (line number, row) pairs (see read_csv) as members without a LINE account.
 
     Each batch of rows is written in `session`, then `commit()` is called: with
@@ -78,10 +90,15 @@ def import_members(session: Session, program: Program,
     An external id or phone on two lines of the file is reported on the second with the
     first's line number: for read_csv's rows only the keys its pass found that may repeat
     are remembered, for any other iterable every one (about 210 MB for a million rows).
+
+    A run that carries on after an earlier one stopped gives `start_after`, the last line
+    the earlier run committed: rows up to it are read only to know where keys were first
+    seen. `result` collects the counts as the batches go (a caller's `commit` may record
+    them with each batch); `commit()` is called after every batch, stored rows or not.
     """
     if total is None and isinstance(rows, Sized):
         total = len(rows)
-    result = ImportResult()
+    result = ImportResult() if result is None else result
     seen = FirstLines(rows.repeats if isinstance(rows, CsvRows) else None)
     today = local_date(now, program.timezone)
     done = 0
@@ -90,13 +107,16 @@ def import_members(session: Session, program: Program,
         valid = []
         for line, raw in chunk:
             row, reasons = parse_row(line, raw, today, seen)
+            if line <= start_after:  # committed by an earlier run
+                continue
             if reasons:
-                result.errors.append((line, "; ".join(reasons)))
+                result.refuse(line, "; ".join(reasons))
             else:
                 valid.append(row)
+        result.last_line = chunk[-1][0]
         if valid:
             _store(session, program, valid, now, actor, result)
-            commit()
+        commit()
         done += len(chunk)
         if progress is not None:
             progress(done, total)
@@ -104,7 +124,7 @@ def import_members(session: Session, program: Program,
     if result.rows:
         audit.record(session, "members.import", member_id=None, actor=actor, at=now,
                      opening_points=result.points, imported=result.imported,
-                     skipped=result.skipped, errors=len(result.errors))
+                     skipped=result.skipped, errors=result.refused)
         session.flush()
         commit()
     return result
@@ -118,10 +138,10 @@ def _store(session: Session, program: Program, rows: list[Row], now: dt.datetime
         if row.external_id in known_ids or row.member_code in known_codes:
             result.skipped += 1
         elif row.phone in owners:
-            result.errors.append((row.line, f"phone {row.phone} already belongs to member "
-                                             f"{owners[row.phone]}"))
+            result.refuse(row.line, f"phone {row.phone} already belongs to member "
+                                         f"{owners[row.phone]}")
         elif not row.external_id:  # a row of an exported file, of a member not in this database
-            result.errors.append((row.line, "missing external_id"))
+            result.refuse(row.line, "missing external_id")
         else:
             new.append(row)
     if not new:
@@ -190,8 +210,8 @@ def _insert(session: Session, program: Program, row: Row, now: dt.datetime, acto
                 result.skipped += 1
                 return
             if row.phone in owners:
-                result.errors.append((row.line, f"phone {row.phone} already belongs to "
-                                                f"member {owners[row.phone]}"))
+                result.refuse(row.line, f"phone {row.phone} already belongs to "
+                                            f"member {owners[row.phone]}")
                 return
             continue  # the member code was taken meanwhile: another one
         result.imported += 1

@@ -1,7 +1,7 @@
 """program_versions: the shop's program lives in the database, one row per version
 
 Revision ID: 0022
-Revises: 0017
+Revises: 0020
 Create Date: 2026-12-07 09:00:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0022'
-down_revision = '0017'
+down_revision = '0020'
 branch_labels = None
 depends_on = None
 

@@ -35,3 +35,21 @@
     { label: data.tiers.names.members, data: data.tiers.members,
       backgroundColor: [grey, blue, amber, green, "#8e59ff", "#e5484d"] }]);
 }());
+
+/* The import form: a file past the upload limit is stopped here, before minutes of
+   uploading end in a refusal (the server refuses it too, with the same words). */
+(function () {
+  "use strict";
+  var form = document.getElementById("import-form");
+  if (!form) { return; }
+  var most = Number(form.dataset.maxBytes), warning = document.getElementById("import-too-large");
+  var input = form.querySelector("input[type=file]");
+  function tooLarge() {
+    var file = input.files && input.files[0];
+    return Boolean(file && file.size > most);
+  }
+  input.addEventListener("change", function () { warning.hidden = !tooLarge(); });
+  form.addEventListener("submit", function (event) {
+    if (tooLarge()) { warning.hidden = false; event.preventDefault(); }
+  });
+}());
