@@ -35,7 +35,7 @@ from bot.loyalty.audiences import (
     winback_members,
     winback_still_due,
 )
-from bot.loyalty.campaigns import issue_campaign_members, mark_campaign_sent
+from bot.loyalty.campaigns import due_campaigns, issue_campaign_members, mark_campaign_sent
 from bot.loyalty.coupons import CouponView, coupon_views, expire_due_coupons, issue_coupons
 from bot.loyalty.errors import CouponWindowClosed
 from bot.loyalty.job_runs import finish_run, start_run
@@ -355,6 +355,15 @@ def send_campaign(rt: JobContext, key: str, now: dt.datetime) -> str:
     return f"{key}: {given} of {len(ids)} members have the coupon; {sent} messages queued"
 
 
+def campaigns(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
+    """Send the campaigns whose scheduled time has come. A second clock, or a run after a
+    crash halfway, sends the same campaign again: send_campaign skips every member who has
+    its coupon, so each is given (and messaged) once; a campaign leaves the list once sent."""
+    with transaction(rt.sessions) as session:
+        keys = due_campaigns(session, now)
+    return "; ".join(send_campaign(rt, key, now) for key in keys) or "no campaign due"
+
+
 def send(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
     """Deliver pending pushes (bot.outbox.sender); a no-op without a LINE channel."""
     if rt.deliver is None:
@@ -369,6 +378,7 @@ def dashboard(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
 
 
 JOBS: dict[str, Job] = {job.name: job for job in (
+    Job("campaigns", {"minute": "*"}, campaigns, "send campaigns whose scheduled time came"),
     Job("send", {"minute": "*"}, send, "deliver queued pushes (quiet hours, budget, retries)"),
     Job("expire", {"hour": 0, "minute": 5}, expire, "expire points and coupons past validity"),
     Job("birthday", {"hour": 9, "minute": 0}, birthday, "birthday coupon and card"),

@@ -565,6 +565,8 @@ class Campaign(Base):
     status: Mapped[str] = mapped_column(String(16), default="draft")
     created_at: Mapped[dt.datetime]
     sent_at: Mapped[dt.datetime | None]
+    # a draft issue campaign the clock sends once this time has come (None: not scheduled)
+    scheduled_at: Mapped[dt.datetime | None]
 
 
 class ConsoleAccount(Base):

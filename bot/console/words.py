@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bot.console import words_campaigns
+
 WORDS: dict[str, dict[str, str]] = {
     "zh-TW": {
         "console": "店家後台", "sign_in": "登入", "sign_out": "登出", "email": "電子郵件",
@@ -253,6 +255,10 @@ WORDS: dict[str, dict[str, str]] = {
         "richmenu_owner_only": "Only an owner can manage the rich menus.",
     },
 }
+
+
+for _lang, _more in words_campaigns.WORDS.items():
+    WORDS[_lang].update(_more)
 
 
 def words(lang: str) -> dict[str, str]:
