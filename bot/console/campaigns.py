@@ -93,14 +93,16 @@ def reach_words(db: Session, wanted: Draft) -> dict[str, Any]:
 @bp.get("/campaigns/reach")
 @signed_in()
 def campaign_reach() -> Any:
-    """The form's count as JSON, for the page's script (the count button does it without)."""
+    """The form's count as JSON, for the page's script (the count button does it without).
+    A form that cannot be counted yet (a claim campaign without its keyword) is an answer
+    while the owner types, not a failed request: {"error": why}, with a 200."""
     try:
         with runtime().sessions() as db:
             return jsonify(reach_words(db, draft(db)))
     except Refused as exc:
-        return jsonify(error=g.t[exc.key].format(**exc.values)), 400
+        return jsonify(error=g.t[exc.key].format(**exc.values))
     except LoyaltyError as exc:
-        return jsonify(error=exc.message(g.lang)), 400
+        return jsonify(error=exc.message(g.lang))
 
 
 @bp.route("/campaigns", methods=["GET", "POST"])
