@@ -15,7 +15,7 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from bot.console import campaigns, views  # noqa: F401  (campaigns: its routes on bp)
+from bot.console import alerts, campaigns, views  # noqa: F401  (their routes on bp)
 from bot.console.views import bp
 
 csrf = CSRFProtect()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.console import words_campaigns
+from bot.console import words_alerts, words_campaigns
 
 WORDS: dict[str, dict[str, str]] = {
     "zh-TW": {
@@ -257,8 +257,9 @@ WORDS: dict[str, dict[str, str]] = {
 }
 
 
-for _lang, _more in words_campaigns.WORDS.items():
-    WORDS[_lang].update(_more)
+for _module in (words_campaigns, words_alerts):
+    for _lang, _more in _module.WORDS.items():
+        WORDS[_lang].update(_more)
 
 
 def words(lang: str) -> dict[str, str]:
