@@ -136,6 +136,10 @@ def test_an_owner_links_their_line_and_gets_one_alert_message_a_day(app, owner, 
     post(client, [follow(OWNER_LINE)])
     post(client, [text(OWNER_LINE, "店主 AAA-BBB-CCC")])
     assert "連結碼無效或已過期" in fake_line.replies()[-1]["messages"][0]["text"]
+    replies = len(fake_line.replies())
+    post(client, [text(OWNER_LINE, "店主 你好")])  # the word alone is a customer's, not a command
+    assert all("連結碼" not in r["messages"][0].get("text", "")
+               for r in fake_line.replies()[replies:])
     post(client, [text(OWNER_LINE, f"店主 {link(owner)}")])
     assert "已連結店家後台" in fake_line.replies()[-1]["messages"][0]["text"]
     assert "已連結：" in owner.get("/admin/alerts").get_data(as_text=True)

@@ -65,6 +65,11 @@ ENGLISH = {"verify", "earn", "void", "staff", "link", "claimed", "unclaim", "own
 POSTBACKS = {"earn_confirm", "staff_help"}
 
 
+def meant(command: str, args: list[str]) -> bool:
+    """店主 / owner is a command only with a code after it: a customer may write the word."""
+    return command != "owner" or normalize_code("".join(args)) is not None
+
+
 def run(session: Session, env: Env, member: Member, worker: Staff | None, command: str,
         args: list[str], lang: str) -> Outcome:
     """Run a staff command typed in `lang` (replies follow the language of the command) for
@@ -72,7 +77,7 @@ def run(session: Session, env: Env, member: Member, worker: Staff | None, comman
     if command == "join":
         return join(session, env, member, args)
     if command == "owner":  # the console's link code: the owner's alerts come to this chat
-        linked = link_chat(session, args[0] if args else "", member, env.now)
+        linked = link_chat(session, "".join(args), member, env.now)
         return Outcome(messages.text(env.render(lang),
                                      "owner_linked" if linked else "owner_link_invalid"))
     ctx = env.render(lang)
