@@ -167,9 +167,16 @@ def test_a_taken_key_or_keyword_and_an_unknown_action_change_nothing(shop):
         as_text=True)
     again = post(manager, action="create", **form(key="other", mode="claim", keyword="冬季"))
     assert "另一個活動已經使用關鍵字「冬季」了" in again.get_data(as_text=True)
+    issued = post(manager, action="create", **form(key="given"))
+    assert issued.status_code == 200
+    opened = post(manager, action="open", campaign="given")  # a forged form: not a claim one
+    assert opened.status_code == 400 and "是直接發放的活動，沒有開放或結束領取" in \
+        opened.get_data(as_text=True)
+    unknown = post(manager, action="send_now", campaign="nope")
+    assert unknown.status_code == 400 and "沒有這個活動" in unknown.get_data(as_text=True)
     odd = post(manager, action="explode", campaign="winter")
     assert odd.status_code == 400 and "看不懂這個表單" in odd.get_data(as_text=True)
-    assert [c.key for c in made(rt)] == ["winter"]
+    assert [(c.key, c.status) for c in made(rt)] == [("winter", "draft"), ("given", "draft")]
 
 
 def test_signed_out_the_page_and_its_count_send_to_sign_in(app):

@@ -28,6 +28,7 @@ from bot.loyalty.errors import (
     CampaignKeywordInvalid,
     CampaignKeywordTaken,
     CampaignNoSchedule,
+    CampaignNotClaim,
     CampaignNotOpen,
     CampaignNotScheduled,
     CampaignSending,
@@ -132,6 +133,8 @@ def set_status(session: Session, campaign: Campaign, status: str, now: dt.dateti
                actor: str = "owner") -> None:
     if campaign.mode == "claim" and status not in ("open", "closed"):
         raise CampaignError(detail="a claim campaign is opened or closed")
+    if campaign.mode == "issue" and status in ("open", "closed"):
+        raise CampaignNotClaim(name=campaign.name)
     campaign.status = status
     audit.record(session, f"campaign.{status}", member_id=None, actor=actor, at=now,
                  campaign=campaign.key)

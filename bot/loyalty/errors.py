@@ -221,6 +221,11 @@ class CampaignNotScheduled(CampaignError):
     en = "Invalid campaign: only a draft issue campaign can be scheduled, not \"{name}\""
 
 
+class CampaignNotClaim(CampaignError):
+    zh = "「{name}」是直接發放的活動，沒有開放或結束領取。"
+    en = "Invalid campaign: \"{name}\" is given, not claimed: it is not opened or closed"
+
+
 class CampaignNoSchedule(CampaignError):
     zh = "「{name}」沒有排定的發送時間。"
     en = "Invalid campaign: \"{name}\" is not scheduled"
