@@ -22,6 +22,8 @@ from bot.line import formatting as fmt
 from bot.line import messages
 from bot.line.formatting import RenderContext
 from bot.loyalty import dashboard as figures
+from bot.loyalty.alerts import current as current_alerts
+from bot.loyalty.alerts import linked_chats
 from bot.loyalty.audiences import (
     active_members,
     birthday_members,
@@ -35,7 +37,7 @@ from bot.loyalty.audiences import (
     winback_members,
     winback_still_due,
 )
-from bot.loyalty.campaigns import issue_campaign_members, mark_campaign_sent
+from bot.loyalty.campaigns import due_campaigns, issue_campaign_members, mark_campaign_sent
 from bot.loyalty.coupons import CouponView, coupon_views, expire_due_coupons, issue_coupons
 from bot.loyalty.errors import CouponWindowClosed
 from bot.loyalty.import_queue import run_waiting
@@ -357,6 +359,31 @@ def send_campaign(rt: JobContext, key: str, now: dt.datetime) -> str:
     return f"{key}: {given} of {len(ids)} members have the coupon; {sent} messages queued"
 
 
+def campaigns(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
+    """Send the campaigns whose scheduled time has come. A second clock, or a run after a
+    crash halfway, sends the same campaign again: send_campaign skips every member who has
+    its coupon, so each is given (and messaged) once; a campaign leaves the list once sent."""
+    with transaction(rt.sessions) as session:
+        keys = due_campaigns(session, now)
+    return "; ".join(send_campaign(rt, key, now) for key in keys) or "no campaign due"
+
+
+def alerts(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
+    """Tell each owner who linked their LINE chat what needs them: one message a shop day
+    at most (its dedupe key), through the outbox, billed like any push. The clock's own
+    health is left out: a clock that runs this has not stopped (the console's banner says
+    when it has)."""
+    with transaction(rt.sessions) as session:
+        found = [(a.kind, a.values) for a in current_alerts(session, rt.program, now)
+                 if not a.kind.startswith("clock")]
+        day = local_date(now, rt.program.timezone).isoformat()
+        pushes = [(member, "owner_alert", f"owner-alert:{account.id}:{day}",
+                   messages.owner_alerts(rt.render(member.language), found))
+                  for account, member in (linked_chats(session) if found else [])]
+        queued = enqueue_many(session, rt.program, pushes, now)
+    return f"{len(found)} alerts; {queued} owners told"
+
+
 def send(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
     """Deliver pending pushes (bot.outbox.sender); a no-op without a LINE channel."""
     if rt.deliver is None:
@@ -376,7 +403,10 @@ def dashboard(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
 
 
 JOBS: dict[str, Job] = {job.name: job for job in (
+    Job("campaigns", {"minute": "*"}, campaigns, "send campaigns whose scheduled time came"),
     Job("send", {"minute": "*"}, send, "deliver queued pushes (quiet hours, budget, retries)"),
+    Job("alerts", {"minute": "*/15"}, alerts,
+        "a LINE message to owners who linked their chat, once a day, when something is wrong"),
     Job("expire", {"hour": 0, "minute": 5}, expire, "expire points and coupons past validity"),
     Job("birthday", {"hour": 9, "minute": 0}, birthday, "birthday coupon and card"),
     Job("expiry-warnings", {"hour": 10, "minute": 0}, expiry_warnings,

@@ -491,6 +491,19 @@ class JobRun(Base):
     last_started_at: Mapped[dt.datetime | None]
     last_completed_at: Mapped[dt.datetime | None]
     last_summary: Mapped[str] = mapped_column(Text, default="")
+    last_failed_at: Mapped[dt.datetime | None]  # a run that raised (the clock kept going)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class WebhookFailure(Base):
+    """An event /callback could not handle (answered 503 for LINE to redeliver, or lost to
+    an error): the owner's alerts count the recent ones."""
+
+    __tablename__ = "webhook_failures"
+
+    id: Id = pk()
+    at: Mapped[dt.datetime] = mapped_column(index=True)
+    reason: Mapped[str] = mapped_column(String(200), default="")
 
 
 class SendHold(Base):
@@ -570,6 +583,8 @@ class Campaign(Base):
     status: Mapped[str] = mapped_column(String(16), default="draft")
     created_at: Mapped[dt.datetime]
     sent_at: Mapped[dt.datetime | None]
+    # a draft issue campaign the clock sends once this time has come (None: not scheduled)
+    scheduled_at: Mapped[dt.datetime | None]
 
 
 class ConsoleAccount(Base):
@@ -585,6 +600,10 @@ class ConsoleAccount(Base):
     password_changed_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime]
     removed_at: Mapped[dt.datetime | None]
+    # the account's own LINE chat (as a member), where the owner's daily alerts go
+    line_member_id: Mapped[int | None] = ref("members.id", nullable=True)
+    line_link_code: Mapped[str | None] = mapped_column(String(16), unique=True)
+    line_link_expires_at: Mapped[dt.datetime | None]
 
 
 class ConsoleSession(Base):

@@ -15,7 +15,9 @@ from apscheduler.triggers.cron import CronTrigger
 from bot import simulator
 from bot.bootstrap import Runtime, build
 from bot.config import Config, ConfigError
+from bot.db import db_error, transaction
 from bot.jobs import JOBS, Job, run_job
+from bot.loyalty.job_runs import fail_run
 from bot.loyalty.timeutil import utcnow
 from bot.program import ProgramError
 
@@ -28,8 +30,13 @@ def run_safely(runtime: Runtime, job: Job) -> None:
     try:
         with runtime.pinned():
             run_job(runtime.jobs(), job, utcnow())
-    except Exception:  # one failing run must not stop the clock; the next run catches up
+    except Exception as exc:  # one failing run must not stop the clock; the next run catches up
         log.exception("job %s failed", job.name)
+        try:  # for the owner's alerts; a database that is down cannot take it, and says so
+            with transaction(runtime.sessions) as session:
+                fail_run(session, job.name, utcnow(), f"{type(exc).__name__}: {exc}")
+        except Exception as again:
+            log.error("job %s: its failure could not be recorded: %s", job.name, db_error(again))
 
 
 def main() -> None:

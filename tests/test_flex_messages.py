@@ -62,6 +62,9 @@ def normal(program: Program, lang: str) -> Iterator[tuple[str, list[dict]]]:
     yield "birthday_confirm", m.birthday_confirm(ctx, dt.date(1990, 5, 17))
     yield "help_text", m.help_text(ctx)
     yield "privacy_notice", m.privacy_notice(ctx)
+    yield "owner_alerts", m.owner_alerts(ctx, [
+        ("allowance", {"percent": 92, "sent": 2760, "allowance": 3000}),
+        ("webhooks", {"count": 3, "reason": "x"}), ("job_failed", {"job": "tags", "error": "x"})])
     yield "rules opted out", m.rules(ctx, True)
     for faq in program.faq:
         yield "faq_answer", m.faq_answer(ctx, faq)
@@ -128,6 +131,8 @@ def extreme(program: Program, lang: str) -> Iterator[tuple[str, list[dict]]]:
     yield "privacy_notice", m.privacy_notice(context(dataclasses.replace(
         program, privacy_notice=LONG_TITLE * 40, privacy_notice_en=LONG_TITLE_EN * 40), lang))
     yield "faq_answer", m.faq_answer(context(chatty, lang), chatty.faq[0])
+    yield "owner_alerts", m.owner_alerts(context(program, lang), [  # every job failing
+        ("job_failed", {"job": "expiry-warnings", "error": ""})] * 200)
     yield "tier_news", m.tier_news(context(many_tiers, lang), many_tiers.tiers[-1], True)
     yield "error", m.error(ctx, CapReached(title=local_title * 40))
 

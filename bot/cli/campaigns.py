@@ -8,12 +8,11 @@ from flask.cli import AppGroup
 from bot.cli.common import ctx, fail
 from bot.db import transaction
 from bot.jobs import send_campaign
-from bot.line.client import LineClient
 from bot.loyalty import campaigns, segments
 from bot.loyalty.errors import LoyaltyError
 from bot.loyalty.members import find_by_code
 from bot.loyalty.timeutil import utcnow
-from bot.outbox.sender import month_sent
+from bot.outbox.budget import month_budget
 
 
 @click.group("tags", cls=AppGroup)
@@ -112,19 +111,10 @@ def send(key: str, dry_run: bool) -> None:
 def _budget(pushes: int) -> str:
     """What those pushes mean against this month's budget and LINE's free quota."""
     state = ctx()
-    program, parts = state.program, []
-    if program.allowance is not None:
-        with state.sessions() as session:
-            left = program.allowance - month_sent(session, program, utcnow())
-        parts.append(f"{left:,} left in this month's allowance, the last "
-                     f"{program.reserve:,} kept for receipts and expiry warnings")
-    if state.config.line_configured:
-        quota = LineClient(state.config).pushes_left()
-        parts.append("LINE quota unlimited or unknown" if quota is None
-                     else f"{quota:,} left in LINE's free quota")
-    if not parts:
-        parts.append("no budget set")
-    return "; ".join(parts) if pushes else "no pushes"
+    with state.sessions() as session:
+        figures = month_budget(session, state.program, utcnow(), state.line.pushes_left
+                               if state.config.line_configured else None)
+    return figures.describe(pushes)
 
 
 @campaign_group.command("open")

@@ -75,7 +75,8 @@ def on_unfollow(session: Session, env: Env, event: Any) -> Outcome:
 def on_message(session: Session, env: Env, event: Any) -> Outcome:
     text = getattr(event.message, "text", None)
     words = normalize(text).split() if text is not None else []
-    if words and (command := staff.COMMANDS.get(words[0].lower())):
+    if words and (command := staff.COMMANDS.get(words[0].lower())) \
+            and staff.meant(command, words[1:]):
         lang = "en" if words[0].lower() in staff.ENGLISH else "zh-TW"
         member, worker = sender(session, env.user_id)  # one statement for both
         if member is None:

@@ -366,6 +366,21 @@ def text(ctx: RenderContext, key: str, **fields: Any) -> Messages:
     return [{"type": "text", "text": clip(s(f"text.{key}", **shown), MAX_TEXT)}]
 
 
+def owner_alerts(ctx: RenderContext, alerts: list[tuple[str, dict[str, Any]]]) -> Messages:
+    """The owner's daily alert message: a title, one line per (kind, values), a pointer to
+    the console."""
+    s = ctx.strings
+
+    def shown(key: str, value: Any) -> Any:
+        if key == "job":  # a job's name in the reader's words
+            return s(f"alert.job.{value}")
+        return s.number(value) if isinstance(value, int) else value
+    lines = [s("alert.line", text=s(f"alert.{kind}", **{k: shown(k, v) for k, v in values.items()}))
+             for kind, values in alerts]
+    text = "\n".join([s("alert.title"), *lines, s("alert.more")])
+    return [{"type": "text", "text": clip(text, MAX_TEXT)}]
+
+
 def birthday_confirm(ctx: RenderContext, day: dt.date) -> Messages:
     """The date picked, to confirm before it is saved (it can be set once): yes, pick
     another day, or cancel, as quick replies."""

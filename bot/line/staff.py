@@ -19,6 +19,7 @@ from bot.line.context import Env, Outcome
 from bot.line.flex import clip
 from bot.line.limits import MAX_TEXT
 from bot.line.messages import RenderContext
+from bot.loyalty.alerts import link_chat
 from bot.loyalty.claims import ClaimView, cancel_claim, claim_view, make_claim
 from bot.loyalty.codes import format_code, normalize_code
 from bot.loyalty.coupons import (
@@ -59,9 +60,14 @@ from bot.outbox import coupon_used_key, linked_key, receipt_key, tell, tell_late
 COMMANDS = {"核銷": "verify", "verify": "verify", "集點": "earn", "earn": "earn",
             "撤銷": "void", "void": "void", "員工": "join", "staff": "join",
             "綁定": "link", "link": "link", "領取查詢": "claimed", "claimed": "claimed",
-            "取消領取": "unclaim", "unclaim": "unclaim"}
-ENGLISH = {"verify", "earn", "void", "staff", "link", "claimed", "unclaim"}
+            "取消領取": "unclaim", "unclaim": "unclaim", "店主": "owner", "owner": "owner"}
+ENGLISH = {"verify", "earn", "void", "staff", "link", "claimed", "unclaim", "owner"}
 POSTBACKS = {"earn_confirm", "staff_help"}
+
+
+def meant(command: str, args: list[str]) -> bool:
+    """店主 / owner is a command only with a code after it: a customer may write the word."""
+    return command != "owner" or normalize_code("".join(args)) is not None
 
 
 def run(session: Session, env: Env, member: Member, worker: Staff | None, command: str,
@@ -70,6 +76,10 @@ def run(session: Session, env: Env, member: Member, worker: Staff | None, comman
     the sender, `worker` if they are active staff."""
     if command == "join":
         return join(session, env, member, args)
+    if command == "owner":  # the console's link code: the owner's alerts come to this chat
+        linked = link_chat(session, "".join(args), member, env.now)
+        return Outcome(messages.text(env.render(lang),
+                                     "owner_linked" if linked else "owner_link_invalid"))
     ctx = env.render(lang)
     if worker is None:
         return Outcome(messages.text(env.render(member.language), "staff_only"))

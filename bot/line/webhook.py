@@ -28,6 +28,7 @@ from bot.db import db_error, transaction
 from bot.line.client import LineClient, SendResult
 from bot.line.handlers import HANDLERS, OUTSIDE_CHATS, Env, outside_chat, prefetch
 from bot.line.limits import MessageLimitError
+from bot.loyalty.alerts import record_webhook_failure
 from bot.loyalty.idempotency import claim_event
 from bot.loyalty.timeutil import utcnow
 from bot.outbox import MESSAGES_MAX, deliver_queued, queued_in
@@ -69,19 +70,34 @@ def callback() -> tuple[str, int]:
         return "body is not JSON", 400
     if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
         return "not a LINE webhook body", 400
-    retry = False
+    retry, failed = False, []
     for raw in payload["events"]:
         try:
             handle_event(state, raw)
         except Retry as exc:
             retry = True
+            failed.append(f"redelivered: {db_error(exc.__cause__)}")
             log.warning("event failed, LINE will redeliver it: %s: %s", _summary(raw),
                         db_error(exc.__cause__))
-        except Exception:  # one failing event must not lose the others
+        except Exception as exc:  # one failing event must not lose the others
+            failed.append(f"lost: {type(exc).__name__}: {exc}")
             log.exception("event failed: %s", _summary(raw))
+    if failed:
+        _record_failures(state, failed)
     if retry:
         return "temporarily unavailable, please redeliver", 503
     return "OK", 200
+
+
+def _record_failures(state: Runtime, reasons: list[str]) -> None:
+    """Keep the failures for the owner's alerts, if the database takes them (when it is the
+    database that failed, it may not: the log has them, /healthz says the database is down)."""
+    try:
+        with transaction(state.webhook_sessions) as session:
+            for reason in reasons:
+                record_webhook_failure(session, utcnow(), reason)
+    except Exception as exc:
+        log.warning("webhook failures not recorded: %s", db_error(exc))
 
 
 def handle_event(state: Runtime, raw: Any) -> None:

@@ -20,13 +20,24 @@ from bot.loyalty.audiences import may_market
 from bot.loyalty.coupons import issue_coupon
 from bot.loyalty.errors import (
     AlreadyClaimed,
+    CampaignCapInvalid,
     CampaignError,
     CampaignFull,
+    CampaignKeyInvalid,
+    CampaignKeyTaken,
+    CampaignKeywordInvalid,
+    CampaignKeywordTaken,
+    CampaignNoSchedule,
+    CampaignNotClaim,
     CampaignNotOpen,
+    CampaignNotScheduled,
+    CampaignSending,
+    CampaignTimePassed,
     NotInSegment,
     UnknownCampaign,
 )
 from bot.loyalty.ledger import lock_member
+from bot.loyalty.report import coupons_by_reason
 from bot.loyalty.segments import needs_automatic_tags, refresh_automatic_tags, segment_filter
 from bot.models import Campaign, Coupon, Member
 from bot.program import Program
@@ -47,34 +58,34 @@ def keyword_of(text: str) -> str:
 def create_campaign(session: Session, program: Program, key: str, *, template: str,
                     now: dt.datetime, name: str = "", segment: str = "",
                     keyword: str | None = None, cap: int | None = None,
-                    push: bool = False) -> Campaign:
+                    push: bool = False, actor: str = "owner") -> Campaign:
     """A draft campaign; with a keyword (or a cap) it is a claim campaign."""
     if not KEY.fullmatch(key or ""):
-        raise CampaignError(detail=f"{key!r}: a key is lower-case letters, digits, _ and -")
+        raise CampaignKeyInvalid(key=key)
     if template not in program.coupons:
         raise CampaignError(detail=f"no coupon template {template!r}; the program has: "
                                    f"{', '.join(program.coupons)}")
     if session.scalar(select(Campaign.id).where(Campaign.key == key)) is not None:
-        raise CampaignError(detail=f"a campaign {key!r} exists already")
+        raise CampaignKeyTaken(key=key)
     if needs_automatic_tags(session, segment):  # a fresh database: the tags job never ran
         refresh_automatic_tags(session, program, now)
     segment_filter(session, segment)  # refuse a segment that cannot be read, now
     claim = keyword is not None or cap is not None
     if cap is not None and cap < 1:
-        raise CampaignError(detail="the cap must be at least 1")
+        raise CampaignCapInvalid()
     if keyword is not None:
         keyword = keyword_of(keyword)
         if not keyword or len(keyword) > 64 or " " in keyword:
-            raise CampaignError(detail="the keyword is one word of up to 64 characters")
+            raise CampaignKeywordInvalid()
         if session.scalar(select(Campaign.id).where(Campaign.keyword == keyword)):
-            raise CampaignError(detail=f"another campaign uses the keyword {keyword!r}")
+            raise CampaignKeywordTaken(keyword=keyword)
     title = program.coupons[template].title
     campaign = Campaign(key=key, name=name.strip() or title, template=template,
                         segment=segment.strip(), mode="claim" if claim else "issue",
                         keyword=keyword, cap=cap, push=push, created_at=now)
     session.add(campaign)
     session.flush()
-    audit.record(session, "campaign.create", member_id=None, actor="owner", at=now,
+    audit.record(session, "campaign.create", member_id=None, actor=actor, at=now,
                  campaign=key, template=template, segment=segment, mode=campaign.mode)
     return campaign
 
@@ -113,11 +124,19 @@ def reach(session: Session, campaign: Campaign) -> Reach:
     return Reach(members, pushes)
 
 
-def set_status(session: Session, campaign: Campaign, status: str, now: dt.datetime) -> None:
+def would_reach(session: Session, *, segment: str, mode: str, push: bool) -> Reach:
+    """What a campaign not made yet would reach (the console's count as its form changes)."""
+    return reach(session, Campaign(segment=segment, mode=mode, push=push))
+
+
+def set_status(session: Session, campaign: Campaign, status: str, now: dt.datetime, *,
+               actor: str = "owner") -> None:
     if campaign.mode == "claim" and status not in ("open", "closed"):
         raise CampaignError(detail="a claim campaign is opened or closed")
+    if campaign.mode == "issue" and status in ("open", "closed"):
+        raise CampaignNotClaim(name=campaign.name)
     campaign.status = status
-    audit.record(session, f"campaign.{status}", member_id=None, actor="owner", at=now,
+    audit.record(session, f"campaign.{status}", member_id=None, actor=actor, at=now,
                  campaign=campaign.key)
 
 
@@ -162,3 +181,65 @@ def mark_campaign_sent(session: Session, key: str, now: dt.datetime) -> None:
     if campaign.status == "draft":
         campaign.status, campaign.sent_at = "sent", now
     session.flush()
+
+
+def schedule(session: Session, key: str, at: dt.datetime, now: dt.datetime, *,
+             actor: str) -> Campaign:
+    """The clock sends draft issue campaign `key` once `at` has come (`at` = `now`: at its
+    next minute). A new time replaces the old one until the old one has come."""
+    campaign = find_campaign(session, key, lock=True)
+    if campaign.mode != "issue" or campaign.status != "draft":
+        raise CampaignNotScheduled(name=campaign.name)
+    if campaign.scheduled_at is not None and campaign.scheduled_at <= now:
+        raise CampaignSending(name=campaign.name)
+    if at < now:
+        raise CampaignTimePassed(when=at.isoformat(timespec="minutes"))
+    campaign.scheduled_at = at
+    audit.record(session, "campaign.schedule", member_id=None, actor=actor, at=now,
+                 campaign=key, scheduled_at=at.isoformat())
+    return campaign
+
+
+def cancel_schedule(session: Session, key: str, now: dt.datetime, *, actor: str) -> Campaign:
+    """Take back a campaign's schedule before its time; once the time has come the clock is
+    sending it (CampaignSending). The row lock orders this against the clock's pick."""
+    campaign = find_campaign(session, key, lock=True)
+    if campaign.status != "draft" or campaign.scheduled_at is None:
+        raise CampaignNoSchedule(name=campaign.name)
+    if campaign.scheduled_at <= now:
+        raise CampaignSending(name=campaign.name)
+    audit.record(session, "campaign.unschedule", member_id=None, actor=actor, at=now,
+                 campaign=key, scheduled_at=campaign.scheduled_at.isoformat())
+    campaign.scheduled_at = None
+    return campaign
+
+
+def due_campaigns(session: Session, now: dt.datetime) -> list[str]:
+    """Keys of the draft issue campaigns whose time has come, earliest first (locked, so a
+    cancel waits for this transaction and then finds the time passed)."""
+    return list(session.scalars(
+        select(Campaign.key).where(Campaign.mode == "issue", Campaign.status == "draft",
+                                   Campaign.scheduled_at <= now)
+        .order_by(Campaign.scheduled_at, Campaign.id).with_for_update()))
+
+
+@dataclass(frozen=True)
+class Results:
+    issued: int  # coupons given
+    claimed: int | None  # a claim campaign's claims (None: an issue campaign)
+    redeemed: int  # of them, used (voids not counted)
+    orders: int  # purchases those redemptions were part of
+    revenue: int  # their amounts, net of refunds
+
+
+EVER = (dt.datetime(1970, 1, 1, tzinfo=dt.UTC), dt.datetime(9999, 1, 1, tzinfo=dt.UTC))
+
+
+def results(session: Session, listed: list[Campaign]) -> dict[str, Results]:
+    """Each campaign's figures so far, by key: the report's coupon figures for its coupons
+    (reason `campaign:<key>`), over all time."""
+    rows = coupons_by_reason(session, [f"campaign:{c.key}" for c in listed], *EVER)
+    return {c.key: Results(issued=row.issued, redeemed=row.redeemed,
+                           claimed=c.claimed if c.mode == "claim" else None,
+                           orders=row.attributed_orders, revenue=row.attributed_revenue)
+            for c, row in zip(listed, rows.values(), strict=True)}

@@ -212,6 +212,56 @@ class CampaignError(LoyaltyError):
     en = "Invalid campaign: {detail}"
 
 
+class CampaignKeyInvalid(CampaignError):
+    zh = "活動代號只能用小寫英文字母、數字、_ 和 -（最多 64 個字）：「{key}」不行。"
+    en = "Invalid campaign: '{key}': a key is lower-case letters, digits, _ and -"
+
+
+class CampaignKeyTaken(CampaignError):
+    zh = "已經有代號「{key}」的活動了，請換一個代號。"
+    en = "Invalid campaign: a campaign '{key}' exists already"
+
+
+class CampaignKeywordInvalid(CampaignError):
+    zh = "領取關鍵字是一個詞（不含空白），最多 64 個字。"
+    en = "Invalid campaign: the keyword is one word of up to 64 characters"
+
+
+class CampaignKeywordTaken(CampaignError):
+    zh = "另一個活動已經使用關鍵字「{keyword}」了。"
+    en = "Invalid campaign: another campaign uses the keyword '{keyword}'"
+
+
+class CampaignCapInvalid(CampaignError):
+    zh = "領取上限至少要 1 張。"
+    en = "Invalid campaign: the cap must be at least 1"
+
+
+class CampaignNotScheduled(CampaignError):
+    zh = "「{name}」只有尚未發送的發券活動可以安排發送時間。"
+    en = "Invalid campaign: only a draft issue campaign can be scheduled, not \"{name}\""
+
+
+class CampaignNotClaim(CampaignError):
+    zh = "「{name}」是直接發放的活動，沒有開放或結束領取。"
+    en = "Invalid campaign: \"{name}\" is given, not claimed: it is not opened or closed"
+
+
+class CampaignNoSchedule(CampaignError):
+    zh = "「{name}」沒有排定的發送時間。"
+    en = "Invalid campaign: \"{name}\" is not scheduled"
+
+
+class CampaignTimePassed(CampaignError):
+    zh = "發送時間 {when} 已經過了，請選一個未來的時間。"
+    en = "Invalid campaign: {when} has passed; choose a time to come"
+
+
+class CampaignSending(CampaignError):
+    zh = "「{name}」的發送時間已到，排程正在發送，無法取消。"
+    en = "Invalid campaign: \"{name}\" is due and being sent; it cannot be cancelled"
+
+
 class UnknownCampaign(LoyaltyError):
     code = "not_found"
     zh = "沒有這個活動。"

@@ -48,3 +48,12 @@ def finish_run(session: Session, name: str, now: dt.datetime, summary: str) -> N
         row.last_completed_at = now
     row.last_summary = summary[:1000]
     session.flush()
+
+
+def fail_run(session: Session, name: str, now: dt.datetime, error: str) -> None:
+    """Record that a run of job `name` raised at `now` (the owner's alerts show it until the
+    job completes again)."""
+    row = session.get(JobRun, name) or JobRun(name=name)
+    row.last_failed_at, row.last_error = now, error[:1000]
+    session.add(row)
+    session.flush()

@@ -621,6 +621,15 @@ def _coupons(session: Session, program: Program, start: dt.datetime, end: dt.dat
                        campaigns=campaigns)
 
 
+def coupons_by_reason(session: Session, reasons: Iterable[str], start: dt.datetime,
+                      end: dt.datetime) -> dict[str, CouponRow]:
+    """The report's coupon figures (issued, redeemed, attributed orders and revenue) for each
+    of these reasons (`campaign:<key>` for a campaign's coupons); a reason without any
+    coupon gets zeros."""
+    found = _coupon_figures(session, Coupon.reason, start, end)
+    return {r: _coupon_row(r, r, found.get(r, [0] * 5)) for r in reasons}
+
+
 def _points(session: Session, program: Program, start: dt.datetime, end: dt.datetime,
             now: dt.datetime) -> PointStats:
     kind, points = PointEntry.kind, PointEntry.points

@@ -30,12 +30,14 @@ from bot.program import Program
 
 log = logging.getLogger("bot.sender")
 # Lower goes first when pushes are scarce: receipts and confirmations, then warnings ...
-PRIORITY = {"receipt": 0, "coupon_used": 0, "expiry_warning": 1, "birthday": 2, "tier": 2,
-            "nudge": 3, "winback": 4, "campaign": 5}
+PRIORITY = {"receipt": 0, "coupon_used": 0, "owner_alert": 0, "expiry_warning": 1,
+            "birthday": 2, "tier": 2, "nudge": 3, "winback": 4, "campaign": 5}
 # these wait out quiet hours
-SCHEDULED = {"expiry_warning", "birthday", "tier", "nudge", "winback", "campaign"}
-# these may use the month's last messages (the reserve); the others leave them
-ESSENTIAL = {"receipt", "coupon_used", "expiry_warning"}
+SCHEDULED = {"expiry_warning", "birthday", "tier", "nudge", "winback", "campaign",
+             "owner_alert"}
+# these may use the month's last messages (the reserve); the others leave them (an owner's
+# alert may say the allowance is nearly used: it must not wait for a month that ran out)
+ESSENTIAL = {"receipt", "coupon_used", "expiry_warning", "owner_alert"}
 # marketing: a member gets at most [messaging] marketing_per_day / _per_week pushes of these
 MARKETING = ("nudge", "winback", "campaign")
 BATCH = 1000  # pending rows looked at together

@@ -53,3 +53,29 @@
     if (tooLarge()) { warning.hidden = false; event.preventDefault(); }
   });
 }());
+
+/* The campaigns page: whom the new campaign reaches and what it costs, counted by the
+   server (the same figures as the count button) as the form changes. */
+(function () {
+  "use strict";
+  var form = document.querySelector("form[data-reach-url]");
+  if (!form || !window.fetch) { return; }
+  var shown = form.querySelector("[data-reach]"), timer = null, asked = 0;
+  function count() {
+    var params = new URLSearchParams(new FormData(form));
+    params.delete("csrf_token");
+    var mine = ++asked;
+    fetch(form.dataset.reachUrl + "?" + params.toString(), { credentials: "same-origin" })
+      .then(function (answer) { return answer.json(); })
+      .then(function (data) {
+        if (mine !== asked) { return; }  // a later count is on its way
+        shown.textContent = data.error || data.text;
+        shown.classList.toggle("error", Boolean(data.error));
+      })
+      .catch(function () { /* the count button still works */ });
+  }
+  function soon() { clearTimeout(timer); timer = setTimeout(count, 250); }
+  form.addEventListener("change", soon);
+  form.addEventListener("input", soon);
+  count();
+}());
