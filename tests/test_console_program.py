@@ -210,3 +210,87 @@ def test_only_the_card_preview_pages_allow_inline_styles_and_none_allows_inline_
     card = browser.get("/admin/program/coupons/nt50").headers["Content-Security-Policy"]
     assert "unsafe-inline" not in plain
     assert "style-src 'self' 'unsafe-inline'" in card and "script-src 'self';" in card
+
+
+# -- the settings, rewards and stamp card forms ----------------------------------------------
+def form_values(page: str) -> dict[str, str]:
+    """The values a browser would send back from a page's first editing form, unchanged."""
+    form = page[page.index('<form method="post" class="stack">'):]
+    form = form[:form.index("</form>")]
+    values = {}
+    for name, value in re.findall(r'<input (?:type="(?:hidden|date)" )?name="([^"]+)"'
+                                  r'[^>]*?value="([^"]*)"', form):
+        values[name] = html.unescape(value)
+    for name in re.findall(r'<input type="checkbox" name="([^"]+)" value="1" checked>', form):
+        values[name] = "1"
+    for name, body in re.findall(r'<select name="([^"]+)">(.*?)</select>', form, re.S):
+        chosen = re.search(r'<option value="([^"]*)" selected>', body)
+        values[name] = chosen.group(1) if chosen else ""
+    values.pop("csrf_token", None)
+    return values
+
+
+def test_every_settings_form_sent_back_unchanged_changes_nothing(app, browser):
+    from bot.console.program import SETTINGS
+
+    owner(browser)
+    for section in SETTINGS:
+        path = f"/admin/program/settings/{section}"
+        answer = review(browser, path, **form_values(browser.get(path).get_data(as_text=True)))
+        assert answer.status_code == 200, (section, answer.get_data(as_text=True)[-800:])
+        assert "<li>no change</li>" in answer.get_data(as_text=True), section
+    for path in ("/admin/program/rewards", "/admin/program/stamps"):
+        answer = review(browser, path, **form_values(browser.get(path).get_data(as_text=True)))
+        assert "<li>no change</li>" in answer.get_data(as_text=True), path
+
+
+def test_a_settings_form_changes_its_section_and_names_a_mistake(app, browser):
+    owner(browser)
+    path = "/admin/program/settings/expiry"
+    values = form_values(browser.get(path).get_data(as_text=True))
+    assert values == {"base": "1", "mode": "lot", "months": "12", "end_of_month": "1"}
+    wrong = review(browser, path, **{**values, "months": "0"})
+    assert wrong.status_code == 400 and "expiry.months" in wrong.get_data(as_text=True)
+    longer = review(browser, path, **{**values, "months": "18"})
+    assert "expiry.months: 12 -&gt; 18" in longer.get_data(as_text=True)
+    assert save(browser, longer.get_data(as_text=True)).status_code == 302
+    assert live(app).expiry_months == 18
+    staff = form_values(browser.get("/admin/program/settings/staff").get_data(as_text=True))
+    answer = review(browser, "/admin/program/settings/staff",
+                    **{**staff, "confirm_above": "5,000"})
+    assert "staff.confirm_above: 3000 -&gt; 5000" in answer.get_data(as_text=True)
+    assert browser.get("/admin/program/settings/nope").status_code == 404
+
+
+def test_a_reward_is_added_and_one_made_dearer_waits_out_the_notice(app, browser):
+    owner(browser)
+    values = form_values(browser.get("/admin/program/rewards").get_data(as_text=True))
+    assert values["r0-key"] == "nt50" and values["rows"] == "4"
+    values.update({"r3-key": "drink", "r3-coupon": "free_drink", "r3-points": "300"})
+    added = review(browser, "/admin/program/rewards", **values)
+    assert "rewards[drink].points: added (300)" in added.get_data(as_text=True)
+    assert save(browser, added.get_data(as_text=True)).status_code == 302
+    assert live(app).reward("drink").points == 300
+
+    values = form_values(browser.get("/admin/program/rewards").get_data(as_text=True))
+    dearer = review(browser, "/admin/program/rewards", **{**values, "r0-points": "120"})
+    page = dearer.get_data(as_text=True)
+    assert "這項修改會減少會員的權益" in page and "需要 120 點（現在 100 點）" in page
+    assert save(browser, page).status_code == 302
+    assert live(app).reward("nt50").points == 100 and live(app).coming
+
+
+def test_the_stamp_card_form_moves_a_milestone_for_new_cards(app, browser):
+    owner(browser)
+    values = form_values(browser.get("/admin/program/stamps").get_data(as_text=True))
+    assert (values["goal"], values["m0-at"], values["m0-reward"]) == ("10", "5", "pct10")
+    answer = review(browser, "/admin/program/stamps",
+                    **{**values, "m0-at": "4", "m1-at": "8", "m1-reward": "nt50"})
+    page = answer.get_data(as_text=True)
+    assert "stamps.milestones[0].at: 5 -&gt; 4" in page
+    assert "stamps.milestones[1].reward: added (&#39;nt50&#39;)" in page
+    assert save(browser, page).status_code == 302
+    assert [(m.at, m.reward) for m in live(app).stamps.milestones] == [(4, "pct10"),
+                                                                       (8, "nt50")]
+    bad = review(browser, "/admin/program/stamps", **{**values, "m0-at": "12"})
+    assert bad.status_code == 400 and "stamps.milestones[0].at" in bad.get_data(as_text=True)

@@ -34,6 +34,8 @@ COUPON_NUMBERS = ("amount", "percent", "max_discount", "min_spend", "valid_days"
 COUPON_TEXTS = ("title", "title_en", "gift", "gift_en")
 COUPON_DATES = ("valid_from", "valid_until")
 TEMPLATE_KEY = re.compile(r"[a-z0-9_]{1,40}")
+SETTINGS = ("expiry", "tier_rules", "welcome", "birthday", "winback", "reminders", "messaging",
+            "staff", "claims", "changes")  # the sections bot.console.program_settings edits
 MAX_PROGRAM = 200_000  # characters of TOML: far above any real program
 FLEX_CSS = Path(flex_html.__file__).parent / "static" / "flex.css"  # the simulator's card look
 
@@ -58,7 +60,8 @@ def program_page() -> Any:
             saved.effective_at <= g.now) else g.t["program_saved_later"].format(
             version=saved.number,
             date=saved.effective_at.astimezone(program.timezone).strftime("%Y/%m/%d %H:%M"))
-    return page("program.html", history=history, program=program, notice=notice)
+    return page("program.html", history=history, program=program, notice=notice,
+                settings=SETTINGS)
 
 
 @bp.get("/program/flex.css")
