@@ -77,6 +77,10 @@ class Member(Base):
         # (migration 0015, which qualifies the operator class with pg_trgm's schema)
         Index("ix_members_display_name_trgm", "display_name", postgresql_using="gin",
               postgresql_ops={"display_name": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
+        # ... and names of one or two characters, which hold no trigram: each name's
+        # characters and pairs of characters (migration 0018 makes the function)
+        Index("ix_members_display_name_grams", text("name_grams(display_name)"),
+              postgresql_using="gin").ddl_if(dialect="postgresql"),
         # the dashboard's daily figures (migration 0018): joins by time, and the few members
         # who are not active (blocked, merged, erased) for the dormant count
         Index("ix_members_joined_at", "joined_at"),

@@ -1,4 +1,4 @@
-"""console dashboard: daily figures kept by the clock, instead of one period's snapshot
+"""console: daily figures kept by the clock, instead of one period's snapshot; short names
 
 Revision ID: 0018
 Revises: 0017
@@ -7,6 +7,11 @@ Create Date: 2026-12-07 09:00:00
 The dashboard composes any period from per-day figures (bot.loyalty.daily); the indexes
 on the source tables' times let the clock job re-count only the days and members that
 changed since its last run.
+
+On PostgreSQL, names of one or two characters (a Chinese given name) hold no trigram for
+the pg_trgm index of 0015, so such a search read the whole members table. A GIN index on
+each name's characters and pairs of characters (lower case), `name_grams(display_name)`,
+finds them instead; the search keeps its ILIKE as the exact test.
 """
 
 import sqlalchemy as sa
@@ -31,6 +36,16 @@ INDEXES = (
     ('ix_audit_log_at', 'audit_log', ['at'], None),
     ('ix_outbox_sent_at', 'outbox', ['sent_at'], None),
 )
+
+
+GRAMS = 'ix_members_display_name_grams'
+GRAMS_FUNCTION = """
+CREATE OR REPLACE FUNCTION name_grams(name text) RETURNS text[]
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT coalesce(array_agg(DISTINCT lower(substr(name, i, n))), '{}')
+    FROM generate_series(1, char_length(name)) AS i, (VALUES (1), (2)) AS size(n)
+    WHERE i + n - 1 <= char_length(name)
+$$"""
 
 
 def _count(name: str) -> sa.Column:
@@ -77,9 +92,15 @@ def upgrade() -> None:
         partial = {} if where is None else {'sqlite_where': sa.text(where),
                                             'postgresql_where': sa.text(where)}
         op.create_index(name, table, columns, **partial)
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute(GRAMS_FUNCTION)
+        op.execute(f'CREATE INDEX {GRAMS} ON members USING gin (name_grams(display_name))')
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute(f'DROP INDEX IF EXISTS {GRAMS}')
+        op.execute('DROP FUNCTION IF EXISTS name_grams(text)')
     for name, table, _, _ in INDEXES:
         op.drop_index(name, table_name=table)
     for table in ('daily_state', 'member_days', 'daily_cards', 'daily_coupons', 'daily_joins',
