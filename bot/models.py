@@ -695,7 +695,9 @@ class MemberDay(Base):
     cycle, dormant, new and returning per week) sums over a range of days."""
 
     __tablename__ = "member_days"
-    __table_args__ = (Index("ix_member_days_day", "day"),)
+    __table_args__ = (Index("ix_member_days_day", "day"),
+                      Index("ix_member_days_prev_day", "prev_day"),
+                      Index("ix_member_days_next_day", "next_day"))
 
     member_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
                                            primary_key=True)
@@ -705,6 +707,36 @@ class MemberDay(Base):
     prev_day: Mapped[int | None] = mapped_column(Integer)
     next_day: Mapped[int | None] = mapped_column(Integer)
     first_day: Mapped[int] = mapped_column(Integer)  # the member's first purchase day ever
+
+
+class VisitDays(Base):
+    """Per local day, of the member_days rows on it: how many, how many are a member's first
+    purchase day ever, or their first of the week after buying before it, and how many had
+    one purchase."""
+
+    __tablename__ = "visit_days"
+
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    visits: Mapped[int] = mapped_column(Integer, default=0)
+    firsts: Mapped[int] = mapped_column(Integer, default=0)
+    week_returning: Mapped[int] = mapped_column(Integer, default=0)
+    ones: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class VisitPairs(Base):
+    """Pairs of a member's purchase days, counted by the local weeks of the two days (days
+    since 1970-01-01 plus 3, over 7): `all` a day and the one before (every gap), and for
+    days with one purchase `one_pd` the day and the one before, `one_dq` the day and the
+    one after, `one_pq` the ones before and after. How many pairs fall inside a period is
+    then a sum over whole weeks plus the rows of the few days at its edges."""
+
+    __tablename__ = "visit_pairs"
+
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    x_week: Mapped[int] = mapped_column(Integer, primary_key=True)
+    y_week: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pairs: Mapped[int] = mapped_column(Integer, default=0)
+    days: Mapped[int] = mapped_column(BigInteger, default=0)  # the sum of y - x
 
 
 class DailyState(Base):

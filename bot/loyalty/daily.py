@@ -9,8 +9,10 @@ Each run re-counts only what may have changed since the previous one:
 - every day of each member whose purchases changed since (bought, refunded, a claim code
   taken, merged, erased: anything with a purchase, a refund or an audit row) into
   `member_days`;
-- all members' join days by their status now (`daily_joins`), and the stock figures of
-  the moment (members per tier, points outstanding): one pass over the members table.
+- the join days of members who joined, left, came back, were merged or erased since
+  (`daily_joins`: members per join day by their status now);
+- the stock figures of the moment (members per tier, points outstanding): one pass over
+  the members table.
 
 "Since" is both: rows whose id is above the last id the previous run saw (a purchase
 recorded with an earlier time is caught), and rows whose time is within MARGIN of the
@@ -26,7 +28,9 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Select, case, delete, func, insert, or_, select, union
+from sqlalchemy import Select, and_, case, delete, func, insert, or_, select, union
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from bot.loyalty.audiences import counted
@@ -49,13 +53,15 @@ from bot.models import (
     Refund,
     Stamp,
     StampCard,
+    VisitDays,
+    VisitPairs,
 )
 from bot.program import Program
 
 NAME = "default"
 EPOCH = dt.date(1970, 1, 1)
 MARGIN = dt.timedelta(minutes=10)  # longer than any transaction that writes these rows
-MARKED = {"purchases": Purchase, "refunds": Refund, "coupons": Coupon,
+MARKED = {"members": Member, "purchases": Purchase, "refunds": Refund, "coupons": Coupon,
           "redemptions": Redemption, "stamps": Stamp, "stamp_cards": StampCard,
           "audit_log": AuditLog}
 
@@ -78,15 +84,15 @@ def refresh(session: Session, program: Program, now: dt.datetime, *, full: bool 
              for name, model in MARKED.items()}
     tz = program.timezone
     if full:
-        days = _all_days(session, program, now)
-        members = None
+        days, joins, members = _all_days(session, program, now), None, None
     else:
         since, seen = state.computed_at - MARGIN, state.marks
         days = _changed_days(session, program, since, seen)
+        joins = _changed_joins(session, program, since, seen)
         members = _changed_members(since, seen)
-    _recount_days(session, program, days)
+    _recount_days(session, program, days, full=full)
+    _recount_joins(session, program, joins, now)
     _recount_members(session, program, members, now)
-    _recount_joins(session, program, now)
     stock = _stock(session)
     took = round(1000 * (time.perf_counter() - began))
     row = state or DailyState(name=NAME)
@@ -137,6 +143,18 @@ def _changed_days(session: Session, program: Program, since: dt.datetime,
             for statement in times for at in session.scalars(statement.distinct())}
 
 
+def _changed_joins(session: Session, program: Program, since: dt.datetime,
+                   seen: dict[str, int]) -> set[int]:
+    """The join days of members who joined since, or left, came back, were merged or
+    erased since (each of those writes an audit row; a join time never changes)."""
+    touched = select(AuditLog.member_id).where(
+        _recent(AuditLog, AuditLog.at, since, seen), AuditLog.member_id.is_not(None))
+    tz = program.timezone
+    return {day_number(local_date(at, tz)) for at in session.scalars(
+        select(Member.joined_at).where(or_(_recent(Member, Member.joined_at, since, seen),
+                                           Member.id.in_(touched))).distinct())}
+
+
 def _changed_members(since: dt.datetime, seen: dict[str, int]) -> Any:
     """A subquery of the members whose purchase days may have changed since the last run."""
     return union(
@@ -162,32 +180,40 @@ def _spans(days: Iterable[int]) -> list[tuple[int, int]]:
     return spans
 
 
-def _recount_days(session: Session, program: Program, days: set[int]) -> None:
-    for first, last in _spans(days):
-        for model in (DailyFigures, DailyCoupons, DailyCards):
-            session.execute(delete(model).where(model.day.between(first, last)))
-        start = start_of_day(day_date(first), program.timezone)
-        end = end_of_day(day_date(last), program.timezone)
-        _count_figures(session, program, start, end)
-        _count_coupons(session, program, start, end)
-        _count_cards(session, program, start, end)
+Ranges = list[tuple[dt.datetime, dt.datetime]]
 
 
-def _by_day(session: Session, program: Program, column: Any, start: dt.datetime,
-            end: dt.datetime, *values: Any, where: Iterable[Any] = (), extra: Iterable[Any] = ()
-            ) -> Any:
-    """A subquery of the rows in [start, end) of `column`'s table, with their local day."""
-    day = _local_day(session, column, program.timezone, start, end)
-    return (select(day.label("day"), *extra, *values)
-            .where(column >= start, column < end, *where).subquery())
+def _ranges(program: Program, days: set[int]) -> Ranges:
+    """The [start, end) instants of each run of consecutive days."""
+    tz = program.timezone
+    return [(start_of_day(day_date(first), tz), end_of_day(day_date(last), tz))
+            for first, last in _spans(days)]
+
+
+def _recount_days(session: Session, program: Program, days: set[int], *, full: bool) -> None:
+    for model in (DailyFigures, DailyCoupons, DailyCards):
+        session.execute(delete(model) if full else delete(model).where(model.day.in_(days)))
+    if not days:
+        return
+    ranges = _ranges(program, days)
+    _count_figures(session, program, ranges)
+    _count_coupons(session, program, ranges)
+    _count_cards(session, program, ranges)
+
+
+def _by_day(session: Session, program: Program, column: Any, ranges: Ranges, *values: Any,
+            where: Iterable[Any] = (), extra: Iterable[Any] = ()) -> Any:
+    """A subquery of the rows of `column`'s table within `ranges`, with their local day."""
+    day = _local_day(session, column, program.timezone, ranges[0][0], ranges[-1][1])
+    within = or_(*(and_(column >= start, column < end) for start, end in ranges))
+    return select(day.label("day"), *extra, *values).where(within, *where).subquery()
 
 
 def _sum(expression: Any) -> Any:
     return func.coalesce(func.sum(expression), 0)
 
 
-def _count_figures(session: Session, program: Program, start: dt.datetime,
-                   end: dt.datetime) -> None:
+def _count_figures(session: Session, program: Program, ranges: Ranges) -> None:
     figures: dict[int, dict[str, int]] = {}
 
     def add(rows: Iterable[Any], *names: str) -> None:
@@ -199,20 +225,20 @@ def _count_figures(session: Session, program: Program, start: dt.datetime,
                 slot[name] = int(value or 0)
 
     kept = counted()
-    p = _by_day(session, program, Purchase.created_at, start, end,
+    p = _by_day(session, program, Purchase.created_at, ranges,
                 case((kept, 1), else_=0).label("counted"),
                 case((kept, Purchase.amount - Purchase.refunded_amount), else_=0).label("net"),
                 case((kept & Purchase.member_id.is_(None), 1), else_=0).label("unclaimed"))
     add(session.execute(select(p.c.day, _sum(p.c.counted), _sum(p.c.net),
                                _sum(1 - p.c.counted), _sum(p.c.unclaimed)).group_by(p.c.day)),
         "purchases", "revenue", "refunded", "unclaimed")
-    c = _by_day(session, program, Coupon.issued_at, start, end, Coupon.id)
+    c = _by_day(session, program, Coupon.issued_at, ranges, Coupon.id)
     add(session.execute(select(c.c.day, func.count()).group_by(c.c.day)), "coupons_issued")
-    r = _by_day(session, program, Redemption.redeemed_at, start, end, Redemption.id,
+    r = _by_day(session, program, Redemption.redeemed_at, ranges, Redemption.id,
                 where=[Redemption.voided_at.is_(None)])
     add(session.execute(select(r.c.day, func.count()).group_by(r.c.day)), "coupons_redeemed")
     sent = OutboxMessage
-    o = _by_day(session, program, sent.sent_at, start, end, sent.batch_id,
+    o = _by_day(session, program, sent.sent_at, ranges, sent.batch_id,
                 func.coalesce(sent.push_key, sent.retry_key).label("push"),
                 where=[sent.status == "sent", or_(sent.via.is_(None), sent.via != "reply")])
     # LINE bills each push request once (however many messages it combined) and each
@@ -226,14 +252,13 @@ def _count_figures(session: Session, program: Program, start: dt.datetime,
                                                for day, values in sorted(figures.items())])
 
 
-def _count_coupons(session: Session, program: Program, start: dt.datetime,
-                   end: dt.datetime) -> None:
+def _count_coupons(session: Session, program: Program, ranges: Ranges) -> None:
     counts: dict[tuple[int, int], list[int]] = {}
-    c = _by_day(session, program, Coupon.issued_at, start, end, Coupon.template_id)
+    c = _by_day(session, program, Coupon.issued_at, ranges, Coupon.template_id)
     for day, template, n in session.execute(select(c.c.day, c.c.template_id, func.count())
                                             .group_by(c.c.day, c.c.template_id)):
         counts.setdefault((int(day), template), [0, 0])[0] = int(n)
-    r = _by_day(session, program, Redemption.redeemed_at, start, end, Coupon.template_id,
+    r = _by_day(session, program, Redemption.redeemed_at, ranges, Coupon.template_id,
                 where=[Redemption.voided_at.is_(None), Coupon.id == Redemption.coupon_id])
     for day, template, n in session.execute(select(r.c.day, r.c.template_id, func.count())
                                             .group_by(r.c.day, r.c.template_id)):
@@ -245,9 +270,8 @@ def _count_coupons(session: Session, program: Program, start: dt.datetime,
         session.execute(insert(DailyCoupons), rows)
 
 
-def _count_cards(session: Session, program: Program, start: dt.datetime,
-                 end: dt.datetime) -> None:
-    s = _by_day(session, program, StampCard.started_at, start, end, StampCard.stamps,
+def _count_cards(session: Session, program: Program, ranges: Ranges) -> None:
+    s = _by_day(session, program, StampCard.started_at, ranges, StampCard.stamps,
                 case((StampCard.status == "completed", 1), else_=0).label("completed"))
     rows = [{"day": int(day), "stamps": int(stamps), "completed": int(done), "cards": int(n)}
             for day, stamps, done, n in session.execute(
@@ -262,16 +286,17 @@ def _recount_members(session: Session, program: Program, members: Any,
     """Each member's purchase days, linked to their previous and next (all members, or the
     members of the `members` subquery)."""
     if members is None:
-        session.execute(delete(MemberDay))
+        for model in (MemberDay, VisitDays, VisitPairs):
+            session.execute(delete(model))
     else:
+        _add(session, _tally(session, members), -1)  # their days as they were...
         session.execute(delete(MemberDay).where(MemberDay.member_id.in_(members)))
     first = session.scalar(select(func.min(Purchase.created_at))) or now
     wanted = [counted(), Purchase.member_id.is_not(None)]
     if members is not None:
         wanted.append(Purchase.member_id.in_(members))
-    p = _by_day(session, program, Purchase.created_at, first,
-                max(now, session.scalar(select(func.max(Purchase.created_at))) or now)
-                + dt.timedelta(seconds=1),
+    last = max(now, session.scalar(select(func.max(Purchase.created_at))) or now)
+    p = _by_day(session, program, Purchase.created_at, [(first, last + dt.timedelta(seconds=1))],
                 Purchase.created_at.label("at"), extra=[Purchase.member_id], where=wanted)
     visits = (select(p.c.member_id, p.c.day, func.count().label("n"),
                      func.max(p.c.at).label("last_at"))
@@ -282,13 +307,78 @@ def _recount_members(session: Session, program: Program, members: Any,
         select(visits.c.member_id, visits.c.day, visits.c.n, visits.c.last_at,
                func.lag(visits.c.day).over(**order), func.lead(visits.c.day).over(**order),
                func.min(visits.c.day).over(partition_by=visits.c.member_id))))
+    _add(session, _tally(session, members), 1)  # ... and as they are
 
 
-def _recount_joins(session: Session, program: Program, now: dt.datetime) -> None:
-    session.execute(delete(DailyJoins))
-    first = session.scalar(select(func.min(Member.joined_at))) or now
-    last = max(now, session.scalar(select(func.max(Member.joined_at))) or now)
-    j = _by_day(session, program, Member.joined_at, first, last + dt.timedelta(seconds=1),
+Tally = tuple[dict[int, list[int]], dict[tuple[str, int, int], list[int]]]
+VISIT_COLUMNS = ("visits", "firsts", "week_returning", "ones")
+
+
+def _tally(session: Session, members: Any) -> Tally:
+    """The visit_days and visit_pairs figures of the member_days rows of `members` (all
+    members with None)."""
+    d = MemberDay
+    mine = [] if members is None else [d.member_id.in_(members)]
+    monday = d.day - (d.day + 3) % 7
+    one = d.purchases == 1
+    days = {int(day): [int(v) for v in values] for day, *values in session.execute(
+        select(d.day, func.count(), _sum(case((d.prev_day.is_(None), 1), else_=0)),
+               _sum(case((d.prev_day < monday, 1), else_=0)), _sum(case((one, 1), else_=0)))
+        .where(*mine).group_by(d.day))}
+    pairs: dict[tuple[str, int, int], list[int]] = {}
+    for kind, x, y, only in (("all", d.prev_day, d.day, None), ("one_pd", d.prev_day, d.day, one),
+                             ("one_dq", d.day, d.next_day, one),
+                             ("one_pq", d.prev_day, d.next_day, one)):
+        wanted = [x.is_not(None), y.is_not(None), *mine, *([] if only is None else [only])]
+        rows = select(((x + 3) // 7).label("xw"), ((y + 3) // 7).label("yw"),
+                      (y - x).label("span")).where(*wanted).subquery()
+        for xw, yw, n, span in session.execute(
+                select(rows.c.xw, rows.c.yw, func.count(), _sum(rows.c.span))
+                .group_by(rows.c.xw, rows.c.yw)):
+            pairs[(kind, int(xw), int(yw))] = [int(n), int(span)]
+    return days, pairs
+
+
+def _add(session: Session, tally: Tally, sign: int) -> None:
+    """Add (or with sign -1 take away) a tally to visit_days and visit_pairs."""
+    days, pairs = tally
+    dialect = session.get_bind().dialect.name
+    upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    for model, keys, names, rows in (
+            (VisitDays, ["day"], VISIT_COLUMNS,
+             [{"day": day, **dict(zip(VISIT_COLUMNS, values, strict=True))}
+              for day, values in days.items()]),
+            (VisitPairs, ["kind", "x_week", "y_week"], ("pairs", "days"),
+             [{"kind": k, "x_week": x, "y_week": y, "pairs": n, "days": span}
+              for (k, x, y), (n, span) in pairs.items()])):
+        if not rows:
+            continue
+        for row in rows:
+            for name in names:
+                row[name] *= sign
+        statement = upsert(model)
+        table = model.__table__
+        session.execute(statement.on_conflict_do_update(
+            index_elements=keys,
+            set_={name: table.c[name] + statement.excluded[name] for name in names}), rows)
+    session.execute(delete(VisitDays).where(VisitDays.visits == 0))
+    session.execute(delete(VisitPairs).where(VisitPairs.pairs == 0))
+
+
+def _recount_joins(session: Session, program: Program, days: set[int] | None,
+                   now: dt.datetime) -> None:
+    """Members per join day, active or blocked now (every day, or `days`)."""
+    if days is None:
+        session.execute(delete(DailyJoins))
+        first = session.scalar(select(func.min(Member.joined_at))) or now
+        last = max(now, session.scalar(select(func.max(Member.joined_at))) or now)
+        ranges = [(first, last + dt.timedelta(seconds=1))]
+    elif days:
+        session.execute(delete(DailyJoins).where(DailyJoins.day.in_(days)))
+        ranges = _ranges(program, days)
+    else:
+        return
+    j = _by_day(session, program, Member.joined_at, ranges,
                 case((Member.status == "blocked", 1), else_=0).label("blocked"),
                 where=[Member.status.in_(("active", "blocked"))])
     session.execute(insert(DailyJoins).from_select(
@@ -298,8 +388,8 @@ def _recount_joins(session: Session, program: Program, now: dt.datetime) -> None
 
 def _stock(session: Session) -> dict[str, Any]:
     """The figures the report takes as of now: members per tier, points outstanding."""
-    tiers = {key: int(n) for key, n in session.execute(
-        select(Member.tier, func.count()).group_by(Member.tier))}
-    outstanding = session.scalar(select(_sum(Member.points_balance)))
-    return {"tiers": tiers, "outstanding": int(outstanding)}
+    rows = session.execute(select(Member.tier, func.count(), _sum(Member.points_balance))
+                           .group_by(Member.tier)).all()
+    return {"tiers": {key: int(n) for key, n, _ in rows},
+            "outstanding": sum(int(points) for _, _, points in rows)}
 

@@ -17,7 +17,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, or_, select
+from sqlalchemy import and_, case, exists, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from bot.loyalty.daily import NAME, day_date, day_number
@@ -43,9 +43,12 @@ from bot.models import (
     DailyState,
     Member,
     MemberDay,
+    VisitDays,
+    VisitPairs,
 )
 from bot.program import Program
 
+PAIRS = ("all", "one_pd", "one_dq", "one_pq")
 EVERY_MINUTES = 10  # the job's schedule (bot.jobs)
 MAX_AGE = dt.timedelta(minutes=3 * EVERY_MINUTES)  # older: computed live instead
 
@@ -137,7 +140,7 @@ def compose(session: Session, program: Program, first: dt.date, last: dt.date,
                 f.purchases, f.revenue, f.refunded, f.unclaimed, f.coupons_issued,
                 f.coupons_redeemed, f.billed)))
             .where(f.day.between(a, b))).one())
-    customers, gaps, gap_sum, singles, weekly = _customers(session, a, b)
+    customers, gaps, gap_sum, singles = _customers(session, a, b)
     sales = SalesStats(
         purchases=purchases, customers=customers, repeat_customers=customers - singles,
         revenue=revenue,
@@ -155,7 +158,8 @@ def compose(session: Session, program: Program, first: dt.date, last: dt.date,
         points_outstanding=outstanding,
         points_value=round(float(outstanding * value), 2) if value else None,
         billed=billed, quota=quota, stamps=_stamps(session, program, a, b),
-        tiers=_tiers(program, stock["tiers"]), weeks=_weeks(session, a, b, weekly))
+        tiers=_tiers(program, stock["tiers"]),
+        weeks=_weeks(session, a, b, _week_customers(session, a, b)))
 
 
 def _sum(expression: Any) -> Any:
@@ -166,39 +170,86 @@ def _count_if(condition: Any) -> Any:
     return _sum(case((condition, 1), else_=0))
 
 
-def _customers(session: Session, a: int, b: int
-               ) -> tuple[int, int, int, int, dict[int, tuple[int, int]]]:
-    """(customers, repurchase gaps, their days, customers with one purchase, {week: (new,
-    returning)}) over the days a..b, in one pass over their member_days rows.
+def _customers(session: Session, a: int, b: int) -> tuple[int, int, int, int]:
+    """(customers, repurchase gaps, their days, customers with one purchase) over the days
+    a..b.
 
-    A member's last purchase day in the period counts them as a customer; a day whose
-    previous purchase day is in the period is a gap; a week's customer is counted on their
-    first purchase day in the week (and the period), new when their first purchase ever
-    falls in that week."""
+    A member is counted once, on their first purchase day in the period: every purchase day
+    less those whose previous one is in the period too (a gap). With one purchase: the days
+    with one purchase, less those with a purchase day before or after in the period."""
+    visits, ones = _visits(session, a, b)
+    inside = _inside(session, a, b, PAIRS)
+    gaps, gap_days = inside["all"]
+    singles = ones - inside["one_pd"][0] - inside["one_dq"][0] + inside["one_pq"][0]
+    return visits - gaps, gaps, gap_days, singles
+
+
+def _visits(session: Session, a: int, b: int) -> tuple[int, int]:
+    """Purchase days of members in a..b, and of those the ones with a single purchase."""
+    v = VisitDays
+    visits, ones = session.execute(select(_sum(v.visits), _sum(v.ones))
+                                   .where(v.day.between(a, b))).one()
+    return int(visits), int(ones)
+
+
+def _whole_weeks(a: int, b: int) -> tuple[int, int]:
+    """The first Monday on or after a, and the last Sunday on or before b."""
+    return a + (7 - (a + 3) % 7) % 7, b - ((b + 3) % 7 + 1) % 7
+
+
+def _inside(session: Session, a: int, b: int, kinds: tuple[str, ...]
+            ) -> dict[str, tuple[int, int]]:
+    """Per kind of pair of purchase days (x, y): how many lie within a..b (a <= x, y <= b)
+    and the sum of their y - x. The whole weeks from visit_pairs; pairs with x in the days
+    before the first Monday, or y after the last Sunday, from those days' member_days rows."""
+    first, last = _whole_weeks(a, b)
+    p = VisitPairs
+    found = {kind: [0, 0] for kind in kinds}
+    for kind, pairs, days in session.execute(
+            select(p.kind, _sum(p.pairs), _sum(p.days))
+            .where(p.kind.in_(kinds), p.x_week >= (first + 3) // 7,
+                   p.y_week <= (last + 3) // 7).group_by(p.kind)):
+        found[kind] = [int(pairs), int(days)]
     d = MemberDay
-    week = ((d.day + 3) // 7).label("week")  # day 0, 1970-01-01, was a Thursday
-    rows = select(week, d.day, d.purchases, d.prev_day, d.next_day, d.first_day) \
-        .where(d.day.between(a, b)).subquery()
-    monday = rows.c.week * 7 - 3
-    segment = case((monday > a, monday), else_=a)
-    first_in_week = or_(rows.c.prev_day.is_(None), rows.c.prev_day < segment)
-    last = or_(rows.c.next_day.is_(None), rows.c.next_day > b)
-    first = or_(rows.c.prev_day.is_(None), rows.c.prev_day < a)
-    customers = gaps = gap_sum = singles = 0
-    weekly: dict[int, tuple[int, int]] = {}
-    for number, visits, lasts, days, ones, new, returning in session.execute(
-            select(rows.c.week, func.count(), _count_if(last),
-                   _sum(case((rows.c.prev_day >= a, rows.c.day - rows.c.prev_day), else_=0)),
-                   _count_if(and_(rows.c.purchases == 1, first, last)),
-                   _count_if(and_(first_in_week, rows.c.first_day >= monday)),
-                   _count_if(and_(first_in_week, rows.c.first_day < monday)))
-            .group_by(rows.c.week)):
-        customers += int(lasts)
-        gaps += int(visits) - int(lasts)
-        gap_sum += int(days)
-        singles += int(ones)
-        weekly[int(number)] = (int(new), int(returning))
-    return customers, gaps, gap_sum, singles, weekly
+    one = d.purchases == 1
+    pairs_of = {"all": (d.prev_day, d.day, None), "one_pd": (d.prev_day, d.day, one),
+                "one_dq": (d.day, d.next_day, one), "one_pq": (d.prev_day, d.next_day, one)}
+    columns, near = [], set()
+    for kind in kinds:
+        x, y, only = pairs_of[kind]
+        edge = or_(and_(x >= a, x < first, y <= b), and_(x >= first, y > last, y <= b))
+        if only is not None:
+            edge = and_(edge, only)
+        columns += [_count_if(edge), _sum(case((edge, y - x), else_=0))]
+        near |= {(x, a, first - 1), (y, last + 1, b)}
+    read = [column.between(low, high) for column, low, high in near if low <= high]
+    if read:
+        totals = session.execute(select(*columns).where(or_(*read))).one()
+        for i, kind in enumerate(kinds):
+            found[kind][0] += int(totals[2 * i])
+            found[kind][1] += int(totals[2 * i + 1])
+    return {kind: (n, days) for kind, (n, days) in found.items()}
+
+
+def _week_customers(session: Session, a: int, b: int) -> dict[int, tuple[int, int]]:
+    """{week: (new, returning)}: each customer once a week, on their first purchase day in
+    the week and the period; new if it is their first purchase day ever."""
+    first, _ = _whole_weeks(a, b)
+    v = VisitDays
+    week = ((v.day + 3) // 7).label("week")
+    rows = select(week, v.firsts, v.week_returning).where(v.day.between(first, b)).subquery()
+    weeks = {int(n): (int(new), int(back)) for n, new, back in session.execute(
+        select(rows.c.week, _sum(rows.c.firsts), _sum(rows.c.week_returning))
+        .group_by(rows.c.week))}
+    if first > a:  # the period starts inside a week: its days from a on, read here
+        d, monday = MemberDay, a - (a + 3) % 7
+        opens = or_(d.prev_day.is_(None), d.prev_day < a)
+        new, back = session.execute(
+            select(_count_if(and_(opens, d.first_day >= monday)),
+                   _count_if(and_(opens, d.first_day < monday)))
+            .where(d.day.between(a, min(first - 1, b)))).one()
+        weeks[(a + 3) // 7] = (int(new), int(back))
+    return weeks
 
 
 def _members(session: Session, program: Program, a: int, b: int, active: int
@@ -228,12 +279,15 @@ def _dormant(session: Session, program: Program, b: int, days: int) -> int:
             Member.status == "active", Member.joined_at >= start_of_day(day_date(c), tz),
             Member.joined_at <= cutoff)))
     d = MemberDay
-    bought = and_(d.day.between(c, b), or_(d.day > c, d.last_at > cutoff))
-    buyers = int(session.scalar(select(func.count()).select_from(d).where(
-        bought, or_(d.next_day.is_(None), d.next_day > b))))
-    others = int(session.scalar(select(func.count()).select_from(Member).where(
-        or_(Member.status != "active", Member.joined_at > cutoff),
-        exists().where(d.member_id == Member.id, bought))))
+    early = int(session.scalar(select(func.count()).select_from(d).where(  # only before it
+        d.day == c, d.last_at <= cutoff, or_(d.next_day.is_(None), d.next_day > b))))
+    buyers = _visits(session, c, b)[0] - _inside(session, c, b, ("all",))["all"][0] - early
+    bought = exists().where(d.member_id == Member.id, d.day.between(c, b),
+                            or_(d.day > c, d.last_at > cutoff))
+    others = sum(int(session.scalar(select(func.count()).select_from(Member).where(
+        who, bought))) for who in (
+        text("members.status <> 'active'"),  # the partial index of the few (0018)
+        and_(Member.status == "active", Member.joined_at > cutoff)))
     return joined - (buyers - others)
 
 

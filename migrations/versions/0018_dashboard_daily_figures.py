@@ -80,7 +80,18 @@ def upgrade() -> None:
     sa.Column('next_day', sa.Integer(), nullable=True),
     _count('first_day'),
     sa.PrimaryKeyConstraint('member_id', 'day', name=op.f('pk_member_days')))
-    op.create_index('ix_member_days_day', 'member_days', ['day'])
+    for column in ('day', 'prev_day', 'next_day'):
+        op.create_index(f'ix_member_days_{column}', 'member_days', [column])
+    op.create_table('visit_days',
+    sa.Column('day', sa.Integer(), nullable=False), _count('visits'), _count('firsts'),
+    _count('week_returning'), _count('ones'),
+    sa.PrimaryKeyConstraint('day', name=op.f('pk_visit_days')))
+    op.create_table('visit_pairs',
+    sa.Column('kind', sa.String(length=8), nullable=False),
+    sa.Column('x_week', sa.Integer(), nullable=False),
+    sa.Column('y_week', sa.Integer(), nullable=False), _count('pairs'),
+    sa.Column('days', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('kind', 'x_week', 'y_week', name=op.f('pk_visit_pairs')))
     op.create_table('daily_state',
     sa.Column('name', sa.String(length=32), nullable=False),
     sa.Column('computed_at', sa.DateTime(), nullable=False),
@@ -103,7 +114,7 @@ def downgrade() -> None:
         op.execute('DROP FUNCTION IF EXISTS name_grams(text)')
     for name, table, _, _ in INDEXES:
         op.drop_index(name, table_name=table)
-    for table in ('daily_state', 'member_days', 'daily_cards', 'daily_coupons', 'daily_joins',
+    for table in ('daily_state', 'visit_pairs', 'visit_days', 'member_days', 'daily_cards', 'daily_coupons', 'daily_joins',
                   'daily_figures'):
         op.drop_table(table)
     op.create_table('dashboard_snapshots',
