@@ -739,6 +739,27 @@ class VisitPairs(Base):
     days: Mapped[int] = mapped_column(BigInteger, default=0)  # the sum of y - x
 
 
+class DormantDays(Base):
+    """How the count of dormant members changes from one end day to the next: active members
+    who become dormant as of a day (+) or stop being so (-), by the report's rule. The count
+    as of a day is the sum up to it."""
+
+    __tablename__ = "dormant_days"
+
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    change: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CountedMember(Base):
+    """The members whose changes dormant_days holds (those active when last counted): what
+    to take away when a member's purchases or status change."""
+
+    __tablename__ = "counted_members"
+
+    member_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                           primary_key=True)
+
+
 class DailyState(Base):
     """When the `dashboard` job last brought the daily figures up to date, the last row ids
     it saw, and the stock figures of that moment (tiers, points outstanding)."""

@@ -19,7 +19,18 @@ from bot.loyalty.members import unfollow
 from bot.loyalty.purchases import refund_order
 from bot.loyalty.report import build_report, period
 from bot.loyalty.stamps import adjust_stamps
-from bot.models import DailyCards, DailyCoupons, DailyFigures, DailyJoins, MemberDay, Purchase
+from bot.models import (
+    CountedMember,
+    DailyCards,
+    DailyCoupons,
+    DailyFigures,
+    DailyJoins,
+    DormantDays,
+    MemberDay,
+    Purchase,
+    VisitDays,
+    VisitPairs,
+)
 from tests.helpers import buy, join
 
 TAIPEI = ZoneInfo("Asia/Taipei")
@@ -91,7 +102,8 @@ def tables(sessions) -> dict[str, list[tuple]]:
     with sessions() as session:
         return {model.__tablename__: [tuple(row) for row in session.execute(
             select(*model.__table__.columns).order_by(*model.__table__.primary_key))]
-            for model in (DailyFigures, DailyJoins, DailyCoupons, DailyCards, MemberDay)}
+            for model in (DailyFigures, DailyJoins, DailyCoupons, DailyCards, MemberDay,
+                          VisitDays, VisitPairs, DormantDays, CountedMember)}
 
 
 def refresh(sessions, program, now: dt.datetime, *, full: bool = False) -> str:

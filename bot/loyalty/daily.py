@@ -39,12 +39,14 @@ from bot.loyalty.timeutil import end_of_day, local_date, start_of_day
 from bot.models import (
     AuditLog,
     Claim,
+    CountedMember,
     Coupon,
     DailyCards,
     DailyCoupons,
     DailyFigures,
     DailyJoins,
     DailyState,
+    DormantDays,
     Member,
     MemberDay,
     OutboxMessage,
@@ -79,7 +81,8 @@ def refresh(session: Session, program: Program, now: dt.datetime, *, full: bool 
     """Bring the daily figures up to `now` (the clock job); everything again with `full`."""
     began = time.perf_counter()
     state = session.get(DailyState, NAME)
-    full = full or state is None
+    rules = {"timezone": program.timezone.key, "dormant_after_days": program.winback_after_days}
+    full = full or state is None or state.stock.get("rules") != rules  # new days, new rules
     marks = {name: int(session.scalar(select(func.max(model.id))) or 0)
              for name, model in MARKED.items()}
     tz = program.timezone
@@ -93,7 +96,7 @@ def refresh(session: Session, program: Program, now: dt.datetime, *, full: bool 
     _recount_days(session, program, days, full=full)
     _recount_joins(session, program, joins, now)
     _recount_members(session, program, members, now)
-    stock = _stock(session)
+    stock = {**_stock(session), "rules": rules}
     took = round(1000 * (time.perf_counter() - began))
     row = state or DailyState(name=NAME)
     row.computed_at, row.took_ms, row.marks, row.stock = now, took, marks, stock
@@ -286,10 +289,11 @@ def _recount_members(session: Session, program: Program, members: Any,
     """Each member's purchase days, linked to their previous and next (all members, or the
     members of the `members` subquery)."""
     if members is None:
-        for model in (MemberDay, VisitDays, VisitPairs):
+        for model in (MemberDay, VisitDays, VisitPairs, DormantDays, CountedMember):
             session.execute(delete(model))
     else:
         _add(session, _tally(session, members), -1)  # their days as they were...
+        _add_changes(session, _dormant_changes(session, program, members, counted=True), -1)
         session.execute(delete(MemberDay).where(MemberDay.member_id.in_(members)))
     first = session.scalar(select(func.min(Purchase.created_at))) or now
     wanted = [counted(), Purchase.member_id.is_not(None)]
@@ -306,8 +310,78 @@ def _recount_members(session: Session, program: Program, members: Any,
         ["member_id", "day", "purchases", "last_at", "prev_day", "next_day", "first_day"],
         select(visits.c.member_id, visits.c.day, visits.c.n, visits.c.last_at,
                func.lag(visits.c.day).over(**order), func.lead(visits.c.day).over(**order),
-               func.min(visits.c.day).over(partition_by=visits.c.member_id))))
+               func.min(visits.c.day).over(partition_by=visits.c.member_id))
+        .order_by(visits.c.day)))  # a period's rows close together on disk
     _add(session, _tally(session, members), 1)  # ... and as they are
+    _note_counted(session, members)
+    _add_changes(session, _dormant_changes(session, program, members), 1)
+
+
+def _note_counted(session: Session, members: Any) -> None:
+    """Remember which of `members` (all with None) dormant_days now counts: the active."""
+    if members is not None:
+        session.execute(delete(CountedMember).where(CountedMember.member_id.in_(members)))
+    chosen = [Member.status == "active"]
+    if members is not None:
+        chosen.append(Member.id.in_(members))
+    session.execute(insert(CountedMember).from_select(
+        ["member_id"], select(Member.id).where(*chosen)))
+
+
+def _dormant_changes(session: Session, program: Program, members: Any, *,
+                     counted: bool = False) -> dict[int, int]:
+    """The dormant_days changes of active `members` (all with None): as the report counts
+    them as of a day's end E, an active member is dormant when they joined at least
+    `after_days` before E and made no counted purchase in the `after_days` up to E. So from
+    each of their purchase days (and from joining) on, they are dormant as of the first day
+    whose end is `after_days` after its last purchase (or the join), until the day before
+    their next purchase day. With `counted`: of the members who were active when last
+    counted (to take their changes away), whatever their status now."""
+    days = program.winback_after_days
+    if not days:
+        return {}
+    tz, wait = program.timezone, dt.timedelta(days=days) - dt.timedelta(microseconds=1)
+    d = MemberDay
+    active = (Member.id.in_(select(CountedMember.member_id)) if counted
+              else Member.status == "active")
+    statement = (select(Member.id, Member.joined_at, d.day, d.last_at)
+                 .outerjoin(d, d.member_id == Member.id).where(active)
+                 .order_by(Member.id, d.day).execution_options(yield_per=10_000))
+    if members is not None:
+        statement = statement.where(Member.id.in_(members))
+    changes: dict[int, int] = {}
+
+    def spell(since: dt.datetime, until: int | None) -> None:
+        first = day_number(local_date(since + wait, tz))
+        if until is None or first < until:
+            changes[first] = changes.get(first, 0) + 1
+            if until is not None:
+                changes[until] = changes.get(until, 0) - 1
+
+    current, since = None, None
+    for member_id, joined_at, day, last_at in session.execute(statement):
+        if member_id != current:
+            if current is not None:
+                spell(since, None)
+            current, since = member_id, joined_at
+        if day is not None:
+            spell(since, day)
+            since = max(last_at, joined_at)
+    if current is not None:
+        spell(since, None)
+    return changes
+
+
+def _add_changes(session: Session, changes: dict[int, int], sign: int) -> None:
+    rows = [{"day": day, "change": sign * n} for day, n in changes.items() if n]
+    if rows:
+        dialect = session.get_bind().dialect.name
+        statement = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(
+            DormantDays)
+        session.execute(statement.on_conflict_do_update(
+            index_elements=["day"],
+            set_={"change": DormantDays.change + statement.excluded.change}), rows)
+    session.execute(delete(DormantDays).where(DormantDays.change == 0))
 
 
 Tally = tuple[dict[int, list[int]], dict[tuple[str, int, int], list[int]]]

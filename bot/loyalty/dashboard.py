@@ -17,7 +17,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, or_, select, text
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from bot.loyalty.daily import NAME, day_date, day_number
@@ -33,7 +33,6 @@ from bot.loyalty.report import (
     build_report,
     period,
 )
-from bot.loyalty.timeutil import end_of_day, local_date, start_of_day
 from bot.models import (
     CouponTemplateRow,
     DailyCards,
@@ -41,7 +40,7 @@ from bot.models import (
     DailyFigures,
     DailyJoins,
     DailyState,
-    Member,
+    DormantDays,
     MemberDay,
     VisitDays,
     VisitPairs,
@@ -260,35 +259,15 @@ def _members(session: Session, program: Program, a: int, b: int, active: int
         _sum(case((j.day.between(a, b), j.joined), else_=0)),
         _sum(case((j.day <= b, j.blocked), else_=0)))).one())
     days = program.winback_after_days
-    dormant = _dormant(session, program, b, days) if days else None
+    dormant = _dormant(session, b) if days else None
     return MemberStats(total=total, new=new, active=active, dormant=dormant, blocked=blocked,
                        dormant_after_days=days)
 
 
-def _dormant(session: Session, program: Program, b: int, days: int) -> int:
-    """Active members who joined at least `days` before the period's end and made no
-    counted purchase in the `days` up to it: those who joined by then, less those of them
-    who bought (every buyer, less the few buyers who are not active or joined later)."""
-    tz = program.timezone
-    end = end_of_day(day_date(b), tz)
-    cutoff = end - dt.timedelta(days=days)
-    c = day_number(local_date(cutoff, tz))
-    j = DailyJoins
-    joined = int(session.scalar(select(_sum(j.joined - j.blocked)).where(j.day < c))) + int(
-        session.scalar(select(func.count()).select_from(Member).where(
-            Member.status == "active", Member.joined_at >= start_of_day(day_date(c), tz),
-            Member.joined_at <= cutoff)))
-    d = MemberDay
-    early = int(session.scalar(select(func.count()).select_from(d).where(  # only before it
-        d.day == c, d.last_at <= cutoff, or_(d.next_day.is_(None), d.next_day > b))))
-    buyers = _visits(session, c, b)[0] - _inside(session, c, b, ("all",))["all"][0] - early
-    bought = exists().where(d.member_id == Member.id, d.day.between(c, b),
-                            or_(d.day > c, d.last_at > cutoff))
-    others = sum(int(session.scalar(select(func.count()).select_from(Member).where(
-        who, bought))) for who in (
-        text("members.status <> 'active'"),  # the partial index of the few (0018)
-        and_(Member.status == "active", Member.joined_at > cutoff)))
-    return joined - (buyers - others)
+def _dormant(session: Session, b: int) -> int:
+    """Dormant members as of the end of day b (bot.loyalty.daily keeps when each member
+    becomes dormant and stops being so)."""
+    return int(session.scalar(select(_sum(DormantDays.change)).where(DormantDays.day <= b)))
 
 
 def _templates(session: Session, program: Program, a: int, b: int

@@ -92,6 +92,12 @@ def upgrade() -> None:
     sa.Column('y_week', sa.Integer(), nullable=False), _count('pairs'),
     sa.Column('days', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('kind', 'x_week', 'y_week', name=op.f('pk_visit_pairs')))
+    op.create_table('dormant_days',
+    sa.Column('day', sa.Integer(), nullable=False), _count('change'),
+    sa.PrimaryKeyConstraint('day', name=op.f('pk_dormant_days')))
+    op.create_table('counted_members',
+    sa.Column('member_id', ID, nullable=False),
+    sa.PrimaryKeyConstraint('member_id', name=op.f('pk_counted_members')))
     op.create_table('daily_state',
     sa.Column('name', sa.String(length=32), nullable=False),
     sa.Column('computed_at', sa.DateTime(), nullable=False),
@@ -114,8 +120,8 @@ def downgrade() -> None:
         op.execute('DROP FUNCTION IF EXISTS name_grams(text)')
     for name, table, _, _ in INDEXES:
         op.drop_index(name, table_name=table)
-    for table in ('daily_state', 'visit_pairs', 'visit_days', 'member_days', 'daily_cards', 'daily_coupons', 'daily_joins',
-                  'daily_figures'):
+    for table in ('daily_state', 'counted_members', 'dormant_days', 'visit_pairs', 'visit_days', 'member_days',
+                  'daily_cards', 'daily_coupons', 'daily_joins', 'daily_figures'):
         op.drop_table(table)
     op.create_table('dashboard_snapshots',
     sa.Column('name', sa.String(length=32), nullable=False),
