@@ -193,8 +193,6 @@ def run(url: str, n: int) -> None:
     print(f"pages, {n:,} members (each: cold, then the median of the runs after it):")
     with transaction(rt.sessions) as session:  # no daily figures: the page computes live
         session.execute(text("DELETE FROM daily_state"))
-    with rt.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("VACUUM ANALYZE"))  # as autovacuum leaves a table after a while
     with mock.patch("bot.console.views.utcnow", lambda: noon):
         measure(client, f"dashboard {month[0]} to {month[1]}, live (no clock)", "/admin/",
                 "NT$", runs=1)

@@ -696,8 +696,7 @@ class MemberDay(Base):
 
     __tablename__ = "member_days"
     __table_args__ = (Index("ix_member_days_day", "day"),
-                      Index("ix_member_days_prev_day", "prev_day"),
-                      Index("ix_member_days_next_day", "next_day"))
+                      Index("ix_member_days_first_day", "first_day"))
 
     member_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
                                            primary_key=True)
@@ -737,6 +736,19 @@ class VisitPairs(Base):
     y_week: Mapped[int] = mapped_column(Integer, primary_key=True)
     pairs: Mapped[int] = mapped_column(Integer, default=0)
     days: Mapped[int] = mapped_column(BigInteger, default=0)  # the sum of y - x
+
+
+class VisitPairDays(Base):
+    """visit_pairs by the days themselves, for the days at a period's edges."""
+
+    __tablename__ = "visit_pair_days"
+    __table_args__ = (Index("ix_visit_pair_days_kind_y_day", "kind", "y_day"),)
+
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    x_day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    y_day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pairs: Mapped[int] = mapped_column(Integer, default=0)
+    days: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class DormantDays(Base):

@@ -56,6 +56,7 @@ from bot.models import (
     Stamp,
     StampCard,
     VisitDays,
+    VisitPairDays,
     VisitPairs,
 )
 from bot.program import Program
@@ -289,7 +290,8 @@ def _recount_members(session: Session, program: Program, members: Any,
     """Each member's purchase days, linked to their previous and next (all members, or the
     members of the `members` subquery)."""
     if members is None:
-        for model in (MemberDay, VisitDays, VisitPairs, DormantDays, CountedMember):
+        for model in (MemberDay, VisitDays, VisitPairs, VisitPairDays, DormantDays,
+                      CountedMember):
             session.execute(delete(model))
     else:
         _add(session, _tally(session, members), -1)  # their days as they were...
@@ -384,13 +386,14 @@ def _add_changes(session: Session, changes: dict[int, int], sign: int) -> None:
     session.execute(delete(DormantDays).where(DormantDays.change == 0))
 
 
-Tally = tuple[dict[int, list[int]], dict[tuple[str, int, int], list[int]]]
+Cells = dict[tuple[str, int, int], list[int]]
+Tally = tuple[dict[int, list[int]], Cells, Cells]
 VISIT_COLUMNS = ("visits", "firsts", "week_returning", "ones")
 
 
 def _tally(session: Session, members: Any) -> Tally:
-    """The visit_days and visit_pairs figures of the member_days rows of `members` (all
-    members with None)."""
+    """The visit_days, visit_pairs (by week) and visit_pair_days figures of the
+    member_days rows of `members` (all members with None)."""
     d = MemberDay
     mine = [] if members is None else [d.member_id.in_(members)]
     monday = d.day - (d.day + 3) % 7
@@ -399,23 +402,26 @@ def _tally(session: Session, members: Any) -> Tally:
         select(d.day, func.count(), _sum(case((d.prev_day.is_(None), 1), else_=0)),
                _sum(case((d.prev_day < monday, 1), else_=0)), _sum(case((one, 1), else_=0)))
         .where(*mine).group_by(d.day))}
-    pairs: dict[tuple[str, int, int], list[int]] = {}
+    pairs: Cells = {}
+    by_day: Cells = {}
     for kind, x, y, only in (("all", d.prev_day, d.day, None), ("one_pd", d.prev_day, d.day, one),
                              ("one_dq", d.day, d.next_day, one),
                              ("one_pq", d.prev_day, d.next_day, one)):
         wanted = [x.is_not(None), y.is_not(None), *mine, *([] if only is None else [only])]
-        rows = select(((x + 3) // 7).label("xw"), ((y + 3) // 7).label("yw"),
-                      (y - x).label("span")).where(*wanted).subquery()
-        for xw, yw, n, span in session.execute(
-                select(rows.c.xw, rows.c.yw, func.count(), _sum(rows.c.span))
-                .group_by(rows.c.xw, rows.c.yw)):
-            pairs[(kind, int(xw), int(yw))] = [int(n), int(span)]
-    return days, pairs
+        rows = select(x.label("x"), y.label("y")).where(*wanted).subquery()
+        for x_day, y_day, n in session.execute(
+                select(rows.c.x, rows.c.y, func.count()).group_by(rows.c.x, rows.c.y)):
+            x_day, y_day, n = int(x_day), int(y_day), int(n)
+            by_day[(kind, x_day, y_day)] = [n, n * (y_day - x_day)]
+            cell = pairs.setdefault((kind, (x_day + 3) // 7, (y_day + 3) // 7), [0, 0])
+            cell[0] += n
+            cell[1] += n * (y_day - x_day)
+    return days, pairs, by_day
 
 
 def _add(session: Session, tally: Tally, sign: int) -> None:
     """Add (or with sign -1 take away) a tally to visit_days and visit_pairs."""
-    days, pairs = tally
+    days, pairs, by_day = tally
     dialect = session.get_bind().dialect.name
     upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     for model, keys, names, rows in (
@@ -424,7 +430,10 @@ def _add(session: Session, tally: Tally, sign: int) -> None:
               for day, values in days.items()]),
             (VisitPairs, ["kind", "x_week", "y_week"], ("pairs", "days"),
              [{"kind": k, "x_week": x, "y_week": y, "pairs": n, "days": span}
-              for (k, x, y), (n, span) in pairs.items()])):
+              for (k, x, y), (n, span) in pairs.items()]),
+            (VisitPairDays, ["kind", "x_day", "y_day"], ("pairs", "days"),
+             [{"kind": k, "x_day": x, "y_day": y, "pairs": n, "days": span}
+              for (k, x, y), (n, span) in by_day.items()])):
         if not rows:
             continue
         for row in rows:
@@ -437,6 +446,7 @@ def _add(session: Session, tally: Tally, sign: int) -> None:
             set_={name: table.c[name] + statement.excluded[name] for name in names}), rows)
     session.execute(delete(VisitDays).where(VisitDays.visits == 0))
     session.execute(delete(VisitPairs).where(VisitPairs.pairs == 0))
+    session.execute(delete(VisitPairDays).where(VisitPairDays.pairs == 0))
 
 
 def _recount_joins(session: Session, program: Program, days: set[int] | None,

@@ -2,13 +2,15 @@
 
 Two reports (a period and the one before) read every member, purchase, coupon and ledger
 row of their periods: close to a minute with a million members. The `dashboard` job keeps
-per-day figures instead (bot.loyalty.daily), and a period's figures are sums over its days:
-the additive ones directly, the distinct-customer ones over `member_days`, whose rows link
-each purchase day of a member to the previous and next (a member is counted once, on their
-last purchase day in the period). While those are at most MAX_AGE old the page composes
-any period from them and says up to when; otherwise (a clock that is not running) it
-computes the two reports live. Either way each figure equals the report's for the period
-(`from_report`); the tests compare them over random periods, refunds and erasures.
+per-day figures instead (bot.loyalty.daily), and a period's figures are sums over its days.
+The additive ones directly. Customers are purchase days less those whose previous purchase
+day is in the period too; such pairs of days are counted by week (visit_pairs), so a
+period's are a sum over its whole weeks plus the rows of the few days at its edges; the
+same for customers with a single purchase. Dormant members as of a day are the sum of the
+changes up to it. While the figures are at most MAX_AGE old the page composes any period
+from them and says up to when; otherwise (a clock that is not running) it computes the two
+reports live. Either way each figure equals the report's for the period (`from_report`);
+the tests compare them over random periods, refunds, erasures and daylight-saving changes.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from bot.models import (
     DormantDays,
     MemberDay,
     VisitDays,
+    VisitPairDays,
     VisitPairs,
 )
 from bot.program import Program
@@ -191,6 +194,19 @@ def _visits(session: Session, a: int, b: int) -> tuple[int, int]:
     return int(visits), int(ones)
 
 
+def _part_week(session: Session, a: int, b: int) -> tuple[int, int]:
+    """(new, returning) customers of the days a..b, the end of a week: new if their first
+    purchase day ever falls in that week (on these days, or before them since Monday)."""
+    visits, _ = _visits(session, a, b)
+    customers = visits - _inside(session, a, b, ("all",))["all"][0]
+    firsts = int(session.scalar(select(_sum(VisitDays.firsts)).where(
+        VisitDays.day.between(a, b))))
+    d, monday = MemberDay, a - (a + 3) % 7
+    earlier = int(session.scalar(select(func.count()).select_from(d).where(  # once each
+        d.first_day >= monday, d.first_day < a, d.day.between(a, b), d.prev_day < a)))
+    return firsts + earlier, customers - firsts - earlier
+
+
 def _whole_weeks(a: int, b: int) -> tuple[int, int]:
     """The first Monday on or after a, and the last Sunday on or before b."""
     return a + (7 - (a + 3) % 7) % 7, b - ((b + 3) % 7 + 1) % 7
@@ -199,8 +215,8 @@ def _whole_weeks(a: int, b: int) -> tuple[int, int]:
 def _inside(session: Session, a: int, b: int, kinds: tuple[str, ...]
             ) -> dict[str, tuple[int, int]]:
     """Per kind of pair of purchase days (x, y): how many lie within a..b (a <= x, y <= b)
-    and the sum of their y - x. The whole weeks from visit_pairs; pairs with x in the days
-    before the first Monday, or y after the last Sunday, from those days' member_days rows."""
+    and the sum of their y - x: the whole weeks from visit_pairs, the pairs with x in the
+    days before the first Monday or y after the last Sunday from visit_pair_days."""
     first, last = _whole_weeks(a, b)
     p = VisitPairs
     found = {kind: [0, 0] for kind in kinds}
@@ -209,24 +225,15 @@ def _inside(session: Session, a: int, b: int, kinds: tuple[str, ...]
             .where(p.kind.in_(kinds), p.x_week >= (first + 3) // 7,
                    p.y_week <= (last + 3) // 7).group_by(p.kind)):
         found[kind] = [int(pairs), int(days)]
-    d = MemberDay
-    one = d.purchases == 1
-    pairs_of = {"all": (d.prev_day, d.day, None), "one_pd": (d.prev_day, d.day, one),
-                "one_dq": (d.day, d.next_day, one), "one_pq": (d.prev_day, d.next_day, one)}
-    columns, near = [], set()
-    for kind in kinds:
-        x, y, only = pairs_of[kind]
-        edge = or_(and_(x >= a, x < first, y <= b), and_(x >= first, y > last, y <= b))
-        if only is not None:
-            edge = and_(edge, only)
-        columns += [_count_if(edge), _sum(case((edge, y - x), else_=0))]
-        near |= {(x, a, first - 1), (y, last + 1, b)}
-    read = [column.between(low, high) for column, low, high in near if low <= high]
-    if read:
-        totals = session.execute(select(*columns).where(or_(*read))).one()
-        for i, kind in enumerate(kinds):
-            found[kind][0] += int(totals[2 * i])
-            found[kind][1] += int(totals[2 * i + 1])
+    q = VisitPairDays  # the edges: x before the first Monday, or y after the last Sunday
+    for kind, pairs, days in session.execute(
+            select(q.kind, _sum(q.pairs), _sum(q.days))
+            .where(q.kind.in_(kinds),
+                   or_(and_(q.x_day >= a, q.x_day < first, q.y_day <= b),
+                       and_(q.x_day >= first, q.y_day > last, q.y_day <= b)))
+            .group_by(q.kind)):
+        found[kind][0] += int(pairs)
+        found[kind][1] += int(days)
     return {kind: (n, days) for kind, (n, days) in found.items()}
 
 
@@ -240,14 +247,8 @@ def _week_customers(session: Session, a: int, b: int) -> dict[int, tuple[int, in
     weeks = {int(n): (int(new), int(back)) for n, new, back in session.execute(
         select(rows.c.week, _sum(rows.c.firsts), _sum(rows.c.week_returning))
         .group_by(rows.c.week))}
-    if first > a:  # the period starts inside a week: its days from a on, read here
-        d, monday = MemberDay, a - (a + 3) % 7
-        opens = or_(d.prev_day.is_(None), d.prev_day < a)
-        new, back = session.execute(
-            select(_count_if(and_(opens, d.first_day >= monday)),
-                   _count_if(and_(opens, d.first_day < monday)))
-            .where(d.day.between(a, min(first - 1, b)))).one()
-        weeks[(a + 3) // 7] = (int(new), int(back))
+    if first > a:  # the period starts inside a week: its days from a on
+        weeks[(a + 3) // 7] = _part_week(session, a, min(first - 1, b))
     return weeks
 
 

@@ -80,7 +80,7 @@ def upgrade() -> None:
     sa.Column('next_day', sa.Integer(), nullable=True),
     _count('first_day'),
     sa.PrimaryKeyConstraint('member_id', 'day', name=op.f('pk_member_days')))
-    for column in ('day', 'prev_day', 'next_day'):
+    for column in ('day', 'first_day'):
         op.create_index(f'ix_member_days_{column}', 'member_days', [column])
     op.create_table('visit_days',
     sa.Column('day', sa.Integer(), nullable=False), _count('visits'), _count('firsts'),
@@ -92,6 +92,13 @@ def upgrade() -> None:
     sa.Column('y_week', sa.Integer(), nullable=False), _count('pairs'),
     sa.Column('days', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('kind', 'x_week', 'y_week', name=op.f('pk_visit_pairs')))
+    op.create_table('visit_pair_days',
+    sa.Column('kind', sa.String(length=8), nullable=False),
+    sa.Column('x_day', sa.Integer(), nullable=False),
+    sa.Column('y_day', sa.Integer(), nullable=False), _count('pairs'),
+    sa.Column('days', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('kind', 'x_day', 'y_day', name=op.f('pk_visit_pair_days')))
+    op.create_index('ix_visit_pair_days_kind_y_day', 'visit_pair_days', ['kind', 'y_day'])
     op.create_table('dormant_days',
     sa.Column('day', sa.Integer(), nullable=False), _count('change'),
     sa.PrimaryKeyConstraint('day', name=op.f('pk_dormant_days')))
@@ -120,7 +127,7 @@ def downgrade() -> None:
         op.execute('DROP FUNCTION IF EXISTS name_grams(text)')
     for name, table, _, _ in INDEXES:
         op.drop_index(name, table_name=table)
-    for table in ('daily_state', 'counted_members', 'dormant_days', 'visit_pairs', 'visit_days', 'member_days',
+    for table in ('daily_state', 'counted_members', 'dormant_days', 'visit_pair_days', 'visit_pairs', 'visit_days', 'member_days',
                   'daily_cards', 'daily_coupons', 'daily_joins', 'daily_figures'):
         op.drop_table(table)
     op.create_table('dashboard_snapshots',
