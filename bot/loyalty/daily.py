@@ -28,11 +28,10 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Select, and_, case, delete, func, insert, or_, select, union
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Select, and_, case, delete, func, insert, or_, select, text, union
 from sqlalchemy.orm import Session
 
+from bot.db import dialect_insert
 from bot.loyalty.audiences import counted
 from bot.loyalty.report import _local_day
 from bot.loyalty.timeutil import end_of_day, local_date, start_of_day
@@ -81,6 +80,10 @@ def refresh(session: Session, program: Program, now: dt.datetime, *, full: bool 
             ) -> str:
     """Bring the daily figures up to `now` (the clock job); everything again with `full`."""
     began = time.perf_counter()
+    if session.get_bind().dialect.name == "postgresql":  # SQLite's writers queue anyway
+        # one snapshot for the whole run: each statement sees the same members changed,
+        # so none is taken away without being added back, or the other way round
+        session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
     state = session.get(DailyState, NAME)
     rules = {"timezone": program.timezone.key, "dormant_after_days": program.winback_after_days}
     full = full or state is None or state.stock.get("rules") != rules  # new days, new rules
@@ -377,9 +380,7 @@ def _dormant_changes(session: Session, program: Program, members: Any, *,
 def _add_changes(session: Session, changes: dict[int, int], sign: int) -> None:
     rows = [{"day": day, "change": sign * n} for day, n in changes.items() if n]
     if rows:
-        dialect = session.get_bind().dialect.name
-        statement = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(
-            DormantDays)
+        statement = dialect_insert(session, DormantDays)
         session.execute(statement.on_conflict_do_update(
             index_elements=["day"],
             set_={"change": DormantDays.change + statement.excluded.change}), rows)
@@ -422,8 +423,6 @@ def _tally(session: Session, members: Any) -> Tally:
 def _add(session: Session, tally: Tally, sign: int) -> None:
     """Add (or with sign -1 take away) a tally to visit_days and visit_pairs."""
     days, pairs, by_day = tally
-    dialect = session.get_bind().dialect.name
-    upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     for model, keys, names, rows in (
             (VisitDays, ["day"], VISIT_COLUMNS,
              [{"day": day, **dict(zip(VISIT_COLUMNS, values, strict=True))}
@@ -439,7 +438,7 @@ def _add(session: Session, tally: Tally, sign: int) -> None:
         for row in rows:
             for name in names:
                 row[name] *= sign
-        statement = upsert(model)
+        statement = dialect_insert(session, model)
         table = model.__table__
         session.execute(statement.on_conflict_do_update(
             index_elements=keys,
