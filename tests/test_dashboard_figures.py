@@ -137,8 +137,10 @@ def test_any_period_from_the_daily_figures_equals_the_report_after_refunds_and_e
     assert tables(sessions) == incremental
 
 
+@pytest.mark.parametrize("spans", [daily.MANY_SPANS, 0])  # 0: every day between re-counted
 def test_a_purchase_recorded_with_an_earlier_time_after_a_run_is_counted_by_the_next(
-        sessions, program):
+        sessions, program, monkeypatch, spans):
+    monkeypatch.setattr(daily, "MANY_SPANS", spans)
     rng = random.Random(7)
     shop(sessions, program, rng, 8, 40)
     ran = at(FIRST + dt.timedelta(days=60), 8)

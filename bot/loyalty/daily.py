@@ -63,6 +63,7 @@ from bot.program import Program
 NAME = "default"
 EPOCH = dt.date(1970, 1, 1)
 MARGIN = dt.timedelta(minutes=10)  # longer than any transaction that writes these rows
+MANY_SPANS = 20  # days changed in more runs than this: re-count every day between instead
 MARKED = {"members": Member, "purchases": Purchase, "refunds": Refund, "coupons": Coupon,
           "redemptions": Redemption, "stamps": Stamp, "stamp_cards": StampCard,
           "audit_log": AuditLog}
@@ -198,6 +199,8 @@ def _ranges(program: Program, days: set[int]) -> Ranges:
 
 
 def _recount_days(session: Session, program: Program, days: set[int], *, full: bool) -> None:
+    if len(_spans(days)) > MANY_SPANS:  # one pass over all the days between is quicker
+        days = set(range(min(days), max(days) + 1))
     for model in (DailyFigures, DailyCoupons, DailyCards):
         session.execute(delete(model) if full else delete(model).where(model.day.in_(days)))
     if not days:
