@@ -191,3 +191,14 @@ def test_the_report_and_the_daily_figures_agree_on_an_empty_shop(sessions, progr
         kept = dashboard.kept(session, program, FIRST, FIRST, ran)
         report = build_report(session, program, start, end, ran, quota=program.allowance)
     assert kept.current == dashboard.from_report(report)
+
+
+def test_a_new_dormancy_rule_in_the_program_file_counts_every_day_again(sessions, program):
+    rng = random.Random(11)
+    shop(sessions, program, rng, 10, 60)
+    ran = at(FIRST + dt.timedelta(days=90), 8)
+    refresh(sessions, program, ran)
+    stricter = dataclasses.replace(program, winback_after_days=20)
+    assert "all days" in refresh(sessions, stricter, ran + dt.timedelta(minutes=10))
+    assert_same_as_the_report(sessions, stricter, ranges(rng, ran.date(), 3),
+                              ran + dt.timedelta(minutes=11))
