@@ -1,7 +1,7 @@
 """The console dashboard's figures for any period, from the daily figures the clock keeps.
 
 Two reports (a period and the one before) read every member, purchase, coupon and ledger
-row of their periods: close to a minute with a million members. The `dashboard` job keeps
+row of their periods: 15 to 35 seconds with a million members. The `dashboard` job keeps
 per-day figures instead (bot.loyalty.daily), and a period's figures are sums over its days.
 The additive ones directly. Customers are purchase days less those whose previous purchase
 day is in the period too; such pairs of days are counted by week (visit_pairs), so a
