@@ -6,17 +6,22 @@
 The data are the jobs benchmark's (benchmarks/jobs.py: per member 10 ledger rows, 2
 purchases, a stamp card, 3 coupons), with a phone for every member and names as a Taiwanese
 shop has them (a surname and a given name from common ones; a fifth with English names),
-so that a name search matches many members, as it does in a real shop. The name index
-(migration 0013, pg_trgm) is dropped before the seed and made after it, timed.
+so that a name search matches many members, as it does in a real shop. The name indexes
+(pg_trgm, migration 0015; characters and pairs, 0018) are dropped before the seed and made
+after it, timed.
 
 Then, signed in as an owner through the app's own test client (every page rendered as a
 browser gets it): the dashboard for the 30 days to the benchmark day computed live (two
-reports: the period and the one before), the `dashboard` clock job computing the same
-figures as of that day's noon, the default dashboard a minute later (served from the job's
-figures, with their time shown), and member searches by phone, member code, part of a name
-and a member's page. Each page once cold, then the median of five (of two for the live
-dashboard). Target: each page under 1 s. Prints figures, asserts nothing, drops its schema
-at the end (--keep keeps it; --reuse SCHEMA times the pages on it again).
+reports: the period and the one before, as when the clock is not running); the `dashboard`
+clock job's first run (every day's figures) as of that day's noon, and a check that its
+figures for those 30 days equal the two reports'; 500 purchases, 100 refunds of purchases
+made months before and 100 coupons, then the job again (only what changed) and once more
+with nothing changed; the dashboard from the job's figures for the default 30 days, a week,
+a quarter and a year; member searches by phone, member code, parts of names (3, 2 and 1
+characters, and names nobody has) and a member's page. Each page once cold, then the median
+of five (of one for the live dashboard). Target: each page under 1 s. Prints figures,
+asserts nothing, drops its schema at the end (--keep keeps it; --reuse SCHEMA times the
+pages on it again).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import random
 import statistics
 import sys
 import time
@@ -42,7 +48,7 @@ from bot import migrate  # noqa: E402
 from bot.app import create_app  # noqa: E402
 from bot.config import DEFAULT_PROGRAM, Config, normalize_database_url  # noqa: E402
 from bot.db import make_engine, scratch_schema, transaction  # noqa: E402
-from bot.loyalty import accounts  # noqa: E402
+from bot.loyalty import accounts, coupons, daily, purchases  # noqa: E402
 from bot.loyalty import dashboard as figures  # noqa: E402
 from bot.loyalty.errors import AccountExists  # noqa: E402
 from bot.loyalty.timeutil import start_of_day, utcnow  # noqa: E402
@@ -66,13 +72,15 @@ UPDATE members SET
              || substr('{GIVEN}', (id / 7 % {len(GIVEN)})::int + 1, 1)
              || substr('{GIVEN}', (id / 311 % {len(GIVEN)})::int + 1, 1) END"""
 TRGM = "ix_members_display_name_trgm"
+GRAMS = "ix_members_display_name_grams"
 
 
 def prepare(url: str, n: int) -> None:
     engine = make_engine(url)
     try:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f"DROP INDEX IF EXISTS {TRGM}"))
+            for index in (TRGM, GRAMS):
+                conn.execute(text(f"DROP INDEX IF EXISTS {index}"))
         seed(url, n, bench_program())
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("SET maintenance_work_mem = '512MB'"))
@@ -85,6 +93,8 @@ def prepare(url: str, n: int) -> None:
                     f"(display_name {schema}.gin_trgm_ops)")))
             else:
                 print("  no pg_trgm on this server: name searches read the table")
+            timed("name index (characters)", lambda: conn.execute(text(
+                f"CREATE INDEX {GRAMS} ON members USING gin (name_grams(display_name))")))
             timed("vacuum analyze members", lambda: conn.execute(text("VACUUM ANALYZE members")))
     finally:
         engine.dispose()
@@ -113,10 +123,7 @@ def measure(client, label: str, path: str, expect: str | None = None, runs: int 
     return median
 
 
-def run(url: str, n: int) -> None:
-    app = create_app(Config(database_url=url, program_path=str(DEFAULT_PROGRAM),
-                            secret_key="console-benchmark", public_base_url="https://bench"))
-    rt = app.extensions["loyalty"]
+def sign_in(app, rt):
     with transaction(rt.sessions) as session:
         try:
             _, token = accounts.add_account(session, "owner@bench.tw", "owner", utcnow(),
@@ -131,24 +138,79 @@ def run(url: str, n: int) -> None:
     signed = client.post("/admin/login", data={"csrf_token": csrf, "email": "owner@bench.tw",
                                                "password": PASSWORD})
     assert signed.status_code == 302, signed.status_code
+    return client
+
+
+def refresh(rt, now: dt.datetime, label: str, *, full: bool = False) -> None:
+    """The clock's dashboard job as of `now`, timed."""
+    began = time.perf_counter()
+    with transaction(rt.sessions) as session:
+        summary = daily.refresh(session, rt.program, now, full=full)
+    print(f"  {label:<44} {time.perf_counter() - began:6.3f} s  ({summary})", flush=True)
+
+
+def changes(rt, now: dt.datetime, n: int) -> None:
+    """What a busy shop does between two runs of the job: 500 purchases by members picked
+    at random, 100 refunds (half in full) of purchases made months ago, 100 coupons issued
+    and the sale of a year ago refunded: each its own transaction, as the bot makes them."""
+    rng = random.Random(os.getpid())
+    tag = f"{os.getpid()}-{int(time.time())}"
+    began = time.perf_counter()
+    for i in range(500):
+        with transaction(rt.sessions) as session:
+            purchases.record_purchase(session, rt.program, rng.randrange(1, n + 1),
+                                      rng.randrange(80, 900), now, source="pos",
+                                      order_id=f"console-{tag}-{i}", actor="benchmark")
+    with rt.engine.connect() as conn:
+        old = conn.execute(text(
+            "SELECT external_order_id, amount FROM purchases WHERE source = 'pos' AND "
+            "external_order_id LIKE 'bench-%' AND refunded_amount = 0 AND id % 997 = :r "
+            "LIMIT 100"), {"r": rng.randrange(997)}).all()
+    for i, (order_id, amount) in enumerate(old):
+        with transaction(rt.sessions) as session:
+            purchases.refund_order(session, rt.program, amount if i % 2 else amount // 2, now,
+                                   source="pos", order_id=order_id,
+                                   refund_id=f"console-{tag}-{i}", actor="benchmark")
+    for i in range(100):
+        with transaction(rt.sessions) as session:
+            coupons.issue_coupon(session, rt.program, rng.randrange(1, n + 1), "nt50", now,
+                                 reason=f"benchmark {tag} {i}")
+    print(f"  {'(500 purchases, 100 old refunds, 100 coupons)':<44} "
+          f"{time.perf_counter() - began:6.1f} s", flush=True)
+
+
+def run(url: str, n: int) -> None:
+    app = create_app(Config(database_url=url, program_path=str(DEFAULT_PROGRAM),
+                            secret_key="console-benchmark", public_base_url="https://bench"))
+    rt = app.extensions["loyalty"]
+    client = sign_in(app, rt)
     with rt.engine.connect() as conn:
         code, phone, name = conn.execute(text(
             "SELECT member_code, phone, display_name FROM members WHERE id = :id"),
             {"id": n // 2 + 3}).one()
-    from_day = (DAY - dt.timedelta(days=29)).isoformat()
-    print(f"pages, {n:,} members (each: cold, then the median of the runs after it):")
-    measure(client, f"dashboard {from_day} to {DAY.isoformat()}, live",
-            f"/admin/?from={from_day}&to={DAY.isoformat()}", "NT$", runs=2)
-    # the clock's dashboard job as of noon on the benchmark day, then the default page then
+    month = (DAY - dt.timedelta(days=29), DAY)
     noon = start_of_day(DAY, rt.program.timezone) + dt.timedelta(hours=12)
-    began = time.perf_counter()
-    with transaction(rt.sessions) as session:
-        summary = figures.refresh(session, rt.program, noon)
-    print(f"  {'the dashboard job (two reports, kept)':<44} {time.perf_counter() - began:6.3f} s"
-          f"  ({summary})", flush=True)
-    with mock.patch("bot.console.views.utcnow", lambda: noon + dt.timedelta(minutes=1)):
-        measure(client, "dashboard, default period, from the job's figures", "/admin/",
-                'class="freshness"')
+    print(f"pages, {n:,} members (each: cold, then the median of the runs after it):")
+    with transaction(rt.sessions) as session:  # no daily figures: the page computes live
+        session.execute(text("DELETE FROM daily_state"))
+    with mock.patch("bot.console.views.utcnow", lambda: noon):
+        measure(client, f"dashboard {month[0]} to {month[1]}, live (no clock)", "/admin/",
+                "NT$", runs=1)
+    refresh(rt, noon, "the dashboard job, first run (every day)", full=True)
+    with rt.sessions() as session:  # the same figures as the two reports?
+        live = figures.compute(session, rt.program, *month, noon)
+        kept = figures.kept(session, rt.program, *month, noon + dt.timedelta(minutes=1))
+    same = (kept.current, kept.previous) == (live.current, live.previous)
+    print(f"  daily figures of {month[0]} to {month[1]} equal the two reports: {same}")
+    changes(rt, noon + dt.timedelta(minutes=2), n)
+    refresh(rt, noon + dt.timedelta(minutes=15), "the dashboard job, after those changes")
+    refresh(rt, noon + dt.timedelta(minutes=25), "the dashboard job, nothing new")
+    with mock.patch("bot.console.views.utcnow", lambda: noon + dt.timedelta(minutes=26)):
+        measure(client, "dashboard, default period (30 days)", "/admin/", 'class="freshness"')
+        for label, days in (("a week", 7), ("a quarter", 91), ("a year", 365)):
+            first = DAY - dt.timedelta(days=days - 1)
+            measure(client, f"dashboard, {label} ({first} to {DAY})",
+                    f"/admin/?from={first}&to={DAY}", 'class="freshness"')
     spaced = f"{phone[:4]}-{phone[4:7]}-{phone[7:]}"
     measure(client, f"search by phone ({spaced})", f"/admin/members?q={spaced}",
             f'data-member="{code}"')
@@ -157,10 +219,12 @@ def run(url: str, n: int) -> None:
     measure(client, f"search by a full name ({name})", f"/admin/members?q={name}", name)
     measure(client, f"search by a given name ({name[1:]})", f"/admin/members?q={name[1:]}",
             name[1:])
+    measure(client, f"search by a surname ({name[0]})", f"/admin/members?q={name[0]}",
+            name[0])
     measure(client, "search for a name nobody has (無此人)", "/admin/members?q=無此人")
-    measure(client, "search for a 2-character name nobody has (某某)", "/admin/members?q=某某",
-            runs=2)  # the worst case: no trigram to look up, every row read
+    measure(client, "search for a 2-character name nobody has (某某)", "/admin/members?q=某某")
     measure(client, "search by an English name (Grace)", "/admin/members?q=grace", "Grace")
+    measure(client, "search by 2 letters of a name (gr)", "/admin/members?q=gr", "Grace")
     measure(client, f"member page ({code})", f"/admin/members/{code}", code)
     rt.engine.dispose()
 

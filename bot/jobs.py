@@ -21,6 +21,7 @@ from bot.db import transaction
 from bot.line import formatting as fmt
 from bot.line import messages
 from bot.line.formatting import RenderContext
+from bot.loyalty import daily
 from bot.loyalty import dashboard as figures
 from bot.loyalty.alerts import current as current_alerts
 from bot.loyalty.alerts import linked_chats
@@ -397,9 +398,9 @@ def imports(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
 
 
 def dashboard(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
-    """Keep the console dashboard's default figures ready (bot.loyalty.dashboard)."""
+    """Bring the console dashboard's daily figures up to date (bot.loyalty.daily)."""
     with transaction(rt.sessions) as session:
-        return figures.refresh(session, rt.program, now)
+        return daily.refresh(session, rt.program, now)
 
 
 JOBS: dict[str, Job] = {job.name: job for job in (
@@ -416,7 +417,7 @@ JOBS: dict[str, Job] = {job.name: job for job in (
     Job("tiers", {"hour": 3, "minute": 0}, tiers, "re-evaluate tiers and downgrades"),
     Job("tags", {"hour": 2, "minute": 30}, tags, "recompute automatic tags for segments"),
     Job("dashboard", {"minute": f"*/{figures.EVERY_MINUTES}"}, dashboard,
-        "the console dashboard's figures for the last 30 days"),
+        "the console dashboard's daily figures"),
     Job("imports", {"minute": "*"}, imports, "import members files uploaded in the console",
         at_start=False),
 )}

@@ -78,6 +78,15 @@ class Member(Base):
         # (migration 0015, which qualifies the operator class with pg_trgm's schema)
         Index("ix_members_display_name_trgm", "display_name", postgresql_using="gin",
               postgresql_ops={"display_name": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
+        # ... and names of one or two characters, which hold no trigram: each name's
+        # characters and pairs of characters (migration 0018 makes the function)
+        Index("ix_members_display_name_grams", text("name_grams(display_name)"),
+              postgresql_using="gin").ddl_if(dialect="postgresql"),
+        # the dashboard's daily figures (migration 0018): joins by time, and the few members
+        # who are not active (blocked, merged, erased) for the dormant count
+        Index("ix_members_joined_at", "joined_at"),
+        Index("ix_members_not_active", "id", sqlite_where=text("status <> 'active'"),
+              postgresql_where=text("status <> 'active'")),
     )
 
     id: Id = pk()
@@ -154,6 +163,7 @@ class Purchase(Base):
         CheckConstraint("refunded_amount >= 0 AND refunded_amount <= amount",
                         name="refund_within_amount"),
         Index("ix_purchases_member_created", "member_id", "created_at"),
+        Index("ix_purchases_created_at", "created_at"),
     )
 
     id: Id = pk()
@@ -175,6 +185,7 @@ class Refund(Base):
     __table_args__ = (
         UniqueConstraint("source", "refund_id", name="uq_refunds_source_refund"),
         CheckConstraint("amount > 0", name="amount_positive"),
+        Index("ix_refunds_created_at", "created_at"),
     )
 
     id: Id = pk()
@@ -194,6 +205,7 @@ class StampCard(Base):
     __table_args__ = (
         CheckConstraint("stamps >= 0 AND stamps <= goal", name="stamps_within_goal"),
         CheckConstraint("status IN ('active', 'completed', 'expired')", name="status_known"),
+        Index("ix_stamp_cards_started_at", "started_at"),
     )
 
     id: Id = pk()
@@ -214,7 +226,8 @@ class Stamp(Base):
     """Stamps added to (positive count) or taken off (negative count) a card."""
 
     __tablename__ = "stamps"
-    __table_args__ = (CheckConstraint("count <> 0", name="count_not_zero"),)
+    __table_args__ = (CheckConstraint("count <> 0", name="count_not_zero"),
+                      Index("ix_stamps_created_at", "created_at"))
 
     id: Id = pk()
     card_id: Mapped[int] = ref("stamp_cards.id")
@@ -261,6 +274,7 @@ class Coupon(Base):
         CheckConstraint("status IN ('issued', 'redeemed', 'expired', 'void')",
                         name="status_known"),
         Index("ix_coupons_status_valid_until", "status", "valid_until"),
+        Index("ix_coupons_issued_at", "issued_at"),
     )
 
     id: Id = pk()
@@ -287,6 +301,10 @@ class Redemption(Base):
         Index("uq_redemptions_live_coupon", "coupon_id", unique=True,
               sqlite_where=text("voided_at IS NULL"),
               postgresql_where=text("voided_at IS NULL")),
+        Index("ix_redemptions_redeemed_at", "redeemed_at"),
+        Index("ix_redemptions_voided_at", "voided_at",
+              sqlite_where=text("voided_at IS NOT NULL"),
+              postgresql_where=text("voided_at IS NOT NULL")),
     )
 
     id: Id = pk()
@@ -333,7 +351,8 @@ class AuditLog(Base):
     """Who changed what and why: every balance change and every redemption."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_member_at", "member_id", "at"),)
+    __table_args__ = (Index("ix_audit_log_member_at", "member_id", "at"),
+                      Index("ix_audit_log_at", "at"))
 
     id: Id = pk()
     at: Mapped[dt.datetime]
@@ -376,6 +395,7 @@ class OutboxMessage(Base):
               sqlite_where=text("status = 'pending'"),
               postgresql_where=text("status = 'pending'")),
         Index("ix_outbox_push_key", "push_key"),
+        Index("ix_outbox_sent_at", "sent_at"),
     )
 
     id: Id = pk()
@@ -644,20 +664,149 @@ class ConsoleLoginFailure(Base):
 
 
 
-class DashboardSnapshot(Base):
-    """The console dashboard's report for its default period (and the period before), kept
-    by the `dashboard` clock job: with a million members the page reads this row instead of
-    computing two reports while the owner waits, and says how old it is."""
+class DailyFigures(Base):
+    """The report's additive figures per local day (days since 1970-01-01 in the program's
+    timezone), kept by the `dashboard` clock job for the console's dashboard."""
 
-    __tablename__ = "dashboard_snapshots"
+    __tablename__ = "daily_figures"
+
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    purchases: Mapped[int] = mapped_column(Integer, default=0)  # counted ones
+    revenue: Mapped[int] = mapped_column(BigInteger, default=0)  # net of refunds
+    refunded: Mapped[int] = mapped_column(Integer, default=0)  # fully refunded, left out
+    unclaimed: Mapped[int] = mapped_column(Integer, default=0)  # counted, with no customer yet
+    coupons_issued: Mapped[int] = mapped_column(Integer, default=0)
+    coupons_redeemed: Mapped[int] = mapped_column(Integer, default=0)  # not voided
+    billed: Mapped[int] = mapped_column(Integer, default=0)  # messages LINE bills
+
+
+class DailyJoins(Base):
+    """Members who joined on a local day and are active or blocked now (the job recounts
+    these on every run: erasures and merges change them)."""
+
+    __tablename__ = "daily_joins"
+
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    joined: Mapped[int] = mapped_column(Integer, default=0)
+    blocked: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DailyCoupons(Base):
+    """Coupons issued and redeemed (not voided) per local day and template."""
+
+    __tablename__ = "daily_coupons"
+
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    template_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    issued: Mapped[int] = mapped_column(Integer, default=0)
+    redeemed: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DailyCards(Base):
+    """Stamp cards by the local day they started and where they stand now."""
+
+    __tablename__ = "daily_cards"
+
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stamps: Mapped[int] = mapped_column(Integer, primary_key=True)
+    completed: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1 or 0
+    cards: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MemberDay(Base):
+    """A local day on which a member made counted purchases, linked to their previous and
+    next such day: what makes distinct-customer figures (customers, repurchase rate and
+    cycle, dormant, new and returning per week) sums over a range of days."""
+
+    __tablename__ = "member_days"
+    __table_args__ = (Index("ix_member_days_day", "day"),
+                      Index("ix_member_days_first_day", "first_day"))
+
+    member_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                           primary_key=True)
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    purchases: Mapped[int] = mapped_column(Integer)
+    last_at: Mapped[dt.datetime]  # the day's last counted purchase
+    prev_day: Mapped[int | None] = mapped_column(Integer)
+    next_day: Mapped[int | None] = mapped_column(Integer)
+    first_day: Mapped[int] = mapped_column(Integer)  # the member's first purchase day ever
+
+
+class VisitDays(Base):
+    """Per local day, of the member_days rows on it: how many, how many are a member's first
+    purchase day ever, or their first of the week after buying before it, and how many had
+    one purchase."""
+
+    __tablename__ = "visit_days"
+
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    visits: Mapped[int] = mapped_column(Integer, default=0)
+    firsts: Mapped[int] = mapped_column(Integer, default=0)
+    week_returning: Mapped[int] = mapped_column(Integer, default=0)
+    ones: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class VisitPairs(Base):
+    """Pairs of a member's purchase days, counted by the local weeks of the two days (days
+    since 1970-01-01 plus 3, over 7): `all` a day and the one before (every gap), and for
+    days with one purchase `one_pd` the day and the one before, `one_dq` the day and the
+    one after, `one_pq` the ones before and after. How many pairs fall inside a period is
+    then a sum over whole weeks plus the rows of the few days at its edges."""
+
+    __tablename__ = "visit_pairs"
+
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    x_week: Mapped[int] = mapped_column(Integer, primary_key=True)
+    y_week: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pairs: Mapped[int] = mapped_column(Integer, default=0)
+    days: Mapped[int] = mapped_column(BigInteger, default=0)  # the sum of y - x
+
+
+class VisitPairDays(Base):
+    """visit_pairs by the days themselves, for the days at a period's edges."""
+
+    __tablename__ = "visit_pair_days"
+    __table_args__ = (Index("ix_visit_pair_days_kind_y_day", "kind", "y_day"),)
+
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    x_day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    y_day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pairs: Mapped[int] = mapped_column(Integer, default=0)
+    days: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class DormantDays(Base):
+    """How the count of dormant members changes from one end day to the next: active members
+    who become dormant as of a day (+) or stop being so (-), by the report's rule. The count
+    as of a day is the sum up to it."""
+
+    __tablename__ = "dormant_days"
+
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    change: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CountedMember(Base):
+    """The members whose changes dormant_days holds (those active when last counted): what
+    to take away when a member's purchases or status change."""
+
+    __tablename__ = "counted_members"
+
+    member_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                           primary_key=True)
+
+
+class DailyState(Base):
+    """When the `dashboard` job last brought the daily figures up to date, the last row ids
+    it saw, and the stock figures of that moment (tiers, points outstanding)."""
+
+    __tablename__ = "daily_state"
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)  # "default"
-    first_day: Mapped[dt.date] = mapped_column(Date)  # the period's local days
-    last_day: Mapped[dt.date] = mapped_column(Date)
     computed_at: Mapped[dt.datetime]
     took_ms: Mapped[int] = mapped_column(Integer)
-    current: Mapped[dict[str, Any]] = mapped_column(JSON)  # Report.to_dict()
-    previous: Mapped[dict[str, Any]] = mapped_column(JSON)
+    marks: Mapped[dict[str, Any]] = mapped_column(JSON)  # table -> last id seen
+    stock: Mapped[dict[str, Any]] = mapped_column(JSON)  # tiers, points outstanding
 
 
 class ProgramVersion(Base):

@@ -20,7 +20,7 @@ from bot.db import transaction
 from bot.jobs import JOBS, JobContext, run_job
 from bot.line import qr
 from bot.line.client import LineClient
-from bot.loyalty import accounts, coupons, staff
+from bot.loyalty import accounts, coupons, daily, staff
 from bot.loyalty import dashboard as figures
 from bot.loyalty.errors import UnknownCode
 from bot.loyalty.members import member_by_id, register_member
@@ -555,7 +555,7 @@ def test_every_console_word_exists_in_both_languages():
         assert fields[0] == fields[1], key
 
 
-def test_the_dashboard_shows_the_clock_jobs_figures_with_their_time_and_live_ones_otherwise(
+def test_the_dashboard_shows_the_clock_jobs_daily_figures_up_to_their_time_for_any_dates(
         app, browser):
     setup_owner(browser)
     rt = app.extensions["loyalty"]
@@ -566,11 +566,12 @@ def test_the_dashboard_shows_the_clock_jobs_figures_with_their_time_and_live_one
                         order_id="o-1", actor="test")
     ran = utcnow()
     assert "computed in" in run_job(jobs, JOBS["dashboard"], ran)
+    today = ran.astimezone(rt.program.timezone).date()
+    month = (today - dt.timedelta(days=29), today)
     with rt.sessions() as session:
-        start, end = report_period(rt.program, None, None, ran)
-        kept = figures.kept(session, rt.program, ran)
-        live = figures.compute(session, rt.program, start, end, ran)
-    assert (kept.current, kept.previous) == (live.current, live.previous)  # kept as computed
+        kept = figures.kept(session, rt.program, *month, ran)
+        live = figures.compute(session, rt.program, *month, ran)
+    assert (kept.current, kept.previous) == (live.current, live.previous)
     with transaction(rt.sessions) as session:  # bought after the job ran
         record_purchase(session, rt.program, member.id, 800, utcnow(), source="pos",
                         order_id="o-2", actor="test")
@@ -579,13 +580,18 @@ def test_the_dashboard_shows_the_clock_jobs_figures_with_their_time_and_live_one
         page = browser.get(path).get_data(as_text=True)
         shown = re.search(r'data-figure="revenue"><th scope="row">[^<]+</th><td>([^<]+)</td>',
                           page).group(1)
-        return shown, 'class="freshness"' in page and "這些數字計算於" in page
-    assert revenue("/admin/") == ("NT$1,200", True)  # the job's figures, said so
-    week = f"from={kept.current.last_day - dt.timedelta(days=6)}&to={kept.current.last_day}"
-    assert revenue(f"/admin/?{week}") == ("NT$2,000", False)  # other dates: live
+        up_to = ran.astimezone(rt.program.timezone).strftime("%Y/%m/%d %H:%M")
+        return shown, 'class="freshness"' in page and f"數字統計至 {up_to}" in page
+    week = f"from={today - dt.timedelta(days=6)}&to={today}"
+    assert revenue("/admin/") == ("NT$1,200", True)  # the job's figures, up to its run
+    assert revenue(f"/admin/?{week}") == ("NT$1,200", True)  # any dates: the same figures
+    ran = utcnow()
+    run_job(jobs, JOBS["dashboard"], ran)  # the next run counts the new purchase
+    assert revenue(f"/admin/?{week}") == ("NT$2,000", True)
     with transaction(rt.sessions) as session:  # the clock stopped 40 minutes ago
-        figures.refresh(session, rt.program, utcnow() - dt.timedelta(minutes=40))
-    assert revenue("/admin/") == ("NT$2,000", False)
+        daily.refresh(session, rt.program, utcnow() - dt.timedelta(minutes=40))
+    record = browser.get(f"/admin/?{week}").get_data(as_text=True)
+    assert "NT$2,000" in record and 'class="freshness"' not in record  # computed live
 
 
 # -- staff -------------------------------------------------------------------------------------

@@ -96,3 +96,21 @@ def test_a_manual_adjustment_needs_a_reason_and_is_audited(sessions, program, no
 def test_an_unknown_member_code_is_reported_as_such(sessions):
     with pytest.raises(UnknownMember), sessions() as session:
         find_by_code(session, "not-a-code")
+
+
+def test_a_name_of_one_or_two_characters_is_found_in_any_case_and_a_missing_one_is_not(
+        sessions, program):
+    from bot.loyalty.directory import search_members
+
+    joined = dt.datetime(2026, 11, 1, 4, 0, tzinfo=dt.UTC)
+    with transaction(sessions) as session:
+        for n, name in enumerate(("王小美", "Grace Chen", "陳美華", "林志明")):
+            register_member(session, program, f"U-{n}", joined, display_name=name)
+    with sessions() as session:
+        def names(text: str) -> set[str]:
+            return {m.display_name for m in search_members(session, text)}
+        assert names("美") == {"王小美", "陳美華"}
+        assert names("小美") == {"王小美"}
+        assert names("GR") == names("gr") == {"Grace Chen"}
+        assert names("e C") == {"Grace Chen"}
+        assert names("某某") == names("某") == set()

@@ -313,21 +313,20 @@ def dashboard() -> Any:
         start, end = report_period(rt.program, days[0], days[1], g.now)
     except ValueError:
         start, end = report_period(rt.program, None, None, g.now)
-    with rt.sessions() as db:
-        shown = None
-        if (start, end) == report_period(rt.program, None, None, g.now):
-            shown = figures.kept(db, rt.program, g.now)  # the clock job's, if fresh
-        shown = shown or figures.compute(db, rt.program, start, end, g.now)
+    first, last = start.astimezone(tz).date(), (end - dt.timedelta(microseconds=1)) \
+        .astimezone(tz).date()
+    with rt.sessions() as db:  # the clock's daily figures, if fresh; else two live reports
+        shown = (figures.kept(db, rt.program, first, last, g.now)
+                 or figures.compute(db, rt.program, first, last, g.now))
     rows = figures_table(shown.current, shown.previous)
-    last = (end - dt.timedelta(microseconds=1)).astimezone(tz).date()
-    return page("dashboard.html", rows=rows, first=start.astimezone(tz).date(), last=last,
+    return page("dashboard.html", rows=rows, first=first, last=last,
                 report=shown.current, charts=charts(shown.current, rt.program, g.t, g.lang),
                 computed_at=shown.computed_at and shown.computed_at.astimezone(tz),
                 every=figures.EVERY_MINUTES)
 
 
 def charts(report: Any, program: Any, t: dict[str, str], lang: str) -> dict[str, Any]:
-    """The dashboard's chart data, from the report: every number is one of the report's."""
+    """The dashboard's chart data (a dashboard.Period): every number is one of the report's."""
     weeks = report.weeks
     english = lang == "en"
 
@@ -348,8 +347,8 @@ def charts(report: Any, program: Any, t: dict[str, str], lang: str) -> dict[str,
                       "new": [w.new_customers for w in weeks],
                       "returning": [w.returning_customers for w in weeks],
                       "names": {"new": t["new"], "returning": t["returning"]}},
-        "coupons": {"labels": [coupon_title(r) for r in report.coupons.templates],
-                    "redeemed": [r.redeemed for r in report.coupons.templates],
+        "coupons": {"labels": [coupon_title(r) for r in report.templates],
+                    "redeemed": [r.redeemed for r in report.templates],
                     "names": {"redeemed": t["redeemed"]}},
         "funnel": {"labels": [t["stamps_step"].format(n=f.stamps) for f in report.stamps.steps],
                    "cards": [f.cards for f in report.stamps.steps],
@@ -383,11 +382,10 @@ def figures_table(now: Any, then: Any) -> list[tuple[str, str, str]]:
         ("repurchase_rate", pct(now.sales.repurchase_rate), pct(then.sales.repurchase_rate)),
         ("repurchase_cycle", num(now.sales.repurchase_cycle_days),
          num(then.sales.repurchase_cycle_days)),
-        ("redemption_rate", pct(now.coupons.total.redemption_rate),
-         pct(then.coupons.total.redemption_rate)),
-        ("points_liability", money(now.points.outstanding_value),
-         money(then.points.outstanding_value)),
-        ("billed_messages", num(now.pushes.billed), num(then.pushes.billed)),
+        ("redemption_rate", pct(now.coupons.redemption_rate),
+         pct(then.coupons.redemption_rate)),
+        ("points_liability", money(now.points_value), money(then.points_value)),
+        ("billed_messages", num(now.billed), num(then.billed)),
     ]
     return pairs
 

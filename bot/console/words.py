@@ -44,8 +44,7 @@ WORDS: dict[str, dict[str, str]] = {
         "delta_whole": "請輸入非零的整數點數（最多一億點），例如 50 或 -20。",
         "adjusted": "已調整 {delta} 點。", "valid_until": "有效至", "birthday": "生日",
         "none": "無",
-        "computed_at": "這些數字計算於 {time}，排程每 {minutes} 分鐘更新一次；"
-                       "選其他日期則即時計算。",
+        "computed_at": "數字統計至 {time}，排程每 {minutes} 分鐘更新一次。",
         "corrections": "更正（每一筆都要寫原因，會記在異動紀錄裡）",
         "reason_too_long": "原因最多 {most} 個字，請寫短一點。",
         "stamps_adjust": "給章或收回章", "stamps_delta": "章數（給章 1、收回 -1）",
@@ -93,7 +92,7 @@ WORDS: dict[str, dict[str, str]] = {
         "job_expire": "到期的點數與優惠券失效", "job_birthday": "生日優惠券與卡片",
         "job_expiry-warnings": "點數與優惠券到期前提醒", "job_nudges": "快要集滿或換獎時提醒",
         "job_winback": "給沉睡會員的回流優惠券", "job_tiers": "重新計算會員等級",
-        "job_tags": "重新計算自動標籤", "job_dashboard": "計算總覽最近 30 天的數字",
+        "job_tags": "重新計算自動標籤", "job_dashboard": "更新總覽的每日數字",
         "outbox": "訊息", "outbox_pending": "排隊中", "outbox_pushed": "本月以推播送出",
         "outbox_replied": "本月隨回覆送出（免費）", "outbox_failed": "本月失敗",
         "outbox_dropped": "本月放棄（過期未送）", "outbox_latest_failed": "最近失敗的訊息",
@@ -163,8 +162,8 @@ WORDS: dict[str, dict[str, str]] = {
                        "e.g. 50 or -20.",
         "adjusted": "Adjusted by {delta} points.", "valid_until": "Valid until",
         "birthday": "Birthday", "none": "None",
-        "computed_at": "Figures as of {time}, refreshed by the clock every {minutes} minutes; "
-                       "other dates are computed when asked.",
+        "computed_at": "Figures up to {time}, brought up to date by the clock every "
+                       "{minutes} minutes.",
         "corrections": "Corrections (each needs a reason, kept in the audit trail)",
         "reason_too_long": "A reason has {most} characters at most: please shorten it.",
         "stamps_adjust": "Give or take back stamps",
@@ -225,7 +224,7 @@ WORDS: dict[str, dict[str, str]] = {
         "job_winback": "comeback coupon for dormant members",
         "job_tiers": "re-evaluate tiers and downgrades",
         "job_tags": "recompute automatic tags for segments",
-        "job_dashboard": "the dashboard's figures for the last 30 days",
+        "job_dashboard": "bring the dashboard's daily figures up to date",
         "outbox": "Messages", "outbox_pending": "Queued",
         "outbox_pushed": "Sent by push this month", "outbox_replied":
         "Sent inside a reply this month (free)", "outbox_failed": "Failed this month",

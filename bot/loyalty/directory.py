@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import Text, and_, func, literal, or_, select
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.orm import Session
 
 from bot.loyalty.codes import normalize_code
@@ -12,6 +13,7 @@ from bot.loyalty.phones import normalize_phone
 from bot.models import AuditLog, Member, MemberTag, PointEntry, Purchase, Tag
 
 SEARCH_LIMIT = 20
+SHORT = 2  # characters: a name this short is looked up by its characters, not trigrams
 
 
 def search_members(session: Session, text: str, limit: int = SEARCH_LIMIT) -> list[Member]:
@@ -19,8 +21,9 @@ def search_members(session: Session, text: str, limit: int = SEARCH_LIMIT) -> li
     part of the name (as the member or their LINE profile gave it); the latest added first.
 
     By id, not join time: PostgreSQL then walks the primary key backwards and stops at
-    `limit` matches, which serves the names a trigram index cannot (under 3 characters, as
-    a Chinese given name is) in well under a second with a million members."""
+    `limit` matches when a name is common. A name nobody has is looked up in an index
+    (trigrams from 3 characters, the characters and pairs of characters below), never by
+    reading every member."""
     text = (text or "").strip()
     if not text:
         return []
@@ -30,7 +33,14 @@ def search_members(session: Session, text: str, limit: int = SEARCH_LIMIT) -> li
     if (code := normalize_code(text)) is not None:
         rules.append(Member.member_code == code)
     pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    rules.append(Member.display_name.ilike(pattern, escape="\\"))  # pg_trgm index (0013)
+    name = Member.display_name.ilike(pattern, escape="\\")  # pg_trgm index (0015)
+    if len(text) <= SHORT and session.get_bind().dialect.name == "postgresql":
+        # no trigram in one or two characters: the index of their characters and pairs
+        # (0018) finds the few names holding them; ILIKE stays the exact test
+        grams = func.name_grams(Member.display_name).op("@>")(
+            array([func.lower(literal(text, Text))]))
+        name = and_(grams, name)
+    rules.append(name)
     return list(session.scalars(select(Member).where(or_(*rules))
                                 .order_by(Member.id.desc())
                                 .limit(limit)))
