@@ -221,6 +221,8 @@ def form_values(page: str) -> dict[str, str]:
     for name, value in re.findall(r'<input (?:type="(?:hidden|date)" )?name="([^"]+)"'
                                   r'[^>]*?value="([^"]*)"', form):
         values[name] = html.unescape(value)
+    for name, body in re.findall(r'<textarea name="([^"]+)"[^>]*>(.*?)</textarea>', form, re.S):
+        values[name] = html.unescape(body)
     for name in re.findall(r'<input type="checkbox" name="([^"]+)" value="1" checked>', form):
         values[name] = "1"
     for name, body in re.findall(r'<select name="([^"]+)">(.*?)</select>', form, re.S):
@@ -239,7 +241,7 @@ def test_every_settings_form_sent_back_unchanged_changes_nothing(app, browser):
         answer = review(browser, path, **form_values(browser.get(path).get_data(as_text=True)))
         assert answer.status_code == 200, (section, answer.get_data(as_text=True)[-800:])
         assert "<li>no change</li>" in answer.get_data(as_text=True), section
-    for path in ("/admin/program/rewards", "/admin/program/stamps"):
+    for path in ("/admin/program/rewards", "/admin/program/stamps", "/admin/program/tiers"):
         answer = review(browser, path, **form_values(browser.get(path).get_data(as_text=True)))
         assert "<li>no change</li>" in answer.get_data(as_text=True), path
 
@@ -294,3 +296,25 @@ def test_the_stamp_card_form_moves_a_milestone_for_new_cards(app, browser):
                                                                        (8, "nt50")]
     bad = review(browser, "/admin/program/stamps", **{**values, "m0-at": "12"})
     assert bad.status_code == 400 and "stamps.milestones[0].at" in bad.get_data(as_text=True)
+
+
+def test_a_tier_gets_a_benefit_at_once_and_loses_one_after_the_notice(app, browser):
+    owner(browser)
+    values = form_values(browser.get("/admin/program/tiers").get_data(as_text=True))
+    assert values["t0-key"] == "member" and values["rows"] == str(len(live(app).tiers) + 1)
+    gold = next(i for i in range(len(live(app).tiers)) if values[f"t{i}-key"] == "gold")
+    benefits = values[f"t{gold}-benefits"].splitlines()
+    english = values[f"t{gold}-benefits_en"].splitlines()
+    more = review(browser, "/admin/program/tiers", **{
+        **values, f"t{gold}-benefits": "\n".join([*benefits, "免費外帶杯"]),
+        f"t{gold}-benefits_en": "\n".join([*english, "A free takeaway cup"])})
+    assert "這項修改會減少會員的權益" not in more.get_data(as_text=True)
+    assert save(browser, more.get_data(as_text=True)).status_code == 302
+    assert "免費外帶杯" in live(app).tier("gold").benefits
+    values = form_values(browser.get("/admin/program/tiers").get_data(as_text=True))
+    fewer = review(browser, "/admin/program/tiers", **{
+        **values, f"t{gold}-benefits": "\n".join(benefits[1:]),
+        f"t{gold}-benefits_en": "\n".join(english[1:])})
+    assert f"不再提供「{benefits[0]}」" in fewer.get_data(as_text=True)
+    bad = review(browser, "/admin/program/tiers", **{**values, f"t{gold}-multiplier": "inf"})
+    assert bad.status_code == 400 and f"tiers[{gold}].multiplier" in bad.get_data(as_text=True)

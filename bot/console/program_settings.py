@@ -160,3 +160,47 @@ def _date(value: str) -> Any:
         return dt.date.fromisoformat(value.strip())
     except ValueError:
         return value.strip()
+
+
+@bp.route("/program/tiers", methods=["GET", "POST"])
+@signed_in("owner", refusal="program_owner_only")
+def program_tiers() -> Any:
+    """The tiers, lowest first: name, spend threshold, points multiplier, birthday coupon and
+    benefits (a line each)."""
+    base, data = _current()
+    base = _base(base)
+    if request.method == "GET":
+        rows = [*data.get("tiers", []), *({} for _ in range(NEW_ROWS))]
+        return page("program_tiers.html", base=base, rows=rows,
+                    coupons=list(data.get("coupons", {})))
+    tiers, rows = [], request.form.get("rows", "0")
+    for i in range(int(rows) if rows.isdigit() and len(rows) < 4 else 0):
+        row = _row(request.form, f"t{i}-")
+        if not any(row.get(k, "").strip() for k in ("key", "name", "threshold")):
+            continue
+        tier: dict[str, Any] = {"key": row.get("key", "").strip(),
+                                "name": row.get("name", "").strip(),
+                                "threshold": _number(row.get("threshold", ""))}
+        if row.get("name_en", "").strip():
+            tier["name_en"] = row["name_en"].strip()
+        if row.get("multiplier", "").strip():
+            tier["multiplier"] = _multiplier(row["multiplier"])
+        if row.get("birthday_coupon", "").strip():
+            tier["birthday_coupon"] = row["birthday_coupon"]
+        for name in ("benefits", "benefits_en"):
+            lines = [line.strip() for line in row.get(name, "").splitlines() if line.strip()]
+            if lines:
+                tier[name] = lines
+        tiers.append(tier)
+    return _review(base, {**data, "tiers": tiers})
+
+
+def _multiplier(value: str) -> Any:
+    """1.5 / 2 as a number; anything else as typed, for the validator to refuse."""
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return value.strip()
+    if number != number or number in (float("inf"), float("-inf")):
+        return value.strip()
+    return int(number) if number.is_integer() else number
