@@ -140,7 +140,7 @@ class PointEntry(Base):
     refund_id: Mapped[int | None] = ref("refunds.id", nullable=True)
     coupon_id: Mapped[int | None] = ref("coupons.id", nullable=True)
     reason: Mapped[str] = mapped_column(String(500), default="")
-    actor: Mapped[str] = mapped_column(String(100), default="system")
+    actor: Mapped[str] = mapped_column(String(300), default="system")
 
 
 class PointDraw(Base):
@@ -356,7 +356,7 @@ class AuditLog(Base):
 
     id: Id = pk()
     at: Mapped[dt.datetime]
-    actor: Mapped[str] = mapped_column(String(100))
+    actor: Mapped[str] = mapped_column(String(300))  # console:EMAIL (254)
     action: Mapped[str] = mapped_column(String(64))
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
     points_delta: Mapped[int] = mapped_column(Integer, default=0)

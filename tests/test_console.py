@@ -851,3 +851,20 @@ def test_an_owner_previews_both_rich_menus_and_deploys_them_to_line(outbox, fake
     again = owner.post("/admin/richmenu", data={"csrf_token": csrf(owner, "/admin/richmenu")})
     assert "新增 0 個、沿用 2 個" in again.get_data(as_text=True)  # nothing changed: reused
     assert len(fake_line.rich_menus) == 2
+
+
+def test_an_account_with_the_longest_email_can_correct_a_member(app, browser):
+    """Its actor, console: and an e-mail of 254 characters, fits the audit trail."""
+    email = "o" * 64 + "@" + ".".join(["c" * 62, "d" * 62, "e" * 60]) + ".tw"
+    assert len(email) == 254
+    setup_owner(browser, email)
+    rt = app.extensions["loyalty"]
+    with transaction(rt.sessions) as session:
+        code = register_member(session, rt.program, user_id(1), utcnow()).member.member_code
+    path = f"/admin/members/{code}"
+    done = browser.post(path, data={"csrf_token": csrf(browser, path), "delta": "5",
+                                    "reason": "test"})
+    assert done.status_code == 200 and "已調整 +5 點" in done.get_data(as_text=True)
+    with rt.sessions() as session:
+        assert session.scalars(select(AuditLog.actor).where(
+            AuditLog.points_delta == 5)).one() == f"console:{email}"
