@@ -234,7 +234,7 @@ def fixed_program(program: Program) -> Program:
     """The example program with the numbers these tests count on pinned down."""
     return dataclasses.replace(
         program, amount_per_point=30, rounding="floor", campaigns=(),
-        rewards=(Reward(id=1, points=100, coupon="nt50"),),
+        rewards=(Reward(key="nt50", points=100, coupon="nt50"),),
         stamps=dataclasses.replace(program.stamps, per="visit", min_amount=80, goal=10,
                                    starter_stamps=1, one_per_day=True, card_valid_days=365,
                                    completion_reward="free_drink",
