@@ -36,6 +36,9 @@ _CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]")  # Chinese, and 
 BENEFIT_LENGTH, MAX_BENEFITS = 40, 5  # a tier's benefits: short lines on the cards
 UNKNOWN_TEXT = ("silent", "pointer")  # silent: the owner answers by hand in LINE's chat
 KEY = re.compile(r"[A-Za-z0-9_-]{1,40}")  # a reward's key: it travels in postback data
+MAX_NUMBER = 1_000_000_000  # any whole number in the program: far above a real one
+MAX_DAYS = 3650  # a count of days (a coupon's validity, a card's life ...): ten years
+FIRST_DAY, LAST_DAY = dt.date(2000, 1, 1), dt.date(2199, 12, 31)
 RESERVE_SHARE = 10  # % of the allowance kept for receipts and expiry warnings by default
 
 
@@ -297,8 +300,8 @@ class _Reader:
             raise self.fail(path, "missing table" if value is None else "must be a table")
         return value
 
-    def integer(self, data: dict, key: str, path: str, *, default: Any = ..., minimum: int = 0
-                ) -> Any:
+    def integer(self, data: dict, key: str, path: str, *, default: Any = ..., minimum: int = 0,
+                maximum: int = MAX_NUMBER) -> Any:
         if key not in data:
             if default is ...:
                 raise self.fail(path, "is required")
@@ -308,6 +311,8 @@ class _Reader:
             raise self.fail(path, f"must be a whole number, not {value!r}")
         if value < minimum:
             raise self.fail(path, f"must be at least {minimum}, not {value}")
+        if value > maximum:
+            raise self.fail(path, f"must be at most {maximum:,}, not {value:,}")
         return value
 
     def text(self, data: dict, key: str, path: str, *, default: Any = ..., choices=None) -> Any:
@@ -374,6 +379,9 @@ class _Reader:
             return None
         if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
             raise self.fail(path, "must be a date like 2026-12-31 (no quotes)")
+        if not FIRST_DAY <= value <= LAST_DAY:
+            raise self.fail(path, f"must be between {FIRST_DAY} and {LAST_DAY} (for no end, "
+                                  f"leave it out), not {value}")
         return value
 
     def tables(self, items: Any, path: str) -> list[dict]:
@@ -411,7 +419,8 @@ class _Reader:
         changes = self.table(data, "changes", "changes", required=False)
         return Program(
             path=self.path, version=version,
-            notice_days=self.integer(changes, "notice_days", "changes.notice_days", default=30),
+            notice_days=self.integer(changes, "notice_days", "changes.notice_days", default=30,
+                                     maximum=365),
             shop_name=self.text(shop, "name", "shop.name"),
             shop_name_en=self.english(shop, "name_en", "shop.name_en", shop["name"]),
             timezone=timezone,
@@ -428,23 +437,23 @@ class _Reader:
             },
             campaigns=self.campaigns(earning.get("campaigns", [])),
             expiry_mode=self.text(expiry, "mode", "expiry.mode", choices=EXPIRY_MODES),
-            expiry_months=self.integer(expiry, "months", "expiry.months", minimum=1),
+            expiry_months=self.integer(expiry, "months", "expiry.months", minimum=1, maximum=120),
             expiry_end_of_month=self.flag(expiry, "end_of_month", "expiry.end_of_month", False),
             stamps=self.stamps(self.table(data, "stamps", "stamps"), coupons),
             coupons=coupons,
             rewards=self.rewards(data.get("rewards", []), coupons),
             tier_window_months=self.integer(rules, "window_months", "tier_rules.window_months",
-                                            default=12, minimum=1),
+                                            default=12, minimum=1, maximum=120),
             downgrade=self.text(rules, "downgrade", "tier_rules.downgrade", default="grace",
                                 choices=DOWNGRADE_RULES),
             grace_months=self.integer(rules, "grace_months", "tier_rules.grace_months",
-                                      default=12, minimum=0),
+                                      default=12, minimum=0, maximum=120),
             tiers=self.tiers(data.get("tiers"), coupons),
             welcome_coupon=self.coupon_ref(welcome.get("coupon"), "welcome.coupon", coupons),
             birthday_when=self.text(birthday, "when", "birthday.when", default="day",
                                     choices=("day", "month")),
             winback_after_days=self.integer(winback, "after_days", "winback.after_days",
-                                            default=None, minimum=1),
+                                            default=None, minimum=1, maximum=MAX_DAYS),
             winback_coupon=self.coupon_ref(winback.get("coupon"), "winback.coupon", coupons),
             confirm_above=self.integer(staff, "confirm_above", "staff.confirm_above",
                                        default=None, minimum=1),
@@ -613,7 +622,8 @@ class _Reader:
             raise self.fail(f"{at}.amount", "is required for kind amount_off")
         if kind == "percent_off" and not 0 < percent < 100:
             raise self.fail(f"{at}.percent", "must be between 1 and 99 for kind percent_off")
-        valid_days = self.integer(data, "valid_days", f"{at}.valid_days", default=None, minimum=1)
+        valid_days = self.integer(data, "valid_days", f"{at}.valid_days", default=None, minimum=1,
+                                  maximum=MAX_DAYS)
         valid_from = self.date(data, "valid_from", f"{at}.valid_from")
         valid_until = self.date(data, "valid_until", f"{at}.valid_until")
         if (valid_days is None) == (valid_until is None):
@@ -665,6 +675,7 @@ class _Reader:
             goal=goal, starter_stamps=starter,
             one_per_day=self.flag(data, "one_per_day", "stamps.one_per_day", False),
             card_valid_days=self.integer(data, "card_valid_days", "stamps.card_valid_days",
+                                         maximum=MAX_DAYS,
                                          default=0),
             completion_reward=self.coupon_ref(data.get("completion_reward"),
                                               "stamps.completion_reward", coupons),

@@ -107,25 +107,35 @@ def test_a_coupon_template_is_edited_with_its_card_previewed(app, browser):
     form = browser.get("/admin/program/coupons/nt50").get_data(as_text=True)
     assert "折價NT$50" in form and "sim-msg" in form  # the card as customers see it now
     answer = review(browser, "/admin/program/coupons/nt50", base="1", kind="amount_off",
-                    title="折價NT$30", title_en="NT$30 off", amount="30", valid_days="60")
+                    title="折價NT$80", title_en="NT$80 off", amount="80", valid_days="60")
     page = answer.get_data(as_text=True)
     assert answer.status_code == 200
-    assert "coupons.nt50.amount: 50 -&gt; 30" in page and "折價NT$30" in page
+    assert "coupons.nt50.amount: 50 -&gt; 80" in page and "折價NT$80" in page
     assert "sim-msg" in page  # the preview of the edited card
+    assert "這項修改會減少會員的權益" not in page  # a reward's coupon giving more
     assert save(browser, page).status_code == 302
     template = live(app).coupons["nt50"]
-    assert (template.title, template.amount) == ("折價NT$30", 30)
+    assert (template.title, template.amount) == ("折價NT$80", 80)
+
+
+def test_a_rewards_coupon_made_to_give_less_is_announced_first(app, browser):
+    owner(browser)
+    answer = review(browser, "/admin/program/coupons/nt50", base="1", kind="amount_off",
+                    title="折價NT$30", amount="30", valid_days="60")
+    assert "的兌換內容調整" in answer.get_data(as_text=True)
+    assert save(browser, answer.get_data(as_text=True)).status_code == 302
+    assert live(app).coupons["nt50"].amount == 50 and live(app).coming
 
 
 def test_a_new_template_needs_a_free_key_of_plain_letters(app, browser):
     owner(browser)
-    taken = review(browser, "/admin/program/coupons/new", base="1", key="nt50",
+    taken = review(browser, "/admin/program/new-coupon", base="1", key="nt50",
                    kind="free_gift", title="x", valid_days="10")
     assert taken.status_code == 400 and "nt50" in taken.get_data(as_text=True)
-    bad = review(browser, "/admin/program/coupons/new", base="1", key="咖啡",
+    bad = review(browser, "/admin/program/new-coupon", base="1", key="咖啡",
                  kind="free_gift", title="x", valid_days="10")
     assert bad.status_code == 400
-    answer = review(browser, "/admin/program/coupons/new", base="1", key="weekend30",
+    answer = review(browser, "/admin/program/new-coupon", base="1", key="weekend30",
                     kind="amount_off", title="週末折NT$30", amount="30",
                     valid_until="2026-12-31")
     assert "coupons.weekend30.amount: added (30)" in answer.get_data(as_text=True)
@@ -318,3 +328,25 @@ def test_a_tier_gets_a_benefit_at_once_and_loses_one_after_the_notice(app, brows
     assert f"不再提供「{benefits[0]}」" in fewer.get_data(as_text=True)
     bad = review(browser, "/admin/program/tiers", **{**values, f"t{gold}-multiplier": "inf"})
     assert bad.status_code == 400 and f"tiers[{gold}].multiplier" in bad.get_data(as_text=True)
+
+
+def test_a_rollback_from_a_page_opened_before_a_save_is_refused(app, browser):
+    owner(browser)
+    page = review(browser, "/admin/program/earning",
+                  **earning_form(amount_per_point="10")).get_data(as_text=True)
+    assert save(browser, page).status_code == 302  # version 2
+    stale = browser.post("/admin/program/rollback/1", data={
+        "csrf_token": csrf(browser, "/admin/program"), "base": "1"})  # opened at version 1
+    assert stale.status_code == 409 and "重新載入" in stale.get_data(as_text=True)
+    assert live(app).version == 2
+    assert browser.post("/admin/program/rollback/99999999999", data={
+        "csrf_token": csrf(browser, "/admin/program"), "base": "2"}).status_code == 404
+
+
+def test_text_of_the_wrong_shape_is_named_not_a_server_error(app, browser):
+    owner(browser)
+    for text in ("rewards = 5", "rewards = true", "tiers = 1.5", "coupons = []"):
+        answer = review(browser, "/admin/program/toml", base="1", text=text)
+        assert answer.status_code == 400, text
+    huge = review(browser, "/admin/program/toml", base="1", text="x" * 300_000)
+    assert huge.status_code == 400

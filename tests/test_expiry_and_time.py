@@ -124,6 +124,21 @@ def test_rolling_expiry_is_pushed_out_by_every_purchase(sessions, program):
     assert balance(sessions, member) == 0
 
 
+def test_a_shorter_rolling_expiry_never_brings_points_already_earned_forward(sessions,
+                                                                           program):
+    """12 months, then 3: the 10 points of January keep their January 2027 date when a
+    purchase in March renews the balance by 3 months only (to June 2026)."""
+    rolling = dataclasses.replace(program, expiry_mode="rolling")
+    shorter = dataclasses.replace(rolling, expiry_months=3)
+    member = join(sessions, rolling, at(2026, 1, 10, 12))
+    buy(sessions, rolling, member, 300, at(2026, 1, 10, 12))
+    buy(sessions, shorter, member, 300, at(2026, 3, 10, 12))
+    expire(sessions, at(2026, 6, 20, 0))  # the new points: 3 months after March
+    assert balance(sessions, member) == 10
+    expire(sessions, at(2027, 1, 20, 0))
+    assert balance(sessions, member) == 0
+
+
 def test_in_rolling_mode_points_given_by_hand_also_renew_the_balance(sessions, program):
     rolling = dataclasses.replace(program, expiry_mode="rolling")
     member = join(sessions, rolling, at(2026, 1, 10, 12))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import re
 import threading
 from pathlib import Path
 
@@ -376,3 +377,136 @@ def test_two_rewards_of_one_coupon_need_their_own_keys(tmp_path):
                                     '[[rewards]]\npoints = 500\ncoupon = "nt50"', 1), "utf-8")
     with pytest.raises(ProgramError, match=r"rewards\[1\]\.key.*already another reward's key"):
         load_program(path)
+
+
+def test_a_reward_whose_coupon_changed_since_it_was_shown_is_confirmed_again(sessions,
+                                                                             program, now):
+    """Same key, same price, a smaller coupon: nothing is charged until it is seen again."""
+    from bot.loyalty.errors import RewardChanged
+    from bot.loyalty.members import adjust_points
+    from bot.loyalty.rewards import offer_digest, redeem_reward
+    from tests.helpers import balance, join
+
+    member = join(sessions, program, now)
+    with transaction(sessions) as session:
+        adjust_points(session, program, member, 150, now, reason="t", actor="t")
+    shown = offer_digest(program, program.reward("nt50"))
+    smaller = dataclasses.replace(program, coupons={
+        **program.coupons, "nt50": dataclasses.replace(program.coupons["nt50"], amount=10)})
+    with pytest.raises(RewardChanged), transaction(sessions) as session:
+        redeem_reward(session, smaller, member, "nt50", now, actor="t", shown_points=100,
+                      shown_offer=shown)
+    assert balance(sessions, member) == 150
+    reworded = dataclasses.replace(program, coupons={
+        **program.coupons, "nt50": dataclasses.replace(program.coupons["nt50"], title="NT$50")})
+    assert offer_digest(reworded, reworded.reward("nt50")) == shown  # wording is not terms
+    with transaction(sessions) as session:
+        redeem_reward(session, reworded, member, "nt50", now, actor="t", shown_points=100,
+                      shown_offer=shown)
+    assert balance(sessions, member) == 50
+
+
+# -- what counts as taking something away ---------------------------------------------------
+def variant(program, **changes):
+    return dataclasses.replace(program, **changes)
+
+
+def kinds(old, new, today=dt.date(2026, 12, 7)):
+    from bot.loyalty.takeaways import takeaways
+    return sorted({c.kind for c in takeaways(old, new, today)})
+
+
+def test_what_takes_something_away_from_members_is_found(program):
+    from bot.program import PointsCampaign, Reward
+
+    gold = program.tier("gold")
+    tiers = tuple(t for t in program.tiers if t.key != "gold")
+    renamed = tuple(dataclasses.replace(t, key="vip") if t.key == "gold" else t
+                    for t in program.tiers)
+    no_gift = tuple(dataclasses.replace(t, birthday_coupon=None) if t.key == "gold" else t
+                    for t in program.tiers)
+    smaller = {**program.coupons, "nt50": dataclasses.replace(program.coupons["nt50"],
+                                                              amount=10)}
+    other = tuple(dataclasses.replace(r, coupon="free_shipping") if r.key == "nt50" else r
+                  for r in program.rewards)
+    ending = tuple(dataclasses.replace(r, ends=dt.date(2026, 12, 20)) if r.key == "nt50"
+                   else r for r in program.rewards)
+    found = {
+        "a tier removed": variant(program, tiers=tiers),
+        "a tier's key renamed": variant(program, tiers=renamed),
+        "a tier's birthday gift removed": variant(program, tiers=no_gift),
+        "month-end expiry dropped": variant(program, expiry_end_of_month=False),
+        "a reward's coupon giving less": variant(program, coupons=smaller),
+        "a reward pointing at another coupon": variant(program, rewards=other),
+        "a reward ending soon": variant(program, rewards=ending),
+        "a shorter tier window": variant(program, tier_window_months=6),
+        "a stricter downgrade": variant(program, downgrade="rolling"),
+    }
+    for what, new in found.items():
+        assert kinds(program, new), what
+    assert kinds(variant(program, rounding="ceil"), program) == ["rounding_less"]
+    christmas = program.campaigns[0]
+    assert christmas.ends >= dt.date(2026, 12, 7)
+    assert kinds(program, variant(program, campaigns=())) == ["campaign_gone"]
+    wider = PointsCampaign(christmas.name, christmas.name_en, christmas.starts,
+                           christmas.ends + dt.timedelta(days=2), christmas.multiplier)
+    assert kinds(program, variant(program, campaigns=(wider,))) == []
+    assert gold.threshold > 0
+    assert program.rewards[0] == Reward("nt50", 100, "nt50")
+
+
+def test_what_takes_nothing_away_is_not_delayed(program):
+    from bot.program import Reward
+
+    over = (*program.rewards, Reward("old", 50, "nt50", ends=dt.date(2026, 1, 31)))
+    rekeyed = tuple(dataclasses.replace(r, key="voucher50") if r.key == "nt50" else r
+                    for r in program.rewards)
+    bigger = {**program.coupons, "nt50": dataclasses.replace(program.coupons["nt50"],
+                                                             amount=80, title="NT$80")}
+    for what, old, new in (
+            ("a reward over since January removed", variant(program, rewards=over), program),
+            ("a reward's key renamed, same coupon and price", program,
+             variant(program, rewards=rekeyed)),
+            ("a reward's coupon giving more", program, variant(program, coupons=bigger)),
+            ("a better rate", program, variant(program, amount_per_point=20)),
+            ("a longer expiry", program, variant(program, expiry_months=24))):
+        assert kinds(old, new) == [], what
+
+
+def test_a_date_or_a_number_no_shop_means_is_refused_naming_the_field(tmp_path):
+    from bot.program import load_program
+
+    for old, new, field in (
+            ("valid_days = 30\n", "valid_until = 9999-12-31\n", "coupons.welcome.valid_until"),
+            ("valid_days = 30\n", "valid_days = 3000000\n", "coupons.welcome.valid_days"),
+            ("notice_days = 30", "notice_days = 3000", "changes.notice_days"),
+            ("months = 12", "months = 1200", "expiry.months")):
+        path = tmp_path / "p.toml"
+        path.write_text(EXAMPLE.replace(old, new, 1), "utf-8")
+        with pytest.raises(ProgramError, match=re.escape(f"[{field}] must be")):
+            load_program(path)
+
+
+def test_a_process_starting_just_behind_another_still_finds_version_1(sessions, now):
+    """The other process imported the file a moment "later" by our clock."""
+    with transaction(sessions) as session:
+        programs.start(session, EXAMPLE, "a.toml", now + dt.timedelta(seconds=5))
+    with transaction(sessions) as session:
+        program, _ = programs.start(session, EXAMPLE, "a.toml", now)
+    assert program is not None and program.version == 1
+
+
+def test_a_catalog_of_many_dearer_rewards_still_fits_line(program, now):
+    from bot.line import messages
+    from bot.line.limits import check_messages
+    from bot.program import Change, Reward
+    from bot.simulator.samples import context, member, summary
+
+    many = tuple(Reward(f"r{i}", 100 + i, "nt50") for i in range(50))
+    coming = tuple(Change("reward_price", "nt50", r.points, r.points + 20) for r in many)
+    shop = variant(program, rewards=many, coming=coming,
+                   coming_at=now + dt.timedelta(days=30))
+    for lang in ("zh-TW", "en"):
+        ctx = context(shop, lang)
+        check_messages(messages.rewards_catalog(ctx, 500))
+        check_messages(messages.points_card(ctx, summary(shop, member())))

@@ -25,6 +25,7 @@ from bot.line import messages
 from bot.line.qr import qr_url
 from bot.loyalty import audit, programs
 from bot.loyalty.errors import LoyaltyError
+from bot.loyalty.timeutil import local_date
 from bot.program import COUPON_KINDS, ROUNDING, Program, ProgramError, parse_program, parse_toml
 from bot.simulator import flex_html, samples
 from bot.simulator.flex_html import render_message
@@ -33,7 +34,8 @@ COUPON_NUMBERS = ("amount", "percent", "max_discount", "min_spend", "valid_days"
                   "per_member_cap")
 COUPON_TEXTS = ("title", "title_en", "gift", "gift_en")
 COUPON_DATES = ("valid_from", "valid_until")
-TEMPLATE_KEY = re.compile(r"[a-z0-9_]{1,40}")
+TEMPLATE_KEY = re.compile(r"[a-z0-9_]{1,40}")  # a new template's key (a file may hold others)
+NEW = object()  # program_coupon's key for a template not yet made
 SETTINGS = ("expiry", "tier_rules", "welcome", "birthday", "winback", "reminders", "messaging",
             "staff", "claims", "changes")  # the sections bot.console.program_settings edits
 MAX_PROGRAM = 200_000  # characters of TOML: far above any real program
@@ -97,23 +99,30 @@ def program_earning() -> Any:
     return _review(base, {**data, "earning": earning})
 
 
+@bp.route("/program/new-coupon", methods=["GET", "POST"])
+@signed_in("owner", refusal="program_owner_only")
+def program_new_coupon() -> Any:
+    """A new coupon template."""
+    return program_coupon(NEW)
+
+
 @bp.route("/program/coupons/<key>", methods=["GET", "POST"])
 @signed_in("owner", refusal="program_owner_only")
 def program_coupon(key: str) -> Any:
-    """One coupon template (`new` for a new one), with its card as a customer sees it."""
+    """One coupon template (NEW for a new one), with its card as a customer sees it."""
     base, data = _current()
     coupons = data.get("coupons", {})
     base = _base(base)
-    if key != "new" and key not in coupons:
+    if key is not NEW and key not in coupons:
         return page("message.html", 404, message=g.t["program_no_template"])
     if request.method == "GET":
-        return page("program_coupon.html", base=base, key=key,
+        return page("program_coupon.html", base=base, key=None if key is NEW else key,
                     fields=coupons.get(key, {"kind": "amount_off", "valid_days": 30}),
-                    kinds=COUPON_KINDS, preview=_card(key) if key != "new" else None)
-    new_key = key if key != "new" else request.form.get("key", "").strip()
-    if not TEMPLATE_KEY.fullmatch(new_key):
+                    kinds=COUPON_KINDS, preview=_card(key) if key is not NEW else None)
+    new_key = key if key is not NEW else request.form.get("key", "").strip()
+    if key is NEW and not TEMPLATE_KEY.fullmatch(new_key):
         return _review(base, None, error=g.t["program_bad_key"])
-    if key == "new" and new_key in coupons:
+    if key is NEW and new_key in coupons:
         return _review(base, None, error=g.t["program_key_taken"].format(key=new_key))
     template = _template(request.form)
     return _review(base, {**data, "coupons": {**coupons, new_key: template}}, coupon=new_key)
@@ -143,8 +152,10 @@ def program_save() -> Any:
     """Save the reviewed proposal as the next version (refused if one was saved since)."""
     base = _base(None)
     text = request.form.get("proposal", "")
+    if len(text) > MAX_PROGRAM:
+        return _review(base, None, error=g.t["program_too_long"])
     try:
-        proposal = parse_toml(text[:MAX_PROGRAM], g.t["program_edit"])
+        proposal = parse_toml(text, g.t["program_edit"])
         with transaction(runtime().sessions) as db:
             program = programs.save(db, proposal, base=base, actor=who(), source="console",
                                     now=g.now, check=runtime().config.check_program)
@@ -162,10 +173,13 @@ def program_save() -> Any:
 @bp.post("/program/rollback/<int:number>")
 @signed_in("owner", refusal="program_owner_only")
 def program_rollback(number: int) -> Any:
-    """Make an old version live again, as a new version."""
+    """Make an old version live again, as a new version (refused, as any save, if someone
+    saved since the page was opened)."""
+    if number >= 2 ** 31:
+        return page("message.html", 404, message=g.t["program_no_version"])
     try:
         with transaction(runtime().sessions) as db:
-            program = programs.rollback(db, number, actor=who(), now=g.now,
+            program = programs.rollback(db, number, actor=who(), now=g.now, base=_base(None),
                                         check=runtime().config.check_program)
             audit.record(db, "program.rollback", member_id=None, actor=who(), at=g.now,
                          version=program.version, to=number)
@@ -206,7 +220,7 @@ def _review(base: int, proposal: dict[str, Any] | None, *, error: str | None = N
 def _takeaways(program: Program) -> list[str]:
     """What saving `program` would take away from members, as they would be told of it."""
     live = runtime().program
-    found = programs.takeaways(live, program)
+    found = programs.takeaways(live, program, local_date(g.now, live.timezone))
     if not found:
         return []
     coming = dataclasses.replace(live, coming=tuple(found),
@@ -235,7 +249,9 @@ def _base(default: int | None) -> int | None:
 def _number(value: str) -> Any:
     """A whole number as typed (1,200 too); anything else as typed, for the validator to
     refuse with the field's name."""
-    cleaned = value.strip().replace(",", "")
+    cleaned = value.strip()
+    if re.fullmatch(r"\d{1,3}(,\d{3})+", cleaned):
+        cleaned = cleaned.replace(",", "")
     return int(cleaned) if cleaned.isdigit() and len(cleaned) < 10 else value.strip()
 
 

@@ -300,6 +300,7 @@ PROGRAM_WORDS: dict[str, dict[str, str]] = {
         "program_saved_later": "第 {version} 版已儲存，將於 {date} 生效。",
         "program_coming": "已儲存的新版本將於 {date} 生效（會員的點數卡與兌換目錄正在預告）。",
         "program_no_section": "沒有這個設定區塊。",
+        "program_no_version": "沒有這個版本。",
         "section_tiers": "會員等級",
         "program_tiers_hint": "由低到高排列；第一個等級的門檻必須是 0。"
                               "降低倍數、提高門檻或拿掉福利屬於減少權益，會先預告。",
@@ -432,6 +433,7 @@ PROGRAM_WORDS: dict[str, dict[str, str]] = {
         "program_coming": "A saved version takes effect on {date} (members' points card "
                           "and rewards catalog announce it).",
         "program_no_section": "There is no such section.",
+        "program_no_version": "There is no such version.",
         "section_tiers": "Tiers",
         "program_tiers_hint": "Lowest first; the first tier starts at 0. A lower multiplier, "
             "a higher threshold"

@@ -146,9 +146,12 @@ def purchase(ctx: RenderContext, result: PurchaseResult) -> dict[str, Any]:
                          for line in (tier_benefits(ctx, change.new) if up else [])]}
 
 
-CUSTOMER_CHANGES = ("earn_slower", "category_lower", "expiry_shorter", "reward_price",
-                    "reward_gone", "tier_multiplier_lower", "tier_threshold_higher",
-                    "tier_benefit_gone")  # notice_shorter concerns the shop only
+REWARD_CHANGES = ("reward_price", "reward_gone", "reward_ends", "reward_changed")
+CUSTOMER_CHANGES = ("earn_slower", "rounding_less", "category_lower", "campaign_gone",
+                    "expiry_shorter", "expiry_month_end_gone", *REWARD_CHANGES, "tier_gone",
+                    "tier_multiplier_lower", "tier_threshold_higher", "tier_birthday_gone",
+                    "tier_benefit_gone", "tier_rules_stricter")  # not notice_shorter: the
+# shop's own business
 
 
 def coming(ctx: RenderContext, kinds: tuple[str, ...] = CUSTOMER_CHANGES) -> list[str]:
@@ -161,9 +164,18 @@ def coming(ctx: RenderContext, kinds: tuple[str, ...] = CUSTOMER_CHANGES) -> lis
     lines = []
     for change in (c for c in program.coming if c.kind in kinds):
         values = {"date": day, "old": change.old, "new": change.new, "what": change.subject}
-        if change.kind in ("reward_price", "reward_gone"):
+        if change.kind in REWARD_CHANGES:
             template = program.coupons.get(change.subject)
             values["what"] = title(ctx, template) if template else change.subject
+        if isinstance(change.old, dt.date):
+            values["old"] = date_text(change.old)
+        if isinstance(change.new, dt.date):
+            values["new"] = date_text(change.new)
+        if change.kind == "rounding_less":
+            values.update(old=s(f"rounding.{change.old}"), new=s(f"rounding.{change.new}"))
+        if change.kind == "tier_birthday_gone":
+            gift = program.coupons.get(change.old)
+            values["old"] = title(ctx, gift) if gift else change.old
         elif change.kind.startswith("tier_"):
             level = next((t for t in program.tiers if t.key == change.subject), None)
             values["what"] = tier(ctx, level) if level else change.subject

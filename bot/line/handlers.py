@@ -31,6 +31,7 @@ from bot.loyalty.errors import (
     ClaimTaken,
     InvalidBirthday,
     LoyaltyError,
+    RewardChanged,
     RewardPriceChanged,
     RewardUnavailable,
     UnknownReward,
@@ -195,8 +196,9 @@ def take_reward(session: Session, env: Env, member: Member, data: dict) -> Outco
         with session.begin_nested():
             coupon = redeem_reward(session, env.program, member.id, str(data.get("key", "")),
                                    env.now, actor=f"line:{env.user_id}",
-                                   shown_points=_int(data.get("points"), None))
-    except RewardPriceChanged as exc:  # the offer changed since it was shown: confirm anew
+                                   shown_points=_int(data.get("points"), None),
+                                   shown_offer=data.get("offer") or None)
+    except (RewardPriceChanged, RewardChanged) as exc:  # changed since it was shown: anew
         reward = env.program.reward(str(data.get("key")))
         summary = member_summary(session, env.program, member, env.now)
         return Outcome(messages.error(ctx, exc)

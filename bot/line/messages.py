@@ -22,6 +22,7 @@ from bot.loyalty.codes import format_code
 from bot.loyalty.coupons import CouponView
 from bot.loyalty.errors import LoyaltyError
 from bot.loyalty.purchases import PurchaseResult
+from bot.loyalty.rewards import offer_digest
 from bot.loyalty.stamps import program_card_rewards
 from bot.loyalty.summary import MemberSummary
 from bot.models import Member
@@ -185,13 +186,16 @@ def rewards_catalog(ctx: RenderContext, balance: int,
     pages = [{"rewards": items[i:i + REWARDS_PER_BUBBLE]}
              for i in range(0, len(items), REWARDS_PER_BUBBLE)][:REWARD_BUBBLES]
     fields = {"pages": pages, "empty": not items, "balance": s.number(balance),
-              **_coming(ctx, ("reward_price", "reward_gone"))}
+              "has_coming": False}
+    if pages:  # on the first page only: every page repeating it would pass LINE's 50 KB
+        pages[0].update(_coming(ctx, fmt.REWARD_CHANGES))
     return _flex(ctx, "rewards_catalog", s("alt.rewards", balance=fields["balance"]), fields)
 
 
 def reward_confirm(ctx: RenderContext, reward: Reward, balance: int) -> Messages:
     s, template = ctx.strings, ctx.program.coupons[reward.coupon]
-    fields = {"key": reward.key, "price": reward.points, "title": fmt.title(ctx, template),
+    fields = {"key": reward.key, "price": reward.points,
+              "offer": offer_digest(ctx.program, reward), "title": fmt.title(ctx, template),
               "echo": fmt.title(ctx, template, ECHO_LIMIT), "value": fmt.value(ctx, template),
               "points": s.number(reward.points), "balance": s.number(balance),
               "after": s.number(balance - reward.points), "affordable": balance >= reward.points,
@@ -438,11 +442,18 @@ def _offer(ctx: RenderContext, offer: tuple[Reward, int]) -> str:
     return ctx.strings("expiry.offer", title=title)
 
 
+COMING_LINES = 5  # lines of "changes coming" on a card
+
+
 def _coming(ctx: RenderContext, kinds: tuple[str, ...] = fmt.CUSTOMER_CHANGES
             ) -> dict[str, Any]:
-    """A card's announcement of what the next program version takes away, and when."""
+    """A card's announcement of what the next program version takes away, and when: the
+    first COMING_LINES, then how many more."""
     lines = fmt.coming(ctx, kinds)
-    return {"coming": [{"text": clip(line, 200)} for line in lines], "has_coming": bool(lines)}
+    if len(lines) > COMING_LINES:
+        more = ctx.strings.number(len(lines) - COMING_LINES + 1)
+        lines = [*lines[:COMING_LINES - 1], ctx.strings("coming.more", count=more)]
+    return {"coming": [{"text": clip(line, 120)} for line in lines], "has_coming": bool(lines)}
 
 
 def _lines(texts: list[str]) -> list[dict[str, str]]:

@@ -125,6 +125,13 @@ class UnknownProgramVersion(LoyaltyError):
     en = "There is no version {number} of the program."
 
 
+class RewardChanged(LoyaltyError):
+    """The reward's coupon is not the one the member confirmed: they confirm the new one."""
+    code = "reward_changed"
+    zh = "這個兌換項目的內容已經更改，請確認新的內容後再兌換。"
+    en = "What this reward gives has changed: please look at it again and confirm."
+
+
 class RewardPriceChanged(LoyaltyError):
     """The reward's price is not the one the member confirmed: they confirm the new one."""
     code = "reward_price_changed"

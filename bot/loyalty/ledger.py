@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Exists, exists, select, update
+from sqlalchemy import Exists, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.loyalty import audit
@@ -161,13 +161,16 @@ def _due(member_id: int, now: dt.datetime) -> tuple:
 
 def extend_rolling_expiry(session: Session, program: Program, member: Member,
                           now: dt.datetime) -> None:
-    """Rolling expiry: a purchase or an earning pushes the whole balance's expiry out again."""
+    """Rolling expiry: a purchase or an earning pushes the whole balance's expiry out again,
+    never in: points already earned keep their date when the program's months are fewer."""
     if program.expiry_mode != "rolling":
         return
+    until = lot_expiry(program, now)
     session.execute(
         update(PointEntry)
-        .where(PointEntry.member_id == member.id, PointEntry.remaining > 0)
-        .values(expires_at=lot_expiry(program, now))
+        .where(PointEntry.member_id == member.id, PointEntry.remaining > 0,
+               or_(PointEntry.expires_at.is_(None), PointEntry.expires_at < until))
+        .values(expires_at=until)
         .execution_options(synchronize_session="fetch")
     )
 

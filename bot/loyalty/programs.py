@@ -33,8 +33,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.loyalty.errors import ProgramChanged, UnknownProgramVersion
+from bot.loyalty.takeaways import takeaways
+from bot.loyalty.timeutil import local_date
 from bot.models import ProgramVersion
-from bot.program import Change, Program, parse_program, parse_toml
+from bot.program import Program, parse_program, parse_toml
 
 SUMMARY_LINES = 30  # a version's "what changed" names at most this many values
 
@@ -42,9 +44,10 @@ SUMMARY_LINES = 30  # a version's "what changed" names at most this many values
 def _reward_keys_written(data: dict[str, Any]) -> dict[str, Any]:
     """Schema 1 -> 2: every reward names its key (its coupon's, where it had none), so the
     key stays when the reward's coupon is changed later."""
-    for reward in data.get("rewards", []):
-        if isinstance(reward, dict) and "key" not in reward and "coupon" in reward:
-            reward["key"] = reward["coupon"]
+    rewards = data.get("rewards")
+    for reward in rewards if isinstance(rewards, list) else []:  # a wrong shape: the
+        if isinstance(reward, dict) and "key" not in reward and "coupon" in reward:  # validator
+            reward["key"] = reward["coupon"]  # names it
     return data
 
 
@@ -111,7 +114,7 @@ def live(session: Session, now: dt.datetime) -> Program | None:
     row = session.get(ProgramVersion, newest) if newest else None
     if program is None or newest == number or row.superseded or row.effective_at <= now:
         return program
-    coming = takeaways(program, _program(row))
+    coming = takeaways(program, _program(row), local_date(now, program.timezone))
     return dataclasses.replace(program, coming=tuple(coming),
                                coming_at=row.effective_at)
 
@@ -171,45 +174,13 @@ def _effective(session: Session, program: Program, now: dt.datetime) -> dt.datet
     it takes something away from members (a version still waiting is superseded by it: what
     it took away, if still in the new one, waits again from now)."""
     in_force = live(session, now)
-    if in_force is not None and takeaways(in_force, program):
+    taken = ({c.kind for c in takeaways(in_force, program, local_date(now, in_force.timezone))}
+             if in_force else set())
+    if taken - {"notice_shorter"}:
         return now + dt.timedelta(days=in_force.notice_days)
+    if taken:  # a shorter notice alone is announced as long as the new notice
+        return now + dt.timedelta(days=program.notice_days)
     return now
-
-
-def takeaways(old: Program, new: Program) -> list[Change]:
-    """What `new` takes away from members that `old` gives them."""
-    found = [Change("earn_slower", "", old.amount_per_point, new.amount_per_point)
-             ] if new.amount_per_point > old.amount_per_point else []
-    found += [Change("category_lower", name, rate, new.category_multipliers.get(name, 1))
-              for name, rate in old.category_multipliers.items()
-              if new.category_multipliers.get(name, 1) < rate]
-    if new.expiry_months < old.expiry_months or (
-            old.expiry_mode, new.expiry_mode) == ("rolling", "lot"):
-        found.append(Change("expiry_shorter", "", old.expiry_months, new.expiry_months))
-    offered = {r.key: r for r in new.rewards if not r.retired}
-    for reward in (r for r in old.rewards if not r.retired):
-        now_offered = offered.get(reward.key)
-        if now_offered is None:
-            found.append(Change("reward_gone", reward.coupon, reward.points, None))
-        elif now_offered.points > reward.points:
-            found.append(Change("reward_price", reward.coupon, reward.points,
-                                now_offered.points))
-    tiers = {t.key: t for t in new.tiers}
-    for tier in old.tiers:
-        kept = tiers.get(tier.key)
-        if kept is None:
-            continue
-        if kept.multiplier < tier.multiplier:
-            found.append(Change("tier_multiplier_lower", tier.key, tier.multiplier,
-                                kept.multiplier))
-        if kept.threshold > tier.threshold:
-            found.append(Change("tier_threshold_higher", tier.key, tier.threshold,
-                                kept.threshold))
-        found += [Change("tier_benefit_gone", tier.key, line, None)
-                  for line in tier.benefits if line not in kept.benefits]
-    if new.notice_days < old.notice_days:
-        found.append(Change("notice_shorter", "", old.notice_days, new.notice_days))
-    return found
 
 
 def changed(session: Session, number: int | None) -> ProgramChanged:
@@ -219,13 +190,17 @@ def changed(session: Session, number: int | None) -> ProgramChanged:
 
 
 def rollback(session: Session, number: int, *, actor: str, now: dt.datetime,
-             check: Callable[[Program], None] | None = None) -> Program:
-    """Make version `number` live again, as a new version (history is never rewritten)."""
+             base: int | None = None, check: Callable[[Program], None] | None = None
+             ) -> Program:
+    """Make version `number` live again, as a new version (history is never rewritten).
+    `base`, the newest version the owner saw (default: the newest now): a newer save since
+    is refused (ProgramChanged), never silently undone."""
     data = data_of(session, number)
     current = current_number(session)
     before = data_of(session, current) if current else None
-    return save(session, data, base=current, actor=actor, source="rollback", now=now,
-                check=check, summary=f"back to version {number}: {describe(before, data)}")
+    return save(session, data, base=current if base is None else base, actor=actor,
+                source="rollback", now=now, check=check,
+                summary=f"back to version {number}: {describe(before, data)}")
 
 
 def history(session: Session, limit: int = 50) -> list[Version]:
@@ -251,8 +226,8 @@ def start(session: Session, text: str, path: str, now: dt.datetime,
             program = save(session, parse_toml(text, path), base=None, actor="file",
                            source="file", now=now, file_sha256=file_sha256(text), check=check,
                            summary=f"from {path}")
-        except ProgramChanged:  # another process imported it first
-            program = live(session, now)
+        except ProgramChanged:  # another process imported it first (version 1 never waits,
+            program = load(session, 1)  # though its clock may be a little ahead of ours)
         return program, None
     applied = session.scalar(select(ProgramVersion.file_sha256)
                              .where(ProgramVersion.file_sha256.is_not(None))

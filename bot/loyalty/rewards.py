@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.loyalty.coupons import issue_coupon, validity
-from bot.loyalty.errors import RewardPriceChanged, RewardUnavailable, UnknownReward
+from bot.loyalty.errors import RewardChanged, RewardPriceChanged, RewardUnavailable, UnknownReward
 from bot.loyalty.ledger import debit, lock_member, settle_expired
 from bot.loyalty.timeutil import local_date
 from bot.models import Coupon, CouponTemplateRow
@@ -46,10 +48,20 @@ def within_reach(rewards: Sequence[Reward], balance: int) -> tuple[Reward, int] 
     return (cheapest, cheapest.points - balance) if cheapest else None
 
 
+def offer_digest(program: Program, reward: Reward) -> str:
+    """A short fingerprint of what a reward gives (its coupon's terms, not its wording): a
+    confirmation carries it, and a different one is confirmed again."""
+    template = dataclasses.replace(program.coupons[reward.coupon], title="", title_en="",
+                                   gift_en="")
+    return hashlib.sha256(repr(template).encode()).hexdigest()[:10]
+
+
 def redeem_reward(session: Session, program: Program, member_id: int, key: str,
-                  now: dt.datetime, *, actor: str, shown_points: int | None = None) -> Coupon:
+                  now: dt.datetime, *, actor: str, shown_points: int | None = None,
+                  shown_offer: str | None = None) -> Coupon:
     """Exchange points for the reward's coupon; both happen or neither does. With
-    `shown_points` (the price the member confirmed), a changed price is refused, never charged."""
+    `shown_points` and `shown_offer` (the price and the offer_digest the member confirmed),
+    a changed price or coupon is refused, never charged."""
     reward = program.reward(key)
     if reward is None:
         raise UnknownReward()
@@ -57,6 +69,8 @@ def redeem_reward(session: Session, program: Program, member_id: int, key: str,
         raise RewardUnavailable()
     if shown_points is not None and shown_points != reward.points:
         raise RewardPriceChanged(shown=shown_points, points=reward.points)
+    if shown_offer is not None and shown_offer != offer_digest(program, reward):
+        raise RewardChanged()
     member = lock_member(session, member_id)
     settle_expired(session, member, now)
     coupon = issue_coupon(session, program, member.id, reward.coupon, now, reason="reward",
