@@ -47,6 +47,7 @@ from bot.loyalty.ledger import expire_due_points, lock_members
 from bot.loyalty.notices import claim_notices
 from bot.loyalty.rewards import available_rewards, within_reach
 from bot.loyalty.segments import refresh_automatic_tags
+from bot.loyalty.stamps import kept_rewards
 from bot.loyalty.tiers import evaluate_tier, window_spends
 from bot.loyalty.timeutil import local_date
 from bot.loyalty.winback import begin_winback
@@ -229,10 +230,14 @@ def nudges(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
         cards = near_stamp_goal(session, targets, program.nudge_stamps)
         near = near_points_goal(session, [r.points for r in rewards], program.nudge_points)
     wanted = []  # (notice key, member id, 'stamps' or 'points', how many to go, coupon template)
-    for card_id, member_id, stamps in cards:
-        target = next(t for t in targets if t > stamps)
+    for card_id, member_id, stamps, goal, kept in cards:
+        own = kept_rewards(program, goal, kept)  # the card's own: a program change moves none
+        target = min((at for at in (*own, goal) if at > stamps), default=None)
+        if target is None or target - stamps > program.nudge_stamps:
+            continue  # near one of today's targets, but not one of this card's
+        reward = own.get(target, "")
         wanted.append((f"nudge:card:{card_id}:{target}", member_id, "stamps", target - stamps,
-                       _card_reward(program, target)))
+                       reward if reward in program.coupons else ""))
     for chunk in _chunks(near):
         with rt.sessions() as session:  # a new crossing after every points redemption
             spends = points_spend_counts(session, [m for m, _ in chunk])
@@ -244,11 +249,6 @@ def nudges(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
         with transaction(rt.sessions) as session:
             sent += _nudge(session, rt, chunk, now)
     return f"{sent} nudges queued"
-
-
-def _card_reward(program: Program, target: int) -> str:
-    milestone = next((m for m in program.stamps.milestones if m.at == target), None)
-    return milestone.reward if milestone else program.stamps.completion_reward or ""
 
 
 def _nudge(session: Session, rt: JobContext, wanted: list[tuple], now: dt.datetime) -> int:

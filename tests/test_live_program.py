@@ -441,6 +441,9 @@ def test_what_takes_something_away_from_members_is_found(program):
         "a reward ending soon": variant(program, rewards=ending),
         "a shorter tier window": variant(program, tier_window_months=6),
         "a stricter downgrade": variant(program, downgrade="rolling"),
+        "a stamp card reward giving less": variant(program, coupons={
+            **program.coupons, "free_drink": dataclasses.replace(
+                program.coupons["free_drink"], gift="小杯美式")}),
     }
     for what, new in found.items():
         assert kinds(program, new), what

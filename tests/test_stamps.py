@@ -152,3 +152,25 @@ def test_a_kept_reward_whose_template_was_removed_is_recorded_not_given(sessions
         noted = session.scalars(select(AuditLog).where(
             AuditLog.action == "coupon.not_issued")).one()
         assert (noted.reason, noted.details["template"]) == ("template_removed", "pct10")
+
+
+def test_a_nudge_names_the_cards_own_next_reward_not_the_programs(sessions, program, now,
+                                                                  line_config):
+    """A card begun with 10% off at 5 stamps, at 4 stamps, after the milestone moved to 6
+    (NT$50 off): it is one stamp from ITS reward, and the nudge says 10% off."""
+    from bot.jobs import JOBS, run_job
+    from bot.models import Notice
+    from tests.test_jobs import make_runtime
+
+    member = join(sessions, program, now)
+    for day in range(3):
+        buy(sessions, program, member, 100, now + dt.timedelta(days=day))  # 4 stamps
+    moved = dataclasses.replace(program, stamps=dataclasses.replace(
+        program.stamps, milestones=(Milestone(6, "nt50"),)))
+    rt = make_runtime(sessions, moved, line_config)
+    run_job(rt, JOBS["nudges"], now + dt.timedelta(days=4))
+    with sessions() as session:
+        keys = session.scalars(select(Notice.key)).all()
+        card = session.scalars(select(StampCard.id).where(StampCard.member_id == member,
+                                                          StampCard.status == "active")).one()
+    assert [k for k in keys if k.startswith("nudge:card:")] == [f"nudge:card:{card}:5"]

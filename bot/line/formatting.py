@@ -147,8 +147,10 @@ def purchase(ctx: RenderContext, result: PurchaseResult) -> dict[str, Any]:
 
 
 REWARD_CHANGES = ("reward_price", "reward_gone", "reward_ends", "reward_changed")
+TITLED = (*REWARD_CHANGES, "card_reward_changed")  # their subject is a coupon template
 CUSTOMER_CHANGES = ("earn_slower", "rounding_less", "category_lower", "campaign_gone",
-                    "expiry_shorter", "expiry_month_end_gone", *REWARD_CHANGES, "tier_gone",
+                    "expiry_shorter", "expiry_month_end_gone", *REWARD_CHANGES,
+                    "card_reward_changed", "tier_gone",
                     "tier_multiplier_lower", "tier_threshold_higher", "tier_birthday_gone",
                     "tier_benefit_gone", "tier_rules_stricter")  # not notice_shorter: the
 # shop's own business
@@ -164,7 +166,7 @@ def coming(ctx: RenderContext, kinds: tuple[str, ...] = CUSTOMER_CHANGES) -> lis
     lines = []
     for change in (c for c in program.coming if c.kind in kinds):
         values = {"date": day, "old": change.old, "new": change.new, "what": change.subject}
-        if change.kind in REWARD_CHANGES:
+        if change.kind in TITLED:
             template = program.coupons.get(change.subject)
             values["what"] = title(ctx, template) if template else change.subject
         if isinstance(change.old, dt.date):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import ColumnElement, Exists, Row, Select, exists, extract, func, or_, select
 from sqlalchemy.orm import Session
@@ -149,11 +150,13 @@ def cards_expiring(session: Session, start: dt.datetime, end: dt.datetime
 
 
 def near_stamp_goal(session: Session, targets: list[int], within: int
-                    ) -> Sequence[Row[int, int, int]]:
-    """(card id, member id, stamps) of active cards 1 to `within` stamps short of one of
-    the `targets` (milestones, the goal), for active members marketing may reach, by member."""
+                    ) -> Sequence[Row[int, int, int, int, Any]]:
+    """(card id, member id, stamps, goal, kept rewards) of active cards 1 to `within` stamps
+    short of one of the `targets` (milestones, the goal), for active members marketing may
+    reach, by member."""
     return session.execute(
-        select(StampCard.id, StampCard.member_id, StampCard.stamps)
+        select(StampCard.id, StampCard.member_id, StampCard.stamps, StampCard.goal,
+               StampCard.rewards)
         .join(Member, Member.id == StampCard.member_id)
         .where(StampCard.status == "active", Member.status == "active", may_market(),
                or_(*[StampCard.stamps.between(t - within, t - 1) for t in targets]))

@@ -82,9 +82,15 @@ def program_card_rewards(program: Program, goal: int) -> dict[int, str]:
 def card_rewards(program: Program, card: StampCard) -> dict[int, str]:
     """What this card gives: the rewards it started with (a program change does not move
     them), or the program's for a card begun before they were kept."""
-    if card.rewards is None:
-        return program_card_rewards(program, card.goal)
-    return {int(at): key for at, key in card.rewards.items()}
+    return kept_rewards(program, card.goal, card.rewards)
+
+
+def kept_rewards(program: Program, goal: int, rewards: dict[str, str] | None
+                 ) -> dict[int, str]:
+    """card_rewards from a card's goal and its `rewards` column."""
+    if rewards is None:
+        return program_card_rewards(program, goal)
+    return {int(at): key for at, key in rewards.items()}
 
 
 def _active(member_id: Any) -> tuple:

@@ -21,7 +21,7 @@ def takeaways(old: Program, new: Program, today: dt.date) -> list[Change]:
     """What `new` takes away from members that `old` gives them, as of `today` (a local
     day: a reward or a campaign already over is nobody's loss)."""
     return [*_earning(old, new, today), *_expiry(old, new), *_rewards(old, new, today),
-            *_tiers(old, new),
+            *_card(old, new), *_tiers(old, new),
             *([Change("notice_shorter", "", old.notice_days, new.notice_days)]
               if new.notice_days < old.notice_days else [])]
 
@@ -69,6 +69,14 @@ def _rewards(old: Program, new: Program, today: dt.date) -> list[Change]:
                                                   new.coupons[same.coupon]):
             found.append(Change("reward_changed", reward.coupon, reward.points, same.points))
     return found
+
+
+def _card(old: Program, new: Program) -> list[Change]:
+    """A stamp card keeps the templates of its rewards, not their terms: a template removed
+    or giving less changes what cards already begun give."""
+    used = {old.stamps.completion_reward, *(m.reward for m in old.stamps.milestones)}
+    return [Change("card_reward_changed", key, None, None) for key in sorted(used - {None})
+            if key not in new.coupons or _worse(old.coupons[key], new.coupons[key])]
 
 
 def _offered(reward: Reward, today: dt.date) -> bool:
