@@ -513,3 +513,23 @@ def test_a_catalog_of_many_dearer_rewards_still_fits_line(program, now):
         ctx = context(shop, lang)
         check_messages(messages.rewards_catalog(ctx, 500))
         check_messages(messages.points_card(ctx, summary(shop, member())))
+
+
+def test_a_save_while_a_change_waits_keeps_its_date_unless_it_takes_more(cli, sessions,
+                                                                         tmp_path):
+    dearer = EXAMPLE.replace('points = 100\ncoupon = "nt50"', 'points = 120\ncoupon = "nt50"')
+    first = tmp_path / "dearer.toml"
+    first.write_text(dearer, "utf-8")
+    assert cli("program", "apply", str(first)).exit_code == 0
+    with sessions() as session:
+        told = session.get(ProgramVersion, 2).effective_at
+    more = tmp_path / "more.toml"  # the same, and a better earning rate
+    more.write_text(dearer.replace("amount_per_point = 30", "amount_per_point = 25"), "utf-8")
+    assert cli("program", "apply", str(more)).exit_code == 0
+    with sessions() as session:
+        assert session.get(ProgramVersion, 3).effective_at == told
+    less = tmp_path / "less.toml"  # and now points that expire sooner too: a new notice
+    less.write_text(dearer.replace("months = 12", "months = 6", 1), "utf-8")
+    assert cli("program", "apply", str(less)).exit_code == 0
+    with sessions() as session:
+        assert session.get(ProgramVersion, 4).effective_at > told

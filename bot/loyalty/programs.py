@@ -171,12 +171,21 @@ def save(session: Session, data: dict[str, Any], *, base: int | None, actor: str
 
 def _effective(session: Session, program: Program, now: dt.datetime) -> dt.datetime:
     """When a new version takes effect: now, or after the live program's notice period if
-    it takes something away from members (a version still waiting is superseded by it: what
-    it took away, if still in the new one, waits again from now)."""
+    it takes something away from members. A version still waiting is superseded by the new
+    one; if the new one takes away nothing it did not (its changes carried over, and maybe
+    more given), it keeps that version's date: members were told that date."""
     in_force = live(session, now)
-    taken = ({c.kind for c in takeaways(in_force, program, local_date(now, in_force.timezone))}
-             if in_force else set())
-    if taken - {"notice_shorter"}:
+    if in_force is None:
+        return now
+    today = local_date(now, in_force.timezone)
+    taken = takeaways(in_force, program, today)
+    waiting = session.scalars(select(ProgramVersion).where(
+        ProgramVersion.effective_at > now, ProgramVersion.superseded.is_(False))
+        .order_by(ProgramVersion.version.desc()).limit(1)).first()
+    if taken and waiting is not None and set(taken) <= set(
+            takeaways(in_force, _program(waiting), today)):
+        return waiting.effective_at
+    if {c.kind for c in taken} - {"notice_shorter"}:
         return now + dt.timedelta(days=in_force.notice_days)
     if taken:  # a shorter notice alone is announced as long as the new notice
         return now + dt.timedelta(days=program.notice_days)
