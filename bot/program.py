@@ -78,6 +78,7 @@ class CouponTemplate:
     valid_until: dt.date | None = None
     total_cap: int | None = None
     per_member_cap: int | None = None
+    retired: bool = False  # no longer given (coupons already given stay usable)
 
 
 @dataclass(frozen=True)
@@ -392,9 +393,13 @@ class _Reader:
             raise self.fail(path, f"must be a list of [[{path}]] tables")
         return items
 
-    def coupon_ref(self, value: Any, path: str, coupons: dict) -> Any:
+    def coupon_ref(self, value: Any, path: str, coupons: dict, retired: bool = False) -> Any:
+        """A coupon template's key; one that is given (not `retired` itself) may not name a
+        retired template."""
         if value is not None and (not isinstance(value, str) or value not in coupons):
             raise self.fail(path, f"names coupon {value!r}, which is not defined under [coupons]")
+        if value is not None and coupons[value].retired and not retired:
+            raise self.fail(path, f"names coupon {value!r}, which is retired (no longer given)")
         return value
 
     # -- sections ----------------------------------------------------------------
@@ -643,6 +648,7 @@ class _Reader:
             total_cap=self.integer(data, "total_cap", f"{at}.total_cap", default=None, minimum=1),
             per_member_cap=self.integer(data, "per_member_cap", f"{at}.per_member_cap",
                                         default=None, minimum=1),
+            retired=self.flag(data, "retired", f"{at}.retired", False),
         )
 
     def stamps(self, data: dict, coupons: dict) -> StampRules:
@@ -686,7 +692,9 @@ class _Reader:
         result: list[Reward] = []
         for i, item in enumerate(self.tables(items, "rewards")):
             points = self.integer(item, "points", f"rewards[{i}].points", minimum=1)
-            coupon = self.coupon_ref(item.get("coupon"), f"rewards[{i}].coupon", coupons)
+            retired = self.flag(item, "retired", f"rewards[{i}].retired", False)
+            coupon = self.coupon_ref(item.get("coupon"), f"rewards[{i}].coupon", coupons,
+                                     retired)
             if coupon is None:
                 raise self.fail(f"rewards[{i}].coupon", "is required")
             key = self.text(item, "key", f"rewards[{i}].key", default=coupon)
@@ -702,9 +710,7 @@ class _Reader:
             ends = self.date(item, "ends", f"rewards[{i}].ends")
             if starts and ends and ends < starts:
                 raise self.fail(f"rewards[{i}].ends", "must not be before starts")
-            result.append(Reward(key, points, coupon,
-                                 self.flag(item, "retired", f"rewards[{i}].retired", False),
-                                 starts, ends))
+            result.append(Reward(key, points, coupon, retired, starts, ends))
         return tuple(result)
 
     def tiers(self, items: Any, coupons: dict) -> tuple[Tier, ...]:

@@ -66,7 +66,9 @@ def save(browser, page: str):
 
 def earning_form(**changes) -> dict[str, str]:
     return {"base": "1", "amount_per_point": "30", "rounding": "floor",
-            "multipliers": "beans = 2\nmerch = 1.5", **changes}
+            "multipliers": "beans = 2\nmerch = 1.5", "c0-name": "聖誕雙倍點數",
+            "c0-name_en": "Christmas double points", "c0-starts": "2026-12-24",
+            "c0-ends": "2026-12-26", "c0-multiplier": "2", **changes}
 
 
 def live(app):
@@ -350,3 +352,62 @@ def test_text_of_the_wrong_shape_is_named_not_a_server_error(app, browser):
         assert answer.status_code == 400, text
     huge = review(browser, "/admin/program/toml", base="1", text="x" * 300_000)
     assert huge.status_code == 400
+
+
+def test_a_retired_template_is_given_no_more_but_its_coupons_stay_usable(app, browser):
+    from bot.db import transaction
+    from bot.loyalty.coupons import issue_coupon
+    from bot.loyalty.errors import CouponWindowClosed
+    from bot.loyalty.members import register_member
+    from bot.models import Coupon
+    from tests.line_helpers import user_id
+
+    owner(browser)
+    rt = app.extensions["loyalty"]
+    with transaction(rt.sessions) as session:
+        member = register_member(session, rt.program, user_id(1), utcnow()).member.id
+        issue_coupon(session, rt.program, member, "comeback", utcnow(), reason="test")
+    used = review(browser, "/admin/program/coupons/nt50", base="1", kind="amount_off",
+                  title="折價NT$50", amount="50", valid_days="60", retired="1")
+    assert used.status_code == 400 and "rewards[0].coupon" in used.get_data(as_text=True)
+    answer = review(browser, "/admin/program/coupons/comeback", base="1", kind="amount_off",
+                    title="好久不見 折NT$80", amount="80", min_spend="200", valid_days="21",
+                    retired="1")
+    page = answer.get_data(as_text=True)
+    assert "winback.coupon" in page  # the win-back still gives it: refused, named
+    assert answer.status_code == 400
+    answer = review(browser, "/admin/program/coupons/xmas_beans", base="1", kind="percent_off",
+                    title="聖誕豆子85折", percent="15", valid_from="2026-12-01",
+                    valid_until="2026-12-31", total_cap="300", per_member_cap="1",
+                    retired="1")
+    assert answer.status_code == 200
+    assert save(browser, answer.get_data(as_text=True)).status_code == 302
+    assert live(app).coupons["xmas_beans"].retired
+    with pytest.raises(CouponWindowClosed), transaction(rt.sessions) as session:
+        issue_coupon(session, live(app), member, "xmas_beans", utcnow(), reason="test")
+    shown = browser.get(f"/admin/members/{member_code(app, member)}").get_data(as_text=True)
+    assert 'value="xmas_beans"' not in shown and 'value="nt50"' in shown
+    with rt.sessions() as session:
+        assert session.scalars(select(Coupon.status)).all() == ["issued", "issued"]
+
+
+def member_code(app, member_id: int) -> str:
+    from bot.models import Member
+    with app.extensions["loyalty"].sessions() as session:
+        return session.get(Member, member_id).member_code
+
+
+def test_a_points_campaign_is_added_on_the_earning_form(app, browser):
+    owner(browser)
+    values = form_values(browser.get("/admin/program/earning").get_data(as_text=True))
+    assert values["c0-name"] == "聖誕雙倍點數" and values["c1-name"] == ""
+    answer = review(browser, "/admin/program/earning", **{
+        **values, "amount_per_point": "30", "rounding": "floor",
+        "multipliers": "beans = 2\nmerch = 1.5", "c1-name": "週年慶", "c1-starts": "2027-03-01",
+        "c1-ends": "2027-03-07", "c1-multiplier": "1.5"})
+    page = answer.get_data(as_text=True)
+    assert "earning.campaigns[週年慶].multiplier: added (1.5)" in page
+    assert save(browser, page).status_code == 302
+    assert [c.name for c in live(app).campaigns] == ["聖誕雙倍點數", "週年慶"]
+    bad = review(browser, "/admin/program/earning", **{**values, "c0-ends": "2026-12-01"})
+    assert bad.status_code == 400 and "earning.campaigns[0].ends" in bad.get_data(as_text=True)

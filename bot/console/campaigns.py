@@ -190,7 +190,8 @@ def show(notice: str | None, error: str | None, counted: str | None, *, keep: bo
                 error=error, counted=counted, money=money, form=form,
                 include=form.getlist("include") if keep else [],
                 exclude=form.getlist("exclude") if keep else [],
-                templates=[(key, title(t)) for key, t in rt.program.coupons.items()],
+                templates=[(key, title(t)) for key, t in rt.program.coupons.items()
+                           if not t.retired],
                 soon=soon.strftime("%Y-%m-%dT%H:00"), name_max=NAME_MAX)
 
 

@@ -77,7 +77,8 @@ def flex_css() -> Any:
 @bp.route("/program/earning", methods=["GET", "POST"])
 @signed_in("owner", refusal="program_owner_only")
 def program_earning() -> Any:
-    """How points are earned: NT$ per point, rounding, category multipliers."""
+    """How points are earned: NT$ per point, rounding, category multipliers and dated
+    campaigns (a multiplier for some days)."""
     base, data = _current()
     earning = data.get("earning", {})
     base = _base(base)
@@ -85,7 +86,7 @@ def program_earning() -> Any:
         lines = "\n".join(f"{k} = {v}" for k, v in earning.get("category_multipliers",
                                                                {}).items())
         return page("program_earning.html", base=base, earning=earning, multipliers=lines,
-                    roundings=ROUNDING)
+                    roundings=ROUNDING, campaigns=[*earning.get("campaigns", []), {}])
     earning = dict(earning)
     earning["amount_per_point"] = _number(request.form.get("amount_per_point", ""))
     earning["rounding"] = request.form.get("rounding", "")
@@ -96,7 +97,43 @@ def program_earning() -> Any:
         earning["category_multipliers"] = multipliers
     else:
         earning.pop("category_multipliers", None)
+    campaigns = _campaigns(request.form, len(earning.get("campaigns", [])) + 1)
+    if campaigns:
+        earning["campaigns"] = campaigns
+    else:
+        earning.pop("campaigns", None)
     return _review(base, {**data, "earning": earning})
+
+
+def _campaigns(form: Any, rows: int) -> list[dict[str, Any]]:
+    """The dated campaigns as the form left them; a row left empty is none."""
+    found = []
+    for i in range(rows):
+        row = {name: form.get(f"c{i}-{name}", "").strip()
+               for name in ("name", "name_en", "starts", "ends", "multiplier")}
+        if not any(row.values()):
+            continue
+        campaign: dict[str, Any] = {"name": row["name"], "multiplier": _rate(row["multiplier"])}
+        if row["name_en"]:
+            campaign["name_en"] = row["name_en"]
+        for name in ("starts", "ends"):
+            try:
+                campaign[name] = dt.date.fromisoformat(row[name])
+            except ValueError:
+                campaign[name] = row[name]
+        found.append(campaign)
+    return found
+
+
+def _rate(value: str) -> Any:
+    """1.5 / 2 as a number; anything else as typed, for the validator to refuse."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    if number != number or number in (float("inf"), float("-inf")):
+        return value
+    return int(number) if number.is_integer() else number
 
 
 @bp.route("/program/new-coupon", methods=["GET", "POST"])
@@ -278,6 +315,8 @@ def _template(form: Any) -> dict[str, Any]:
     for name in COUPON_NUMBERS:
         if form.get(name, "").strip():
             template[name] = _number(form[name])
+    if form.get("retired"):
+        template["retired"] = True
     for name in COUPON_DATES:
         if form.get(name, "").strip():
             try:

@@ -16,7 +16,7 @@ from typing import Any
 from flask import g, request
 from werkzeug.datastructures import MultiDict
 
-from bot.console.program import _base, _current, _number, _review
+from bot.console.program import _base, _current, _number, _rate, _review
 from bot.console.views import bp, page, signed_in
 from bot.program import DOWNGRADE_RULES, EXPIRY_MODES, LINE_PLANS
 
@@ -184,7 +184,7 @@ def program_tiers() -> Any:
         if row.get("name_en", "").strip():
             tier["name_en"] = row["name_en"].strip()
         if row.get("multiplier", "").strip():
-            tier["multiplier"] = _multiplier(row["multiplier"])
+            tier["multiplier"] = _rate(row["multiplier"])
         if row.get("birthday_coupon", "").strip():
             tier["birthday_coupon"] = row["birthday_coupon"]
         for name in ("benefits", "benefits_en"):
@@ -193,14 +193,3 @@ def program_tiers() -> Any:
                 tier[name] = lines
         tiers.append(tier)
     return _review(base, {**data, "tiers": tiers})
-
-
-def _multiplier(value: str) -> Any:
-    """1.5 / 2 as a number; anything else as typed, for the validator to refuse."""
-    try:
-        number = float(value.strip())
-    except ValueError:
-        return value.strip()
-    if number != number or number in (float("inf"), float("-inf")):
-        return value.strip()
-    return int(number) if number.is_integer() else number

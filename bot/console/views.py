@@ -565,7 +565,7 @@ def show_member(code: str, error: str | None = None, notice: str | None = None) 
             history = directory.member_history(db, member.id)
     except LoyaltyError as exc:
         return page("message.html", 404, message=exc.message(g.lang))
-    templates = [(key, title(t)) for key, t in rt.program.coupons.items()]
+    templates = [(key, title(t)) for key, t in rt.program.coupons.items() if not t.retired]
     return page("member.html", 400 if error else 200, summary=shown, history=history,
                 error=error, notice=notice, tz=rt.program.timezone, money=money,
                 templates=templates, key=secrets.token_urlsafe(12),

@@ -300,6 +300,10 @@ PROGRAM_WORDS: dict[str, dict[str, str]] = {
         "program_saved_later": "第 {version} 版已儲存，將於 {date} 生效。",
         "program_coming": "已儲存的新版本將於 {date} 生效（會員的點數卡與兌換目錄正在預告）。",
         "program_no_section": "沒有這個設定區塊。",
+        "program_campaigns": "點數加倍活動（日期內含頭尾）", "program_new_campaign": "新增活動",
+        "program_template_retired": "停止發送",
+        "program_template_retired_hint": "不再發出這種券；已經發出的券照常可用。"
+                                         "獎勵、生日禮等仍使用它時，請先改用其他券。",
         "program_no_version": "沒有這個版本。",
         "section_tiers": "會員等級",
         "program_tiers_hint": "由低到高排列；第一個等級的門檻必須是 0。"
@@ -433,6 +437,12 @@ PROGRAM_WORDS: dict[str, dict[str, str]] = {
         "program_coming": "A saved version takes effect on {date} (members' points card "
                           "and rewards catalog announce it).",
         "program_no_section": "There is no such section.",
+        "program_campaigns": "Points campaigns (dates inclusive)",
+        "program_new_campaign": "New campaign",
+        "program_template_retired": "Retired",
+        "program_template_retired_hint": "No longer given; coupons already given stay usable. "
+                                         "Where a reward or a gift still gives it, change "
+                                         "that first.",
         "program_no_version": "There is no such version.",
         "section_tiers": "Tiers",
         "program_tiers_hint": "Lowest first; the first tier starts at 0. A lower multiplier, "

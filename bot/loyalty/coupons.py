@@ -126,7 +126,7 @@ def issue_coupons(session: Session, program: Program, grants: list[tuple[int, st
         select(Coupon).where(Coupon.issue_key.in_(keys)))} if keys else {}
     valid_from, valid_until = validity(program, template, now)
     new = [(i, member_id, key) for i, (member_id, key) in enumerate(grants) if key not in given]
-    if new and valid_until <= now:
+    if new and (valid_until <= now or template.retired):
         raise CouponWindowClosed(title=template.title)
     result: list[Coupon | None] = [given.get(key) if key else None for _, key in grants]
     if not new:

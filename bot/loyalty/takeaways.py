@@ -53,7 +53,7 @@ def _expiry(old: Program, new: Program) -> list[Change]:
 
 def _rewards(old: Program, new: Program, today: dt.date) -> list[Change]:
     found = []
-    offered = [r for r in new.rewards if not r.retired]
+    offered = [r for r in new.rewards if not r.retired and not new.coupons[r.coupon].retired]
     for reward in (r for r in old.rewards if _offered(r, today)):
         same = next((r for r in offered if r.key == reward.key), None) or next(
             (r for r in offered if (r.coupon, r.points) == (reward.coupon, reward.points)),
@@ -76,7 +76,8 @@ def _card(old: Program, new: Program) -> list[Change]:
     or giving less changes what cards already begun give."""
     used = {old.stamps.completion_reward, *(m.reward for m in old.stamps.milestones)}
     return [Change("card_reward_changed", key, None, None) for key in sorted(used - {None})
-            if key not in new.coupons or _worse(old.coupons[key], new.coupons[key])]
+            if key not in new.coupons or new.coupons[key].retired
+            or _worse(old.coupons[key], new.coupons[key])]
 
 
 def _offered(reward: Reward, today: dt.date) -> bool:
