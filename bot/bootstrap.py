@@ -51,7 +51,7 @@ class LiveProgram:
                  clock: Callable[[], float] = time.monotonic):
         self.sessions, self.clock, self._program = sessions, clock, program
         self._looked = clock()
-        self._seen: tuple[int | None, int | None] = (program.version, None)  # live, newest
+        self._seen: tuple[int | None, int | None] | None = None  # (live, newest) last looked
         self._lock = threading.Lock()
 
     def current(self) -> Program:
@@ -78,9 +78,14 @@ class LiveProgram:
         try:
             with self.sessions() as session:
                 seen = programs.numbers(session, utcnow())
-                if seen != self._seen and seen[0] is not None:
+                if self._seen is None:  # the first look: is ours the live one, with what waits?
+                    moved = seen[0] != self._program.version or (
+                        seen[1] != seen[0] and not self._program.coming)
+                else:
+                    moved = seen != self._seen
+                self._seen = seen
+                if moved and seen[0] is not None:
                     self._program = programs.live(session, utcnow()) or self._program
-                    self._seen = seen
                     log.info("program version %d is live", self._program.version)
         except (SQLAlchemyError, ProgramError) as exc:  # keep serving the version we have
             log.error("could not look for a new program version: %s", exc)
