@@ -6,14 +6,16 @@ Each function gathers data from the loyalty domain into fields and fills a Flex 
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import math
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
+from bot.line import flex
 from bot.line import formatting as fmt
-from bot.line.flex import clip, render
+from bot.line.flex import clip, fill
 from bot.line.formatting import ECHO_LIMIT, TITLE_LIMIT, RenderContext
 from bot.line.limits import MAX_ALT_TEXT, MAX_BUBBLES, MAX_TEXT
 from bot.line.qr import claim_payload, member_payload
@@ -461,14 +463,27 @@ def _lines(texts: list[str]) -> list[dict[str, str]]:
 
 
 def _flex(ctx: RenderContext, template: str, alt: str, fields: dict[str, Any]) -> Messages:
-    contents = render(template, {"shop": fmt.shop(ctx), **fields}, ctx.strings.table)
-    _tag_postbacks(contents, f"&via={template}")
+    contents = fill(_tagged(template), {"shop": fmt.shop(ctx), **fields}, ctx.strings.table)
     return [{"type": "flex", "altText": clip(alt, MAX_ALT_TEXT), "contents": contents}]
 
 
+_TAGGED: dict[str, tuple[Any, Any]] = {}  # template name -> (the template read, tagged copy)
+
+
+def _tagged(name: str) -> Any:
+    """Template `name` with every postback button saying which message it was in, for the
+    bot's own tap counts (bot.loyalty.taps; rich-menu taps carry none): tagged once per
+    template read, not at every message."""
+    source = flex.template(name)
+    kept = _TAGGED.get(name)
+    if kept is None or kept[0] is not source:  # a template edited and read again (gallery)
+        tagged = copy.deepcopy(source)
+        _tag_postbacks(tagged, f"&via={name}")
+        kept = _TAGGED[name] = (source, tagged)
+    return kept[1]
+
+
 def _tag_postbacks(node: Any, via: str) -> None:
-    """Every postback button says which message it was in (`via`), for the bot's own tap
-    counts (bot.loyalty.taps); rich-menu taps carry none."""
     if isinstance(node, dict):
         action = node.get("action")
         if isinstance(action, dict) and action.get("type") == "postback" \
