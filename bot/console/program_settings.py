@@ -70,7 +70,7 @@ def program_rewards() -> Any:
     if request.method == "GET":
         rows = [*data.get("rewards", []), *({} for _ in range(NEW_ROWS))]
         return page("program_rewards.html", base=base, rows=rows,
-                    coupons=list(data.get("coupons", {})))
+                    coupons=_coupon_names(data))
     rewards, rows = [], request.form.get("rows", "0")
     for i in range(int(rows) if rows.isdigit() and len(rows) < 4 else 0):
         row = _row(request.form, f"r{i}-")
@@ -99,7 +99,7 @@ def program_stamps() -> Any:
         rows = [*stamps.get("milestones", []), *({} for _ in range(NEW_ROWS))]
         return page("program_stamps.html", base=base, rows=rows,
                     fields=_fields(STAMP_FIELDS, stamps, data),
-                    coupons=list(data.get("coupons", {})))
+                    coupons=_coupon_names(data))
     edited = _read(STAMP_FIELDS, request.form, stamps)
     milestones = []
     for i in range(len(stamps.get("milestones", [])) + NEW_ROWS):
@@ -119,13 +119,22 @@ def _fields(spec: tuple[tuple[str, Any], ...], values: dict[str, Any], data: dic
     shown = []
     for name, kind in spec:
         value = values.get(name, "")
-        choices = (list(data.get("coupons", {})) if kind == COUPON
-                   else list(kind) if isinstance(kind, tuple) else None)
+        choices = (list(_coupon_names(data).items()) if kind == COUPON  # (value, label)
+                   else [(c, None) for c in kind] if isinstance(kind, tuple) else None)
         if kind == "ints" and isinstance(value, list):
             value = ", ".join(str(v) for v in value)
         shown.append({"name": name, "kind": "choice" if choices is not None else kind,
                       "value": value, "choices": choices})
     return shown
+
+
+def _coupon_names(data: dict[str, Any]) -> dict[str, str]:
+    """The program's coupon templates as an owner knows them: key -> title (key), in the
+    console's language."""
+    english = g.lang == "en"
+    return {key: f"{template.get('title_en' if english else 'title', template.get('title', key))}"
+                 f" ({key})" for key, template in data.get("coupons", {}).items()
+            if isinstance(template, dict)}
 
 
 def _read(spec: tuple[tuple[str, Any], ...], form: MultiDict, values: dict[str, Any]
@@ -172,7 +181,7 @@ def program_tiers() -> Any:
     if request.method == "GET":
         rows = [*data.get("tiers", []), *({} for _ in range(NEW_ROWS))]
         return page("program_tiers.html", base=base, rows=rows,
-                    coupons=list(data.get("coupons", {})))
+                    coupons=_coupon_names(data))
     tiers, rows = [], request.form.get("rows", "0")
     for i in range(int(rows) if rows.isdigit() and len(rows) < 4 else 0):
         row = _row(request.form, f"t{i}-")
