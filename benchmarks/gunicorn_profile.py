@@ -44,13 +44,12 @@ def _timed(owner: type, name: str, key: str) -> None:
 
 
 def _install_timers() -> None:
-    from linebot.v3.messaging.rest import RESTClientObject
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
     from sqlalchemy.engine.default import DefaultDialect
 
     from bot.db import WriterQueue
-    from bot.line.client import LineClient
+    from bot.line.client import LineClient, Transport
 
     @event.listens_for(Engine, "before_cursor_execute")
     def _before(conn, cursor, statement, parameters, context, executemany):
@@ -69,7 +68,7 @@ def _install_timers() -> None:
     _timed(DefaultDialect, "_do_ping_w_event", "ping")
     _timed(LineClient, "reply", "reply")
     _timed(LineClient, "push", "push")
-    _timed(RESTClientObject, "request", "line_http")
+    _timed(Transport, "post", "line_http")
 
 
 def post_fork(server, worker) -> None:
