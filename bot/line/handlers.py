@@ -102,7 +102,7 @@ def on_message(session: Session, env: Env, event: Any) -> Outcome:
 
 def on_postback(session: Session, env: Env, event: Any) -> Outcome:
     member = _member(session, env)
-    data = {k: v[0] for k, v in parse_qs(event.postback.data or "").items()}
+    data = {k: v[0] for k, v in parse_qs(event.postback.data).items()}
     params = event.postback.params or {}
     action = data.get("action", "")
     if action in staff.POSTBACKS:

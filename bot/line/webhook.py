@@ -15,7 +15,6 @@ import logging
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
-from linebot.v3.webhooks import Event
 from sqlalchemy.exc import (
     DisconnectionError,
     InterfaceError,
@@ -26,6 +25,7 @@ from sqlalchemy.exc import (
 from bot.bootstrap import Runtime
 from bot.db import db_error, transaction
 from bot.line.client import LineClient, SendResult
+from bot.line.events import MalformedEvent, parse_event
 from bot.line.handlers import HANDLERS, OUTSIDE_CHATS, Env, outside_chat, prefetch
 from bot.line.limits import MessageLimitError
 from bot.loyalty.alerts import record_webhook_failure
@@ -106,22 +106,21 @@ def handle_event(state: Runtime, raw: Any) -> None:
         log.info("ignored event: %s", _summary(raw))
         return
     try:
-        event = Event.from_dict(raw)
-    except Exception as exc:  # malformed: the SDK raises KeyError, TypeError, ValueError ...
-        log.warning("malformed %s event skipped: %s", kind, db_error(exc))
+        event = parse_event(raw)
+    except MalformedEvent as exc:
+        log.warning("malformed %s event skipped: %s", kind, exc)
         return
     client: LineClient = state.line
-    if getattr(event.source, "type", "user") != "user":
+    if event.source.type != "user":
         outside_chat(client, kind, event, state.render)
         return
-    user_id = getattr(event.source, "user_id", None)
-    event_id = event.webhook_event_id if isinstance(event.webhook_event_id, str) else ""
+    user_id, event_id = event.source.user_id, event.webhook_event_id
     if not user_id or kind not in HANDLERS:
         log.info("event without a user ignored: %s", _summary(raw))
         return
     env = Env(program=state.program, config=state.config, now=utcnow(), user_id=user_id,
               event_id=event_id, prefetched=prefetch(kind, event, client))
-    token = getattr(event, "reply_token", None)
+    token = event.reply_token
     try:
         with transaction(state.webhook_sessions) as session:
             if env.event_id and not claim_event(session, env.event_id, kind, env.now):
