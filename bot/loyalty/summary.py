@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from bot.db import core
 from bot.loyalty.coupons import CouponView, wallet
 from bot.loyalty.stamps import card_and_spend, card_rewards
 from bot.loyalty.tiers import next_tier
@@ -51,7 +52,7 @@ def member_summary(session: Session, program: Program, member: Member, now: dt.d
                    soon_days: int = 30) -> MemberSummary:
     """Balance (net of anything already past its expiry), expiring points, tier, card, wallet."""
     tz = program.timezone
-    rows = session.execute(_LOTS, {"member_id": member.id}).all()
+    rows = core(session).execute(_LOTS, {"member_id": member.id}).all()
     lapsed = sum(points for at, points in rows if at <= now)
     horizon = now + dt.timedelta(days=soon_days)
     by_day: dict[dt.date, int] = {}

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.db import dialect_insert
+from bot.db import core, dialect_insert
 from bot.models import TapCount
 
 _NAME = re.compile(r"[a-z0-9_]{1,40}")
@@ -29,7 +29,7 @@ def tap_source(data: dict[str, str]) -> str:
 
 def count_tap(session: Session, day: dt.date, source: str, action: str) -> None:
     """One more tap: a single upsert, in the tap's own transaction."""
-    session.execute(_upsert(session.get_bind().dialect.name),
+    core(session).execute(_upsert(session.get_bind().dialect.name),
                     {"day": day, "source": source[:40], "action": action[:32], "taps": 1})
 
 

@@ -14,7 +14,7 @@ import datetime as dt
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.db import transaction
+from bot.db import core, transaction
 from bot.models import OutboxMessage
 from bot.outbox import FREE, WAITING
 
@@ -26,16 +26,16 @@ def carry(session: Session, line_user_id: str, room: int, now: dt.datetime
     if room <= 0:
         return []
     chosen, used = {}, 0
-    for row_id, payload in session.execute(WAITING, {"user": line_user_id}):
+    for row_id, payload in core(session).execute(WAITING, {"user": line_user_id}):
         if used + len(payload["messages"]) <= room:
             chosen[row_id] = payload["messages"]
             used += len(payload["messages"])
     if not chosen:
         return []
-    taken = set(session.scalars(
+    taken = set(core(session).execute(
         update(OutboxMessage).where(OutboxMessage.id.in_(chosen), *FREE)
         .values(status="sent", via="reply", sent_at=now, attempts=OutboxMessage.attempts + 1)
-        .returning(OutboxMessage.id).execution_options(synchronize_session=False)))
+        .returning(OutboxMessage.id)).scalars())
     return [(row_id, messages) for row_id, messages in chosen.items() if row_id in taken]
 
 
