@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from bot.db import insert_new
+from bot.db import core, insert_new
 from bot.loyalty import audit
 from bot.loyalty.codes import format_code, new_code, normalize_code
 from bot.loyalty.errors import (
@@ -42,7 +42,7 @@ from bot.program import CouponTemplate, Program
 class CouponView:
     """A coupon with its program template, ready to show or to price an order."""
 
-    coupon: Coupon
+    coupon: Coupon  # or, from wallet(), a read-only row with the same columns
     template: CouponTemplate
     discount: int = 0
 
@@ -211,12 +211,36 @@ def template_for(program: Program, row: CouponTemplateRow,
     """The coupon's terms as issued, over the program's template (or, for a retired one,
     its stored title). Terms are replaced field by field: a field added to templates
     later comes from today's template."""
-    base = program.coupons.get(row.key) or CouponTemplate(
-        key=row.key, title=row.title, title_en=row.title, kind=row.kind, valid_days=1)
+    return _template(program, row.key, row.title, row.kind, terms)
+
+
+def _template(program: Program, key: str, title: str, kind: str,
+              terms: dict[str, Any] | None) -> CouponTemplate:
+    base = program.coupons.get(key) or CouponTemplate(
+        key=key, title=title, title_en=title, kind=kind, valid_days=1)
     if not terms:
         return base
-    known = {f.name for f in dataclasses.fields(CouponTemplate)}
-    return dataclasses.replace(base, **{k: v for k, v in terms.items() if k in known})
+    return dataclasses.replace(base, **{k: v for k, v in terms.items() if k in _TEMPLATE_FIELDS})
+
+
+_TEMPLATE_FIELDS = frozenset(f.name for f in dataclasses.fields(CouponTemplate))
+_templates: dict[tuple, tuple[Program, CouponTemplate]] = {}  # see _kept_template
+
+
+def _kept_template(program: Program, row: Any) -> CouponTemplate:
+    """_template for a wallet row, kept per program and stored terms (a terms row never
+    changes: terms are stored once per digest), so a wallet of many coupons builds each
+    template once."""
+    key = (id(program), row.template_key, row.template_title, row.template_kind, row.terms_id)
+    kept = _templates.get(key)
+    if kept is not None and kept[0] is program:
+        return kept[1]
+    if len(_templates) > 1000:
+        _templates.clear()
+    made = _template(program, row.template_key, row.template_title, row.template_kind,
+                     row.template_terms)
+    _templates[key] = (program, made)
+    return made
 
 
 def discount_for(template: CouponTemplate, order_amount: int | None) -> int:
@@ -281,14 +305,21 @@ def redeem_coupon(session: Session, program: Program, text: str, now: dt.datetim
 
 def wallet(session: Session, program: Program, member_id: int, now: dt.datetime
            ) -> list[CouponView]:
-    """The member's usable (and soon usable) coupons, soonest to expire first."""
-    rows = session.execute(_WALLET, {"member_id": member_id, "now": now}).all()
-    return [CouponView(coupon, template_for(program, row, terms))
-            for coupon, row, terms in rows]
+    """The member's usable (and soon usable) coupons, soonest to expire first. Each view's
+    coupon is a read-only row of the coupon's columns, not an ORM object: the wallet is
+    shown on every card screen, and ORM objects cost more to load than the query."""
+    rows = core(session).execute(_WALLET, {"member_id": member_id, "now": now}).all()
+    return [CouponView(row, _kept_template(program, row)) for row in rows]
 
 
 _WALLET = (  # built once (see wallet)
-    WITH_TERMS.where(Coupon.member_id == bindparam("member_id"), Coupon.status == "issued",
+    select(*Coupon.__table__.c, CouponTemplateRow.key.label("template_key"),
+           CouponTemplateRow.title.label("template_title"),
+           CouponTemplateRow.kind.label("template_kind"),
+           CouponTerms.terms.label("template_terms"))
+    .join(CouponTemplateRow, CouponTemplateRow.id == Coupon.template_id)
+    .outerjoin(CouponTerms, CouponTerms.id == Coupon.terms_id)
+    .where(Coupon.member_id == bindparam("member_id"), Coupon.status == "issued",
            Coupon.valid_until > bindparam("now"))
     .order_by(Coupon.valid_until, Coupon.id))
 

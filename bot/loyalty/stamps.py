@@ -10,6 +10,7 @@ from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import ScalarSelect
 
+from bot.db import core
 from bot.loyalty import audit
 from bot.loyalty.coupons import issue_coupon
 from bot.loyalty.errors import (
@@ -45,10 +46,17 @@ def active_card(session: Session, program: Program, member_id: int, now: dt.date
 
 
 def card_and_spend(session: Session, program: Program, member_id: int, now: dt.datetime
-                   ) -> tuple[StampCard, int]:
-    """active_card and the member's window spend (tiers.window_spend), in one statement."""
-    card, spend = session.execute(_CARD_AND_SPEND, spend_params(program, member_id, now)).one()
-    return usable_card(session, program, member_id, now, card), spend or 0
+                   ) -> tuple[Any, int]:
+    """active_card and the member's window spend (tiers.window_spend), in one statement.
+
+    The card comes as a row of its columns (read only: a card screen needs no ORM object);
+    a missing or out-of-date card is replaced by a new one, as active_card does."""
+    row = core(session).execute(_CARD_AND_SPEND, spend_params(program, member_id, now)).one()
+    spend = row.spend or 0
+    if row.id is not None and (row.expires_at is None or row.expires_at > now):
+        return row, spend
+    card = session.get(StampCard, row.id) if row.id is not None else None
+    return usable_card(session, program, member_id, now, card), spend
 
 
 def usable_card(session: Session, program: Program, member_id: int, now: dt.datetime,
@@ -98,7 +106,7 @@ def _active(member_id: Any) -> tuple:
 
 
 _CARD_AND_SPEND = (  # built once (see card_and_spend)
-    select(StampCard, SPEND.scalar_subquery()).select_from(Member)
+    select(*StampCard.__table__.c, SPEND.scalar_subquery().label("spend")).select_from(Member)
     .outerjoin(StampCard, and_(*_active(bindparam("member_id"))))
     .where(Member.id == bindparam("member_id")).order_by(StampCard.id.desc()).limit(1))
 
