@@ -192,9 +192,7 @@ def _unused_codes(session: Session, count: int) -> list[str]:
 
 def find_coupon(session: Session, program: Program, text: str) -> CouponView:
     code = normalize_code(text)
-    found = code and session.execute(
-        WITH_TERMS.where(Coupon.code == code).execution_options(populate_existing=True)
-    ).first()
+    found = code and session.execute(_BY_CODE, {"code": code}).first()
     if not found:
         raise UnknownCode()
     coupon, row, terms = found
@@ -204,6 +202,10 @@ def find_coupon(session: Session, program: Program, text: str) -> CouponView:
 # a coupon with its template's row and the terms it was issued with
 WITH_TERMS = (select(Coupon, CouponTemplateRow, CouponTerms.terms).join(CouponTemplateRow)
               .outerjoin(CouponTerms, CouponTerms.id == Coupon.terms_id))
+
+
+_BY_CODE = (WITH_TERMS.where(Coupon.code == bindparam("code"))  # built once (find_coupon)
+            .execution_options(populate_existing=True))
 
 
 def template_for(program: Program, row: CouponTemplateRow,
@@ -285,10 +287,7 @@ def redeem_coupon(session: Session, program: Program, text: str, now: dt.datetim
     """Use a coupon once. The conditional UPDATE makes concurrent attempts lose cleanly."""
     view = check_coupon(session, program, text, now, member_id=member_id,
                         order_amount=order_amount)
-    won = session.execute(
-        update(Coupon).where(Coupon.id == view.coupon.id, Coupon.status == "issued")
-        .values(status="redeemed", redeemed_at=now)
-        .execution_options(synchronize_session=False))
+    won = core(session).execute(_REDEEM, {"coupon_id": view.coupon.id, "now": now})
     if won.rowcount != 1:
         raise CouponAlreadyRedeemed()
     for name, value in (("status", "redeemed"), ("redeemed_at", now.astimezone(dt.UTC))):
@@ -301,6 +300,12 @@ def redeem_coupon(session: Session, program: Program, text: str, now: dt.datetim
                  coupon_id=view.coupon.id, template=view.template.key,
                  order_amount=order_amount, discount=view.discount, purchase_id=purchase_id)
     return view
+
+
+_REDEEM = (update(Coupon)  # built once (redeem_coupon)
+           .where(Coupon.id == bindparam("coupon_id"), Coupon.status == "issued")
+           .values(status="redeemed",
+                   redeemed_at=bindparam("now", type_=Coupon.__table__.c.redeemed_at.type)))
 
 
 def wallet(session: Session, program: Program, member_id: int, now: dt.datetime

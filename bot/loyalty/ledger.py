@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Exists, exists, or_, select, update
+from sqlalchemy import Exists, bindparam, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.loyalty import audit
@@ -33,13 +33,14 @@ def lock_member(session: Session, member_id: int) -> Member:
     taken = session.info.get(LOCKS, {}).get(member_id)
     if taken is not None and taken.is_active:
         return session.get_one(Member, member_id)
-    member = session.execute(
-        select(Member).where(Member.id == member_id).with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    member = session.execute(_LOCK_MEMBER, {"member_id": member_id}).scalar_one_or_none()
     if member is None:
         raise UnknownMember()
     return remember_locks(session, [member])[0]
+
+
+_LOCK_MEMBER = (select(Member).where(Member.id == bindparam("member_id"))  # built once
+                .with_for_update().execution_options(populate_existing=True))
 
 
 def remember_locks(session: Session, members: list[Member]) -> list[Member]:

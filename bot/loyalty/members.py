@@ -112,16 +112,15 @@ def find_by_code(session: Session, text: str, *, lock: bool = False) -> Member:
     """The member whose card shows this code; with `lock`, as lock_member loads it (one
     statement for both)."""
     code = normalize_code(text)
-    statement = select(Member).where(Member.member_code == code)
-    if lock:
-        statement = statement.with_for_update().execution_options(populate_existing=True)
-    member = code and session.scalar(statement)
+    member = code and session.scalar(_BY_CODE_LOCKED if lock else _BY_CODE, {"code": code})
     if not member:
         raise UnknownMember()
     return remember_locks(session, [member])[0] if lock else member
 
 
 _BY_LINE_USER = select(Member).where(Member.line_user_id == bindparam("line_user_id"))
+_BY_CODE = select(Member).where(Member.member_code == bindparam("code"))  # built once
+_BY_CODE_LOCKED = _BY_CODE.with_for_update().execution_options(populate_existing=True)
 
 
 def member_by_id(session: Session, member_id: int) -> Member:

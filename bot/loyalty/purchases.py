@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 from sqlalchemy import Row, bindparam, exists, func, select
 from sqlalchemy.orm import Session
@@ -75,10 +77,15 @@ def same_purchase_since(session: Session, member_id: int, amount: int, since: dt
                         ) -> Purchase | None:
     """The member's latest purchase of exactly this amount since `since`, not refunded: a
     staff member who got no answer may be typing the same purchase again."""
-    return session.scalar(select(Purchase).where(
-        Purchase.member_id == member_id, Purchase.amount == amount,
-        Purchase.created_at >= since, Purchase.refunded_amount == 0)
-        .order_by(Purchase.created_at.desc()).limit(1))
+    return session.scalar(_SAME_PURCHASE, {"member_id": member_id, "amount": amount,
+                                           "since": since})
+
+
+_SAME_PURCHASE = (  # built once: every staff purchase asks it
+    select(Purchase).where(
+        Purchase.member_id == bindparam("member_id"), Purchase.amount == bindparam("amount"),
+        Purchase.created_at >= bindparam("since"), Purchase.refunded_amount == 0)
+    .order_by(Purchase.created_at.desc()).limit(1))
 
 
 _CURRENCY = re.compile(r"^(?:NT\$|NTD|NT|\$)|(?:元|塊)$", re.IGNORECASE)
@@ -172,12 +179,18 @@ def insert_order(session: Session, amount: int, now: dt.datetime, *, source: str
     """The order's row, or None when (source, order id) was taken before (by any request,
     even one running now). Without a member, the order waits for its claim code."""
     return session.scalars(
-        dialect_insert(session, Purchase)
-        .on_conflict_do_nothing(index_elements=["source", "external_order_id"])
-        .returning(Purchase),
+        _insert_order_statement(session.get_bind().dialect.name),
         [{"member_id": member_id, "source": source, "external_order_id": order_id,
           "amount": amount, "categories": categories, "points_earned": points,
           "stamps_earned": stamps, "staff_id": staff_id, "created_at": now}]).first()
+
+
+@functools.cache
+def _insert_order_statement(dialect: str) -> Any:
+    """insert_order's INSERT, built once per database kind."""
+    return (dialect_insert(dialect, Purchase)
+            .on_conflict_do_nothing(index_elements=["source", "external_order_id"])
+            .returning(Purchase))
 
 
 def credit_order(session: Session, program: Program, member_id: int, purchase: Purchase,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
+from bot.db import core
 from bot.loyalty import audit
 from bot.loyalty.codes import new_code, normalize_code
 from bot.loyalty.coupons import find_coupon, unredeem
@@ -125,10 +126,16 @@ def record_refusal(session: Session, worker: Staff, command: str, exc: LoyaltyEr
 def guessing(session: Session, worker: Staff, now: dt.datetime) -> bool:
     """Unknown coupon codes, member codes and phones, counted together across commands:
     FAILED_LIMIT of them in FAILED_WINDOW pause the staff member's commands."""
-    return (session.scalar(select(func.count()).select_from(AuditLog).where(
+    return (core(session).execute(_GUESSES, {"actor": actor(worker),
+                                             "since": now - FAILED_WINDOW}).scalar()
+            or 0) >= FAILED_LIMIT
+
+
+_GUESSES = (  # built once: every staff command asks it
+    select(func.count()).select_from(AuditLog).where(
         AuditLog.member_id.is_(None),  # as refusals are written: the (member, at) index serves
-        AuditLog.action.in_(REFUSALS), AuditLog.actor == actor(worker),
-        AuditLog.reason.in_(GUESSES), AuditLog.at > now - FAILED_WINDOW)) or 0) >= FAILED_LIMIT
+        AuditLog.action.in_(REFUSALS), AuditLog.actor == bindparam("actor"),
+        AuditLog.reason.in_(GUESSES), AuditLog.at > bindparam("since")))
 
 
 def ask_confirmation(session: Session, worker: Staff, member: Member | None, amount: int,

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple, Protocol
 from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.db import dialect_insert, insert_new, transaction
+from bot.db import core, dialect_insert, insert_new, transaction
 from bot.models import Member, OutboxBatch, OutboxMessage
 from bot.outbox.holds import hold_for_monthly_limit
 from bot.privacy import ref
@@ -159,7 +159,7 @@ def enqueue(session: Session, member: Member, kind: str, dedupe_key: str,
 def _join_waiting(session: Session, member: Member, key: str, used: int) -> int:
     """Give this member's waiting messages (not pushed yet, in no push) the push `key`, as
     many as fit beside `used` messages; they join the QUEUED rows. Returns messages added."""
-    waiting = session.execute(WAITING, {"user": member.line_user_id}).all()
+    waiting = core(session).execute(WAITING, {"user": member.line_user_id}).all()
     chosen, room = [], MESSAGES_MAX - used
     for row_id, payload in waiting:
         if len(payload["messages"]) <= room:
