@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import re
 
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from bot.db import transaction
 from bot.loyalty.ledger import lock_member
@@ -128,3 +128,27 @@ def test_a_summary_reads_card_and_spend_together_and_starts_a_missing_card(engin
         summary = member_summary(session, program, session.get(Member, member_id), now)
     assert (summary.spend, summary.stamps, summary.stamp_goal) == (300, 0, program.stamps.goal)
     assert len([s for s in seen if "stamp_cards" in s and s.startswith("SELECT")]) == 1
+
+
+def test_a_card_screen_asks_the_outbox_only_with_the_member(app, client, fake_line):
+    """A tap on 點數 runs its known statements: the event's claim, the member read with
+    whether anything waits for them, the points, the card with the spend, the wallet and the
+    tap count. Something waiting is then taken and rides the reply."""
+    from bot.loyalty.timeutil import utcnow
+    from bot.outbox import enqueue_many
+    from tests.line_helpers import follow, post, postback, user_id
+
+    state, alice = app.extensions["loyalty"], user_id(1)
+    post(client, [follow(alice), postback(alice, "action=points")])  # (starts a card)
+    with statements(state.engine) as seen:
+        post(client, [postback(alice, "action=points")])
+    work = [" ".join(re.match(r"(SELECT|INSERT) (?:INTO )?(\w+)", s).groups())
+            for s in seen if not s.startswith(("BEGIN", "PRAGMA", "SELECT set_config"))]
+    assert work == ["INSERT processed_events", "SELECT members", "SELECT point_entries",
+                    "SELECT stamp_cards", "SELECT coupons", "INSERT tap_counts"], work
+    with transaction(state.sessions) as session:
+        member = session.scalar(select(Member).where(Member.line_user_id == alice))
+        enqueue_many(session, state.program, [(member, "nudge", "nudge:1", [
+            {"type": "text", "text": "nudge"}])], utcnow())
+    post(client, [postback(alice, "action=points")])
+    assert [m["type"] for m in fake_line.replies()[-1]["messages"]] == ["flex", "text"]

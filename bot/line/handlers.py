@@ -37,7 +37,6 @@ from bot.loyalty.errors import (
     UnknownReward,
 )
 from bot.loyalty.members import (
-    find_by_line_user,
     register_member,
     set_birthday,
     set_marketing,
@@ -49,6 +48,7 @@ from bot.loyalty.summary import member_summary
 from bot.loyalty.taps import count_tap, tap_source
 from bot.loyalty.timeutil import local_date
 from bot.models import Member
+from bot.outbox.replies import member_for_reply
 
 
 def prefetch(kind: str, event: Any, client: LineClient) -> Profile | None:
@@ -132,10 +132,10 @@ def normalize(text: str) -> str:
 
 def _member(session: Session, env: Env) -> Member:
     """The sender's member record; someone who never followed (old chats) joins now."""
-    try:
-        return find_by_line_user(session, env.user_id)
-    except LoyaltyError:
+    member = member_for_reply(session, env.user_id)
+    if member is None:
         return register_member(session, env.program, env.user_id, env.now).member
+    return member
 
 
 def _view(session: Session, env: Env, code: str) -> CouponView:

@@ -37,6 +37,7 @@ DELIVER_PAGE, DELIVER_CHUNK = 1000, 100  # rows read together; outcomes recorded
 MESSAGES_MAX = 5  # message objects in one push, reply or multicast
 QUEUED = "outbox.queued"  # Session.info: rows enqueue() added, with their members, by id
 PUSHES = "outbox.pushes"  # Session.info: member id -> [push key, messages in it]
+ENQUEUED = "outbox.enqueued"  # Session.info: True once this transaction queued a message
 
 
 class Sent(Protocol):
@@ -151,6 +152,7 @@ def enqueue(session: Session, member: Member, kind: str, dedupe_key: str,
         "dedupe_key": dedupe_key, "payload": {"messages": messages},
         "retry_key": str(uuid.uuid4()), "created_at": now, "push_key": push_key,
         "hold_until": hold_until}]).first()
+    session.info[ENQUEUED] = True
     if row is not None:  # for queued_in(): the identity map alone would let them go
         session.info.setdefault(QUEUED, {})[row.id] = (row, member)
     return row
@@ -182,10 +184,9 @@ FREE = (OutboxMessage.status == "pending", OutboxMessage.push_key.is_(None),
         OutboxMessage.batch_id.is_(None))
 # what waits for one member, oldest first: it may join their next push or ride a reply (a
 # receipt kind only when it was told to wait: tell_later)
-WAITING = (select(OutboxMessage.id, OutboxMessage.payload)
-           .where(OutboxMessage.line_user_id == bindparam("user"), *FREE,
-                  or_(OutboxMessage.kind.not_in(RECEIPT_KINDS),
-                      OutboxMessage.hold_until.is_not(None)))
+WAITS_FOR = (OutboxMessage.line_user_id == bindparam("user"), *FREE,
+             or_(OutboxMessage.kind.not_in(RECEIPT_KINDS), OutboxMessage.hold_until.is_not(None)))
+WAITING = (select(OutboxMessage.id, OutboxMessage.payload).where(*WAITS_FOR)
            .order_by(OutboxMessage.id).limit(MESSAGES_MAX)
            .with_for_update(skip_locked=True))
 
@@ -215,6 +216,7 @@ def enqueue_many(session: Session, program: Program,
              "attempts": 0, "last_error": "", "push_key": None,
              "hold_until": hold_until(program, kind, now)}
             for member, kind, key, messages in pushes if member.line_user_id and messages]
+    session.info[ENQUEUED] = True
     return len(insert_new(session, OutboxMessage.__table__, rows, "dedupe_key"))
 
 

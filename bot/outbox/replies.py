@@ -11,12 +11,30 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db import core, transaction
-from bot.models import OutboxMessage
-from bot.outbox import FREE, WAITING
+from bot.models import Member, OutboxMessage
+from bot.outbox import ENQUEUED, FREE, WAITING, WAITS_FOR
+
+WAITS = "outbox.waits"  # Session.info: LINE user id -> whether anything waited for them when
+# their member record was read (member_for_reply)
+
+
+def member_for_reply(session: Session, line_user_id: str) -> Member | None:
+    """The member with this LINE user id, read in one statement with whether anything waits
+    to ride their reply, so that carry() need not ask again when nothing does."""
+    found = session.execute(_MEMBER_AND_WAITS, {"user": line_user_id}).first()
+    if found is None:
+        return None
+    session.info.setdefault(WAITS, {})[line_user_id] = bool(found.waits)
+    return found[0]
+
+
+_MEMBER_AND_WAITS = (  # built once: every customer event asks it
+    select(Member, exists().where(*WAITS_FOR).label("waits"))
+    .where(Member.line_user_id == bindparam("user")))
 
 
 def carry(session: Session, line_user_id: str, room: int, now: dt.datetime
@@ -24,6 +42,9 @@ def carry(session: Session, line_user_id: str, room: int, now: dt.datetime
     """Take what waits for this member, as many messages as fit in `room`, for the reply
     being made: [(row id, its messages)], oldest first. The rows count as sent by reply."""
     if room <= 0:
+        return []
+    if session.info.get(WAITS, {}).get(line_user_id) is False \
+            and not session.info.get(ENQUEUED):  # nothing waited, nothing was queued since
         return []
     chosen, used = {}, 0
     for row_id, payload in core(session).execute(WAITING, {"user": line_user_id}):
