@@ -178,11 +178,11 @@ def insert_order(session: Session, amount: int, now: dt.datetime, *, source: str
                  member_id: int | None, points: int = 0, stamps: int = 0) -> Purchase | None:
     """The order's row, or None when (source, order id) was taken before (by any request,
     even one running now). Without a member, the order waits for its claim code."""
-    return session.scalars(
+    return session.scalars(  # one row as a dict: a list would take the executemany path
         _insert_order_statement(session.get_bind().dialect.name),
-        [{"member_id": member_id, "source": source, "external_order_id": order_id,
-          "amount": amount, "categories": categories, "points_earned": points,
-          "stamps_earned": stamps, "staff_id": staff_id, "created_at": now}]).first()
+        {"member_id": member_id, "source": source, "external_order_id": order_id,
+         "amount": amount, "categories": categories, "points_earned": points,
+         "stamps_earned": stamps, "staff_id": staff_id, "created_at": now}).first()
 
 
 @functools.cache

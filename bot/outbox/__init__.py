@@ -147,11 +147,11 @@ def enqueue(session: Session, member: Member, kind: str, dedupe_key: str,
     if not member.line_user_id:
         return None
     statement = _enqueue_statement(session.get_bind().dialect.name)
-    row = session.scalars(statement, [{
+    row = session.scalars(statement, {  # one row as a dict: a list would be an executemany
         "member_id": member.id, "line_user_id": member.line_user_id, "kind": kind,
         "dedupe_key": dedupe_key, "payload": {"messages": messages},
         "retry_key": str(uuid.uuid4()), "created_at": now, "push_key": push_key,
-        "hold_until": hold_until}]).first()
+        "hold_until": hold_until}).first()
     session.info[ENQUEUED] = True
     if row is not None:  # for queued_in(): the identity map alone would let them go
         session.info.setdefault(QUEUED, {})[row.id] = (row, member)
