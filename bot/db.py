@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+TIMEOUTS = "bot.timeouts"  # a pooled connection's info: (its DBAPI connection, timeout set)
 PING_AFTER_IDLE = 10.0  # seconds a pooled PostgreSQL connection may idle before a ping
 LOCK_TIMEOUT = "lock_timeout"  # execution option: seconds a transaction may wait for locks
 log = logging.getLogger("bot.db")
@@ -123,11 +124,29 @@ def _postgresql_engine(url: str, **kwargs) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:
+        """A bounded transaction's lock and statement timeouts, set on its connection for the
+        session and remembered: the next bounded transaction on it (the webhook's every
+        event) needs no round trip. An unbounded one puts the server's defaults back first.
+        A rollback forgets what was set (PostgreSQL undoes a SET made in it)."""
         bound = conn.get_execution_options().get(LOCK_TIMEOUT)
-        if bound is not None:
-            ms = f"{int(bound * 1000)}ms"
-            conn.exec_driver_sql(f"SELECT set_config('lock_timeout', '{ms}', true), "
-                                 f"set_config('statement_timeout', '{ms}', true)")
+        wanted = None if bound is None else f"{int(bound * 1000)}ms"
+        dbapi_conn, info = conn.connection.dbapi_connection, conn.connection.info
+        current = info.get(TIMEOUTS)
+        if (current[1] if current and current[0] is dbapi_conn else None) == wanted:
+            return
+        info.pop(TIMEOUTS, None)
+        if wanted is None:
+            conn.exec_driver_sql("RESET lock_timeout")
+            conn.exec_driver_sql("RESET statement_timeout")
+        else:
+            conn.exec_driver_sql(f"SELECT set_config('lock_timeout', '{wanted}', false), "
+                                 f"set_config('statement_timeout', '{wanted}', false)")
+        info[TIMEOUTS] = (dbapi_conn, wanted)
+
+    @event.listens_for(engine, "rollback")
+    def _forget_timeouts(conn) -> None:
+        if not conn.invalidated:  # (a lost connection's memo names a DBAPI connection gone)
+            conn.connection.info.pop(TIMEOUTS, None)
 
     return engine
 

@@ -42,3 +42,32 @@ def test_a_connection_in_steady_use_is_not_pinged(one_connection, monkeypatch):
         conn.execute(text("SELECT 1"))
     with one_connection.connect() as conn:  # the failure replaced it: the next one works
         assert conn.execute(text("SELECT 1")).scalar() == 1
+
+
+def _timeouts(conn) -> tuple[str, str]:
+    return (conn.exec_driver_sql("SHOW lock_timeout").scalar(),
+            conn.exec_driver_sql("SHOW statement_timeout").scalar())
+
+
+def test_a_bounded_transaction_has_its_timeouts_and_an_unbounded_one_the_defaults(
+        one_connection):
+    bounded = db.bounded(one_connection, 2.5)
+    with one_connection.begin() as conn:
+        defaults = _timeouts(conn)
+    for _ in range(2):  # the second time on the same connection, without setting again
+        with bounded.begin() as conn:
+            assert _timeouts(conn) == ("2500ms", "2500ms")
+    with one_connection.begin() as conn:
+        assert _timeouts(conn) == defaults
+    with bounded.connect() as conn:  # rolled back: PostgreSQL undoes the SET, set it again
+        conn.begin()
+        conn.rollback()
+    with bounded.begin() as conn:
+        assert _timeouts(conn) == ("2500ms", "2500ms")
+    with one_connection.connect() as conn:  # closed with its transaction open: undone too
+        conn.begin()
+        assert _timeouts(conn) == defaults
+    with bounded.connect() as conn:
+        conn.begin()
+    with bounded.begin() as conn:
+        assert _timeouts(conn) == ("2500ms", "2500ms")
