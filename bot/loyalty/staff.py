@@ -6,7 +6,7 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy import and_, bindparam, exists, func, select
 from sqlalchemy.orm import Session
 
 from bot.db import core
@@ -25,6 +25,8 @@ from bot.loyalty.errors import (
 )
 from bot.loyalty.purchases import refund_order
 from bot.models import AuditLog, Member, PendingAction, Purchase, Redemption, Staff, StaffInvite
+from bot.outbox import WAITS_FOR
+from bot.outbox.replies import note_waiting
 from bot.program import Program
 
 INVITE_LIFETIME = dt.timedelta(days=3)
@@ -105,13 +107,18 @@ def find_active_staff(session: Session, line_user_id: str) -> Staff | None:
 
 
 def sender(session: Session, line_user_id: str) -> tuple[Member | None, Staff | None]:
-    """The sender's member record and, if they are active staff, their staff record."""
-    found = session.execute(_SENDER, {"user_id": line_user_id}).first()
-    return (found[0], found[1]) if found else (None, None)
+    """The sender's member record and, if they are active staff, their staff record; with
+    whether anything waits to ride their reply (noted as bot.outbox.replies.member_for_reply
+    does)."""
+    found = session.execute(_SENDER, {"user_id": line_user_id, "user": line_user_id}).first()
+    if not found:
+        return None, None
+    note_waiting(session, line_user_id, found.waits)
+    return found[0], found[1]
 
 
 _SENDER = (  # built once: the webhook asks it for every staff command
-    select(Member, Staff)
+    select(Member, Staff, exists().where(*WAITS_FOR).label("waits"))
     .outerjoin(Staff, and_(Staff.line_user_id == Member.line_user_id, Staff.active))
     .where(Member.line_user_id == bindparam("user_id")))
 

@@ -28,8 +28,14 @@ def member_for_reply(session: Session, line_user_id: str) -> Member | None:
     found = session.execute(_MEMBER_AND_WAITS, {"user": line_user_id}).first()
     if found is None:
         return None
-    session.info.setdefault(WAITS, {})[line_user_id] = bool(found.waits)
+    note_waiting(session, line_user_id, found.waits)
     return found[0]
+
+
+def note_waiting(session: Session, line_user_id: str, waits: bool) -> None:
+    """Whether anything waited for this user when their member record was read (carry()
+    skips its query when nothing did and nothing was queued since)."""
+    session.info.setdefault(WAITS, {})[line_user_id] = bool(waits)
 
 
 _MEMBER_AND_WAITS = (  # built once: every customer event asks it
