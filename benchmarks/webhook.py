@@ -4,6 +4,8 @@
                                                              # PostgreSQL, both workloads
     .venv/bin/python benchmarks/webhook.py --targets floor,sqlite --workloads postbacks
     .venv/bin/python benchmarks/webhook.py --show-statements # and each kind's SQL statements
+    .venv/bin/python benchmarks/webhook.py --members 1000000 --reuse bench_webhook_1m
+        # PostgreSQL with benchmarks/jobs.py's 1,000,000 members, seeded once (minutes), kept
     .venv/bin/python benchmarks/webhook.py --profile /tmp/prof    # per event kind: SQL, LINE
     .venv/bin/python benchmarks/webhook.py --profile /tmp/prof --profile-mode cprofile
 
@@ -46,6 +48,15 @@ through the loyalty functions, each customer with the welcome coupon. Just befor
 every `核銷` event in it gets a fresh free-drink coupon of its customer, so the wallets hold
 only what earlier phases left. No earn repeats a member's amount within the bot's
 REPEAT_WINDOW (the bot would ask the staff to confirm instead of recording it).
+
+--members N (PostgreSQL only; default targets floor, postgresql): the schema holds
+benchmarks/jobs.py's data for N members (its seed, imported: 10 ledger rows, 2 purchases, a
+stamp card and 3 coupons each, dated as of today so one coupon each is usable), the two staff,
+then a CHECKPOINT; the customers are --customers (10,000) of those members drawn at random
+(active, zh-TW; the same ones for the same --seed). Seeding 1,000,000 takes minutes: --reuse
+NAME keeps the schema under that name (its comment says what it holds) and later runs reuse
+it, only checking its migrations; the data then ages (coupons expire in 5-60 days, and a wallet
+may be empty: the wallet's marker allows that). SQLite is not seeded at that size.
 
 An event's latency runs from just before its POST until its reply reached FakeLine (the
 time the fake read the reply request, same monotonic clock); the webhook's own HTTP answer
@@ -130,6 +141,7 @@ if str(ROOT) not in sys.path:  # tests.fake_line lives next to bot/, outside the
 
 from sqlalchemy import text as sql  # noqa: E402
 
+from benchmarks import jobs as jobs_bench  # noqa: E402
 from bot import migrate  # noqa: E402
 from bot.config import DEFAULT_PROGRAM, normalize_database_url  # noqa: E402
 from bot.db import make_engine, make_sessionmaker, scratch_schema, transaction  # noqa: E402
@@ -403,12 +415,19 @@ class Database:
     cleanup: Callable[[], None] | None = None
 
 
+def schema_url(url: str, name: str) -> str:
+    """What bot.db.scratch_schema returns for schema `name`, for a schema that already exists."""
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{name}"
+
+
 def open_database(kind: str, args, tmp: Path) -> Database:
     if kind == "sqlite":
         url = f"sqlite:///{tmp / 'loyalty.db'}"
         return Database(url, url, seed_customers(url, args.customers),
                         f"{args.customers} customers")
     base = normalize_database_url(args.database)
+    if args.members:
+        return members_database(base, args)
     url, drop = scratch_schema(base, f"bench_webhook_{os.getpid()}")
     try:
         customers = seed_customers(url, args.customers)
@@ -475,6 +494,107 @@ def recent_purchases(url: str) -> set[tuple[int, int]]:
             return {(member, amount) for member, amount in rows}
     finally:
         engine.dispose()
+
+
+def members_database(base: str, args) -> Database:
+    """--members N: a schema holding benchmarks/jobs.py's N members (seeded once, then kept
+    for reuse with --reuse NAME, else dropped at the end), plus the staff; customers are
+    drawn from those members."""
+    name = args.reuse or f"bench_webhook_members_{os.getpid()}"
+    admin = make_engine(base)
+    try:
+        with admin.connect() as conn:
+            found = conn.execute(sql("SELECT obj_description(oid, 'pg_namespace') "
+                                     "FROM pg_namespace WHERE nspname = :name"),
+                                 {"name": name}).first()
+    finally:
+        admin.dispose()
+    drop = None
+    if found is not None:
+        try:
+            note = json.loads(found[0] or "{}")
+        except ValueError:
+            note = {}
+        if not args.reuse or note.get("members") != args.members:
+            raise SystemExit(f"schema {name} exists but does not hold {args.members:,} members "
+                             f"seeded by benchmarks/webhook.py (its comment: {found[0]!r}); "
+                             f"drop it (DROP SCHEMA {name} CASCADE) or name another")
+        url = schema_url(base, name)
+        began = time.perf_counter()
+        migrate.upgrade(url)  # a migration added since it was seeded
+        print(f"  reusing schema {name}: {args.members:,} members seeded on {note['seeded']} "
+              f"in {note['seconds']:.0f} s; migrations checked in "
+              f"{time.perf_counter() - began:.1f} s", flush=True)
+    else:
+        url, drop = scratch_schema(base, name)
+        try:
+            seconds = seed_members(url, args.members)
+            note = json.dumps({"members": args.members, "seconds": round(seconds, 1),
+                               "seeded": time.strftime("%Y-%m-%d %H:%M")})
+            engine = make_engine(url)
+            try:
+                with engine.begin() as conn:
+                    conn.execute(sql(f"COMMENT ON SCHEMA {name} IS '{note}'"))
+            finally:
+                engine.dispose()
+        except BaseException:
+            drop()
+            raise
+        if args.reuse:
+            print(f"  schema {name} is kept for --reuse {name}", flush=True)
+            drop = None
+    try:
+        customers = choose_customers(url, args.customers, args.members, args.seed)
+    except BaseException:
+        if drop:
+            drop()
+        raise
+    return Database(f"{url}&application_name={APPLICATION_NAME}", url, customers,
+                    f"{args.members:,} members, {len(customers):,} of them sending", drop)
+
+
+def seed_members(url: str, n: int) -> float:
+    began = time.perf_counter()
+    migrate.upgrade(url)
+    print(f"  seeding {n:,} members with benchmarks/jobs.py's data (10 ledger rows, 2 "
+          f"purchases, a stamp card and 3 coupons each) ...", flush=True)
+    program = jobs_bench.bench_program()
+    # as of today, not of the jobs benchmark's day: its coupons (one usable each, the rest
+    # expired), lots and cards are then as current as the 200 customers'
+    jobs_bench.seed(url, n, program, dt.datetime.now(program.timezone).date())
+    engine = make_engine(url)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            add_bench_staff(session, load_program(DEFAULT_PROGRAM), utcnow())
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            try:  # write the seed's pages out now, not while the events are timed
+                conn.execute(sql("CHECKPOINT"))
+            except Exception as exc:  # it takes a superuser (or pg_checkpoint, from 15)
+                print(f"  (no CHECKPOINT: {str(exc).splitlines()[0]})")
+    finally:
+        engine.dispose()
+    seconds = time.perf_counter() - began
+    print(f"  migrated and seeded {n:,} members and {len(STAFF)} staff in {seconds:.1f} s",
+          flush=True)
+    return seconds
+
+
+def choose_customers(url: str, count: int, members: int, seed: str) -> list[Customer]:
+    """`count` of the seeded members, drawn at random (the same ones for the same --seed):
+    active ones whose LINE is in zh-TW, as the replies' markers are."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sql(
+                "SELECT line_user_id, member_code, id FROM members WHERE id <= :n "
+                "AND status = 'active' AND language = 'zh-TW' "
+                "ORDER BY md5(id::text || :seed) LIMIT :count"),
+                {"n": members, "seed": seed, "count": count}).all()
+    finally:
+        engine.dispose()
+    if not rows:
+        raise SystemExit("no active zh-TW member to send events")
+    return [Customer(*row) for row in rows]
 
 
 # -- gunicorn -----------------------------------------------------------------------------------
@@ -1199,10 +1319,18 @@ def main() -> None:
     parser.add_argument("--checked-throughput", action="store_true",
                         help="keep FakeLine's model and limit checks in the closed loops too")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn WEB_CONCURRENCY")
-    parser.add_argument("--customers", type=int, default=200, help="members sending events")
+    parser.add_argument("--customers", type=int,
+                        help="members sending events (default 200; with --members 10,000 of "
+                             "them, drawn at random)")
+    parser.add_argument("--members", type=int, default=0,
+                        help="PostgreSQL only: seed benchmarks/jobs.py's data for this many "
+                             "members (1000000: a few minutes) and draw the customers from them")
+    parser.add_argument("--reuse", metavar="SCHEMA",
+                        help="with --members: keep the seeded schema under this name, and "
+                             "reuse it when it already holds that many members")
     parser.add_argument("--database", default=DEFAULT_URL, help="a PostgreSQL URL")
-    parser.add_argument("--targets", default=",".join(DEFAULT_TARGETS),
-                        help="comma-separated, of: " + ", ".join(TARGETS))
+    parser.add_argument("--targets", help="comma-separated, of: " + ", ".join(TARGETS)
+                        + " (default: all; with --members: floor, postgresql)")
     parser.add_argument("--seed", default="webhook", help="random seed of the workload")
     parser.add_argument("--profile", metavar="DIR",
                         help="measure inside every gunicorn worker, into DIR, and print it")
@@ -1211,12 +1339,21 @@ def main() -> None:
                              "cprofile: the functions, all requests together")
     parser.add_argument("--profile-lines", type=int, default=40)
     args = parser.parse_args()
-    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    default = ("floor", "postgresql") if args.members else DEFAULT_TARGETS
+    targets = [t.strip() for t in (args.targets or ",".join(default)).split(",") if t.strip()]
     if unknown := set(targets) - set(TARGETS):
         parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     if not workloads or (unknown := set(workloads) - set(WORKLOADS)):
         parser.error(f"unknown workloads: {', '.join(sorted(unknown)) or '(none)'}")
+    if args.members and "sqlite" in targets:
+        parser.error("--members seeds PostgreSQL only: leave sqlite out of --targets")
+    if args.reuse and not args.members:
+        parser.error("--reuse goes with --members")
+    if args.reuse and not args.reuse.replace("_", "").isalnum():
+        parser.error("--reuse: a schema name of letters, digits and _")
+    if args.customers is None:
+        args.customers = 10_000 if args.members else 200
     if args.profile:
         os.makedirs(args.profile, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="bench-webhook-"))
