@@ -56,7 +56,7 @@ def _timed(owner: type, name: str, key: str) -> None:
 
 
 def _install_timers() -> None:
-    from linebot.v3.messaging.rest import RESTClientObject
+    import urllib3
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
     from sqlalchemy.engine.default import DefaultDialect
@@ -81,7 +81,9 @@ def _install_timers() -> None:
     _timed(DefaultDialect, "_do_ping_w_event", "ping")
     _timed(LineClient, "reply", "reply")
     _timed(LineClient, "push", "push")
-    _timed(RESTClientObject, "request", "line_http")
+    # the HTTP exchange: bot.line.client posts over the SDK's urllib3 pool itself, not
+    # through the SDK's RESTClientObject.request, which this used to time (it read 0)
+    _timed(urllib3.PoolManager, "request", "line_http")
 
 
 def _counted(owner: type, name: str, key: str) -> None:
