@@ -363,7 +363,9 @@ def build(specs: list[Spec], customers: list[Customer], coupon_codes: list[str],
             raw, marker = text(who.user_id, s.words, **ids), KEYWORDS[s.words]
         elif s.kind == "earn":
             amount = rng.randrange(80, 481)
-            while used is not None and (who.member_id, amount) in used:
+            for _ in range(1000):  # (with very few customers a repeat may be unavoidable)
+                if used is None or (who.member_id, amount) not in used:
+                    break
                 amount = rng.randrange(80, 481)
             if used is not None:
                 used.add((who.member_id, amount))
