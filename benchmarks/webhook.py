@@ -1100,7 +1100,7 @@ def report_target(r: Result, floor: Result | None, args) -> None:
         ratio = c.rate / base
         judged = f">= {target:.2f} {verdict(ratio >= target if floor else None)}" \
             if target else "reported"
-        shown = f"{ratio:10.2f}" if floor else f"{'-':>10}"
+        shown = f"{ratio:10.3f}" if floor else f"{'-':>10}"
         print(f"  {workload:<12}{c.rate:9.0f}{shown}  {judged}")
     f = r.fixed
     print(f"  fixed rate, {f.workload}, {args.rate:.0f} events/s: p50 {f.pct(50):.1f} ms, p99 "
@@ -1189,7 +1189,7 @@ def report(results: list[Result], args) -> None:
             ratio = c.rate / floor.closed[next(iter(floor.closed))].rate if floor else math.nan
             target = RATIO_TARGETS.get((w, r.kind))
             mark = verdict(ratio >= target) if target and floor else ""
-            row += f"{c.rate:10.0f}" + (f"{ratio:7.2f} {mark:<4}" if floor else f"{'-':>7}{'':5}")
+            row += f"{c.rate:10.0f}" + (f"{ratio:7.3f} {mark:<4}" if floor else f"{'-':>7}{'':5}")
         screens = [r.kinds[k].cpu_ms("workers") for k in SCREENS if k in r.kinds]
         screen = max(screens) if screens else math.nan
         earn = r.kinds["earn"].cpu_ms("workers") if "earn" in r.kinds else math.nan
