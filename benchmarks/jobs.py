@@ -248,11 +248,12 @@ CHECKS = {
 }
 
 
-def seed(url: str, n: int, program: Program) -> dict[str, int]:
-    """Fill the empty schema; foreign keys are dropped first and added (so checked) after."""
-    d0 = start_of_day(DAY, program.timezone).replace(tzinfo=None)
+def seed(url: str, n: int, program: Program, day: dt.date = DAY) -> dict[str, int]:
+    """Fill the empty schema; foreign keys are dropped first and added (so checked) after.
+    Dates follow `day`, the benchmark day (benchmarks/webhook.py seeds as of today)."""
+    d0 = start_of_day(day, program.timezone).replace(tzinfo=None)
     templates = list(program.coupons.values())
-    params = {"n": n, "d0": d0, "day": DAY, "month": DAY.month, "dom": DAY.day,
+    params = {"n": n, "d0": d0, "day": day, "month": day.month, "dom": day.day,
               "goal": program.stamps.goal, "keys": [t.key for t in templates],
               "titles": [t.title for t in templates], "kinds": [t.kind for t in templates],
               "caps": [t.total_cap for t in templates]}
