@@ -597,7 +597,7 @@ def test_erasing_removes_personal_data_and_keeps_the_ledger(sessions, program, n
         row = session.get(Member, carol)
         sent = enqueue(session, row, "receipt", "receipt:1", [{"type": "text",
                                                                "text": "Hi Carol"}], now)
-        sent.status = "sent"
+        session.get(OutboxMessage, sent.id).status = "sent"
         enqueue(session, row, "nudge", "nudge:1", [{"type": "text", "text": "Carol!"}], now)
         session.add(OutboxBatch(recipients={"to": ["U-carol", "U-dave"]}, payload={},
                                 status="sent", retry_key="k-1", created_at=now))

@@ -137,24 +137,39 @@ def withdraw(session: Session, dedupe_key: str) -> None:
                                                 *FREE))
 
 
+class QueuedRow(NamedTuple):
+    """A row enqueue() wrote, as queued_in() needs it: built from what was written, not
+    loaded back (an ORM object would decode the payload it was just given)."""
+    id: int
+    line_user_id: str
+    payload: dict
+    push_key: str | None
+    retry_key: str
+    kind: str
+    dedupe_key: str
+
+
 def enqueue(session: Session, member: Member, kind: str, dedupe_key: str,
             messages: list[dict], now: dt.datetime, *, push_key: str | None = None,
-            hold_until: dt.datetime | None = None) -> OutboxMessage | None:
+            hold_until: dt.datetime | None = None) -> QueuedRow | None:
     """Queue a message once per dedupe key; None if it was queued before or cannot be sent.
 
-    One INSERT ... ON CONFLICT DO NOTHING RETURNING: no savepoint, no flush, and the row
-    comes back with its id (a row another transaction holds is waited for, then skipped)."""
+    One INSERT ... ON CONFLICT DO NOTHING RETURNING id: no savepoint, and the row's id
+    comes back (a row another transaction holds is waited for, then skipped)."""
     if not member.line_user_id:
         return None
-    statement = _enqueue_statement(session.get_bind().dialect.name)
-    row = session.scalars(statement, {  # one row as a dict: a list would be an executemany
-        "member_id": member.id, "line_user_id": member.line_user_id, "kind": kind,
-        "dedupe_key": dedupe_key, "payload": {"messages": messages},
-        "retry_key": str(uuid.uuid4()), "created_at": now, "push_key": push_key,
-        "hold_until": hold_until}).first()
+    values = {"member_id": member.id, "line_user_id": member.line_user_id, "kind": kind,
+              "dedupe_key": dedupe_key, "payload": {"messages": messages},
+              "retry_key": str(uuid.uuid4()), "created_at": now, "push_key": push_key,
+              "hold_until": hold_until}
+    row_id = core(session).execute(_enqueue_statement(session.get_bind().dialect.name),
+                                   values).scalar()
     session.info[ENQUEUED] = True
-    if row is not None:  # for queued_in(): the identity map alone would let them go
-        session.info.setdefault(QUEUED, {})[row.id] = (row, member)
+    if row_id is None:
+        return None
+    row = QueuedRow(row_id, member.line_user_id, values["payload"], push_key,
+                    values["retry_key"], kind, dedupe_key)
+    session.info.setdefault(QUEUED, {})[row.id] = (row, member)  # for queued_in()
     return row
 
 
@@ -201,8 +216,8 @@ def hold_until(program: Program, kind: str, now: dt.datetime) -> dt.datetime | N
 @functools.cache
 def _enqueue_statement(dialect: str) -> Any:
     """enqueue's INSERT, built once per database kind."""
-    return (dialect_insert(dialect, OutboxMessage)
-            .on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(OutboxMessage))
+    return (dialect_insert(dialect, _OUTBOX).on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(_OUTBOX.c.id))
 
 
 def enqueue_many(session: Session, program: Program,
