@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import socket
 import threading
-import time
 
 import pytest
 
@@ -23,6 +22,7 @@ class Server:
         self.port = self.sock.getsockname()[1]
         self.requests: list[bytes] = []
         self.hang_up = hang_up
+        self.closed = threading.Semaphore(0)  # released once per connection it closed
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -43,6 +43,7 @@ class Server:
                 self.requests.append(body)
                 if not self.hang_up:
                     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+            self.closed.release()
 
     def close(self) -> None:
         self.sock.close()
@@ -60,7 +61,7 @@ def test_a_connection_closed_while_idle_is_replaced_and_each_request_goes_once(s
     for n in range(3):
         status, _, body, _ = transport.post("/v2/bot/message/reply", b'{"n":%d}' % n, {})
         assert (status, body) == (200, b"{}")
-        time.sleep(0.05)  # the server's close reaches the client while it idles
+        assert server.closed.acquire(timeout=10)  # closed while the client idles
     assert server.requests == [b'{"n":0}', b'{"n":1}', b'{"n":2}']
 
 
