@@ -338,7 +338,8 @@ def test_a_push_the_budget_holds_leaves_the_waiting_nudge_free_for_a_reply(
 # -- LINE's per-unit statistics --------------------------------------------------------------
 def test_pushes_and_multicasts_name_their_unit_when_the_program_asks(app, fake_line):
     state = app.extensions["loyalty"]
-    program = dataclasses.replace(state.program, aggregation_units=True)
+    # (no quiet hours: the send job runs a day from now, whatever the time of day)
+    program = dataclasses.replace(state.program, aggregation_units=True, quiet_hours=None)
     client = LineClient(state.config, aggregation_units=True)
     queue(state.sessions, program, 1, ["expiry_warning", "nudge"], utcnow())
     with transaction(state.sessions) as session:  # the same campaign card to two members
@@ -357,7 +358,8 @@ def test_pushes_and_multicasts_name_their_unit_when_the_program_asks(app, fake_l
 
 def test_a_unit_line_refuses_is_dropped_and_the_message_still_goes_once(app, fake_line):
     state = app.extensions["loyalty"]
-    program = dataclasses.replace(state.program, aggregation_units=True)
+    # (no quiet hours: the send job runs a day from now, whatever the time of day)
+    program = dataclasses.replace(state.program, aggregation_units=True, quiet_hours=None)
     client = LineClient(state.config, aggregation_units=True)
     fake_line.units_refused = True  # the account never applied for units
     for n in (1, 2):
