@@ -37,7 +37,9 @@ DELIVER_PAGE, DELIVER_CHUNK = 1000, 100  # rows read together; outcomes recorded
 MESSAGES_MAX = 5  # message objects in one push, reply or multicast
 QUEUED = "outbox.queued"  # Session.info: rows enqueue() added, with their members, by id
 PUSHES = "outbox.pushes"  # Session.info: member id -> [push key, messages in it]
-ENQUEUED = "outbox.enqueued"  # Session.info: True once this transaction queued a message
+ENQUEUED = "outbox.enqueued"  # Session.info: LINE user ids this transaction queued a message for
+WAITS = "outbox.waits"  # Session.info: LINE user id -> whether anything waited for them when
+# their member record was read (bot.outbox.replies.note_waiting)
 
 
 class Sent(Protocol):
@@ -103,6 +105,9 @@ def tell(session: Session, program: Program, member: Member, kind: str, dedupe_k
     messages = build()
     pushes = session.info.setdefault(PUSHES, {})
     first = member.id not in pushes
+    user = member.line_user_id  # nothing waits for them if none did when they were read
+    none_waits = session.info.get(WAITS, {}).get(user) is False \
+        and user not in session.info.get(ENQUEUED, ())  # and nothing was queued since
     if first or pushes[member.id][1] + len(messages) > MESSAGES_MAX:
         pushes[member.id] = [str(uuid.uuid4()), 0]
     key = pushes[member.id][0]
@@ -110,7 +115,7 @@ def tell(session: Session, program: Program, member: Member, kind: str, dedupe_k
     if row is None:
         return False
     pushes[member.id][1] += len(messages)
-    if first:  # what waits for this member (a reminder, a nudge) goes along, unbilled
+    if first and not none_waits:  # what waits for them (a reminder, a nudge) goes along
         pushes[member.id][1] += _join_waiting(session, member, key, pushes[member.id][1])
     return True
 
@@ -164,7 +169,7 @@ def enqueue(session: Session, member: Member, kind: str, dedupe_key: str,
               "hold_until": hold_until}
     row_id = core(session).execute(_enqueue_statement(session.get_bind().dialect.name),
                                    values).scalar()
-    session.info[ENQUEUED] = True
+    session.info.setdefault(ENQUEUED, set()).add(member.line_user_id)
     if row_id is None:
         return None
     row = QueuedRow(row_id, member.line_user_id, values["payload"], push_key,
@@ -199,8 +204,13 @@ FREE = (OutboxMessage.status == "pending", OutboxMessage.push_key.is_(None),
         OutboxMessage.batch_id.is_(None))
 # what waits for one member, oldest first: it may join their next push or ride a reply (a
 # receipt kind only when it was told to wait: tell_later)
-WAITS_FOR = (OutboxMessage.line_user_id == bindparam("user"), *FREE,
-             or_(OutboxMessage.kind.not_in(RECEIPT_KINDS), OutboxMessage.hold_until.is_not(None)))
+def waits_for(user: Any) -> tuple:
+    """The conditions of a row waiting for LINE user `user` (a value or a column)."""
+    return (OutboxMessage.line_user_id == user, *FREE,
+            or_(OutboxMessage.kind.not_in(RECEIPT_KINDS), OutboxMessage.hold_until.is_not(None)))
+
+
+WAITS_FOR = waits_for(bindparam("user"))
 WAITING = (select(OutboxMessage.id, OutboxMessage.payload).where(*WAITS_FOR)
            .order_by(OutboxMessage.id).limit(MESSAGES_MAX)
            .with_for_update(skip_locked=True))
@@ -231,7 +241,7 @@ def enqueue_many(session: Session, program: Program,
              "attempts": 0, "last_error": "", "push_key": None,
              "hold_until": hold_until(program, kind, now)}
             for member, kind, key, messages in pushes if member.line_user_id and messages]
-    session.info[ENQUEUED] = True
+    session.info.setdefault(ENQUEUED, set()).update(row["line_user_id"] for row in rows)
     return len(insert_new(session, OutboxMessage.__table__, rows, "dedupe_key"))
 
 

@@ -16,10 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db import core, transaction
 from bot.models import Member, OutboxMessage
-from bot.outbox import ENQUEUED, FREE, WAITING, WAITS_FOR
-
-WAITS = "outbox.waits"  # Session.info: LINE user id -> whether anything waited for them when
-# their member record was read (member_for_reply)
+from bot.outbox import ENQUEUED, FREE, WAITING, WAITS, WAITS_FOR
 
 
 def member_for_reply(session: Session, line_user_id: str) -> Member | None:
@@ -34,7 +31,7 @@ def member_for_reply(session: Session, line_user_id: str) -> Member | None:
 
 def note_waiting(session: Session, line_user_id: str, waits: bool) -> None:
     """Whether anything waited for this user when their member record was read (carry()
-    skips its query when nothing did and nothing was queued since)."""
+    and a push's tell() skip their query when nothing did and nothing was queued since)."""
     session.info.setdefault(WAITS, {})[line_user_id] = bool(waits)
 
 
@@ -50,8 +47,8 @@ def carry(session: Session, line_user_id: str, room: int, now: dt.datetime
     if room <= 0:
         return []
     if session.info.get(WAITS, {}).get(line_user_id) is False \
-            and not session.info.get(ENQUEUED):  # nothing waited, nothing was queued since
-        return []
+            and line_user_id not in session.info.get(ENQUEUED, ()):
+        return []  # nothing waited for them, nothing was queued for them since
     chosen, used = {}, 0
     for row_id, payload in core(session).execute(WAITING, {"user": line_user_id}):
         if used + len(payload["messages"]) <= room:
