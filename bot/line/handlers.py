@@ -79,7 +79,7 @@ def on_message(session: Session, env: Env, event: Any) -> Outcome:
     if words and (command := staff.COMMANDS.get(words[0].lower())) \
             and staff.meant(command, words[1:]):
         lang = "en" if words[0].lower() in staff.ENGLISH else "zh-TW"
-        member, worker = sender(session, env.user_id)  # one statement for both
+        member, worker = sender(session, env.user_id, env.now)  # one statement
         if member is None:
             member, worker = _member(session, env), find_active_staff(session, env.user_id)
         return staff.run(session, env, member, worker, command, words[1:], lang)

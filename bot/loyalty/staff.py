@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, func, select
+from sqlalchemy import String, and_, bindparam, cast, exists, func, literal, select
 from sqlalchemy.orm import Session
 
 from bot.db import core
@@ -106,19 +107,36 @@ def find_active_staff(session: Session, line_user_id: str) -> Staff | None:
     return session.scalar(select(Staff).where(Staff.line_user_id == line_user_id, Staff.active))
 
 
-def sender(session: Session, line_user_id: str) -> tuple[Member | None, Staff | None]:
+def sender(session: Session, line_user_id: str, now: dt.datetime
+           ) -> tuple[Member | None, Staff | None]:
     """The sender's member record and, if they are active staff, their staff record; with
     whether anything waits to ride their reply (noted as bot.outbox.replies.member_for_reply
-    does)."""
-    found = session.execute(_SENDER, {"user_id": line_user_id, "user": line_user_id}).first()
+    does) and their recent guesses (noted for guessing()), all in one statement."""
+    found = session.execute(_SENDER, {"user_id": line_user_id, "user": line_user_id,
+                                      "since": now - FAILED_WINDOW}).first()
     if not found:
         return None, None
     note_waiting(session, line_user_id, found.waits)
+    if found[1] is not None:
+        session.info.setdefault(GUESSED, {})[found[1].id] = (now, found.guesses or 0)
     return found[0], found[1]
 
 
+GUESSED = "staff.guessed"  # Session.info: staff id -> (the time asked for, guesses then)
+
+
+def _guesses(actor_name: Any) -> Any:
+    """Unknown codes and phones this actor typed since `since` (see guessing)."""
+    return (select(func.count()).select_from(AuditLog).where(
+        AuditLog.member_id.is_(None),  # as refusals are written: the (member, at) index serves
+        AuditLog.action.in_(REFUSALS), AuditLog.actor == actor_name,
+        AuditLog.reason.in_(GUESSES), AuditLog.at > bindparam("since")))
+
+
 _SENDER = (  # built once: the webhook asks it for every staff command
-    select(Member, Staff, exists().where(*WAITS_FOR).label("waits"))
+    select(Member, Staff, exists().where(*WAITS_FOR).label("waits"),
+           _guesses(literal("staff:") + cast(Staff.id, String)).scalar_subquery()
+           .label("guesses"))
     .outerjoin(Staff, and_(Staff.line_user_id == Member.line_user_id, Staff.active))
     .where(Member.line_user_id == bindparam("user_id")))
 
@@ -126,23 +144,24 @@ _SENDER = (  # built once: the webhook asks it for every staff command
 def record_refusal(session: Session, worker: Staff, command: str, exc: LoyaltyError,
                    now: dt.datetime, **details: object) -> None:
     """A staff command refused for a rule, kept in the audit trail (and the report)."""
+    session.info.get(GUESSED, {}).pop(worker.id, None)  # a guess more: count again
     audit.record(session, f"staff.{command}_failed", member_id=None, actor=actor(worker),
                  at=now, reason=exc.code, **details)
 
 
 def guessing(session: Session, worker: Staff, now: dt.datetime) -> bool:
     """Unknown coupon codes, member codes and phones, counted together across commands:
-    FAILED_LIMIT of them in FAILED_WINDOW pause the staff member's commands."""
+    FAILED_LIMIT of them in FAILED_WINDOW pause the staff member's commands. Counted when
+    the sender was read for this event (sender()), else asked now."""
+    noted = session.info.get(GUESSED, {}).get(worker.id)
+    if noted is not None and noted[0] == now:
+        return noted[1] >= FAILED_LIMIT
     return (core(session).execute(_GUESSES, {"actor": actor(worker),
                                              "since": now - FAILED_WINDOW}).scalar()
             or 0) >= FAILED_LIMIT
 
 
-_GUESSES = (  # built once: every staff command asks it
-    select(func.count()).select_from(AuditLog).where(
-        AuditLog.member_id.is_(None),  # as refusals are written: the (member, at) index serves
-        AuditLog.action.in_(REFUSALS), AuditLog.actor == bindparam("actor"),
-        AuditLog.reason.in_(GUESSES), AuditLog.at > bindparam("since")))
+_GUESSES = _guesses(bindparam("actor"))  # built once: every staff command asks it
 
 
 def ask_confirmation(session: Session, worker: Staff, member: Member | None, amount: int,
