@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,8 @@ from bot.loyalty.errors import (
 )
 from bot.loyalty.ledger import credit, debit, lock_member, remember_locks, settle_expired
 from bot.models import Coupon, Member, OutboxMessage
+from bot.outbox import waits_for
+from bot.outbox.replies import note_waiting
 from bot.outbox.sender import MARKETING
 from bot.program import Program
 
@@ -109,18 +111,27 @@ def unfollow(session: Session, line_user_id: str, now: dt.datetime) -> Member | 
 
 
 def find_by_code(session: Session, text: str, *, lock: bool = False) -> Member:
-    """The member whose card shows this code; with `lock`, as lock_member loads it (one
-    statement for both)."""
+    """The member whose card shows this code; with `lock`, as lock_member loads it, and
+    with whether anything waits for them to join a push (noted as
+    bot.outbox.replies.member_for_reply does): one statement for all."""
     code = normalize_code(text)
-    member = code and session.scalar(_BY_CODE_LOCKED if lock else _BY_CODE, {"code": code})
-    if not member:
+    found = code and session.execute(_BY_CODE_LOCKED if lock else _BY_CODE,
+                                     {"code": code}).first()
+    if not found:
         raise UnknownMember()
-    return remember_locks(session, [member])[0] if lock else member
+    if not lock:
+        return found[0]
+    if found[0].line_user_id:  # whether a push to them (a receipt) has company to take
+        note_waiting(session, found[0].line_user_id, found.waits)
+    return remember_locks(session, [found[0]])[0]
 
 
 _BY_LINE_USER = select(Member).where(Member.line_user_id == bindparam("line_user_id"))
 _BY_CODE = select(Member).where(Member.member_code == bindparam("code"))  # built once
-_BY_CODE_LOCKED = _BY_CODE.with_for_update().execution_options(populate_existing=True)
+_BY_CODE_LOCKED = (  # built once; the subquery locks nothing, FOR UPDATE takes the member
+    select(Member, exists().where(*waits_for(Member.line_user_id)).label("waits"))
+    .where(Member.member_code == bindparam("code"))
+    .with_for_update(of=Member).execution_options(populate_existing=True))
 
 
 def member_by_id(session: Session, member_id: int) -> Member:
