@@ -41,8 +41,7 @@ def active_card(session: Session, program: Program, member_id: int, now: dt.date
                 ) -> StampCard:
     """The member's current card; an out-of-date one is closed and a new one started."""
     return usable_card(session, program, member_id, now,
-                       session.scalar(select(StampCard).where(*_active(member_id))
-                                      .order_by(StampCard.id.desc())))
+                       session.scalar(_ACTIVE_CARD, {"member_id": member_id}))
 
 
 def card_and_spend(session: Session, program: Program, member_id: int, now: dt.datetime
@@ -105,6 +104,10 @@ def _active(member_id: Any) -> tuple:
     return StampCard.member_id == member_id, StampCard.status == "active"
 
 
+_ACTIVE_CARD = (select(StampCard).where(*_active(bindparam("member_id")))  # built once
+                .order_by(StampCard.id.desc()))
+_NEW_STAMP = Stamp.__table__.insert()  # built once
+
 _CARD_AND_SPEND = (  # built once (see card_and_spend)
     select(*StampCard.__table__.c, SPEND.scalar_subquery().label("spend")).select_from(Member)
     .outerjoin(StampCard, and_(*_active(bindparam("member_id"))))
@@ -145,9 +148,9 @@ def add_stamps(session: Session, program: Program, member: Member, count: int, r
         put = min(count, card.goal - card.stamps)
         before, card.stamps = card.stamps, card.stamps + put
         outcome.card_stamps, outcome.card_goal = card.stamps, card.goal
-        session.add(Stamp(card_id=card.id, member_id=member.id, count=put, local_day=today,
-                          reason=reason, created_at=now,
-                          purchase_id=purchase.id if purchase else None))
+        core(session).execute(_NEW_STAMP, {  # a Core insert: nothing reads it back here
+            "card_id": card.id, "member_id": member.id, "count": put, "local_day": today,
+            "reason": reason, "created_at": now, "purchase_id": purchase.id if purchase else None})
         rewards = card_rewards(program, card)
         for at, template in sorted(rewards.items()):
             if before < at < card.goal and at <= card.stamps:
