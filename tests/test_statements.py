@@ -95,7 +95,15 @@ def _code(sessions, member_id: int) -> str:
 
 def test_the_sender_and_their_staff_record_come_in_one_statement(engine, sessions, program,
                                                                  now):
-    from bot.loyalty.staff import add_staff, remove_staff, sender
+    from bot.loyalty.errors import UnknownCode
+    from bot.loyalty.staff import (
+        FAILED_LIMIT,
+        add_staff,
+        guessing,
+        record_refusal,
+        remove_staff,
+        sender,
+    )
 
     staff_user, customer = "U" + "a" * 32, "U" + "b" * 32
     join(sessions, program, now, user=staff_user)
@@ -103,15 +111,26 @@ def test_the_sender_and_their_staff_record_come_in_one_statement(engine, session
     with transaction(sessions) as session:
         add_staff(session, staff_user, now, name="Mei", actor="test")
     with sessions() as session, statements(engine) as seen:
-        member, worker = sender(session, staff_user)
+        member, worker = sender(session, staff_user, now)
         assert (member.line_user_id, worker.name) == (staff_user, "Mei")
-        assert sender(session, customer)[1] is None
-        assert sender(session, "U-nobody") == (None, None)
+        assert not guessing(session, worker, now)  # counted with the sender
+        assert sender(session, customer, now)[1] is None
+        assert sender(session, "U-nobody", now) == (None, None)
     assert len([s for s in seen if s.startswith("SELECT")]) == 3
+    with transaction(sessions) as session:
+        for _ in range(FAILED_LIMIT):
+            record_refusal(session, worker, "verify", UnknownCode(), now)
+    with transaction(sessions) as session, statements(engine) as seen:
+        member, worker = sender(session, staff_user, now)
+        assert guessing(session, worker, now)  # the refusals are counted
+        assert len([s for s in seen if s.startswith("SELECT")]) == 1
+        record_refusal(session, worker, "verify", UnknownCode(), now)
+        assert guessing(session, worker, now)  # after a refusal, asked again
+        assert len([s for s in seen if s.startswith("SELECT")]) == 2
     with transaction(sessions) as session:
         remove_staff(session, staff_user, now, actor="test")
     with sessions() as session:
-        assert sender(session, staff_user)[1] is None
+        assert sender(session, staff_user, now)[1] is None
 
 
 def test_a_summary_reads_card_and_spend_together_and_starts_a_missing_card(engine, sessions,
@@ -152,3 +171,35 @@ def test_a_card_screen_asks_the_outbox_only_with_the_member(app, client, fake_li
             {"type": "text", "text": "nudge"}])], utcnow())
     post(client, [postback(alice, "action=points")])
     assert [m["type"] for m in fake_line.replies()[-1]["messages"]] == ["flex", "text"]
+
+
+def test_a_staff_purchase_asks_the_outbox_only_with_the_members(app, client, fake_line):
+    """`集點 CODE AMOUNT` reads the clerk with their guesses and whether anything waits for
+    them, and the customer (locked) with whether anything waits for them: with nothing
+    waiting, neither the reply nor the receipt push asks the outbox again, and no separate
+    count of guesses is made. Something waiting for the customer still joins the push."""
+    from bot.loyalty.staff import add_staff
+    from bot.loyalty.timeutil import utcnow
+    from bot.outbox import enqueue_many
+    from tests.line_helpers import follow, post, text, user_id
+
+    state, alice, clerk = app.extensions["loyalty"], user_id(1), user_id(2)
+    post(client, [follow(alice), follow(clerk)])
+    with transaction(state.sessions) as session:
+        add_staff(session, clerk, utcnow(), name="阿明", actor="test")
+        member = session.scalar(select(Member).where(Member.line_user_id == alice))
+        code = member.member_code
+    with statements(state.engine) as seen:
+        post(client, [text(clerk, f"集點 {code} 120")])
+    fake_line.wait_for(lambda: fake_line.pushes())
+    reads = [re.match(r"SELECT (.{0,60})", s).group(1) for s in seen if s.startswith("SELECT")]
+    assert not [r for r in reads if "outbox" in r or "count(*)" in r], reads
+    assert len(fake_line.pushes()) == 1 and len(fake_line.pushes()[0]["messages"]) == 1
+    with transaction(state.sessions) as session:
+        enqueue_many(session, state.program, [(session.get(Member, member.id), "nudge",
+                                               "nudge:1", [{"type": "text", "text": "nudge"}])],
+                     utcnow())
+    post(client, [text(clerk, f"集點 {code} 230")])
+    fake_line.wait_for(lambda: len(fake_line.pushes()) == 2)
+    assert [m.get("text") for m in fake_line.pushes()[-1]["messages"]][0] == "nudge"
+    assert len(fake_line.pushes()[-1]["messages"]) == 2  # the nudge, then the receipt
