@@ -194,6 +194,7 @@ def test_a_staff_purchase_asks_the_outbox_only_with_the_members(app, client, fak
     fake_line.wait_for(lambda: fake_line.pushes())
     reads = [re.match(r"SELECT (.{0,60})", s).group(1) for s in seen if s.startswith("SELECT")]
     assert not [r for r in reads if "outbox" in r or "count(*)" in r], reads
+    assert len([s for s in seen if s.startswith("UPDATE members")]) == 1  # all its changes
     assert len(fake_line.pushes()) == 1 and len(fake_line.pushes()[0]["messages"]) == 1
     with transaction(state.sessions) as session:
         enqueue_many(session, state.program, [(session.get(Member, member.id), "nudge",

@@ -73,11 +73,11 @@ def credit(session: Session, program: Program, member: Member, points: int, kind
     the transaction that writes it (draws load lots afresh), and the ORM's flush of it cost
     a purchase more than the statement itself."""
     extend_rolling_expiry(session, program, member, now)
+    member.points_balance += points  # (flushed with the member's other changes, just below)
     lot_id = core(session).execute(_NEW_LOT, {
         "member_id": member.id, "kind": kind, "points": points, "remaining": points,
         "expires_at": lot_expiry(program, now), "created_at": now, "purchase_id": purchase_id,
         "reason": reason, "actor": actor}).scalar_one()
-    member.points_balance += points
     audit.record(session, f"points.{kind}", member_id=member.id, actor=actor, at=now,
                  points_delta=points, reason=reason, entry_id=lot_id)
     return lot_id
