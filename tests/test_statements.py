@@ -204,3 +204,30 @@ def test_a_staff_purchase_asks_the_outbox_only_with_the_members(app, client, fak
     fake_line.wait_for(lambda: len(fake_line.pushes()) == 2)
     assert [m.get("text") for m in fake_line.pushes()[-1]["messages"]][0] == "nudge"
     assert len(fake_line.pushes()[-1]["messages"]) == 2  # the nudge, then the receipt
+
+
+def test_a_coupon_is_verified_with_one_read_of_it_and_its_owner(app, client, fake_line):
+    """`核銷 CODE` reads the clerk (with guesses and waits) and the coupon with its owner and
+    whether anything waits for them, once: the owner's "coupon used" push needs no other
+    read, and nothing else is selected."""
+    from bot.loyalty.coupons import issue_coupon
+    from bot.loyalty.staff import add_staff
+    from bot.loyalty.timeutil import utcnow
+    from tests.line_helpers import follow, post, text, user_id
+
+    state, alice, clerk = app.extensions["loyalty"], user_id(1), user_id(2)
+    post(client, [follow(alice), follow(clerk)])
+    with transaction(state.sessions) as session:
+        add_staff(session, clerk, utcnow(), name="阿明", actor="test")
+        member = session.scalar(select(Member).where(Member.line_user_id == alice))
+        template = next(iter(state.program.coupons))
+        code = issue_coupon(session, state.program, member.id, template, utcnow(),
+                            reason="test").code
+    with statements(state.engine) as seen:
+        post(client, [text(clerk, f"核銷 {code}")])
+    fake_line.wait_for(lambda: fake_line.pushes())
+    reads = [re.match(r"SELECT (.{0,40})", s).group(1) for s in seen if s.startswith("SELECT")
+             and not s.startswith("SELECT set_config")]
+    assert len(reads) == 2, reads  # the clerk, the coupon with its owner
+    (push,) = fake_line.pushes()
+    assert push["to"] == alice

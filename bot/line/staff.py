@@ -139,10 +139,10 @@ def _redeem(session: Session, env: Env, worker: Staff, code: str, amount: int | 
             ) -> tuple[CouponView, PurchaseResult | None, ClaimView | None]:
     """Check, record the discounted purchase (with an amount), then redeem: all or nothing.
     With claim codes on, the purchase waits for the coupon's owner to scan its code."""
-    result, claim, purchase_id = None, None, None
+    result, claim, purchase_id, found = None, None, None, None
     if amount is None and not env.program.staff_self_service:
-        check_not_self(env.program, find_coupon(session, env.program, code).coupon.member_id,
-                       own_id)
+        found = find_coupon(session, env.program, code)
+        check_not_self(env.program, found.coupon.member_id, own_id)
     if amount is not None:
         view = check_coupon(session, env.program, code, env.now, order_amount=amount)
         check_not_self(env.program, view.coupon.member_id, own_id)
@@ -160,7 +160,8 @@ def _redeem(session: Session, env: Env, worker: Staff, code: str, amount: int | 
                                      actor=actor(worker))
             purchase_id = result.purchase.id
     view = redeem_coupon(session, env.program, code, env.now, actor=actor(worker),
-                         order_amount=amount, staff_id=worker.id, purchase_id=purchase_id)
+                         order_amount=amount, staff_id=worker.id, purchase_id=purchase_id,
+                         found=found)
     return view, result, claim
 
 

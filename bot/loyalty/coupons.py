@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -35,6 +35,8 @@ from bot.loyalty.errors import (
 from bot.loyalty.ledger import lock_member
 from bot.loyalty.timeutil import end_of_day, local_date, start_of_day
 from bot.models import Coupon, CouponTemplateRow, CouponTerms, Member, Redemption
+from bot.outbox import waits_for
+from bot.outbox.replies import note_waiting
 from bot.program import CouponTemplate, Program
 
 
@@ -45,6 +47,7 @@ class CouponView:
     coupon: Coupon  # or, from wallet(), a read-only row with the same columns
     template: CouponTemplate
     discount: int = 0
+    owner: Member | None = None  # the coupon's member, when find_coupon read it along
 
     @property
     def display_code(self) -> str:
@@ -191,12 +194,16 @@ def _unused_codes(session: Session, count: int) -> list[str]:
 
 
 def find_coupon(session: Session, program: Program, text: str) -> CouponView:
+    """The coupon with this code, read in one statement with its owner (owner_of then costs
+    nothing) and whether anything waits to join a push to them (a "coupon used" push)."""
     code = normalize_code(text)
     found = code and session.execute(_BY_CODE, {"code": code}).first()
     if not found:
         raise UnknownCode()
-    coupon, row, terms = found
-    return CouponView(coupon, template_for(program, row, terms))
+    coupon, row, terms, owner, waits = found
+    if owner.line_user_id:
+        note_waiting(session, owner.line_user_id, waits)
+    return CouponView(coupon, template_for(program, row, terms), owner=owner)
 
 
 # a coupon with its template's row and the terms it was issued with
@@ -204,8 +211,10 @@ WITH_TERMS = (select(Coupon, CouponTemplateRow, CouponTerms.terms).join(CouponTe
               .outerjoin(CouponTerms, CouponTerms.id == Coupon.terms_id))
 
 
-_BY_CODE = (WITH_TERMS.where(Coupon.code == bindparam("code"))  # built once (find_coupon)
-            .execution_options(populate_existing=True))
+_BY_CODE = (  # built once (find_coupon)
+    WITH_TERMS.add_columns(Member, exists().where(*waits_for(Member.line_user_id)))
+    .join(Member, Member.id == Coupon.member_id).where(Coupon.code == bindparam("code"))
+    .execution_options(populate_existing=True))
 
 
 def template_for(program: Program, row: CouponTemplateRow,
@@ -258,12 +267,14 @@ def discount_for(template: CouponTemplate, order_amount: int | None) -> int:
 
 
 def check_coupon(session: Session, program: Program, text: str, now: dt.datetime, *,
-                 member_id: int | None = None, order_amount: int | None = None) -> CouponView:
-    """Everything a redemption checks, with no side effect."""
+                 member_id: int | None = None, order_amount: int | None = None,
+                 found: CouponView | None = None) -> CouponView:
+    """Everything a redemption checks, with no side effect. `found`: the coupon as
+    find_coupon read it a moment ago in this transaction (not read again)."""
     if order_amount is not None and (isinstance(order_amount, bool)
                                      or not isinstance(order_amount, int) or order_amount < 0):
         raise InvalidAmount(detail=f"order amount {order_amount!r}")
-    view = find_coupon(session, program, text)
+    view = found if found is not None else find_coupon(session, program, text)
     coupon, template, tz = view.coupon, view.template, program.timezone
     if member_id is not None and coupon.member_id != member_id:
         raise CouponNotYours()
@@ -277,16 +288,17 @@ def check_coupon(session: Session, program: Program, text: str, now: dt.datetime
     if order_amount is not None and order_amount < template.min_spend:
         raise MinimumSpendNotMet(minimum=template.min_spend, amount=order_amount,
                                  currency=program.currency)
-    return CouponView(coupon, template, discount_for(template, order_amount))
+    return CouponView(coupon, template, discount_for(template, order_amount), view.owner)
 
 
 def redeem_coupon(session: Session, program: Program, text: str, now: dt.datetime, *,
                   actor: str, member_id: int | None = None, order_amount: int | None = None,
                   purchase_id: int | None = None, staff_id: int | None = None,
-                  channel: str = "staff") -> CouponView:
-    """Use a coupon once. The conditional UPDATE makes concurrent attempts lose cleanly."""
+                  channel: str = "staff", found: CouponView | None = None) -> CouponView:
+    """Use a coupon once. The conditional UPDATE makes concurrent attempts lose cleanly (so
+    a coupon `found` a moment ago, see check_coupon, needs no second read)."""
     view = check_coupon(session, program, text, now, member_id=member_id,
-                        order_amount=order_amount)
+                        order_amount=order_amount, found=found)
     won = core(session).execute(_REDEEM, {"coupon_id": view.coupon.id, "now": now})
     if won.rowcount != 1:
         raise CouponAlreadyRedeemed()
@@ -377,5 +389,7 @@ def coupon_view(session: Session, program: Program, coupon: Coupon) -> CouponVie
 
 def owner_of(session: Session, view: CouponView) -> Member:
     """The member a coupon belongs to."""
+    if view.owner is not None and view.owner.id == view.coupon.member_id:
+        return view.owner  # (the session's own copy: the view keeps it from being dropped)
     return session.get(Member, view.coupon.member_id)
 
