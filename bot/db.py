@@ -341,6 +341,14 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
+@contextmanager
+def core_transaction(factory: sessionmaker[Session]) -> Iterator[Connection]:
+    """transaction() for Core statements alone: a connection of the factory's engine (with
+    its options), no ORM session, which costs more than a one-statement transaction."""
+    with factory.kw["bind"].begin() as conn:
+        yield conn
+
+
 @functools.cache
 def _insert_new_statement(dialect: str, table: Table, key: str) -> Any:
     """Built once: building it costs more CPU than the webhook's claim takes to run."""
