@@ -208,7 +208,7 @@ def earn(session: Session, env: Env, ctx: RenderContext, worker: Staff, args: li
         ask = messages.staff_confirm_purchase(ctx, member, amount, token)
         if twice is None:
             return Outcome(ask)
-        minutes = max(1, round((env.now - twice.created_at).total_seconds() / 60))
+        minutes = max(1, round((env.now - twice).total_seconds() / 60))
         return Outcome(messages.text(ctx, "repeat_purchase", amount=fmt.money(ctx, amount),
                                      minutes=minutes) + ask)
     return _record(session, env, ctx, worker, member, amount, f"earn:{env.event_id}")

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Row, bindparam, exists, func, select
 from sqlalchemy.orm import Session
 
-from bot.db import dialect_insert
+from bot.db import core, dialect_insert
 from bot.loyalty import audit
 from bot.loyalty.errors import (
     InvalidAmount,
@@ -74,15 +74,16 @@ class RefundResult:
 
 
 def same_purchase_since(session: Session, member_id: int, amount: int, since: dt.datetime
-                        ) -> Purchase | None:
-    """The member's latest purchase of exactly this amount since `since`, not refunded: a
-    staff member who got no answer may be typing the same purchase again."""
-    return session.scalar(_SAME_PURCHASE, {"member_id": member_id, "amount": amount,
-                                           "since": since})
+                        ) -> dt.datetime | None:
+    """When the member's latest purchase of exactly this amount since `since` was made, if
+    one was and is not refunded: a staff member who got no answer may be typing the same
+    purchase again."""
+    return core(session).execute(_SAME_PURCHASE, {"member_id": member_id, "amount": amount,
+                                                  "since": since}).scalar()
 
 
 _SAME_PURCHASE = (  # built once: every staff purchase asks it
-    select(Purchase).where(
+    select(Purchase.created_at).where(
         Purchase.member_id == bindparam("member_id"), Purchase.amount == bindparam("amount"),
         Purchase.created_at >= bindparam("since"), Purchase.refunded_amount == 0)
     .order_by(Purchase.created_at.desc()).limit(1))
