@@ -254,8 +254,8 @@ def _facts(session: Session, program: Program, member: Member, now: dt.datetime)
     window spend so far, any points due to expire. A closed member earns nothing."""
     if member.status in ("merged", "erased"):  # its points would never reach anyone
         raise MemberClosed()
-    return session.execute(_FACTS, {**spend_params(program, member.id, now),
-                                    "today": local_date(now, program.timezone)}).one()
+    return core(session).execute(_FACTS, {**spend_params(program, member.id, now),
+                                          "today": local_date(now, program.timezone)}).one()
 
 
 _FACTS = select(  # built once (see _facts)
