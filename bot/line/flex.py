@@ -19,8 +19,8 @@ import json
 import re
 import string
 from collections import ChainMap
-from collections.abc import Mapping
-from functools import cache
+from collections.abc import Callable, Mapping
+from functools import cache, lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -139,10 +139,45 @@ def format_string(strings: Mapping[str, str], key: str, fields: Fields) -> str:
     """The strings-table entry `key`, its `{name}` fields filled from `fields`."""
     if key not in strings:
         raise TemplateError(f"no string {key!r}")
+    text = strings[key]
     try:
-        return _PLURALS.vformat(strings[key], (), fields)
+        if type(text) is str:
+            return _formatter(text)(fields)
+        return _PLURALS.vformat(text, (), fields)
     except (KeyError, IndexError, ValueError) as exc:
         raise TemplateError(f"string {key!r} cannot be filled: {exc!r}") from None
+
+
+@lru_cache(maxsize=2048)
+def _formatter(text: str) -> Callable[[Fields], str]:
+    """A function doing what `_PLURALS.vformat(text, (), fields)` does, parsed once.
+
+    string.Formatter parses the entry and formats it field by field in Python at every call.
+    An entry whose fields are all plain names (no conversion, index, attribute or nested
+    spec) is formatted by str.format_map when no field counts (the same lookups and format()
+    calls, in C), else by an expression calling `_PLURALS.format_field` field by field;
+    anything else keeps vformat itself."""
+    slow = partial(_PLURALS.vformat, text, ())
+    try:
+        parsed = list(_PLURALS.parse(text))
+    except ValueError:  # vformat raises it, after the fields before the mistake
+        return slow
+    parts, counts = [], False
+    for literal, name, spec, conversion in parsed:
+        if literal:
+            parts.append(repr(literal))
+        if name is None:
+            continue
+        if not name.isidentifier() or conversion is not None or "{" in spec or "}" in spec:
+            return slow
+        counts = counts or spec.startswith("n:")
+        parts.append(f"_field(fields[{name!r}], {spec!r})")
+    if not counts:
+        return text.format_map
+    source = f"lambda fields: ''.join(({', '.join(parts)},))"
+    # every piece of the entry is in the source as a repr(): nothing of it is ever code
+    return eval(compile(source, "<strings entry>", "eval"),
+                {"__builtins__": {}, "_field": _PLURALS.format_field})
 
 
 class Strings:
