@@ -12,10 +12,21 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from linebot.v3.messaging import FlexContainer, FlexMessage, TextMessage
 
+from bot.line import flex
 from bot.line import messages as m
-from bot.line.flex import TEMPLATE_DIR, TemplateError, fill, strings_table, template
+from bot.line.flex import (
+    TEMPLATE_DIR,
+    TemplateError,
+    compile_template,
+    fill,
+    format_string,
+    strings_table,
+    template,
+)
 from bot.line.formatting import readable
 from bot.line.limits import MessageLimitError, check_messages, json_bytes
 from bot.loyalty.errors import (
@@ -249,17 +260,27 @@ def test_largest_carousels_stay_well_under_the_50_kb_limit(everything):
 
 
 # -- the template filler ----------------------------------------------------------------------
-STRINGS = {"hello": "Hi {name}, {n} left", "bare": "plain"}
+STRINGS = {"hello": "Hi {name}, {n} left", "bare": "plain",
+           "left": "{n:n:coupon/coupons} left for {name}", "many": "{n:,}: {a}{n:n:x/y}"}
 
 
-def test_a_value_holding_a_placeholder_is_not_expanded():
+def compiled_fill(node: Any, fields: dict, strings: dict) -> Any:
+    return compile_template(node)(fields, strings)
+
+
+FILLERS = pytest.mark.parametrize("filler", [fill, compiled_fill], ids=["walker", "compiled"])
+
+
+@FILLERS
+def test_a_value_holding_a_placeholder_is_not_expanded(filler):
     node = {"type": "text", "text": "{{a}} / {{@hello}}"}
-    out = fill(node, {"a": "{{b}}", "b": "boom", "name": "{{b}} {n}", "n": 3}, STRINGS)
+    out = filler(node, {"a": "{{b}}", "b": "boom", "name": "{{b}} {n}", "n": 3}, STRINGS)
     assert out == {"type": "text", "text": "{{b}} / Hi {{b}} {n}, 3 left"}
     assert node == {"type": "text", "text": "{{a}} / {{@hello}}"}  # the template is untouched
 
 
-def test_each_repeats_and_if_unless_drop_parts():
+@FILLERS
+def test_each_repeats_and_if_unless_drop_parts(filler):
     node = {"contents": [
         {"$each": "rows", "$unless": "hidden", "text": "{{label}} of {{total}}"},
         {"$if": "more", "text": "{{@bare}}"},
@@ -267,21 +288,256 @@ def test_each_repeats_and_if_unless_drop_parts():
         "footer": {"$if": "more", "text": "x"}}
     rows = [{"label": "a", "hidden": False}, {"label": "b", "hidden": True},
             {"label": "c", "hidden": False}]
-    out = fill(node, {"rows": rows, "total": 3, "more": False}, STRINGS)
+    out = filler(node, {"rows": rows, "total": 3, "more": False}, STRINGS)
     assert out == {"contents": [{"text": "a of 3"}, {"text": "c of 3"}, {"text": "none"}]}
 
 
-@pytest.mark.parametrize("node, fields", [
-    ({"text": "{{missing}}"}, {}),
-    ({"text": "{{@nope}}"}, {}),
-    ({"text": "{{@hello}}"}, {"name": "x"}),
-    ({"hero": {"$each": "rows"}}, {"rows": []}),
-    ({"contents": [{"$each": "rows"}]}, {"rows": "not a list"}),
-    ({"text": "{{flag}}"}, {"flag": True}),
-])
-def test_template_mistakes_fail_loudly(node, fields):
-    with pytest.raises(TemplateError):
-        fill(node, fields, STRINGS)
+MISTAKES = [
+    ({"text": "{{missing}}"}, {}, "no field 'missing'"),
+    ({"text": "{{@nope}}"}, {}, "no string 'nope'"),
+    ({"text": "{{@hello}}"}, {"name": "x"}, "string 'hello' cannot be filled: KeyError('n')"),
+    ({"hero": {"$each": "rows"}}, {"rows": []}, "$each 'rows' outside an array"),
+    ({"$each": "rows"}, {"rows": []}, "$each 'rows' outside an array"),
+    ({"contents": [{"$each": "rows"}]}, {"rows": "not a list"}, "field 'rows' must be a list"),
+    ({"contents": [{"$each": "rows"}]}, {}, "no field 'rows'"),
+    ({"contents": [{"$each": "rows"}]}, {"rows": [{}, 3]}, "items of 'rows' must be objects"),
+    ({"contents": [{"$if": "shown"}]}, {}, "no field 'shown'"),
+    ({"hero": {"$unless": "hidden"}}, {}, "no field 'hidden'"),
+    ({"text": "{{flag}}"}, {"flag": True}, "field 'flag' is not text: True"),
+    ({"text": "{{flag}}"}, {"flag": None}, "field 'flag' is not text: None"),
+    ({"text": "{{flag}}"}, {"flag": 1.5}, "field 'flag' is not text: 1.5"),
+    ({"text": "{{flag}}"}, {"flag": ["x"]}, "field 'flag' is not text: ['x']"),
+    # the first mistake in the walker's order is the one reported
+    ({"a": "{{one}}", "b": {"$if": "two"}, "c": "{{three}}"}, {}, "no field 'one'"),
+    ({"a": "{{one}}", "b": {"$if": "two"}, "c": "{{three}}"}, {"one": "1"}, "no field 'two'"),
+    ({"a": "{{one}}", "b": {"$if": "two", "x": "{{four}}"}, "c": "{{three}}"},
+     {"one": "1", "two": True}, "no field 'four'"),
+    ({"a": "{{one}}", "b": {"$if": "two", "x": "{{four}}"}, "c": "{{three}}"},
+     {"one": "1", "two": False}, "no field 'three'"),
+    ({"c": [{"$each": "rows", "$if": "on", "t": "{{@left}}"}]},
+     {"rows": [{"on": True, "n": 1}], "name": "x"}, None),
+    ({"c": [{"$each": "rows", "$if": "on", "t": "{{@left}}"}]}, {"rows": [{"on": True}]},
+     "string 'left' cannot be filled: KeyError('n')"),
+]
+
+
+@FILLERS
+@pytest.mark.parametrize("node, fields, error", MISTAKES)
+def test_template_mistakes_fail_loudly_with_the_same_words(filler, node, fields, error):
+    if error is None:
+        filler(node, fields, STRINGS)
+        return
+    with pytest.raises(TemplateError) as raised:
+        filler(node, fields, STRINGS)
+    assert str(raised.value) == error
+
+
+@FILLERS
+def test_a_dropped_part_looks_nothing_up(filler):
+    node = {"contents": [
+        {"$if": "off", "text": "{{missing}}", "more": {"$each": "nowhere"}},
+        {"$unless": "on", "text": "{{@nope}}"},
+        {"$each": "rows", "$if": "show", "text": "{{gone}}", "x": [{"$each": "absent"}]},
+        {"$each": "rows", "$unless": "show", "text": "{{label}}"}],
+        "hero": {"$if": "off", "$each": "rows"},  # dropped before it could be refused
+        "footer": {"$unless": "on", "text": "{{@left}}"}}
+    out = filler(node, {"off": False, "on": 1, "rows": [{"show": "", "label": "kept"}]}, STRINGS)
+    assert out == {"contents": [{"text": "kept"}]}
+
+
+@FILLERS
+def test_each_layers_the_items_fields_over_the_outer_ones_and_nests(filler):
+    node = {"contents": [{"$each": "rows", "text": "{{name}}/{{shop}}", "cells": [
+        {"$each": "cells", "$if": "on", "text": "{{name}}.{{n}} {{@left}}"},
+        {"$unless": "last", "text": "-"}]}]}
+    fields = {"name": "outer", "shop": "S", "last": False, "rows": [
+        {"name": "r1", "cells": [{"on": True, "n": 1}, {"on": False, "n": 2},
+                                 {"on": True, "n": 2, "name": "c3"}]},
+        {"name": "r2", "cells": [], "last": True}]}
+    assert filler(node, fields, STRINGS) == {"contents": [
+        {"text": "r1/S", "cells": [{"text": "r1.1 1 coupon left for r1"},
+                                   {"text": "c3.2 2 coupons left for c3"}, {"text": "-"}]},
+        {"text": "r2/S", "cells": []}]}
+
+
+@FILLERS
+def test_plural_strings_and_names_that_look_like_placeholders(filler):
+    name = '{{x}} "Mei" \'O\'Brien\' {n} \\ 😀'
+    node = {"a": "{{@left}}", "b": "{{name}}: {{ name }}", "c": "{{@many}}", "d": "{{x}}"}
+    fields = {"name": name, "x": "{{name}}", "a": "{a}"}
+    one = filler(node, {**fields, "n": 1}, STRINGS)
+    assert one == {"a": f"1 coupon left for {name}", "b": f"{name}: {name}",
+                   "c": "1: {a}1 x", "d": "{{name}}"}
+    assert filler(node, {**fields, "n": 1234}, STRINGS)["c"] == "1,234: {a}1234 y"
+    counted = {"a": "{{@left}}"}  # a count that is text already
+    assert filler(counted, {**fields, "n": "1"}, STRINGS) == {"a": f"1 coupon left for {name}"}
+    assert filler(counted, {**fields, "n": "2"}, STRINGS) == {"a": f"2 coupons left for {name}"}
+
+
+def test_a_compiled_template_builds_new_objects_at_every_call():
+    node = {"type": "bubble", "body": {"contents": [{"type": "filler"}, {"text": "{{a}}"}],
+                                       "style": {"x": [1, [2.5, None]]}},
+            "list": [{"$each": "rows", "deep": {"k": ["v"]}}]}
+    render = compile_template(node)
+    one, two = render({"a": "1", "rows": [{}]}, {}), render({"a": "1", "rows": [{}]}, {})
+    assert one == two == fill(node, {"a": "1", "rows": [{}]}, {})
+    assert not _containers(one) & _containers(two)
+    assert not (_containers(one) | _containers(two)) & _containers(node)
+    one["body"]["style"]["x"][1].append("changed")
+    assert render({"a": "1", "rows": [{}]}, {}) == two
+
+
+def _containers(node: Any) -> set[int]:
+    """The ids of every dict and list in `node`: only meaningful while `node` is alive."""
+    if isinstance(node, dict):
+        return {id(node)}.union(*(_containers(v) for v in node.values()))
+    if isinstance(node, list):
+        return {id(node)}.union(*(_containers(v) for v in node))
+    return set()
+
+
+def _exactly(a: Any, b: Any) -> bool:
+    """Equal and of the same types all the way down (1 == 1.0 == True would pass ==)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_exactly(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_exactly(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def _outcome(render: Any, *args: Any) -> tuple:
+    try:
+        return "ok", render(*args)
+    except Exception as exc:  # any error: the point is to compare them
+        return type(exc), str(exc)
+
+
+def _same_outcome(a: tuple, b: tuple) -> bool:
+    return a[0] == b[0] and (_exactly(a[1], b[1]) if a[0] == "ok" else a[1] == b[1])
+
+
+@pytest.fixture(scope="module")
+def filled(example_program: Program) -> list[tuple[str, dict, dict]]:
+    """(template, fields, strings) of every message the bot renders, normal and extreme, in
+    both languages, each checked on the way: the compiled output is the walker's, and new."""
+    seen, calls, real = [], [], m._renderer
+
+    def checked(name: str):
+        compiled = real(name)
+
+        def render(fields: dict, strings: dict) -> Any:
+            ours, again = compiled(fields, strings), compiled(fields, strings)
+            walked = fill(m._tagged(name), fields, strings)
+            assert _exactly(ours, walked), name
+            assert json.dumps(ours, ensure_ascii=False) == json.dumps(walked, ensure_ascii=False)
+            assert not _containers(ours) & _containers(again), name
+            assert not _containers(ours) & _containers(m._tagged(name)), name
+            calls.append((name, fields, strings))
+            seen.append(name)
+            return ours
+        return render
+
+    m._renderer = checked
+    try:
+        list(rendered(example_program))
+        for lang in ("zh-TW", "en"):
+            list(flex_samples(example_program, context(example_program, lang)))
+    finally:
+        m._renderer = real
+    return calls
+
+
+def test_every_template_compiled_renders_exactly_what_the_walker_renders(filled):
+    names = {path.stem for path in TEMPLATE_DIR.glob("*.json")
+             if not path.name.startswith("strings.")}
+    assert {name for name, _, _ in filled} == names
+
+
+def test_compiled_templates_fail_like_the_walker_when_a_field_is_missing_or_wrong(filled):
+    """Every field of one rendering per template and language taken away or given a value of
+    the wrong kind: the same output (the field was in a dropped part) or the same error."""
+    done = set()
+    for name, fields, strings in filled:
+        if (name, id(strings)) in done:
+            continue
+        done.add((name, id(strings)))
+        compiled, tagged = m._renderer(name), m._tagged(name)
+        for key in fields:
+            for broken in (
+                    {k: v for k, v in fields.items() if k != key},
+                    {**fields, key: True}, {**fields, key: None}, {**fields, key: 2.5},
+                    {**fields, key: [{}]}, {**fields, key: "x"}):
+                walked = _outcome(fill, tagged, broken, strings)
+                assert _same_outcome(_outcome(compiled, broken, strings), walked), (name, key)
+
+
+NAMES = ("a", "b", "rows", "on", "n")
+TEXTS = st.sampled_from(["x", "{{a}}", "{{b}} and {{a}}!", "{{ a }}", "{{@hello}}",
+                         "{{@left}}", "{{@bare}}{{n}}", "{{rows}}", "{{@nope}}", "{{missing}}",
+                         "{x}", "{{", "{{1}}", "'\"\\"])
+SCALARS = TEXTS | st.integers(-3, 3) | st.booleans() | st.none() | st.just(1.5)
+
+
+def _template_objects(children: Any) -> Any:
+    return st.builds(
+        lambda markers, body, first: {**markers, **body} if first else {**body, **markers},
+        st.dictionaries(st.sampled_from(flex.MARKERS), st.sampled_from(NAMES), max_size=2),
+        st.dictionaries(st.sampled_from(["type", "text", "contents", "hero"]), children,
+                        max_size=3),
+        st.booleans())
+
+
+TEMPLATES = st.recursive(SCALARS, lambda children: st.lists(children, max_size=3)
+                         | _template_objects(children), max_leaves=12)
+FIELD_VALUES = st.recursive(
+    st.sampled_from(["v", "{{a}}", "", "1"]) | st.integers(0, 2) | st.booleans() | st.none(),
+    lambda children: st.lists(st.dictionaries(st.sampled_from(NAMES), children, max_size=3),
+                              max_size=2), max_leaves=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEMPLATES, st.dictionaries(st.sampled_from(NAMES), FIELD_VALUES, max_size=5))
+def test_compiled_templates_agree_with_the_walker_on_any_template(node, fields):
+    strings = {**STRINGS, "hello": "Hi {a}"}
+    assert _same_outcome(_outcome(compiled_fill, node, fields, strings),
+                         _outcome(fill, node, fields, strings))
+
+
+def _reference_format(strings: dict, key: str, fields: dict) -> str:
+    """format_string as it was: string.Formatter at every call."""
+    if key not in strings:
+        raise TemplateError(f"no string {key!r}")
+    try:
+        return flex._PLURALS.vformat(strings[key], (), fields)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise TemplateError(f"string {key!r} cannot be filled: {exc!r}") from None
+
+
+def test_every_strings_entry_formats_as_string_formatter_formats_it():
+    for lang in ("zh-TW", "en"):
+        table = strings_table(lang)
+        for key, text in table.items():
+            names = _fields(text)
+            for value in (1, 2, "1", "12", "x", 1234567):
+                fields = dict.fromkeys(names, value)
+                assert format_string(table, key, fields) == _reference_format(
+                    table, key, fields), key
+            for missing in names:
+                fields = {name: 1 for name in names if name != missing}
+                assert _same_outcome(_outcome(format_string, table, key, fields),
+                                     _outcome(_reference_format, table, key, fields))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text("ab n{}:!/rs,0.[]x", max_size=14),
+       st.fixed_dictionaries({}, optional={"a": st.sampled_from([1, "1", 2.5, "x"]),
+                                           "b": st.just([1]), "n": st.integers(0, 2)}))
+def test_any_strings_entry_formats_or_fails_as_string_formatter_does(text, fields):
+    strings = {"k": text}
+    assert _same_outcome(_outcome(format_string, strings, "k", fields),
+                         _outcome(_reference_format, strings, "k", fields))
 
 
 def test_both_strings_tables_have_the_same_keys_and_fields():
