@@ -28,7 +28,7 @@ from bot.line.flex import (
     template,
 )
 from bot.line.formatting import readable
-from bot.line.limits import MessageLimitError, check_messages, json_bytes
+from bot.line.limits import KINDS, MessageLimitError, carousel_sizes, check_messages, json_bytes
 from bot.loyalty.errors import (
     CapReached,
     CouponExpired,
@@ -45,6 +45,7 @@ from bot.simulator.samples import (
     summary,
     view,
 )
+from tests import limits_reference
 
 WEIRD = ('{{x}} "Mei" \'O\'Brien\' \\n 😀🎉👩‍👩‍👧 <b>&amp; ' * 6)[:200]
 LONG_TITLE = '{{y}} "Grand" ' + "超級豪華手沖咖啡與蛋糕組合😀" * 12
@@ -599,6 +600,161 @@ def test_check_messages_accepts_a_full_carousel_and_knows_its_send_kinds():
     check_messages([_flex({"type": "carousel", "contents": [_bubble()] * 12})] * 5)
     with pytest.raises(ValueError):
         check_messages([{"type": "text", "text": "hi"}], "telepathy")
+
+
+def _both_checks(batch: Any, *args: Any) -> tuple:
+    """What check_messages does with `batch`, which must be what the walk before did."""
+    ours = _outcome(check_messages, batch, *args)
+    assert _same_outcome(ours, _outcome(limits_reference.check_messages, batch, *args))
+    return ours
+
+
+def test_check_messages_passes_and_refuses_what_it_did_before(everything):
+    for _, _, _, batch in everything:
+        assert _both_checks(batch)[0] == "ok"
+        for message in batch:  # each message once more with a few things LINE refuses
+            if message["type"] != "flex":
+                continue
+            broken = json.loads(json.dumps(message))
+            buttons = [node for node in _objects(broken) if node.get("type") == "button"]
+            texts = [node for node in _objects(broken) if node.get("type") in ("text", "span")]
+            for node in buttons[-1:] + texts[1:2]:
+                node.setdefault("action", {})["label"] = "L" * 41
+                node["text"] = ""
+            assert _both_checks([broken], "push")[0] is MessageLimitError
+
+
+def _objects(node: Any) -> Iterator[dict]:
+    if isinstance(node, dict):
+        yield node
+    for child in node.values() if isinstance(node, dict) else node if isinstance(
+            node, list) else ():
+        yield from _objects(child)
+
+
+def _big(n: int) -> dict:
+    return _bubble({"type": "text", "text": "字" * n})
+
+
+@pytest.mark.parametrize("batch, problem", [
+    # each bubble fits, the carousel does not: its size is added up, to the byte
+    ([_flex({"type": "carousel", "contents": [_big(6000)] * 3})], "54,"),
+    # the sizes come first, then the first refused node in the walk's order
+    ([_flex({"type": "carousel", "contents": [
+        _bubble(_postback("d" * 301)), _big(11000)]})], "contents[1]: 33,"),
+    ([_flex(_bubble(_postback("d" * 301), _postback("ok", "L" * 41),
+                    {"type": "box", "contents": [{"type": "text", "text": ""}]}))],
+     "contents[1].action.label"),
+    ([_flex(_bubble({"type": "icon", "url": "https://x.example/a.png"}, {"type": "text"})),
+      _flex(_bubble(), "")], "messages[0].contents.body.contents[1].text"),
+    ([_flex({"type": "carousel", "contents": [_bubble(), _bubble({"type": "span"})]},
+            "a" * 1501)], "altText"),
+    ([{"type": "text", "text": "hi", "quickReply": {"items": [
+        {"type": "action", "action": {"type": "message", "label": "a", "text": "t" * 301}}]}}],
+     "quickReply.items[0].action.text"),
+    ([{"type": "text", "text": "hi", "quickReply": {"items": [
+        {"type": "action", "action": {"type": "uri", "label": "a", "uri": "ftp://x"}}]}}],
+     "must start with https://"),
+    ([_flex(_bubble({"type": "button", "action": {"type": "datetimepicker", "label": "x",
+                                                  "data": "d", "displayText": ""}}))],
+     "displayText: must be non-empty text"),
+    # an emoji counts 2: short enough in characters, too long for LINE
+    ([_flex(_bubble(_postback("😀" * 151)))], "data: 302 characters; at most 300"),
+    ([_flex(_bubble(_postback("ok", "😀" * 21)))], "label: 42 characters; at most 40"),
+    ([_flex(_bubble({"type": "image", "url": "https://" + "😀" * 997}))],
+     "url: 2002 characters; at most 2000"),
+])
+def test_check_messages_says_what_it_said_before(batch, problem):
+    kind, text = _both_checks(batch, "push")
+    assert kind is MessageLimitError and problem in text, text
+
+
+class _Node(dict):
+    """A dict of another class: the walk took dict subclasses as objects too."""
+
+
+@pytest.mark.parametrize("batch, schemes", [
+    ([_flex(_bubble({"type": "text", "text": "x", "extra": {1, 2}}))], None),  # not JSON
+    ([_flex({"type": "carousel", "contents": [_bubble(), _bubble({"type": "text",
+                                                                  "text": "\ud800"})]})],
+     None),  # a lone surrogate cannot be UTF-8
+    ([_flex({"type": "carousel", "contents": [_bubble(), {"type": "bubble",
+                                                          "body": {1, 2}}]})], None),
+    ([_flex({"type": "carousel", "contents": (_bubble(), _bubble())})], None),
+    ([_flex({"type": "carousel", "contents": [_bubble()], "x": float("nan")})], None),
+    ([_flex(_bubble(_Node(type="text", text="")))], None),
+    ([_flex(_bubble(_Node(type="image", url="https://x.example/a.png")))], ["https://"]),
+    ([_flex(_bubble({"type": "image", "url": "https://x.example/a.png"}))], ["https://"]),
+    ([_flex(_bubble({"type": ["text"], "text": ""}, {"type": "text", "text": 3}))], None),
+    ([{"type": "text", "text": "hi", "x": [[{"type": "uri", "uri": 5}]]}], None),
+])
+def test_check_messages_fails_on_odd_input_as_it_did_before(batch, schemes):
+    _both_checks(batch)
+    if schemes:  # a list where a tuple belongs
+        _both_checks(batch, "reply", schemes)
+
+
+def test_a_circular_carousel_fails_as_it_did_before():
+    carousel = {"type": "carousel", "contents": [_bubble()]}
+    carousel["contents"][0]["body"]["contents"].append(carousel)
+    assert _both_checks([_flex(carousel)])[0] is ValueError
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                    lambda children: st.lists(children, max_size=3)
+                    | st.dictionaries(st.text(max_size=4), children, max_size=3), max_leaves=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=4).filter(lambda key: key != "contents"), JSON,
+                       max_size=3), st.lists(JSON, min_size=1, max_size=4), st.integers(0, 3))
+def test_a_carousels_size_is_its_shells_plus_its_bubbles_and_commas(others, bubbles, at):
+    items = list(others.items())
+    items.insert(min(at, len(items)), ("contents", bubbles))
+    carousel = dict(items)
+    assert carousel_sizes(carousel) == (json_bytes(carousel), [json_bytes(b) for b in bubbles])
+    assert json_bytes(carousel) == len(json.dumps(carousel, ensure_ascii=False,
+                                                  separators=(",", ":")).encode())
+
+
+LIMIT_TEXTS = (st.sampled_from(["", "ok", "x" * 301, "😀" * 151, "😀" * 150, "L" * 41, "L" * 40,
+                                "é" * 160, "😀" * 21, "https://a.example/x", "http://a.example/x",
+                                "tel:1", "x" * 1001, "https://" + "😀" * 500])
+               | st.none() | st.integers(0, 2))
+NODE_TYPES = st.sampled_from(["postback", "datetimepicker", "richmenuswitch", "message", "uri",
+                              "button", "image", "icon", "text", "span", "box", None, 3])
+
+
+def _limit_nodes(children: Any) -> Any:
+    body = st.dictionaries(st.sampled_from(["data", "displayText", "text", "uri", "url",
+                                            "label", "action", "contents"]),
+                           children, max_size=4)
+    return st.builds(lambda kind, rest: rest if kind is None else {"type": kind, **rest},
+                     NODE_TYPES, body)
+
+
+LIMIT_NODES = st.recursive(LIMIT_TEXTS, lambda children: st.lists(children, max_size=3)
+                           | _limit_nodes(children), max_leaves=10)
+QUICK_REPLIES = st.just({}) | st.builds(
+    lambda items: {"quickReply": {"items": items}},
+    st.lists(st.builds(lambda action: {"type": "action", "action": action}, LIMIT_NODES),
+             max_size=14))
+LIMIT_MESSAGES = st.one_of(
+    st.builds(lambda alt, contents, quick: {"type": "flex", "altText": alt,
+                                            "contents": contents, **quick},
+              LIMIT_TEXTS, LIMIT_NODES | st.builds(
+                  lambda bubbles: {"type": "carousel", "contents": bubbles},
+                  st.lists(LIMIT_NODES, max_size=13)), QUICK_REPLIES),
+    st.builds(lambda text, quick: {"type": "text", "text": text, **quick},
+              LIMIT_TEXTS, QUICK_REPLIES),
+    LIMIT_NODES)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(LIMIT_MESSAGES, max_size=6), st.sampled_from((*KINDS, "fax")),
+       st.sampled_from([("https://",), ("https://", "http://a.example/")]))
+def test_check_messages_agrees_with_the_walk_before_on_any_batch(batch, kind, schemes):
+    _both_checks(batch, kind, schemes)
 
 
 def test_one_word_per_thing_stamps_are_zhang_and_points_are_dian(everything, example_program):

@@ -2,12 +2,15 @@
 
 Lengths are counted in UTF-16 code units, as LINE counts them (an emoji counts as 2), so a
 message that passes here is never refused for its length. Sizes are compact UTF-8 JSON.
+
+Every send is checked, so the check is one walk that builds a node's path only for an error
+and runs a node's full check only when a quick look finds something it might refuse; each
+bubble is serialised once, and a carousel's size is added up from its bubbles'.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 from bot.line.flex import units
@@ -39,8 +42,11 @@ class MessageLimitError(ValueError):
         super().__init__(f"{where}: {problem}")
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # what json.dumps builds
+
+
 def json_bytes(value: Any) -> int:
-    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+    return len(_JSON.encode(value).encode())
 
 
 def check_messages(messages: list[dict], kind: str = "reply",
@@ -70,8 +76,7 @@ def _check_message(message: dict, where: str, image_schemes: tuple[str, ...]) ->
         _check_container(message.get("contents"), f"{where}.contents")
     if "quickReply" in message:
         _check_quick_reply(message["quickReply"], f"{where}.quickReply")
-    for path, node in _walk(message, where):
-        _check_node(node, path, image_schemes)
+    _check_nodes(message, where, image_schemes)
 
 
 def _check_container(container: Any, where: str) -> None:
@@ -81,11 +86,35 @@ def _check_container(container: Any, where: str) -> None:
         bubbles = container.get("contents") or []
         if not 1 <= len(bubbles) <= MAX_BUBBLES:
             raise MessageLimitError(where, f"{len(bubbles)} bubbles; 1 to {MAX_BUBBLES} allowed")
-        _size(container, MAX_CAROUSEL_BYTES, where)
-        for i, bubble in enumerate(bubbles):
-            _size(bubble, MAX_BUBBLE_BYTES, f"{where}.contents[{i}]")
+        sizes = carousel_sizes(container)
+        if sizes is None:  # not plain JSON: serialise as a whole, for the same error
+            _size(container, MAX_CAROUSEL_BYTES, where)
+            for i, bubble in enumerate(bubbles):
+                _size(bubble, MAX_BUBBLE_BYTES, f"{where}.contents[{i}]")
+            return
+        total, each = sizes
+        _over(total, MAX_CAROUSEL_BYTES, where)
+        for i, size in enumerate(each):
+            _over(size, MAX_BUBBLE_BYTES, f"{where}.contents[{i}]")
     else:
         _size(container, MAX_BUBBLE_BYTES, where)
+
+
+def carousel_sizes(carousel: dict) -> tuple[int, list[int]] | None:
+    """The carousel's compact JSON size and each bubble's, serialising every bubble once.
+
+    The carousel's JSON is its JSON with `"contents":[]` with the bubbles' JSON put in
+    between the brackets, separated by commas. None when that cannot be relied on (not a
+    plain dict holding a list) or when serialising fails: measure the whole then."""
+    bubbles = carousel.get("contents") if type(carousel) is dict else None
+    if type(bubbles) is not list or not bubbles:
+        return None
+    try:
+        each = [json_bytes(bubble) for bubble in bubbles]
+        shell = json_bytes({**carousel, "contents": []})
+    except (TypeError, ValueError, RecursionError):  # not JSON, circular, too deep
+        return None
+    return shell + sum(each) + len(each) - 1, each
 
 
 def _check_quick_reply(quick_reply: Any, where: str) -> None:
@@ -118,21 +147,91 @@ def _check_node(node: dict, where: str, image_schemes: tuple[str, ...]) -> None:
         _length(node.get("text"), None, f"{where}.text", required=True)
 
 
-def _walk(node: Any, where: str) -> Iterator[tuple[str, dict]]:
-    """Every object nested inside `node` (not `node` itself), with its path.
+def _check_nodes(message: dict, where: str, image_schemes: tuple[str, ...]) -> None:
+    """`_check_node` for every object nested inside `message`, in the order of the walk
+    before (each object's child objects, then the last one's children first).
 
-    A stack rather than nested generators, and paths only for containers: every reply is
-    walked, and a carousel holds thousands of values."""
-    stack = [(node, where)]
+    A quick look (`_FINE`) passes most objects; only one it cannot pass gets its path built
+    and the full check, which then raises or passes exactly as it did for every object."""
+    stack: list[tuple[Any, Any]] = [(message, where)]
+    pop, push = stack.pop, stack.append
     while stack:
-        current, path = stack.pop()
-        is_dict = isinstance(current, dict)
-        for key, child in current.items() if is_dict else enumerate(current or []):
-            if isinstance(child, dict | list):
-                inner = f"{path}.{key}" if is_dict else f"{path}[{key}]"
+        current, place = pop()
+        dotted = type(current) is dict or isinstance(current, dict)
+        for key, child in current.items() if dotted else enumerate(current or []):
+            kind = type(child)
+            if kind is str:
+                continue
+            if kind is dict:
+                inner = (place, key, dotted)
+                node_type = child.get("type")
+                if type(node_type) is str:
+                    fine = _FINE.get(node_type)
+                    if fine is not None and not fine(child, image_schemes):
+                        _check_node(child, _path(inner), image_schemes)
+                elif node_type is not None:
+                    _check_node(child, _path(inner), image_schemes)
+                push((child, inner))
+            elif kind is list:
+                push((child, (place, key, dotted)))
+            elif isinstance(child, dict | list):  # subclasses, as the walk took them
+                inner = (place, key, dotted)
                 if isinstance(child, dict):
-                    yield inner, child
-                stack.append((child, inner))
+                    _check_node(child, _path(inner), image_schemes)
+                push((child, inner))
+
+
+def _path(place: Any) -> str:
+    """`messages[0].contents.body.contents[2]` from the walk's (parent, key, dotted) links."""
+    parts = []
+    while type(place) is tuple:
+        place, key, dotted = place
+        parts.append(f".{key}" if dotted else f"[{key}]")
+    return place + "".join(reversed(parts))
+
+
+def _short(text: Any, limit: int) -> bool:
+    """Non-empty text of at most `limit` UTF-16 units (one unit or two per character)."""
+    return type(text) is str and text != "" and (len(text) * 2 <= limit or units(text) <= limit)
+
+
+def _fine_postback(node: dict, image_schemes: tuple[str, ...]) -> bool:
+    shown = node.get("displayText")
+    return _short(node.get("data"), MAX_POSTBACK_DATA) and (
+        shown is None or _short(shown, MAX_DISPLAY_TEXT))
+
+
+def _fine_message(node: dict, image_schemes: tuple[str, ...]) -> bool:
+    return "text" not in node or _short(node.get("text"), MAX_MESSAGE_ACTION_TEXT)
+
+
+def _fine_uri(node: dict, image_schemes: tuple[str, ...]) -> bool:
+    uri = node.get("uri")
+    return _short(uri, MAX_URI) and uri.startswith(URI_SCHEMES)
+
+
+def _fine_button(node: dict, image_schemes: tuple[str, ...]) -> bool:
+    action = node.get("action")
+    return isinstance(action, dict) and _short(action.get("label"), MAX_FLEX_LABEL)
+
+
+def _fine_image(node: dict, image_schemes: tuple[str, ...]) -> bool:
+    url = node.get("url")
+    return _short(url, MAX_IMAGE_URL) and url.startswith(image_schemes)
+
+
+def _fine_text(node: dict, image_schemes: tuple[str, ...]) -> bool:
+    if node.get("contents"):
+        return True
+    text = node.get("text")
+    return type(text) is str and text != ""
+
+
+# node type -> a quick look that passes only what `_check_node` passes
+_FINE = {"postback": _fine_postback, "datetimepicker": _fine_postback,
+         "richmenuswitch": _fine_postback, "message": _fine_message, "uri": _fine_uri,
+         "button": _fine_button, "image": _fine_image, "icon": _fine_image,
+         "text": _fine_text, "span": _fine_text}
 
 
 def _length(text: Any, limit: int | None, where: str, required: bool = False) -> None:
@@ -151,6 +250,9 @@ def _url(url: Any, limit: int, where: str, schemes: tuple[str, ...]) -> None:
 
 
 def _size(value: Any, limit: int, where: str) -> None:
-    size = json_bytes(value)
+    _over(json_bytes(value), limit, where)
+
+
+def _over(size: int, limit: int, where: str) -> None:
     if size > limit:
         raise MessageLimitError(where, f"{size:,} bytes of JSON; at most {limit:,}")
