@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from linebot.v3.messaging import FlexContainer, FlexMessage, TextMessage
 
-from bot.line import flex
+from bot.line import flex, limits
 from bot.line import messages as m
 from bot.line.flex import (
     TEMPLATE_DIR,
@@ -687,6 +687,7 @@ class _Node(dict):
     ([_flex(_bubble({"type": "image", "url": "https://x.example/a.png"}))], ["https://"]),
     ([_flex(_bubble({"type": ["text"], "text": ""}, {"type": "text", "text": 3}))], None),
     ([{"type": "text", "text": "hi", "x": [[{"type": "uri", "uri": 5}]]}], None),
+    ([{"type": "text", "text": "a\udc00", "x": {1: 2}}], None),  # never serialised
 ])
 def test_check_messages_fails_on_odd_input_as_it_did_before(batch, schemes):
     _both_checks(batch)
@@ -698,6 +699,65 @@ def test_a_circular_carousel_fails_as_it_did_before():
     carousel = {"type": "carousel", "contents": [_bubble()]}
     carousel["contents"][0]["body"]["contents"].append(carousel)
     assert _both_checks([_flex(carousel)])[0] is ValueError
+    bubble = _bubble({"type": "text", "text": ""})
+    bubble["body"]["contents"].append(bubble)
+    assert _both_checks([_flex(bubble)])[0] is ValueError
+    assert _both_checks([_flex(_bubble({"type": "text", "text": "a\udc00"}))])[0] is (
+        UnicodeEncodeError)
+
+
+def test_a_message_holding_more_than_any_message_could_is_checked_as_before():
+    many = [{}] * 100_001
+    assert _both_checks([{**_flex(_bubble()), "x": many}]) == ("ok", None)
+    kind, text = _both_checks([{**_flex(_bubble()), "quickReply": {"items": many}}])
+    assert kind is MessageLimitError and "1 to 13 items" in text
+    kind, text = _both_checks([{**_flex(_bubble({"type": "text"})), "x": many}])
+    assert kind is MessageLimitError and "contents.body.contents[0].text" in text
+
+
+def test_only_a_message_near_the_limits_is_serialised(everything, monkeypatch):
+    class Refusing:
+        def encode(self, value: Any) -> str:
+            raise AssertionError("serialised")
+    monkeypatch.setattr(limits, "_JSON", Refusing())
+    normal = [batch for _, kind, name, batch in everything
+              if kind == "normal" and name in ("points_card", "stamp_card", "member_card")]
+    for batch in normal:
+        check_messages(batch)
+    with pytest.raises(AssertionError, match="serialised"):
+        check_messages([_flex(_big(10_300))])  # 30,900 bytes and more: over 30 KB
+
+
+PLAIN_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**19, 10**19) | st.floats()
+    | st.text(st.characters(blacklist_categories=["Cs"]), max_size=12),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(
+        st.text(max_size=6).filter(lambda key: key != "type"), children, max_size=4),
+    max_leaves=25)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=6).filter(lambda key: key != "type"), PLAIN_JSON,
+                       max_size=4))
+def test_the_walks_size_bound_is_never_below_the_json_size(message):
+    bound = limits._check_nodes(message, "m", limits.IMAGE_SCHEMES)
+    assert bound is not None and bound >= json_bytes(message)
+
+
+@pytest.mark.parametrize("value", ['"' * 1000, "\\" * 1000, "\x01" * 1000, "\n" * 1000,
+                                   "😀" * 1000, "字" * 1000, "\u200d" * 1000,
+                                   [float("inf"), float("-inf"), float("nan"), -1e-300] * 100,
+                                   [-10**19, True, False, None] * 100, [[]] * 500, [{}] * 500])
+def test_the_walks_size_bound_holds_for_escapes_wide_characters_and_numbers(value):
+    message = {"type": "flex", value if isinstance(value, str) else "x": value}
+    bound = limits._check_nodes(message, "m", limits.IMAGE_SCHEMES)
+    assert bound is not None and bound >= json_bytes(message)
+
+
+@pytest.mark.parametrize("odd", [{1: "x"}, ("x",), {"x"}, 10**30, _Node(a=1), b"x", "\udc00"])
+def test_the_walk_gives_no_bound_for_what_is_not_plain_json(odd):
+    assert limits._check_nodes({"x": [odd]}, "m", limits.IMAGE_SCHEMES) is None
+    assert limits._check_nodes(_Node(x=1), "m", limits.IMAGE_SCHEMES) is None
 
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),

@@ -4,13 +4,15 @@ Lengths are counted in UTF-16 code units, as LINE counts them (an emoji counts a
 message that passes here is never refused for its length. Sizes are compact UTF-8 JSON.
 
 Every send is checked, so the check is one walk that builds a node's path only for an error
-and runs a node's full check only when a quick look finds something it might refuse; each
-bubble is serialised once, and a carousel's size is added up from its bubbles'.
+and runs a node's full check only when a quick look finds something it might refuse. The
+walk also bounds the message's JSON size from above; only a message whose bound exceeds the
+bubble limit is serialised, each bubble once, a carousel's size added up from its bubbles'.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from bot.line.flex import units
@@ -73,19 +75,47 @@ def _check_message(message: dict, where: str, image_schemes: tuple[str, ...]) ->
         _length(message.get("text"), MAX_TEXT, f"{where}.text", required=True)
     elif kind == "flex":
         _length(message.get("altText"), MAX_ALT_TEXT, f"{where}.altText", required=True)
-        _check_container(message.get("contents"), f"{where}.contents")
+        _check_flex(message, where, image_schemes)
+        return
     if "quickReply" in message:
         _check_quick_reply(message["quickReply"], f"{where}.quickReply")
     _check_nodes(message, where, image_schemes)
 
 
-def _check_container(container: Any, where: str) -> None:
+def _check_flex(message: dict, where: str, image_schemes: tuple[str, ...]) -> None:
+    """The contents' shape, their sizes, the quick reply, then every node: the first error
+    in that order. The nodes are walked first, for the size bound; what the walk raised
+    waits until the sizes and the quick reply have had their say."""
+    container, inside = message.get("contents"), f"{where}.contents"
+    _check_shape(container, inside)
+    failed: BaseException | None = None
+    try:
+        bound = _check_nodes(message, where, image_schemes, _MAX_OBJECTS)
+    except Exception as exc:  # anything: it is raised again below
+        bound, failed = None, exc
+    if bound is None or bound > MAX_BUBBLE_BYTES:
+        _check_sizes(container, inside)
+    if "quickReply" in message:
+        _check_quick_reply(message["quickReply"], f"{where}.quickReply")
+    if isinstance(failed, _Unwalked):  # a cycle, or far more than LINE takes: walk it all
+        _check_nodes(message, where, image_schemes)
+    elif failed is not None:
+        raise failed
+
+
+def _check_shape(container: Any, where: str) -> None:
     if not isinstance(container, dict):
         raise MessageLimitError(where, "flex contents must be a bubble or a carousel")
     if container.get("type") == "carousel":
         bubbles = container.get("contents") or []
         if not 1 <= len(bubbles) <= MAX_BUBBLES:
             raise MessageLimitError(where, f"{len(bubbles)} bubbles; 1 to {MAX_BUBBLES} allowed")
+
+
+def _check_sizes(container: dict, where: str) -> None:
+    """The sizes, serialised: the carousel's, then each bubble's; or the bubble's."""
+    if container.get("type") == "carousel":
+        bubbles = container.get("contents") or []
         sizes = carousel_sizes(container)
         if sizes is None:  # not plain JSON: serialise as a whole, for the same error
             _size(container, MAX_CAROUSEL_BYTES, where)
@@ -147,20 +177,51 @@ def _check_node(node: dict, where: str, image_schemes: tuple[str, ...]) -> None:
         _length(node.get("text"), None, f"{where}.text", required=True)
 
 
-def _check_nodes(message: dict, where: str, image_schemes: tuple[str, ...]) -> None:
+class _Unwalked(Exception):
+    """The walk met more objects than any message LINE takes could hold."""
+
+
+_MAX_OBJECTS = 100_000
+_CONTROL = re.compile(r"[\x00-\x1f]")  # escaped in JSON: \n is 2 bytes, \u0001 is 6
+
+
+def _check_nodes(message: dict, where: str, image_schemes: tuple[str, ...],
+                 most: float = float("inf")) -> int | None:
     """`_check_node` for every object nested inside `message`, in the order of the walk
-    before (each object's child objects, then the last one's children first).
+    before (each object's child objects, then the last one's children first); then an upper
+    bound of the message's compact UTF-8 JSON size, or None if it holds anything but plain
+    JSON values. More than `most` objects raise _Unwalked.
 
     A quick look (`_FINE`) passes most objects; only one it cannot pass gets its path built
-    and the full check, which then raises or passes exactly as it did for every object."""
+    and the full check, which then raises or passes exactly as it did for every object.
+
+    The bound: every text (keys and values) as UTF-8, plus 1 byte per quote or backslash and
+    5 per control character (escapes), plus 6 bytes per object member (quotes, colon, comma
+    and the value's quotes), 3 per array item, 2 per object or array and 24 per number, true,
+    false or null (a float's repr is at most 24 characters)."""
     stack: list[tuple[Any, Any]] = [(message, where)]
     pop, push = stack.pop, stack.append
+    texts: list[str] = []
+    text, keys = texts.append, texts.extend
+    known = type(message) is dict
+    objects = members = items = scalars = 0
     while stack:
         current, place = pop()
+        objects += 1
+        if objects > most:
+            raise _Unwalked
         dotted = type(current) is dict or isinstance(current, dict)
-        for key, child in current.items() if dotted else enumerate(current or []):
+        if dotted:
+            members += len(current)
+            keys(current)  # joined below: a key that is not text is not plain JSON
+            pairs = current.items()
+        else:
+            items += len(current)
+            pairs = enumerate(current or [])
+        for key, child in pairs:
             kind = type(child)
             if kind is str:
+                text(child)
                 continue
             if kind is dict:
                 inner = (place, key, dotted)
@@ -174,11 +235,27 @@ def _check_nodes(message: dict, where: str, image_schemes: tuple[str, ...]) -> N
                 push((child, inner))
             elif kind is list:
                 push((child, (place, key, dotted)))
-            elif isinstance(child, dict | list):  # subclasses, as the walk took them
-                inner = (place, key, dotted)
-                if isinstance(child, dict):
-                    _check_node(child, _path(inner), image_schemes)
-                push((child, inner))
+            elif kind is bool or child is None or kind is float or (
+                    kind is int and -10**20 < child < 10**20):
+                scalars += 1
+            else:
+                known = False
+                if isinstance(child, dict | list):  # subclasses, as the walk took them
+                    inner = (place, key, dotted)
+                    if isinstance(child, dict):
+                        _check_node(child, _path(inner), image_schemes)
+                    push((child, inner))
+    if not known:
+        return None
+    try:
+        joined = "".join(texts)
+        size = len(joined.encode())
+    except (TypeError, UnicodeEncodeError):  # a key that is not text, a lone surrogate
+        return None
+    if _CONTROL.search(joined):
+        size += 5 * len(_CONTROL.findall(joined))
+    size += joined.count('"') + joined.count("\\")
+    return size + 6 * members + 3 * items + 2 * objects + 24 * scalars
 
 
 def _path(place: Any) -> str:
