@@ -388,6 +388,23 @@ def test_a_compiled_template_builds_new_objects_at_every_call():
     assert render({"a": "1", "rows": [{}]}, {}) == two
 
 
+def _nested(depth: int, wrap: Any) -> Any:
+    node: Any = {"text": "{{a}}"}
+    for _ in range(depth):
+        node = wrap(node)
+    return {"root": node}
+
+
+@pytest.mark.parametrize("node", [
+    _nested(250, lambda node: [node]),  # more brackets than Python's parser nests
+    _nested(120, lambda node: {"$if": "a", "c": node}),  # more indentation than it takes
+    _nested(25, lambda node: {"c": [{"$each": "rows", "x": node}]}),  # more nested loops
+], ids=["brackets", "ifs", "loops"])
+def test_a_template_too_deep_for_python_is_walked(node):
+    fields = {"a": "x", "rows": [{"rows": []}]}
+    assert compile_template(node)(fields, {}) == fill(node, fields, {})
+
+
 def _containers(node: Any) -> set[int]:
     """The ids of every dict and list in `node`: only meaningful while `node` is alive."""
     if isinstance(node, dict):
