@@ -732,6 +732,16 @@ def test_a_message_holding_more_than_any_message_could_is_checked_as_before():
     assert kind is MessageLimitError and "contents.body.contents[0].text" in text
 
 
+def test_a_message_nested_deeper_than_json_encodes_fails_as_before():
+    node: Any = {"type": "text", "text": "x"}
+    for _ in range(5000):
+        node = [node]
+    assert _both_checks([_flex(_bubble({"type": "box", "contents": node}))])[0] is (
+        RecursionError)
+    shallow = [[{"type": "text", "text": "x"}]]
+    assert limits._check_nodes({"x": shallow}, "m", limits.IMAGE_SCHEMES) is not None
+
+
 def test_only_a_message_near_the_limits_is_serialised(everything, monkeypatch):
     class Refusing:
         def encode(self, value: Any) -> str:

@@ -182,6 +182,7 @@ class _Unwalked(Exception):
 
 
 _MAX_OBJECTS = 100_000
+_DEEPEST = 100  # deeper, serialising may exceed Python's recursion limit: let it say so
 _CONTROL = re.compile(r"[\x00-\x1f]")  # escaped in JSON: \n is 2 bytes, \u0001 is 6
 
 
@@ -190,7 +191,7 @@ def _check_nodes(message: dict, where: str, image_schemes: tuple[str, ...],
     """`_check_node` for every object nested inside `message`, in the order of the walk
     before (each object's child objects, then the last one's children first); then an upper
     bound of the message's compact UTF-8 JSON size, or None if it holds anything but plain
-    JSON values. More than `most` objects raise _Unwalked.
+    JSON values or nests deeper than _DEEPEST. More than `most` objects raise _Unwalked.
 
     A quick look (`_FINE`) passes most objects; only one it cannot pass gets its path built
     and the full check, which then raises or passes exactly as it did for every object.
@@ -199,17 +200,20 @@ def _check_nodes(message: dict, where: str, image_schemes: tuple[str, ...],
     5 per control character (escapes), plus 6 bytes per object member (quotes, colon, comma
     and the value's quotes), 3 per array item, 2 per object or array and 24 per number, true,
     false or null (a float's repr is at most 24 characters)."""
-    stack: list[tuple[Any, Any]] = [(message, where)]
+    stack: list[tuple[Any, Any, int]] = [(message, where, 0)]
     pop, push = stack.pop, stack.append
     texts: list[str] = []
     text, keys = texts.append, texts.extend
     known = type(message) is dict
     objects = members = items = scalars = 0
     while stack:
-        current, place = pop()
+        current, place, depth = pop()
         objects += 1
         if objects > most:
             raise _Unwalked
+        if depth > _DEEPEST:
+            known = False
+        depth += 1
         dotted = type(current) is dict or isinstance(current, dict)
         if dotted:
             members += len(current)
@@ -232,9 +236,9 @@ def _check_nodes(message: dict, where: str, image_schemes: tuple[str, ...],
                         _check_node(child, _path(inner), image_schemes)
                 elif node_type is not None:
                     _check_node(child, _path(inner), image_schemes)
-                push((child, inner))
+                push((child, inner, depth))
             elif kind is list:
-                push((child, (place, key, dotted)))
+                push((child, (place, key, dotted), depth))
             elif kind is bool or child is None or kind is float or (
                     kind is int and -10**20 < child < 10**20):
                 scalars += 1
@@ -244,7 +248,7 @@ def _check_nodes(message: dict, where: str, image_schemes: tuple[str, ...],
                     inner = (place, key, dotted)
                     if isinstance(child, dict):
                         _check_node(child, _path(inner), image_schemes)
-                    push((child, inner))
+                    push((child, inner, depth))
     if not known:
         return None
     try:
