@@ -12,12 +12,23 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from linebot.v3.messaging import FlexContainer, FlexMessage, TextMessage
 
+from bot.line import flex, limits
 from bot.line import messages as m
-from bot.line.flex import TEMPLATE_DIR, TemplateError, fill, strings_table, template
+from bot.line.flex import (
+    TEMPLATE_DIR,
+    TemplateError,
+    compile_template,
+    fill,
+    format_string,
+    strings_table,
+    template,
+)
 from bot.line.formatting import readable
-from bot.line.limits import MessageLimitError, check_messages, json_bytes
+from bot.line.limits import KINDS, MessageLimitError, carousel_sizes, check_messages, json_bytes
 from bot.loyalty.errors import (
     CapReached,
     CouponExpired,
@@ -34,6 +45,7 @@ from bot.simulator.samples import (
     summary,
     view,
 )
+from tests import limits_reference
 
 WEIRD = ('{{x}} "Mei" \'O\'Brien\' \\n 😀🎉👩‍👩‍👧 <b>&amp; ' * 6)[:200]
 LONG_TITLE = '{{y}} "Grand" ' + "超級豪華手沖咖啡與蛋糕組合😀" * 12
@@ -249,17 +261,27 @@ def test_largest_carousels_stay_well_under_the_50_kb_limit(everything):
 
 
 # -- the template filler ----------------------------------------------------------------------
-STRINGS = {"hello": "Hi {name}, {n} left", "bare": "plain"}
+STRINGS = {"hello": "Hi {name}, {n} left", "bare": "plain",
+           "left": "{n:n:coupon/coupons} left for {name}", "many": "{n:,}: {a}{n:n:x/y}"}
 
 
-def test_a_value_holding_a_placeholder_is_not_expanded():
+def compiled_fill(node: Any, fields: dict, strings: dict) -> Any:
+    return compile_template(node)(fields, strings)
+
+
+FILLERS = pytest.mark.parametrize("filler", [fill, compiled_fill], ids=["walker", "compiled"])
+
+
+@FILLERS
+def test_a_value_holding_a_placeholder_is_not_expanded(filler):
     node = {"type": "text", "text": "{{a}} / {{@hello}}"}
-    out = fill(node, {"a": "{{b}}", "b": "boom", "name": "{{b}} {n}", "n": 3}, STRINGS)
+    out = filler(node, {"a": "{{b}}", "b": "boom", "name": "{{b}} {n}", "n": 3}, STRINGS)
     assert out == {"type": "text", "text": "{{b}} / Hi {{b}} {n}, 3 left"}
     assert node == {"type": "text", "text": "{{a}} / {{@hello}}"}  # the template is untouched
 
 
-def test_each_repeats_and_if_unless_drop_parts():
+@FILLERS
+def test_each_repeats_and_if_unless_drop_parts(filler):
     node = {"contents": [
         {"$each": "rows", "$unless": "hidden", "text": "{{label}} of {{total}}"},
         {"$if": "more", "text": "{{@bare}}"},
@@ -267,21 +289,273 @@ def test_each_repeats_and_if_unless_drop_parts():
         "footer": {"$if": "more", "text": "x"}}
     rows = [{"label": "a", "hidden": False}, {"label": "b", "hidden": True},
             {"label": "c", "hidden": False}]
-    out = fill(node, {"rows": rows, "total": 3, "more": False}, STRINGS)
+    out = filler(node, {"rows": rows, "total": 3, "more": False}, STRINGS)
     assert out == {"contents": [{"text": "a of 3"}, {"text": "c of 3"}, {"text": "none"}]}
 
 
-@pytest.mark.parametrize("node, fields", [
-    ({"text": "{{missing}}"}, {}),
-    ({"text": "{{@nope}}"}, {}),
-    ({"text": "{{@hello}}"}, {"name": "x"}),
-    ({"hero": {"$each": "rows"}}, {"rows": []}),
-    ({"contents": [{"$each": "rows"}]}, {"rows": "not a list"}),
-    ({"text": "{{flag}}"}, {"flag": True}),
-])
-def test_template_mistakes_fail_loudly(node, fields):
-    with pytest.raises(TemplateError):
-        fill(node, fields, STRINGS)
+MISTAKES = [
+    ({"text": "{{missing}}"}, {}, "no field 'missing'"),
+    ({"text": "{{@nope}}"}, {}, "no string 'nope'"),
+    ({"text": "{{@hello}}"}, {"name": "x"}, "string 'hello' cannot be filled: KeyError('n')"),
+    ({"hero": {"$each": "rows"}}, {"rows": []}, "$each 'rows' outside an array"),
+    ({"$each": "rows"}, {"rows": []}, "$each 'rows' outside an array"),
+    ({"contents": [{"$each": "rows"}]}, {"rows": "not a list"}, "field 'rows' must be a list"),
+    ({"contents": [{"$each": "rows"}]}, {}, "no field 'rows'"),
+    ({"contents": [{"$each": "rows"}]}, {"rows": [{}, 3]}, "items of 'rows' must be objects"),
+    ({"contents": [{"$if": "shown"}]}, {}, "no field 'shown'"),
+    ({"hero": {"$unless": "hidden"}}, {}, "no field 'hidden'"),
+    ({"text": "{{flag}}"}, {"flag": True}, "field 'flag' is not text: True"),
+    ({"text": "{{flag}}"}, {"flag": None}, "field 'flag' is not text: None"),
+    ({"text": "{{flag}}"}, {"flag": 1.5}, "field 'flag' is not text: 1.5"),
+    ({"text": "{{flag}}"}, {"flag": ["x"]}, "field 'flag' is not text: ['x']"),
+    # the first mistake in the walker's order is the one reported
+    ({"a": "{{one}}", "b": {"$if": "two"}, "c": "{{three}}"}, {}, "no field 'one'"),
+    ({"a": "{{one}}", "b": {"$if": "two"}, "c": "{{three}}"}, {"one": "1"}, "no field 'two'"),
+    ({"a": "{{one}}", "b": {"$if": "two", "x": "{{four}}"}, "c": "{{three}}"},
+     {"one": "1", "two": True}, "no field 'four'"),
+    ({"a": "{{one}}", "b": {"$if": "two", "x": "{{four}}"}, "c": "{{three}}"},
+     {"one": "1", "two": False}, "no field 'three'"),
+    ({"c": [{"$each": "rows", "$if": "on", "t": "{{@left}}"}]},
+     {"rows": [{"on": True, "n": 1}], "name": "x"}, None),
+    ({"c": [{"$each": "rows", "$if": "on", "t": "{{@left}}"}]}, {"rows": [{"on": True}]},
+     "string 'left' cannot be filled: KeyError('n')"),
+]
+
+
+@FILLERS
+@pytest.mark.parametrize("node, fields, error", MISTAKES)
+def test_template_mistakes_fail_loudly_with_the_same_words(filler, node, fields, error):
+    if error is None:
+        filler(node, fields, STRINGS)
+        return
+    with pytest.raises(TemplateError) as raised:
+        filler(node, fields, STRINGS)
+    assert str(raised.value) == error
+
+
+@FILLERS
+def test_a_dropped_part_looks_nothing_up(filler):
+    node = {"contents": [
+        {"$if": "off", "text": "{{missing}}", "more": {"$each": "nowhere"}},
+        {"$unless": "on", "text": "{{@nope}}"},
+        {"$each": "rows", "$if": "show", "text": "{{gone}}", "x": [{"$each": "absent"}]},
+        {"$each": "rows", "$unless": "show", "text": "{{label}}"}],
+        "hero": {"$if": "off", "$each": "rows"},  # dropped before it could be refused
+        "footer": {"$unless": "on", "text": "{{@left}}"}}
+    out = filler(node, {"off": False, "on": 1, "rows": [{"show": "", "label": "kept"}]}, STRINGS)
+    assert out == {"contents": [{"text": "kept"}]}
+
+
+@FILLERS
+def test_each_layers_the_items_fields_over_the_outer_ones_and_nests(filler):
+    node = {"contents": [{"$each": "rows", "text": "{{name}}/{{shop}}", "cells": [
+        {"$each": "cells", "$if": "on", "text": "{{name}}.{{n}} {{@left}}"},
+        {"$unless": "last", "text": "-"}]}]}
+    fields = {"name": "outer", "shop": "S", "last": False, "rows": [
+        {"name": "r1", "cells": [{"on": True, "n": 1}, {"on": False, "n": 2},
+                                 {"on": True, "n": 2, "name": "c3"}]},
+        {"name": "r2", "cells": [], "last": True}]}
+    assert filler(node, fields, STRINGS) == {"contents": [
+        {"text": "r1/S", "cells": [{"text": "r1.1 1 coupon left for r1"},
+                                   {"text": "c3.2 2 coupons left for c3"}, {"text": "-"}]},
+        {"text": "r2/S", "cells": []}]}
+
+
+@FILLERS
+def test_plural_strings_and_names_that_look_like_placeholders(filler):
+    name = '{{x}} "Mei" \'O\'Brien\' {n} \\ 😀'
+    node = {"a": "{{@left}}", "b": "{{name}}: {{ name }}", "c": "{{@many}}", "d": "{{x}}"}
+    fields = {"name": name, "x": "{{name}}", "a": "{a}"}
+    one = filler(node, {**fields, "n": 1}, STRINGS)
+    assert one == {"a": f"1 coupon left for {name}", "b": f"{name}: {name}",
+                   "c": "1: {a}1 x", "d": "{{name}}"}
+    assert filler(node, {**fields, "n": 1234}, STRINGS)["c"] == "1,234: {a}1234 y"
+    counted = {"a": "{{@left}}"}  # a count that is text already
+    assert filler(counted, {**fields, "n": "1"}, STRINGS) == {"a": f"1 coupon left for {name}"}
+    assert filler(counted, {**fields, "n": "2"}, STRINGS) == {"a": f"2 coupons left for {name}"}
+
+
+def test_a_compiled_template_builds_new_objects_at_every_call():
+    node = {"type": "bubble", "body": {"contents": [{"type": "filler"}, {"text": "{{a}}"}],
+                                       "style": {"x": [1, [2.5, None]]}},
+            "list": [{"$each": "rows", "deep": {"k": ["v"]}}]}
+    render = compile_template(node)
+    one, two = render({"a": "1", "rows": [{}]}, {}), render({"a": "1", "rows": [{}]}, {})
+    assert one == two == fill(node, {"a": "1", "rows": [{}]}, {})
+    assert not _containers(one) & _containers(two)
+    assert not (_containers(one) | _containers(two)) & _containers(node)
+    one["body"]["style"]["x"][1].append("changed")
+    assert render({"a": "1", "rows": [{}]}, {}) == two
+
+
+def _nested(depth: int, wrap: Any) -> Any:
+    node: Any = {"text": "{{a}}"}
+    for _ in range(depth):
+        node = wrap(node)
+    return {"root": node}
+
+
+@pytest.mark.parametrize("node", [
+    _nested(250, lambda node: [node]),  # more brackets than Python's parser nests
+    _nested(120, lambda node: {"$if": "a", "c": node}),  # more indentation than it takes
+    _nested(25, lambda node: {"c": [{"$each": "rows", "x": node}]}),  # more nested loops
+], ids=["brackets", "ifs", "loops"])
+def test_a_template_too_deep_for_python_is_walked(node):
+    fields = {"a": "x", "rows": [{"rows": []}]}
+    assert compile_template(node)(fields, {}) == fill(node, fields, {})
+
+
+def _containers(node: Any) -> set[int]:
+    """The ids of every dict and list in `node`: only meaningful while `node` is alive."""
+    if isinstance(node, dict):
+        return {id(node)}.union(*(_containers(v) for v in node.values()))
+    if isinstance(node, list):
+        return {id(node)}.union(*(_containers(v) for v in node))
+    return set()
+
+
+def _exactly(a: Any, b: Any) -> bool:
+    """Equal and of the same types all the way down (1 == 1.0 == True would pass ==)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_exactly(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_exactly(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def _outcome(render: Any, *args: Any) -> tuple:
+    try:
+        return "ok", render(*args)
+    except Exception as exc:  # any error: the point is to compare them
+        return type(exc), str(exc)
+
+
+def _same_outcome(a: tuple, b: tuple) -> bool:
+    return a[0] == b[0] and (_exactly(a[1], b[1]) if a[0] == "ok" else a[1] == b[1])
+
+
+@pytest.fixture(scope="module")
+def filled(example_program: Program) -> list[tuple[str, dict, dict]]:
+    """(template, fields, strings) of every message the bot renders, normal and extreme, in
+    both languages, each checked on the way: the compiled output is the walker's, and new."""
+    seen, calls, real = [], [], m._renderer
+
+    def checked(name: str):
+        compiled = real(name)
+
+        def render(fields: dict, strings: dict) -> Any:
+            ours, again = compiled(fields, strings), compiled(fields, strings)
+            walked = fill(m._tagged(name), fields, strings)
+            assert _exactly(ours, walked), name
+            assert json.dumps(ours, ensure_ascii=False) == json.dumps(walked, ensure_ascii=False)
+            assert not _containers(ours) & _containers(again), name
+            assert not _containers(ours) & _containers(m._tagged(name)), name
+            calls.append((name, fields, strings))
+            seen.append(name)
+            return ours
+        return render
+
+    m._renderer = checked
+    try:
+        list(rendered(example_program))
+        for lang in ("zh-TW", "en"):
+            list(flex_samples(example_program, context(example_program, lang)))
+    finally:
+        m._renderer = real
+    return calls
+
+
+def test_every_template_compiled_renders_exactly_what_the_walker_renders(filled):
+    names = {path.stem for path in TEMPLATE_DIR.glob("*.json")
+             if not path.name.startswith("strings.")}
+    assert {name for name, _, _ in filled} == names
+
+
+def test_compiled_templates_fail_like_the_walker_when_a_field_is_missing_or_wrong(filled):
+    """Every field of one rendering per template and language taken away or given a value of
+    the wrong kind: the same output (the field was in a dropped part) or the same error."""
+    done = set()
+    for name, fields, strings in filled:
+        if (name, id(strings)) in done:
+            continue
+        done.add((name, id(strings)))
+        compiled, tagged = m._renderer(name), m._tagged(name)
+        for key in fields:
+            for broken in (
+                    {k: v for k, v in fields.items() if k != key},
+                    {**fields, key: True}, {**fields, key: None}, {**fields, key: 2.5},
+                    {**fields, key: [{}]}, {**fields, key: "x"}):
+                walked = _outcome(fill, tagged, broken, strings)
+                assert _same_outcome(_outcome(compiled, broken, strings), walked), (name, key)
+
+
+NAMES = ("a", "b", "rows", "on", "n")
+TEXTS = st.sampled_from(["x", "{{a}}", "{{b}} and {{a}}!", "{{ a }}", "{{@hello}}",
+                         "{{@left}}", "{{@bare}}{{n}}", "{{rows}}", "{{@nope}}", "{{missing}}",
+                         "{x}", "{{", "{{1}}", "'\"\\"])
+SCALARS = TEXTS | st.integers(-3, 3) | st.booleans() | st.none() | st.just(1.5)
+
+
+def _template_objects(children: Any) -> Any:
+    return st.builds(
+        lambda markers, body, first: {**markers, **body} if first else {**body, **markers},
+        st.dictionaries(st.sampled_from(flex.MARKERS), st.sampled_from(NAMES), max_size=2),
+        st.dictionaries(st.sampled_from(["type", "text", "contents", "hero"]), children,
+                        max_size=3),
+        st.booleans())
+
+
+TEMPLATES = st.recursive(SCALARS, lambda children: st.lists(children, max_size=3)
+                         | _template_objects(children), max_leaves=12)
+FIELD_VALUES = st.recursive(
+    st.sampled_from(["v", "{{a}}", "", "1"]) | st.integers(0, 2) | st.booleans() | st.none(),
+    lambda children: st.lists(st.dictionaries(st.sampled_from(NAMES), children, max_size=3),
+                              max_size=2), max_leaves=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEMPLATES, st.dictionaries(st.sampled_from(NAMES), FIELD_VALUES, max_size=5))
+def test_compiled_templates_agree_with_the_walker_on_any_template(node, fields):
+    strings = {**STRINGS, "hello": "Hi {a}"}
+    assert _same_outcome(_outcome(compiled_fill, node, fields, strings),
+                         _outcome(fill, node, fields, strings))
+
+
+def _reference_format(strings: dict, key: str, fields: dict) -> str:
+    """format_string as it was: string.Formatter at every call."""
+    if key not in strings:
+        raise TemplateError(f"no string {key!r}")
+    try:
+        return flex._PLURALS.vformat(strings[key], (), fields)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise TemplateError(f"string {key!r} cannot be filled: {exc!r}") from None
+
+
+def test_every_strings_entry_formats_as_string_formatter_formats_it():
+    for lang in ("zh-TW", "en"):
+        table = strings_table(lang)
+        for key, text in table.items():
+            names = _fields(text)
+            for value in (1, 2, "1", "12", "x", 1234567):
+                fields = dict.fromkeys(names, value)
+                assert format_string(table, key, fields) == _reference_format(
+                    table, key, fields), key
+            for missing in names:
+                fields = {name: 1 for name in names if name != missing}
+                assert _same_outcome(_outcome(format_string, table, key, fields),
+                                     _outcome(_reference_format, table, key, fields))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text("ab n{}:!/rs,0.[]x", max_size=14),
+       st.fixed_dictionaries({}, optional={"a": st.sampled_from([1, "1", 2.5, "x"]),
+                                           "b": st.just([1]), "n": st.integers(0, 2)}))
+def test_any_strings_entry_formats_or_fails_as_string_formatter_does(text, fields):
+    strings = {"k": text}
+    assert _same_outcome(_outcome(format_string, strings, "k", fields),
+                         _outcome(_reference_format, strings, "k", fields))
 
 
 def test_both_strings_tables_have_the_same_keys_and_fields():
@@ -343,6 +617,232 @@ def test_check_messages_accepts_a_full_carousel_and_knows_its_send_kinds():
     check_messages([_flex({"type": "carousel", "contents": [_bubble()] * 12})] * 5)
     with pytest.raises(ValueError):
         check_messages([{"type": "text", "text": "hi"}], "telepathy")
+
+
+def _both_checks(batch: Any, *args: Any) -> tuple:
+    """What check_messages does with `batch`, which must be what the walk before did."""
+    ours = _outcome(check_messages, batch, *args)
+    assert _same_outcome(ours, _outcome(limits_reference.check_messages, batch, *args))
+    return ours
+
+
+def test_check_messages_passes_and_refuses_what_it_did_before(everything):
+    for _, _, _, batch in everything:
+        assert _both_checks(batch)[0] == "ok"
+        for message in batch:  # each message once more with a few things LINE refuses
+            if message["type"] != "flex":
+                continue
+            broken = json.loads(json.dumps(message))
+            buttons = [node for node in _objects(broken) if node.get("type") == "button"]
+            texts = [node for node in _objects(broken) if node.get("type") in ("text", "span")]
+            for button in buttons[-1:]:
+                button["action"]["label"] = "L" * 41
+            for text in texts[1:2]:
+                text["text"] = ""
+            assert _both_checks([broken], "push")[0] is MessageLimitError
+
+
+def _objects(node: Any) -> Iterator[dict]:
+    if isinstance(node, dict):
+        yield node
+        node = list(node.values())
+    for child in node if isinstance(node, list) else ():
+        yield from _objects(child)
+
+
+def _big(n: int) -> dict:
+    return _bubble({"type": "text", "text": "字" * n})
+
+
+@pytest.mark.parametrize("batch, problem", [
+    # each bubble fits, the carousel does not: its size is added up, to the byte
+    ([_flex({"type": "carousel", "contents": [_big(6000)] * 3})], "54,"),
+    # the sizes come first, then the first refused node in the walk's order
+    ([_flex({"type": "carousel", "contents": [
+        _bubble(_postback("d" * 301)), _big(11000)]})], "contents[1]: 33,"),
+    ([_flex(_bubble(_postback("d" * 301), _postback("ok", "L" * 41),
+                    {"type": "box", "contents": [{"type": "text", "text": ""}]}))],
+     "contents[1].action.label"),
+    ([_flex(_bubble({"type": "icon", "url": "https://x.example/a.png"}, {"type": "text"})),
+      _flex(_bubble(), "")], "messages[0].contents.body.contents[1].text"),
+    ([_flex({"type": "carousel", "contents": [_bubble(), _bubble({"type": "span"})]},
+            "a" * 1501)], "altText"),
+    ([{"type": "text", "text": "hi", "quickReply": {"items": [
+        {"type": "action", "action": {"type": "message", "label": "a", "text": "t" * 301}}]}}],
+     "quickReply.items[0].action.text"),
+    ([{"type": "text", "text": "hi", "quickReply": {"items": [
+        {"type": "action", "action": {"type": "uri", "label": "a", "uri": "ftp://x"}}]}}],
+     "must start with https://"),
+    ([_flex(_bubble({"type": "button", "action": {"type": "datetimepicker", "label": "x",
+                                                  "data": "d", "displayText": ""}}))],
+     "displayText: must be non-empty text"),
+    # an emoji counts 2: short enough in characters, too long for LINE
+    ([_flex(_bubble(_postback("😀" * 151)))], "data: 302 characters; at most 300"),
+    ([_flex(_bubble(_postback("ok", "😀" * 21)))], "label: 42 characters; at most 40"),
+    ([_flex(_bubble({"type": "image", "url": "https://" + "😀" * 997}))],
+     "url: 2002 characters; at most 2000"),
+])
+def test_check_messages_says_what_it_said_before(batch, problem):
+    kind, text = _both_checks(batch, "push")
+    assert kind is MessageLimitError and problem in text, text
+
+
+class _Node(dict):
+    """A dict of another class: the walk took dict subclasses as objects too."""
+
+
+@pytest.mark.parametrize("batch, schemes", [
+    ([_flex(_bubble({"type": "text", "text": "x", "extra": {1, 2}}))], None),  # not JSON
+    ([_flex({"type": "carousel", "contents": [_bubble(), _bubble({"type": "text",
+                                                                  "text": "\ud800"})]})],
+     None),  # a lone surrogate cannot be UTF-8
+    ([_flex({"type": "carousel", "contents": [_bubble(), {"type": "bubble",
+                                                          "body": {1, 2}}]})], None),
+    ([_flex({"type": "carousel", "contents": (_bubble(), _bubble())})], None),
+    ([_flex({"type": "carousel", "contents": [_bubble()], "x": float("nan")})], None),
+    ([_flex(_bubble(_Node(type="text", text="")))], None),
+    ([_flex(_bubble(_Node(type="image", url="https://x.example/a.png")))], ["https://"]),
+    ([_flex(_bubble({"type": "image", "url": "https://x.example/a.png"}))], ["https://"]),
+    ([_flex(_bubble({"type": ["text"], "text": ""}, {"type": "text", "text": 3}))], None),
+    ([{"type": "text", "text": "hi", "x": [[{"type": "uri", "uri": 5}]]}], None),
+    ([{"type": "text", "text": "a\udc00", "x": {1: 2}}], None),  # never serialised
+])
+def test_check_messages_fails_on_odd_input_as_it_did_before(batch, schemes):
+    _both_checks(batch)
+    if schemes:  # a list where a tuple belongs
+        _both_checks(batch, "reply", schemes)
+
+
+def test_a_circular_carousel_fails_as_it_did_before():
+    carousel = {"type": "carousel", "contents": [_bubble()]}
+    carousel["contents"][0]["body"]["contents"].append(carousel)
+    assert _both_checks([_flex(carousel)])[0] is ValueError
+    bubble = _bubble({"type": "text", "text": ""})
+    bubble["body"]["contents"].append(bubble)
+    assert _both_checks([_flex(bubble)])[0] is ValueError
+    assert _both_checks([_flex(_bubble({"type": "text", "text": "a\udc00"}))])[0] is (
+        UnicodeEncodeError)
+
+
+def test_a_message_holding_more_than_any_message_could_is_checked_as_before():
+    many = [{}] * 100_001
+    assert _both_checks([{**_flex(_bubble()), "x": many}]) == ("ok", None)
+    kind, text = _both_checks([{**_flex(_bubble()), "quickReply": {"items": many}}])
+    assert kind is MessageLimitError and "1 to 13 items" in text
+    kind, text = _both_checks([{**_flex(_bubble({"type": "text"})), "x": many}])
+    assert kind is MessageLimitError and "contents.body.contents[0].text" in text
+
+
+def test_a_message_nested_deeper_than_json_encodes_fails_as_before():
+    node: Any = {"type": "text", "text": "x"}
+    for _ in range(5000):
+        node = [node]
+    assert _both_checks([_flex(_bubble({"type": "box", "contents": node}))])[0] is (
+        RecursionError)
+    shallow = [[{"type": "text", "text": "x"}]]
+    assert limits._check_nodes({"x": shallow}, "m", limits.IMAGE_SCHEMES) is not None
+
+
+def test_only_a_message_near_the_limits_is_serialised(everything, monkeypatch):
+    class Refusing:
+        def encode(self, value: Any) -> str:
+            raise AssertionError("serialised")
+    monkeypatch.setattr(limits, "_JSON", Refusing())
+    normal = [batch for _, kind, name, batch in everything
+              if kind == "normal" and name in ("points_card", "stamp_card", "member_card")]
+    for batch in normal:
+        check_messages(batch)
+    with pytest.raises(AssertionError, match="serialised"):
+        check_messages([_flex(_big(10_300))])  # 30,900 bytes and more: over 30 KB
+
+
+PLAIN_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**19, 10**19) | st.floats()
+    | st.text(st.characters(blacklist_categories=["Cs"]), max_size=12),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(
+        st.text(max_size=6).filter(lambda key: key != "type"), children, max_size=4),
+    max_leaves=25)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=6).filter(lambda key: key != "type"), PLAIN_JSON,
+                       max_size=4))
+def test_the_walks_size_bound_is_never_below_the_json_size(message):
+    bound = limits._check_nodes(message, "m", limits.IMAGE_SCHEMES)
+    assert bound is not None and bound >= json_bytes(message)
+
+
+@pytest.mark.parametrize("value", ['"' * 1000, "\\" * 1000, "\x01" * 1000, "\n" * 1000,
+                                   "😀" * 1000, "字" * 1000, "\u200d" * 1000,
+                                   [float("inf"), float("-inf"), float("nan"), -1e-300] * 100,
+                                   [-10**19, True, False, None] * 100, [[]] * 500, [{}] * 500])
+def test_the_walks_size_bound_holds_for_escapes_wide_characters_and_numbers(value):
+    message = {"type": "flex", value if isinstance(value, str) else "x": value}
+    bound = limits._check_nodes(message, "m", limits.IMAGE_SCHEMES)
+    assert bound is not None and bound >= json_bytes(message)
+
+
+@pytest.mark.parametrize("odd", [{1: "x"}, ("x",), {"x"}, 10**30, _Node(a=1), b"x", "\udc00"])
+def test_the_walk_gives_no_bound_for_what_is_not_plain_json(odd):
+    assert limits._check_nodes({"x": [odd]}, "m", limits.IMAGE_SCHEMES) is None
+    assert limits._check_nodes(_Node(x=1), "m", limits.IMAGE_SCHEMES) is None
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                    lambda children: st.lists(children, max_size=3)
+                    | st.dictionaries(st.text(max_size=4), children, max_size=3), max_leaves=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=4).filter(lambda key: key != "contents"), JSON,
+                       max_size=3), st.lists(JSON, min_size=1, max_size=4), st.integers(0, 3))
+def test_a_carousels_size_is_its_shells_plus_its_bubbles_and_commas(others, bubbles, at):
+    items = list(others.items())
+    items.insert(min(at, len(items)), ("contents", bubbles))
+    carousel = dict(items)
+    assert carousel_sizes(carousel) == (json_bytes(carousel), [json_bytes(b) for b in bubbles])
+    assert json_bytes(carousel) == len(json.dumps(carousel, ensure_ascii=False,
+                                                  separators=(",", ":")).encode())
+
+
+LIMIT_TEXTS = (st.sampled_from(["", "ok", "x" * 301, "😀" * 151, "😀" * 150, "L" * 41, "L" * 40,
+                                "é" * 160, "😀" * 21, "https://a.example/x", "http://a.example/x",
+                                "tel:1", "x" * 1001, "https://" + "😀" * 500])
+               | st.none() | st.integers(0, 2))
+NODE_TYPES = st.sampled_from(["postback", "datetimepicker", "richmenuswitch", "message", "uri",
+                              "button", "image", "icon", "text", "span", "box", None, 3])
+
+
+def _limit_nodes(children: Any) -> Any:
+    body = st.dictionaries(st.sampled_from(["data", "displayText", "text", "uri", "url",
+                                            "label", "action", "contents"]),
+                           children, max_size=4)
+    return st.builds(lambda kind, rest: rest if kind is None else {"type": kind, **rest},
+                     NODE_TYPES, body)
+
+
+LIMIT_NODES = st.recursive(LIMIT_TEXTS, lambda children: st.lists(children, max_size=3)
+                           | _limit_nodes(children), max_leaves=10)
+QUICK_REPLIES = st.just({}) | st.builds(
+    lambda items: {"quickReply": {"items": items}},
+    st.lists(st.builds(lambda action: {"type": "action", "action": action}, LIMIT_NODES),
+             max_size=14))
+LIMIT_MESSAGES = st.one_of(
+    st.builds(lambda alt, contents, quick: {"type": "flex", "altText": alt,
+                                            "contents": contents, **quick},
+              LIMIT_TEXTS, LIMIT_NODES | st.builds(
+                  lambda bubbles: {"type": "carousel", "contents": bubbles},
+                  st.lists(LIMIT_NODES, max_size=13)), QUICK_REPLIES),
+    st.builds(lambda text, quick: {"type": "text", "text": text, **quick},
+              LIMIT_TEXTS, QUICK_REPLIES),
+    LIMIT_NODES)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(LIMIT_MESSAGES, max_size=6), st.sampled_from((*KINDS, "fax")),
+       st.sampled_from([("https://",), ("https://", "http://a.example/")]))
+def test_check_messages_agrees_with_the_walk_before_on_any_batch(batch, kind, schemes):
+    _both_checks(batch, kind, schemes)
 
 
 def test_one_word_per_thing_stamps_are_zhang_and_points_are_dian(everything, example_program):

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from bot.line import flex
 from bot.line import formatting as fmt
-from bot.line.flex import clip, fill
+from bot.line.flex import clip
 from bot.line.formatting import ECHO_LIMIT, TITLE_LIMIT, RenderContext
 from bot.line.limits import MAX_ALT_TEXT, MAX_BUBBLES, MAX_TEXT
 from bot.line.qr import claim_payload, member_payload
@@ -463,24 +463,34 @@ def _lines(texts: list[str]) -> list[dict[str, str]]:
 
 
 def _flex(ctx: RenderContext, template: str, alt: str, fields: dict[str, Any]) -> Messages:
-    contents = fill(_tagged(template), {"shop": fmt.shop(ctx), **fields}, ctx.strings.table)
+    contents = _renderer(template)({"shop": fmt.shop(ctx), **fields}, ctx.strings.table)
     return [{"type": "flex", "altText": clip(alt, MAX_ALT_TEXT), "contents": contents}]
 
 
-_TAGGED: dict[str, tuple[Any, Any]] = {}  # template name -> (the template read, tagged copy)
+# template name -> (the template read, tagged copy, the tagged copy compiled)
+_TAGGED: dict[str, tuple[Any, Any, flex.Renderer]] = {}
 
 
 def _tagged(name: str) -> Any:
     """Template `name` with every postback button saying which message it was in, for the
     bot's own tap counts (bot.loyalty.taps; rich-menu taps carry none): tagged once per
     template read, not at every message."""
+    return _prepared(name)[1]
+
+
+def _renderer(name: str) -> flex.Renderer:
+    """The tagged template `name` as a function of (fields, strings), compiled with it."""
+    return _prepared(name)[2]
+
+
+def _prepared(name: str) -> tuple[Any, Any, flex.Renderer]:
     source = flex.template(name)
     kept = _TAGGED.get(name)
     if kept is None or kept[0] is not source:  # a template edited and read again (gallery)
         tagged = copy.deepcopy(source)
         _tag_postbacks(tagged, f"&via={name}")
-        kept = _TAGGED[name] = (source, tagged)
-    return kept[1]
+        kept = _TAGGED[name] = (source, tagged, flex.compile_template(tagged))
+    return kept
 
 
 def _tag_postbacks(node: Any, via: str) -> None:
