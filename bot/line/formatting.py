@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 from typing import Any
 
 from bot.line.flex import Strings, clip
@@ -52,8 +53,8 @@ class RenderContext:
     qr_url: Callable[[str], str]  # QR payload -> https URL of its PNG
     oa_basic_id: str = ""
 
-    @property
-    def strings(self) -> Strings:
+    @cached_property
+    def strings(self) -> Strings:  # (asked many times per message: made once)
         return Strings(self.lang)
 
 
