@@ -28,6 +28,19 @@ pytestmark = needs_chromium
 ROWS = 200
 
 
+def reloading_text(driver) -> str:
+    """text(driver) of a page that reloads itself: a reload between finding <main> and
+    reading it leaves a stale element; read the new page instead."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for _ in range(20):
+        try:
+            return text(driver)
+        except StaleElementReferenceException:
+            time.sleep(0.05)
+    return text(driver)
+
+
 def test_an_owner_uploads_a_file_on_a_phone_and_watches_it_imported_with_refused_rows(
         console, tmp_path):  # noqa: F811
     from selenium.webdriver.common.by import By
@@ -61,7 +74,7 @@ def test_an_owner_uploads_a_file_on_a_phone_and_watches_it_imported_with_refused
     worker = threading.Thread(target=clock)
     worker.start()
     seen, deadline = set(), time.monotonic() + 60
-    while "完成" not in (shown := text(driver)) and time.monotonic() < deadline:
+    while "完成" not in (shown := reloading_text(driver)) and time.monotonic() < deadline:
         seen.update(re.findall(r"已處理 ([\d,]+) / 200 列", shown))
         time.sleep(0.3)
     worker.join()
