@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import ScalarSelect
 
@@ -144,9 +144,13 @@ def add_stamps(session: Session, program: Program, member: Member, count: int, r
     outcome = StampOutcome()
     today = local_date(now, program.timezone)
     while count > 0:
-        card = active_card(session, program, member.id, now)
-        put = min(count, card.goal - card.stamps)
-        before, card.stamps = card.stamps, card.stamps + put
+        card = _stamped(session, member.id, count, now)
+        if card is not None:  # all of them fit on the active card, without filling it
+            put, before = count, card.stamps - count
+        else:
+            card = active_card(session, program, member.id, now)
+            put = min(count, card.goal - card.stamps)
+            before, card.stamps = card.stamps, card.stamps + put
         outcome.card_stamps, outcome.card_goal = card.stamps, card.goal
         core(session).execute(_NEW_STAMP, {  # a Core insert: nothing reads it back here
             "card_id": card.id, "member_id": member.id, "count": put, "local_day": today,
@@ -167,6 +171,31 @@ def add_stamps(session: Session, program: Program, member: Member, count: int, r
         count -= put
         session.flush()
     return outcome
+
+
+def _stamped(session: Session, member_id: int, count: int, now: dt.datetime) -> Any:
+    """The common case of add_stamps in one statement: `count` stamps put on the member's
+    active card, if it is in date and they leave it short of its goal. Returns the card's
+    row after the change (id, goal, stamps, rewards), or None (nothing changed: the card is
+    missing, out of date or would fill, which active_card and the completion handle). A
+    copy of the card already loaded in the session is expired, so it is read again."""
+    row = core(session).execute(_STAMP_ACTIVE, {"card_member": member_id, "count": count,
+                                                "now": now}).first()
+    if row is not None:
+        loaded = session.identity_map.get(session.identity_key(StampCard, (row.id,)))
+        if loaded is not None:
+            session.expire(loaded, ["stamps"])
+    return row
+
+
+_STAMP_ACTIVE = (  # built once (see _stamped); the same card active_card would pick
+    update(StampCard)
+    .where(StampCard.id == select(StampCard.id).where(*_active(bindparam("card_member")))
+           .order_by(StampCard.id.desc()).limit(1).scalar_subquery(),
+           or_(StampCard.expires_at.is_(None), StampCard.expires_at > bindparam("now")),
+           StampCard.stamps + bindparam("count") < StampCard.goal)
+    .values(stamps=StampCard.stamps + bindparam("count"))
+    .returning(StampCard.id, StampCard.goal, StampCard.stamps, StampCard.rewards))
 
 
 def _reward(session: Session, program: Program, member: Member, template: str,
