@@ -4,12 +4,13 @@ replaced before use, and a request the server may have acted on is never sent tw
 from __future__ import annotations
 
 import http.client
+import io
 import socket
 import threading
 
 import pytest
 
-from bot.line.client import Transport
+from bot.line.client import Transport, read_response
 
 
 class Server:
@@ -23,6 +24,7 @@ class Server:
         self.requests: list[bytes] = []
         self.hang_up = hang_up
         self.closed = threading.Semaphore(0)  # released once per connection it closed
+        self.on_request = lambda head: None  # called with each request's head
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -36,6 +38,7 @@ class Server:
                 while b"\r\n\r\n" not in data:
                     data += conn.recv(65536)
                 head, _, body = data.partition(b"\r\n\r\n")
+                self.on_request(head)
                 length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
                                   if line.lower().startswith(b"content-length")))
                 while len(body) < length:
@@ -80,3 +83,65 @@ def test_a_path_under_the_base_url_keeps_its_prefix(server):
     transport = Transport(f"http://127.0.0.1:{server.port}/line/")
     assert transport.prefix == "/line"
     assert transport.post("/v2/bot/message/reply", b"{}", {})[0] == 200
+
+
+def answer(raw: bytes):
+    return read_response(io.BufferedReader(io.BytesIO(raw)))
+
+
+def test_an_answer_is_read_by_its_length_and_its_headers_kept_as_sent():
+    status, reason, body, headers, close = answer(
+        b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+        b"x-line-request-id: abc\r\nContent-Length: 13\r\n\r\n{\"message\":1}NEXT")
+    assert (status, reason, body, close) == (400, "Bad Request", b'{"message":1}', False)
+    assert headers["x-line-request-id"] == "abc" and headers["Content-Type"] == "application/json"
+
+
+def test_a_chunked_answer_after_an_interim_one_is_read_whole():
+    status, _, body, _, close = answer(
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"4;ext=1\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\nTrailer: x\r\n\r\n")
+    assert (status, body, close) == (200, b'{"a":1}', False)
+
+
+def test_an_answer_that_ends_the_connection_closes_it():
+    assert answer(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}")[4]
+    assert answer(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}")[4]
+    assert not answer(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2"
+                      b"\r\n\r\n{}")[4]
+    status, _, body, _, close = answer(b"HTTP/1.1 200 OK\r\n\r\n{\"until\":\"closed\"}")
+    assert (body, close) == (b'{"until":"closed"}', True)
+    assert answer(b"HTTP/1.1 204 No Content\r\n\r\n")[2:5:2] == (b"", False)
+
+
+@pytest.mark.parametrize("raw, error", [
+    (b"", http.client.RemoteDisconnected),
+    (b"SSH-2.0-OpenSSH\r\n\r\n", http.client.BadStatusLine),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}", http.client.IncompleteRead),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", http.client.IncompleteRead),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n", http.client.HTTPException),
+    (b"HTTP/1.1 200 OK\r\n" + b"X: " + b"y" * 70000 + b"\r\n\r\n", http.client.LineTooLong),
+])
+def test_an_answer_that_is_not_whole_http_raises(raw, error):
+    with pytest.raises(error):
+        answer(raw)
+
+
+def test_a_header_with_a_line_break_is_refused_before_anything_is_sent(server):
+    transport = Transport(f"http://127.0.0.1:{server.port}")
+    with pytest.raises(ValueError, match="line break"):
+        transport.post("/v2/bot/message/push", b"{}", {"X-Line-Retry-Key": "a\r\nEvil: 1"})
+    assert transport.post("/v2/bot/message/push", b"{}", {})[0] == 200
+    assert server.requests == [b"{}"]
+
+
+def test_the_request_names_its_host_length_and_headers(server):
+    seen = []
+    server.on_request = seen.append
+    Transport(f"http://127.0.0.1:{server.port}").post(
+        "/v2/bot/message/reply", b'{"x":1}', {"Authorization": "Bearer t"})
+    head = seen[0].split(b"\r\n")
+    assert head[0] == b"POST /v2/bot/message/reply HTTP/1.1"
+    assert {b"Host: 127.0.0.1:%d" % server.port, b"Content-Length: 7",
+            b"Authorization: Bearer t"} <= set(head)

@@ -7,9 +7,11 @@ import http.client
 import json
 import logging
 import select
+import socket
 import ssl
 import threading
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -66,14 +68,18 @@ def configuration(config: Config) -> Configuration:
 
 
 class Transport:
-    """POSTs to LINE's API host over one keep-alive connection per thread, with http.client.
+    """POSTs to LINE's API host over one keep-alive connection per thread: HTTP/1.1 written
+    and read here, on a plain (or TLS) socket.
 
     The SDK's urllib3 pool manager spent about twice the CPU of the exchange itself on every
-    reply (pool lookup, retry and timeout objects, header dictionaries). Timeouts are the same
-    (TIMEOUT: connect, then read); certificates are checked against the system's CAs, as
-    urllib3 does. A kept connection the server has since closed is noticed before use. A
-    request is sent again only if it could not be sent whole on a kept connection (so LINE
-    cannot have acted on it); once sent, a failure is the caller's "fate unknown"."""
+    reply (pool lookup, retry and timeout objects, header dictionaries), and http.client
+    still spent a tenth of a card screen's CPU reading LINE's few answer headers through the
+    email package. The request goes in one write; the answer is read by its Content-Length
+    (or chunks, or until the server closes). Timeouts are the same as urllib3's (TIMEOUT:
+    connect, then read); certificates are checked against the system's CAs. A kept
+    connection the server has since closed is noticed before use. A request is sent again
+    only if it could not be sent whole on a kept connection (so LINE cannot have acted on
+    it); once sent, a failure is the caller's "fate unknown"."""
 
     def __init__(self, base_url: str | None) -> None:
         parts = urlsplit(base_url or "")
@@ -81,50 +87,160 @@ class Transport:
         self.host = parts.hostname or ""
         self.port = parts.port or (443 if self.https else 80)
         self.prefix = parts.path.rstrip("/")
+        default_port = self.port == (443 if self.https else 80)
+        name = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
+        self._host_header = name if default_port else f"{name}:{self.port}"
         self._local = threading.local()
         self._tls = ssl.create_default_context() if self.https else None
 
     def post(self, path: str, body: bytes, headers: dict[str, str]
              ) -> tuple[int, str, bytes, dict[str, str]]:
         """(status, reason, body, headers) of LINE's answer."""
+        request = self._head(path, len(body), headers) + body
         conn, kept = self._connection()
         try:
             try:
-                conn.request("POST", self.prefix + path, body=body, headers=headers)
+                conn.sock.sendall(request)
             except (BrokenPipeError, ConnectionResetError):
                 if not kept:
                     raise
                 conn.close()  # never reached LINE whole: once more, on a new connection
                 conn, kept = self._connection()
-                conn.request("POST", self.prefix + path, body=body, headers=headers)
-            answer = conn.getresponse()
-            data = answer.read()
+                conn.sock.sendall(request)
+            status, reason, data, answer_headers, close = read_response(conn.reader)
         except BaseException:
             conn.close()
             raise
-        if answer.will_close:
+        if close:
             conn.close()
-        return answer.status, answer.reason, data, dict(answer.getheaders())
+        return status, reason, data, answer_headers
 
-    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+    def _head(self, path: str, length: int, headers: dict[str, str]) -> bytes:
+        lines = [f"POST {self.prefix}{path} HTTP/1.1", f"Host: {self._host_header}",
+                 "Accept-Encoding: identity", f"Content-Length: {length}"]
+        for name, value in headers.items():
+            line = f"{name}: {value}"
+            if "\r" in line or "\n" in line:  # would split into a header of its own
+                raise ValueError(f"header {name!r} holds a line break")
+            lines.append(line)
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def _connection(self) -> tuple[_Connection, bool]:
         """This thread's connection, connected, and whether it was kept from before."""
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        conn: _Connection | None = getattr(self._local, "conn", None)
         if conn is not None and conn.sock is not None:
             readable, _, _ = select.select([conn.sock], [], [], 0)
             if not readable:  # a kept connection has nothing to read unless it was closed
-                conn.sock.settimeout(TIMEOUT[1])
                 return conn, True
             conn.close()
         connect, read = TIMEOUT
-        if self.https:
-            conn = http.client.HTTPSConnection(self.host, self.port, timeout=connect,
-                                               context=self._tls)
-        else:
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=connect)
-        conn.connect()
-        conn.sock.settimeout(read)
-        self._local.conn = conn
+        sock = socket.create_connection((self.host, self.port), timeout=connect)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._tls is not None:
+                sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+            sock.settimeout(read)
+        except BaseException:
+            sock.close()
+            raise
+        conn = self._local.conn = _Connection(sock)
         return conn, False
+
+
+class _Connection:
+    """A socket and its buffered reader."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock: socket.socket | None = sock
+        self.reader = sock.makefile("rb")
+
+    def close(self) -> None:
+        if self.sock is not None:
+            with suppress(OSError):
+                self.reader.close()
+            with suppress(OSError):
+                self.sock.close()
+            self.sock = None
+
+
+MAX_LINE = 65536  # bytes in a status or header line, as http.client allows
+MAX_HEADERS = 100
+
+
+def read_response(reader: Any) -> tuple[int, str, bytes, dict[str, str], bool]:
+    """One HTTP/1.x answer from `reader`: (status, reason, body, headers as sent, whether
+    the connection must be closed after it). An interim 1xx answer is skipped. Raises
+    http.client's errors for an answer that is not HTTP or ends early."""
+    while True:
+        line = _line(reader)
+        if not line:
+            raise http.client.RemoteDisconnected("the server closed the connection without "
+                                                 "an answer")
+        version, _, rest = line.decode("latin-1").rstrip("\r\n").partition(" ")
+        code, _, reason = rest.partition(" ")
+        if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
+            raise http.client.BadStatusLine(line[:100].decode("latin-1"))
+        status = int(code)
+        headers, lower = _headers(reader)
+        if not 100 <= status < 200 or status == 101:
+            break
+    connection = lower.get("connection", "").lower()
+    close = "close" in connection or version == "HTTP/1.0" and "keep-alive" not in connection
+    if status in (204, 304) or 100 <= status < 200:
+        body = b""
+    elif "chunked" in lower.get("transfer-encoding", "").lower():
+        body = _chunked(reader)
+    elif "content-length" in lower:
+        try:
+            length = int(lower["content-length"])
+        except ValueError:
+            raise http.client.HTTPException("a Content-Length that is not a number") from None
+        body = reader.read(length)
+        if len(body) < length:
+            raise http.client.IncompleteRead(body, length - len(body))
+    else:  # the body runs until the server closes the connection
+        body, close = reader.read(), True
+    return status, reason.strip(), body, headers, close
+
+
+def _line(reader: Any) -> bytes:
+    line = reader.readline(MAX_LINE + 1)
+    if len(line) > MAX_LINE:
+        raise http.client.LineTooLong("a status or header line")
+    return line
+
+
+def _headers(reader: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """The header lines up to the blank line: (as sent, with lower-cased names)."""
+    headers: dict[str, str] = {}
+    lower: dict[str, str] = {}
+    while True:
+        line = _line(reader)
+        if line in (b"\r\n", b"\n", b""):
+            return headers, lower
+        if len(headers) >= MAX_HEADERS:
+            raise http.client.HTTPException(f"more than {MAX_HEADERS} headers")
+        name, _, value = line.decode("latin-1").partition(":")
+        name, value = name.strip(), value.strip()
+        headers[name] = lower[name.lower()] = value
+
+
+def _chunked(reader: Any) -> bytes:
+    parts = []
+    while True:
+        size_line = _line(reader).split(b";", 1)[0].strip()
+        try:
+            size = int(size_line, 16)
+        except ValueError:
+            raise http.client.IncompleteRead(b"".join(parts)) from None
+        if size == 0:
+            _headers(reader)  # trailers, if any, up to the blank line
+            return b"".join(parts)
+        part = reader.read(size)
+        if len(part) < size:
+            raise http.client.IncompleteRead(b"".join(parts) + part, size - len(part))
+        parts.append(part)
+        _line(reader)  # the chunk's CRLF
 
 
 class LineClient:
