@@ -31,6 +31,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 TIMEOUTS = "bot.timeouts"  # a pooled connection's info: (its DBAPI connection, timeout set)
 PING_AFTER_IDLE = 10.0  # seconds a pooled PostgreSQL connection may idle before a ping
 LOCK_TIMEOUT = "lock_timeout"  # execution option: seconds a transaction may wait for locks
+READ_ONLY = "bot.read_only"  # execution option: a transaction that only reads (see reading)
 log = logging.getLogger("bot.db")
 
 
@@ -39,6 +40,31 @@ def bounded(engine: Engine, seconds: float) -> Engine:
     on PostgreSQL, for any one statement), then fail with OperationalError: a caller that
     must answer quickly (LINE's webhook) answers "try again" rather than wait."""
     return engine.execution_options(**{LOCK_TIMEOUT: seconds})
+
+
+class NeedsWrite(Exception):
+    """A transaction opened by reading() was about to write: do it again as a writer."""
+
+
+def reading(engine: Engine) -> sessionmaker[Session] | None:
+    """Sessions for transactions that only read, on SQLite, or None on PostgreSQL (whose
+    readers never wait for writers, so a second transaction would only cost more).
+
+    A SQLite transaction opened by the app takes the database's one write lock at BEGIN, and
+    holds it to the commit: while one event's transaction reads, every other event's waits.
+    These begin as plain (deferred) readers instead, which SQLite's WAL lets run beside the
+    writer, on a snapshot of the last commit; their session raises NeedsWrite before it
+    would flush a change, so the caller can do that work again as a writer."""
+    if engine.dialect.name != "sqlite":
+        return None
+    made = make_sessionmaker(engine.execution_options(**{READ_ONLY: True}))
+
+    @event.listens_for(made, "before_flush")
+    def _refuse(session, _context, _instances) -> None:
+        if session.new or session.dirty or session.deleted:
+            raise NeedsWrite()
+
+    return made
 
 
 def make_engine(url: str, **kwargs) -> Engine:
@@ -69,7 +95,11 @@ def make_engine(url: str, **kwargs) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:
         dbapi_conn = conn.connection.dbapi_connection
-        bound = conn.get_execution_options().get(LOCK_TIMEOUT)
+        options = conn.get_execution_options()
+        if options.get(READ_ONLY):  # a reader (see reading): no write lock, no queue
+            conn.exec_driver_sql("BEGIN")
+            return
+        bound = options.get(LOCK_TIMEOUT)
         started = time.monotonic()
         queued = isinstance(dbapi_conn, QueuedConnection) and dbapi_conn.queue.enter(bound)
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qs
@@ -48,7 +49,7 @@ from bot.loyalty.summary import member_summary
 from bot.loyalty.taps import count_tap, tap_source
 from bot.loyalty.timeutil import local_date
 from bot.models import Member
-from bot.outbox.replies import member_for_reply
+from bot.outbox.replies import member_for_reply, nothing_waits
 
 
 def prefetch(kind: str, event: Any, client: LineClient) -> Profile | None:
@@ -102,8 +103,7 @@ def on_message(session: Session, env: Env, event: Any) -> Outcome:
 
 def on_postback(session: Session, env: Env, event: Any) -> Outcome:
     member = _member(session, env)
-    data = {k: v[0] for k, v in parse_qs(event.postback.data).items()}
-    params = event.postback.params or {}
+    data, params = _postback(event)
     action = data.get("action", "")
     if action in staff.POSTBACKS:
         outcome = staff.postback(session, env, member, action, data)
@@ -115,6 +115,46 @@ def on_postback(session: Session, env: Env, event: Any) -> Outcome:
     # counted last: the day's row for this button stays locked only until the commit
     count_tap(session, local_date(env.now, env.program.timezone), tap_source(data), action)
     return outcome
+
+
+def _postback(event: Any) -> tuple[dict[str, str], dict]:
+    """A postback's data (action=points&page=2 as a dict) and its params (a date picked)."""
+    return ({k: v[0] for k, v in parse_qs(event.postback.data).items()},
+            event.postback.params or {})
+
+
+# screens that only show data: on SQLite the webhook reads them beside the writer (read_screen)
+SCREENS = frozenset({"points", "stamps", "wallet", "coupon", "card", "rewards", "help",
+                     "rules", "privacy"})
+
+
+@dataclass(frozen=True)
+class Screen:
+    """A screen read ahead of the event's transaction: its reply, and the tap to count."""
+    outcome: Outcome
+    source: str
+    action: str
+
+
+def read_screen(session: Session, env: Env, event: Any) -> Screen | None:
+    """A rich-menu or button tap on a screen, read in a transaction that only reads (see
+    db.reading); None when the event is not such a tap or showing it takes a write: a
+    sender not yet a member, or messages waiting to ride the reply. A screen that would
+    start a stamp card raises NeedsWrite. The caller counts the tap (count_screen) in the
+    event's own transaction, after claiming the event."""
+    data, params = _postback(event)
+    action = data.get("action", "")
+    if action not in SCREENS:
+        return None
+    member = member_for_reply(session, env.user_id)
+    if member is None or nothing_waits(session, env.user_id) is not True:
+        return None
+    outcome = CUSTOMER_ACTIONS[action](session, env, member, {**data, **params})
+    return Screen(outcome, tap_source(data), action)
+
+
+def count_screen(session: Session, env: Env, screen: Screen) -> None:
+    count_tap(session, local_date(env.now, env.program.timezone), screen.source, screen.action)
 
 
 def _unknown(env: Env, member: Member) -> Outcome:

@@ -23,10 +23,19 @@ from sqlalchemy.exc import (
 )
 
 from bot.bootstrap import Runtime
-from bot.db import db_error, transaction
+from bot.db import NeedsWrite, db_error, transaction
 from bot.line.client import LineClient, SendResult
 from bot.line.events import MalformedEvent, parse_event
-from bot.line.handlers import HANDLERS, OUTSIDE_CHATS, Env, outside_chat, prefetch
+from bot.line.handlers import (
+    HANDLERS,
+    OUTSIDE_CHATS,
+    Env,
+    Screen,
+    count_screen,
+    outside_chat,
+    prefetch,
+    read_screen,
+)
 from bot.line.limits import MessageLimitError
 from bot.loyalty.alerts import record_webhook_failure
 from bot.loyalty.idempotency import claim_event
@@ -122,14 +131,19 @@ def handle_event(state: Runtime, raw: Any) -> None:
               event_id=event_id, prefetched=prefetch(kind, event, client))
     token = event.reply_token
     try:
+        screen = _read_screen(state, env, event) if kind == "postback" else None
         with transaction(state.webhook_sessions) as session:
             if env.event_id and not claim_event(session, env.event_id, kind, env.now):
                 log.info("event %s already handled", env.event_id)
                 return
-            outcome = HANDLERS[kind](session, env, event)
-            queued = queued_in(session)
-            carried = carry(session, user_id, MESSAGES_MAX - outcome.expected(), env.now) \
-                if token and outcome.expected() else []
+            if screen is not None:  # read already: the tap is all this transaction writes
+                count_screen(session, env, screen)
+                outcome, queued, carried = screen.outcome, [], []
+            else:
+                outcome = HANDLERS[kind](session, env, event)
+                queued = queued_in(session)
+                carried = carry(session, user_id, MESSAGES_MAX - outcome.expected(), env.now) \
+                    if token and outcome.expected() else []
     except TRANSIENT as exc:
         raise Retry from exc
     if token and (replies := outcome.messages()):
@@ -139,6 +153,22 @@ def handle_event(state: Runtime, raw: Any) -> None:
             deliver_queued(state.webhook_sessions, client, queued, env.now)
         except TRANSIENT as exc:  # committed and queued: the clock's sender delivers them
             log.warning("pushes left to the sender job: %s", db_error(exc))
+
+
+def _read_screen(state: Runtime, env: Env, event: Any) -> Screen | None:
+    """On SQLite, a tap on a screen is read before the event's transaction takes the write
+    lock, beside other events' writes, so that the lock is held only to claim the event and
+    count the tap. Showing a snapshot a moment older than the claim changes nothing the
+    member could see. A screen that needs a write (db.NeedsWrite, or read_screen's None)
+    runs whole in the event's transaction as before; a redelivered event is still answered
+    and counted once, by its claim."""
+    if state.screen_sessions is None:
+        return None
+    try:
+        with transaction(state.screen_sessions) as session:
+            return read_screen(session, env, event)
+    except NeedsWrite:
+        return None
 
 
 def _reply(state: Runtime, client: LineClient, token: str, replies: list[dict],

@@ -35,6 +35,15 @@ def note_waiting(session: Session, line_user_id: str, waits: bool) -> None:
     session.info.setdefault(WAITS, {})[line_user_id] = bool(waits)
 
 
+def nothing_waits(session: Session, line_user_id: str) -> bool | None:
+    """True when this user's member record was read here with nothing waiting for them and
+    nothing has been queued for them since; None when no record was read."""
+    noted = session.info.get(WAITS, {}).get(line_user_id)
+    if noted is None:
+        return None
+    return not noted and line_user_id not in session.info.get(ENQUEUED, ())
+
+
 _MEMBER_AND_WAITS = (  # built once: every customer event asks it
     select(Member, exists().where(*WAITS_FOR).label("waits"))
     .where(Member.line_user_id == bindparam("user")))
@@ -46,8 +55,7 @@ def carry(session: Session, line_user_id: str, room: int, now: dt.datetime
     being made: [(row id, its messages)], oldest first. The rows count as sent by reply."""
     if room <= 0:
         return []
-    if session.info.get(WAITS, {}).get(line_user_id) is False \
-            and line_user_id not in session.info.get(ENQUEUED, ()):
+    if nothing_waits(session, line_user_id):
         return []  # nothing waited for them, nothing was queued for them since
     chosen, used = {}, 0
     for row_id, payload in core(session).execute(WAITING, {"user": line_user_id}):
