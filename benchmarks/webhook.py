@@ -44,7 +44,8 @@ a reply that is not Flex, a second push, an extra message, prints "DIFFERS from 
 workload": the bot's messaging changed, the figures no longer compare with earlier ones.
 
 Database: migrated, then --customers members (200) and two staff members (also members) join
-through the loyalty functions, each customer with the welcome coupon. Just before each phase
+through the loyalty functions, each customer with the welcome coupon and a stamp card (as a
+shop's members have after their first tap or purchase, which starts one). Just before each phase
 every `核銷` event in it gets a fresh free-drink coupon of its customer, so the wallets hold
 only what earlier phases left. No earn repeats a member's amount within the bot's
 REPEAT_WINDOW (the bot would ask the staff to confirm instead of recording it).
@@ -148,6 +149,7 @@ from bot.db import make_engine, make_sessionmaker, scratch_schema, transaction  
 from bot.loyalty.coupons import issue_coupon  # noqa: E402
 from bot.loyalty.members import register_member  # noqa: E402
 from bot.loyalty.staff import REPEAT_WINDOW, add_staff  # noqa: E402
+from bot.loyalty.stamps import active_card  # noqa: E402
 from bot.loyalty.timeutil import utcnow  # noqa: E402
 from bot.program import load_program  # noqa: E402
 from tests.line_helpers import postback, sign, text, user_id  # noqa: E402
@@ -454,6 +456,8 @@ def seed_customers(url: str, customers: int) -> list[Customer]:
             members = [register_member(session, program, user_id(n), now,
                                        display_name=f"客人{n}").member
                        for n in range(1, customers + 1)]
+            for member in members:  # the card a first tap or purchase starts: the figures
+                active_card(session, program, member.id, now)  # are of members who have one
             add_bench_staff(session, program, now)
             chosen = [Customer(m.line_user_id, m.member_code, m.id) for m in members]
     finally:

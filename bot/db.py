@@ -351,13 +351,23 @@ def can_write(conn: Connection) -> None:
     conn.execute(text("DELETE FROM processed_events WHERE event_id = :key"), {"key": key})
 
 
-def core(session: Session) -> Connection:
+def core(session: Session | Connection) -> Connection:
     """The session's connection, for Core statements whose rows need no ORM objects: they
     skip the ORM's work per statement (about half the CPU of a small query). Pending ORM
-    changes are flushed first, as session.execute would."""
+    changes are flushed first, as session.execute would. A Connection (core_transaction's)
+    is its own."""
+    if isinstance(session, Connection):
+        return session
     if session.autoflush:
         session.flush()
     return session.connection()
+
+
+def dialect_name(session: Session | Connection) -> str:
+    """"sqlite" or "postgresql": the database a session or connection talks to."""
+    if isinstance(session, Connection):
+        return session.dialect.name
+    return session.get_bind().dialect.name
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
@@ -389,11 +399,12 @@ def _insert_new_statement(dialect: str, table: Table, key: str) -> Any:
 def dialect_insert(session: Session | str, table: Any) -> Any:
     """INSERT with ON CONFLICT support for the session's database (PostgreSQL or SQLite), or
     for the database kind named."""
-    dialect = session if isinstance(session, str) else session.get_bind().dialect.name
+    dialect = session if isinstance(session, str) else dialect_name(session)
     return {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect](table)
 
 
-def insert_new(session: Session, table: Table, rows: list[dict[str, Any]], key: str) -> set:
+def insert_new(session: Session | Connection, table: Table, rows: list[dict[str, Any]],
+               key: str) -> set:
     """Insert the rows whose unique `key` is not taken yet; returns the keys this call added.
 
     INSERT ... ON CONFLICT DO NOTHING RETURNING, executed for all rows at once (batched
@@ -402,7 +413,7 @@ def insert_new(session: Session, table: Table, rows: list[dict[str, Any]], key: 
     """
     if not rows:
         return set()
-    statement = _insert_new_statement(session.get_bind().dialect.name, table, key)
+    statement = _insert_new_statement(dialect_name(session), table, key)
     if len(rows) == 1:
         return set(core(session).execute(statement, rows[0]).scalars())
     return set(core(session).execute(statement, rows).scalars())

@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import parse_qs
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from bot.line import formatting as fmt
@@ -153,8 +154,8 @@ def read_screen(session: Session, env: Env, event: Any) -> Screen | None:
     return Screen(outcome, tap_source(data), action)
 
 
-def count_screen(session: Session, env: Env, screen: Screen) -> None:
-    count_tap(session, local_date(env.now, env.program.timezone), screen.source, screen.action)
+def count_screen(conn: Connection, env: Env, screen: Screen) -> None:
+    count_tap(conn, local_date(env.now, env.program.timezone), screen.source, screen.action)
 
 
 def _unknown(env: Env, member: Member) -> Outcome:

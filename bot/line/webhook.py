@@ -15,15 +15,17 @@ import logging
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
+from sqlalchemy import Connection
 from sqlalchemy.exc import (
     DisconnectionError,
     InterfaceError,
     InternalError,
     OperationalError,
 )
+from sqlalchemy.orm import Session
 
 from bot.bootstrap import Runtime
-from bot.db import NeedsWrite, db_error, transaction
+from bot.db import NeedsWrite, core_transaction, db_error, transaction
 from bot.line.client import LineClient, SendResult
 from bot.line.events import MalformedEvent, parse_event
 from bot.line.handlers import (
@@ -132,14 +134,16 @@ def handle_event(state: Runtime, raw: Any) -> None:
     token = event.reply_token
     try:
         screen = _read_screen(state, env, event) if kind == "postback" else None
-        with transaction(state.webhook_sessions) as session:
-            if env.event_id and not claim_event(session, env.event_id, kind, env.now):
-                log.info("event %s already handled", env.event_id)
-                return
-            if screen is not None:  # read already: the tap is all this transaction writes
-                count_screen(session, env, screen)
-                outcome, queued, carried = screen.outcome, [], []
-            else:
+        if screen is not None:  # read already: the tap is all its transaction writes
+            with core_transaction(state.webhook_sessions) as conn:
+                if not _claimed(conn, env, kind):
+                    return
+                count_screen(conn, env, screen)
+            outcome, queued, carried = screen.outcome, [], []
+        else:
+            with transaction(state.webhook_sessions) as session:
+                if not _claimed(session, env, kind):
+                    return
                 outcome = HANDLERS[kind](session, env, event)
                 queued = queued_in(session)
                 carried = carry(session, user_id, MESSAGES_MAX - outcome.expected(), env.now) \
@@ -153,6 +157,14 @@ def handle_event(state: Runtime, raw: Any) -> None:
             deliver_queued(state.webhook_sessions, client, queued, env.now)
         except TRANSIENT as exc:  # committed and queued: the clock's sender delivers them
             log.warning("pushes left to the sender job: %s", db_error(exc))
+
+
+def _claimed(session: Session | Connection, env: Env, kind: str) -> bool:
+    """The event's once-only claim (an event without an id cannot be told apart: it runs)."""
+    if env.event_id and not claim_event(session, env.event_id, kind, env.now):
+        log.info("event %s already handled", env.event_id)
+        return False
+    return True
 
 
 def _read_screen(state: Runtime, env: Env, event: Any) -> Screen | None:

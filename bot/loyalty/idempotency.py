@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session
 
 from bot.db import insert_new
@@ -51,7 +51,8 @@ def _record_key(token_id: int, key: str) -> str:
     return f"{token_id}:{key}"
 
 
-def claim_event(session: Session, event_id: str, kind: str, now: dt.datetime) -> bool:
+def claim_event(session: Session | Connection, event_id: str, kind: str, now: dt.datetime
+                ) -> bool:
     """Mark a LINE webhook event handled (one statement); False if it was handled before:
     LINE redelivers events, and each must change things once."""
     return bool(insert_new(session, ProcessedEvent.__table__, [

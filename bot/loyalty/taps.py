@@ -9,10 +9,10 @@ import functools
 import re
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
-from bot.db import core, dialect_insert
+from bot.db import core, dialect_insert, dialect_name
 from bot.models import TapCount
 
 _NAME = re.compile(r"[a-z0-9_]{1,40}")
@@ -27,9 +27,9 @@ def tap_source(data: dict[str, str]) -> str:
     return via if _NAME.fullmatch(via) else ("menu" if not via else "other")
 
 
-def count_tap(session: Session, day: dt.date, source: str, action: str) -> None:
+def count_tap(session: Session | Connection, day: dt.date, source: str, action: str) -> None:
     """One more tap: a single upsert, in the tap's own transaction."""
-    core(session).execute(_upsert(session.get_bind().dialect.name),
+    core(session).execute(_upsert(dialect_name(session)),
                     {"day": day, "source": source[:40], "action": action[:32], "taps": 1})
 
 
