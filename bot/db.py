@@ -1,9 +1,11 @@
 """Engine and session factory, tuned so both databases keep the concurrency rules.
 
-SQLite: WAL, a busy timeout, and every transaction opened with BEGIN IMMEDIATE, because
-Python's sqlite3 starts no transaction before a SELECT and read-modify-write would silently
-lose updates between processes. Writers of a database file queue for that lock on an flock
-(see WriterQueue). PostgreSQL: services lock the member row instead.
+SQLite: WAL, a busy timeout, and every transaction that may write opened with BEGIN
+IMMEDIATE, because Python's sqlite3 starts no transaction before a SELECT and
+read-modify-write would silently lose updates between processes. Writers of a database file
+queue for that lock on an flock (see WriterQueue). Transactions that only read (`reading`)
+begin deferred and refuse to flush a change. PostgreSQL: services lock the member row
+instead.
 """
 
 from __future__ import annotations

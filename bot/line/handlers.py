@@ -4,7 +4,9 @@ Each handler runs inside the event's transaction and returns an Outcome; the web
 the replies and delivers the queued pushes after the commit. Screens that only show data
 (points, stamps, wallet, a coupon, card, rewards) come back unrendered, as a partial the
 webhook calls after the commit; a reply to a change is rendered inside its transaction, so
-a failure to render it undoes the change instead of leaving staff without an answer.
+a failure to render it undoes the change instead of leaving staff without an answer. On
+SQLite those screens are read ahead of the event's transaction (read_screen), in one that
+only reads, so the write lock is held only to claim the event and count the tap.
 """
 
 from __future__ import annotations
