@@ -105,9 +105,7 @@ def tell(session: Session, program: Program, member: Member, kind: str, dedupe_k
     messages = build()
     pushes = session.info.setdefault(PUSHES, {})
     first = member.id not in pushes
-    user = member.line_user_id  # nothing waits for them if none did when they were read
-    none_waits = session.info.get(WAITS, {}).get(user) is False \
-        and user not in session.info.get(ENQUEUED, ())  # and nothing was queued since
+    none_waits = nothing_waits(session, member.line_user_id)
     if first or pushes[member.id][1] + len(messages) > MESSAGES_MAX:
         pushes[member.id] = [str(uuid.uuid4()), 0]
     key = pushes[member.id][0]
@@ -118,6 +116,16 @@ def tell(session: Session, program: Program, member: Member, kind: str, dedupe_k
     if first and not none_waits:  # what waits for them (a reminder, a nudge) goes along
         pushes[member.id][1] += _join_waiting(session, member, key, pushes[member.id][1])
     return True
+
+
+def nothing_waits(session: Session, line_user_id: str) -> bool | None:
+    """True when this user's member record was read in this session with nothing waiting
+    for them (replies.note_waiting) and nothing has been queued for them since; None when
+    no record of theirs was read with that question."""
+    noted = session.info.get(WAITS, {}).get(line_user_id)
+    if noted is None:
+        return None
+    return not noted and line_user_id not in session.info.get(ENQUEUED, ())
 
 
 def tell_later(session: Session, program: Program, member: Member, kind: str,

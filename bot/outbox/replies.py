@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db import core, transaction
 from bot.models import Member, OutboxMessage
-from bot.outbox import ENQUEUED, FREE, WAITING, WAITS, WAITS_FOR
+from bot.outbox import FREE, WAITING, WAITS, WAITS_FOR, nothing_waits
 
 
 def member_for_reply(session: Session, line_user_id: str) -> Member | None:
@@ -33,15 +33,6 @@ def note_waiting(session: Session, line_user_id: str, waits: bool) -> None:
     """Whether anything waited for this user when their member record was read (carry()
     and a push's tell() skip their query when nothing did and nothing was queued since)."""
     session.info.setdefault(WAITS, {})[line_user_id] = bool(waits)
-
-
-def nothing_waits(session: Session, line_user_id: str) -> bool | None:
-    """True when this user's member record was read here with nothing waiting for them and
-    nothing has been queued for them since; None when no record was read."""
-    noted = session.info.get(WAITS, {}).get(line_user_id)
-    if noted is None:
-        return None
-    return not noted and line_user_id not in session.info.get(ENQUEUED, ())
 
 
 _MEMBER_AND_WAITS = (  # built once: every customer event asks it
