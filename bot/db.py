@@ -34,6 +34,7 @@ TIMEOUTS = "bot.timeouts"  # a pooled connection's info: (its DBAPI connection, 
 PING_AFTER_IDLE = 10.0  # seconds a pooled PostgreSQL connection may idle before a ping
 LOCK_TIMEOUT = "lock_timeout"  # execution option: seconds a transaction may wait for locks
 READ_ONLY = "bot.read_only"  # execution option: a transaction that only reads (see reading)
+QUERY_ONLY = "bot.query_only"  # a pooled SQLite connection's info: PRAGMA query_only is on
 log = logging.getLogger("bot.db")
 
 
@@ -56,7 +57,9 @@ def reading(engine: Engine) -> sessionmaker[Session] | None:
     holds it to the commit: while one event's transaction reads, every other event's waits.
     These begin as plain (deferred) readers instead, which SQLite's WAL lets run beside the
     writer, on a snapshot of the last commit; their session raises NeedsWrite before it
-    would flush a change, so the caller can do that work again as a writer."""
+    would flush a change, so the caller can do that work again as a writer, and SQLite
+    itself refuses any other write in them (PRAGMA query_only; read_only_refused tells that
+    error apart), so that nothing is written outside the writer's transaction."""
     if engine.dialect.name != "sqlite":
         return None
     made = make_sessionmaker(engine.execution_options(**{READ_ONLY: True}))
@@ -67,6 +70,12 @@ def reading(engine: Engine) -> sessionmaker[Session] | None:
             raise NeedsWrite()
 
     return made
+
+
+def read_only_refused(exc: BaseException) -> bool:
+    """Whether a statement failed because it wrote in a transaction opened by reading()."""
+    return isinstance(exc, DBAPIError) and isinstance(exc.orig, sqlite3.OperationalError) \
+        and "readonly database" in str(exc.orig)
 
 
 def make_engine(url: str, **kwargs) -> Engine:
@@ -94,11 +103,19 @@ def make_engine(url: str, **kwargs) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
+    @event.listens_for(engine, "checkin")
+    def _writable_again(dbapi_conn, record) -> None:
+        if record.info.pop(QUERY_ONLY, False) and dbapi_conn is not None:
+            dbapi_conn.execute("PRAGMA query_only=0")
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:
         dbapi_conn = conn.connection.dbapi_connection
         options = conn.get_execution_options()
-        if options.get(READ_ONLY):  # a reader (see reading): no write lock, no queue
+        if options.get(READ_ONLY):  # a reader (see reading): no write lock, no queue, and
+            # SQLite refuses its writes (until the connection goes back to the pool)
+            dbapi_conn.execute("PRAGMA query_only=1")
+            conn.connection.info[QUERY_ONLY] = True
             conn.exec_driver_sql("BEGIN")
             return
         bound = options.get(LOCK_TIMEOUT)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import re
 
+import pytest
 from sqlalchemy import event, select
 
 from bot.db import transaction
@@ -283,3 +284,63 @@ def test_a_redelivered_screen_is_answered_and_counted_once(app, client, fake_lin
     with transaction(state.sessions) as session:
         taps = {row.action: row.taps for row in session.scalars(select(TapCount))}
     assert taps == {"points": 1, "wallet": 1}
+
+
+def test_a_screen_that_writes_is_written_whole_in_the_event_transaction(app, client,
+                                                                        fake_line, monkeypatch):
+    """A screen's read on SQLite cannot write: a change it makes through the ORM raises
+    NeedsWrite before any statement, and SQLite itself refuses any other write there. Either
+    way the tap runs again as a writer, and its write is made once, with the event's claim."""
+    from bot.db import core
+    from bot.line import handlers
+    from bot.loyalty.taps import count_tap
+    from bot.models import TapCount
+    from tests.line_helpers import follow, post, postback, user_id
+
+    state, alice = app.extensions["loyalty"], user_id(1)
+    post(client, [follow(alice), postback(alice, "action=points")])
+    shown = handlers.CUSTOMER_ACTIONS["points"]
+
+    def counting_too(session, env, member, data):  # a Core write, as a later change might
+        count_tap(core(session), env.now.date(), "test", "extra")
+        return shown(session, env, member, data)
+
+    monkeypatch.setitem(handlers.CUSTOMER_ACTIONS, "points", counting_too)
+    with statements(state.engine) as seen:
+        post(client, [postback(alice, "action=points")])
+    assert len(fake_line.replies()) == 3  # the welcome, both taps
+    with transaction(state.sessions) as session:
+        taps = {(row.source, row.action): row.taps for row in session.scalars(select(TapCount))}
+    assert taps[("test", "extra")] == 1 and taps[("menu", "points")] == 2
+    if state.engine.dialect.name == "sqlite":
+        assert [s for s in seen if s.startswith("BEGIN")] == ["BEGIN", "BEGIN IMMEDIATE"]
+        writer = seen[seen.index("BEGIN IMMEDIATE"):]  # the whole tap, run again as a writer
+        assert any(s.startswith("SELECT members") for s in writer)
+        assert len([s for s in writer if s.startswith("INSERT INTO tap_counts")]) == 2
+        with state.engine.begin() as conn:  # the reader's connection writes again after it
+            conn.exec_driver_sql("UPDATE tap_counts SET taps = taps WHERE action = 'extra'")
+
+
+def test_a_reader_connection_refuses_writes_and_writes_again_once_back_in_the_pool(tmp_path):
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from bot import migrate
+    from bot.db import make_engine, read_only_refused, reading
+
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    migrate.upgrade(url)
+    engine = make_engine(url, pool_size=1, max_overflow=0)
+    try:
+        write = text("INSERT INTO processed_events (event_id, event_type, processed_at) "
+                     "VALUES (:id, 'test', CURRENT_TIMESTAMP)")
+        with pytest.raises(OperationalError) as refused, \
+                transaction(reading(engine)) as session:
+            session.execute(write, {"id": "a"})
+        assert read_only_refused(refused.value)
+        with engine.begin() as conn:  # the same (only) connection, a writer again
+            conn.execute(write, {"id": "b"})
+            assert conn.execute(text("SELECT event_id FROM processed_events")).scalars().all() \
+                == ["b"]
+    finally:
+        engine.dispose()
