@@ -25,7 +25,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.orm import Session
 
 from bot.bootstrap import Runtime
-from bot.db import NeedsWrite, core_transaction, db_error, read_only_refused, transaction
+from bot.db import NeedsWrite, core_transaction, db_error, transaction
 from bot.line.client import LineClient, SendResult
 from bot.line.events import MalformedEvent, parse_event
 from bot.line.handlers import (
@@ -181,10 +181,6 @@ def _read_screen(state: Runtime, env: Env, event: Any) -> Screen | None:
             return read_screen(session, env, event)
     except NeedsWrite:
         return None
-    except OperationalError as exc:  # a write SQLite refused in the reader: as NeedsWrite
-        if read_only_refused(exc):
-            return None
-        raise
 
 
 def _reply(state: Runtime, client: LineClient, token: str, replies: list[dict],
