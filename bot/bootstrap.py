@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Config
-from bot.db import bounded, make_engine, make_sessionmaker, reading
+from bot.db import autocommit, bounded, make_engine, make_sessionmaker, reading
 from bot.jobs import JobContext
 from bot.line.client import LineClient
 from bot.line.context import render_context
@@ -99,8 +99,10 @@ class Runtime:
     sessions: sessionmaker[Session]
     webhook_sessions: sessionmaker[Session]  # the same pool, lock waits bounded
     line: LineClient
-    # the webhook's card screens read here first, on SQLite (None: they do not; db.reading)
+    # the webhook's card screens read here (db.reading), then claim the event and count the
+    # tap on screen_claims (taps.claim_and_count); None: they run whole in webhook_sessions
     screen_sessions: sessionmaker[Session] | None = None
+    screen_claims: Engine | None = None
     notes: list[str] = field(default_factory=list)  # said once at start (a changed file)
 
     @property
@@ -155,7 +157,8 @@ def build(config: Config) -> Runtime:
                       sessions=sessions,
                       webhook_sessions=make_sessionmaker(bounded(engine, WEBHOOK_LOCK_WAIT)),
                       line=LineClient(config, aggregation_units=program.aggregation_units),
-                      screen_sessions=reading(engine),
+                      screen_sessions=reading(bounded(engine, WEBHOOK_LOCK_WAIT)),
+                      screen_claims=autocommit(bounded(engine, WEBHOOK_LOCK_WAIT)),
                       notes=[note] if note else [])
     for line in runtime.notes:
         log.warning(line)

@@ -48,25 +48,28 @@ class NeedsWrite(Exception):
     """A transaction opened by reading() was about to write: do it again as a writer."""
 
 
-def reading(engine: Engine) -> sessionmaker[Session] | None:
-    """Sessions for transactions that only read, on SQLite, or None on PostgreSQL (whose
-    readers never wait for writers, so a second transaction would only cost more).
+def reading(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that only read, for the webhook's card screens: they take no lock and wait
+    for no writer, and the event's own write (its claim, the tap count) comes after.
 
-    A SQLite transaction opened by the app takes the database's one write lock at BEGIN, and
-    holds it to the commit: while one event's transaction reads, every other event's waits.
-    These begin as plain (deferred) readers instead, which SQLite's WAL lets run beside the
-    writer, on a snapshot of the last commit. Nothing is written in them: their session
-    raises NeedsWrite before it would flush a change, and their connections before any
-    statement but a SELECT, so the caller can do that work again as a writer. (SQLite's
-    own `PRAGMA query_only` would do the second, but turning it on and off makes SQLite
-    prepare every cached statement again: a tenth more instructions per screen.)"""
-    if engine.dialect.name != "sqlite":
-        return None
-    readers = engine.execution_options(**{READ_ONLY: True})
+    SQLite: a transaction the app opens takes the database's one write lock at BEGIN and
+    holds it to the commit, so while one event's transaction reads, every other event's
+    waits. These begin as plain (deferred) readers instead, which SQLite's WAL lets run
+    beside the writer, on a snapshot of the last commit. PostgreSQL: each statement runs on
+    its own (autocommit), as READ COMMITTED would see it inside a transaction anyway, which
+    saves the BEGIN and COMMIT round trips.
+
+    Nothing is written in them: their session raises NeedsWrite before it would flush a
+    change, and their connections before any statement but a SELECT (or SHOW), so the
+    caller can do that work again in a writing transaction. (SQLite's own `PRAGMA
+    query_only` could do the second, but turning it on and off makes SQLite prepare every
+    cached statement again: a tenth more instructions per screen.)"""
+    readers = engine.execution_options(**{READ_ONLY: True}) \
+        if engine.dialect.name == "sqlite" else autocommit(engine)
 
     @event.listens_for(readers, "before_cursor_execute")
     def _selects_only(_conn, _cursor, statement, _params, _context, _many) -> None:
-        if not statement.startswith(("SELECT", "BEGIN")):
+        if not statement.lstrip().startswith(("SELECT", "BEGIN", "SHOW")):
             raise NeedsWrite()
 
     made = make_sessionmaker(readers)
@@ -77,6 +80,14 @@ def reading(engine: Engine) -> sessionmaker[Session] | None:
             raise NeedsWrite()
 
     return made
+
+
+def autocommit(engine: Engine) -> Engine:
+    """On PostgreSQL, the engine (and pool) whose every statement is its own transaction; on
+    SQLite, the engine itself (its transactions are opened by the begin listener)."""
+    if engine.dialect.name == "sqlite":
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def make_engine(url: str, **kwargs) -> Engine:

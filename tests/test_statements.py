@@ -162,13 +162,13 @@ def test_a_card_screen_asks_the_outbox_only_with_the_member(app, client, fake_li
     post(client, [follow(alice), postback(alice, "action=points")])  # (starts a card)
     with statements(state.engine) as seen:
         post(client, [postback(alice, "action=points")])
-    work = [" ".join(re.match(r"(SELECT|INSERT) (?:INTO )?(\w+)", s).groups())
+    work = [" ".join(re.match(r"(SELECT|INSERT|WITH) (?:INTO )?(\w+)", s).groups())
             for s in seen if not s.startswith(("BEGIN", "PRAGMA", "SELECT set_config"))]
     reads = ["SELECT members", "SELECT point_entries", "SELECT stamp_cards", "SELECT coupons"]
     if state.engine.dialect.name == "sqlite":  # read first, beside the writer (db.reading)
         assert work == [*reads, "INSERT processed_events", "INSERT tap_counts"], work
-    else:
-        assert work == ["INSERT processed_events", *reads, "INSERT tap_counts"], work
+    else:  # read first, then the claim and the count in one statement
+        assert work == [*reads, "WITH claimed"], work
     with transaction(state.sessions) as session:
         member = session.scalar(select(Member).where(Member.line_user_id == alice))
         enqueue_many(session, state.program, [(member, "nudge", "nudge:1", [
@@ -237,35 +237,60 @@ def test_a_coupon_is_verified_with_one_read_of_it_and_its_owner(app, client, fak
     assert push["to"] == alice
 
 
-def test_a_screen_on_sqlite_holds_the_write_lock_only_to_claim_and_count(app, client,
-                                                                         fake_line):
-    """On SQLite a card screen is read in a plain (deferred) transaction, which takes no
-    write lock and waits for no writer; the event's own transaction, begun IMMEDIATE, then
-    only claims the event and counts the tap. A first tap, which starts a stamp card, and a
-    tap by someone who is not yet a member are written whole as before."""
+@contextlib.contextmanager
+def modes(engine):
+    """Each statement, with how it ran: on SQLite the statement list shows BEGIN (a reader)
+    and BEGIN IMMEDIATE (a writer); on PostgreSQL, whether its connection was autocommit."""
+    seen: list[tuple[str, bool | None]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        auto = getattr(conn.connection.dbapi_connection, "autocommit", None) \
+            if engine.dialect.name == "postgresql" else None
+        seen.append((re.sub(r"\s+", " ", statement), auto))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_screen_is_read_first_and_then_claimed_and_counted_in_one_short_step(app, client,
+                                                                            fake_line):
+    """A card screen is read in a transaction that only reads: on SQLite a plain (deferred)
+    one, which takes no write lock and waits for no writer, then a write transaction, begun
+    IMMEDIATE, only claims the event and counts the tap; on PostgreSQL each read is its own
+    (autocommit) and the claim and count are one statement. A first tap, which starts a
+    stamp card, and a tap by someone who is not yet a member are written whole as before."""
     from bot.models import StampCard
     from tests.line_helpers import follow, post, postback, user_id
 
     state, alice, bob = app.extensions["loyalty"], user_id(1), user_id(2)
-    if state.engine.dialect.name != "sqlite":
-        assert state.screen_sessions is None  # PostgreSQL's readers never wait for writers
-        return
+    sqlite = state.engine.dialect.name == "sqlite"
     post(client, [follow(alice)])
-    with statements(state.engine) as first:
+    with modes(state.engine) as first:
         post(client, [postback(alice, "action=stamps")])
-    assert [s for s in first if s.startswith("BEGIN")] == ["BEGIN", "BEGIN IMMEDIATE"]
-    assert any(s.startswith("INSERT INTO stamp_cards") for s in first)  # written, not read
-    with statements(state.engine) as seen:
+    assert any(s.startswith("INSERT INTO stamp_cards") for s, _ in first)  # written
+    with modes(state.engine) as seen:
         post(client, [postback(alice, "action=stamps")])
-    begins = [i for i, s in enumerate(seen) if s.startswith("BEGIN")]
-    assert [seen[i] for i in begins] == ["BEGIN", "BEGIN IMMEDIATE"]
-    writer = [re.match(r"(\w+ (?:INTO )?\w+)", s).group(1) for s in seen[begins[1] + 1:]]
-    assert writer == ["INSERT INTO processed_events", "INSERT INTO tap_counts"], writer
-    assert all(s.startswith("SELECT") for s in seen[1:begins[1]])
-    with statements(state.engine) as joining:
+    if sqlite:
+        begins = [i for i, (s, _) in enumerate(seen) if s.startswith("BEGIN")]
+        assert [seen[i][0] for i in begins] == ["BEGIN", "BEGIN IMMEDIATE"]
+        assert all(s.startswith("SELECT") for s, _ in seen[1:begins[1]])
+        writer = [re.match(r"(\w+ (?:INTO )?\w+)", s).group(1) for s, _ in seen[begins[1] + 1:]]
+        assert writer == ["INSERT INTO processed_events", "INSERT INTO tap_counts"], writer
+    else:
+        work = [(s, auto) for s, auto in seen if not s.startswith("SELECT set_config")]
+        assert all(auto for _, auto in work), work
+        assert all(s.startswith("SELECT") for s, _ in work[:-1])
+        assert work[-1][0].startswith("WITH claimed AS (INSERT INTO processed_events")
+    with modes(state.engine) as joining:
         post(client, [postback(bob, "action=points")])  # never followed: joins now
-    assert [s for s in joining if s.startswith("BEGIN")] == ["BEGIN", "BEGIN IMMEDIATE"]
-    assert any(s.startswith("INSERT INTO members") for s in joining)
+    assert any(s.startswith("INSERT INTO members") for s, _ in joining)
+    if sqlite:
+        assert [s for s, _ in joining if s.startswith("BEGIN")] == ["BEGIN", "BEGIN IMMEDIATE"]
+    else:
+        assert not [s for s, auto in joining if s.startswith("INSERT") and auto]
     assert len(fake_line.replies()) == 4  # the welcome, then every tap
     with transaction(state.sessions) as session:
         assert session.query(StampCard).count() == 2  # alice's, bob's
@@ -315,8 +340,10 @@ def test_a_screen_that_writes_is_written_whole_in_the_event_transaction(app, cli
     if state.engine.dialect.name == "sqlite":
         assert [s for s in seen if s.startswith("BEGIN")] == ["BEGIN", "BEGIN IMMEDIATE"]
         writer = seen[seen.index("BEGIN IMMEDIATE"):]  # the whole tap, run again as a writer
-        assert any(s.startswith("SELECT members") for s in writer)
-        assert len([s for s in writer if s.startswith("INSERT INTO tap_counts")]) == 2
+    else:
+        writer = seen[[s.startswith("INSERT INTO processed_events") for s in seen].index(True):]
+    assert any(s.startswith("SELECT members") for s in writer)
+    assert len([s for s in writer if s.startswith("INSERT INTO tap_counts")]) == 2
 
 
 def test_a_reader_refuses_every_statement_but_a_select_and_its_engine_still_writes(tmp_path):

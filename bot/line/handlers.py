@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import parse_qs
 
-from sqlalchemy import Connection
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from bot.line import formatting as fmt
@@ -49,7 +49,7 @@ from bot.loyalty.members import (
 from bot.loyalty.rewards import available_rewards, redeem_reward
 from bot.loyalty.staff import find_active_staff, sender
 from bot.loyalty.summary import member_summary
-from bot.loyalty.taps import count_tap, tap_source
+from bot.loyalty.taps import claim_and_count, count_tap, tap_source
 from bot.loyalty.timeutil import local_date
 from bot.models import Member
 from bot.outbox.replies import member_for_reply, nothing_waits
@@ -156,8 +156,12 @@ def read_screen(session: Session, env: Env, event: Any) -> Screen | None:
     return Screen(outcome, tap_source(data), action)
 
 
-def count_screen(conn: Connection, env: Env, screen: Screen) -> None:
-    count_tap(conn, local_date(env.now, env.program.timezone), screen.source, screen.action)
+def claim_screen(engine: Engine, env: Env, kind: str, screen: Screen) -> bool:
+    """Claim a screen's event and count its tap (taps.claim_and_count); False: handled
+    before."""
+    return claim_and_count(engine, env.event_id, kind, env.now,
+                           local_date(env.now, env.program.timezone), screen.source,
+                           screen.action)
 
 
 def _unknown(env: Env, member: Member) -> Outcome:

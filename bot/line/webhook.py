@@ -15,7 +15,6 @@ import logging
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
-from sqlalchemy import Connection
 from sqlalchemy.exc import (
     DisconnectionError,
     InterfaceError,
@@ -25,7 +24,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.orm import Session
 
 from bot.bootstrap import Runtime
-from bot.db import NeedsWrite, core_transaction, db_error, transaction
+from bot.db import NeedsWrite, db_error, transaction
 from bot.line.client import LineClient, SendResult
 from bot.line.events import MalformedEvent, parse_event
 from bot.line.handlers import (
@@ -33,7 +32,7 @@ from bot.line.handlers import (
     OUTSIDE_CHATS,
     Env,
     Screen,
-    count_screen,
+    claim_screen,
     outside_chat,
     prefetch,
     read_screen,
@@ -134,11 +133,10 @@ def handle_event(state: Runtime, raw: Any) -> None:
     token = event.reply_token
     try:
         screen = _read_screen(state, env, event) if kind == "postback" else None
-        if screen is not None:  # read already: the tap is all its transaction writes
-            with core_transaction(state.webhook_sessions) as conn:
-                if not _claimed(conn, env, kind):
-                    return
-                count_screen(conn, env, screen)
+        if screen is not None:  # read already: the claim and the tap are all it writes
+            if not claim_screen(state.screen_claims, env, kind, screen):
+                log.info("event %s already handled", env.event_id)
+                return
             outcome, queued, carried = screen.outcome, [], []
         else:
             with transaction(state.webhook_sessions) as session:
@@ -159,7 +157,7 @@ def handle_event(state: Runtime, raw: Any) -> None:
             log.warning("pushes left to the sender job: %s", db_error(exc))
 
 
-def _claimed(session: Session | Connection, env: Env, kind: str) -> bool:
+def _claimed(session: Session, env: Env, kind: str) -> bool:
     """The event's once-only claim (an event without an id cannot be told apart: it runs)."""
     if env.event_id and not claim_event(session, env.event_id, kind, env.now):
         log.info("event %s already handled", env.event_id)
@@ -168,13 +166,14 @@ def _claimed(session: Session | Connection, env: Env, kind: str) -> bool:
 
 
 def _read_screen(state: Runtime, env: Env, event: Any) -> Screen | None:
-    """On SQLite, a tap on a screen is read before the event's transaction takes the write
-    lock, beside other events' writes, so that the lock is held only to claim the event and
-    count the tap. Showing a snapshot a moment older than the claim changes nothing the
+    """A tap on a screen is read before the event's write (db.reading): on SQLite beside
+    other events' writes, so that the write lock is held only to claim the event and count
+    the tap; on PostgreSQL without BEGIN and COMMIT, the claim and the count then being one
+    statement. Showing what was committed a moment before the claim changes nothing the
     member could see. A screen that needs a write (db.NeedsWrite, or read_screen's None)
     runs whole in the event's transaction as before; a redelivered event is still answered
     and counted once, by its claim."""
-    if state.screen_sessions is None:
+    if state.screen_sessions is None or state.screen_claims is None:
         return None
     try:
         with transaction(state.screen_sessions) as session:

@@ -9,11 +9,12 @@ import functools
 import re
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Engine, bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from bot.db import core, dialect_insert, dialect_name
-from bot.models import TapCount
+from bot.loyalty.idempotency import claim_event
+from bot.models import ProcessedEvent, TapCount
 
 _NAME = re.compile(r"[a-z0-9_]{1,40}")
 
@@ -31,6 +32,38 @@ def count_tap(session: Session | Connection, day: dt.date, source: str, action: 
     """One more tap: a single upsert, in the tap's own transaction."""
     core(session).execute(_upsert(dialect_name(session)),
                     {"day": day, "source": source[:40], "action": action[:32], "taps": 1})
+
+
+def claim_and_count(engine: Engine, event_id: str | None, kind: str, now: dt.datetime,
+                    day: dt.date, source: str, action: str) -> bool:
+    """A tap on a screen already read: claim its webhook event (idempotency.claim_event) and
+    count the tap (count_tap), both or neither, in one transaction of their own; False if
+    the event was claimed before (LINE sent it again: nothing is counted).
+
+    On PostgreSQL (`engine` in autocommit, db.autocommit) it is one statement, which is its
+    own transaction: the tap is counted from the claim's RETURNING, so no BEGIN or COMMIT
+    round trip. On SQLite, two statements in one write transaction."""
+    tap = {"day": day, "source": source[:40], "action": action[:32]}
+    if engine.dialect.name == "postgresql" and event_id:
+        with engine.begin() as conn:
+            return conn.execute(_CLAIM_AND_COUNT, {"event_id": event_id[:64], "kind": kind,
+                                                   "at": now, **tap}).first() is not None
+    with engine.begin() as conn:
+        if event_id and not claim_event(conn, event_id, kind, now):
+            return False
+        count_tap(conn, day, source, action)
+        return True
+
+
+_CLAIM_AND_COUNT = text(  # PostgreSQL's (see claim_and_count)
+    "WITH claimed AS (INSERT INTO processed_events (event_id, event_type, processed_at) "
+    "VALUES (:event_id, :kind, :at) ON CONFLICT (event_id) DO NOTHING RETURNING event_id) "
+    "INSERT INTO tap_counts (day, source, action, taps) "
+    "SELECT :day, :source, :action, 1 FROM claimed "
+    "ON CONFLICT (day, source, action) DO UPDATE SET taps = tap_counts.taps + excluded.taps "
+    "RETURNING taps").bindparams(
+    bindparam("at", type_=ProcessedEvent.__table__.c.processed_at.type),
+    bindparam("day", type_=TapCount.__table__.c.day.type))
 
 
 @functools.cache
