@@ -377,7 +377,7 @@ def can_write(conn: Connection) -> None:
 def core(session: Session | Connection) -> Connection:
     """The session's connection, for Core statements whose rows need no ORM objects: they
     skip the ORM's work per statement (about half the CPU of a small query). Pending ORM
-    changes are flushed first, as session.execute would. A Connection (core_transaction's)
+    changes are flushed first, as session.execute would. A Connection (one_statement's)
     is its own."""
     if isinstance(session, Connection):
         return session
@@ -405,11 +405,20 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 @contextmanager
-def core_transaction(factory: sessionmaker[Session]) -> Iterator[Connection]:
-    """transaction() for Core statements alone: a connection of the factory's engine (with
-    its options), no ORM session, which costs more than a one-statement transaction."""
-    with factory.kw["bind"].begin() as conn:
-        yield conn
+def one_statement(factory: sessionmaker[Session]) -> Iterator[Connection]:
+    """transaction() for a single Core statement: a connection of the factory's engine (with
+    its options) and no ORM session, which costs more than such a transaction. On
+    PostgreSQL the statement runs as its own transaction (autocommit): no BEGIN or COMMIT
+    round trip. (A second statement would be a transaction of its own too.)"""
+    engine = factory.kw["bind"]
+    if engine.dialect.name == "sqlite":
+        with engine.begin() as conn:
+            yield conn
+        return
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        with conn.begin():
+            yield conn
 
 
 @functools.cache

@@ -370,3 +370,32 @@ def test_a_reader_refuses_every_statement_but_a_select_and_its_engine_still_writ
                 == ["b"]
     finally:
         engine.dispose()
+
+
+def test_pushes_that_went_are_marked_sent_in_one_statement_of_their_own(app, client,
+                                                                        fake_line):
+    """After the commit and the push, one UPDATE marks it sent: on PostgreSQL as its own
+    transaction (autocommit, no BEGIN or COMMIT round trip), on SQLite in a write
+    transaction of its own."""
+    from bot.loyalty.staff import add_staff
+    from bot.loyalty.timeutil import utcnow
+    from tests.line_helpers import follow, post, text, user_id
+
+    state, alice, clerk = app.extensions["loyalty"], user_id(1), user_id(2)
+    post(client, [follow(alice), follow(clerk)])
+    with transaction(state.sessions) as session:
+        add_staff(session, clerk, utcnow(), name="阿明", actor="test")
+        code = session.scalar(select(Member).where(Member.line_user_id == alice)).member_code
+    with modes(state.engine) as seen:
+        post(client, [text(clerk, f"集點 {code} 120")])
+    assert len(fake_line.pushes()) == 1
+    marks = [i for i, (s, _) in enumerate(seen) if s.startswith("UPDATE outbox SET status")]
+    assert len(marks) == 1
+    statement, auto = seen[marks[0]]
+    if state.engine.dialect.name == "postgresql":
+        assert auto is True
+    else:
+        assert seen[marks[0] - 1][0] == "BEGIN IMMEDIATE" and marks[0] == len(seen) - 1
+    with transaction(state.sessions) as session:
+        from bot.models import OutboxMessage
+        assert session.scalar(select(OutboxMessage.status)) == "sent"

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple, Protocol
 from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.db import core, core_transaction, dialect_insert, insert_new, transaction
+from bot.db import core, dialect_insert, insert_new, one_statement, transaction
 from bot.models import Member, OutboxBatch, OutboxMessage
 from bot.outbox.holds import hold_for_monthly_limit
 from bot.privacy import ref
@@ -368,7 +368,7 @@ def _finish(sessions: sessionmaker[Session], now: dt.datetime,
     sent = [row_id for row_id, _, outcome in results if outcome and outcome.delivered]
     others = [result for result in results if not (result[2] and result[2].delivered)]
     if not others:  # the common case: one statement
-        with core_transaction(sessions) as conn:
+        with one_statement(sessions) as conn:
             conn.execute(_SENT, {"ids": sent, "now": now})
         return
     with transaction(sessions) as session:
