@@ -157,8 +157,8 @@ def build(config: Config) -> Runtime:
                       sessions=sessions,
                       webhook_sessions=make_sessionmaker(bounded(engine, WEBHOOK_LOCK_WAIT)),
                       line=LineClient(config, aggregation_units=program.aggregation_units),
-                      screen_sessions=reading(bounded(engine, WEBHOOK_LOCK_WAIT)),
-                      screen_claims=autocommit(bounded(engine, WEBHOOK_LOCK_WAIT)),
+                      screen_sessions=reading(engine, WEBHOOK_LOCK_WAIT),
+                      screen_claims=autocommit(engine, WEBHOOK_LOCK_WAIT),
                       notes=[note] if note else [])
     for line in runtime.notes:
         log.warning(line)

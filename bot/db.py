@@ -48,7 +48,7 @@ class NeedsWrite(Exception):
     """A transaction opened by reading() was about to write: do it again as a writer."""
 
 
-def reading(engine: Engine) -> sessionmaker[Session]:
+def reading(engine: Engine, lock_wait: float) -> sessionmaker[Session]:
     """Sessions that only read, for the webhook's card screens: they take no lock and wait
     for no writer, and the event's own write (its claim, the tap count) comes after.
 
@@ -65,7 +65,7 @@ def reading(engine: Engine) -> sessionmaker[Session]:
     query_only` could do the second, but turning it on and off makes SQLite prepare every
     cached statement again: a tenth more instructions per screen.)"""
     readers = engine.execution_options(**{READ_ONLY: True}) \
-        if engine.dialect.name == "sqlite" else autocommit(engine)
+        if engine.dialect.name == "sqlite" else autocommit(engine, lock_wait)
 
     @event.listens_for(readers, "before_cursor_execute")
     def _selects_only(_conn, _cursor, statement, _params, _context, _many) -> None:
@@ -82,12 +82,14 @@ def reading(engine: Engine) -> sessionmaker[Session]:
     return made
 
 
-def autocommit(engine: Engine) -> Engine:
-    """On PostgreSQL, the engine (and pool) whose every statement is its own transaction; on
-    SQLite, the engine itself (its transactions are opened by the begin listener)."""
+def autocommit(engine: Engine, lock_wait: float) -> Engine:
+    """bounded(engine, lock_wait) whose every statement is its own transaction on
+    PostgreSQL; on SQLite just bounded (its transactions are opened by the begin listener).
+    The options are set in one go: an engine made from an engine made with options passes
+    every event through both, which costs each statement more."""
     if engine.dialect.name == "sqlite":
-        return engine
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
+        return bounded(engine, lock_wait)
+    return engine.execution_options(**{LOCK_TIMEOUT: lock_wait}, isolation_level="AUTOCOMMIT")
 
 
 def make_engine(url: str, **kwargs) -> Engine:

@@ -358,7 +358,7 @@ def test_a_reader_refuses_every_statement_but_a_select_and_its_engine_still_writ
     try:
         write = text("INSERT INTO processed_events (event_id, event_type, processed_at) "
                      "VALUES (:id, 'test', CURRENT_TIMESTAMP)")
-        readers = reading(engine)
+        readers = reading(engine, 5)
         for statement in (write, text("DELETE FROM processed_events"),
                           text("UPDATE members SET tier = tier")):
             with pytest.raises(NeedsWrite), transaction(readers) as session:
