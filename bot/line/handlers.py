@@ -4,9 +4,9 @@ Each handler runs inside the event's transaction and returns an Outcome; the web
 the replies and delivers the queued pushes after the commit. Screens that only show data
 (points, stamps, wallet, a coupon, card, rewards) come back unrendered, as a partial the
 webhook calls after the commit; a reply to a change is rendered inside its transaction, so
-a failure to render it undoes the change instead of leaving staff without an answer. On
-SQLite those screens are read ahead of the event's transaction (read_screen), in one that
-only reads, so the write lock is held only to claim the event and count the tap.
+a failure to render it undoes the change instead of leaving staff without an answer. A
+tap on one of those screens is read ahead of the event's write (read_screen), in a
+transaction that only reads; the write then only claims the event and counts the tap.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def _postback(event: Any) -> tuple[dict[str, str], dict]:
             event.postback.params or {})
 
 
-# screens that only show data: on SQLite the webhook reads them beside the writer (read_screen)
+# screens that only show data: the webhook reads them before the event's write (read_screen)
 SCREENS = frozenset({"points", "stamps", "wallet", "coupon", "card", "rewards", "help",
                      "rules", "privacy"})
 
@@ -143,8 +143,8 @@ def read_screen(session: Session, env: Env, event: Any) -> Screen | None:
     """A rich-menu or button tap on a screen, read in a transaction that only reads (see
     db.reading); None when the event is not such a tap or showing it takes a write: a
     sender not yet a member, or messages waiting to ride the reply. A screen that would
-    start a stamp card raises NeedsWrite. The caller counts the tap (count_screen) in the
-    event's own transaction, after claiming the event."""
+    start a stamp card raises NeedsWrite. The caller then claims the event and counts the
+    tap (claim_screen)."""
     data, params = _postback(event)
     action = data.get("action", "")
     if action not in SCREENS:
