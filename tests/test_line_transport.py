@@ -145,3 +145,98 @@ def test_the_request_names_its_host_length_and_headers(server):
     assert head[0] == b"POST /v2/bot/message/reply HTTP/1.1"
     assert {b"Host: 127.0.0.1:%d" % server.port, b"Content-Length: 7",
             b"Authorization: Bearer t"} <= set(head)
+
+
+def _self_signed(folder) -> str:
+    """A certificate and key for localhost (one PEM file), signed by itself."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    path = folder / "localhost.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return str(path)
+
+
+class TlsServer:
+    """An HTTPS server that keeps its connections: answers every request on one 200."""
+
+    def __init__(self, pem: str) -> None:
+        import ssl
+
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(pem)
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.requests: list[bytes] = []
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                conn = self.context.wrap_socket(raw, server_side=True)
+            except OSError:  # a client that refused our certificate
+                raw.close()
+                continue
+            self.connections += 1
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn) -> None:
+        reader = conn.makefile("rb")
+        with conn:
+            while True:
+                head = b""
+                while not head.endswith(b"\r\n\r\n"):
+                    line = reader.readline()
+                    if not line:
+                        return
+                    head += line
+                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length")))
+                self.requests.append(reader.read(length))
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_over_tls_the_certificate_is_checked_and_the_connection_kept(tmp_path):
+    import ssl
+
+    pem = _self_signed(tmp_path)
+    server = TlsServer(pem)
+    try:
+        transport = Transport(f"https://localhost:{server.port}")
+        with pytest.raises(ssl.SSLCertVerificationError):  # the system's CAs do not know it
+            transport.post("/v2/bot/message/reply", b'{"n":0}', {})
+        transport._tls = ssl.create_default_context(cafile=pem)  # as if a CA had signed it
+        for n in (1, 2, 3):
+            status, _, body, _ = transport.post("/v2/bot/message/reply", b'{"n":%d}' % n, {})
+            assert (status, body) == (200, b"{}")
+        assert server.requests == [b'{"n":1}', b'{"n":2}', b'{"n":3}']
+        assert server.connections == 1  # one TLS connection, kept for all three
+    finally:
+        server.close()
