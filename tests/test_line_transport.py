@@ -19,28 +19,34 @@ class Server:
     `hang_up`, closes it without answering at all."""
 
     def __init__(self, hang_up: bool = False) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.requests: list[bytes] = []
         self.hang_up = hang_up
         self.closed = threading.Semaphore(0)  # released once per connection it closed
         self.on_request = lambda head: None  # called with each request's head
+        self._listen()
+
+    def _listen(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.requests: list[bytes] = []
         threading.Thread(target=self._serve, daemon=True).start()
 
-    def _serve(self) -> None:
+    def _accepted(self):
+        """Each connection made to the server, until it is closed."""
         while True:
             try:
-                conn, _ = self.sock.accept()
+                yield self.sock.accept()[0]
             except OSError:
                 return
+
+    def _serve(self) -> None:
+        for conn in self._accepted():
             with conn:
                 data = b""
                 while b"\r\n\r\n" not in data:
                     data += conn.recv(65536)
                 head, _, body = data.partition(b"\r\n\r\n")
                 self.on_request(head)
-                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                                  if line.lower().startswith(b"content-length")))
+                length = content_length(head)
                 while len(body) < length:
                     body += conn.recv(65536)
                 self.requests.append(body)
@@ -50,6 +56,11 @@ class Server:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def content_length(head: bytes) -> int:
+    return int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")))
 
 
 @pytest.fixture
@@ -176,7 +187,7 @@ def _self_signed(folder) -> str:
     return str(path)
 
 
-class TlsServer:
+class TlsServer(Server):
     """An HTTPS server that keeps its connections: answers every request on one 200."""
 
     def __init__(self, pem: str) -> None:
@@ -184,18 +195,11 @@ class TlsServer:
 
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(pem)
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.requests: list[bytes] = []
         self.connections = 0
-        threading.Thread(target=self._serve, daemon=True).start()
+        self._listen()
 
     def _serve(self) -> None:
-        while True:
-            try:
-                raw, _ = self.sock.accept()
-            except OSError:
-                return
+        for raw in self._accepted():
             try:
                 conn = self.context.wrap_socket(raw, server_side=True)
             except OSError:  # a client that refused our certificate
@@ -214,13 +218,8 @@ class TlsServer:
                     if not line:
                         return
                     head += line
-                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                                  if line.lower().startswith(b"content-length")))
-                self.requests.append(reader.read(length))
+                self.requests.append(reader.read(content_length(head)))
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def test_over_tls_the_certificate_is_checked_and_the_connection_kept(tmp_path):
