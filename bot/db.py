@@ -3,9 +3,10 @@
 SQLite: WAL, a busy timeout, and every transaction that may write opened with BEGIN
 IMMEDIATE, because Python's sqlite3 starts no transaction before a SELECT and
 read-modify-write would silently lose updates between processes. Writers of a database file
-queue for that lock on an flock (see WriterQueue). Transactions that only read (`reading`)
-begin deferred and refuse to flush a change. PostgreSQL: services lock the member row
-instead.
+queue for that lock on an flock (see WriterQueue). Transactions that only read (`reading`:
+the webhook's card screens) begin deferred and refuse any change or statement but a SELECT.
+PostgreSQL: services lock the member row instead; `reading` runs its statements in
+autocommit, and `one_statement` a single write that way.
 """
 
 from __future__ import annotations
