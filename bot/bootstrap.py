@@ -158,7 +158,7 @@ def build(config: Config) -> Runtime:
                       webhook_sessions=make_sessionmaker(bounded(engine, WEBHOOK_LOCK_WAIT)),
                       line=LineClient(config, aggregation_units=program.aggregation_units),
                       screen_sessions=reading(engine, WEBHOOK_LOCK_WAIT),
-                      screen_claims=autocommit(engine, WEBHOOK_LOCK_WAIT),
+                      screen_claims=autocommit(engine, WEBHOOK_LOCK_WAIT, synced=False),
                       notes=[note] if note else [])
     for line in runtime.notes:
         log.warning(line)

@@ -399,3 +399,45 @@ def test_pushes_that_went_are_marked_sent_in_one_statement_of_their_own(app, cli
     with transaction(state.sessions) as session:
         from bot.models import OutboxMessage
         assert session.scalar(select(OutboxMessage.status)) == "sent"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # SQLite's setting
+def test_only_a_screen_claim_skips_the_disk_sync_and_a_purchase_after_it_is_synced(
+        app, client, fake_line):
+    """On SQLite a screen tap's claim and count are committed without waiting for the disk
+    (a power cut may undo the last few: a tap uncounted, nothing a customer holds), while a
+    purchase right after it, on the same pooled connection, and its push's mark are synced
+    to disk before LINE hears of them. PostgreSQL commits every one as usual."""
+    from sqlalchemy import event as sa_event
+
+    from bot.loyalty.staff import add_staff
+    from bot.loyalty.timeutil import utcnow
+    from tests.line_helpers import follow, post, postback, text, user_id
+
+    state, alice, clerk = app.extensions["loyalty"], user_id(1), user_id(2)
+    post(client, [follow(alice), follow(clerk), postback(alice, "action=stamps")])
+    with transaction(state.sessions) as session:
+        add_staff(session, clerk, utcnow(), name="阿明", actor="test")
+        code = session.scalar(select(Member).where(Member.line_user_id == alice)).member_code
+    levels: list[tuple[str, int]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith(("INSERT", "UPDATE")):
+            level = conn.connection.dbapi_connection.execute("PRAGMA synchronous").fetchone()
+            levels.append((re.match(r"\w+ (?:INTO )?\w+", statement).group(0), level[0]))
+
+    sa_event.listen(state.engine, "before_cursor_execute", record)
+    try:
+        post(client, [postback(alice, "action=points")])
+        post(client, [text(clerk, f"集點 {code} 120")])
+        post(client, [postback(alice, "action=wallet")])
+    finally:
+        sa_event.remove(state.engine, "before_cursor_execute", record)
+    normal, full = 1, 2
+    tap = [("INSERT INTO processed_events", normal), ("INSERT INTO tap_counts", normal)]
+    assert levels[:2] == tap and levels[-2:] == tap, levels
+    purchase = levels[2:-2]
+    assert ("INSERT INTO purchases", full) in purchase
+    assert ("UPDATE outbox", full) in purchase  # the receipt push, marked sent
+    assert {level for _, level in purchase} == {full}, purchase
+    assert len(fake_line.pushes()) == 1
