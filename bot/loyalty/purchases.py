@@ -158,12 +158,13 @@ def record_purchase(session: Session, program: Program, member_id: int, amount: 
     member = lock_member(session, member_id)
     facts = _facts(session, program, member, now)
     points, stamps = _worth(program, member, amount, categories, facts, now)
+    starter = _starter(program, facts, amount)
     purchase = insert_order(session, amount, now, source=source, order_id=order_id,
                             categories=categories, staff_id=staff_id, member_id=member.id,
-                            points=points, stamps=stamps)
+                            points=points, stamps=stamps + starter)
     if purchase is None:
         return _repeat(find_purchase(session, source, order_id), member.id, amount)
-    return _earn(session, program, member, purchase, facts, now, actor=actor)
+    return _earn(session, program, member, purchase, facts, now, stamps, starter, actor=actor)
 
 
 def check_order(amount: object, categories: dict | None, source: object, order_id: object
@@ -200,10 +201,11 @@ def credit_order(session: Session, program: Program, member_id: int, purchase: P
     and stamps are worked out now, as if the purchase had been recorded for them now."""
     member = lock_member(session, member_id)
     facts = _facts(session, program, member, now)
-    purchase.points_earned, purchase.stamps_earned = _worth(
+    purchase.points_earned, stamps = _worth(
         program, member, purchase.amount, purchase.categories, facts, now)
-    purchase.member_id = member.id
-    return _earn(session, program, member, purchase, facts, now, actor=actor)
+    starter = _starter(program, facts, purchase.amount)
+    purchase.stamps_earned, purchase.member_id = stamps + starter, member.id
+    return _earn(session, program, member, purchase, facts, now, stamps, starter, actor=actor)
 
 
 def _worth(program: Program, member: Member, amount: int, categories: dict[str, int],
@@ -213,9 +215,15 @@ def _worth(program: Program, member: Member, amount: int, categories: dict[str, 
     return points, stamps_for(program, amount, facts.stamps_today)
 
 
+def _starter(program: Program, facts: Row, amount: int) -> int:
+    """The starter stamps a first paid purchase brings (on top of what it earns)."""
+    return program.stamps.starter_stamps if facts.first and amount else 0
+
+
 def _earn(session: Session, program: Program, member: Member, purchase: Purchase, facts: Row,
-          now: dt.datetime, *, actor: str) -> PurchaseResult:
-    """Credit what a newly recorded order earned (purchase.points_earned, stamps_earned)."""
+          now: dt.datetime, stamps: int, starter: int, *, actor: str) -> PurchaseResult:
+    """Credit what a newly recorded order earned: purchase.points_earned, and its stamps
+    (`stamps` earned, `starter` on top: purchase.stamps_earned holds both already)."""
     amount, points = purchase.amount, purchase.points_earned
     source, order_id = purchase.source, purchase.external_order_id
     if facts.lots_due:
@@ -228,13 +236,10 @@ def _earn(session: Session, program: Program, member: Member, purchase: Purchase
                reason=f"purchase {source}:{order_id}", purchase_id=purchase.id)
     else:  # a purchase that earns nothing still counts as activity
         extend_rolling_expiry(session, program, member, now)
-    result = PurchaseResult(purchase, points, purchase.stamps_earned)
-    outcome = add_stamps(session, program, member, purchase.stamps_earned, "purchase", now,
-                         purchase)
-    starter = program.stamps.starter_stamps if facts.first and amount else 0
+    result = PurchaseResult(purchase, points, stamps)
+    outcome = add_stamps(session, program, member, stamps, "purchase", now, purchase)
     bonus = add_stamps(session, program, member, starter, "starter", now, purchase)
-    result.stamps += bonus.added
-    purchase.stamps_earned = result.stamps
+    result.stamps += bonus.added  # add_stamps puts every stamp: stamps + starter, as stored
     result.coupons = outcome.coupons + bonus.coupons
     last = bonus if bonus.card_goal is not None else outcome
     result.card_stamps, result.card_goal = last.card_stamps, last.card_goal
