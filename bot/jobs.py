@@ -41,6 +41,7 @@ from bot.loyalty.audiences import (
 from bot.loyalty.campaigns import due_campaigns, issue_campaign_members, mark_campaign_sent
 from bot.loyalty.coupons import CouponView, coupon_views, expire_due_coupons, issue_coupons
 from bot.loyalty.errors import CouponWindowClosed
+from bot.loyalty.idempotency import EVENTS_KEPT, forget_events
 from bot.loyalty.import_queue import run_waiting
 from bot.loyalty.job_runs import finish_run, start_run
 from bot.loyalty.ledger import expire_due_points, lock_members
@@ -403,6 +404,21 @@ def dashboard(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
         return daily.refresh(session, rt.program, now)
 
 
+FORGET_CHUNK = 5_000  # webhook events forgotten per transaction (see tidy)
+
+
+def tidy(rt: JobContext, since: dt.datetime, now: dt.datetime) -> str:
+    """Forget webhook events handled more than EVENTS_KEPT ago (idempotency.forget_events),
+    a few thousand per transaction: on SQLite the webhook waits for each one's write lock."""
+    before, forgotten = now - EVENTS_KEPT, 0
+    while True:
+        with transaction(rt.sessions) as session:
+            done = forget_events(session, before, FORGET_CHUNK)
+        forgotten += done
+        if done < FORGET_CHUNK:
+            return f"forgot {forgotten} webhook events handled before {before:%Y-%m-%d %H:%M} UTC"
+
+
 JOBS: dict[str, Job] = {job.name: job for job in (
     Job("campaigns", {"minute": "*"}, campaigns, "send campaigns whose scheduled time came"),
     Job("send", {"minute": "*"}, send, "deliver queued pushes (quiet hours, budget, retries)"),
@@ -418,6 +434,8 @@ JOBS: dict[str, Job] = {job.name: job for job in (
     Job("tags", {"hour": 2, "minute": 30}, tags, "recompute automatic tags for segments"),
     Job("dashboard", {"minute": f"*/{figures.EVERY_MINUTES}"}, dashboard,
         "the console dashboard's daily figures"),
+    Job("tidy", {"hour": 4, "minute": 30}, tidy,
+        f"forget webhook events handled more than {EVENTS_KEPT.days} days ago"),
     Job("imports", {"minute": "*"}, imports, "import members files uploaded in the console",
         at_start=False),
 )}

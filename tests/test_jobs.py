@@ -493,3 +493,28 @@ def test_identical_messages_go_as_one_multicast_and_a_crash_never_doubles_them(
     assert sorted(multicast["to"]) == sorted(user_id(n) for n in range(1, 4))
     assert all(len(fake_line.messages_to(user_id(n))) == 1 for n in range(1, 4))
     assert {row.status for row in queued(sessions)} == {"sent"}
+
+
+def test_tidy_forgets_webhook_events_a_month_old_and_keeps_recent_ones(rt, sessions,
+                                                                      monkeypatch):
+    """Each handled webhook event leaves its claim, so that LINE sending it again changes
+    nothing twice; the tidy job forgets claims older than 30 days, a chunk per transaction,
+    so the table stops growing with every event the shop ever had. A recent event sent
+    again is still recognised."""
+    import bot.jobs
+    from bot.loyalty.idempotency import claim_event
+    from bot.models import ProcessedEvent
+
+    now = dt.datetime(2026, 12, 7, 20, 0, tzinfo=dt.UTC)
+    ages = {f"old{i}": dt.timedelta(days=31 + i) for i in range(5)}
+    ages |= {"month": dt.timedelta(days=29, hours=23), "today": dt.timedelta(minutes=5)}
+    with transaction(sessions) as session:
+        for event_id, age in ages.items():
+            assert claim_event(session, event_id, "message", now - age)
+    monkeypatch.setattr(bot.jobs, "FORGET_CHUNK", 2)  # 5 old claims: 3 transactions
+    summary = run_job(rt, JOBS["tidy"], now)
+    assert summary.startswith("forgot 5 webhook events handled before 2026-11-07 20:00")
+    with transaction(sessions) as session:
+        assert set(session.scalars(select(ProcessedEvent.event_id))) == {"month", "today"}
+        assert not claim_event(session, "today", "message", now)  # sent again: still known
+    assert run_job(rt, JOBS["tidy"], now).startswith("forgot 0 ")

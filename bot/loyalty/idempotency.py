@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.orm import Session
 
 from bot.db import insert_new
@@ -58,3 +58,17 @@ def claim_event(session: Session | Connection, event_id: str, kind: str, now: dt
     return bool(insert_new(session, ProcessedEvent.__table__, [
         {"event_id": event_id[:64], "event_type": kind, "processed_at": now}], "event_id"))
 
+
+
+EVENTS_KEPT = dt.timedelta(days=30)  # how long a handled webhook event's claim is kept
+
+
+def forget_events(session: Session, before: dt.datetime, limit: int) -> int:
+    """Delete the claims of up to `limit` webhook events handled before `before`; returns how
+    many. A claim only matters while LINE may still send its event again (its redelivery
+    comes within minutes to hours, never a month later); kept forever, one row per event, the
+    table would grow for as long as the shop runs."""
+    oldest = (select(ProcessedEvent.event_id).where(ProcessedEvent.processed_at < before)
+              .limit(limit).scalar_subquery())
+    return session.execute(delete(ProcessedEvent).where(ProcessedEvent.event_id.in_(oldest))
+                           .execution_options(synchronize_session=False)).rowcount
