@@ -93,6 +93,7 @@ WORDS: dict[str, dict[str, str]] = {
         "job_expiry-warnings": "點數與優惠券到期前提醒", "job_nudges": "快要集滿或換獎時提醒",
         "job_winback": "給沉睡會員的回流優惠券", "job_tiers": "重新計算會員等級",
         "job_tags": "重新計算自動標籤", "job_dashboard": "更新總覽的每日數字",
+        "job_tidy": "清除 30 天前已處理的 LINE 事件紀錄",
         "outbox": "訊息", "outbox_pending": "排隊中", "outbox_pushed": "本月以推播送出",
         "outbox_replied": "本月隨回覆送出（免費）", "outbox_failed": "本月失敗",
         "outbox_dropped": "本月放棄（過期未送）", "outbox_latest_failed": "最近失敗的訊息",
@@ -225,6 +226,7 @@ WORDS: dict[str, dict[str, str]] = {
         "job_tiers": "re-evaluate tiers and downgrades",
         "job_tags": "recompute automatic tags for segments",
         "job_dashboard": "bring the dashboard's daily figures up to date",
+        "job_tidy": "forget LINE events handled more than 30 days ago",
         "outbox": "Messages", "outbox_pending": "Queued",
         "outbox_pushed": "Sent by push this month", "outbox_replied":
         "Sent inside a reply this month (free)", "outbox_failed": "Failed this month",
