@@ -24,11 +24,22 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    inspect,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 TIMEOUTS = "bot.timeouts"  # a pooled connection's info: (its DBAPI connection, timeout set)
@@ -36,6 +47,7 @@ PING_AFTER_IDLE = 10.0  # seconds a pooled PostgreSQL connection may idle before
 LOCK_TIMEOUT = "lock_timeout"  # execution option: seconds a transaction may wait for locks
 READ_ONLY = "bot.read_only"  # execution option: a transaction that only reads (see reading)
 UNSYNCED = "bot.unsynced"  # execution option: SQLite commits not synced to disk (see autocommit)
+WRITTEN = "bot.written_through"  # a session's info: objects write_through changed (by id)
 SYNC = "bot.synchronous"  # a pooled SQLite connection's info: its PRAGMA synchronous now
 log = logging.getLogger("bot.db")
 
@@ -408,6 +420,44 @@ def core(session: Session | Connection) -> Connection:
     if session.autoflush:
         session.flush()
     return session.connection()
+
+
+def write_through(session: Session, obj: Any, **values: Any) -> None:
+    """Change columns of a loaded (and locked) object's row in one Core UPDATE by its primary
+    key, and put the values on the object as its committed state, so the ORM has nothing of
+    them left to flush: its flush of a changed object costs several times the statement.
+    Pending ORM changes are flushed first (core()). Should the transaction or a savepoint
+    roll back, the object is expired (the ORM never saw these changes to undo them)."""
+    state = inspect(obj)
+    core(session).execute(_update_by_key(state.mapper.local_table, tuple(sorted(values))),
+                          {"_key": state.identity[0],
+                           **{f"_{key}": value for key, value in values.items()}})
+    for key, value in values.items():
+        set_committed_value(obj, key, value)
+    session.info.setdefault(WRITTEN, {})[id(obj)] = obj
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _expire_written(session: Session, _previous: Any) -> None:
+    """A rollback (a savepoint's too) took back what write_through wrote, and the ORM did not
+    see those changes, so it would keep the undone values: the objects are expired instead,
+    and read again from the database when next used."""
+    for obj in session.info.pop(WRITTEN, {}).values():
+        if obj in session:
+            session.expire(obj)
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_written(session: Session) -> None:
+    session.info.pop(WRITTEN, None)
+
+
+@functools.cache
+def _update_by_key(table: Table, keys: tuple[str, ...]) -> Any:
+    """write_through's UPDATE of these columns, built once."""
+    (key_column,) = table.primary_key.columns
+    return (update(table).where(key_column == bindparam("_key"))
+            .values({key: bindparam(f"_{key}", type_=table.c[key].type) for key in keys}))
 
 
 def dialect_name(session: Session | Connection) -> str:

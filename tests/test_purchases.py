@@ -240,3 +240,29 @@ def test_a_refund_of_a_purchase_made_after_the_tier_was_reached_keeps_the_grace(
     buy(sessions, program, alice, 2000, now + DAY, order_id="later")
     refund(sessions, program, "later", 2000, "R-later", now + 2 * DAY)
     assert tier_of(sessions, alice) == "gold"
+
+
+def test_a_purchase_undone_by_its_savepoint_leaves_the_member_as_stored(sessions, program, now):
+    """The staff chat and the API record a purchase in a savepoint: when something after it
+    fails, the savepoint is rolled back, and the member the rest of the transaction goes on
+    with (and shows) has the balance and last purchase the database has, not the undone
+    ones; a purchase after it in the same transaction counts from there."""
+    from bot.loyalty.ledger import lock_member
+    from bot.loyalty.purchases import record_purchase
+
+    member_id = join(sessions, program, now)
+    buy(sessions, program, member_id, 300, now)
+    before = balance(sessions, member_id)
+    with transaction(sessions) as session:
+        member = lock_member(session, member_id)
+        first_bought = member.last_purchase_at
+        with pytest.raises(RuntimeError), session.begin_nested():
+            record_purchase(session, program, member_id, 900, now + dt.timedelta(hours=1),
+                            source="pos", order_id="undone", actor="test")
+            assert member.points_balance == before + 30
+            raise RuntimeError("what came after the purchase failed")
+        assert member.points_balance == before
+        assert member.last_purchase_at == first_bought
+        record_purchase(session, program, member_id, 600, now + dt.timedelta(hours=2),
+                        source="pos", order_id="kept", actor="test")
+    assert balance(sessions, member_id) == before + 20 == ledger_totals(sessions, member_id)[0]

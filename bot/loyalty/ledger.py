@@ -7,11 +7,12 @@ remainders and the sum of all their entries, and is never negative.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import Exists, bindparam, exists, or_, select, update
 from sqlalchemy.orm import Session
 
-from bot.db import core
+from bot.db import core, write_through
 from bot.loyalty import audit
 from bot.loyalty.errors import InsufficientPoints, UnknownMember
 from bot.loyalty.timeutil import add_months, end_of_day, local_date, month_end
@@ -66,14 +67,17 @@ def lot_expiry(program: Program, now: dt.datetime) -> dt.datetime:
 
 
 def credit(session: Session, program: Program, member: Member, points: int, kind: str,
-           now: dt.datetime, *, actor: str, reason: str = "", purchase_id: int | None = None
-           ) -> int:
+           now: dt.datetime, *, actor: str, reason: str = "", purchase_id: int | None = None,
+           member_changes: dict[str, Any] | None = None) -> int:
     """Add a lot of `points` (> 0) to a locked member (in rolling mode, renewing them all);
-    returns the lot's id. The lot is a Core insert: nothing reads it back as an object in
-    the transaction that writes it (draws load lots afresh), and the ORM's flush of it cost
-    a purchase more than the statement itself."""
+    returns the lot's id. The new balance is written with `member_changes` (other columns
+    of the member the caller changes with it) in one UPDATE (db.write_through). The lot is a
+    Core insert: nothing reads it back as an object in the transaction that writes it
+    (draws load lots afresh), and the ORM's flush of it cost a purchase more than the
+    statement itself."""
     extend_rolling_expiry(session, program, member, now)
-    member.points_balance += points  # (flushed with the member's other changes, just below)
+    write_through(session, member, points_balance=member.points_balance + points,
+                  **(member_changes or {}))
     lot_id = core(session).execute(_NEW_LOT, {
         "member_id": member.id, "kind": kind, "points": points, "remaining": points,
         "expires_at": lot_expiry(program, now), "created_at": now, "purchase_id": purchase_id,

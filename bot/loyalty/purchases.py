@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Row, bindparam, exists, func, select
 from sqlalchemy.orm import Session
 
-from bot.db import core, dialect_insert
+from bot.db import core, dialect_insert, write_through
 from bot.loyalty import audit
 from bot.loyalty.errors import (
     InvalidAmount,
@@ -232,14 +232,16 @@ def _earn(session: Session, program: Program, member: Member, purchase: Purchase
     source, order_id = purchase.source, purchase.external_order_id
     if facts.lots_due:
         settle_expired(session, member, now)
+    changes: dict[str, Any] = {"last_purchase_at": now, "last_activity_at": now}
     if amount:  # a win-back bonus is for one paid purchase, not an order a coupon paid
-        member.bonus_multiplier = 1
-    member.last_purchase_at = member.last_activity_at = now
-    if points:
+        changes["bonus_multiplier"] = 1
+    if points:  # the member's changes go with the new balance, in one UPDATE
         credit(session, program, member, points, "earn", now, actor=actor,
-               reason=f"purchase {source}:{order_id}", purchase_id=purchase.id)
+               reason=f"purchase {source}:{order_id}", purchase_id=purchase.id,
+               member_changes=changes)
     else:  # a purchase that earns nothing still counts as activity
         extend_rolling_expiry(session, program, member, now)
+        write_through(session, member, **changes)
     result = PurchaseResult(purchase, points, stamps)
     outcome = add_stamps(session, program, member, stamps, "purchase", now, purchase)
     bonus = add_stamps(session, program, member, starter, "starter", now, purchase)
