@@ -181,14 +181,13 @@ def insert_order(session: Session, amount: int, now: dt.datetime, *, source: str
     """The order's row as inserted (a Core row: the attributes of a Purchase, read only),
     or None when (source, order id) was taken before (by any request, even one running
     now). Without a member, the order waits for its claim code. Nothing in the transaction
-    that inserts it changes it afterwards, and the ORM's INSERT returning an object cost
-    a purchase three times the statement's own work."""
+    that inserts it changes it afterwards, and the ORM's INSERT returning an object cost a
+    purchase 5% more instructions (benchmarks/webhook_instructions.py)."""
     return core(session).execute(  # one row as a dict: a list would take the executemany path
         _insert_order_statement(session.get_bind().dialect.name),
         {"member_id": member_id, "source": source, "external_order_id": order_id,
          "amount": amount, "categories": categories, "points_earned": points,
-         "stamps_earned": stamps, "staff_id": staff_id,
-         "created_at": now}).first()
+         "stamps_earned": stamps, "staff_id": staff_id, "created_at": now}).first()
 
 
 @functools.cache
@@ -224,8 +223,9 @@ def _starter(program: Program, facts: Row, amount: int) -> int:
     return program.stamps.starter_stamps if facts.first and amount else 0
 
 
-def _earn(session: Session, program: Program, member: Member, purchase: Purchase, facts: Row,
-          now: dt.datetime, stamps: int, starter: int, *, actor: str) -> PurchaseResult:
+def _earn(session: Session, program: Program, member: Member, purchase: Purchase | Row,
+          facts: Row, now: dt.datetime, stamps: int, starter: int, *, actor: str
+          ) -> PurchaseResult:
     """Credit what a newly recorded order earned: purchase.points_earned, and its stamps
     (`stamps` earned, `starter` on top: purchase.stamps_earned holds both already)."""
     amount, points = purchase.amount, purchase.points_earned
