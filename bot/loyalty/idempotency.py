@@ -59,7 +59,6 @@ def claim_event(session: Session | Connection, event_id: str, kind: str, now: dt
         {"event_id": event_id[:64], "event_type": kind, "processed_at": now}], "event_id"))
 
 
-
 EVENTS_KEPT = dt.timedelta(days=30)  # how long a handled webhook event's claim is kept
 
 
