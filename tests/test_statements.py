@@ -168,7 +168,7 @@ def test_a_card_screen_asks_the_outbox_only_with_the_member(app, client, fake_li
     if state.engine.dialect.name == "sqlite":  # read first, beside the writer (db.reading)
         assert work == [*reads, "INSERT processed_events", "INSERT tap_counts"], work
     else:  # read first, then the claim and the count in one statement
-        assert work == [*reads, "WITH claimed"], work
+        assert work == [*reads, "WITH unsynced"], work  # (then claimed, then the count)
     with transaction(state.sessions) as session:
         member = session.scalar(select(Member).where(Member.line_user_id == alice))
         enqueue_many(session, state.program, [(member, "nudge", "nudge:1", [
@@ -283,7 +283,8 @@ def test_a_screen_is_read_first_and_then_claimed_and_counted_in_one_short_step(a
         work = [(s, auto) for s, auto in seen if not s.startswith("SELECT set_config")]
         assert all(auto for _, auto in work), work
         assert all(s.startswith("SELECT") for s, _ in work[:-1])
-        assert work[-1][0].startswith("WITH claimed AS (INSERT INTO processed_events")
+        assert work[-1][0].startswith("WITH unsynced AS (SELECT set_config('synchronous_commit',"
+                                      " 'off', true)), claimed AS (INSERT INTO processed_events")
     with modes(state.engine) as joining:
         post(client, [postback(bob, "action=points")])  # never followed: joins now
     assert any(s.startswith("INSERT INTO members") for s, _ in joining)
@@ -401,13 +402,14 @@ def test_pushes_that_went_are_marked_sent_in_one_statement_of_their_own(app, cli
         assert session.scalar(select(OutboxMessage.status)) == "sent"
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # SQLite's setting
 def test_only_a_screen_claim_skips_the_disk_sync_and_a_purchase_after_it_is_synced(
         app, client, fake_line):
-    """On SQLite a screen tap's claim and count are committed without waiting for the disk
-    (a power cut may undo the last few: a tap uncounted, nothing a customer holds), while a
-    purchase right after it, on the same pooled connection, and its push's mark are synced
-    to disk before LINE hears of them. PostgreSQL commits every one as usual."""
+    """A screen tap's claim and count are committed without waiting for the disk (a crash
+    may undo the last few: a tap uncounted, nothing a customer holds), while a purchase
+    right after it, on the same pooled connection, and its push's mark are synced to disk
+    before LINE hears of them. SQLite: `PRAGMA synchronous` NORMAL for the claim's
+    transaction alone; PostgreSQL: the claim's statement sets `synchronous_commit` off for
+    its own transaction, and the connection is back on for the next."""
     from sqlalchemy import event as sa_event
 
     from bot.loyalty.staff import add_staff
@@ -415,16 +417,29 @@ def test_only_a_screen_claim_skips_the_disk_sync_and_a_purchase_after_it_is_sync
     from tests.line_helpers import follow, post, postback, text, user_id
 
     state, alice, clerk = app.extensions["loyalty"], user_id(1), user_id(2)
+    sqlite = state.engine.dialect.name == "sqlite"
     post(client, [follow(alice), follow(clerk), postback(alice, "action=stamps")])
     with transaction(state.sessions) as session:
         add_staff(session, clerk, utcnow(), name="阿明", actor="test")
         code = session.scalar(select(Member).where(Member.line_user_id == alice)).member_code
-    levels: list[tuple[str, int]] = []
+    levels: list[tuple[str, str]] = []
+
+    def synced(conn, statement) -> str:
+        """How the statement's transaction commits, as far as the connection says now."""
+        raw = conn.connection.dbapi_connection
+        if sqlite:
+            level = raw.execute("PRAGMA synchronous").fetchone()[0]
+            return {1: "unsynced", 2: "synced"}[level]
+        if "set_config('synchronous_commit', 'off', true)" in statement:
+            return "unsynced"  # set inside the statement, for its transaction
+        with raw.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return {"off": "unsynced", "on": "synced"}[cursor.fetchone()[0]]
 
     def record(conn, cursor, statement, parameters, context, executemany):
-        if statement.startswith(("INSERT", "UPDATE")):
-            level = conn.connection.dbapi_connection.execute("PRAGMA synchronous").fetchone()
-            levels.append((re.match(r"\w+ (?:INTO )?\w+", statement).group(0), level[0]))
+        if statement.startswith(("INSERT", "UPDATE", "WITH")):
+            name = re.match(r"(?:WITH .*?\)\), claimed AS \()?(\w+ (?:INTO )?\w+)", statement)
+            levels.append((name.group(1), synced(conn, statement)))
 
     sa_event.listen(state.engine, "before_cursor_execute", record)
     try:
@@ -433,11 +448,11 @@ def test_only_a_screen_claim_skips_the_disk_sync_and_a_purchase_after_it_is_sync
         post(client, [postback(alice, "action=wallet")])
     finally:
         sa_event.remove(state.engine, "before_cursor_execute", record)
-    normal, full = 1, 2
-    tap = [("INSERT INTO processed_events", normal), ("INSERT INTO tap_counts", normal)]
-    assert levels[:2] == tap and levels[-2:] == tap, levels
-    purchase = levels[2:-2]
-    assert ("INSERT INTO purchases", full) in purchase
-    assert ("UPDATE outbox", full) in purchase  # the receipt push, marked sent
-    assert {level for _, level in purchase} == {full}, purchase
+    tap = [("INSERT INTO processed_events", "unsynced")]
+    tap += [("INSERT INTO tap_counts", "unsynced")] if sqlite else []
+    assert levels[:len(tap)] == tap and levels[-len(tap):] == tap, levels
+    purchase = levels[len(tap):-len(tap)]
+    assert ("INSERT INTO purchases", "synced") in purchase
+    assert ("UPDATE outbox", "synced") in purchase  # the receipt push, marked sent
+    assert {level for _, level in purchase} == {"synced"}, purchase
     assert len(fake_line.pushes()) == 1
