@@ -22,6 +22,9 @@ it receives: one full collection stalled every reply in flight for 150 ms). Targ
   floor-flex       the same app sending the bot's own messages for each kind of event (its
                    reply, and for `集點`/`核銷` the customer's push), rendered once before the
                    run from sample data: the bot's I/O at no cost of its own, per workload
+                   and per kind alone: its worker CPU for a kind is the least any bot sending
+                   that kind's messages costs here, printed beside the bot's (`flex`), with
+                   the difference, the bot's own cost (`own`)
   bot-sqlite       `bot:create_app()` on a SQLite file in a temporary folder
   bot-postgresql   `bot:create_app()` in a schema of its own in --database (dropped at the end)
 
@@ -95,11 +98,11 @@ them, FakeLine, the senders, anything else on the machine: a NOTE when that took
 Then per target a table: events/s per workload and its ratio to the floor (targets: postbacks
 at least 0.5 of it on SQLite, 0.4 on PostgreSQL; mixed reported), p50/p99 at the fixed rate
 (target p99 under 50 ms), per kind its worker CPU (targets: a card screen at most 2 ms, an earn
-6 ms), PostgreSQL CPU, statements, commits, pings and pushes, and worker RSS; then one summary
-row per target. It checks that every event got exactly one accepted reply with the expected
-content, that FakeLine refused nothing and that the workers logged no errors or warnings
-(problems). Asserts nothing. Timings are of a shared machine: run it twice before believing a
-change of a few percent.
+6 ms) beside floor-flex's for the same kind when it ran, PostgreSQL CPU, statements, commits,
+pings and pushes, and worker RSS; then one summary row per target. It checks that every event
+got exactly one accepted reply with the expected content, that FakeLine refused nothing and
+that the workers logged no errors or warnings (problems). Asserts nothing. Timings are of a
+shared machine: run it twice before believing a change of a few percent.
 
 --profile runs the workers under benchmarks/gunicorn_profile.py (bot/gunicorn_conf.py plus
 hooks; no bot code changes). Timers (the default) print, per event kind, the worker's wall
@@ -951,7 +954,7 @@ def run_target(target: str, fake: Fake, args, tmp: Path, workloads: list[str]) -
                   for w in ([main] if target == "floor" else workloads)}
         kinds = [k for k in KINDS if any(k in WORKLOADS[w] for w in workloads)]
         alone = {k: plan(rng, args.kind_events, {k: 1}, n) for k in kinds
-                 if not floor and args.kind_events}
+                 if target != "floor" and args.kind_events}
         fixed = plan(rng, round(args.rate * args.seconds), WORKLOADS[main], n)
         counted = {k: plan(rng, args.count_events, {k: 1}, n) for k in kinds
                    if not floor and args.count_events}
@@ -1094,9 +1097,10 @@ def verdict(ok: bool | None) -> str:
     return "-" if ok is None else "met" if ok else "MISS"
 
 
-def report_target(r: Result, floor: Result | None, args) -> None:
+def report_target(r: Result, floor: Result | None, args, flex: Result | None = None) -> None:
     """One bot target's table: throughput per workload against the floor, latency at the fixed
-    rate, and per kind of event its worker CPU, statements and pushes."""
+    rate, and per kind of event its worker CPU (beside floor-flex's, when it ran: what sending
+    that kind's messages costs any bot here), statements and pushes."""
     base = floor.closed[next(iter(floor.closed))].rate if floor else math.nan
     print(f"\n{r.target} ({r.about}), {args.workers} sync workers")
     print(f"  {'closed loop':<12}{'events/s':>9}{'vs floor':>10}  target")
@@ -1117,8 +1121,13 @@ def report_target(r: Result, floor: Result | None, args) -> None:
         print(f"  per event, by kind: CPU ms in a closed loop of {alone.events if alone else 0} "
               f"events of that kind alone (from /proc, {how}); SQL statements counted in "
               f"{args.count_events} more, instrumented")
-        head = (f"  {'kind':<9}{'worker CPU':>11}  {'target':<12}{'PG CPU':>7}{'SQL':>7}"
-                f"{'commits':>8}{'pings':>6}{'pushes':>7}")
+        flex = flex if flex is not r and flex is not None and flex.kinds else None
+        if flex:
+            print("  flex: floor-flex's worker CPU for the same kind (the same messages sent, "
+                  "nothing else done); own: the difference, the bot's own cost")
+        head = (f"  {'kind':<9}{'worker CPU':>11}  {'target':<12}"
+                + (f"{'flex':>6}{'own':>6}" if flex else "")
+                + f"{'PG CPU':>7}{'SQL':>7}{'commits':>8}{'pings':>6}{'pushes':>7}")
         print(head)
         for kind in r.kinds or r.counts:
             p, n = r.kinds.get(kind), r.counts.get(kind, {})
@@ -1128,7 +1137,11 @@ def report_target(r: Result, floor: Result | None, args) -> None:
             pg = f"{p.cpu_ms('postgres'):7.2f}" if p and r.kind == "postgresql" else f"{'-':>7}"
             per = n.get("n") or math.nan
             pushes = f"{p.fake['pushes'] / p.events:7.2f}" if p else f"{'-':>7}"
-            print(f"  {kind:<9}{cpu:11.2f}  {judged:<12}{pg}{n.get('sql_n', 0) / per:7.1f}"
+            least = flex.kinds[kind].cpu_ms("workers") if flex and kind in flex.kinds \
+                else math.nan
+            beside = f"{least:6.2f}{cpu - least:6.2f}" if flex else ""
+            print(f"  {kind:<9}{cpu:11.2f}  {judged:<12}{beside}{pg}"
+                  f"{n.get('sql_n', 0) / per:7.1f}"
                   f"{n.get('commit_n', 0) / per:8.2f}"
                   f"{n.get('ping_n', 0) / per:6.2f}{pushes}")
         print("  pushes: per event, each of one message; pinned: "
@@ -1166,9 +1179,10 @@ def report(results: list[Result], args) -> None:
               f"processes {c.cpu_per_event:.2f}; p50/p99 {floor.fixed.pct(50):.1f}/"
               f"{floor.fixed.pct(99):.1f} ms at {args.rate:.0f}/s; other processes took "
               f"{floor.other:.0%} of the CPU used in its closed loop; problems {floor.problems}")
+    flex = next((r for r in results if r.target == "floor-flex"), None)
     for r in results:
         if r.target != "floor":
-            report_target(r, floor, args)
+            report_target(r, floor, args, flex)
     bots = [r for r in results if r.target != "floor"]
     if not bots:
         return

@@ -56,6 +56,9 @@ def main() -> None:
     parser.add_argument("--database", default="sqlite",
                         help="sqlite (a temporary file) or a PostgreSQL URL")
     parser.add_argument("--seed", default="webhook-instructions")
+    parser.add_argument("--app", choices=["bot", "floor"], default="bot",
+                        help="floor: benchmarks/floor_app.py (signature, JSON, one text "
+                             "reply with requests) given the same events, for scale")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # the folder, inside valgrind
     args = parser.parse_args()
     kinds = [k for k in args.kinds.split(",") if k]
@@ -81,7 +84,8 @@ def run(args, kinds: list[str]) -> None:
                    __file__, "--child", str(work), *sys.argv[1:]]
         env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict layouts every run
         print(f"counting {args.events} events of each of {', '.join(kinds)} on "
-              f"{args.database.split('://')[0]} under callgrind (minutes) ...", flush=True)
+              f"{args.database.split('://')[0]} under callgrind (minutes)"
+              f"{', the floor app' if args.app == 'floor' else ''} ...", flush=True)
         done = subprocess.run(command, env=env, stderr=subprocess.PIPE, text=True)
         if done.returncode:
             raise SystemExit(f"the counted run failed:\n{done.stderr[-3000:]}")
@@ -122,7 +126,10 @@ def count(args, kinds: list[str], work: Path) -> None:
             "LINE_CHANNEL_ACCESS_TOKEN": fake.access_token,
             "LINE_API_BASE_URL": fake.base_url, "LINE_OA_BASIC_ID": "@mountainmist",
             "PUBLIC_BASE_URL": "https://cafe.example"})
-        from bot import create_app
+        if args.app == "floor":
+            from floor_app import create_app
+        else:
+            from bot import create_app
 
         app = create_app()
         rng, used = random.Random(args.seed), set()
