@@ -34,6 +34,7 @@ DEFAULT_WAIT_HOURS = {"expiry_warning": 12, "birthday": 10, "tier": 48, "nudge":
 DEFAULT_DROP_AFTER_DAYS = {"nudge": 3}
 _CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]")  # Chinese, and full-width forms
 BENEFIT_LENGTH, MAX_BENEFITS = 40, 5  # a tier's benefits: short lines on the cards
+CATEGORY_NAME_LENGTH = 20  # a category's name, read inside a line of the rules and notices
 UNKNOWN_TEXT = ("silent", "pointer")  # silent: the owner answers by hand in LINE's chat
 KEY = re.compile(r"[A-Za-z0-9_-]{1,40}")  # a reward's key: it travels in postback data
 MAX_NUMBER = 1_000_000_000  # any whole number in the program: far above a real one
@@ -211,6 +212,9 @@ class Program:
     notice_days: int = 30  # [changes]: a change that takes something away waits this long
     coming: tuple[Change, ...] = ()  # what a saved version takes away, on `coming_at`
     coming_at: dt.datetime | None = None
+    # what customers read for a category of category_multipliers (its key where none)
+    category_names: dict[str, str] = field(default_factory=dict)
+    category_names_en: dict[str, str] = field(default_factory=dict)
 
     @property
     def allowance(self) -> int | None:
@@ -328,6 +332,25 @@ class _Reader:
             raise self.fail(path, f"must be one of {', '.join(choices)}, not {value!r}")
         return value
 
+    def category_names(self, earning: dict, key: str, multipliers: dict[str, Fraction]
+                       ) -> dict[str, str]:
+        """`[earning.category_names]` (or `_en`): what customers read for a category with a
+        multiplier, such as beans = "咖啡豆" (the key is the POS's, often not a word for them)."""
+        names = self.table(earning, key, f"earning.{key}", required=False)
+        found = {}
+        for category in names:
+            path = f"earning.{key}.{category}"
+            if category not in multipliers:
+                raise self.fail(path, f"names a category without a multiplier: add {category} "
+                                      f"to [earning.category_multipliers] first")
+            value = (self.english(names, category, path, "") if key.endswith("_en")
+                     else self.text(names, category, path))
+            if len(value.strip()) > CATEGORY_NAME_LENGTH:
+                raise self.fail(path, f"is at most {CATEGORY_NAME_LENGTH} characters, "
+                                      f"not {len(value.strip())}")
+            found[str(category)] = value.strip()
+        return found
+
     def english(self, data: dict, key: str, path: str, fallback: str) -> str:
         """An optional English form (`name_en`, `title_en`, `gift_en` ...): English cards show
         it, so it holds no Chinese; left out, English cards show `fallback`."""
@@ -422,6 +445,11 @@ class _Reader:
         claims = self.table(data, "claims", "claims", required=False)
         reminders = self.table(data, "reminders", "reminders", required=False)
         changes = self.table(data, "changes", "changes", required=False)
+        multipliers = {
+            str(name): self.multiplier(value, f"earning.category_multipliers.{name}")
+            for name, value in self.table(earning, "category_multipliers",
+                                          "earning.category_multipliers",
+                                          required=False).items()}
         return Program(
             path=self.path, version=version,
             notice_days=self.integer(changes, "notice_days", "changes.notice_days", default=30,
@@ -434,12 +462,9 @@ class _Reader:
                                           minimum=1),
             rounding=self.text(earning, "rounding", "earning.rounding", default="floor",
                                choices=ROUNDING),
-            category_multipliers={
-                str(name): self.multiplier(value, f"earning.category_multipliers.{name}")
-                for name, value in self.table(earning, "category_multipliers",
-                                              "earning.category_multipliers",
-                                              required=False).items()
-            },
+            category_multipliers=multipliers,
+            category_names=self.category_names(earning, "category_names", multipliers),
+            category_names_en=self.category_names(earning, "category_names_en", multipliers),
             campaigns=self.campaigns(earning.get("campaigns", [])),
             expiry_mode=self.text(expiry, "mode", "expiry.mode", choices=EXPIRY_MODES),
             expiry_months=self.integer(expiry, "months", "expiry.months", minimum=1, maximum=120),

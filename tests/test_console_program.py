@@ -66,7 +66,8 @@ def save(browser, page: str):
 
 def earning_form(**changes) -> dict[str, str]:
     return {"base": "1", "amount_per_point": "30", "rounding": "floor",
-            "multipliers": "beans = 2\nmerch = 1.5", "c0-name": "聖誕雙倍點數",
+            "multipliers": "beans = 2 咖啡豆 / Coffee beans\nmerch = 1.5 周邊商品 / Merchandise",
+            "c0-name": "聖誕雙倍點數",
             "c0-name_en": "Christmas double points", "c0-starts": "2026-12-24",
             "c0-ends": "2026-12-26", "c0-multiplier": "2", **changes}
 
@@ -102,6 +103,30 @@ def test_a_mistake_is_named_and_nothing_can_be_saved(app, browser):
     bad = review(browser, "/admin/program/earning", **earning_form(multipliers="beans two"))
     assert bad.status_code == 400 and "beans two" in bad.get_data(as_text=True)
     assert live(app).version == 1
+
+
+def test_the_owner_names_a_category_as_customers_read_it(app, browser):
+    owner(browser)
+    form = browser.get("/admin/program/earning").get_data(as_text=True)
+    assert "beans = 2 咖啡豆 / Coffee beans\nmerch = 1.5 周邊商品 / Merchandise" in form
+    unchanged = review(browser, "/admin/program/earning", **earning_form())
+    assert "earning.category_names." not in unchanged.get_data(as_text=True)  # kept
+    renamed = review(browser, "/admin/program/earning", **earning_form(
+        multipliers="beans = 2 精品咖啡豆 / Specialty beans\nmerch = 1.5"))
+    page = renamed.get_data(as_text=True)
+    assert renamed.status_code == 200
+    assert "earning.category_names.beans: &#39;咖啡豆&#39; -&gt; &#39;精品咖啡豆&#39;" in page
+    assert "earning.category_names.merch: removed" in page
+    assert save(browser, page).status_code == 302
+    program = live(app)
+    assert program.category_names == {"beans": "精品咖啡豆"}
+    assert program.category_names_en == {"beans": "Specialty beans"}
+    assert program.category_multipliers["merch"] == 1.5
+    bad = review(browser, "/admin/program/earning", **earning_form(
+        multipliers="beans = 2 咖啡豆 / 咖啡豆 beans"))
+    assert bad.status_code == 400
+    assert "earning.category_names_en.beans" in bad.get_data(as_text=True)
+    assert live(app).version == 2
 
 
 def test_a_coupon_template_is_edited_with_its_card_previewed(app, browser):

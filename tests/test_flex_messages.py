@@ -954,6 +954,35 @@ def test_the_rules_card_says_how_points_stamps_and_tiers_work(example_program):
         assert rule in en, rule
 
 
+def test_customers_read_a_categorys_name_where_the_pos_has_a_key(example_program):
+    """The rules say which products earn more, and a lower multiplier is announced, by the
+    names the program gives them ("beans" is the POS's key, not a word for customers)."""
+    from fractions import Fraction
+
+    from bot.line.formatting import coming
+    from bot.program import Change
+
+    rules = {lang: "\n".join(shown(m.rules(context(example_program, lang))))
+             for lang in ("zh-TW", "en")}
+    assert "咖啡豆 類商品點數 2 倍" in rules["zh-TW"]
+    assert "周邊商品 類商品點數 1.5 倍" in rules["zh-TW"]
+    assert "Coffee beans: x2 points" in rules["en"] and "Merchandise: x1.5 points" in rules["en"]
+    assert "beans" not in rules["zh-TW"] and "merch:" not in rules["en"]
+    lower = dataclasses.replace(
+        example_program, coming=(Change("category_lower", "beans", Fraction(2), Fraction(3, 2)),),
+        coming_at=dt.datetime(2027, 1, 31, 16, tzinfo=dt.UTC))
+    assert coming(context(lower, "zh-TW")) == [
+        "2027/02/01 起：咖啡豆 類商品點數 1.5 倍（現在 2 倍）"]
+    assert coming(context(lower, "en")) == ["From 2027/02/01: Coffee beans earns x1.5 points "
+                                            "(now x2)"]
+    unnamed = dataclasses.replace(lower, category_names={"merch": "周邊商品"},
+                                  category_names_en={})
+    assert "beans 類商品點數 1.5 倍" in coming(context(unnamed, "zh-TW"))[0]
+    assert "beans earns x1.5" in coming(context(unnamed, "en"))[0]
+    # no English name: English cards fall back to the Chinese one, as for every name
+    assert "周邊商品: x1.5 points" in "\n".join(shown(m.rules(context(unnamed, "en"))))
+
+
 def test_the_points_card_and_tier_news_show_the_tiers_benefits(example_program):
     zh = context(example_program, "zh-TW")
     card = "\n".join(shown(m.points_card(zh, summary(example_program, member(tier="gold")))))

@@ -83,20 +83,25 @@ def program_earning() -> Any:
     earning = data.get("earning", {})
     base = _base(base)
     if request.method == "GET":
-        lines = "\n".join(f"{k} = {v}" for k, v in earning.get("category_multipliers",
-                                                               {}).items())
+        names, names_en = (earning.get(k, {}) for k in ("category_names", "category_names_en"))
+        lines = "\n".join(
+            f"{k} = {v}" + (f" {names[k]}" if k in names else "")
+            + (f" / {names_en[k]}" if k in names_en else "")
+            for k, v in earning.get("category_multipliers", {}).items())
         return page("program_earning.html", base=base, earning=earning, multipliers=lines,
                     roundings=ROUNDING, campaigns=[*earning.get("campaigns", []), {}])
     earning = dict(earning)
     earning["amount_per_point"] = _number(request.form.get("amount_per_point", ""))
     earning["rounding"] = request.form.get("rounding", "")
-    multipliers = _multipliers(request.form.get("multipliers", ""))
-    if isinstance(multipliers, str):
-        return _review(base, None, error=multipliers)
-    if multipliers:
-        earning["category_multipliers"] = multipliers
-    else:
-        earning.pop("category_multipliers", None)
+    categories = _multipliers(request.form.get("multipliers", ""))
+    if isinstance(categories, str):
+        return _review(base, None, error=categories)
+    for key, table in zip(("category_multipliers", "category_names", "category_names_en"),
+                          categories, strict=True):
+        if table:
+            earning[key] = table
+        else:
+            earning.pop(key, None)
     campaigns = _campaigns(request.form, len(earning.get("campaigns", [])) + 1)
     if campaigns:
         earning["campaigns"] = campaigns
@@ -292,19 +297,30 @@ def _number(value: str) -> Any:
     return int(cleaned) if cleaned.isdigit() and len(cleaned) < 10 else value.strip()
 
 
-def _multipliers(text: str) -> dict[str, Any] | str:
-    """`beans = 2` lines -> {"beans": 2}; a line that is not one gives the message to show."""
+def _multipliers(text: str) -> tuple[dict[str, Any], dict[str, str], dict[str, str]] | str:
+    """`beans = 2 咖啡豆 / Coffee beans` lines (the names optional) -> the multipliers, the
+    names and the English names by category; a line that is not one gives the message to
+    show. The program's own checks judge the names (length, no Chinese in English)."""
     found: dict[str, Any] = {}
+    names: dict[str, str] = {}
+    names_en: dict[str, str] = {}
     for line in filter(None, (raw.strip() for raw in text.splitlines())):
-        name, sep, value = line.partition("=")
+        key, sep, rest = line.partition("=")
+        value, _, named = rest.strip().partition(" ")
         try:
             number = float(value) if sep else None
         except ValueError:
             number = None
-        if number is None or not name.strip():
+        if number is None or not key.strip():
             return g.t["program_bad_multiplier"].format(line=line)
-        found[name.strip()] = int(number) if number.is_integer() else number
-    return found
+        key = key.strip()
+        found[key] = int(number) if number.is_integer() else number
+        name, slash, name_en = named.partition("/")
+        if name.strip():
+            names[key] = name.strip()
+        if slash and name_en.strip():
+            names_en[key] = name_en.strip()
+    return found, names, names_en
 
 
 def _template(form: Any) -> dict[str, Any]:

@@ -274,8 +274,9 @@ PROGRAM_WORDS: dict[str, dict[str, str]] = {
         "program_save": "儲存為新版本", "program_back": "回到方案設定",
         "program_amount_per_point": "每幾元得 1 點（NT$）", "program_rounding": "尾數處理",
         "rounding_floor": "無條件捨去", "rounding_round": "四捨五入", "rounding_ceil": "無條件進位",
-        "program_multipliers": "商品類別倍數（每行一個，例如 beans = 2）",
-        "program_multipliers_hint": "沒有列出的類別以 1 倍計算。",
+        "program_multipliers": "商品類別倍數（每行一個，例如 beans = 2 咖啡豆 / Coffee beans）",
+        "program_multipliers_hint": "類別代號 = 倍數，後面可加上顧客看到的名稱，"
+                                    "再用 / 加上英文名稱。沒有列出的類別以 1 倍計算。",
         "program_bad_multiplier": "「{line}」不是「類別 = 倍數」的格式（例如 beans = 2）。",
         "program_coupon": "優惠券範本",
         "program_coupon_kept": "已經發出的優惠券保留發出時的條件；修改只影響之後發出的券。",
@@ -406,8 +407,11 @@ PROGRAM_WORDS: dict[str, dict[str, str]] = {
         "program_back": "Back to the program",
         "program_amount_per_point": "NT$ per point", "program_rounding": "Rounding",
         "rounding_floor": "Down", "rounding_round": "To the nearest", "rounding_ceil": "Up",
-        "program_multipliers": "Category multipliers (one a line, like beans = 2)",
-        "program_multipliers_hint": "Categories not listed count once.",
+        "program_multipliers": "Category multipliers (one a line, like "
+                               "beans = 2 咖啡豆 / Coffee beans)",
+        "program_multipliers_hint": "The POS's category = the multiplier, then, if you like, "
+                                    "the name customers read and / its English name. "
+                                    "Categories not listed count once.",
         "program_bad_multiplier": "\"{line}\" is not \"category = multiplier\" (like beans = 2).",
         "program_coupon": "Coupon template",
         "program_coupon_kept": "Coupons already given keep the terms they were given with; "

@@ -182,12 +182,23 @@ def coming(ctx: RenderContext, kinds: tuple[str, ...] = CUSTOMER_CHANGES) -> lis
         elif change.kind.startswith("tier_"):
             level = next((t for t in program.tiers if t.key == change.subject), None)
             values["what"] = tier(ctx, level) if level else change.subject
+        if change.kind == "category_lower":
+            values["what"] = category(ctx, change.subject)
         if change.kind in ("category_lower", "tier_multiplier_lower"):
             values.update(old=times(change.old), new=times(change.new))
         if change.kind in ("earn_slower", "tier_threshold_higher"):
             values.update(old=money(ctx, change.old), new=money(ctx, change.new))
         lines.append(s(f"coming.{change.kind}", **values))
     return lines
+
+
+def category(ctx: RenderContext, key: str) -> str:
+    """A product category as customers read it ([earning.category_names], or `_en` on English
+    cards); its key, the POS's, only where the program names it in neither."""
+    program = ctx.program
+    names = (program.category_names_en, program.category_names) if ctx.strings.english \
+        else (program.category_names,)
+    return next((n[key] for n in names if key in n), key)
 
 
 def times(multiplier: Fraction) -> str:

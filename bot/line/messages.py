@@ -81,8 +81,10 @@ def rules(ctx: RenderContext, opted_out: bool = False) -> Messages:
     else:
         key = "rules.expiry_lot_month_end" if program.expiry_end_of_month else "rules.expiry_lot"
         expiry = s(key, months=program.expiry_months)
-    points = [s("rules.earn", amount=fmt.money(ctx, program.amount_per_point)), expiry,
-              *([s("rules.redeem")] if program.rewards else [])]
+    points = [s("rules.earn", amount=fmt.money(ctx, program.amount_per_point)),
+              *(s("rules.category", what=fmt.category(ctx, key), times=fmt.times(rate))
+                for key, rate in program.category_multipliers.items() if rate != 1),
+              expiry, *([s("rules.redeem")] if program.rewards else [])]
     if card.per == "amount":
         stamps = [s("rules.stamp_amount", amount=fmt.money(ctx, card.amount_per_stamp))]
     elif card.min_amount:
