@@ -154,6 +154,30 @@ def test_a_rewards_coupon_made_to_give_less_is_announced_first(app, browser):
     assert live(app).coupons["nt50"].amount == 50 and live(app).coming
 
 
+def test_while_a_saved_version_waits_the_editors_list_what_they_start_from(app, browser):
+    owner(browser)
+    slower = review(browser, "/admin/program/earning", **earning_form(amount_per_point="40"))
+    assert save(browser, slower.get_data(as_text=True)).status_code == 302  # waits 30 days
+    added = review(browser, "/admin/program/new-coupon", base="2", key="latte_art",
+                   kind="free_gift", title="拉花體驗", valid_days="10")
+    assert save(browser, added.get_data(as_text=True)).status_code == 302
+    assert live(app).version == 1 and "latte_art" not in live(app).coupons
+    shown = browser.get("/admin/program").get_data(as_text=True)
+    assert "目前生效的是第 1 版" in shown
+    assert 'data-editing-from="3"' in shown and "以下的編輯會從第 3 版開始" in shown
+    assert 'data-template="latte_art"' in shown  # the editors start from version 3
+    assert "每 NT$40 得 1 點" in shown and "目前每 NT$40" not in shown
+    form = browser.get("/admin/program/earning").get_data(as_text=True)
+    assert 'name="amount_per_point" inputmode="numeric" value="40"' in form
+
+
+def test_with_no_version_waiting_the_editors_list_the_live_one(app, browser):
+    owner(browser)
+    shown = browser.get("/admin/program").get_data(as_text=True)
+    assert "data-editing-from" not in shown and "目前每 NT$30 得 1 點" in shown
+    assert 'data-template="nt50"' in shown
+
+
 def test_a_new_template_needs_a_free_key_of_plain_letters(app, browser):
     owner(browser)
     taken = review(browser, "/admin/program/new-coupon", base="1", key="nt50",

@@ -51,10 +51,15 @@ def _current() -> tuple[int, dict[str, Any]]:
 @bp.get("/program")
 @signed_in()
 def program_page() -> Any:
-    """The live version, what each version changed, and the editors (owners)."""
+    """The live version, what each version changed, and the editors (owners). The editors
+    start from the newest version: while a saved one waits for its date, the coupons listed
+    for editing and the earning figure are that version's, and the page says so."""
+    program = runtime().program
     with runtime().sessions() as db:
         history = programs.history(db, 30)
-    program = runtime().program
+        newest = programs.current_number(db)
+        editing = programs.load(db, newest) if newest and newest != program.version else None
+    waiting = next((v for v in history if editing and v.number == editing.version), None)
     saved = next((v for v in history if str(v.number) == request.args.get("saved")), None)
     notice = None
     if saved is not None:
@@ -63,7 +68,10 @@ def program_page() -> Any:
             version=saved.number,
             date=saved.effective_at.astimezone(program.timezone).strftime("%Y/%m/%d %H:%M"))
     return page("program.html", history=history, program=program, notice=notice,
-                settings=SETTINGS)
+                settings=SETTINGS, editing=editing or program,
+                editing_from=g.t["program_editing_from"].format(
+                    version=waiting.number, date=waiting.effective_at.astimezone(
+                        program.timezone).strftime("%Y/%m/%d %H:%M")) if waiting else None)
 
 
 @bp.get("/program/flex.css")

@@ -267,6 +267,7 @@ PROGRAM_WORDS: dict[str, dict[str, str]] = {
                        "舊版本可以隨時還原。",
         "program_saved": "第 {version} 版已生效。", "program_edit_heading": "修改",
         "program_earning": "集點規則", "program_earning_now": "目前每 NT${amount} 得 1 點",
+        "program_earning_every": "每 NT${amount} 得 1 點",
         "program_toml": "完整方案（TOML 文字）", "program_coupons": "優惠券範本",
         "program_key": "代號", "program_title": "名稱", "program_new_template": "新增優惠券範本",
         "program_history": "版本紀錄", "program_version": "版本", "program_changes": "變更內容",
@@ -303,6 +304,8 @@ PROGRAM_WORDS: dict[str, dict[str, str]] = {
         "program_saved_later": "第 {version} 版已儲存，將於 {date} 生效。",
         "program_coming": "已儲存的新版本將於 {date} 生效（會員的點數卡與兌換目錄正在預告）。",
         "program_no_section": "沒有這個設定區塊。",
+        "program_editing_from": "以下的編輯會從第 {version} 版開始（{date} 生效），"
+                                "列出的是那一版的內容。",
         "program_campaigns": "點數加倍活動（日期內含頭尾）", "program_new_campaign": "新增活動",
         "program_template_retired": "停止發送",
         "program_template_retired_hint": "不再發出這種券；已經發出的券照常可用。"
@@ -398,6 +401,7 @@ PROGRAM_WORDS: dict[str, dict[str, str]] = {
         "program_saved": "Version {version} is live.", "program_edit_heading": "Change",
         "program_earning": "Earning points",
         "program_earning_now": "now 1 point per NT${amount}",
+        "program_earning_every": "1 point per NT${amount}",
         "program_toml": "The whole program (TOML text)", "program_coupons": "Coupon templates",
         "program_key": "Key", "program_title": "Title",
         "program_new_template": "New coupon template",
@@ -443,6 +447,8 @@ PROGRAM_WORDS: dict[str, dict[str, str]] = {
         "program_coming": "A saved version takes effect on {date} (members' points card "
                           "and rewards catalog announce it).",
         "program_no_section": "There is no such section.",
+        "program_editing_from": "Edits start from version {version} (in force from {date}): "
+                                "what is listed below is that version's.",
         "program_campaigns": "Points campaigns (dates inclusive)",
         "program_new_campaign": "New campaign",
         "program_template_retired": "Retired",
