@@ -18,7 +18,9 @@ figures for those 30 days equal the two reports'; 500 purchases, 100 refunds of 
 made months before and 100 coupons, then the job again (only what changed) and once more
 with nothing changed; the dashboard from the job's figures for the default 30 days, a week,
 a quarter and a year; member searches by phone, member code, parts of names (3, 2 and 1
-characters, and names nobody has) and a member's page. Each page once cold, then the median
+characters, and names nobody has) and a member's page; the campaigns page before any campaign
+and with one whose 10,000 coupons are among the seeded 3 million (its results read only its
+own). Each page once cold, then the median
 of five (of one for the live dashboard). Target: each page under 1 s. Prints figures,
 asserts nothing, drops its schema at the end (--keep keeps it; --reuse SCHEMA times the
 pages on it again).
@@ -48,7 +50,7 @@ from bot import migrate  # noqa: E402
 from bot.app import create_app  # noqa: E402
 from bot.config import DEFAULT_PROGRAM, Config, normalize_database_url  # noqa: E402
 from bot.db import make_engine, scratch_schema, transaction  # noqa: E402
-from bot.loyalty import accounts, coupons, daily, purchases  # noqa: E402
+from bot.loyalty import accounts, campaigns, coupons, daily, purchases  # noqa: E402
 from bot.loyalty import dashboard as figures  # noqa: E402
 from bot.loyalty.errors import AccountExists  # noqa: E402
 from bot.loyalty.timeutil import start_of_day, utcnow  # noqa: E402
@@ -226,7 +228,33 @@ def run(url: str, n: int) -> None:
     measure(client, "search by an English name (Grace)", "/admin/members?q=grace", "Grace")
     measure(client, "search by 2 letters of a name (gr)", "/admin/members?q=gr", "Grace")
     measure(client, f"member page ({code})", f"/admin/members/{code}", code)
+    campaigns_pages(rt, client, noon)
     rt.engine.dispose()
+
+
+CAMPAIGN_COUPONS = 10_000
+
+
+def campaigns_pages(rt, client, now: dt.datetime) -> None:
+    """The campaigns page with no campaign, then with one that gave CAMPAIGN_COUPONS coupons
+    (written as its run writes them: reason campaign:<key>); kept by --reuse."""
+    with transaction(rt.sessions) as session:
+        made = session.scalar(text("SELECT count(*) FROM campaigns WHERE key = 'bench'"))
+    if not made:
+        measure(client, "campaigns page, no campaign yet", "/admin/campaigns")
+        with transaction(rt.sessions) as session:
+            campaigns.create_campaign(session, rt.program, "bench", template="nt50", now=now,
+                                      actor="benchmark")
+            session.execute(text("""
+                INSERT INTO coupons (id, code, template_id, member_id, status, valid_from,
+                                     valid_until, issued_at, reason, issue_key)
+                SELECT last.id + m, 'BENCH' || m, t.id, m, 'issued', :now,
+                       :now + interval '30 days', :now, 'campaign:bench', 'campaign:bench:' || m
+                FROM generate_series(1, :n) AS m, coupon_templates AS t,
+                     (SELECT max(id) AS id FROM coupons) AS last
+                WHERE t.key = 'nt50'"""), {"now": now, "n": CAMPAIGN_COUPONS})
+    measure(client, f"campaigns page, one campaign of {CAMPAIGN_COUPONS:,} coupons",
+            "/admin/campaigns", 'data-campaign="bench"')
 
 
 def main() -> None:

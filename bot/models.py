@@ -275,6 +275,7 @@ class Coupon(Base):
                         name="status_known"),
         Index("ix_coupons_status_valid_until", "status", "valid_until"),
         Index("ix_coupons_issued_at", "issued_at"),
+        Index("ix_coupons_reason", "reason"),  # a campaign's coupons (campaign:<key>)
     )
 
     id: Id = pk()

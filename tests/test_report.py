@@ -290,6 +290,17 @@ def test_coupon_rates_and_attributed_revenue_per_template_and_campaign(sessions,
     assert (total.attributed_orders, total.attributed_revenue) == (2, 1300)
     october = report(sessions, program, dt.date(2026, 10, 1), dt.date(2026, 10, 31))
     assert october.coupons.total.issued == 1  # Carol's welcome gift
+    from bot.loyalty.report import coupons_by_reason
+
+    with sessions() as session:  # a campaign's figures: its own coupons, by reason
+        asked = coupons_by_reason(session, ["welcome", "campaign:none"],
+                                  local(2026, 11, 1), local(2026, 12, 1))
+        assert coupons_by_reason(session, [], local(2026, 11, 1), local(2026, 12, 1)) == {}
+    assert list(asked) == ["welcome", "campaign:none"]
+    assert (asked["welcome"].issued, asked["welcome"].redeemed, asked["welcome"].discount,
+            asked["welcome"].attributed_orders, asked["welcome"].attributed_revenue) == (
+        2, 2, 100, 2, 1300)  # as the report's row: the reward's coupon is not counted
+    assert (asked["campaign:none"].issued, asked["campaign:none"].attributed_revenue) == (0, 0)
 
 
 # -- points ----------------------------------------------------------------------------------
