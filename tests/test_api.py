@@ -28,7 +28,7 @@ def state(app):
 
 def token(state, scopes=ALL, name="pos") -> str:
     with transaction(state.sessions) as session:
-        return create_token(session, name, scopes, utcnow())[1]
+        return create_token(session, name, scopes, utcnow(), actor="test")[1]
 
 
 @pytest.fixture

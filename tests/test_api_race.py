@@ -28,7 +28,7 @@ def test_concurrent_requests_with_one_idempotency_key_make_one_purchase(gunicorn
     with transaction(sessions) as session:
         code = register_member(session, load_program(DEFAULT_PROGRAM), user_id(1),
                                utcnow()).member.member_code
-        secret = create_token(session, "pos", ["purchases:write"], utcnow())[1]
+        secret = create_token(session, "pos", ["purchases:write"], utcnow(), actor="test")[1]
     body = {"member": {"member_code": code}, "amount": 900, "order_id": "race-1"}
     headers = {"Authorization": f"Bearer {secret}", "Idempotency-Key": "till-3-sale-881"}
     answers, gate = [], threading.Barrier(20)

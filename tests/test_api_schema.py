@@ -24,7 +24,7 @@ def bearer(app) -> dict[str, str]:
         member.phone = "0912345678"
         adjust_points(session, state.program, member.id, 2000, utcnow(), reason="test",
                       actor="test")
-        secret = create_token(session, "fuzz", sorted(SCOPES), utcnow())[1]
+        secret = create_token(session, "fuzz", sorted(SCOPES), utcnow(), actor="test")[1]
     return {"Authorization": f"Bearer {secret}"}
 
 

@@ -269,7 +269,7 @@ def test_tags_through_the_api(client, app, sessions, program):
 
     with transaction(sessions) as session:
         code = register_member(session, program, user_id(1), NOW).member.member_code
-        secret = create_token(session, "crm", ["members:write"], NOW)[1]
+        secret = create_token(session, "crm", ["members:write"], NOW, actor="test")[1]
     auth = {"Authorization": f"Bearer {secret}"}
     reply = client.post(f"/api/v1/members/{code}/tags", json={"tag": "Coffee-Club"},
                         headers=auth)

@@ -24,7 +24,7 @@ def create(name: str, scopes: tuple[str, ...]) -> None:
     """Make a token called NAME; it is printed once, only its hash is kept."""
     try:
         with transaction(ctx().sessions) as session:
-            row, secret = create_token(session, name, list(scopes), utcnow())
+            row, secret = create_token(session, name, list(scopes), utcnow(), actor="cli:owner")
             shown = f"token {row.id} ({row.prefix}...) for {row.name}: {row.scopes}"
     except TokenError as exc:
         raise click.ClickException(str(exc)) from None
@@ -49,7 +49,7 @@ def revoke(token: str) -> None:
     """Stop TOKEN (its id or prefix from `list`) from working, at once."""
     try:
         with transaction(ctx().sessions) as session:
-            row = revoke_token(session, token, utcnow())
+            row = revoke_token(session, token, utcnow(), actor="cli:owner")
             shown = f"token {row.id} ({row.name}) revoked"
     except TokenError as exc:
         raise click.ClickException(str(exc)) from None

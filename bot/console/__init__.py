@@ -15,7 +15,7 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from bot.console import alerts, campaigns, imports, moves, views  # noqa: F401  (pages on bp)
+from bot.console import alerts, campaigns, imports, moves, tokens, views  # noqa: F401  (pages on bp)
 from bot.console import program as _program_pages  # noqa: F401  (its routes join bp)
 from bot.console import program_settings as _settings_pages  # noqa: F401  (routes on bp)
 from bot.console.views import bp

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.console import words_alerts, words_campaigns
+from bot.console import words_alerts, words_campaigns, words_tokens
 from bot.console.words_members import MORE_WORDS
 
 WORDS: dict[str, dict[str, str]] = {
@@ -548,7 +548,7 @@ for _lang, _words in PROGRAM_WORDS.items():
     WORDS[_lang].update(_words)
 for _lang, _more in MORE_WORDS.items():
     WORDS[_lang].update(_more)
-for _module in (words_campaigns, words_alerts):
+for _module in (words_campaigns, words_alerts, words_tokens):
     for _lang, _more in _module.WORDS.items():
         WORDS[_lang].update(_more)
 

@@ -14,6 +14,8 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.loyalty import audit
+from bot.loyalty.errors import LoyaltyError
 from bot.models import ApiToken
 
 SCOPES = {
@@ -28,40 +30,72 @@ SCOPES = {
 PREFIX = "lbt_"
 
 
-class TokenError(ValueError):
+class TokenError(LoyaltyError):
     """A token command that cannot be done, in words for the owner."""
+    code = "token_error"
+
+
+class TokenNameInvalid(TokenError):
+    code = "token_name_invalid"
+    zh = "請為權杖取一個 1 到 100 字的名稱（例如收銀機的名字）。"
+    en = "Give the token a name of 1 to 100 characters (the POS's name, say)."
+
+
+class TokenScopeMissing(TokenError):
+    code = "token_scope_missing"
+    zh = "請至少選一項權限。"
+    en = "Give the token at least one scope."
+
+
+class TokenScopeUnknown(TokenError):
+    code = "token_scope_unknown"
+    zh = "沒有這種權限：{unknown}；可以選：{choices}。"
+    en = "Unknown scopes: {unknown}; choose from: {choices}."
+
+
+class UnknownToken(TokenError):
+    code = "unknown_token"
+    zh = "找不到權杖 {which}。"
+    en = "No token {which}; `api-token list` shows them."
 
 
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(session: Session, name: str, scopes: list[str], now: dt.datetime
-                 ) -> tuple[ApiToken, str]:
+def create_token(session: Session, name: str, scopes: list[str], now: dt.datetime, *,
+                 actor: str) -> tuple[ApiToken, str]:
     """A new token; the secret is returned once and only its hash is kept."""
     name = name.strip()
     if not name or len(name) > 100:
-        raise TokenError("give the token a name of 1 to 100 characters")
+        raise TokenNameInvalid()
     unknown = sorted(set(scopes) - set(SCOPES))
-    if unknown or not scopes:
-        raise TokenError(f"unknown scopes: {', '.join(unknown)}; choose from: "
-                         f"{', '.join(SCOPES)}" if unknown else "give at least one scope")
+    if unknown:
+        raise TokenScopeUnknown(unknown=", ".join(unknown), choices=", ".join(SCOPES))
+    if not scopes:
+        raise TokenScopeMissing()
     secret = PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(name=name, token_hash=digest(secret), prefix=secret[:12],
                    scopes=" ".join(sorted(set(scopes))), created_at=now)
     session.add(row)
     session.flush()
+    audit.record(session, "api_token.create", member_id=None, actor=actor, at=now,
+                 token=row.id, name=name, scopes=row.scopes)
     return row, secret
 
 
-def revoke_token(session: Session, which: str, now: dt.datetime) -> ApiToken:
+def revoke_token(session: Session, which: str, now: dt.datetime, *, actor: str) -> ApiToken:
     """Revoke by id or by the prefix shown in `api-token list`; works at once."""
-    query = select(ApiToken).where(ApiToken.id == int(which)) if which.isdigit() \
-        else select(ApiToken).where(ApiToken.prefix == which)
+    which = which.strip()
+    query = select(ApiToken).where(ApiToken.id == int(which)) \
+        if which.isdigit() and len(which) < 19 else select(ApiToken).where(ApiToken.prefix == which)
     row = session.scalar(query)
     if row is None:
-        raise TokenError(f"no token {which!r}; `api-token list` shows them")
-    row.revoked_at = row.revoked_at or now
+        raise UnknownToken(which=repr(which[:40]))
+    if row.revoked_at is None:
+        row.revoked_at = now
+        audit.record(session, "api_token.revoke", member_id=None, actor=actor, at=now,
+                     token=row.id, name=row.name)
     session.flush()
     return row
 
