@@ -459,6 +459,41 @@ def test_the_birthday_is_corrected_with_a_reason_and_an_impossible_date_is_refus
     assert (row.actor, row.reason) == ("console:mei@cafe.tw", "顧客當初選錯月份")
 
 
+def test_a_member_is_tagged_and_untagged_by_hand_and_automatic_or_bad_tags_are_refused(
+        shop):
+    from bot.loyalty.segments import member_tags
+
+    rt, manager, (member_id, code, _) = shop
+    path = f"/admin/members/{code}/tags"
+    for fields, says in (({"tag": "vip"}, "「vip」是系統每天自動計算的標籤"),
+                         ({"tag": "coffee club"}, "「coffee club」不能當標籤"),
+                         ({"tag": "and"}, "「and」不能當標籤"),
+                         ({"tag": ""}, "不能當標籤")):
+        refused = post(manager, path, action="add", **fields)
+        assert refused.status_code == 400 and says in refused.get_data(as_text=True)
+    with rt.sessions() as session:
+        assert member_tags(session, member_id) == []
+    added = post(manager, path, action="add", tag="Coffee-Club")
+    assert "已加上標籤「coffee-club」" in added.get_data(as_text=True)
+    assert 'data-tag="coffee-club"' in added.get_data(as_text=True)
+    again = post(manager, path, action="add", tag="coffee-club")
+    assert "已經有標籤「coffee-club」" in again.get_data(as_text=True)
+    post(manager, path, action="add", tag="豆子會員")
+    with rt.sessions() as session:
+        assert member_tags(session, member_id) == ["coffee-club", "豆子會員"]
+    removed = post(manager, path, action="remove", tag="coffee-club")
+    assert "已移除標籤「coffee-club」" in removed.get_data(as_text=True)
+    missing = post(manager, path, action="remove", tag="coffee-club")
+    assert "沒有標籤「coffee-club」" in missing.get_data(as_text=True)
+    with rt.sessions() as session:
+        assert member_tags(session, member_id) == ["豆子會員"]
+    rows = [(r.action, r.actor, r.details["tag"]) for r in audit_rows(rt, member_id, "tag.add")
+            + audit_rows(rt, member_id, "tag.remove")]
+    assert rows == [("tag.add", "console:mei@cafe.tw", "coffee-club"),
+                    ("tag.add", "console:mei@cafe.tw", "豆子會員"),
+                    ("tag.remove", "console:mei@cafe.tw", "coffee-club")]
+
+
 def test_a_refund_takes_back_its_share_once_and_bad_amounts_or_orders_change_nothing(
         app, shop):
     rt, manager, (member_id, code, purchase_id) = shop

@@ -42,6 +42,7 @@ from bot.loyalty import (
     erasure,
     members,
     purchases,
+    segments,
     staff,
     stamps,
 )
@@ -466,6 +467,21 @@ def member_birthday(code: str) -> Any:
     return correct(code, fix)
 
 
+@bp.post("/members/<code>/tags")
+@signed_in()
+def member_tags(code: str) -> Any:
+    """Add or remove one of the shop's own tags (the automatic ones are the tags job's)."""
+    def tag(db: Session, member: Member) -> str:
+        text, adding = request.form.get("tag", ""), request.form.get("action") != "remove"
+        name = segments.tag_name(text)
+        if adding:
+            done = segments.add_tag(db, member, name, g.now, actor=who())
+            return g.t["tag_added" if done else "tag_had"].format(tag=name)
+        done = segments.remove_tag(db, member, name, g.now, actor=who())
+        return g.t["tag_removed" if done else "tag_missing"].format(tag=name)
+    return correct(code, tag)
+
+
 @bp.post("/members/<code>/refund")
 @signed_in()
 def member_refund(code: str) -> Any:
@@ -569,7 +585,8 @@ def show_member(code: str, error: str | None = None, notice: str | None = None) 
     return page("member.html", 400 if error else 200, summary=shown, history=history,
                 error=error, notice=notice, tz=rt.program.timezone, money=money,
                 templates=templates, key=secrets.token_urlsafe(12),
-                goal=rt.program.stamps.goal, today=g.now.astimezone(rt.program.timezone))
+                goal=rt.program.stamps.goal, today=g.now.astimezone(rt.program.timezone),
+                automatic=segments.AUTOMATIC)
 
 
 # -- export (owners only) ------------------------------------------------------------------------

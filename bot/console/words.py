@@ -52,6 +52,11 @@ WORDS: dict[str, dict[str, str]] = {
         "coupon_give": "發送優惠券", "template": "優惠券種類",
         "coupon_given": "已發送「{title}」，代碼 {code}。",
         "birthday_fix": "更正生日", "birthday_fixed": "生日已改為 {date}。",
+        "tag_edit": "標籤", "tag_name": "標籤名稱", "tag_add": "加上標籤", "tag_remove": "移除",
+        "tag_hint": "自訂的分眾標籤（例如 coffee-club、豆子會員），發活動時可以用來挑對象。"
+                    "new、active、dormant、vip、birthday_month 是系統每天自動計算的標籤。",
+        "tag_added": "已加上標籤「{tag}」。", "tag_had": "這位會員已經有標籤「{tag}」。",
+        "tag_removed": "已移除標籤「{tag}」。", "tag_missing": "這位會員沒有標籤「{tag}」。",
         "refund": "退款", "refund_purchase": "哪一筆消費",
         "refund_amount": "退款金額（NT$）", "left": "可退",
         "refund_amount_bad": "請輸入 1 以上的整數金額，例如 120。",
@@ -173,6 +178,12 @@ WORDS: dict[str, dict[str, str]] = {
         "coupon_give": "Issue a coupon", "template": "Coupon",
         "coupon_given": "Issued \"{title}\", code {code}.",
         "birthday_fix": "Correct the birthday", "birthday_fixed": "Birthday corrected to {date}.",
+        "tag_edit": "Tags", "tag_name": "Tag", "tag_add": "Add the tag", "tag_remove": "Remove",
+        "tag_hint": "Your own tags for choosing whom a campaign reaches (like coffee-club). "
+                    "new, active, dormant, vip and birthday_month are automatic, recomputed "
+                    "every day.",
+        "tag_added": "Tagged \"{tag}\".", "tag_had": "This member is tagged \"{tag}\" already.",
+        "tag_removed": "Tag \"{tag}\" removed.", "tag_missing": "This member has no tag \"{tag}\".",
         "refund": "Refund a purchase", "refund_purchase": "Purchase",
         "refund_amount": "Amount to refund (NT$)", "left": "left",
         "refund_amount_bad": "Type a whole amount of 1 or more, e.g. 120.",

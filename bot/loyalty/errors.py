@@ -305,6 +305,16 @@ class SegmentError(LoyaltyError):
     en = "Invalid segment: {detail}"
 
 
+class TagNameInvalid(SegmentError):
+    zh = "「{text}」不能當標籤：請用中文、英文字母、數字、_ 或 -，最多 64 字。"
+    en = "'{text}' is not a tag name (letters, digits, _ and -, up to 64)."
+
+
+class TagAutomatic(SegmentError):
+    zh = "「{name}」是系統每天自動計算的標籤，不能手動加上。"
+    en = "{name} is an automatic tag, recomputed every day: it is not given by hand."
+
+
 # -- member data: import and linking -----------------------------------------------------------
 
 

@@ -26,6 +26,8 @@ from bot.loyalty import audit
 from bot.loyalty.audiences import dormant
 from bot.loyalty.errors import (
     SegmentError,
+    TagAutomatic,
+    TagNameInvalid,
 )
 from bot.loyalty.timeutil import add_months, local_date, start_of_day
 from bot.models import Member, MemberTag, Purchase, Tag
@@ -40,8 +42,7 @@ EVERYONE = {"", "all", "everyone", "全部"}
 def tag_name(text: str) -> str:
     name = (text or "").strip().lower()
     if not TAG_NAME.fullmatch(name) or name in ("and", "or", "not"):
-        raise SegmentError(detail=f"{text!r} is not a tag name (letters, digits, _ and -, "
-                                  f"up to 64)")
+        raise TagNameInvalid(text=(text or "")[:70])
     return name
 
 
@@ -59,7 +60,7 @@ def add_tag(session: Session, member: Member, text: str, now: dt.datetime, *, ac
     """Tag a member by hand; False if they had it already. Automatic tags are not for hand."""
     name = tag_name(text)
     if name in AUTOMATIC:
-        raise SegmentError(detail=f"{name} is an automatic tag, recomputed every day")
+        raise TagAutomatic(name=name)
     tag = _tag(session, name)
     if session.get(MemberTag, (member.id, tag.id)) is not None:
         return False
