@@ -459,6 +459,35 @@ def test_the_birthday_is_corrected_with_a_reason_and_an_impossible_date_is_refus
     assert (row.actor, row.reason) == ("console:mei@cafe.tw", "顧客當初選錯月份")
 
 
+def test_the_dashboards_period_downloads_as_the_whole_report_in_csv(app, shop):
+    import csv as csv_module
+    import io
+
+    rt, manager, _ = shop
+    today = utcnow().astimezone(rt.program.timezone).date()
+    first = today - dt.timedelta(days=6)
+    dashboard = manager.get(f"/admin/?from={first}&to={today}").get_data(as_text=True)
+    link = f"/admin/report.csv?from={first}&amp;to={today}"
+    assert f'href="{link}"' in dashboard and "下載這段期間的完整報表" in dashboard
+    answer = manager.get(link.replace("&amp;", "&"))
+    assert answer.status_code == 200 and answer.mimetype == "text/csv"
+    assert answer.headers["Content-Disposition"] == (
+        f'attachment; filename="report-{first:%Y%m%d}-{today:%Y%m%d}.csv"')
+    body = answer.get_data(as_text=True)
+    assert body.startswith("\ufeff")  # Excel reads it as UTF-8
+    rows = {(r["section"], r["metric"]): r["value"]
+            for r in csv_module.DictReader(io.StringIO(body[1:]))}
+    assert rows["report", "shop"] == "山嵐咖啡" and rows["report", "first_day"] == str(first)
+    assert rows["sales", "purchases"] == "1" and rows["sales", "revenue"] == "1200"
+    assert rows["members", "new"] == "1"
+    backwards = manager.get(f"/admin/report.csv?from={today}&to={first}")
+    assert backwards.status_code == 400 and backwards.mimetype == "text/html"
+    assert "沒有下載報表" in backwards.get_data(as_text=True)
+    assert manager.get("/admin/report.csv?from=2026-02-30").status_code == 400
+    signed_out = app.test_client().get("/admin/report.csv")
+    assert signed_out.status_code == 302 and "/admin/login" in signed_out.headers["Location"]
+
+
 def test_a_member_is_tagged_and_untagged_by_hand_and_automatic_or_bad_tags_are_refused(
         shop):
     from bot.loyalty.segments import member_tags

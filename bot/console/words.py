@@ -86,6 +86,8 @@ WORDS: dict[str, dict[str, str]] = {
         "name_too_long": "姓名最多 {most} 個字，請寫短一點。",
         "bad_action": "看不懂這個表單，什麼都沒有改變。",
         "bad_days": "日期不正確（開始日要在結束日之前），改為顯示最近 30 天。",
+        "report_bad_days": "日期不正確（開始日要在結束日之前），沒有下載報表。",
+        "report_csv": "下載這段期間的完整報表（CSV）",
         "staff_activity": "員工操作紀錄", "redemptions": "核銷", "voids": "撤銷",
         "refused_attempts": "被拒絕的操作", "claims_made": "領取碼",
         "claims_claimed": "已領取", "claims_expired": "過期未領",
@@ -220,6 +222,9 @@ WORDS: dict[str, dict[str, str]] = {
         "bad_action": "This form was not understood: nothing changed.",
         "bad_days": "Those dates make no sense (the first must not come after the last): the "
                     "last 30 days are shown instead.",
+        "report_bad_days": "Those dates make no sense (the first must not come after the "
+                           "last): no report was downloaded.",
+        "report_csv": "Download the whole report for this period (CSV)",
         "staff_activity": "Staff activity", "redemptions": "Redemptions", "voids": "Voids",
         "refused_attempts": "Refused attempts", "claims_made": "Claim codes made",
         "claims_claimed": "Claimed", "claims_expired": "Expired unclaimed",
