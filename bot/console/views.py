@@ -333,7 +333,7 @@ def dashboard() -> Any:
 def report_csv() -> Any:
     """The whole report for ?from= and ?to= (the dashboard's period) as CSV, as `flask --app
     bot report --format csv` writes it: section, metric, value. Computed live from the
-    data, as the command does (at a million members, about ten seconds)."""
+    data, as the command does (one report: the live dashboard computes two)."""
     rt = runtime()
     first, last, start, end, bad = days_asked()
     if bad:
