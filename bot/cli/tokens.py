@@ -7,7 +7,8 @@ from flask.cli import AppGroup
 
 from bot.cli.common import ctx
 from bot.db import transaction
-from bot.loyalty.api_tokens import SCOPES, TokenError, create_token, list_tokens, revoke_token
+from bot.loyalty.api_tokens import SCOPES, create_token, list_tokens, revoke_token
+from bot.loyalty.errors import TokenError
 from bot.loyalty.timeutil import utcnow
 
 

@@ -15,7 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.loyalty import audit
-from bot.loyalty.errors import LoyaltyError
+from bot.loyalty.errors import (
+    TokenNameInvalid,
+    TokenScopeMissing,
+    TokenScopeUnknown,
+    UnknownToken,
+)
 from bot.models import ApiToken
 
 SCOPES = {
@@ -28,35 +33,6 @@ SCOPES = {
     "reports:read": "read the analytics report",
 }
 PREFIX = "lbt_"
-
-
-class TokenError(LoyaltyError):
-    """A token command that cannot be done, in words for the owner."""
-    code = "token_error"
-
-
-class TokenNameInvalid(TokenError):
-    code = "token_name_invalid"
-    zh = "請為權杖取一個 1 到 100 字的名稱（例如收銀機的名字）。"
-    en = "Give the token a name of 1 to 100 characters (the POS's name, say)."
-
-
-class TokenScopeMissing(TokenError):
-    code = "token_scope_missing"
-    zh = "請至少選一項權限。"
-    en = "Give the token at least one scope."
-
-
-class TokenScopeUnknown(TokenError):
-    code = "token_scope_unknown"
-    zh = "沒有這種權限：{unknown}；可以選：{choices}。"
-    en = "Unknown scopes: {unknown}; choose from: {choices}."
-
-
-class UnknownToken(TokenError):
-    code = "unknown_token"
-    zh = "找不到權杖 {which}。"
-    en = "No token {which}; `api-token list` shows them."
 
 
 def digest(token: str) -> str:

@@ -315,6 +315,36 @@ class TagAutomatic(SegmentError):
     en = "{name} is an automatic tag, recomputed every day: it is not given by hand."
 
 
+# -- API tokens (bot.loyalty.api_tokens) --------------------------------------------------------
+class TokenError(LoyaltyError):
+    """A token command that cannot be done, in words for the owner."""
+    code = "token_error"
+
+
+class TokenNameInvalid(TokenError):
+    code = "token_name_invalid"
+    zh = "請為權杖取一個 1 到 100 字的名稱（例如收銀機的名字）。"
+    en = "Give the token a name of 1 to 100 characters (the POS's name, say)."
+
+
+class TokenScopeMissing(TokenError):
+    code = "token_scope_missing"
+    zh = "請至少選一項權限。"
+    en = "Give the token at least one scope."
+
+
+class TokenScopeUnknown(TokenError):
+    code = "token_scope_unknown"
+    zh = "沒有這種權限：{unknown}；可以選：{choices}。"
+    en = "Unknown scopes: {unknown}; choose from: {choices}."
+
+
+class UnknownToken(TokenError):
+    code = "unknown_token"
+    zh = "找不到權杖 {which}：權杖列表有每個權杖的編號與開頭。"
+    en = "No token {which}: the list of tokens shows each one's id and first characters."
+
+
 # -- member data: import and linking -----------------------------------------------------------
 
 
