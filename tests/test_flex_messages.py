@@ -983,6 +983,25 @@ def test_customers_read_a_categorys_name_where_the_pos_has_a_key(example_program
     assert "周邊商品: x1.5 points" in "\n".join(shown(m.rules(context(unnamed, "en"))))
 
 
+def test_the_rules_card_tells_of_points_campaigns_until_they_are_over(example_program):
+    def rules(lang: str, today: dt.date) -> str:
+        return "\n".join(shown(m.rules(context(example_program, lang), today=today)))
+
+    before = rules("zh-TW", dt.date(2026, 12, 7))
+    assert "聖誕雙倍點數：2026/12/24–2026/12/26 點數 2 倍" in before
+    assert "聖誕雙倍點數" in rules("zh-TW", dt.date(2026, 12, 26))  # its last day
+    assert "聖誕雙倍點數" not in rules("zh-TW", dt.date(2026, 12, 27))
+    assert "Christmas double points: x2 points, 2026/12/24–2026/12/26" in rules(
+        "en", dt.date(2026, 12, 7))
+    many = dataclasses.replace(example_program, campaigns=tuple(
+        dataclasses.replace(example_program.campaigns[0], name=f"活動{i}",
+                            starts=dt.date(2027, 1, 10 - i), ends=dt.date(2027, 1, 20))
+        for i in range(5)))
+    listed = re.findall(r"活動(\d)", "\n".join(shown(m.rules(context(many, "zh-TW"),
+                                                              today=dt.date(2027, 1, 1)))))
+    assert listed == ["4", "3", "2"]  # the soonest three
+
+
 def test_the_points_card_and_tier_news_show_the_tiers_benefits(example_program):
     zh = context(example_program, "zh-TW")
     card = "\n".join(shown(m.points_card(zh, summary(example_program, member(tier="gold")))))

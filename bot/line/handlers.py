@@ -325,7 +325,8 @@ def show_help(session: Session, env: Env, member: Member, data: dict) -> Outcome
 
 def show_rules(session: Session, env: Env, member: Member, data: dict) -> Outcome:
     return Outcome(partial(messages.rules, env.render(member.language),
-                           member.marketing_opt_out))
+                           member.marketing_opt_out,
+                           local_date(env.now, env.program.timezone)))
 
 
 def show_privacy(session: Session, env: Env, member: Member, data: dict) -> Outcome:

@@ -72,9 +72,14 @@ def points_card(ctx: RenderContext, summary: MemberSummary) -> Messages:
     return _flex(ctx, "points_card", alt, fields)
 
 
-def rules(ctx: RenderContext, opted_out: bool = False) -> Messages:
-    """How it works: earning and expiry, the stamp card, each tier and the birthday gift;
-    a button stops promotions (or starts them again for a member who stopped them)."""
+RULES_CAMPAIGNS = 3  # dated points campaigns the rules card lists, the soonest first
+
+
+def rules(ctx: RenderContext, opted_out: bool = False, today: dt.date | None = None
+          ) -> Messages:
+    """How it works: earning (categories and the points campaigns not over by `today`) and
+    expiry, the stamp card, each tier and the birthday gift; a button stops promotions (or
+    starts them again for a member who stopped them)."""
     s, program, card = ctx.strings, ctx.program, ctx.program.stamps
     if program.expiry_mode == "rolling":
         expiry = s("rules.expiry_rolling", months=program.expiry_months)
@@ -84,6 +89,12 @@ def rules(ctx: RenderContext, opted_out: bool = False) -> Messages:
     points = [s("rules.earn", amount=fmt.money(ctx, program.amount_per_point)),
               *(s("rules.category", what=fmt.category(ctx, key), times=fmt.times(rate))
                 for key, rate in program.category_multipliers.items() if rate != 1),
+              *(s("rules.campaign", times=fmt.times(c.multiplier),
+                  name=fmt.readable(ctx, c.name_en if s.english else c.name),
+                  starts=fmt.date_text(c.starts), ends=fmt.date_text(c.ends))
+                for c in sorted((c for c in program.campaigns
+                                 if today is None or c.ends >= today),
+                                key=lambda c: c.starts)[:RULES_CAMPAIGNS]),
               expiry, *([s("rules.redeem")] if program.rewards else [])]
     if card.per == "amount":
         stamps = [s("rules.stamp_amount", amount=fmt.money(ctx, card.amount_per_stamp))]
