@@ -966,7 +966,7 @@ def test_customers_read_a_categorys_name_where_the_pos_has_a_key(example_program
              for lang in ("zh-TW", "en")}
     assert "咖啡豆 類商品點數 2 倍" in rules["zh-TW"]
     assert "周邊商品 類商品點數 1.5 倍" in rules["zh-TW"]
-    assert "Coffee beans: x2 points" in rules["en"] and "Merchandise: x1.5 points" in rules["en"]
+    assert "Coffee beans: 2× points" in rules["en"] and "Merchandise: 1.5× points" in rules["en"]
     assert "beans" not in rules["zh-TW"] and "merch:" not in rules["en"]
     lower = dataclasses.replace(
         example_program, coming=(Change("category_lower", "beans", Fraction(2), Fraction(3, 2)),),
@@ -980,7 +980,7 @@ def test_customers_read_a_categorys_name_where_the_pos_has_a_key(example_program
     assert "beans 類商品點數 1.5 倍" in coming(context(unnamed, "zh-TW"))[0]
     assert "beans earns x1.5" in coming(context(unnamed, "en"))[0]
     # no English name: English cards fall back to the Chinese one, as for every name
-    assert "周邊商品: x1.5 points" in "\n".join(shown(m.rules(context(unnamed, "en"))))
+    assert "周邊商品: 1.5× points" in "\n".join(shown(m.rules(context(unnamed, "en"))))
 
 
 def test_the_rules_card_tells_of_points_campaigns_until_they_are_over(example_program):
@@ -991,7 +991,7 @@ def test_the_rules_card_tells_of_points_campaigns_until_they_are_over(example_pr
     assert "聖誕雙倍點數：2026/12/24–2026/12/26 點數 2 倍" in before
     assert "聖誕雙倍點數" in rules("zh-TW", dt.date(2026, 12, 26))  # its last day
     assert "聖誕雙倍點數" not in rules("zh-TW", dt.date(2026, 12, 27))
-    assert "Christmas double points: x2 points, 2026/12/24–2026/12/26" in rules(
+    assert "Christmas double points: 2× points, 2026/12/24–2026/12/26" in rules(
         "en", dt.date(2026, 12, 7))
     many = dataclasses.replace(example_program, campaigns=tuple(
         dataclasses.replace(example_program.campaigns[0], name=f"活動{i}",
